@@ -1,0 +1,384 @@
+"""One function per command: parse nothing, call a service, print the result (or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from modelmanager import paths
+from modelmanager.cli.output import (
+    ProgressLine,
+    human_bytes,
+    human_count,
+    print_json,
+    print_table,
+)
+from modelmanager.core.catalog import VersionRow
+from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.repo.manifest import Manifest, TensorRecord
+from modelmanager.errors import EXIT_OK, EXIT_PROBLEMS, UserError
+from modelmanager.services import Workspace, history, init_repository, open_workspace
+from modelmanager.services.exporting import export_ref
+from modelmanager.services.importing import import_paths
+from modelmanager.services.maintenance import collect_garbage, reindex, stats, verify
+
+
+def workspace(args: argparse.Namespace) -> Workspace:
+    """The repository named by --repo / MODELMANAGER_REPO, else the default (made on first use)."""
+    return open_workspace(Path(args.repo) if args.repo else None)
+
+
+def _version_json(v: VersionRow) -> dict[str, Any]:
+    return {
+        "model": v.model,
+        "version": v.seq,
+        "ref": f"{v.model}@{v.seq}",
+        "parent": v.parent,
+        "created": v.created,
+        "message": v.message,
+        "labels": list(v.labels),
+        "metadata": v.metadata,
+        "files": v.files,
+        "tensors": v.tensors,
+        "parameters": v.parameters,
+        "logical_bytes": v.logical_bytes,
+        "dtypes": v.dtypes,
+    }
+
+
+def _when(created: str) -> str:
+    return created[:19].replace("T", " ")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    root = Path(args.path or args.repo or paths.default_repo_path())
+    ws = init_repository(
+        root,
+        chunk_size=args.chunk_size,
+        group_size=min(args.group_size, args.chunk_size),
+        codec=CodecSettings(args.codec, args.level),
+    )
+    if args.json:
+        print_json({"repository": str(ws.repo.root), "id": ws.repo.config.id})
+    else:
+        print(f"Created an empty repository in {ws.repo.root}")
+    return EXIT_OK
+
+
+def _parse_meta(pairs: list[str]) -> dict[str, str]:
+    meta = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--meta takes KEY=VALUE, got {pair!r}")
+        meta[key] = value
+    return meta
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    progress = ProgressLine("importing", enabled=not args.json)
+    codec = CodecSettings(args.codec, args.level) if args.codec else None
+    try:
+        result = import_paths(
+            ws,
+            [Path(p) for p in args.paths],
+            args.model,
+            message=args.message,
+            labels=args.label,
+            metadata=_parse_meta(args.meta),
+            codec=codec,
+            ctx=progress.context(),
+        )
+    finally:
+        progress.finish()
+    m = result.manifest
+    if args.json:
+        print_json({
+            "ref": m.ref, "model": m.model, "version": m.seq, "files": result.files,
+            "logical_bytes": result.logical_bytes, "chunks": result.chunks,
+            "new_chunks": result.new_chunks, "new_stored_bytes": result.new_stored_bytes,
+        })  # fmt: skip
+    else:
+        print(
+            f"Imported {m.ref}: {result.files} files, {human_bytes(result.logical_bytes)}, "
+            f"{result.new_chunks} of {result.chunks} chunks new "
+            f"({human_bytes(result.new_stored_bytes)} stored)"
+        )
+    return EXIT_OK
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    rows = history.list_models(workspace(args))
+    if args.json:
+        print_json([
+            {"model": r.name, "versions": r.versions, "latest": r.latest, "updated": r.updated,
+             "logical_bytes": r.logical_bytes, "parameters": r.parameters, "labels": r.labels}
+            for r in rows
+        ])  # fmt: skip
+        return EXIT_OK
+    if not rows:
+        print("No models yet. Import one with: modelmanager import PATH --model NAME")
+        return EXIT_OK
+    print_table(
+        ["MODEL", "VERSIONS", "LATEST", "SIZE", "PARAMS", "LABELS", "UPDATED"],
+        [
+            [r.name, r.versions, r.latest, human_bytes(r.logical_bytes), human_count(r.parameters),
+             ",".join(f"{k}@{v}" for k, v in sorted(r.labels.items())), _when(r.updated)]
+            for r in rows
+        ],
+    )  # fmt: skip
+    return EXIT_OK
+
+
+def _print_versions(rows: list[VersionRow]) -> None:
+    print_table(
+        ["VERSION", "CREATED", "SIZE", "PARAMS", "LABELS", "MESSAGE"],
+        [
+            [v.seq, _when(v.created), human_bytes(v.logical_bytes), human_count(v.parameters),
+             ",".join(v.labels), v.message]
+            for v in rows
+        ],
+    )  # fmt: skip
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    rows = history.log(workspace(args), args.model)
+    if args.json:
+        print_json([_version_json(v) for v in rows])
+    else:
+        _print_versions(rows)
+    return EXIT_OK
+
+
+def _manifest_json(m: Manifest, labels: dict[str, int], tensors: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "ref": m.ref, "model": m.model, "version": m.seq, "parent": m.parent,
+        "created": m.created, "message": m.message,
+        "labels": sorted(k for k, v in labels.items() if v == m.seq),
+        "metadata": m.metadata, "logical_bytes": m.logical_bytes, "parameters": m.parameters,
+        "dtypes": m.dtype_bytes(),
+        "files": [
+            {"path": f.path, "size": f.size, "format": f.format, "chunks": len(f.chunks),
+             "tensors": len(f.tensors)}
+            for f in m.files
+        ],
+    }  # fmt: skip
+    if tensors:
+        doc["tensors"] = [
+            {"file": f.path, "name": t.name, "dtype": t.dtype, "shape": list(t.shape),
+             "parameters": t.numel, "offsets": [t.start, t.end], "digest": t.digest}
+            for f, t in m.tensors
+        ]  # fmt: skip
+    return doc
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    m, labels = history.show(workspace(args), args.ref)
+    if args.json:
+        print_json(_manifest_json(m, labels, args.tensors))
+        return EXIT_OK
+    own = sorted(k for k, v in labels.items() if v == m.seq)
+    print(f"{m.ref}  {_when(m.created)}  {', '.join(own)}")
+    if m.message:
+        print(f"  {m.message}")
+    print(
+        f"  size {human_bytes(m.logical_bytes)}, {human_count(m.parameters)} parameters, "
+        f"parent {m.parent or '-'}"
+    )
+    for key, value in sorted(m.metadata.items()):
+        print(f"  {key}: {value}")
+    mix = m.dtype_bytes()
+    if mix:
+        print("  dtypes: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(mix.items())))
+    print()
+    print_table(
+        ["FILE", "SIZE", "FORMAT", "TENSORS", "CHUNKS"],
+        [[f.path, f.size, f.format, len(f.tensors), len(f.chunks)] for f in m.files],
+    )
+    if args.tensors:
+        print()
+        print_table(
+            ["TENSOR", "DTYPE", "SHAPE", "PARAMS", "BYTES", "FILE"],
+            [[t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", t.numel, t.nbytes, f.path]
+             for f, t in m.tensors],
+        )  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    progress = ProgressLine("exporting", enabled=not args.json)
+    try:
+        result = export_ref(
+            workspace(args), args.ref, Path(args.dest), force=args.force, ctx=progress.context()
+        )
+    finally:
+        progress.finish()
+    if args.json:
+        print_json(
+            {
+                "ref": result.manifest.ref,
+                "dest": str(result.dest),
+                "files": [str(p) for p in result.files],
+                "bytes": result.bytes,
+            }
+        )
+    else:
+        print(
+            f"Exported {result.manifest.ref}: {len(result.files)} files, "
+            f"{human_bytes(result.bytes)} to {result.dest}"
+        )
+    return EXIT_OK
+
+
+def _tensor_type(t: TensorRecord | None) -> str:
+    return f"{t.dtype}[{'x'.join(map(str, t.shape))}]" if t else "-"
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    d = history.diff_refs(workspace(args), args.a, args.b)
+    if args.json:
+        print_json({
+            "a": d.a, "b": d.b, "logical_delta": d.logical_delta,
+            "unchanged_tensors": d.unchanged_tensors,
+            "files": [{"path": f.path, "status": f.status, "old_size": f.old_size,
+                       "new_size": f.new_size} for f in d.files],
+            "tensors": [{"name": t.name, "status": t.status, "byte_delta": t.byte_delta,
+                         "old": t.old and {"dtype": t.old.dtype, "shape": list(t.old.shape),
+                                           "bytes": t.old.nbytes},
+                         "new": t.new and {"dtype": t.new.dtype, "shape": list(t.new.shape),
+                                           "bytes": t.new.nbytes}}
+                        for t in d.tensors],
+        })  # fmt: skip
+        return EXIT_OK
+    print(
+        f"{d.a} -> {d.b}: {d.count('added')} tensors added, {d.count('removed')} removed, "
+        f"{d.count('changed')} changed, {d.unchanged_tensors} unchanged; "
+        f"size {'+' if d.logical_delta >= 0 else '-'}{human_bytes(abs(d.logical_delta))}"
+    )
+    for f in d.files:
+        print(f"  file {f.status:8} {f.path}")
+    for t in d.tensors:
+        print(
+            f"  {t.status:8} {t.name}  {_tensor_type(t.old)} -> {_tensor_type(t.new)}  "
+            f"{'+' if t.byte_delta >= 0 else '-'}{human_bytes(abs(t.byte_delta))}"
+        )
+    return EXIT_OK
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    if args.delete:
+        result = history.remove_label(ws, args.ref, args.name)
+        text = (
+            f"Removed label {result.label} from {result.model} "
+            f"(it was on version {result.previous})"
+        )
+    else:
+        result = history.set_label(ws, args.ref, args.name)
+        was = f" (was {result.previous})" if result.previous else ""
+        text = f"{result.model}@{result.label} -> version {result.seq}{was}"
+    if args.json:
+        print_json(
+            {
+                "model": result.model,
+                "label": result.label,
+                "version": result.seq,
+                "previous": result.previous,
+            }
+        )
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    rows = workspace(args).catalog.search(args.text)
+    if args.json:
+        print_json([_version_json(v) for v in rows])
+    elif not rows:
+        print(f"Nothing matches {args.text!r}")
+    else:
+        print_table(
+            ["REF", "LABELS", "SIZE", "MESSAGE"],
+            [[f"{v.model}@{v.seq}", ",".join(v.labels), human_bytes(v.logical_bytes), v.message]
+             for v in rows],
+        )  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    progress = ProgressLine("verifying", enabled=not args.json)
+    try:
+        report = verify(workspace(args), args.ref, quick=args.quick, ctx=progress.context())
+    finally:
+        progress.finish()
+    if args.json:
+        print_json({
+            "ok": report.ok, "versions": report.versions, "chunks": report.chunks,
+            "bytes": report.bytes, "transient": list(report.transient),
+            "problems": [{"kind": p.kind, "subject": p.subject, "detail": p.detail,
+                          "versions": list(p.versions)} for p in report.problems],
+        })  # fmt: skip
+    else:
+        what = "quick check" if args.quick else "full check"
+        print(
+            f"{what}: {report.versions} versions, {report.chunks} chunks, "
+            f"{human_bytes(report.bytes)}: "
+            + ("all good" if report.ok else f"{len(report.problems)} problems")
+        )
+        for p in report.problems:
+            affected = f" (affects {', '.join(p.versions)})" if p.versions else ""
+            print(f"  {p.kind}: {p.subject}: {p.detail}{affected}", file=sys.stderr)
+        for cid in report.transient:
+            print(f"  transient: chunk {cid} failed once and then read correctly", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    result = collect_garbage(workspace(args), dry_run=args.dry_run)
+    plan = result.plan
+    if args.json:
+        print_json({
+            "dry_run": args.dry_run, "chunks": len(plan.chunks), "temp_files": len(plan.temp_files),
+            "bytes": plan.bytes, "deleted_chunks": result.deleted_chunks,
+            "freed_bytes": result.freed_bytes,
+        })  # fmt: skip
+    elif args.dry_run:
+        print(
+            f"Would delete {len(plan.chunks)} unused chunks and {len(plan.temp_files)} "
+            f"temporary files, freeing {human_bytes(plan.bytes)}"
+        )
+    else:
+        print(
+            f"Deleted {result.deleted_chunks} unused chunks and {len(plan.temp_files)} "
+            f"temporary files, freed {human_bytes(result.freed_bytes)}"
+        )
+    return EXIT_OK
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    result = reindex(ws)
+    if args.json:
+        print_json({"versions": result.added, "catalog": str(ws.catalog.path)})
+    else:
+        print(f"Rebuilt the catalog from {result.added} manifests")
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    s = stats(workspace(args))
+    doc = s.to_json()
+    if args.json:
+        print_json(doc)
+    else:
+        print(f"{s.models} models, {s.versions} versions, {s.chunks} chunks")
+        print(
+            f"logical {human_bytes(s.logical_bytes)}, unique {human_bytes(s.unique_bytes)} "
+            f"(dedup {doc['dedup_ratio']}), stored {human_bytes(s.stored_bytes)} "
+            f"(compression {doc['compression_ratio']})"
+        )
+    return EXIT_OK

@@ -1,0 +1,152 @@
+"""``modelmanager``: the command line over the services.
+
+Errors print as one line ``modelmanager: error: <file>: <cause>`` and set the exit code of their
+class (2 bad input, 1 problems found, 3 locked, 130 cancelled); bugs print a traceback (70).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from modelmanager import __version__, paths
+from modelmanager.cli import commands
+from modelmanager.core.codecs import CODEC_NAMES
+from modelmanager.core.repo.repository import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_SIZE
+from modelmanager.errors import EXIT_BUG, EXIT_CANCELLED, EXIT_OK, ModelManagerError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _size(text: str) -> int:
+    """'4M' -> 4194304; plain numbers are bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    try:
+        if text[-1:].upper() in units:
+            return int(text[:-1]) * units[text[-1].upper()]
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4M, 64K)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with one sub-command per operation."""
+    parser = argparse.ArgumentParser(
+        prog="modelmanager",
+        description="Versioned, deduplicated, verified storage for model checkpoints.",
+        epilog=f"Default repository: {paths.default_repo_path()} "
+        f"(override with --repo or {paths.ENV_REPO}).",
+    )
+    parser.add_argument("--version", action="version", version=f"modelmanager {__version__}")
+    parser.add_argument(
+        "--repo", default=os.environ.get(paths.ENV_REPO), metavar="PATH",
+        help="repository folder (default: the per-user repository, created on first use)",
+    )  # fmt: skip
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=handler)
+        return p
+
+    p = add("init", commands.cmd_init, "create an empty repository")
+    p.add_argument("path", nargs="?", help="folder (default: --repo or the default repository)")
+    p.add_argument(
+        "--chunk-size",
+        type=_size,
+        default=DEFAULT_CHUNK_SIZE,
+        metavar="SIZE",
+        help="largest chunk (default 4M)",
+    )
+    p.add_argument(
+        "--group-size",
+        type=_size,
+        default=DEFAULT_GROUP_SIZE,
+        metavar="SIZE",
+        help="tensors smaller than this are grouped into one chunk (default 64K)",
+    )
+    p.add_argument("--codec", choices=CODEC_NAMES, default="zstd", help="default codec")
+    p.add_argument("--level", type=int, default=3, help="compression level (default 3)")
+
+    p = add("import", commands.cmd_import, "import files or folders as a new version")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders to import")
+    p.add_argument("--model", "-m", required=True, help="model name (NAME or ORG/NAME)")
+    p.add_argument("--message", default="", help="what this version is")
+    p.add_argument("--label", "-l", action="append", default=[], help="label to set (repeatable)")
+    p.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="free metadata (repeatable)",
+    )
+    p.add_argument("--codec", choices=CODEC_NAMES, help="codec (default: the repository's)")
+    p.add_argument("--level", type=int, default=3, help="compression level (default 3)")
+
+    add("ls", commands.cmd_ls, "list models")
+
+    p = add("log", commands.cmd_log, "list the versions of a model")
+    p.add_argument("model")
+
+    p = add("show", commands.cmd_show, "show a version (REF is NAME, NAME@3 or NAME@label)")
+    p.add_argument("ref")
+    p.add_argument("--tensors", action="store_true", help="list every tensor")
+
+    p = add("export", commands.cmd_export, "write a version's files, byte for byte, under DEST")
+    p.add_argument("ref")
+    p.add_argument("dest")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+
+    p = add("diff", commands.cmd_diff, "tensors and files added, removed and changed")
+    p.add_argument("a", metavar="REF")
+    p.add_argument("b", metavar="REF")
+
+    p = add("label", commands.cmd_label, "point a label at a version (or remove it)")
+    p.add_argument("ref", help="the version (with --delete: the model)")
+    p.add_argument("name", help="label name, e.g. prod")
+    p.add_argument("--delete", action="store_true", help="remove the label")
+
+    p = add("search", commands.cmd_search, "find versions by name, label, message, metadata")
+    p.add_argument("text")
+
+    p = add("verify", commands.cmd_verify, "check stored data (exit 1 when problems are found)")
+    p.add_argument("ref", nargs="?", help="one version (default: every version)")
+    p.add_argument("--quick", action="store_true", help="presence and sizes only")
+
+    p = add("gc", commands.cmd_gc, "delete chunks no version uses")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+
+    add("reindex", commands.cmd_reindex, "rebuild the catalog from the manifests")
+    add("stats", commands.cmd_stats, "sizes: logical, unique, stored")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        # The GUI arrives with issue 6; until then the app is its command line.
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return int(args.func(args))
+    except ModelManagerError as e:
+        print(f"modelmanager: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("modelmanager: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. '| head'): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception:
+        traceback.print_exc()
+        print("modelmanager: internal error: this is a bug in ModelManager", file=sys.stderr)
+        return EXIT_BUG

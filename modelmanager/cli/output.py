@@ -1,0 +1,88 @@
+"""Printing for the command line: sizes, tables, JSON, and a progress line on a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from modelmanager.core.jobs import JobContext
+
+
+def human_bytes(n: int | float) -> str:
+    """1536 -> '1.5 KiB'."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_count(n: int) -> str:
+    """22713216 -> '22.7M'."""
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{suffix}"
+    return str(n)
+
+
+def print_json(doc: Any, out: TextIO | None = None) -> None:
+    """Print one JSON document."""
+    (out or sys.stdout).write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | None = None
+) -> None:
+    """A plain aligned table; numbers (right-aligned) and text (left-aligned)."""
+    out = out or sys.stdout
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]
+
+    def fmt(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    out.write(fmt(headers) + "\n")
+    for row in cells:
+        out.write(fmt(row) + "\n")
+
+
+class ProgressLine:
+    """A one-line progress display on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, verb: str, *, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.verb = verb
+        self.stream = stream or sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.start = time.monotonic()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, done: int, total: int, text: str) -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < 0.1 and done < total):
+            return
+        self._last = now
+        rate = done / max(now - self.start, 1e-6)
+        pct = f"{100 * done / total:5.1f}%" if total else "     "
+        line = f"{self.verb} {pct} {human_bytes(done)} of {human_bytes(total)} "
+        line += f"({human_bytes(rate)}/s)  {text}"
+        self.stream.write("\r" + line[:110].ljust(110))
+        self.stream.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            self.stream.write("\r" + " " * 110 + "\r")
+            self.stream.flush()
+
+    def context(self) -> JobContext:
+        return JobContext(on_progress=self)

@@ -1,0 +1,1 @@
+"""The Qt-free engine: repository, chunk store, codecs, formats, catalog, jobs."""

@@ -1,0 +1,284 @@
+"""The catalog: a SQLite (WAL) cache of manifests and labels for fast listing and search.
+
+It is never the only copy of anything. It lives in the user's cache folder (SQLite in WAL mode
+must not sit on a network file system, where a repository may), is brought up to date with the
+manifests whenever it is opened, and is rebuilt from scratch by ``reindex`` or when damaged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelmanager.core.ids import content_id
+from modelmanager.core.repo.manifest import Manifest
+from modelmanager.core.repo.repository import Repository
+from modelmanager.errors import ModelManagerError
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE versions(
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, seq INTEGER NOT NULL, parent INTEGER,
+    created TEXT NOT NULL, message TEXT NOT NULL, metadata TEXT NOT NULL,
+    files INTEGER NOT NULL, tensors INTEGER NOT NULL, parameters INTEGER NOT NULL,
+    logical_bytes INTEGER NOT NULL, dtypes TEXT NOT NULL, size INTEGER NOT NULL);
+CREATE UNIQUE INDEX versions_model ON versions(model, seq);
+CREATE TABLE labels(model TEXT NOT NULL, label TEXT NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY(model, label));
+CREATE VIRTUAL TABLE search USING fts5(key UNINDEXED, name, message, metadata);
+"""
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A version as the catalog lists it (no file or tensor detail)."""
+
+    model: str
+    seq: int
+    parent: int | None
+    created: str
+    message: str
+    metadata: dict[str, Any]
+    files: int
+    tensors: int
+    parameters: int
+    logical_bytes: int
+    dtypes: dict[str, int]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """A model: its versions count, newest version and labels."""
+
+    name: str
+    versions: int
+    latest: int
+    updated: str
+    logical_bytes: int
+    parameters: int
+    labels: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    added: int
+    removed: int
+
+
+def catalog_path(cache_dir: Path, repo: Repository) -> Path:
+    """Where the catalog of ``repo`` lives: per repository id and folder, in the cache."""
+    where = content_id(str(repo.root).encode())[:12]
+    return cache_dir / "catalogs" / f"{repo.config.id}-{where}.sqlite"
+
+
+def _fts_query(text: str) -> str:
+    words = re.findall(r"\w+", text)
+    return " AND ".join(f'"{w}"*' for w in words)
+
+
+class Catalog:
+    """The catalog of one repository. Safe to share between threads."""
+
+    def __init__(self, path: Path, repo: Repository) -> None:
+        self.path = path
+        self.repo = repo
+        self._lock = threading.RLock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError:
+            # A damaged cache is thrown away and rebuilt: the manifests are the truth.
+            self._discard_files()
+            self._db = self._connect()
+
+    @classmethod
+    def open(cls, cache_dir: Path, repo: Repository) -> Catalog:
+        """Open (creating or repairing as needed) and sync the catalog of ``repo``."""
+        catalog = cls(catalog_path(cache_dir, repo), repo)
+        catalog.sync()
+        return catalog
+
+    def _discard_files(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version != SCHEMA_VERSION:
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'search_%'"
+            ).fetchall():
+                db.execute(f'DROP TABLE IF EXISTS "{name}"')
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.commit()
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                yield self._db
+                self._db.commit()
+            except BaseException:
+                self._db.rollback()
+                raise
+
+    # -- keeping up with the repository -----------------------------------------------
+
+    def _insert(self, db: sqlite3.Connection, key: str, m: Manifest, size: int) -> None:
+        metadata = json.dumps(m.metadata, sort_keys=True)
+        db.execute(
+            "INSERT OR REPLACE INTO versions VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                key, m.model, m.seq, m.parent, m.created, m.message, metadata, len(m.files),
+                sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
+                json.dumps(m.dtype_bytes()), size,
+            ),
+        )  # fmt: skip
+        db.execute("DELETE FROM search WHERE key=?", (key,))
+        meta_text = " ".join(f"{k} {v}" for k, v in m.metadata.items())
+        db.execute(
+            "INSERT INTO search(key, name, message, metadata) VALUES(?,?,?,?)",
+            (key, m.model.replace("/", " "), m.message, meta_text),
+        )
+
+    def add_version(self, key: str, manifest: Manifest, size: int) -> None:
+        """Record a version just committed (the writer calls this last)."""
+        with self._tx() as db:
+            self._insert(db, key, manifest, size)
+            self._sync_labels(db, [manifest.model])
+
+    def _sync_labels(self, db: sqlite3.Connection, models: list[str]) -> None:
+        for model in models:
+            db.execute("DELETE FROM labels WHERE model=?", (model,))
+            db.executemany(
+                "INSERT INTO labels VALUES(?,?,?)",
+                [(model, label, seq) for label, seq in self.repo.read_labels(model).items()],
+            )
+
+    def refresh_labels(self, model: str) -> None:
+        """Re-read the labels of one model (after a label moved)."""
+        with self._tx() as db:
+            self._sync_labels(db, [model])
+
+    def sync(self) -> SyncResult:
+        """Bring the catalog in line with the manifests and labels on disk."""
+        on_disk = dict(self.repo.manifest_keys())
+        with self._tx() as db:
+            known = {k: s for k, s in db.execute("SELECT key, size FROM versions")}
+            gone = [k for k in known if k not in on_disk]
+            db.executemany("DELETE FROM versions WHERE key=?", [(k,) for k in gone])
+            db.executemany("DELETE FROM search WHERE key=?", [(k,) for k in gone])
+            added = 0
+            for key, size in on_disk.items():
+                if known.get(key) == size:
+                    continue
+                try:
+                    manifest = self.repo.read_manifest_key(key)
+                except ModelManagerError:
+                    continue  # verify reports damaged manifests; listing shows the rest
+                self._insert(db, key, manifest, size)
+                added += 1
+            db.execute("DELETE FROM labels")
+            self._sync_labels(db, self.repo.model_names())
+        return SyncResult(added, len(gone))
+
+    def rebuild(self) -> SyncResult:
+        """Forget everything and read it all again from the manifests."""
+        with self._lock:
+            self._db.close()
+            self._discard_files()
+            self._db = self._connect()
+        return self.sync()
+
+    # -- queries ----------------------------------------------------------------------
+
+    def _labels_by_version(self, model: str | None = None) -> dict[tuple[str, int], list[str]]:
+        sql = "SELECT model, label, seq FROM labels"
+        rows = self._db.execute(
+            sql + (" WHERE model=?" if model else ""), (model,) if model else ()
+        )
+        out: dict[tuple[str, int], list[str]] = {}
+        for m, label, seq in rows:
+            out.setdefault((m, seq), []).append(label)
+        return out
+
+    def _version_row(self, row: tuple[Any, ...], labels: list[str]) -> VersionRow:
+        model, seq, parent, created, message, metadata, files, tensors, params, size, dtypes = row
+        return VersionRow(
+            model, seq, parent, created, message, json.loads(metadata), files, tensors, params,
+            size, json.loads(dtypes), tuple(sorted(labels)),
+        )  # fmt: skip
+
+    _VERSION_COLS = (
+        "model, seq, parent, created, message, metadata, files, tensors, parameters, "
+        "logical_bytes, dtypes"
+    )
+
+    def models(self) -> list[ModelRow]:
+        """Every model, sorted by name, with its newest version's figures."""
+        with self._lock:
+            labels: dict[str, dict[str, int]] = {}
+            for model, label, seq in self._db.execute("SELECT model, label, seq FROM labels"):
+                labels.setdefault(model, {})[label] = seq
+            rows = self._db.execute(
+                "SELECT v.model, c.n, v.seq, v.created, v.logical_bytes, v.parameters "
+                "FROM versions v JOIN (SELECT model, COUNT(*) n, MAX(seq) top FROM versions "
+                "GROUP BY model) c ON v.model=c.model AND v.seq=c.top ORDER BY v.model"
+            ).fetchall()
+        return [
+            ModelRow(name, n, seq, created, size, params, labels.get(name, {}))
+            for name, n, seq, created, size, params in rows
+        ]
+
+    def versions(self, model: str) -> list[VersionRow]:
+        """The versions of ``model``, newest first."""
+        with self._lock:
+            labels = self._labels_by_version(model)
+            rows = self._db.execute(
+                f"SELECT {self._VERSION_COLS} FROM versions WHERE model=? ORDER BY seq DESC",
+                (model,),
+            ).fetchall()
+        return [self._version_row(r, labels.get((model, r[1]), [])) for r in rows]
+
+    def search(self, text: str) -> list[VersionRow]:
+        """Versions whose model name, message, metadata or labels match every word of ``text``."""
+        query = _fts_query(text)
+        if not query:
+            return []
+        words = [w.lower() for w in re.findall(r"\w+", text)]
+        with self._lock:
+            keys = {k for (k,) in self._db.execute(
+                "SELECT key FROM search WHERE search MATCH ?", (query,)
+            )}  # fmt: skip
+            labelled: dict[tuple[str, int], list[str]] = self._labels_by_version()
+            for (model, seq), names in labelled.items():
+                if all(any(w in n for n in names) for w in words):
+                    row = self._db.execute(
+                        "SELECT key FROM versions WHERE model=? AND seq=?", (model, seq)
+                    ).fetchone()
+                    if row:
+                        keys.add(row[0])
+            rows = [
+                self._db.execute(
+                    f"SELECT {self._VERSION_COLS} FROM versions WHERE key=?", (k,)
+                ).fetchone()
+                for k in sorted(keys)
+            ]
+        return [self._version_row(r, labelled.get((r[0], r[1]), [])) for r in rows if r]

@@ -1,0 +1,1 @@
+"""Chunks: content-addressed pieces of files, planned at tensor boundaries, stored once."""

@@ -1,0 +1,26 @@
+"""Chunk codecs: each has a one-byte id stored with the chunk; all are lossless.
+
+A chunk's id hashes its plain bytes, so choosing or changing a codec never changes identity.
+"""
+
+from modelmanager.core.codecs.base import (
+    CODEC_NAMES,
+    PAYS_THRESHOLD,
+    Codec,
+    CodecSettings,
+    codec_by_id,
+    codec_by_name,
+    decode,
+    encode,
+)
+
+__all__ = [
+    "CODEC_NAMES",
+    "PAYS_THRESHOLD",
+    "Codec",
+    "CodecSettings",
+    "codec_by_id",
+    "codec_by_name",
+    "decode",
+    "encode",
+]

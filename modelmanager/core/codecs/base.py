@@ -1,0 +1,140 @@
+"""Codec registry, and encode/decode with the fall back to raw when compression does not pay."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+import zstandard
+
+from modelmanager.core.ids import BytesLike
+from modelmanager.errors import IntegrityError, UserError
+
+#: Keep the compressed form only when it is at most this fraction of the plain size.
+PAYS_THRESHOLD = 0.98
+
+
+class Codec(Protocol):
+    """A lossless transform of a chunk's bytes."""
+
+    id: int
+    name: str
+
+    def encode(self, data: BytesLike, level: int) -> BytesLike:
+        """Compressed form of ``data``."""
+        ...
+
+    def decode(self, payload: BytesLike, length: int) -> BytesLike:
+        """The ``length`` plain bytes back; IntegrityError when the payload cannot give them."""
+        ...
+
+
+class RawCodec:
+    """Bytes stored as they are."""
+
+    id = 0
+    name = "raw"
+
+    def encode(self, data: BytesLike, level: int) -> BytesLike:
+        return data
+
+    def decode(self, payload: BytesLike, length: int) -> BytesLike:
+        if len(payload) != length:
+            raise IntegrityError(f"raw payload is {len(payload)} bytes, expected {length}")
+        return payload
+
+
+class ZstdCodec:
+    """Zstandard frames, with the content size written in the header."""
+
+    id = 1
+    name = "zstd"
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _compressor(self, level: int) -> zstandard.ZstdCompressor:
+        cache: dict[int, zstandard.ZstdCompressor] | None = getattr(self._local, "c", None)
+        if cache is None:
+            cache = self._local.c = {}
+        comp = cache.get(level)
+        if comp is None:
+            comp = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+        return comp
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        d: zstandard.ZstdDecompressor | None = getattr(self._local, "d", None)
+        if d is None:
+            d = self._local.d = zstandard.ZstdDecompressor()
+        return d
+
+    def encode(self, data: BytesLike, level: int) -> BytesLike:
+        return self._compressor(level).compress(data)
+
+    def decode(self, payload: BytesLike, length: int) -> BytesLike:
+        # The frame header's size wins over max_output_size: check it before decompressing,
+        # or a 21-byte frame declaring 1 TiB makes zstandard try to allocate 1 TiB.
+        try:
+            declared = zstandard.frame_content_size(payload)
+        except zstandard.ZstdError as e:
+            raise IntegrityError(f"not a zstd frame ({e})") from None
+        if declared not in (length, -1):
+            raise IntegrityError(f"zstd frame declares {declared} bytes, expected {length}")
+        try:
+            out = self._decompressor().decompress(payload, max_output_size=length)
+        except zstandard.ZstdError as e:
+            raise IntegrityError(f"zstd frame is damaged ({e})") from None
+        if len(out) != length:
+            raise IntegrityError(f"zstd frame gave {len(out)} bytes, expected {length}")
+        return out
+
+
+_CODECS: dict[int, Codec] = {c.id: c for c in (RawCodec(), ZstdCodec())}
+_BY_NAME: dict[str, Codec] = {c.name: c for c in _CODECS.values()}
+CODEC_NAMES: tuple[str, ...] = tuple(_BY_NAME)
+
+
+@dataclass(frozen=True)
+class CodecSettings:
+    """How new chunks are compressed: codec name and level (for the codecs that take one)."""
+
+    name: str = "zstd"
+    level: int = 3
+
+    def __post_init__(self) -> None:
+        codec_by_name(self.name)
+
+
+def codec_by_id(codec_id: int) -> Codec:
+    """The codec with this one-byte id; IntegrityError for an id we do not know."""
+    try:
+        return _CODECS[codec_id]
+    except KeyError:
+        raise IntegrityError(f"unknown codec id {codec_id}") from None
+
+
+def codec_by_name(name: str) -> Codec:
+    """The codec called ``name``; UserError listing the choices otherwise."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UserError(
+            f"unknown codec {name!r} (choose one of: {', '.join(CODEC_NAMES)})"
+        ) from None
+
+
+def encode(data: BytesLike, settings: CodecSettings) -> tuple[int, BytesLike]:
+    """Compress ``data``; returns (codec id, payload), falling back to raw when it does not pay."""
+    codec = _BY_NAME[settings.name]
+    if codec.id == RawCodec.id or len(data) == 0:
+        return RawCodec.id, data
+    payload = codec.encode(data, settings.level)
+    if len(payload) > PAYS_THRESHOLD * len(data):
+        return RawCodec.id, data
+    return codec.id, payload
+
+
+def decode(codec_id: int, payload: BytesLike, length: int) -> BytesLike:
+    """The plain bytes of a payload written by :func:`encode`."""
+    return codec_by_id(codec_id).decode(payload, length)

@@ -1,0 +1,125 @@
+"""The writer lock: one writer per repository at a time; readers never take it.
+
+The lock is an OS advisory lock (flock, or msvcrt on Windows) on ``locks/writer.lock``, so it
+vanishes with the process that held it: a killed writer leaves no stale lock behind. Beside it,
+``writer.json`` records host, pid, command and time so a waiting writer can say who holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from modelmanager.errors import LockedError
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _try_lock(f: IO[bytes]) -> bool:
+        try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(f: IO[bytes]) -> None:
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(f: IO[bytes]) -> bool:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(f: IO[bytes]) -> None:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+class WriterLock:
+    """An exclusive, re-entrant (within one object) writer lock on a repository folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "writer.lock"
+        self.info_path = folder / "writer.json"
+        self._file: IO[bytes] | None = None
+        self._depth = 0
+
+    def holder(self) -> dict[str, Any] | None:
+        """Who holds (or last held) the lock, as recorded beside it."""
+        try:
+            info = json.loads(self.info_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def _describe_holder(self) -> str:
+        info = self.holder()
+        if not info:
+            return "another writer"
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.get("time", 0)))
+        return (
+            f"process {info.get('pid')} on {info.get('host')} ({info.get('command', '?')}) "
+            f"since {since}"
+        )
+
+    def acquire(self, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; LockedError says who holds it."""
+        if self._depth:
+            self._depth += 1
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
+        deadline = time.monotonic() + timeout
+        told = False
+        while not _try_lock(f):
+            if time.monotonic() >= deadline:
+                f.close()
+                raise LockedError(
+                    f"repository is being written by {self._describe_holder()}; "
+                    "try again when it finishes",
+                    path=self.path.parent.parent,
+                )
+            if on_wait and not told:
+                on_wait(f"waiting for the writer lock held by {self._describe_holder()}")
+                told = True
+            time.sleep(0.05)
+        self._file = f
+        self._depth = 1
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))[
+                :200
+            ],
+            "time": time.time(),
+        }
+        self.info_path.write_text(json.dumps(info), "utf-8")
+
+    def release(self) -> None:
+        """Give the lock back (the outermost release of a re-entrant hold)."""
+        if not self._depth:
+            return
+        self._depth -= 1
+        if self._depth or self._file is None:
+            return
+        f, self._file = self._file, None
+        try:
+            _unlock(f)
+        finally:
+            f.close()
+
+    @property
+    def held(self) -> bool:
+        """True while this object holds the lock."""
+        return self._depth > 0

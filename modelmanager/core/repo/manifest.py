@@ -1,0 +1,216 @@
+"""Version manifests: the immutable record of one version's files, chunks and tensors.
+
+A manifest is JSON (see docs/repository-format.md). It is validated in full on every load,
+because it may come from another machine: paths must be safe, chunk lengths must add up to
+file sizes, tensor ranges must lie inside their file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelmanager.core.formats.base import TensorEntry
+from modelmanager.core.formats.jsonstrict import loads_strict
+from modelmanager.core.ids import DIGEST_HEX_LEN, is_content_id
+from modelmanager.core.repo.names import check_model_name, check_relpath
+from modelmanager.errors import IntegrityError, RepositoryError
+
+MANIFEST_FORMAT = 1
+#: A manifest larger than this is refused before parsing (a 100k-tensor model is ~15 MB).
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+
+MetaValue = Any  # JSON scalars and lists of them
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """One chunk of a file, in file order: its id and its plain length."""
+
+    id: str
+    length: int
+
+
+@dataclass(frozen=True)
+class TensorRecord(TensorEntry):
+    """A tensor as recorded in a manifest: the format's entry plus a digest of its bytes."""
+
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file of a version: relative path, size, format, chunks covering it, tensors in it."""
+
+    path: str
+    size: int
+    format: str
+    chunks: tuple[ChunkRef, ...]
+    tensors: tuple[TensorRecord, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One immutable version of a model."""
+
+    model: str
+    seq: int
+    parent: int | None
+    created: str
+    message: str
+    metadata: dict[str, MetaValue]
+    files: tuple[FileRecord, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.seq}"
+
+    @property
+    def logical_bytes(self) -> int:
+        """Total size of the version's files as a user sees them."""
+        return sum(f.size for f in self.files)
+
+    @property
+    def tensors(self) -> list[tuple[FileRecord, TensorRecord]]:
+        """Every tensor with the file it lives in."""
+        return [(f, t) for f in self.files for t in f.tensors]
+
+    @property
+    def parameters(self) -> int:
+        """Number of tensor elements across all files."""
+        return sum(t.numel for f in self.files for t in f.tensors)
+
+    def dtype_bytes(self) -> dict[str, int]:
+        """Bytes of tensor data per dtype (the dtype mix)."""
+        mix: Counter[str] = Counter()
+        for f in self.files:
+            for t in f.tensors:
+                mix[t.dtype] += t.nbytes
+        return dict(mix)
+
+    def chunk_ids(self) -> set[str]:
+        """Every chunk the version needs."""
+        return {c.id for f in self.files for c in f.chunks}
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document for this manifest (compact arrays for chunks and tensors)."""
+        return {
+            "format": MANIFEST_FORMAT,
+            "model": self.model,
+            "version": self.seq,
+            "parent": self.parent,
+            "created": self.created,
+            "message": self.message,
+            "metadata": self.metadata,
+            "files": [
+                {
+                    "path": f.path,
+                    "size": f.size,
+                    "format": f.format,
+                    "metadata": f.metadata,
+                    "chunks": [[c.id, c.length] for c in f.chunks],
+                    "tensors": [
+                        [t.name, t.dtype, list(t.shape), t.start, t.end, t.digest]
+                        for t in f.tensors
+                    ],
+                }
+                for f in self.files
+            ],
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str) -> Manifest:
+        """Parse and fully validate a manifest; IntegrityError naming ``source`` otherwise."""
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise IntegrityError(f"manifest is {len(data)} bytes, over the limit", path=source)
+        try:
+            doc = loads_strict(data)
+            return _parse(doc, source)
+        except RepositoryError:
+            raise
+        except (ValueError, TypeError, KeyError) as e:
+            raise IntegrityError(f"invalid manifest ({e})", path=source) from None
+
+
+def _int(value: Any, what: str, minimum: int = 0) -> int:
+    if type(value) is not int or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}")
+    return value
+
+
+def _str_map(value: Any, what: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError(f"{what} must map strings to strings")
+    return value
+
+
+def _file(doc: Any) -> FileRecord:
+    if not isinstance(doc, dict):
+        raise ValueError("a file entry is not an object")
+    path = check_relpath(doc["path"])
+    size = _int(doc["size"], f"size of {path}")
+    chunks = []
+    total = 0
+    for entry in doc["chunks"]:
+        cid, length = entry
+        if not isinstance(cid, str) or not is_content_id(cid):
+            raise ValueError(f"bad chunk id in {path}")
+        chunks.append(ChunkRef(cid, _int(length, f"chunk length in {path}", 1)))
+        total += length
+    if total != size:
+        raise ValueError(f"chunks of {path} add up to {total} bytes, the file has {size}")
+    tensors = []
+    for entry in doc["tensors"]:
+        name, dtype, shape, start, end, digest = entry
+        if not isinstance(name, str) or not isinstance(dtype, str) or not isinstance(digest, str):
+            raise ValueError(f"bad tensor entry in {path}")
+        if not isinstance(shape, list) or len(digest) != DIGEST_HEX_LEN:
+            raise ValueError(f"bad tensor entry {name!r} in {path}")
+        dims = tuple(_int(d, f"shape of {name!r}") for d in shape)
+        if not _int(start, "tensor start") <= _int(end, "tensor end") <= size:
+            raise ValueError(f"tensor {name!r} lies outside {path}")
+        tensors.append(TensorRecord(name, dtype, dims, start, end, digest))
+    fmt = doc["format"]
+    if not isinstance(fmt, str):
+        raise ValueError(f"bad format of {path}")
+    return FileRecord(
+        path, size, fmt, tuple(chunks), tuple(tensors), _str_map(doc["metadata"], "metadata")
+    )
+
+
+def _parse(doc: Any, source: str) -> Manifest:
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    fmt = doc.get("format")
+    if fmt != MANIFEST_FORMAT:
+        raise RepositoryError(
+            f"manifest format {fmt!r} is not one this ModelManager reads "
+            f"({MANIFEST_FORMAT}); upgrade ModelManager",
+            path=source,
+        )
+    model = doc["model"]
+    if not isinstance(model, str):
+        raise ValueError("model must be a string")
+    check_model_name(model)
+    seq = _int(doc["version"], "version", 1)
+    parent = doc["parent"]
+    if parent is not None and not 1 <= _int(parent, "parent", 1) < seq:
+        raise ValueError("parent must be an earlier version")
+    created, message, metadata = doc["created"], doc["message"], doc["metadata"]
+    if not isinstance(created, str) or not isinstance(message, str):
+        raise ValueError("created and message must be strings")
+    if not isinstance(metadata, dict):
+        raise ValueError("metadata must be an object")
+    files = tuple(_file(f) for f in doc["files"])
+    paths = [f.path for f in files]
+    if len(set(paths)) != len(paths):
+        raise ValueError("a file path appears twice")
+    return Manifest(model, seq, parent, created, message, metadata, files)

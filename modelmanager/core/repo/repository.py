@@ -1,0 +1,314 @@
+"""A repository on a local folder: the single owner of its config, manifests and labels.
+
+Write order (an invariant, see docs/repository-format.md): chunk objects (synced) -> manifest
+(exclusive create, synced) -> labels -> catalog row. A crash at any point leaves a valid
+repository: at worst unreferenced chunks, which ``gc`` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelmanager.core.chunks.store import ChunkStore
+from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.faults import crash_point
+from modelmanager.core.formats.jsonstrict import loads_strict
+from modelmanager.core.repo.lock import WriterLock
+from modelmanager.core.repo.manifest import Manifest
+from modelmanager.core.repo.names import LATEST, Ref, check_label, model_key, parse_ref
+from modelmanager.core.storage import BlobNotFound, LocalBlobStore
+from modelmanager.errors import IntegrityError, NotFoundError, RepositoryError, UserError
+
+REPO_FORMAT = "modelmanager-repository"
+REPO_VERSION = 1
+CONFIG_KEY = "config.json"
+DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+DEFAULT_GROUP_SIZE = 64 * 1024
+#: Seconds a writer waits for another writer before giving up with a clear message.
+DEFAULT_LOCK_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    """What ``config.json`` holds: identity, format version, chunking and codec defaults."""
+
+    id: str
+    created: str
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    group_size: int = DEFAULT_GROUP_SIZE
+    codec: CodecSettings = field(default_factory=CodecSettings)
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": REPO_FORMAT,
+            "version": REPO_VERSION,
+            "id": self.id,
+            "created": self.created,
+            "chunking": {"chunk_size": self.chunk_size, "group_size": self.group_size},
+            "codec": asdict(self.codec),
+        }
+        return json.dumps(doc, indent=2).encode() + b"\n"
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: Path) -> RepoConfig:
+        try:
+            doc = loads_strict(data)
+            if doc.get("format") != REPO_FORMAT:
+                raise RepositoryError("not a ModelManager repository config", path=source)
+            if doc.get("version") != REPO_VERSION:
+                raise RepositoryError(
+                    f"repository format {doc.get('version')!r} is not one this ModelManager "
+                    f"reads ({REPO_VERSION}); upgrade ModelManager",
+                    path=source,
+                )
+            chunking = doc["chunking"]
+            config = cls(
+                id=str(doc["id"]),
+                created=str(doc["created"]),
+                chunk_size=int(chunking["chunk_size"]),
+                group_size=int(chunking["group_size"]),
+                codec=CodecSettings(**doc["codec"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise RepositoryError(f"damaged repository config ({e})", path=source) from None
+        if not 0 < config.group_size <= config.chunk_size <= 256 * 1024 * 1024:
+            raise RepositoryError("repository config has impossible chunk sizes", path=source)
+        return config
+
+
+def utc_now() -> str:
+    """Current time as an ISO-8601 UTC string with microseconds (sorts as text)."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def manifest_key(model: str, seq: int) -> str:
+    return f"{model_key(model)}/versions/{seq:08d}.json"
+
+
+def label_key(model: str, label: str) -> str:
+    return f"{model_key(model)}/labels/{label}.json"
+
+
+class Repository:
+    """An open repository. Reads need nothing; writes happen inside :meth:`writer`."""
+
+    def __init__(self, root: Path, config: RepoConfig) -> None:
+        self.root = root
+        self.config = config
+        self.blobs = LocalBlobStore(root)
+        self.chunks = ChunkStore(self.blobs, config.codec)
+        self.lock = WriterLock(root / "locks")
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        root: Path,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        group_size: int = DEFAULT_GROUP_SIZE,
+        codec: CodecSettings | None = None,
+    ) -> Repository:
+        """Make a new repository in ``root`` (absent or empty); RepositoryError otherwise."""
+        root = Path(root).absolute()
+        if (root / CONFIG_KEY).exists():
+            raise RepositoryError("a repository already exists here", path=root)
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise RepositoryError(
+                "folder is not empty; a new repository needs an empty or new folder", path=root
+            )
+        config = RepoConfig(
+            id=str(uuid.uuid4()),
+            created=utc_now(),
+            chunk_size=chunk_size,
+            group_size=group_size,
+            codec=codec or CodecSettings(),
+        )
+        if not 0 < group_size <= chunk_size:
+            raise UserError("chunk sizes must satisfy 0 < group size <= chunk size")
+        root.mkdir(parents=True, exist_ok=True)
+        repo = cls(root, config)
+        repo.blobs.put(CONFIG_KEY, config.to_bytes(), exclusive=True)
+        return repo
+
+    @classmethod
+    def open(cls, root: Path, *, create: bool = False) -> Repository:
+        """Open the repository in ``root``; with ``create``, make it if the folder is new."""
+        root = Path(root).absolute()
+        config_path = root / CONFIG_KEY
+        try:
+            data = config_path.read_bytes()
+        except FileNotFoundError:
+            if create and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
+                return cls.create(root)
+            raise RepositoryError(
+                "no repository here (run 'modelmanager init' to make one)", path=root
+            ) from None
+        except OSError as e:
+            raise RepositoryError(
+                f"cannot read repository config ({e.strerror})", path=root
+            ) from None
+        return cls(root, RepoConfig.from_bytes(data, config_path))
+
+    # -- writer lock ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(
+        self, timeout: float = DEFAULT_LOCK_TIMEOUT, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[None]:
+        """Hold the writer lock for the block (re-entrant within this object)."""
+        self.lock.acquire(timeout, on_wait)
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+    def _require_writer(self) -> None:
+        if not self.lock.held:
+            raise RuntimeError("repository writes need the writer lock (use repo.writer())")
+
+    # -- reading -------------------------------------------------------------------------
+
+    def model_names(self) -> list[str]:
+        """Every model with at least one version, read from the folders (the truth)."""
+        names = set()
+        for key, _size in self.blobs.list("models"):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[2] == "versions":
+                names.add(parts[1].replace("~", "/"))
+        return sorted(names)
+
+    def manifest_keys(self) -> Iterator[tuple[str, int]]:
+        """Every manifest in the repository as (key, size)."""
+        for key, size in self.blobs.list("models"):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[2] == "versions" and parts[3].endswith(".json"):
+                yield key, size
+
+    def version_numbers(self, model: str) -> list[int]:
+        """The versions of ``model``, ascending (empty when the model does not exist)."""
+        seqs = []
+        for key, _size in self.blobs.list(f"{model_key(model)}/versions"):
+            stem = key.rsplit("/", 1)[-1].removesuffix(".json")
+            if stem.isdigit():
+                seqs.append(int(stem))
+        return sorted(seqs)
+
+    def read_manifest_key(self, key: str) -> Manifest:
+        """Load and validate the manifest stored under ``key``."""
+        try:
+            data = self.blobs.get(key)
+        except BlobNotFound:
+            raise NotFoundError("no such version", path=key) from None
+        manifest = Manifest.from_bytes(data, key)
+        if manifest_key(manifest.model, manifest.seq) != key:
+            raise IntegrityError(
+                f"manifest says it is {manifest.ref}, but is stored as {key}", path=key
+            )
+        return manifest
+
+    def read_manifest(self, model: str, seq: int) -> Manifest:
+        """Version ``seq`` of ``model``; NotFoundError when absent."""
+        if self.blobs.size(manifest_key(model, seq)) is None:
+            raise NotFoundError(f"model {model!r} has no version {seq}")
+        return self.read_manifest_key(manifest_key(model, seq))
+
+    def read_labels(self, model: str) -> dict[str, int]:
+        """The labels of ``model`` and the versions they point at."""
+        labels = {}
+        for key, _size in self.blobs.list(f"{model_key(model)}/labels"):
+            name = key.rsplit("/", 1)[-1].removesuffix(".json")
+            try:
+                doc = loads_strict(self.blobs.get(key))
+                labels[name] = int(doc["version"])
+            except (ValueError, KeyError, TypeError, BlobNotFound):
+                continue  # a damaged label is reported by verify, not fatal to reading
+        return labels
+
+    def resolve(self, ref: str | Ref) -> Manifest:
+        """The manifest a reference names; NotFoundError with what exists otherwise."""
+        r = parse_ref(ref) if isinstance(ref, str) else ref
+        seqs = self.version_numbers(r.model)
+        if not seqs:
+            raise NotFoundError(f"no model named {r.model!r}")
+        if r.seq is not None:
+            if r.seq not in seqs:
+                raise NotFoundError(
+                    f"model {r.model!r} has no version {r.seq} (it has 1 to {seqs[-1]})"
+                )
+            return self.read_manifest(r.model, r.seq)
+        labels = self.read_labels(r.model)
+        if r.label is not None:
+            if r.label not in labels:
+                known = ", ".join(sorted(labels)) or "none"
+                raise NotFoundError(f"model {r.model!r} has no label {r.label!r} (labels: {known})")
+            return self.read_manifest(r.model, labels[r.label])
+        return self.read_manifest(r.model, labels.get(LATEST, seqs[-1]))
+
+    def iter_manifests(self) -> Iterator[Manifest]:
+        """Every manifest in the repository, validated."""
+        for key, _size in self.manifest_keys():
+            yield self.read_manifest_key(key)
+
+    # -- writing (under the writer lock) ------------------------------------------------
+
+    def existing_model_name(self, model: str) -> str | None:
+        """The stored spelling of a model whose name equals ``model`` ignoring case."""
+        folded = model.casefold()
+        for name in self.model_names():
+            if name.casefold() == folded:
+                return name
+        return None
+
+    def commit_version(self, manifest: Manifest, labels: tuple[str, ...] = ()) -> int:
+        """Write a new version's manifest (chunks must already be flushed), then its labels.
+
+        The manifest is created exclusively: two writers can never both claim a number.
+        Returns the manifest's size in bytes.
+        """
+        self._require_writer()
+        crash_point("before-manifest")
+        key = manifest_key(manifest.model, manifest.seq)
+        try:
+            size = self.blobs.put(key, manifest.to_bytes(), exclusive=True)
+        except FileExistsError:
+            raise RepositoryError(
+                f"version {manifest.ref} already exists", path=self.root
+            ) from None
+        crash_point("after-manifest")
+        for label in (LATEST, *labels):
+            self.set_label(manifest.model, label, manifest.seq)
+        crash_point("after-labels")
+        return size
+
+    def set_label(self, model: str, label: str, seq: int) -> int | None:
+        """Point ``label`` at version ``seq``; returns the version it pointed at before."""
+        self._require_writer()
+        check_label(label)
+        if self.blobs.size(manifest_key(model, seq)) is None:
+            raise NotFoundError(f"model {model!r} has no version {seq}")
+        previous = self.read_labels(model).get(label)
+        doc: dict[str, Any] = {"version": seq, "set": utc_now(), "previous": previous}
+        self.blobs.put(label_key(model, label), json.dumps(doc).encode())
+        return previous
+
+    def delete_label(self, model: str, label: str) -> int:
+        """Remove a label; returns the version it pointed at (NotFoundError if absent)."""
+        self._require_writer()
+        labels = self.read_labels(model)
+        if label not in labels:
+            raise NotFoundError(f"model {model!r} has no label {label!r}")
+        if label == LATEST:
+            raise UserError(f"'{LATEST}' is kept by every import; move it instead of removing it")
+        self.blobs.delete(label_key(model, label))
+        self.blobs.flush()
+        return labels[label]

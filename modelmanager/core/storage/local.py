@@ -1,0 +1,115 @@
+"""A BlobStore on a local folder: each key a file, every write atomic and fsynced."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from modelmanager.core.ids import BytesLike
+from modelmanager.core.storage.atomic import TEMP_PREFIX, fsync_dir, replace_file
+from modelmanager.core.storage.base import BlobNotFound, check_key
+
+
+class LocalBlobStore:
+    """Blobs as files under ``root``; the folder layout mirrors the keys."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._pending_dirs: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def path(self, key: str) -> Path:
+        """The file that holds ``key``."""
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def _ensure_parent(self, path: Path) -> None:
+        parent = path.parent
+        if parent.is_dir():
+            return
+        created = []
+        d = parent
+        while not d.exists():
+            created.append(d)
+            d = d.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        # A new folder's own entry lives in its parent: those must be synced too.
+        with self._lock:
+            self._pending_dirs.update(c.parent for c in created)
+
+    def put(
+        self,
+        key: str,
+        data: BytesLike | Sequence[BytesLike],
+        *,
+        exclusive: bool = False,
+        sync: bool = True,
+    ) -> int:
+        path = self.path(key)
+        self._ensure_parent(path)
+        size = replace_file(path, data, exclusive=exclusive)
+        with self._lock:
+            self._pending_dirs.add(path.parent)
+        if sync:
+            self.flush()
+        return size
+
+    def get(self, key: str) -> bytes:
+        path = self.path(key)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise BlobNotFound("no such blob", path=path) from None
+        except IsADirectoryError:
+            raise BlobNotFound("a folder stands where a blob should be", path=path) from None
+
+    def size(self, key: str) -> int | None:
+        try:
+            st = self.path(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return st.st_size
+
+    def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        base = self.path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return
+        root_len = len(str(self.root)) + 1
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.startswith(TEMP_PREFIX):
+                    continue
+                full = os.path.join(dirpath, name)
+                try:
+                    size = os.stat(full).st_size
+                except FileNotFoundError:
+                    continue
+                yield full[root_len:].replace(os.sep, "/"), size
+
+    def delete(self, key: str) -> None:
+        path = self.path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        with self._lock:
+            self._pending_dirs.add(path.parent)
+
+    def flush(self) -> None:
+        with self._lock:
+            dirs, self._pending_dirs = self._pending_dirs, set()
+        # Deepest first, so a new folder's entries are durable before its own name is.
+        for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+            if d.exists():
+                fsync_dir(d)
+
+    def temp_files(self) -> builtins.list[Path]:
+        """Temporary files left by writers that died before renaming them."""
+        found: builtins.list[Path] = []
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            found.extend(Path(dirpath, n) for n in filenames if n.startswith(TEMP_PREFIX))
+        return found

@@ -1,0 +1,364 @@
+"""Import files and folders as a new version of a model.
+
+Every input is read and validated before the first byte is stored, so bad input leaves the
+repository untouched. Then, under the writer lock, each file is read once, in order, into a
+small pool of reused buffers; a thread pool hashes, deduplicates, compresses and writes the
+chunks (zstandard, blake3 and file I/O release the GIL), while this thread digests tensors.
+Memory in flight is bounded by the pool. Chunks are flushed, then the manifest is written,
+then labels, then the catalog row: a crash at any point leaves no partial version.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from modelmanager.core.chunks.plan import plan_chunks
+from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.faults import crash_point
+from modelmanager.core.formats import FileIndex, index_file
+from modelmanager.core.formats.jsonstrict import loads_strict
+from modelmanager.core.ids import DIGEST_HEX_LEN, content_id, new_hasher
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.repo.manifest import ChunkRef, FileRecord, Manifest, TensorRecord
+from modelmanager.core.repo.names import LATEST, check_label, check_model_name, check_relpath
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key, utc_now
+from modelmanager.errors import NotFoundError, UserError
+from modelmanager.services import Changes, Workspace
+
+#: Folders never imported from a model folder (version-control internals).
+SKIPPED_DIRS = frozenset({".git", ".hg", ".svn"})
+
+
+def default_workers() -> int:
+    """Threads for chunk work: the cores we have, at least two so I/O overlaps compute."""
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file to import: where it is, the name it gets in the version, what it holds."""
+
+    relpath: str
+    path: Path
+    size: int
+    mtime_ns: int
+    index: FileIndex
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did."""
+
+    manifest: Manifest
+    files: int
+    logical_bytes: int
+    chunks: int
+    new_chunks: int
+    new_stored_bytes: int
+    changes: Changes
+
+
+def _stat_file(path: Path, relpath: str) -> tuple[str, Path, int, int]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise NotFoundError("no such file (or a broken link)", path=path) from None
+    except OSError as e:
+        raise UserError(f"cannot read file ({e.strerror})", path=path) from None
+    if not os.access(path, os.R_OK):
+        raise UserError("cannot read file (permission denied)", path=path)
+    try:
+        check_relpath(relpath)
+    except ValueError:
+        raise UserError("file name cannot be stored portably", path=path) from None
+    return relpath, path, st.st_size, st.st_mtime_ns
+
+
+def collect_files(paths: Sequence[Path]) -> list[tuple[str, Path, int, int]]:
+    """(relative name, path, size, mtime) of every file to import, sorted by name.
+
+    A file keeps its own name; a folder contributes its files with names relative to it.
+    """
+    if not paths:
+        raise UserError("nothing to import: give at least one file or folder")
+    found: dict[str, tuple[str, Path, int, int]] = {}
+    for root in paths:
+        root = Path(root)
+        if root.is_dir():
+            entries = []
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+                for name in filenames:
+                    full = Path(dirpath, name)
+                    rel = full.relative_to(root).as_posix()
+                    entries.append(_stat_file(full, rel))
+        elif root.exists() or root.is_symlink():
+            entries = [_stat_file(root, root.name)]
+        else:
+            raise NotFoundError("no such file or folder", path=root)
+        for entry in entries:
+            if entry[0] in found:
+                raise UserError(
+                    f"two inputs would both be stored as {entry[0]!r} "
+                    f"({found[entry[0]][1]} and {entry[1]}); import them as separate models",
+                    path=entry[1],
+                )
+            found[entry[0]] = entry
+    if not found:
+        raise UserError("nothing to import: the folders hold no files", path=paths[0])
+    return [found[k] for k in sorted(found)]
+
+
+def scan_sources(paths: Sequence[Path]) -> list[SourceFile]:
+    """Collect and parse every input; any bad file raises before anything is stored."""
+    return [
+        SourceFile(rel, path, size, mtime, index_file(path, size))
+        for rel, path, size, mtime in collect_files(paths)
+    ]
+
+
+def derive_metadata(sources: Iterable[SourceFile]) -> dict[str, Any]:
+    """Model facts read from the inputs: architecture and framework from config.json, params."""
+    meta: dict[str, Any] = {}
+    params = 0
+    for src in sources:
+        params += sum(t.numel for t in src.index.tensors)
+        if src.index.format == "safetensors" and src.index.metadata.get("format") == "pt":
+            meta.setdefault("framework", "pytorch")
+        if src.relpath == "config.json" and src.size <= 16 * 1024 * 1024:
+            try:
+                config = loads_strict(src.path.read_bytes())
+            except (OSError, ValueError):
+                continue  # a broken config.json is stored as it is; it only adds no facts
+            if not isinstance(config, dict):
+                continue
+            archs = config.get("architectures")
+            if isinstance(archs, list) and archs and isinstance(archs[0], str):
+                meta["architecture"] = archs[0]
+            for key in ("model_type", "torch_dtype"):
+                if isinstance(config.get(key), str):
+                    meta[key] = config[key]
+            if "transformers_version" in config:
+                meta["framework"] = "transformers"
+            for key in ("num_parameters", "n_params"):
+                if type(config.get(key)) is int:
+                    meta["config_parameters"] = config[key]
+    if params:
+        meta["parameters"] = params
+    return meta
+
+
+class _ChunkWriter:
+    """Hashes, deduplicates and stores chunks on a thread pool, one buffer per chunk in flight."""
+
+    def __init__(self, ws: Workspace, settings: CodecSettings, workers: int) -> None:
+        self.chunks = ws.repo.chunks
+        self.settings = settings
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="mm-import")
+        self.window = workers * 2
+        self.chunk_size = ws.repo.config.chunk_size
+        self._free: list[bytearray] = []
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self.new_chunks = 0
+        self.new_bytes = 0
+
+    def buffer(self) -> bytearray:
+        return self._free.pop() if self._free else bytearray(self.chunk_size)
+
+    def release(self, buf: bytearray) -> None:
+        self._free.append(buf)
+
+    def store(self, data: memoryview) -> tuple[str, int]:
+        """(chunk id, stored bytes if newly written else 0); runs on a pool thread."""
+        cid = content_id(data)
+        with self._lock:
+            first = cid not in self._seen
+            self._seen.add(cid)
+        if not first or self.chunks.has(cid):
+            return cid, 0
+        stored = self.chunks.put(cid, data, self.settings)
+        crash_point("chunk-written")
+        with self._lock:
+            self.new_chunks += 1
+            self.new_bytes += stored
+        return cid, stored
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _TensorDigests:
+    """Digests of every tensor's bytes, fed chunk by chunk in file order.
+
+    A tensor that is exactly one chunk takes the chunk's id (the same hash of the same bytes),
+    so only tensors that share or span chunks are hashed a second time.
+    """
+
+    EMPTY = content_id(b"")[:DIGEST_HEX_LEN]
+
+    def __init__(self, index: FileIndex) -> None:
+        self.tensors = sorted(index.tensors, key=lambda t: (t.start, t.end))
+        self.digests = [self.EMPTY if t.start == t.end else "" for t in self.tensors]
+        self.pending = [i for i, t in enumerate(self.tensors) if t.start < t.end]
+        self.next = 0
+        self.open: dict[int, Any] = {}
+        self.whole: dict[int, int] = {}  # tensor -> number of the chunk that is exactly it
+
+    def feed(self, chunk_no: int, start: int, data: memoryview) -> None:
+        end = start + len(data)
+        while self.next < len(self.pending) and self.tensors[self.pending[self.next]].start < end:
+            i = self.pending[self.next]
+            self.next += 1
+            t = self.tensors[i]
+            if (t.start, t.end) == (start, end):
+                self.whole[i] = chunk_no
+            else:
+                self.open[i] = new_hasher()
+        for i in list(self.open):
+            t = self.tensors[i]
+            self.open[i].update(data[max(t.start, start) - start : min(t.end, end) - start])
+            if t.end <= end:
+                self.digests[i] = self.open.pop(i).hexdigest()[:DIGEST_HEX_LEN]
+
+    def records(self, chunk_ids: list[str]) -> tuple[TensorRecord, ...]:
+        for i, chunk_no in self.whole.items():
+            self.digests[i] = chunk_ids[chunk_no][:DIGEST_HEX_LEN]
+        return tuple(
+            TensorRecord(t.name, t.dtype, t.shape, t.start, t.end, d)
+            for t, d in zip(self.tensors, self.digests, strict=True)
+        )
+
+
+def _read_exact(f: BinaryIO, view: memoryview, src: SourceFile) -> None:
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            raise UserError("file shrank while it was being imported; try again", path=src.path)
+        got += n
+
+
+def _import_file(
+    src: SourceFile, writer: _ChunkWriter, ws: Workspace, ctx: JobContext, done: list[int],
+    total: int,
+) -> FileRecord:  # fmt: skip
+    config = ws.repo.config
+    ranges = plan_chunks(
+        src.size,
+        src.index.chunk_regions(),
+        chunk_size=config.chunk_size,
+        group_size=config.group_size,
+    )
+    digests = _TensorDigests(src.index)
+    ids: list[str] = []
+    inflight: deque[tuple[Future[tuple[str, int]], bytearray, int]] = deque()
+
+    def settle_one() -> None:
+        fut, buf, length = inflight.popleft()
+        cid, _stored = fut.result()
+        writer.release(buf)
+        ids.append(cid)
+        done[0] += length
+        ctx.report(done[0], total, src.relpath)
+
+    try:
+        with open(src.path, "rb", buffering=0) as f:
+            st = os.fstat(f.fileno())
+            if (st.st_size, st.st_mtime_ns) != (src.size, src.mtime_ns):
+                raise UserError("file changed since it was checked; try again", path=src.path)
+            for chunk_no, (start, end) in enumerate(ranges):
+                ctx.check()
+                if len(inflight) >= writer.window:
+                    settle_one()
+                buf = writer.buffer()
+                view = memoryview(buf)[: end - start]
+                _read_exact(f, view, src)
+                digests.feed(chunk_no, start, view)
+                inflight.append((writer.pool.submit(writer.store, view), buf, end - start))
+            while inflight:
+                settle_one()
+            st = os.fstat(f.fileno())
+            if (st.st_size, st.st_mtime_ns) != (src.size, src.mtime_ns):
+                raise UserError(
+                    "file changed while it was being imported; try again", path=src.path
+                )
+    except OSError as e:
+        raise UserError(f"cannot read file ({e.strerror or e})", path=src.path) from None
+    finally:
+        for fut, _buf, _len in inflight:
+            fut.cancel()
+        for fut, _buf, _len in inflight:
+            if not fut.cancelled():
+                fut.exception()  # wait: the buffer must not be reused while a thread reads it
+    chunks = tuple(ChunkRef(cid, e - s) for cid, (s, e) in zip(ids, ranges, strict=True))
+    return FileRecord(
+        src.relpath, src.size, src.index.format, chunks, digests.records(ids),
+        dict(src.index.metadata),
+    )  # fmt: skip
+
+
+def import_paths(
+    ws: Workspace,
+    paths: Sequence[Path],
+    model: str,
+    *,
+    message: str = "",
+    labels: Sequence[str] = (),
+    metadata: dict[str, Any] | None = None,
+    codec: CodecSettings | None = None,
+    ctx: JobContext | None = None,
+    workers: int | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> ImportResult:
+    """Import ``paths`` as the next version of ``model``; see the module docstring."""
+    ctx = ctx or JobContext()
+    check_model_name(model)
+    labels = tuple(dict.fromkeys(check_label(label) for label in labels if label != LATEST))
+    sources = scan_sources(paths)
+    meta = derive_metadata(sources)
+    meta.update(metadata or {})
+    repo = ws.repo
+    total = sum(s.size for s in sources)
+    with repo.writer(lock_timeout):
+        existing = repo.existing_model_name(model)
+        if existing is not None and existing != model:
+            raise UserError(f"a model named {existing!r} exists; names may not differ only in case")
+        seqs = repo.version_numbers(model)
+        parent = repo.read_labels(model).get(LATEST, seqs[-1]) if seqs else None
+        writer = _ChunkWriter(ws, codec or repo.config.codec, workers or default_workers())
+        done = [0]
+        try:
+            files = tuple(_import_file(s, writer, ws, ctx, done, total) for s in sources)
+        finally:
+            writer.close()
+        ctx.check()
+        repo.chunks.flush()
+        manifest = Manifest(
+            model=model,
+            seq=(seqs[-1] + 1) if seqs else 1,
+            parent=parent,
+            created=utc_now(),
+            message=message,
+            metadata=meta,
+            files=files,
+        )
+        size = repo.commit_version(manifest, labels)
+        ws.catalog.add_version(manifest_key(model, manifest.seq), manifest, size)
+        crash_point("after-catalog")
+    return ImportResult(
+        manifest=manifest,
+        files=len(files),
+        logical_bytes=manifest.logical_bytes,
+        chunks=sum(len(f.chunks) for f in files),
+        new_chunks=writer.new_chunks,
+        new_stored_bytes=writer.new_bytes,
+        changes=Changes(frozenset({model}), (manifest.ref,), storage=writer.new_chunks > 0),
+    )
