@@ -27,7 +27,7 @@ from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import DIGEST_HEX_LEN, content_id, new_hasher
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import ChunkRef, FileRecord, Manifest, TensorRecord
-from modelmanager.core.repo.names import LATEST, check_label, check_model_name, check_relpath
+from modelmanager.core.repo.names import check_label, check_model_name, check_relpath
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key, utc_now
 from modelmanager.errors import NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
@@ -321,7 +321,7 @@ def import_paths(
     """Import ``paths`` as the next version of ``model``; see the module docstring."""
     ctx = ctx or JobContext()
     check_model_name(model)
-    labels = tuple(dict.fromkeys(check_label(label) for label in labels if label != LATEST))
+    labels = tuple(dict.fromkeys(check_label(label) for label in labels))
     sources = scan_sources(paths)
     meta = derive_metadata(sources)
     meta.update(metadata or {})
@@ -332,7 +332,6 @@ def import_paths(
         if existing is not None and existing != model:
             raise UserError(f"a model named {existing!r} exists; names may not differ only in case")
         seqs = repo.version_numbers(model)
-        parent = repo.read_labels(model).get(LATEST, seqs[-1]) if seqs else None
         writer = _ChunkWriter(ws, codec or repo.config.codec, workers or default_workers())
         done = [0]
         try:
@@ -344,7 +343,7 @@ def import_paths(
         manifest = Manifest(
             model=model,
             seq=(seqs[-1] + 1) if seqs else 1,
-            parent=parent,
+            parent=seqs[-1] if seqs else None,
             created=utc_now(),
             message=message,
             metadata=meta,

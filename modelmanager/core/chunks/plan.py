@@ -34,7 +34,10 @@ def fill_gaps(size: int, regions: Iterable[Range]) -> list[Range]:
 def plan_chunks(
     size: int, regions: Iterable[Range], *, chunk_size: int, group_size: int
 ) -> list[Range]:
-    """Chunk ranges covering [0, size) in order; see the module docstring for the rules."""
+    """Chunk ranges covering [0, size) in order, none longer than ``chunk_size``.
+
+    See the module docstring for the rules.
+    """
     if not 0 < group_size <= chunk_size:
         raise ValueError("need 0 < group_size <= chunk_size")
     out: list[Range] = []
@@ -46,6 +49,9 @@ def plan_chunks(
                 group = None
             out.extend((off, min(off + chunk_size, end)) for off in range(start, end, chunk_size))
             continue
+        if group is not None and end - group[0] > chunk_size:
+            out.append(group)  # never let a group outgrow a chunk (the importer's buffer size)
+            group = None
         group = (group[0] if group else start, end)
         if group[1] - group[0] >= group_size:
             out.append(group)

@@ -16,7 +16,7 @@ from modelmanager.core.formats.base import TensorEntry
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import DIGEST_HEX_LEN, is_content_id
 from modelmanager.core.repo.names import check_model_name, check_relpath
-from modelmanager.errors import IntegrityError, RepositoryError
+from modelmanager.errors import IntegrityError, RepositoryError, UserError
 
 MANIFEST_FORMAT = 1
 #: A manifest larger than this is refused before parsing (a 100k-tensor model is ~15 MB).
@@ -134,7 +134,7 @@ class Manifest:
             return _parse(doc, source)
         except RepositoryError:
             raise
-        except (ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError, UserError) as e:
             raise IntegrityError(f"invalid manifest ({e})", path=source) from None
 
 

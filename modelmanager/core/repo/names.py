@@ -17,7 +17,8 @@ _WINDOWS_RESERVED = {
     "con", "prn", "aux", "nul",
     *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10)),
 }  # fmt: skip
-#: The label every import moves to the new version; a bare model name means this label.
+#: Reserved: ``NAME@latest`` (and a bare ``NAME``) always mean the newest version. It is derived,
+#: never stored, so no crash can leave it pointing at an older version than the newest.
 LATEST = "latest"
 
 
@@ -41,6 +42,11 @@ def check_label(label: str) -> str:
         raise UserError(
             f"invalid label {label!r}: use lower-case letters, digits, '.', '_' and '-', "
             "not only digits (those are version numbers)"
+        )
+    if label == LATEST:
+        raise UserError(
+            f"'{LATEST}' always means the newest version and cannot be moved; "
+            "use another label (e.g. prod) to pin a version"
         )
     return label
 
@@ -74,6 +80,8 @@ def parse_ref(text: str) -> Ref:
         return Ref(model, seq=seq)
     if not selector:
         raise UserError(f"invalid reference {text!r}: expected NAME, NAME@3 or NAME@label")
+    if selector == LATEST:
+        return Ref(model)
     return Ref(model, label=check_label(selector))
 
 

@@ -2,7 +2,8 @@
 
 Write order (an invariant, see docs/repository-format.md): chunk objects (synced) -> manifest
 (exclusive create, synced) -> labels -> catalog row. A crash at any point leaves a valid
-repository: at worst unreferenced chunks, which ``gc`` removes.
+repository: at worst unreferenced chunks, which ``gc`` removes. "latest" is not stored: it is
+always the highest version number, so it can never lag behind a committed version.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from modelmanager.core.faults import crash_point
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import Manifest
-from modelmanager.core.repo.names import LATEST, Ref, check_label, model_key, parse_ref
+from modelmanager.core.repo.names import Ref, check_label, model_key, parse_ref
 from modelmanager.core.storage import BlobNotFound, LocalBlobStore
 from modelmanager.errors import IntegrityError, NotFoundError, RepositoryError, UserError
 
@@ -246,13 +247,13 @@ class Repository:
                     f"model {r.model!r} has no version {r.seq} (it has 1 to {seqs[-1]})"
                 )
             return self.read_manifest(r.model, r.seq)
-        labels = self.read_labels(r.model)
         if r.label is not None:
+            labels = self.read_labels(r.model)
             if r.label not in labels:
                 known = ", ".join(sorted(labels)) or "none"
                 raise NotFoundError(f"model {r.model!r} has no label {r.label!r} (labels: {known})")
             return self.read_manifest(r.model, labels[r.label])
-        return self.read_manifest(r.model, labels.get(LATEST, seqs[-1]))
+        return self.read_manifest(r.model, seqs[-1])
 
     def iter_manifests(self) -> Iterator[Manifest]:
         """Every manifest in the repository, validated."""
@@ -285,7 +286,7 @@ class Repository:
                 f"version {manifest.ref} already exists", path=self.root
             ) from None
         crash_point("after-manifest")
-        for label in (LATEST, *labels):
+        for label in labels:
             self.set_label(manifest.model, label, manifest.seq)
         crash_point("after-labels")
         return size
@@ -307,8 +308,6 @@ class Repository:
         labels = self.read_labels(model)
         if label not in labels:
             raise NotFoundError(f"model {model!r} has no label {label!r}")
-        if label == LATEST:
-            raise UserError(f"'{LATEST}' is kept by every import; move it instead of removing it")
         self.blobs.delete(label_key(model, label))
         self.blobs.flush()
         return labels[label]
