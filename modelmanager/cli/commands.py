@@ -91,6 +91,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             metadata=_parse_meta(args.meta),
             codec=codec,
             ctx=progress.context(),
+            lock_timeout=args.wait,
         )
     finally:
         progress.finish()
@@ -271,13 +272,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_label(args: argparse.Namespace) -> int:
     ws = workspace(args)
     if args.delete:
-        result = history.remove_label(ws, args.ref, args.name)
+        result = history.remove_label(ws, args.ref, args.name, lock_timeout=args.wait)
         text = (
             f"Removed label {result.label} from {result.model} "
             f"(it was on version {result.previous})"
         )
     else:
-        result = history.set_label(ws, args.ref, args.name)
+        result = history.set_label(ws, args.ref, args.name, lock_timeout=args.wait)
         was = f" (was {result.previous})" if result.previous else ""
         text = f"{result.model}@{result.label} -> version {result.seq}{was}"
     if args.json:
@@ -338,7 +339,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    result = collect_garbage(workspace(args), dry_run=args.dry_run)
+    result = collect_garbage(workspace(args), dry_run=args.dry_run, lock_timeout=args.wait)
     plan = result.plan
     if args.json:
         print_json({

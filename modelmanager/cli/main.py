@@ -15,7 +15,11 @@ from collections.abc import Callable, Sequence
 from modelmanager import __version__, paths
 from modelmanager.cli import commands
 from modelmanager.core.codecs import CODEC_NAMES
-from modelmanager.core.repo.repository import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_SIZE
+from modelmanager.core.repo.repository import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_GROUP_SIZE,
+    DEFAULT_LOCK_TIMEOUT,
+)
 from modelmanager.errors import EXIT_BUG, EXIT_CANCELLED, EXIT_OK, ModelManagerError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -44,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--repo", default=os.environ.get(paths.ENV_REPO), metavar="PATH",
         help="repository folder (default: the per-user repository, created on first use)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--wait", type=float, default=DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
+        help="how long a write waits for another writer to finish (default %(default)g)",
     )  # fmt: skip
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON for scripts")

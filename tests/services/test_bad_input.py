@@ -1,4 +1,4 @@
-"""Bad input: a clear error naming the file and the cause; the repository stays exactly as it was."""
+"""Bad input: a clear error naming file and cause; the repository stays exactly as it was."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def test_dangling_link_in_a_folder_is_named(ws: Workspace, tmp_path: Path) -> No
     _good(folder)
     (folder / "broken.bin").symlink_to(tmp_path / "gone")
     before = tree_state(ws.repo.root)
-    with pytest.raises(NotFoundError, match="broken.bin"):
+    with pytest.raises(NotFoundError, match=r"broken\.bin"):
         import_paths(ws, [folder], "m")
     assert tree_state(ws.repo.root) == before
 
@@ -109,7 +109,7 @@ def test_two_inputs_with_the_same_name_are_refused(ws: Workspace, tmp_path: Path
     a, b = tmp_path / "a", tmp_path / "b"
     _good(a)
     _good(b)
-    with pytest.raises(UserError, match="both be stored as 'good.safetensors'"):
+    with pytest.raises(UserError, match=r"both be stored as 'good\.safetensors'"):
         import_paths(ws, [a / "good.safetensors", b / "good.safetensors"], "m")
 
 

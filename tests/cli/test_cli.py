@@ -1,0 +1,219 @@
+"""The command line: every command, --json output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelmanager import __version__
+from modelmanager.cli.main import main
+from modelmanager.core.chunks.store import chunk_key
+from tests.conftest import subprocess_env
+from tests.support.builders import hf_folder, random_weights, tree_bytes, write_safetensors
+
+
+class Cli:
+    """Runs ``modelmanager --repo REPO ...`` in-process and captures its output."""
+
+    def __init__(self, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.repo = repo
+        self.capsys = capsys
+
+    def __call__(self, *args: str, code: int = 0) -> tuple[str, str]:
+        self.capsys.readouterr()
+        got = main(
+            ["--repo", str(self.repo), *args]
+            if args[0] != "--wait"
+            else [args[0], args[1], "--repo", str(self.repo), *args[2:]]
+        )
+        out, err = self.capsys.readouterr()
+        assert got == code, (got, out, err)
+        return out, err
+
+    def json(self, *args: str, code: int = 0) -> Any:
+        out, _err = self(*args, "--json", code=code)
+        return json.loads(out)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
+    c = Cli(tmp_path / "repo", capsys)
+    c("init", "--chunk-size", "64K", "--group-size", "4K")
+    return c
+
+
+def test_full_workflow_through_the_command_line(cli: Cli, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    src = hf_folder(tmp_path / "tiny", rng, shards=2)
+    imported = cli.json("import", str(src), "--model", "org/tiny", "--message", "base model",
+                        "--label", "prod", "--meta", "task=text-generation")  # fmt: skip
+    assert imported["ref"] == "org/tiny@1"
+    # Both shards hold an identical norm.weight (all ones): stored once even within one import.
+    assert (imported["chunks"], imported["new_chunks"]) == (14, 13)
+
+    shard = src / "model-00002-of-00002.safetensors"
+    tensors = {"model.layers.1.attn.weight": random_weights(rng, (64, 64)),
+               "model.layers.1.mlp.weight": random_weights(rng, (256, 64)),
+               "model.layers.1.norm.weight": np.ones(64, dtype=np.float32)}  # fmt: skip
+    write_safetensors(shard, tensors, {"format": "pt"})
+    second = cli.json("import", str(src), "--model", "org/tiny", "--message", "tuned")
+    assert second["ref"] == "org/tiny@2"
+    # Only the two changed tensors are new: the shard's header (same names, shapes, offsets)
+    # and its unchanged norm tensor dedup.
+    assert (second["chunks"], second["new_chunks"]) == (14, 2)
+
+    models = cli.json("ls")
+    assert [(m["model"], m["versions"], m["latest"], m["labels"]) for m in models] == [
+        ("org/tiny", 2, 2, {"prod": 1})
+    ]
+    log = cli.json("log", "org/tiny")
+    assert [(v["version"], v["message"], v["labels"]) for v in log] == [
+        (2, "tuned", []),
+        (1, "base model", ["prod"]),
+    ]
+    shown = cli.json("show", "org/tiny@prod", "--tensors")
+    assert shown["version"] == 1
+    assert shown["metadata"]["task"] == "text-generation"
+    assert shown["metadata"]["architecture"] == "TinyForCausalLM"
+    assert len(shown["tensors"]) == 8
+    assert sum(t["parameters"] for t in shown["tensors"]) == shown["parameters"]
+
+    d = cli.json("diff", "org/tiny@1", "org/tiny@2")
+    assert {t["name"]: t["status"] for t in d["tensors"]} == {
+        "model.layers.1.attn.weight": "changed",
+        "model.layers.1.mlp.weight": "changed",
+    }
+    assert [f["path"] for f in d["files"]] == ["model-00002-of-00002.safetensors"]
+
+    moved = cli.json("label", "org/tiny@2", "prod")
+    assert (moved["version"], moved["previous"]) == (2, 1)
+    found = cli.json("search", "tuned")
+    assert [v["ref"] for v in found] == ["org/tiny@2"]
+
+    exported = cli.json("export", "org/tiny", str(tmp_path / "out"))
+    assert exported["bytes"] == sum(len(b) for b in tree_bytes(src).values())
+    assert tree_bytes(tmp_path / "out") == tree_bytes(src)
+
+    assert cli.json("verify")["ok"] is True
+    assert cli.json("gc", "--dry-run")["chunks"] == 0
+    assert cli.json("reindex")["versions"] == 2
+    stats = cli.json("stats")
+    assert {"logical_bytes", "stored_bytes", "models", "versions"} <= stats.keys()
+    assert (stats["models"], stats["versions"]) == (1, 2)
+    assert stats["stored_bytes"] < stats["logical_bytes"]
+
+    out, _ = cli("ls")
+    assert "org/tiny" in out
+    assert "prod@2" in out
+    out, _ = cli("show", "org/tiny")
+    assert "TinyForCausalLM" in out
+    out, _ = cli("diff", "org/tiny@1", "org/tiny@2")
+    assert "2 changed" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "nothing"], "no model named 'nothing'"),
+        (["show", "bad name!"], "invalid model name"),
+        (["export", "m@9", "out"], "has no version 9"),
+        (["label", "m@1", "latest"], "cannot be moved"),
+        (["log", "ghost"], "no model named 'ghost'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    cli: Cli, tmp_path: Path, args: list[str], message: str
+) -> None:
+    write_safetensors(tmp_path / "m.safetensors", {"w": np.ones(4, np.float32)})
+    cli("import", str(tmp_path / "m.safetensors"), "--model", "m")
+    _out, err = cli(*args, code=2)
+    assert err.startswith("modelmanager: error: ")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_broken_file_error_names_the_file(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00{oops")
+    _out, err = cli("import", str(bad), "--model", "m", code=2)
+    assert str(bad) in err
+    assert "not valid JSON" in err
+    assert cli.json("ls") == []
+
+
+def test_verify_exits_1_and_names_the_damage(cli: Cli, tmp_path: Path) -> None:
+    write_safetensors(tmp_path / "m.safetensors", {"w": np.arange(50000, dtype=np.float32)})
+    cli("import", str(tmp_path / "m.safetensors"), "--model", "m")
+    shown = cli.json("show", "m")
+    assert shown["files"][0]["chunks"] > 1
+    victim = next(p for p in (cli.repo / "chunks").rglob("*") if p.is_file())
+    blob = bytearray(victim.read_bytes())
+    blob[-1] ^= 0x01
+    victim.write_bytes(blob)
+    report = cli.json("verify", code=1)
+    assert report["ok"] is False
+    assert [p["subject"] for p in report["problems"]] == [victim.name]
+    assert chunk_key(victim.name).endswith(victim.name)
+    _out, err = cli("verify", code=1)
+    assert "corrupt" in err
+    assert "m@1" in err
+
+
+def test_locked_repository_exit_code_3(cli: Cli, tmp_path: Path) -> None:
+    from modelmanager.core.repo.repository import Repository
+
+    other = Repository.open(cli.repo)
+    write_safetensors(tmp_path / "m.safetensors", {"w": np.ones(4, np.float32)})
+    with other.writer():
+        _out, err = cli("--wait", "0.1", "import", str(tmp_path / "m.safetensors"), "--model", "m",
+                        code=3)  # fmt: skip
+        _out, err2 = cli("--wait", "0", "label", "m", "prod", code=3)
+    assert "is being written by process" in err
+    assert "is being written by process" in err2
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert "import" in capsys.readouterr().out
+
+
+def test_console_script_reports_its_version(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelmanager", "--version"],
+        capture_output=True, text=True, env=subprocess_env(tmp_path), check=True,
+    )  # fmt: skip
+    assert proc.stdout.strip() == f"modelmanager {__version__}"
+    assert __version__ != "0+unknown"
+
+
+def test_default_repository_without_repo_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ls", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert (tmp_path / "data" / "repository" / "config.json").exists()
+
+
+def test_init_refuses_a_non_empty_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "thing.txt").write_text("mine")
+    assert main(["--repo", str(tmp_path / "full"), "init"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "full").iterdir()) == ["thing.txt"]
+
+
+def test_opening_a_folder_that_is_not_a_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "x").write_text("x")
+    assert main(["--repo", str(tmp_path / "plain"), "ls"]) == 2
+    assert "no repository here" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""Bounded memory: a 2 GiB checkpoint imports and exports with peak RSS under 512 MiB."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import subprocess_env
+
+GIB = 1 << 30
+BLOCK = 4 << 20
+LIMIT_MIB = 512
+
+RUN_WITH_PEAK = """
+import resource, sys
+from modelmanager.cli.main import main
+code = main(sys.argv[2:])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# Linux reports KiB, macOS bytes.
+with open(sys.argv[1], "w") as f:
+    f.write(str(peak * 1024 if sys.platform != "darwin" else peak))
+sys.exit(code)
+"""
+
+
+def write_big_safetensors(path: Path, size: int = 2 * GIB) -> None:
+    """Eight F32 tensors filling ``size`` bytes; each 4 MiB block distinct and incompressible."""
+    n_tensors = 8
+    per = size // n_tensors
+    header: dict[str, object] = {
+        f"layer.{i}.weight": {
+            "dtype": "F32",
+            "shape": [per // 4],
+            "data_offsets": [i * per, (i + 1) * per],
+        }
+        for i in range(n_tensors)
+    }
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    base = np.frombuffer(np.random.default_rng(0).bytes(BLOCK), dtype=np.uint64).copy()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)) + blob)
+        for i in range(size // BLOCK):
+            base[0] = i  # make every block unique, so nothing dedups
+            f.write(base.tobytes())
+
+
+def _peak(tmp_path: Path, *args: str) -> int:
+    out = tmp_path / "peak.txt"
+    env = subprocess_env(tmp_path)
+    subprocess.run([sys.executable, "-c", RUN_WITH_PEAK, str(out), *args], env=env, check=True)
+    return int(out.read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="resource module is POSIX-only")
+def test_two_gib_import_and_export_stay_under_512_mib(tmp_path: Path) -> None:
+    src = tmp_path / "big.safetensors"
+    write_big_safetensors(src)
+    repo = str(tmp_path / "repo")
+    subprocess.run([sys.executable, "-m", "modelmanager", "--repo", repo, "init"],
+                   env=subprocess_env(tmp_path), check=True, capture_output=True)  # fmt: skip
+    peak_import = _peak(tmp_path, "--repo", repo, "import", str(src), "--model", "big")
+    peak_export = _peak(tmp_path, "--repo", repo, "export", "big", str(tmp_path / "out"))
+    exported = tmp_path / "out" / "big.safetensors"
+    assert exported.stat().st_size == src.stat().st_size
+    with open(src, "rb") as a, open(exported, "rb") as b:
+        while True:
+            x, y = a.read(64 << 20), b.read(64 << 20)
+            assert x == y
+            if not x:
+                break
+    print(f"peak RSS: import {peak_import >> 20} MiB, export {peak_export >> 20} MiB")
+    assert peak_import < LIMIT_MIB << 20, peak_import >> 20
+    assert peak_export < LIMIT_MIB << 20, peak_export >> 20
+    os.remove(src)
