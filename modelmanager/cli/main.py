@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="tensors smaller than this are grouped into one chunk (default 64K)",
     )
     p.add_argument("--codec", choices=CODEC_NAMES, default="zstd", help="default codec")
-    p.add_argument("--level", type=int, default=3, help="compression level (default 3)")
+    p.add_argument("--level", type=int, default=1, help="compression level (default 1)")
 
     p = add("import", commands.cmd_import, "import files or folders as a new version")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files and folders to import")
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="free metadata (repeatable)",
     )
     p.add_argument("--codec", choices=CODEC_NAMES, help="codec (default: the repository's)")
-    p.add_argument("--level", type=int, default=3, help="compression level (default 3)")
+    p.add_argument("--level", type=int, default=1, help="compression level (default 1)")
 
     add("ls", commands.cmd_ls, "list models")
 

@@ -8,6 +8,7 @@ name, synced, and renamed, so a destination never holds a half-written file unde
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ def _targets(manifest: Manifest, dest: Path, force: bool) -> list[tuple[FileReco
     for f in manifest.files:
         target = dest.joinpath(*f.path.split("/"))
         # Manifest paths are validated on load; also refuse links that lead out of dest.
-        if not str(target.parent.resolve()).startswith(str(base)):
+        if not target.parent.resolve().is_relative_to(base):
             raise UserError("refusing to write outside the destination", path=target)
         if target.is_dir():
             raise UserError("a folder is in the way of this file", path=target)
@@ -48,35 +49,65 @@ def _targets(manifest: Manifest, dest: Path, force: bool) -> list[tuple[FileReco
     return out
 
 
+_seek_lock = threading.Lock()
+
+
+def pwrite_all(fd: int, data: BytesLike, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` without moving a shared file position."""
+    view = memoryview(data)
+    if not hasattr(os, "pwrite"):  # Windows: seek and write under one lock
+        with _seek_lock:
+            os.lseek(fd, offset, os.SEEK_SET)
+            while view:
+                view = view[os.write(fd, view) :]
+        return
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
 def _write_file(
     ws: Workspace, f: FileRecord, target: Path, pool: ThreadPoolExecutor, window: int,
     ctx: JobContext, done: list[int], total: int,
 ) -> None:  # fmt: skip
+    """Workers fetch, verify and write their chunk at its offset, so writes run in parallel."""
     chunks = ws.repo.chunks
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
-    inflight: deque[tuple[Future[BytesLike], int]] = deque()
+    inflight: deque[tuple[Future[None], int]] = deque()
+
+    def place(fd: int, chunk_id: str, length: int, offset: int) -> None:
+        pwrite_all(fd, chunks.get(chunk_id, length), offset)
+
     try:
         with open(tmp, "xb", buffering=0) as out:
-            refs = list(f.chunks)
-            next_ref = 0
-            while next_ref < len(refs) or inflight:
+            fd = out.fileno()
+            offset = 0
+            refs = iter(f.chunks)
+            for ref in refs:
                 ctx.check()
-                while next_ref < len(refs) and len(inflight) < window:
-                    ref = refs[next_ref]
-                    inflight.append((pool.submit(chunks.get, ref.id, ref.length), ref.length))
-                    next_ref += 1
+                inflight.append((pool.submit(place, fd, ref.id, ref.length, offset), ref.length))
+                offset += ref.length
+                if len(inflight) >= window:
+                    fut, length = inflight.popleft()
+                    fut.result()
+                    done[0] += length
+                    ctx.report(done[0], total, f.path)
+            while inflight:
                 fut, length = inflight.popleft()
-                out.write(fut.result())
+                fut.result()
                 done[0] += length
                 ctx.report(done[0], total, f.path)
-            fsync_fd(out.fileno())
+            fsync_fd(fd)
         os.replace(tmp, target)
     except OSError as e:
         raise UserError(f"cannot write file ({e.strerror or e})", path=target) from None
     finally:
         for fut, _len in inflight:
             fut.cancel()
+        for fut, _len in inflight:
+            if not fut.cancelled():
+                fut.exception()  # the worker writes into the file: wait before removing it
         tmp.unlink(missing_ok=True)
 
 

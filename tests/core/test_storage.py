@@ -46,3 +46,13 @@ def test_temp_files_are_not_listed_but_are_found(tmp_path: Path) -> None:
 def test_unsafe_keys_are_refused(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError, match="unsafe"):
         LocalBlobStore(tmp_path).put(key, b"x")
+
+
+def test_range_reads(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    store.put("k", b"0123456789")
+    assert store.get_range("k", 0, 4) == b"0123"
+    assert store.get_range("k", 8, 10) == b"89"
+    assert store.get_range("k", 3, -1) == b"3456789"
+    with pytest.raises(BlobNotFound):
+        store.get_range("missing", 0, 1)

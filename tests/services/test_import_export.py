@@ -140,7 +140,8 @@ def test_one_changed_tensor_costs_only_that_tensor(ws: Workspace, tmp_path: Path
     result = import_paths(ws, [v2], "m")
     growth = stats(ws).stored_bytes - before
     changed = tensors["layer.4.weight"].tobytes()
-    compressed = len(zstandard.ZstdCompressor(level=3).compress(changed))
+    level = ws.repo.config.codec.level
+    compressed = len(zstandard.ZstdCompressor(level=level).compress(changed))
     model_size = v2.stat().st_size
     assert growth <= compressed + 0.01 * model_size, (growth, compressed, model_size)
     assert result.new_chunks >= 1
@@ -287,3 +288,18 @@ def test_chunk_sizes_follow_the_repository_config(ws: Workspace, tmp_path: Path)
     lengths = [c.length for c in m.files[0].chunks]
     assert max(lengths) == TEST_CHUNK
     assert lengths[0] < TEST_GROUP * 2  # the header is its own small chunk
+
+
+def test_export_refuses_a_link_that_leads_out_of_the_destination(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in" / "sub"
+    folder.mkdir(parents=True)
+    (folder / "a.bin").write_bytes(b"payload")
+    import_paths(ws, [tmp_path / "in"], "linked")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out" / "sub").symlink_to(tmp_path / "out2")  # 'out2' shares the prefix 'out'
+    with pytest.raises(UserError, match="outside the destination"):
+        export_ref(ws, "linked", tmp_path / "out")
+    assert list((tmp_path / "out2").iterdir()) == []

@@ -92,10 +92,10 @@ class ChunkStore:
         return data
 
     def header(self, chunk_id: str) -> ChunkHeader:
-        """Codec and length of a stored chunk (reads the whole object: chunks are small)."""
+        """Codec and length of a stored chunk, reading only its 16-byte header."""
         key = chunk_key(chunk_id)
         try:
-            return parse_header(self.blobs.get(key)[: HEADER.size], key)
+            return parse_header(self.blobs.get_range(key, 0, HEADER.size), key)
         except BlobNotFound:
             raise ChunkMissing("chunk is missing", path=key) from None
 

@@ -97,10 +97,14 @@ CODEC_NAMES: tuple[str, ...] = tuple(_BY_NAME)
 
 @dataclass(frozen=True)
 class CodecSettings:
-    """How new chunks are compressed: codec name and level (for the codecs that take one)."""
+    """How new chunks are compressed: codec name and level (for the codecs that take one).
+
+    Level 1 is the default: on model weights zstd 3 compresses no better (0.925 vs 0.923 on
+    N(0, 0.02) fp32) but runs at 0.6x the speed (773 vs 1218 MB/s per core, measured here).
+    """
 
     name: str = "zstd"
-    level: int = 3
+    level: int = 1
 
     def __post_init__(self) -> None:
         codec_by_name(self.name)

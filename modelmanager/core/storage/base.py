@@ -49,6 +49,10 @@ class BlobStore(Protocol):
         """The whole blob; BlobNotFound when absent."""
         ...
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes from ``offset`` (fewer at the end); BlobNotFound when absent."""
+        ...
+
     def size(self, key: str) -> int | None:
         """Size in bytes, or None when absent."""
         ...

@@ -57,10 +57,16 @@ class LocalBlobStore:
         return size
 
     def get(self, key: str) -> bytes:
+        return self.get_range(key, 0, -1)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Bytes ``offset``..``offset + length`` (``length`` -1: to the end)."""
         path = self.path(key)
         try:
-            with open(path, "rb") as f:
-                return f.read()
+            with open(path, "rb", buffering=0) as f:
+                if offset:
+                    f.seek(offset)
+                return f.readall() if length < 0 else f.read(length)
         except FileNotFoundError:
             raise BlobNotFound("no such blob", path=path) from None
         except IsADirectoryError:

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set everything up (first run only) and start ModelManager on the default repository.
+# Arguments are passed on: scripts/app.sh import ./my-model --model my-model
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/setup.sh"
+exec "$ROOT/.venv/bin/modelmanager" "$@"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Shared by app.sh and test.sh: make .venv with ModelManager installed (and EXTRAS, if given).
+# Works on a fresh Debian/Ubuntu machine: installs python3-venv through apt when it is missing.
+# Re-running is cheap: the install is redone only when pyproject.toml or the extras change.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+EXTRAS="${1:-}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root for: $*"; return 1; fi
+}
+
+apt_install() {
+  command -v apt-get >/dev/null || { say "please install: $*"; return 1; }
+  say "installing system packages: $*"
+  as_root apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+find_python() {
+  for py in python3 python3.13 python3.12 python3.11 python3.10; do
+    if command -v "$py" >/dev/null &&
+       "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+      echo "$py"; return 0
+    fi
+  done
+  return 1
+}
+
+PY="$(find_python)" || { apt_install python3 && PY="$(find_python)"; } || {
+  say "ModelManager needs Python 3.10 or newer"; exit 1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
+    ver="$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    apt_install "python${ver}-venv" || apt_install python3-venv
+  fi
+  say "creating $VENV with $("$PY" --version)"
+  "$PY" -m venv "$VENV"
+fi
+
+STAMP="$VENV/.modelmanager-installed"
+WANT="$(cat "$ROOT/pyproject.toml" "$0" | cksum)-$EXTRAS"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  say "installing ModelManager${EXTRAS:+ with [$EXTRAS]} into .venv"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+  echo "$WANT" > "$STAMP"
+fi
