@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from modelmanager import paths
+from modelmanager import __version__, paths
 from modelmanager.cli.output import (
     ProgressLine,
     human_bytes,
     human_count,
+    plural,
     print_json,
     print_table,
 )
@@ -50,6 +51,19 @@ def _version_json(v: VersionRow) -> dict[str, Any]:
 
 def _when(created: str) -> str:
     return created[:19].replace("T", " ")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """One line about the repository in use: where it is and what it holds."""
+    ws = workspace(args)
+    models = history.list_models(ws)
+    versions = sum(m.versions for m in models)
+    size = human_bytes(sum(m.logical_bytes for m in models))
+    print(
+        f"ModelManager {__version__}: repository {ws.repo.root} holds "
+        f"{plural(len(models), 'model')}, {plural(versions, 'version')} ({size} newest)\n"
+    )
+    return EXIT_OK
 
 
 def cmd_init(args: argparse.Namespace) -> int:

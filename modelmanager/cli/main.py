@@ -138,12 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        # The GUI arrives with issue 6; until then the app is its command line.
-        parser.print_help()
-        return EXIT_OK
+    handler: Handler = getattr(args, "func", None) or commands.cmd_status
     try:
-        return int(args.func(args))
+        if handler is commands.cmd_status:
+            # No command: "start the app". Until the GUI exists that opens the repository
+            # (creating the default one on first use), says what is in it, and shows the help.
+            code = handler(args)
+            parser.print_help()
+            return code
+        return int(handler(args))
     except ModelManagerError as e:
         print(f"modelmanager: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -21,6 +21,11 @@ def human_bytes(n: int | float) -> str:
     raise AssertionError("unreachable")
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 model', '2 models'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def human_count(n: int) -> str:
     """22713216 -> '22.7M'."""
     for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):

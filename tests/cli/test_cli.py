@@ -178,9 +178,15 @@ def test_locked_repository_exit_code_3(cli: Cli, tmp_path: Path) -> None:
     assert "is being written by process" in err2
 
 
-def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_command_opens_the_default_repository_and_prints_help(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([]) == 0
-    assert "import" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    default = tmp_path / "data" / "repository"
+    assert f"repository {default} holds 0 models, 0 versions" in out
+    assert "import" in out
+    assert (default / "config.json").exists()
 
 
 def test_console_script_reports_its_version(tmp_path: Path) -> None:
