@@ -15,6 +15,7 @@ from modelmanager.cli.output import (
     plural,
     print_json,
     print_table,
+    signed_bytes,
 )
 from modelmanager.core.catalog import VersionRow
 from modelmanager.core.codecs import CodecSettings
@@ -271,14 +272,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     print(
         f"{d.a} -> {d.b}: {d.count('added')} tensors added, {d.count('removed')} removed, "
         f"{d.count('changed')} changed, {d.unchanged_tensors} unchanged; "
-        f"size {'+' if d.logical_delta >= 0 else '-'}{human_bytes(abs(d.logical_delta))}"
+        f"size {signed_bytes(d.logical_delta)}"
     )
     for f in d.files:
         print(f"  file {f.status:8} {f.path}")
     for t in d.tensors:
         print(
             f"  {t.status:8} {t.name}  {_tensor_type(t.old)} -> {_tensor_type(t.new)}  "
-            f"{'+' if t.byte_delta >= 0 else '-'}{human_bytes(abs(t.byte_delta))}"
+            f"{signed_bytes(t.byte_delta)}"
         )
     return EXIT_OK
 

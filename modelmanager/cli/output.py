@@ -21,6 +21,11 @@ def human_bytes(n: int | float) -> str:
     raise AssertionError("unreachable")
 
 
+def signed_bytes(n: int) -> str:
+    """-1536 -> '-1.5 KiB', 0 -> '+0 B'."""
+    return f"{'+' if n >= 0 else '-'}{human_bytes(abs(n))}"
+
+
 def plural(n: int, noun: str) -> str:
     """'1 model', '2 models'."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
