@@ -26,6 +26,7 @@ from modelmanager.core.formats import FileIndex, index_file
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import DIGEST_HEX_LEN, content_id, new_hasher
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.manifest import ChunkRef, FileRecord, Manifest, TensorRecord
 from modelmanager.core.repo.names import check_label, check_model_name, check_relpath
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key, utc_now
@@ -158,9 +159,12 @@ def derive_metadata(sources: Iterable[SourceFile]) -> dict[str, Any]:
 class _ChunkWriter:
     """Hashes, deduplicates and stores chunks on a thread pool, one buffer per chunk in flight."""
 
-    def __init__(self, ws: Workspace, settings: CodecSettings, workers: int) -> None:
+    def __init__(
+        self, ws: Workspace, settings: CodecSettings, policy: Policy, workers: int
+    ) -> None:
         self.chunks = ws.repo.chunks
         self.settings = settings
+        self.policy = policy
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="mm-import")
         self.window = workers * 2
         self.chunk_size = ws.repo.config.chunk_size
@@ -182,9 +186,9 @@ class _ChunkWriter:
         with self._lock:
             first = cid not in self._seen
             self._seen.add(cid)
-        if not first or self.chunks.has(cid):
+        if not first or self.chunks.has(cid, self.policy):
             return cid, 0
-        stored = self.chunks.put(cid, data, self.settings)
+        stored = self.chunks.put(cid, data, self.settings, self.policy)
         crash_point("chunk-written")
         with self._lock:
             self.new_chunks += 1
@@ -332,7 +336,8 @@ def import_paths(
         if existing is not None and existing != model:
             raise UserError(f"a model named {existing!r} exists; names may not differ only in case")
         seqs = repo.version_numbers(model)
-        writer = _ChunkWriter(ws, codec or repo.config.codec, workers or default_workers())
+        policy = repo.policy_for(model)
+        writer = _ChunkWriter(ws, codec or repo.config.codec, policy, workers or default_workers())
         done = [0]
         try:
             files = tuple(_import_file(s, writer, ws, ctx, done, total) for s in sources)

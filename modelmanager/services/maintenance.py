@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelmanager.core.catalog import SyncResult
-from modelmanager.core.chunks.store import ChunkMissing, ChunkStore, chunk_key
+from modelmanager.core.chunks.placed import PlacedChunkStore
+from modelmanager.core.chunks.store import ChunkMissing, chunk_key
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
@@ -63,7 +64,7 @@ def _check_labels(ws: Workspace, model: str) -> list[Problem]:
     ]
 
 
-def _check_chunk(chunks: ChunkStore, cid: str, length: int, quick: bool) -> None:
+def _check_chunk(chunks: PlacedChunkStore, cid: str, length: int, quick: bool) -> None:
     if not quick:
         chunks.get(cid, length)
     elif chunks.header(cid).length != length:

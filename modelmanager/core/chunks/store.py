@@ -48,8 +48,30 @@ def parse_header(blob: BytesLike, key: str) -> ChunkHeader:
     return ChunkHeader(codec_id, length)
 
 
+def encode_object(data: BytesLike, settings: codecs.CodecSettings) -> list[BytesLike]:
+    """The chunk object of ``data`` as parts: header, then the codec's payload."""
+    codec_id, payload = codecs.encode(data, settings)
+    return [HEADER.pack(MAGIC, codec_id, len(data)), payload]
+
+
+def decode_object(blob: BytesLike, chunk_id: str, length: int, key: str) -> BytesLike:
+    """The plain bytes of a chunk object, checked against the id; IntegrityError naming ``key``."""
+    head = parse_header(blob, key)
+    if head.length != length:
+        raise IntegrityError(
+            f"chunk says it holds {head.length} bytes, the manifest says {length}", path=key
+        )
+    try:
+        data = codecs.decode(head.codec_id, memoryview(blob)[HEADER.size :], length)
+    except IntegrityError as e:
+        raise IntegrityError(e.message, path=key) from None
+    if content_id(data) != chunk_id:
+        raise IntegrityError("chunk content does not match its hash", path=key)
+    return data
+
+
 class ChunkStore:
-    """Puts and gets chunks by id on a BlobStore, encoding with the configured codec."""
+    """Puts and gets chunks by id on one BlobStore, encoding with the configured codec."""
 
     def __init__(self, blobs: BlobStore, settings: codecs.CodecSettings) -> None:
         self.blobs = blobs
@@ -67,9 +89,8 @@ class ChunkStore:
         The write is synced but its name becomes durable only at :meth:`flush`, which the
         importer calls once before it writes the manifest.
         """
-        codec_id, payload = codecs.encode(data, settings or self.settings)
-        header = HEADER.pack(MAGIC, codec_id, len(data))
-        return self.blobs.put(chunk_key(chunk_id), [header, payload], sync=False)
+        parts = encode_object(data, settings or self.settings)
+        return self.blobs.put(chunk_key(chunk_id), parts, sync=False)
 
     def get(self, chunk_id: str, length: int) -> BytesLike:
         """The plain bytes of a chunk, checked against its id; IntegrityError otherwise."""
@@ -78,18 +99,7 @@ class ChunkStore:
             blob = self.blobs.get(key)
         except BlobNotFound:
             raise ChunkMissing("chunk is missing", path=key) from None
-        head = parse_header(blob, key)
-        if head.length != length:
-            raise IntegrityError(
-                f"chunk says it holds {head.length} bytes, the manifest says {length}", path=key
-            )
-        try:
-            data = codecs.decode(head.codec_id, memoryview(blob)[HEADER.size :], length)
-        except IntegrityError as e:
-            raise IntegrityError(e.message, path=key) from None
-        if content_id(data) != chunk_id:
-            raise IntegrityError("chunk content does not match its hash", path=key)
-        return data
+        return decode_object(blob, chunk_id, length, key)
 
     def header(self, chunk_id: str) -> ChunkHeader:
         """Codec and length of a stored chunk, reading only its 16-byte header."""

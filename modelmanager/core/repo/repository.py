@@ -17,10 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelmanager.core.chunks.store import ChunkStore
+from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
 from modelmanager.core.formats.jsonstrict import loads_strict
+from modelmanager.core.placement import DeviceSet
+from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import Ref, check_label, model_key, parse_ref
@@ -30,6 +32,7 @@ from modelmanager.errors import IntegrityError, NotFoundError, RepositoryError, 
 REPO_FORMAT = "modelmanager-repository"
 REPO_VERSION = 1
 CONFIG_KEY = "config.json"
+POLICY_KEY = "policy.json"
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 DEFAULT_GROUP_SIZE = 64 * 1024
 #: Seconds a writer waits for another writer before giving up with a clear message.
@@ -84,6 +87,36 @@ class RepoConfig:
         return config
 
 
+@dataclass(frozen=True)
+class Policies:
+    """Redundancy policies: the repository default and per-model overrides (``policy.json``)."""
+
+    default: Policy = field(default_factory=Policy)
+    models: dict[str, Policy] = field(default_factory=dict)
+
+    def for_model(self, model: str) -> Policy:
+        return self.models.get(model, self.default)
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": 1,
+            "default": str(self.default),
+            "models": {k: str(v) for k, v in sorted(self.models.items())},
+        }
+        return json.dumps(doc, indent=2).encode() + b"\n"
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: Path) -> Policies:
+        try:
+            doc = loads_strict(data)
+            return cls(
+                Policy.parse(doc["default"]),
+                {str(k): Policy.parse(v) for k, v in doc["models"].items()},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, UserError) as e:
+            raise RepositoryError(f"damaged policy file ({e})", path=source) from None
+
+
 def utc_now() -> str:
     """Current time as an ISO-8601 UTC string with microseconds (sorts as text)."""
     t = time.time()
@@ -105,8 +138,37 @@ class Repository:
         self.root = root
         self.config = config
         self.blobs = LocalBlobStore(root)
-        self.chunks = ChunkStore(self.blobs, config.codec)
         self.lock = WriterLock(root / "locks")
+        self.reload_layout()
+
+    def reload_layout(self) -> None:
+        """(Re)read devices and policies, e.g. after another command changed them."""
+        self.devices = DeviceSet.load(self.root, self.config.id)
+        try:
+            self.policies = Policies.from_bytes((self.root / POLICY_KEY).read_bytes(),
+                                                self.root / POLICY_KEY)  # fmt: skip
+        except FileNotFoundError:
+            self.policies = Policies()
+        self.chunks = PlacedChunkStore(
+            self.root, self.config.id, self.devices, self.config.codec,
+            lambda: self.policies.default,
+        )  # fmt: skip
+
+    def save_devices(self, devices: DeviceSet) -> None:
+        """Replace the device list (under the writer lock) and reopen the chunk store."""
+        self._require_writer()
+        devices.save(self.root)
+        self.reload_layout()
+
+    def save_policies(self, policies: Policies) -> None:
+        """Replace the redundancy policies (under the writer lock)."""
+        self._require_writer()
+        self.blobs.put(POLICY_KEY, policies.to_bytes())
+        self.reload_layout()
+
+    def policy_for(self, model: str) -> Policy:
+        """The redundancy policy new chunks of ``model`` are stored with."""
+        return self.policies.for_model(model)
 
     # -- opening -------------------------------------------------------------------------
 

@@ -1,0 +1,399 @@
+"""Chunks spread over devices, as whole copies or erasure-coded fragments.
+
+Piece keys on a device root:
+  copy       chunks/<id[:2]>/<id>                     (a whole chunk object)
+  fragment   fragments/<K>+<M>/<id[:2]>/<id>.<index>  (see core.redundancy)
+
+Where pieces are is found by looking (a few stats per device), not from a table that could
+disagree with the disks. Writes go to the highest-ranked eligible devices (placement); reads
+prefer them too and fall back to other copies, or rebuild from parity, when a piece is missing
+or corrupt: a degraded read, which is counted and reported.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelmanager.core import codecs
+from modelmanager.core.chunks.store import (
+    HEADER,
+    ChunkHeader,
+    ChunkMissing,
+    chunk_key,
+    decode_object,
+    encode_object,
+    parse_header,
+)
+from modelmanager.core.ids import BytesLike, is_content_id
+from modelmanager.core.placement import (
+    RESERVE_BYTES,
+    Device,
+    DeviceSet,
+    identity_matches,
+    rank,
+)
+from modelmanager.core.redundancy import (
+    Fragment,
+    Policy,
+    decode_fragments,
+    encode_fragments,
+    fragment_dir,
+    parse_fragment,
+    parse_fragment_dir,
+)
+from modelmanager.core.storage import BlobNotFound, LocalBlobStore
+from modelmanager.errors import IntegrityError, UserError
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def fragment_key(k: int, m: int, chunk_id: str, index: int) -> str:
+    return f"{fragment_dir(k, m)}/{chunk_id[:2]}/{chunk_id}.{index}"
+
+
+@dataclass
+class Layout:
+    """Where the pieces of one chunk are: devices with a copy, devices per fragment index."""
+
+    copies: list[Device] = field(default_factory=list)
+    fragments: dict[tuple[int, int], dict[int, list[Device]]] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.copies and not self.fragments
+
+    def tolerance(self) -> int:
+        """Devices that may fail before the chunk is lost, judging by presence (-1: unreadable)."""
+        best = len({d.id for d in self.copies}) - 1
+        for (k, _m), frags in self.fragments.items():
+            best = max(best, len(frags) - k)
+        return best
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One stored piece, as found by walking a device."""
+
+    chunk_id: str
+    device: Device
+    key: str
+    size: int
+    index: int | None = None  # fragment index; None for a whole copy
+    k: int = 0
+    m: int = 0
+
+
+class PlacementError(UserError):
+    """Not enough eligible devices (online, mounted, with room) to meet a policy."""
+
+
+class PlacedChunkStore:
+    """The repository's chunks over its devices; the same interface as a single ChunkStore."""
+
+    def __init__(
+        self,
+        repo_root: Path,
+        repository_id: str,
+        devices: DeviceSet,
+        settings: codecs.CodecSettings,
+        default_policy: Callable[[], Policy],
+    ) -> None:
+        self.repo_root = repo_root
+        self.repository_id = repository_id
+        self.devices = devices
+        self.settings = settings
+        self.default_policy = default_policy
+        self.stores = {d.id: LocalBlobStore(d.root(repo_root)) for d in devices.devices}
+        self._lock = threading.Lock()
+        self._full: set[str] = set()
+        self._available: dict[str, bool] = {}
+        self._combos: set[tuple[int, int]] | None = None
+        self.degraded_reads = 0
+
+    # -- devices ------------------------------------------------------------------------
+
+    def available(self, device: Device) -> bool:
+        """Mounted and really this device (identity file), and not marked offline."""
+        if device.state == "offline":
+            return False
+        ok = self._available.get(device.id)
+        if ok is None:
+            root = device.root(self.repo_root)
+            ok = root.is_dir() and (
+                device.path == "." or identity_matches(root, device, self.repository_id)
+            )
+            self._available[device.id] = ok
+        return ok
+
+    def readable_devices(self) -> list[Device]:
+        return [d for d in self.devices.devices if self.available(d)]
+
+    def _room(self, device: Device, need: int) -> bool:
+        if device.id in self._full:
+            return False
+        try:
+            usage = os.statvfs(device.root(self.repo_root)) if hasattr(os, "statvfs") else None
+        except OSError:
+            return False
+        if usage is None:
+            return True
+        total = usage.f_blocks * usage.f_frsize
+        free = usage.f_bavail * usage.f_frsize
+        return free - need >= min(RESERVE_BYTES, total // 20)
+
+    def placement(self, chunk_id: str, need: int = 0) -> list[Device]:
+        """Devices that may take a new piece of ``chunk_id``, best first."""
+        eligible = [d for d in self.devices.devices if d.placeable and self.available(d)]
+        return [d for d in rank(chunk_id, eligible) if self._room(d, need)]
+
+    def why_short(self) -> str:
+        """Which devices cannot take pieces now, and why (for error messages)."""
+        reasons = []
+        for d in self.devices.devices:
+            if d.state != "online":
+                reasons.append(f"{d.name} is {d.state}")
+            elif not self.available(d):
+                reasons.append(f"{d.name} is not mounted or not this device ({d.path})")
+            elif d.id in self._full or not self._room(d, 0):
+                reasons.append(f"{d.name} is full")
+        return "; ".join(reasons) or "every device is in use already"
+
+    def _combos_known(self) -> set[tuple[int, int]]:
+        if self._combos is None:
+            combos: set[tuple[int, int]] = set()
+            for d in self.readable_devices():
+                try:
+                    names = os.listdir(d.root(self.repo_root) / "fragments")
+                except OSError:
+                    continue
+                combos.update(c for c in map(parse_fragment_dir, names) if c)
+            self._combos = combos
+        return self._combos
+
+    # -- finding pieces ----------------------------------------------------------------
+
+    def locate(self, chunk_id: str) -> Layout:
+        """Every piece of ``chunk_id`` on the readable devices (presence only)."""
+        layout = Layout()
+        key = chunk_key(chunk_id)
+        combos = sorted(self._combos_known())
+        for d in self.readable_devices():
+            store = self.stores[d.id]
+            if store.size(key) is not None:
+                layout.copies.append(d)
+            for k, m in combos:
+                for i in range(k + m):
+                    if store.size(fragment_key(k, m, chunk_id, i)) is not None:
+                        layout.fragments.setdefault((k, m), {}).setdefault(i, []).append(d)
+        return layout
+
+    def has(self, chunk_id: str, policy: Policy | None = None) -> bool:
+        """True when the chunk's pieces already meet ``policy`` (by presence)."""
+        policy = policy or self.default_policy()
+        return self.locate(chunk_id).tolerance() >= policy.tolerates
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _write(self, device: Device, key: str, parts: list[BytesLike]) -> int | None:
+        """Write a piece; None when the device is full (it is then skipped from now on)."""
+        try:
+            return self.stores[device.id].put(key, parts, sync=False)
+        except OSError as e:
+            if e.errno in _NO_SPACE:
+                with self._lock:
+                    self._full.add(device.id)
+                return None
+            raise
+
+    def write_pieces(
+        self, chunk_id: str, obj: bytes, policy: Policy, layout: Layout | None = None
+    ) -> int:
+        """Add the pieces ``policy`` still lacks for a chunk object; return bytes written."""
+        layout = layout or self.locate(chunk_id)
+        written = 0
+        if policy.erasure:
+            k, m = policy.k, policy.m
+            have = layout.fragments.get((k, m), {})
+            missing = [i for i in range(k + m) if i not in have]
+            if not missing:
+                return 0
+            holding = {d.id for devs in have.values() for d in devs}
+            fragments = encode_fragments(obj, k, m)
+            targets = [
+                d for d in self.placement(chunk_id, len(fragments[0])) if d.id not in holding
+            ]
+            for index in missing:
+                while True:
+                    if not targets:
+                        raise PlacementError(
+                            f"policy {policy} needs {k + m} devices for chunk {chunk_id[:12]}; "
+                            f"not enough can take it ({self.why_short()})"
+                        )
+                    device = targets.pop(0)
+                    n = self._write(device, fragment_key(k, m, chunk_id, index), [fragments[index]])
+                    if n is not None:
+                        written += n
+                        break
+            with self._lock:
+                if self._combos is not None:
+                    self._combos.add((k, m))
+            return written
+        need = policy.copies - len({d.id for d in layout.copies})
+        holding = {d.id for d in layout.copies}
+        targets = [d for d in self.placement(chunk_id, len(obj)) if d.id not in holding]
+        while need > 0:
+            if not targets:
+                raise PlacementError(
+                    f"policy {policy} needs {policy.copies} devices for chunk {chunk_id[:12]}; "
+                    f"not enough can take it ({self.why_short()})"
+                )
+            n = self._write(targets.pop(0), chunk_key(chunk_id), [obj])
+            if n is not None:
+                written += n
+                need -= 1
+        return written
+
+    def put(
+        self,
+        chunk_id: str,
+        data: BytesLike,
+        settings: codecs.CodecSettings | None = None,
+        policy: Policy | None = None,
+    ) -> int:
+        """Encode and store ``data`` to meet ``policy``; return the bytes written."""
+        obj = b"".join(encode_object(data, settings or self.settings))
+        return self.write_pieces(chunk_id, obj, policy or self.default_policy())
+
+    def flush(self) -> None:
+        """Make every piece written so far durable on every device."""
+        for d in self.devices.devices:
+            self.stores[d.id].flush()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def read_copy(self, device: Device, chunk_id: str) -> bytes:
+        return self.stores[device.id].get(chunk_key(chunk_id))
+
+    def read_fragment(self, device: Device, k: int, m: int, chunk_id: str, i: int) -> Fragment:
+        key = fragment_key(k, m, chunk_id, i)
+        return parse_fragment(self.stores[device.id].get(key), f"{device.name}:{key}")
+
+    def read_object(self, chunk_id: str, length: int) -> tuple[bytes, BytesLike, bool]:
+        """(chunk object, its verified plain bytes, whether a degraded path was needed)."""
+        layout = self.locate(chunk_id)
+        if layout.empty:
+            raise ChunkMissing("chunk is missing on every device", path=chunk_key(chunk_id))
+        failures: list[str] = []
+        preferred = {d.id: n for n, d in enumerate(rank(chunk_id, self.devices.devices))}
+        for device in sorted(layout.copies, key=lambda d: preferred[d.id]):
+            try:
+                blob = self.read_copy(device, chunk_id)
+                data = decode_object(blob, chunk_id, length, f"{device.name}:{chunk_key(chunk_id)}")
+            except (IntegrityError, BlobNotFound, OSError) as e:
+                failures.append(str(e))
+                continue
+            return blob, data, bool(failures)
+        for (k, m), frags in sorted(layout.fragments.items()):
+            good: dict[int, Fragment] = {}
+            for index in sorted(frags):
+                for device in frags[index]:
+                    try:
+                        good[index] = self.read_fragment(device, k, m, chunk_id, index)
+                        break
+                    except (IntegrityError, BlobNotFound, OSError) as e:
+                        failures.append(str(e))
+                if len(good) == k:
+                    break
+            if len(good) < k:
+                failures.append(f"only {len(good)} of {k} fragments of layout {k}+{m} are good")
+                continue
+            obj = decode_fragments(good, k, m)
+            try:
+                data = decode_object(obj, chunk_id, length, chunk_key(chunk_id))
+            except IntegrityError as e:
+                failures.append(str(e))
+                continue
+            return obj, data, bool(failures) or sorted(good) != list(range(k))
+        raise IntegrityError(
+            "chunk cannot be read from any piece: " + "; ".join(failures[:4]),
+            path=chunk_key(chunk_id),
+        )
+
+    def get(self, chunk_id: str, length: int) -> BytesLike:
+        """The plain bytes of a chunk, from whichever pieces are good (verified)."""
+        _obj, data, degraded = self.read_object(chunk_id, length)
+        if degraded:
+            with self._lock:
+                self.degraded_reads += 1
+        return data
+
+    def header(self, chunk_id: str) -> ChunkHeader:
+        """Codec and length of a stored chunk from its first readable piece's header."""
+        layout = self.locate(chunk_id)
+        for device in layout.copies:
+            try:
+                head = self.stores[device.id].get_range(chunk_key(chunk_id), 0, HEADER.size)
+                return parse_header(head, f"{device.name}:{chunk_key(chunk_id)}")
+            except (IntegrityError, BlobNotFound, OSError):
+                continue
+        for (k, m), frags in layout.fragments.items():
+            for device in frags.get(0, []):
+                try:
+                    fragment = self.read_fragment(device, k, m, chunk_id, 0)
+                    return parse_header(fragment.payload[: HEADER.size], chunk_key(chunk_id))
+                except (IntegrityError, BlobNotFound, OSError):
+                    continue
+        raise ChunkMissing("chunk is missing on every device", path=chunk_key(chunk_id))
+
+    # -- walking ------------------------------------------------------------------------
+
+    def iter_pieces(self, device: Device) -> Iterator[Piece]:
+        """Every piece on one device (copies and fragments)."""
+        store = self.stores[device.id]
+        for key, size in store.list("chunks"):
+            name = key.rsplit("/", 1)[-1]
+            if is_content_id(name) and key == chunk_key(name):
+                yield Piece(name, device, key, size)
+        for key, size in store.list("fragments"):
+            parts = key.split("/")
+            combo = parse_fragment_dir(parts[1]) if len(parts) == 4 else None
+            cid, _, index = parts[-1].partition(".")
+            if combo and is_content_id(cid) and index.isdigit():
+                yield Piece(cid, device, key, size, int(index), *combo)
+
+    def iter_stored(self) -> Iterator[tuple[str, int]]:
+        """Every stored chunk with the bytes all its pieces take, over readable devices."""
+        totals: dict[str, int] = {}
+        for d in self.readable_devices():
+            for p in self.iter_pieces(d):
+                totals[p.chunk_id] = totals.get(p.chunk_id, 0) + p.size
+        yield from totals.items()
+
+    def stored_size(self, chunk_id: str) -> int | None:
+        layout = self.locate(chunk_id)
+        if layout.empty:
+            return None
+        total = sum(self.stores[d.id].size(chunk_key(chunk_id)) or 0 for d in layout.copies)
+        for (k, m), frags in layout.fragments.items():
+            for i, devs in frags.items():
+                total += sum(self.stores[d.id].size(fragment_key(k, m, chunk_id, i)) or 0
+                             for d in devs)  # fmt: skip
+        return total
+
+    def delete_piece(self, piece: Piece) -> None:
+        self.stores[piece.device.id].delete(piece.key)
+
+    def delete(self, chunk_id: str) -> None:
+        """Remove every piece of a chunk from every readable device."""
+        layout = self.locate(chunk_id)
+        for d in layout.copies:
+            self.stores[d.id].delete(chunk_key(chunk_id))
+        for (k, m), frags in layout.fragments.items():
+            for i, devs in frags.items():
+                for d in devs:
+                    self.stores[d.id].delete(fragment_key(k, m, chunk_id, i))
