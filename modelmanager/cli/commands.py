@@ -21,10 +21,18 @@ from modelmanager.core.catalog import VersionRow
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.repo.manifest import Manifest, TensorRecord
 from modelmanager.errors import EXIT_OK, EXIT_PROBLEMS, UserError
-from modelmanager.services import Workspace, history, init_repository, open_workspace
+from modelmanager.services import (
+    Workspace,
+    devices,
+    history,
+    init_repository,
+    open_workspace,
+    redundancy,
+)
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage, reindex, stats, verify
+from modelmanager.services.redundancy import RepairReport
 
 
 def workspace(args: argparse.Namespace) -> Workspace:
@@ -239,6 +247,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "dest": str(result.dest),
                 "files": [str(p) for p in result.files],
                 "bytes": result.bytes,
+                "degraded_chunks": result.degraded_chunks,
             }
         )
     else:
@@ -246,6 +255,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"Exported {result.manifest.ref}: {len(result.files)} files, "
             f"{human_bytes(result.bytes)} to {result.dest}"
         )
+        if result.degraded_chunks:
+            print(
+                f"  {result.degraded_chunks} chunks were read from redundancy (a piece was "
+                "missing or corrupt); run 'modelmanager scrub', then 'repair'",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 
@@ -398,3 +413,174 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"(compression {doc['compression_ratio']})"
         )
     return EXIT_OK
+
+
+def cmd_device_add(args: argparse.Namespace) -> int:
+    device, recognised = devices.add_device(
+        workspace(args), Path(args.path), name=args.name, weight=args.weight, tier=args.tier,
+        lock_timeout=args.wait,
+    )  # fmt: skip
+    if args.json:
+        print_json({"name": device.name, "id": device.id, "path": device.path,
+                    "recognised": recognised})  # fmt: skip
+    elif recognised:
+        print(f"Recognised device {device.name}: now at {device.path}")
+    else:
+        print(f"Added device {device.name} at {device.path} (weight {device.weight:g}, "
+              f"{device.tier}); run 'rebalance' to spread existing data onto it")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_device_ls(args: argparse.Namespace) -> int:
+    infos = devices.list_devices(workspace(args))
+    if args.json:
+        print_json([
+            {"name": i.device.name, "id": i.device.id, "path": str(i.root),
+             "weight": i.device.weight, "tier": i.device.tier, "state": i.status,
+             "capacity": i.capacity, "free": i.free, "used": i.used, "pieces": i.pieces,
+             "chunks": i.chunks}
+            for i in infos
+        ])  # fmt: skip
+        return EXIT_OK
+    print_table(
+        ["DEVICE", "STATE", "TIER", "WEIGHT", "USED", "FREE", "CAPACITY", "CHUNKS", "PATH"],
+        [[i.device.name, i.status, i.device.tier, f"{i.device.weight:g}", human_bytes(i.used),
+          human_bytes(i.free) if i.free is not None else "-",
+          human_bytes(i.capacity) if i.capacity is not None else "-", i.chunks, str(i.root)]
+         for i in infos],
+    )  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_device_rm(args: argparse.Namespace) -> int:
+    progress = ProgressLine("draining", enabled=not args.json)
+    try:
+        result = devices.remove_device(
+            workspace(args), args.name, drain=args.drain, force=args.force,
+            ctx=progress.context(), lock_timeout=args.wait,
+        )  # fmt: skip
+    finally:
+        progress.finish()
+    if args.json:
+        print_json({"removed": result.device.name, "moved_pieces": result.drained_pieces,
+                    "moved_bytes": result.drained_bytes})  # fmt: skip
+    elif args.drain:
+        print(f"Moved {result.drained_pieces} pieces ({human_bytes(result.drained_bytes)}) off "
+              f"{result.device.name} and removed it")  # fmt: skip
+    else:
+        print(f"Forgot device {result.device.name}; its pieces count as missing until you run "
+              "'repair'")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_device_set(args: argparse.Namespace) -> int:
+    state = {"offline": "offline", "online": "online"}.get(args.device_command)
+    device = devices.set_device(
+        workspace(args), args.name, state=state, weight=getattr(args, "weight", None),
+        tier=getattr(args, "tier", None), lock_timeout=args.wait,
+    )  # fmt: skip
+    if args.json:
+        print_json({"name": device.name, "state": device.state, "weight": device.weight,
+                    "tier": device.tier})  # fmt: skip
+    else:
+        print(f"Device {device.name}: {device.state}, weight {device.weight:g}, {device.tier}")
+    return EXIT_OK
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    if args.policy_command == "show":
+        models = {k: str(v) for k, v in ws.repo.policies.models.items()}
+        if args.json:
+            print_json({"default": str(ws.repo.policies.default), "models": models})
+        else:
+            print(f"default: {ws.repo.policies.default}")
+            for name, value in sorted(models.items()):
+                print(f"{name}: {value}")
+        return EXIT_OK
+    words = args.words
+    if len(words) not in (1, 2):
+        raise UserError("usage: policy set [MODEL] copies=N|ec=K+M")
+    model: str | None = None if len(words) == 1 else words[0]
+    text = words[-1]
+    progress = ProgressLine("converting", enabled=not args.json)
+    try:
+        policy, report = devices.set_policy(ws, text, model, ctx=progress.context(),
+                                            lock_timeout=args.wait)  # fmt: skip
+    finally:
+        progress.finish()
+    if args.json:
+        print_json({"policy": str(policy), "model": model, **report.to_json()})
+    else:
+        print(
+            f"Policy of {model or 'the repository'} is now {policy}: converted "
+            f"{report.repaired_chunks} chunks ({human_bytes(report.written_bytes)} written)"
+        )
+        _print_repair_problems(report)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def _print_repair_problems(report: RepairReport) -> None:
+    for item in report.lost:
+        print(f"  lost: chunk {item['chunk']} (affects {', '.join(item['versions'])})",
+              file=sys.stderr)  # fmt: skip
+    for item in report.failed:
+        print(f"  not repaired: chunk {item['chunk']}: {item['reason']}", file=sys.stderr)
+
+
+def cmd_scrub(args: argparse.Namespace) -> int:
+    progress = ProgressLine("scrubbing", enabled=not args.json)
+    try:
+        report = redundancy.scrub(workspace(args), ctx=progress.context())
+    finally:
+        progress.finish()
+    if args.json:
+        print_json(report.to_json())
+        return EXIT_OK if report.ok else EXIT_PROBLEMS
+    found = (
+        f"{len(report.missing)} missing, {len(report.corrupt)} corrupt, "
+        f"{len(report.under_replicated)} under-replicated, {len(report.lost)} lost"
+    )
+    print(f"scrub: {report.chunks} chunks, {report.pieces} pieces: "
+          f"{'all good' if report.ok else found}")  # fmt: skip
+    for device, counts in sorted(report.by("device").items()):
+        print(f"  device {device}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for model, counts in sorted(report.by("models").items()):
+        print(f"  model {model}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    if not report.ok:
+        print("Run 'modelmanager repair' to rebuild what redundancy allows.", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    progress = ProgressLine("repairing", enabled=not args.json)
+    try:
+        report = redundancy.repair(workspace(args), ctx=progress.context(), lock_timeout=args.wait)
+    finally:
+        progress.finish()
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(
+            f"repair: {report.repaired_chunks} chunks repaired, {report.written_pieces} pieces "
+            f"({human_bytes(report.written_bytes)}) written, {report.removed_pieces} removed"
+        )
+        _print_repair_problems(report)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def cmd_rebalance(args: argparse.Namespace) -> int:
+    progress = ProgressLine("rebalancing", enabled=not args.json)
+    try:
+        report = redundancy.rebalance(workspace(args), ctx=progress.context(),
+                                      lock_timeout=args.wait)  # fmt: skip
+    finally:
+        progress.finish()
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(f"rebalance: moved {report.moved_pieces} pieces ({human_bytes(report.moved_bytes)})")
+        for item in report.failed:
+            print(f"  not moved: {item['piece']} ({item['device']}): {item['reason']}",
+                  file=sys.stderr)  # fmt: skip
+    return EXIT_OK if not report.failed else EXIT_PROBLEMS

@@ -130,6 +130,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
 
     add("reindex", commands.cmd_reindex, "rebuild the catalog from the manifests")
+
+    p = add("device", commands.cmd_device_ls, "storage devices: add, ls, rm, offline, online, set")
+    dev = p.add_subparsers(dest="device_command", metavar="ACTION")
+    d = dev.add_parser("add", parents=[common], help="register a folder (an empty one, or a "
+                       "device of this repository mounted elsewhere)")  # fmt: skip
+    d.set_defaults(func=commands.cmd_device_add)
+    d.add_argument("path")
+    d.add_argument("--name", help="device name (default: the folder's name)")
+    d.add_argument("--weight", type=float, default=1.0, help="share of new data (default 1)")
+    d.add_argument("--tier", choices=("hot", "warm", "cold"), default="hot")
+    dev.add_parser("ls", parents=[common], help="list devices").set_defaults(
+        func=commands.cmd_device_ls
+    )
+    d = dev.add_parser("rm", parents=[common], help="remove a device")
+    d.set_defaults(func=commands.cmd_device_rm)
+    d.add_argument("name")
+    how = d.add_mutually_exclusive_group(required=True)
+    how.add_argument("--drain", action="store_true", help="move its data off first")
+    how.add_argument("--force", action="store_true", help="forget a dead disk now")
+    for state in ("offline", "online"):
+        d = dev.add_parser(state, parents=[common], help=f"mark a device {state}")
+        d.set_defaults(func=commands.cmd_device_set)
+        d.add_argument("name")
+    d = dev.add_parser("set", parents=[common], help="change weight or tier")
+    d.set_defaults(func=commands.cmd_device_set)
+    d.add_argument("name")
+    d.add_argument("--weight", type=float)
+    d.add_argument("--tier", choices=("hot", "warm", "cold"))
+
+    p = add("policy", commands.cmd_policy, "redundancy: policy show | policy set [MODEL] POLICY")
+    p.add_argument("policy_command", choices=("show", "set"))
+    p.add_argument(
+        "words",
+        nargs="*",
+        metavar="[MODEL] POLICY",
+        help="copies=N or ec=K+M, for MODEL or (without it) the repository",
+    )
+
+    add("scrub", commands.cmd_scrub, "read and check every stored piece (exit 1 on problems)")
+    add("repair", commands.cmd_repair, "rebuild missing or corrupt pieces from good ones")
+    add("rebalance", commands.cmd_rebalance, "move pieces to where placement now puts them")
     add("stats", commands.cmd_stats, "sizes: logical, unique, stored")
     return parser
 

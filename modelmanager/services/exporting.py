@@ -31,6 +31,7 @@ class ExportResult:
     dest: Path
     files: tuple[Path, ...]
     bytes: int
+    degraded_chunks: int = 0
 
 
 def _targets(manifest: Manifest, dest: Path, force: bool) -> list[tuple[FileRecord, Path]]:
@@ -127,12 +128,14 @@ def export_manifest(
     total = manifest.logical_bytes
     done = [0]
     n = workers or default_workers()
+    degraded_before = ws.repo.chunks.degraded_reads
     with ThreadPoolExecutor(n, thread_name_prefix="mm-export") as pool:
         for f, target in targets:
             _write_file(ws, f, target, pool, n * 2, ctx, done, total)
     for folder in {t.parent for _f, t in targets}:
         fsync_dir(folder)
-    return ExportResult(manifest, dest, tuple(t for _f, t in targets), total)
+    degraded = ws.repo.chunks.degraded_reads - degraded_before
+    return ExportResult(manifest, dest, tuple(t for _f, t in targets), total, degraded)
 
 
 def export_ref(

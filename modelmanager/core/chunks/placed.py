@@ -283,9 +283,14 @@ class PlacedChunkStore:
         key = fragment_key(k, m, chunk_id, i)
         return parse_fragment(self.stores[device.id].get(key), f"{device.name}:{key}")
 
-    def read_object(self, chunk_id: str, length: int) -> tuple[bytes, BytesLike, bool]:
-        """(chunk object, its verified plain bytes, whether a degraded path was needed)."""
-        layout = self.locate(chunk_id)
+    def read_object(
+        self, chunk_id: str, length: int, layout: Layout | None = None
+    ) -> tuple[bytes, BytesLike, bool]:
+        """(chunk object, its verified plain bytes, whether a degraded path was needed).
+
+        ``layout`` restricts the read to those pieces (repair passes the ones known good).
+        """
+        layout = layout or self.locate(chunk_id)
         if layout.empty:
             raise ChunkMissing("chunk is missing on every device", path=chunk_key(chunk_id))
         failures: list[str] = []

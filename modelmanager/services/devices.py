@@ -1,0 +1,229 @@
+"""Registering, listing and removing storage devices; redundancy policies."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.placement import (
+    DRAINING,
+    MAIN,
+    OFFLINE,
+    ONLINE,
+    Device,
+    check_device_settings,
+    new_device,
+    read_identity,
+    write_identity,
+)
+from modelmanager.core.redundancy import Policy
+from modelmanager.core.repo.names import check_model_name
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies, utc_now
+from modelmanager.errors import NotFoundError, UserError
+from modelmanager.services import Changes, Workspace
+from modelmanager.services.redundancy import RepairReport, rebalance, repair
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device as ``device ls`` shows it."""
+
+    device: Device
+    root: Path
+    available: bool
+    capacity: int | None
+    free: int | None
+    used: int
+    pieces: int
+    chunks: int
+
+    @property
+    def status(self) -> str:
+        if self.device.state != ONLINE:
+            return self.device.state
+        return "online" if self.available else "missing"
+
+
+def list_devices(ws: Workspace) -> list[DeviceInfo]:
+    """Every device with capacity, free space and what it holds (walks its pieces)."""
+    chunks = ws.repo.chunks
+    out = []
+    for d in ws.repo.devices.devices:
+        root = d.root(ws.repo.root)
+        available = chunks.available(d) or (d.state == OFFLINE and root.is_dir())
+        used = pieces = 0
+        ids: set[str] = set()
+        capacity = free = None
+        if available:
+            for p in chunks.iter_pieces(d):
+                used += p.size
+                pieces += 1
+                ids.add(p.chunk_id)
+            try:
+                st = os.statvfs(root) if hasattr(os, "statvfs") else None
+            except OSError:
+                st = None
+            if st is not None:
+                capacity, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        out.append(DeviceInfo(d, root, chunks.available(d), capacity, free, used, pieces, len(ids)))
+    return out
+
+
+def add_device(
+    ws: Workspace,
+    path: Path,
+    *,
+    name: str | None = None,
+    weight: float = 1.0,
+    tier: str = "hot",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> tuple[Device, bool]:
+    """Register a folder as a device; returns (device, True if it was recognised, not new).
+
+    A folder that already is a device of this repository (a disk remounted at a new path) is
+    recognised by its identity file; one of another repository, or any non-empty folder
+    without an identity, is refused.
+    """
+    repo = ws.repo
+    root = Path(path).absolute()
+    with repo.writer(lock_timeout):
+        if root == repo.root or repo.root in root.parents:
+            raise UserError("a device cannot be inside the repository folder", path=root)
+        identity = read_identity(root) if root.is_dir() else None
+        if identity is not None:
+            if identity.get("repository_id") != repo.config.id:
+                raise UserError(
+                    f"folder is a device of another repository ({identity.get('repository_id')})",
+                    path=root,
+                )
+            known = repo.devices.by_id(str(identity.get("device_id")))
+            if known is None:
+                raise UserError(
+                    "folder was a device of this repository that has been removed; "
+                    "empty it before adding it again",
+                    path=root,
+                )
+            moved = replace(known, path=str(root))
+            repo.save_devices(repo.devices.with_device(moved))
+            return moved, True
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise UserError(
+                "folder is not empty and is not a ModelManager device; use an empty folder",
+                path=root,
+            )
+        device = new_device(name or _default_name(root), str(root), weight, tier, utc_now())
+        devices = repo.devices.with_device(device)
+        root.mkdir(parents=True, exist_ok=True)
+        write_identity(root, device, repo.config.id)
+        repo.save_devices(devices)
+        return device, False
+
+
+def _default_name(root: Path) -> str:
+    name = "".join(c if c.isalnum() or c in "._-" else "-" for c in root.name)[:64]
+    return name or "device"
+
+
+def set_device(
+    ws: Workspace,
+    name: str,
+    *,
+    state: str | None = None,
+    weight: float | None = None,
+    tier: str | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> Device:
+    """Change a device's state (online/offline), weight or tier."""
+    if state not in (None, ONLINE, OFFLINE):
+        raise UserError(f"a device can be set online or offline, not {state!r}")
+    with ws.repo.writer(lock_timeout):
+        d = ws.repo.devices.get(name)
+        changed = replace(
+            d,
+            state=state or d.state,
+            weight=float(weight) if weight is not None else d.weight,
+            tier=tier or d.tier,
+        )
+        check_device_settings(changed.name, changed.weight, changed.tier)
+        ws.repo.save_devices(ws.repo.devices.with_device(changed))
+        return changed
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    device: Device
+    drained_pieces: int
+    drained_bytes: int
+    changes: Changes
+
+
+def remove_device(
+    ws: Workspace,
+    name: str,
+    *,
+    drain: bool,
+    force: bool,
+    ctx: JobContext | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> RemoveResult:
+    """Take a device out of the repository.
+
+    ``drain`` moves every piece off it first (rebalance with the device excluded), then
+    forgets it. ``force`` forgets it at once (a dead disk): its pieces count as missing until
+    ``repair`` rebuilds them elsewhere.
+    """
+    if drain == force:
+        raise UserError("say how: --drain (move its data off first) or --force (forget it now)")
+    repo = ws.repo
+    with repo.writer(lock_timeout):
+        device = repo.devices.get(name)
+        if device.name == MAIN:
+            raise UserError(
+                "'main' is the repository folder itself and cannot be removed; "
+                "set it offline, or give other devices more weight"
+            )
+        moved = moved_bytes = 0
+        if drain:
+            if not repo.chunks.available(device):
+                raise UserError(
+                    f"device {name} cannot be read ({device.path}); use --force to forget it "
+                    "and 'repair' to rebuild its pieces elsewhere"
+                )
+            repo.save_devices(repo.devices.updated(name, state=DRAINING))
+            result = rebalance(ws, ctx=ctx, lock_timeout=lock_timeout)
+            moved, moved_bytes = result.moved_pieces, result.moved_bytes
+            left = sum(1 for _ in repo.chunks.iter_pieces(repo.devices.get(name)))
+            if left:
+                raise UserError(
+                    f"device {name} still holds {left} pieces that could not be moved "
+                    "(see 'scrub'); it stays registered as draining"
+                )
+        repo.save_devices(repo.devices.without(device.id))
+    return RemoveResult(device, moved, moved_bytes, Changes(storage=True))
+
+
+def set_policy(
+    ws: Workspace,
+    policy: str,
+    model: str | None = None,
+    *,
+    ctx: JobContext | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> tuple[Policy, RepairReport]:
+    """Set the default (or one model's) policy and convert stored chunks to it (repair job)."""
+    parsed = Policy.parse(policy)
+    repo = ws.repo
+    with repo.writer(lock_timeout):
+        if model is not None:
+            check_model_name(model)
+            if not repo.version_numbers(model):
+                raise NotFoundError(f"no model named {model!r}")
+            models = dict(repo.policies.models, **{model: parsed})
+            policies = Policies(repo.policies.default, models)
+        else:
+            policies = Policies(parsed, dict(repo.policies.models))
+        repo.save_policies(policies)
+        report = repair(ws, ctx=ctx, lock_timeout=lock_timeout)
+    return parsed, report
