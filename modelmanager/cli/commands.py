@@ -521,6 +521,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def _print_repair_problems(report: RepairReport) -> None:
+    for device, why in sorted(report.device_problems.items()):
+        print(f"  device {device} took no new pieces: {why}", file=sys.stderr)
     for item in report.lost:
         print(f"  lost: chunk {item['chunk']} (affects {', '.join(item['versions'])})",
               file=sys.stderr)  # fmt: skip

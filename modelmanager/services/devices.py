@@ -178,6 +178,7 @@ def remove_device(
         raise UserError("say how: --drain (move its data off first) or --force (forget it now)")
     repo = ws.repo
     with repo.writer(lock_timeout):
+        repo.chunks.refresh()
         device = repo.devices.get(name)
         if device.name == MAIN:
             raise UserError(
@@ -216,6 +217,13 @@ def set_policy(
     parsed = Policy.parse(policy)
     repo = ws.repo
     with repo.writer(lock_timeout):
+        repo.chunks.refresh()
+        usable = repo.chunks.placeable_count()
+        if usable < parsed.pieces:
+            raise UserError(
+                f"policy {parsed} needs {parsed.pieces} devices that can take data; the "
+                f"repository has {usable} ({repo.chunks.why_short()}). Add devices first."
+            )
         if model is not None:
             check_model_name(model)
             if not repo.version_numbers(model):

@@ -337,6 +337,7 @@ def import_paths(
             raise UserError(f"a model named {existing!r} exists; names may not differ only in case")
         seqs = repo.version_numbers(model)
         policy = repo.policy_for(model)
+        repo.chunks.refresh()
         writer = _ChunkWriter(ws, codec or repo.config.codec, policy, workers or default_workers())
         done = [0]
         try:

@@ -22,7 +22,7 @@ from modelmanager.core.chunks.placed import (
 )
 from modelmanager.core.chunks.store import chunk_key, decode_object
 from modelmanager.core.jobs import JobContext
-from modelmanager.core.placement import DRAINING, Device, rank
+from modelmanager.core.placement import DRAINING, ONLINE, Device, rank
 from modelmanager.core.redundancy import Policy, parse_fragment
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
 from modelmanager.errors import IntegrityError, ModelManagerError
@@ -108,7 +108,12 @@ def _check_piece(chunks: PlacedChunkStore, piece: Piece, length: int) -> str | N
 
 
 def _expected_devices(chunks: PlacedChunkStore, chunk_id: str) -> list[Device]:
-    return rank(chunk_id, [d for d in chunks.devices.devices if d.state != DRAINING])
+    """Where placement put (or would put) the chunk's pieces: online devices, mounted or not.
+
+    A device whose folder vanished was eligible when the pieces were written, so it is
+    ranked too: that is how scrub names the device a missing piece belongs to.
+    """
+    return rank(chunk_id, [d for d in chunks.devices.devices if d.state == ONLINE])
 
 
 def _find_missing(chunks: PlacedChunkStore, h: ChunkHealth) -> None:
@@ -140,6 +145,7 @@ def survey(ws: Workspace, ctx: JobContext | None = None) -> list[ChunkHealth]:
     """Check every piece of every needed chunk on every readable device."""
     ctx = ctx or JobContext()
     chunks = ws.repo.chunks
+    chunks.refresh()
     needed = _needed(ws)
     for d in chunks.readable_devices():
         for piece in chunks.iter_pieces(d):
@@ -256,6 +262,7 @@ class RepairReport:
     removed_pieces: int
     lost: tuple[dict[str, Any], ...]
     failed: tuple[dict[str, Any], ...]
+    device_problems: dict[str, str] = field(default_factory=dict)
     changes: Changes = field(default_factory=Changes)
 
     @property
@@ -271,6 +278,7 @@ class RepairReport:
             "removed_pieces": self.removed_pieces,
             "lost": list(self.lost),
             "failed": list(self.failed),
+            "device_problems": self.device_problems,
         }
 
 
@@ -351,8 +359,9 @@ def repair(
             done += h.length
             ctx.report(done, total, h.chunk_id[:12])
         chunks.flush()
+        problems = chunks.write_problems()
     return RepairReport(
-        repaired, written, written_bytes, removed, tuple(lost), tuple(failed),
+        repaired, written, written_bytes, removed, tuple(lost), tuple(failed), problems,
         Changes(storage=True),
     )  # fmt: skip
 
@@ -403,6 +412,7 @@ def rebalance(
     repo = ws.repo
     with repo.writer(lock_timeout):
         chunks = repo.chunks
+        chunks.refresh()
         pieces: dict[str, list[Piece]] = {}
         for d in chunks.readable_devices():
             for p in chunks.iter_pieces(d):

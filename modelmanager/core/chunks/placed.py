@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ from modelmanager.core.storage import BlobNotFound, LocalBlobStore
 from modelmanager.errors import IntegrityError, UserError
 
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: Seconds a device's "mounted and really this device" answer is trusted before looking again.
+AVAILABILITY_TTL = 1.0
 
 
 def fragment_key(k: int, m: int, chunk_id: str, index: int) -> str:
@@ -111,7 +114,8 @@ class PlacedChunkStore:
         self.stores = {d.id: LocalBlobStore(d.root(repo_root)) for d in devices.devices}
         self._lock = threading.Lock()
         self._full: set[str] = set()
-        self._available: dict[str, bool] = {}
+        self._failed: dict[str, str] = {}  # device id -> why it refused a write in this session
+        self._available: dict[str, tuple[float, bool]] = {}
         self._combos: set[tuple[int, int]] | None = None
         self.degraded_reads = 0
 
@@ -121,20 +125,30 @@ class PlacedChunkStore:
         """Mounted and really this device (identity file), and not marked offline."""
         if device.state == "offline":
             return False
-        ok = self._available.get(device.id)
-        if ok is None:
-            root = device.root(self.repo_root)
-            ok = root.is_dir() and (
-                device.path == "." or identity_matches(root, device, self.repository_id)
-            )
-            self._available[device.id] = ok
+        now = time.monotonic()
+        cached = self._available.get(device.id)
+        if cached is not None and now - cached[0] < AVAILABILITY_TTL:
+            return cached[1]
+        root = device.root(self.repo_root)
+        ok = root.is_dir() and (
+            device.path == "." or identity_matches(root, device, self.repository_id)
+        )
+        self._available[device.id] = (now, ok)
         return ok
+
+    def refresh(self) -> None:
+        """Forget what was learnt about devices (mounted, full, failing): jobs start fresh."""
+        with self._lock:
+            self._available.clear()
+            self._full.clear()
+            self._failed.clear()
+            self._combos = None
 
     def readable_devices(self) -> list[Device]:
         return [d for d in self.devices.devices if self.available(d)]
 
     def _room(self, device: Device, need: int) -> bool:
-        if device.id in self._full:
+        if device.id in self._full or device.id in self._failed:
             return False
         try:
             usage = os.statvfs(device.root(self.repo_root)) if hasattr(os, "statvfs") else None
@@ -145,6 +159,19 @@ class PlacedChunkStore:
         total = usage.f_blocks * usage.f_frsize
         free = usage.f_bavail * usage.f_frsize
         return free - need >= min(RESERVE_BYTES, total // 20)
+
+    def write_problems(self) -> dict[str, str]:
+        """Devices that refused writes since the last refresh, by name, with the reason."""
+        names = {d.id: d.name for d in self.devices.devices}
+        with self._lock:
+            problems = {names[i]: why for i, why in self._failed.items() if i in names}
+            problems.update({names[i]: "full" for i in self._full if i in names})
+        return problems
+
+    def placeable_count(self) -> int:
+        """How many devices can take new pieces right now."""
+        return sum(1 for d in self.devices.devices if d.placeable and self.available(d)
+                   and self._room(d, 0))  # fmt: skip
 
     def placement(self, chunk_id: str, need: int = 0) -> list[Device]:
         """Devices that may take a new piece of ``chunk_id``, best first."""
@@ -159,6 +186,8 @@ class PlacedChunkStore:
                 reasons.append(f"{d.name} is {d.state}")
             elif not self.available(d):
                 reasons.append(f"{d.name} is not mounted or not this device ({d.path})")
+            elif d.id in self._failed:
+                reasons.append(f"{d.name} refused a write ({self._failed[d.id]})")
             elif d.id in self._full or not self._room(d, 0):
                 reasons.append(f"{d.name} is full")
         return "; ".join(reasons) or "every device is in use already"
@@ -200,15 +229,24 @@ class PlacedChunkStore:
     # -- writing ------------------------------------------------------------------------
 
     def _write(self, device: Device, key: str, parts: list[BytesLike]) -> int | None:
-        """Write a piece; None when the device is full (it is then skipped from now on)."""
+        """Write a piece; None when the device cannot take it (then it is skipped from now on).
+
+        A full device, a read-only one, a folder standing where the piece belongs: each is a
+        reason to put the piece on the next device, never to fail the whole job.
+        """
+        store = self.stores[device.id]
         try:
-            return self.stores[device.id].put(key, parts, sync=False)
+            path = store.path(key)
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # an empty folder where a piece belongs (damage): clear it
+            return store.put(key, parts, sync=False)
         except OSError as e:
-            if e.errno in _NO_SPACE:
-                with self._lock:
+            with self._lock:
+                if e.errno in _NO_SPACE:
                     self._full.add(device.id)
-                return None
-            raise
+                else:
+                    self._failed[device.id] = e.strerror or str(e)
+            return None
 
     def write_pieces(
         self, chunk_id: str, obj: bytes, policy: Policy, layout: Layout | None = None

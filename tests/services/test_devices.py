@@ -1,0 +1,386 @@
+"""Devices and redundancy on real folders, with faults injected for real."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.placement import IDENTITY_FILE
+from modelmanager.errors import Cancelled, IntegrityError, UserError
+from modelmanager.services import Workspace, init_repository
+from modelmanager.services.devices import (
+    add_device,
+    list_devices,
+    remove_device,
+    set_device,
+    set_policy,
+)
+from modelmanager.services.exporting import export_ref
+from modelmanager.services.importing import import_paths
+from modelmanager.services.maintenance import stats, verify
+from modelmanager.services.redundancy import rebalance, repair, scrub
+from tests.support.builders import random_weights, tree_bytes, write_safetensors
+
+CHUNK = 16 * 1024
+
+
+def _model(folder: Path, seed: int = 0, tensors: int = 12) -> Path:
+    rng = np.random.default_rng(seed)
+    data = {f"t{i}": random_weights(rng, (2 * CHUNK // 4,)) for i in range(tensors)}
+    write_safetensors(folder / "model.safetensors", data)
+    (folder / "config.json").write_text('{"architectures": ["Tiny"]}')
+    return folder
+
+
+def make_cluster(
+    tmp_path: Path, n: int, policy: str, tensors: int = 12
+) -> tuple[Workspace, list[Path]]:
+    """A repository whose pieces live only on ``n`` device folders (main is kept offline)."""
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    set_device(ws, "main", state="offline")
+    roots = []
+    for i in range(n):
+        root = tmp_path / f"dev{i}"
+        add_device(ws, root, name=f"d{i}")
+        roots.append(root)
+    set_policy(ws, policy)
+    import_paths(ws, [_model(tmp_path / "src", tensors=tensors)], "m")
+    return ws, roots
+
+
+def _pieces_under(root: Path) -> set[tuple[str, str]]:
+    """(chunk id, piece description) of every piece file in a device folder."""
+    found = set()
+    for p in root.rglob("*"):
+        if not p.is_file() or p.name == IDENTITY_FILE or p.name.startswith(".tmp-"):
+            continue
+        cid, _, index = p.name.partition(".")
+        if "fragments" in p.parts:
+            k, m = p.parent.parent.name.split("+")
+            found.add((cid, f"fragment {index} of {k}+{m}"))
+        else:
+            found.add((cid, "copy"))
+    return found
+
+
+def _export_is_exact(ws: Workspace, tmp_path: Path, name: str) -> int:
+    result = export_ref(ws, "m", tmp_path / name, force=True)
+    assert tree_bytes(tmp_path / name) == tree_bytes(tmp_path / "src")
+    return result.degraded_chunks
+
+
+@pytest.mark.parametrize("lost", list(itertools.combinations(range(6), 2)))
+def test_ec_4_2_export_is_exact_after_any_two_devices_lost(
+    tmp_path: Path, lost: tuple[int, int]
+) -> None:
+    ws, roots = make_cluster(tmp_path, 6, "ec=4+2")
+    assert scrub(ws).ok
+    gone = set()
+    for i in lost:
+        gone |= {(cid, what, f"d{i}") for cid, what in _pieces_under(roots[i])}
+        shutil.rmtree(roots[i])
+    ws.repo.reload_layout()
+    assert _export_is_exact(ws, tmp_path, "out") > 0
+    report = scrub(ws)
+    assert not report.ok
+    assert {(x["chunk"], x["piece"], x["device"]) for x in report.missing} == gone
+    assert set(report.by("device")) == {f"d{i}" for i in lost}
+    assert report.lost == ()
+    for j in range(2):
+        add_device(ws, tmp_path / f"new{j}", name=f"n{j}")
+    fixed = repair(ws)
+    assert fixed.ok
+    assert scrub(ws).ok
+    assert _export_is_exact(ws, tmp_path, "again") == 0
+
+
+@pytest.mark.parametrize("lost", range(4))
+def test_copies_2_survive_any_one_device_lost(tmp_path: Path, lost: int) -> None:
+    ws, roots = make_cluster(tmp_path, 4, "copies=2")
+    expected = {(cid, what, f"d{lost}") for cid, what in _pieces_under(roots[lost])}
+    shutil.rmtree(roots[lost])
+    ws.repo.reload_layout()
+    _export_is_exact(ws, tmp_path, "out")
+    report = scrub(ws)
+    assert {(x["chunk"], x["piece"], x["device"]) for x in report.missing} == expected
+    assert repair(ws).ok  # three devices remain: room for two copies of everything
+    assert scrub(ws).ok
+    _export_is_exact(ws, tmp_path, "again")
+
+
+def test_100_bit_flips_are_all_detected_and_repaired_where_redundancy_allows(
+    tmp_path: Path,
+) -> None:
+    ws, roots = make_cluster(tmp_path, 6, "ec=4+2", tensors=30)
+    files = sorted(p for r in roots for p in r.rglob("*") if p.is_file() and "fragments" in p.parts)
+    assert len(files) > 300
+    rng = random.Random(100)
+    victims = rng.sample(files, 100)
+    per_chunk: dict[str, int] = {}
+    for path in victims:
+        blob = bytearray(path.read_bytes())
+        bit = rng.randrange(len(blob) * 8)
+        blob[bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(blob))
+        cid = path.name.partition(".")[0]
+        per_chunk[cid] = per_chunk.get(cid, 0) + 1
+    report = scrub(ws)
+    assert {Path(x["piece"]).name for x in report.corrupt} == {p.name for p in victims}
+    hopeless = {cid for cid, n in per_chunk.items() if n > 2}
+    assert {x["chunk"] for x in report.lost} == hopeless
+    # Reads never return corrupt bytes: every chunk reads exactly or fails clearly.
+    if hopeless:
+        with pytest.raises(IntegrityError):
+            export_ref(ws, "m", tmp_path / "out")
+    else:
+        _export_is_exact(ws, tmp_path, "out")
+    result = repair(ws)
+    assert {x["chunk"] for x in result.lost} == hopeless
+    after = scrub(ws)
+    # Every chunk redundancy could save is whole again; the lost ones are left exactly as they
+    # were (nothing invented, nothing deleted) for a person to salvage.
+    assert {x["chunk"] for x in after.corrupt} == hopeless
+    assert {x["chunk"] for x in after.under_replicated} == hopeless
+    assert len(after.corrupt) == sum(per_chunk[c] for c in hopeless)
+
+
+def test_truncated_piece_and_a_folder_in_place_of_a_piece(tmp_path: Path) -> None:
+    ws, roots = make_cluster(tmp_path, 3, "copies=2")
+    files = sorted(p for r in roots for p in r.rglob("*") if p.is_file() and "chunks" in p.parts)
+    truncated, replaced = files[0], files[5]
+    truncated.write_bytes(truncated.read_bytes()[:7])
+    replaced.unlink()
+    replaced.mkdir()
+    report = scrub(ws)
+    assert [Path(x["piece"]).name for x in report.corrupt] == [truncated.name]
+    assert "truncated" in report.corrupt[0]["detail"]
+    # A folder is not a piece: that copy counts as missing.
+    assert replaced.name in {x["chunk"] for x in report.missing}
+    _export_is_exact(ws, tmp_path, "out")
+    assert repair(ws).ok
+    assert scrub(ws).ok
+    _export_is_exact(ws, tmp_path, "again")
+
+
+def _can_mount() -> bool:
+    probe = Path("/tmp") / f"mm-mount-probe-{random.randrange(1 << 30)}"
+    probe.mkdir()
+    try:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
+                            capture_output=True, check=False).returncode == 0  # fmt: skip
+    except FileNotFoundError:
+        ok = False
+    if ok:
+        subprocess.run(["umount", str(probe)], check=True)
+    probe.rmdir()
+    return ok
+
+
+needs_mount = pytest.mark.skipif(not _can_mount(), reason="needs permission to mount (root)")
+
+
+@contextlib.contextmanager
+def mounted(*args: str) -> Iterator[None]:
+    subprocess.run(["mount", *args], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", args[-1]], check=True)
+
+
+@needs_mount
+def test_full_device_is_skipped_and_a_policy_it_breaks_is_refused_up_front(tmp_path: Path) -> None:
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    set_device(ws, "main", state="offline")
+    small = tmp_path / "small"
+    small.mkdir()
+    with mounted("-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)):
+        add_device(ws, small, name="tiny")
+        for i in range(2):
+            add_device(ws, tmp_path / f"big{i}", name=f"big{i}")
+        set_policy(ws, "copies=2")
+        src = _model(tmp_path / "src", tensors=40)  # ~1.3 MB: cannot fit on the 256 KiB device
+        import_paths(ws, [src], "m")
+        assert scrub(ws).ok
+        tiny = next(i for i in list_devices(ws) if i.device.name == "tiny")
+        assert tiny.used < 256 * 1024
+        before = stats(ws)
+        set_policy(ws, "copies=1")  # shrink to free room (surplus copies removed)
+        with pytest.raises(UserError, match="needs 4 devices"):
+            set_policy(ws, "copies=4")
+        assert str(ws.repo.policies.default) == "copies=1"  # refused up front: nothing changed
+        assert stats(ws).stored_bytes < before.stored_bytes
+        _export_is_exact(ws, tmp_path, "out")
+
+
+@needs_mount
+def test_read_only_device_is_reported_and_nothing_stored_is_lost(tmp_path: Path) -> None:
+    ws, roots = make_cluster(tmp_path, 3, "copies=2")
+    ro = roots[0]
+    with mounted("--bind", str(ro), str(ro)):
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
+        _export_is_exact(ws, tmp_path, "out")  # reading from it still works
+        victim = next(p for p in roots[1].rglob("*") if p.is_file() and "chunks" in p.parts)
+        victim.unlink()
+        # Put the lost copy where placement wants it most: on the read-only device, if it can.
+        result = repair(ws)  # must not fail because one device refuses writes
+        assert result.ok
+        assert scrub(ws).ok
+        if result.device_problems:
+            assert result.device_problems == {"d0": "Read-only file system"}
+        _export_is_exact(ws, tmp_path, "again")
+    assert verify(ws).ok
+
+
+def test_device_removed_in_the_middle_of_a_rebalance(tmp_path: Path) -> None:
+    ws, roots = make_cluster(tmp_path, 3, "copies=2", tensors=30)
+    add_device(ws, tmp_path / "extra", name="extra")
+    ctx = JobContext()
+    pulled = []
+
+    def pull_a_disk(done: int, total: int, _text: str) -> None:
+        if done > total // 3 and not pulled:
+            shutil.rmtree(roots[2])  # the disk goes away under the running job
+            pulled.append(True)
+
+    ctx.on_progress = pull_a_disk
+    result = rebalance(ws, ctx=ctx)
+    assert pulled
+    assert result.moved_pieces > 0
+    ws.repo.reload_layout()
+    _export_is_exact(ws, tmp_path, "out")  # copies=2: one disk gone, nothing lost
+    report = scrub(ws)
+    assert {x["device"] for x in report.missing} <= {"d2", "extra", "d0", "d1"}
+    assert repair(ws).ok
+    assert scrub(ws).ok
+
+
+def test_adding_a_seventh_device_and_rebalancing_moves_about_a_seventh(tmp_path: Path) -> None:
+    # Device ids are random, so the share that moves is a random variable: with n chunks its
+    # spread is sqrt(6/n) of the mean. 1,400 chunks put the 1.3x bound about 4.6 sigma out.
+    ws = init_repository(tmp_path / "repo", chunk_size=4096, group_size=1024)
+    set_device(ws, "main", state="offline")
+    for i in range(6):
+        add_device(ws, tmp_path / f"dev{i}", name=f"d{i}")
+    rng = np.random.default_rng(7)
+    src = tmp_path / "src"
+    write_safetensors(src / "model.safetensors",
+                      {f"t{i}": random_weights(rng, (1024,)) for i in range(1400)})  # fmt: skip
+    (src / "config.json").write_text("{}")
+    import_paths(ws, [src], "m")
+    total = stats(ws).stored_bytes
+    add_device(ws, tmp_path / "dev6", name="d6")
+    result = rebalance(ws)
+    assert result.moved_bytes <= 1.3 * total / 7, (result.moved_bytes, total)
+    assert result.moved_bytes > 0.5 * total / 7
+    assert rebalance(ws).moved_pieces == 0  # already where placement wants it
+    assert scrub(ws).ok
+    _export_is_exact(ws, tmp_path, "out")
+
+
+def test_drain_moves_everything_off_before_removing(tmp_path: Path) -> None:
+    ws, roots = make_cluster(tmp_path, 4, "copies=2")
+    result = remove_device(ws, "d1", drain=True, force=False)
+    assert result.drained_pieces > 0
+    assert [d.name for d in ws.repo.devices.devices] == ["main", "d0", "d2", "d3"]
+    assert _pieces_under(roots[1]) == set()
+    assert scrub(ws).ok
+    _export_is_exact(ws, tmp_path, "out")
+
+
+def test_force_removal_counts_pieces_missing_until_repaired(tmp_path: Path) -> None:
+    ws, roots = make_cluster(tmp_path, 4, "copies=2")
+    shutil.rmtree(roots[3])
+    with pytest.raises(UserError, match="use --force"):
+        remove_device(ws, "d3", drain=True, force=False)
+    remove_device(ws, "d3", drain=False, force=True)
+    assert not scrub(ws).ok
+    assert repair(ws).ok
+    assert scrub(ws).ok
+
+
+def test_policy_change_converts_copies_to_erasure_coding(tmp_path: Path) -> None:
+    ws, roots = make_cluster(tmp_path, 6, "copies=1")
+    before = stats(ws).stored_bytes
+    _policy, report = set_policy(ws, "ec=4+2")
+    assert report.ok
+    assert all("fragment" in what for r in roots for _c, what in _pieces_under(r))
+    assert scrub(ws).ok
+    assert stats(ws).stored_bytes == pytest.approx(before * 1.5, rel=0.05)
+    _export_is_exact(ws, tmp_path, "out")
+
+
+def test_not_enough_devices_refuses_the_import_and_names_why(tmp_path: Path) -> None:
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    add_device(ws, tmp_path / "a", name="a")
+    set_device(ws, "a", state="offline")
+    with pytest.raises(UserError, match="a is offline"):
+        set_policy(ws, "copies=2")
+    assert str(ws.repo.policies.default) == "copies=1"
+    set_device(ws, "a", state="online")
+    set_policy(ws, "copies=2")
+    set_device(ws, "a", state="offline")
+    with pytest.raises(UserError, match=r"needs 2 devices.*a is offline"):
+        import_paths(ws, [_model(tmp_path / "src")], "m")
+    assert ws.repo.model_names() == []
+
+
+def test_device_identity_foreign_folders_and_remounts(tmp_path: Path) -> None:
+    ws, roots = make_cluster(tmp_path, 2, "copies=2")
+    full = tmp_path / "someones-photos"
+    full.mkdir()
+    (full / "cat.jpg").write_bytes(b"meow")
+    with pytest.raises(UserError, match="not empty and is not a ModelManager device"):
+        add_device(ws, full)
+    other = init_repository(tmp_path / "other")
+    with pytest.raises(UserError, match="another repository"):
+        add_device(other, roots[0])
+    # The disk is remounted elsewhere: it is recognised by its identity file.
+    moved = tmp_path / "remounted"
+    shutil.move(roots[1], moved)
+    ws.repo.reload_layout()
+    device, recognised = add_device(ws, moved)
+    assert recognised
+    assert device.name == "d1"
+    assert scrub(ws).ok
+    with pytest.raises(UserError, match="already exists"):
+        add_device(ws, tmp_path / "fresh", name="d0")
+
+
+def test_scrub_and_repair_can_be_cancelled_and_run_again(tmp_path: Path) -> None:
+    ws, roots = make_cluster(tmp_path, 3, "copies=2")
+    shutil.rmtree(roots[0])
+    ws.repo.reload_layout()
+    ctx = JobContext()
+    ctx.on_progress = lambda done, total, _t: ctx.cancel()
+    with pytest.raises(Cancelled):
+        scrub(ws, ctx=ctx)
+    ctx2 = JobContext()
+    ctx2.on_progress = lambda done, total, _t: ctx2.cancel()
+    with pytest.raises(Cancelled):
+        repair(ws, ctx=ctx2)
+    assert repair(ws).ok
+    assert scrub(ws).ok
+
+
+def test_device_ls_reports_capacity_usage_and_state(tmp_path: Path) -> None:
+    ws, roots = make_cluster(tmp_path, 2, "copies=2")
+    infos = {i.device.name: i for i in list_devices(ws)}
+    assert infos["main"].status == "offline"
+    assert infos["d0"].status == infos["d1"].status == "online"
+    assert infos["d0"].chunks == infos["d1"].chunks > 0
+    assert infos["d0"].capacity is not None
+    assert infos["d0"].used == sum(p.stat().st_size for p in roots[0].rglob("*")
+                                   if p.is_file() and p.name != IDENTITY_FILE)  # fmt: skip
+    shutil.rmtree(roots[1])
+    ws.repo.reload_layout()
+    assert {i.device.name: i.status for i in list_devices(ws)}["d1"] == "missing"
