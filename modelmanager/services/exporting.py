@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelmanager.core.chunks.placed import DevicePools
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import FileRecord, Manifest
@@ -21,6 +22,10 @@ from modelmanager.core.storage.atomic import fsync_dir, fsync_fd, temp_path_for
 from modelmanager.errors import UserError
 from modelmanager.services import Workspace
 from modelmanager.services.importing import default_workers
+
+#: Chunk reads in flight (bounds memory: about 16 x 4 MiB chunks plus their decoded bytes;
+#: each device gets at least 2, so a repository of many devices may have a few more).
+MAX_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True)
@@ -68,45 +73,57 @@ def pwrite_all(fd: int, data: BytesLike, offset: int) -> None:
 
 
 def _write_file(
-    ws: Workspace, f: FileRecord, target: Path, pool: ThreadPoolExecutor, window: int,
-    ctx: JobContext, done: list[int], total: int,
+    ws: Workspace, f: FileRecord, target: Path, pools: DevicePools, ctx: JobContext,
+    done: list[int], total: int,
 ) -> None:  # fmt: skip
-    """Workers fetch, verify and write their chunk at its offset, so writes run in parallel."""
+    """Each chunk is fetched, verified and written at its offset by its device's pool.
+
+    The window of reads in flight is refilled from whichever read finishes first, so a slow
+    device delays only its own chunks, not the ones queued behind them.
+    """
     chunks = ws.repo.chunks
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
-    inflight: deque[tuple[Future[None], int]] = deque()
+    # Chunks are written at their offsets, so they may arrive in any order: queue them per
+    # device and keep each device's reads in flight up to its own share of the limit.
+    queues: dict[str, deque[tuple[str, int, int]]] = {}
+    offset = 0
+    for ref in f.chunks:
+        queues.setdefault(pools.lane(ref.id), deque()).append((ref.id, ref.length, offset))
+        offset += ref.length
+    share = max(2, MAX_IN_FLIGHT // max(1, len(queues)))
+    inflight: dict[Future[None], tuple[str, int]] = {}
+    busy = dict.fromkeys(queues, 0)
 
-    def place(fd: int, chunk_id: str, length: int, offset: int) -> None:
-        pwrite_all(fd, chunks.get(chunk_id, length), offset)
+    def place(fd: int, chunk_id: str, length: int, at: int) -> None:
+        pwrite_all(fd, chunks.get(chunk_id, length), at)
 
     try:
         with open(tmp, "xb", buffering=0) as out:
             fd = out.fileno()
-            offset = 0
-            refs = iter(f.chunks)
-            for ref in refs:
+            while inflight or any(queues.values()):
                 ctx.check()
-                inflight.append((pool.submit(place, fd, ref.id, ref.length, offset), ref.length))
-                offset += ref.length
-                if len(inflight) >= window:
-                    fut, length = inflight.popleft()
+                for lane, queue in queues.items():
+                    while queue and busy[lane] < share:
+                        chunk_id, length, at = queue.popleft()
+                        fut = pools.submit(lane, place, fd, chunk_id, length, at)
+                        inflight[fut] = (lane, length)
+                        busy[lane] += 1
+                finished, _pending = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in finished:
                     fut.result()
+                    lane, length = inflight.pop(fut)
+                    busy[lane] -= 1
                     done[0] += length
-                    ctx.report(done[0], total, f.path)
-            while inflight:
-                fut, length = inflight.popleft()
-                fut.result()
-                done[0] += length
                 ctx.report(done[0], total, f.path)
             fsync_fd(fd)
         os.replace(tmp, target)
     except OSError as e:
         raise UserError(f"cannot write file ({e.strerror or e})", path=target) from None
     finally:
-        for fut, _len in inflight:
+        for fut in inflight:
             fut.cancel()
-        for fut, _len in inflight:
+        for fut in inflight:
             if not fut.cancelled():
                 fut.exception()  # the worker writes into the file: wait before removing it
         tmp.unlink(missing_ok=True)
@@ -127,11 +144,12 @@ def export_manifest(
     targets = _targets(manifest, dest, force)
     total = manifest.logical_bytes
     done = [0]
-    n = workers or default_workers()
+    devices = max(1, len(ws.repo.chunks.readable_devices()))
+    per_device = workers or max(2, default_workers() // devices)
     degraded_before = ws.repo.chunks.degraded_reads
-    with ThreadPoolExecutor(n, thread_name_prefix="mm-export") as pool:
+    with DevicePools(ws.repo.chunks, per_device) as pools:
         for f, target in targets:
-            _write_file(ws, f, target, pool, n * 2, ctx, done, total)
+            _write_file(ws, f, target, pools, ctx, done, total)
     for folder in {t.parent for _f, t in targets}:
         fsync_dir(folder)
     degraded = ws.repo.chunks.degraded_reads - degraded_before

@@ -384,3 +384,52 @@ def test_device_ls_reports_capacity_usage_and_state(tmp_path: Path) -> None:
     shutil.rmtree(roots[1])
     ws.repo.reload_layout()
     assert {i.device.name: i.status for i in list_devices(ws)}["d1"] == "missing"
+
+
+def test_a_stuck_device_does_not_stall_reads_from_the_others(tmp_path: Path) -> None:
+    """Every read from one device blocks; all other chunks must still arrive meanwhile."""
+    import threading
+
+    ws, _roots = make_cluster(tmp_path, 3, "copies=1", tensors=20)
+    (tmp_path / "src" / "config.json").unlink()  # one file: files are exported one by one
+    import_paths(ws, [tmp_path / "src"], "m")
+    chunks = ws.repo.chunks
+    stuck = ws.repo.devices.get("d1")
+    manifest = ws.repo.resolve("m")
+    on_stuck = sum(
+        c.length for f in manifest.files for c in f.chunks
+        if (chunks.preferred_device(c.id) or stuck).id == stuck.id
+    )  # fmt: skip
+    assert 0 < on_stuck < manifest.logical_bytes
+    release = threading.Event()
+    others_done = threading.Event()
+    store = chunks.stores[stuck.id]
+    original_get = store.get
+
+    def blocked_get(key: str) -> bytes:
+        assert release.wait(30), "the stuck device was never released"
+        return original_get(key)
+
+    store.get = blocked_get  # type: ignore[method-assign]
+
+    def progress(done: int, total: int, _text: str) -> None:
+        if done >= total - on_stuck:
+            others_done.set()
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            export_ref(ws, "m", tmp_path / "out", ctx=JobContext(on_progress=progress))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        assert others_done.wait(30), "reads from healthy devices waited for the stuck one"
+    finally:
+        release.set()
+        t.join()
+    assert not errors
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "src")

@@ -17,8 +17,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from modelmanager.core import codecs
 from modelmanager.core.chunks.store import (
@@ -50,6 +52,7 @@ from modelmanager.core.redundancy import (
 from modelmanager.core.storage import BlobNotFound, LocalBlobStore
 from modelmanager.errors import IntegrityError, UserError
 
+T = TypeVar("T")
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 #: Seconds a device's "mounted and really this device" answer is trusted before looking again.
 AVAILABILITY_TTL = 1.0
@@ -220,6 +223,17 @@ class PlacedChunkStore:
                     if store.size(fragment_key(k, m, chunk_id, i)) is not None:
                         layout.fragments.setdefault((k, m), {}).setdefault(i, []).append(d)
         return layout
+
+    def preferred_device(self, chunk_id: str) -> Device | None:
+        """The device a read of the chunk starts from (best-ranked copy, else fragment 0)."""
+        layout = self.locate(chunk_id)
+        if layout.copies:
+            order = {d.id: n for n, d in enumerate(rank(chunk_id, self.devices.devices))}
+            return min(layout.copies, key=lambda d: order[d.id])
+        for _combo, frags in sorted(layout.fragments.items()):
+            for index in sorted(frags):
+                return frags[index][0]
+        return None
 
     def has(self, chunk_id: str, policy: Policy | None = None) -> bool:
         """True when the chunk's pieces already meet ``policy`` (by presence)."""
@@ -440,3 +454,39 @@ class PlacedChunkStore:
             for i, devs in frags.items():
                 for d in devs:
                     self.stores[d.id].delete(fragment_key(k, m, chunk_id, i))
+
+
+class DevicePools:
+    """One small thread pool per device, so a slow or stuck disk only holds up its own reads.
+
+    A chunk's read goes to the pool of the device holding its preferred piece (the first
+    fragment's device for erasure-coded chunks). Use as a context manager.
+    """
+
+    def __init__(self, chunks: PlacedChunkStore, threads_per_device: int = 2) -> None:
+        self.chunks = chunks
+        self.threads = threads_per_device
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+
+    def __enter__(self) -> DevicePools:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lane(self, chunk_id: str) -> str:
+        """The name of the device whose pool reads this chunk ('-' when none holds it)."""
+        device = self.chunks.preferred_device(chunk_id)
+        return device.name if device else "-"
+
+    def submit(self, lane: str, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``fn`` on the pool of device ``lane`` (see :meth:`lane`)."""
+        pool = self._pools.get(lane)
+        if pool is None:
+            pool = self._pools[lane] = ThreadPoolExecutor(self.threads, f"mm-read-{lane}")
+        return pool.submit(fn, *args)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools.clear()
