@@ -21,6 +21,7 @@ from modelmanager.core.chunks.placed import (
     fragment_key,
 )
 from modelmanager.core.chunks.store import chunk_key, decode_object
+from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import DRAINING, ONLINE, Device, rank
 from modelmanager.core.redundancy import Policy, parse_fragment
@@ -282,7 +283,7 @@ class RepairReport:
         }
 
 
-def _recover_object(chunks: PlacedChunkStore, h: ChunkHealth) -> bytes | None:
+def _recover_object(chunks: PlacedChunkStore, h: ChunkHealth) -> BytesLike | None:
     """The chunk object from good pieces only (verified), or None when too few are good."""
     layout = h.good_layout()
     if layout.tolerance() < 0:

@@ -263,7 +263,7 @@ class PlacedChunkStore:
             return None
 
     def write_pieces(
-        self, chunk_id: str, obj: bytes, policy: Policy, layout: Layout | None = None
+        self, chunk_id: str, obj: BytesLike, policy: Policy, layout: Layout | None = None
     ) -> int:
         """Add the pieces ``policy`` still lacks for a chunk object; return bytes written."""
         layout = layout or self.locate(chunk_id)
@@ -276,9 +276,8 @@ class PlacedChunkStore:
                 return 0
             holding = {d.id for devs in have.values() for d in devs}
             fragments = encode_fragments(obj, k, m)
-            targets = [
-                d for d in self.placement(chunk_id, len(fragments[0])) if d.id not in holding
-            ]
+            piece_size = sum(len(part) for part in fragments[0])
+            targets = [d for d in self.placement(chunk_id, piece_size) if d.id not in holding]
             for index in missing:
                 while True:
                     if not targets:
@@ -287,7 +286,7 @@ class PlacedChunkStore:
                             f"not enough can take it ({self.why_short()})"
                         )
                     device = targets.pop(0)
-                    n = self._write(device, fragment_key(k, m, chunk_id, index), [fragments[index]])
+                    n = self._write(device, fragment_key(k, m, chunk_id, index), fragments[index])
                     if n is not None:
                         written += n
                         break
@@ -331,13 +330,15 @@ class PlacedChunkStore:
     def read_copy(self, device: Device, chunk_id: str) -> bytes:
         return self.stores[device.id].get(chunk_key(chunk_id))
 
-    def read_fragment(self, device: Device, k: int, m: int, chunk_id: str, i: int) -> Fragment:
+    def read_fragment(
+        self, device: Device, k: int, m: int, chunk_id: str, i: int, *, verify: bool = True
+    ) -> Fragment:
         key = fragment_key(k, m, chunk_id, i)
-        return parse_fragment(self.stores[device.id].get(key), f"{device.name}:{key}")
+        return parse_fragment(self.stores[device.id].get(key), f"{device.name}:{key}", verify)
 
     def read_object(
         self, chunk_id: str, length: int, layout: Layout | None = None
-    ) -> tuple[bytes, BytesLike, bool]:
+    ) -> tuple[BytesLike, BytesLike, bool]:
         """(chunk object, its verified plain bytes, whether a degraded path was needed).
 
         ``layout`` restricts the read to those pieces (repair passes the ones known good).
@@ -356,26 +357,33 @@ class PlacedChunkStore:
                 continue
             return blob, data, bool(failures)
         for (k, m), frags in sorted(layout.fragments.items()):
-            good: dict[int, Fragment] = {}
-            for index in sorted(frags):
-                for device in frags[index]:
-                    try:
-                        good[index] = self.read_fragment(device, k, m, chunk_id, index)
+            # Fast path: the K data fragments unchecked, since the chunk's own hash proves them
+            # all. Only when that fails is each fragment checked, to find and skip a bad one.
+            for check in (False, True):
+                if not check and not all(i in frags for i in range(k)):
+                    continue
+                good: dict[int, Fragment] = {}
+                for index in sorted(frags):
+                    for device in frags[index]:
+                        try:
+                            good[index] = self.read_fragment(
+                                device, k, m, chunk_id, index, verify=check
+                            )
+                            break
+                        except (IntegrityError, BlobNotFound, OSError) as e:
+                            failures.append(str(e))
+                    if len(good) == k:
                         break
-                    except (IntegrityError, BlobNotFound, OSError) as e:
-                        failures.append(str(e))
-                if len(good) == k:
+                if len(good) < k:
+                    failures.append(f"only {len(good)} of {k} fragments of {k}+{m} are good")
                     break
-            if len(good) < k:
-                failures.append(f"only {len(good)} of {k} fragments of layout {k}+{m} are good")
-                continue
-            obj = decode_fragments(good, k, m)
-            try:
-                data = decode_object(obj, chunk_id, length, chunk_key(chunk_id))
-            except IntegrityError as e:
-                failures.append(str(e))
-                continue
-            return obj, data, bool(failures) or sorted(good) != list(range(k))
+                try:
+                    obj = decode_fragments(good, k, m)
+                    data = decode_object(obj, chunk_id, length, chunk_key(chunk_id))
+                except IntegrityError as e:
+                    failures.append(str(e))
+                    continue
+                return obj, data, bool(failures) or sorted(good) != list(range(k))
         raise IntegrityError(
             "chunk cannot be read from any piece: " + "; ".join(failures[:4]),
             path=chunk_key(chunk_id),

@@ -87,17 +87,24 @@ def parse_fragment_dir(name: str) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def encode_fragments(obj: BytesLike, k: int, m: int) -> list[bytes]:
-    """The K+M fragment files (header + payload) of a chunk object."""
+def encode_fragments(obj: BytesLike, k: int, m: int) -> list[list[BytesLike]]:
+    """The K+M fragment files of a chunk object, each as parts [header, payload].
+
+    Data fragments are views of ``obj`` (only the last one is padded), so encoding copies
+    nothing but the parity zfec computes.
+    """
     size = len(obj)
     block = max(1, -(-size // k))
-    padded = bytes(obj) + b"\0" * (block * k - size)
-    data = tuple(padded[i * block : (i + 1) * block] for i in range(k))
-    parity = zfec.Encoder(k, k + m).encode(data, tuple(range(k, k + m)))
-    out = []
-    for index, payload in enumerate((*data, *(bytes(p) for p in parity))):
+    view = memoryview(obj)
+    data: list[BytesLike] = [view[i * block : (i + 1) * block] for i in range(k)]
+    for i in range(k):
+        if len(data[i]) < block:
+            data[i] = bytes(data[i]) + b"\0" * (block - len(data[i]))
+    parity = zfec.Encoder(k, k + m).encode(tuple(data), tuple(range(k, k + m)))
+    out: list[list[BytesLike]] = []
+    for index, payload in enumerate((*data, *parity)):
         digest = blake3.blake3(payload).digest()
-        out.append(FRAGMENT_HEADER.pack(FRAGMENT_MAGIC, k, m, index, size, digest) + payload)
+        out.append([FRAGMENT_HEADER.pack(FRAGMENT_MAGIC, k, m, index, size, digest), payload])
     return out
 
 
@@ -109,25 +116,28 @@ class Fragment:
     m: int
     index: int
     size: int
-    payload: bytes
+    payload: BytesLike
 
 
-def parse_fragment(blob: bytes, source: str) -> Fragment:
-    """Check a fragment's header and hash; IntegrityError naming ``source`` when damaged."""
+def parse_fragment(blob: BytesLike, source: str, verify: bool = True) -> Fragment:
+    """Check a fragment's header (and, with ``verify``, its hash); IntegrityError if damaged.
+
+    Skip ``verify`` only where something stronger checks the result (the chunk's own hash).
+    """
     if len(blob) < FRAGMENT_HEADER.size:
         raise IntegrityError("fragment is truncated", path=source)
     magic, k, m, index, size, digest = FRAGMENT_HEADER.unpack_from(blob)
-    payload = blob[FRAGMENT_HEADER.size :]
+    payload = memoryview(blob)[FRAGMENT_HEADER.size :]
     if magic != FRAGMENT_MAGIC or not 0 <= index < k + m:
         raise IntegrityError("not a fragment (bad header)", path=source)
-    if blake3.blake3(payload).digest() != digest:
+    if verify and blake3.blake3(payload).digest() != digest:
         raise IntegrityError("fragment content does not match its hash", path=source)
     if len(payload) != max(1, -(-size // k)):
         raise IntegrityError("fragment has the wrong length", path=source)
     return Fragment(k, m, index, size, payload)
 
 
-def decode_fragments(fragments: Mapping[int, Fragment], k: int, m: int) -> bytes:
+def decode_fragments(fragments: Mapping[int, Fragment], k: int, m: int) -> bytearray:
     """The chunk object from any K good fragments of one layout."""
     if len(fragments) < k:
         raise IntegrityError(f"only {len(fragments)} of the {k} fragments needed are readable")
@@ -136,10 +146,18 @@ def decode_fragments(fragments: Mapping[int, Fragment], k: int, m: int) -> bytes
     if any(fragments[i].size != size for i in chosen):
         raise IntegrityError("fragments disagree about the object size")
     if chosen == list(range(k)):
-        blocks = [fragments[i].payload for i in chosen]
+        blocks: list[BytesLike] = [fragments[i].payload for i in chosen]
     else:
-        decoded = zfec.Decoder(k, k + m).decode(
-            tuple(fragments[i].payload for i in chosen), tuple(chosen)
+        blocks = list(
+            zfec.Decoder(k, k + m).decode(
+                tuple(fragments[i].payload for i in chosen), tuple(chosen)
+            )
         )
-        blocks = [bytes(b) for b in decoded]
-    return b"".join(blocks)[:size]
+    # One copy into the result (fresh memory is slow to touch here: copy once, not thrice).
+    out = bytearray(size)
+    pos = 0
+    for block in blocks:
+        n = min(len(block), size - pos)
+        out[pos : pos + n] = memoryview(block)[:n]
+        pos += n
+    return out
