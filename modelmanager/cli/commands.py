@@ -119,6 +119,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     finally:
         progress.finish()
     m = result.manifest
+    for device, why in sorted(result.device_problems.items()):
+        print(f"  device {device} took no new pieces: {why}", file=sys.stderr)
     if args.json:
         print_json({
             "ref": m.ref, "model": m.model, "version": m.seq, "files": result.files,

@@ -73,8 +73,8 @@ def pwrite_all(fd: int, data: BytesLike, offset: int) -> None:
 
 
 def _write_file(
-    ws: Workspace, f: FileRecord, target: Path, pools: DevicePools, ctx: JobContext,
-    done: list[int], total: int,
+    ws: Workspace, model: str, f: FileRecord, target: Path, pools: DevicePools,
+    ctx: JobContext, done: list[int], total: int,
 ) -> None:  # fmt: skip
     """Each chunk is fetched, verified and written at its offset by its device's pool.
 
@@ -95,8 +95,10 @@ def _write_file(
     inflight: dict[Future[None], tuple[str, int]] = {}
     busy = dict.fromkeys(queues, 0)
 
+    policy = ws.repo.policy_for(model)
+
     def place(fd: int, chunk_id: str, length: int, at: int) -> None:
-        pwrite_all(fd, chunks.get(chunk_id, length), at)
+        pwrite_all(fd, chunks.get(chunk_id, length, policy), at)
 
     try:
         with open(tmp, "xb", buffering=0) as out:
@@ -149,7 +151,7 @@ def export_manifest(
     degraded_before = ws.repo.chunks.degraded_reads
     with DevicePools(ws.repo.chunks, per_device) as pools:
         for f, target in targets:
-            _write_file(ws, f, target, pools, ctx, done, total)
+            _write_file(ws, manifest.model, f, target, pools, ctx, done, total)
     for folder in {t.parent for _f, t in targets}:
         fsync_dir(folder)
     degraded = ws.repo.chunks.degraded_reads - degraded_before

@@ -15,7 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -64,6 +64,7 @@ class ImportResult:
     new_chunks: int
     new_stored_bytes: int
     changes: Changes
+    device_problems: dict[str, str] = field(default_factory=dict)
 
 
 def _stat_file(path: Path, relpath: str) -> tuple[str, Path, int, int]:
@@ -366,4 +367,5 @@ def import_paths(
         new_chunks=writer.new_chunks,
         new_stored_bytes=writer.new_bytes,
         changes=Changes(frozenset({model}), (manifest.ref,), storage=writer.new_chunks > 0),
+        device_problems=repo.chunks.write_problems(),
     )

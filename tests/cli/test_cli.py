@@ -223,3 +223,56 @@ def test_opening_a_folder_that_is_not_a_repository(
     (tmp_path / "plain" / "x").write_text("x")
     assert main(["--repo", str(tmp_path / "plain"), "ls"]) == 2
     assert "no repository here" in capsys.readouterr().err
+
+
+def test_devices_policy_scrub_repair_rebalance_through_the_command_line(
+    cli: Cli, tmp_path: Path
+) -> None:
+    import shutil
+
+    for i in range(4):
+        added = cli.json("device", "add", str(tmp_path / f"disk{i}"), "--name", f"disk{i}")
+        assert (added["name"], added["recognised"]) == (f"disk{i}", False)
+    cli("device", "offline", "main")
+    policy = cli.json("policy", "set", "copies=2")
+    assert (policy["policy"], policy["ok"]) == ("copies=2", True)
+    rng = np.random.default_rng(3)
+    write_safetensors(tmp_path / "src" / "m.safetensors",
+                      {f"w{i}": random_weights(rng, (8192,)) for i in range(8)})  # fmt: skip
+    cli("import", str(tmp_path / "src"), "--model", "m")
+    listed = {d["name"]: d for d in cli.json("device", "ls")}
+    assert listed["main"]["state"] == "offline"
+    assert sum(d["chunks"] for d in listed.values()) >= 2 * 9
+
+    clean = cli.json("scrub")
+    assert clean["ok"] is True
+    assert clean["missing"] == clean["corrupt"] == clean["under_replicated"] == []
+
+    shutil.rmtree(tmp_path / "disk1")
+    report = cli.json("scrub", code=1)
+    assert {"missing", "corrupt", "under_replicated", "devices", "models"} <= report.keys()
+    assert {m["device"] for m in report["missing"]} == {"disk1"}
+    assert report["devices"]["disk1"]["missing"] == len(report["missing"])
+    assert report["models"]["m"]["under_replicated"] == len(report["under_replicated"])
+    _out, err = cli("scrub", code=1)
+    assert "repair" in err
+
+    exported = cli.json("export", "m", str(tmp_path / "out"))
+    assert exported["degraded_chunks"] > 0
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "src")
+
+    assert cli.json("device", "rm", "disk1", "--force")["removed"] == "disk1"
+    assert cli.json("repair")["ok"] is True
+    assert cli.json("scrub")["ok"] is True
+    cli("device", "add", str(tmp_path / "disk9"), "--name", "disk9")
+    moved = cli.json("rebalance")
+    assert moved["moved_pieces"] > 0
+    assert cli.json("rebalance")["moved_pieces"] == 0
+    drained = cli.json("device", "rm", "disk0", "--drain")
+    assert drained["removed"] == "disk0"
+    assert cli.json("scrub")["ok"] is True
+    assert cli.json("policy", "show") == {"default": "copies=2", "models": {}}
+    _out, err = cli("policy", "set", "copies=9", code=2)
+    assert "needs 9 devices" in err
+    _out, err = cli("device", "rm", "main", "--force", code=2)
+    assert "repository folder itself" in err

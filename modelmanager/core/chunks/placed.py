@@ -389,9 +389,16 @@ class PlacedChunkStore:
             path=chunk_key(chunk_id),
         )
 
-    def get(self, chunk_id: str, length: int) -> BytesLike:
-        """The plain bytes of a chunk, from whichever pieces are good (verified)."""
-        _obj, data, degraded = self.read_object(chunk_id, length)
+    def get(self, chunk_id: str, length: int, policy: Policy | None = None) -> BytesLike:
+        """The plain bytes of a chunk, from whichever pieces are good (verified).
+
+        The read counts as degraded when a piece failed, or when the chunk has fewer pieces
+        than ``policy`` asks for (the data came back, but with less protection than due).
+        """
+        layout = self.locate(chunk_id)
+        _obj, data, degraded = self.read_object(chunk_id, length, layout)
+        if policy is not None and layout.tolerance() < policy.tolerates:
+            degraded = True
         if degraded:
             with self._lock:
                 self.degraded_reads += 1
