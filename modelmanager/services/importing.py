@@ -10,6 +10,7 @@ then labels, then the catalog row: a crash at any point leaves no partial versio
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 from collections import deque
@@ -181,7 +182,7 @@ class _ChunkWriter:
     def release(self, buf: bytearray) -> None:
         self._free.append(buf)
 
-    def store(self, data: memoryview) -> tuple[str, int]:
+    def store(self, data: memoryview, hint: str | None = None) -> tuple[str, int]:
         """(chunk id, stored bytes if newly written else 0); runs on a pool thread."""
         cid = content_id(data)
         with self._lock:
@@ -189,7 +190,7 @@ class _ChunkWriter:
             self._seen.add(cid)
         if not first or self.chunks.has(cid, self.policy):
             return cid, 0
-        stored = self.chunks.put(cid, data, self.settings, self.policy)
+        stored = self.chunks.put(cid, data, self.settings, self.policy, hint)
         crash_point("chunk-written")
         with self._lock:
             self.new_chunks += 1
@@ -242,6 +243,20 @@ class _TensorDigests:
         )
 
 
+class _DtypeHints:
+    """The dtype of the tensor a byte range lies entirely in (None for headers and groups)."""
+
+    def __init__(self, index: FileIndex) -> None:
+        self.tensors = sorted(index.tensors, key=lambda t: t.start)
+        self.starts = [t.start for t in self.tensors]
+
+    def of(self, start: int, end: int) -> str | None:
+        i = bisect.bisect_right(self.starts, start) - 1
+        if i >= 0 and self.tensors[i].end >= end > start:
+            return self.tensors[i].dtype
+        return None
+
+
 def _read_exact(f: BinaryIO, view: memoryview, src: SourceFile) -> None:
     got = 0
     while got < len(view):
@@ -263,6 +278,7 @@ def _import_file(
         group_size=config.group_size,
     )
     digests = _TensorDigests(src.index)
+    hints = _DtypeHints(src.index)
     ids: list[str] = []
     inflight: deque[tuple[Future[tuple[str, int]], bytearray, int]] = deque()
 
@@ -287,7 +303,8 @@ def _import_file(
                 view = memoryview(buf)[: end - start]
                 _read_exact(f, view, src)
                 digests.feed(chunk_no, start, view)
-                inflight.append((writer.pool.submit(writer.store, view), buf, end - start))
+                hint = hints.of(start, end)
+                inflight.append((writer.pool.submit(writer.store, view, hint), buf, end - start))
             while inflight:
                 settle_one()
             st = os.fstat(f.fileno())

@@ -315,9 +315,13 @@ class PlacedChunkStore:
         data: BytesLike,
         settings: codecs.CodecSettings | None = None,
         policy: Policy | None = None,
+        hint: str | None = None,
     ) -> int:
-        """Encode and store ``data`` to meet ``policy``; return the bytes written."""
-        obj = b"".join(encode_object(data, settings or self.settings))
+        """Encode and store ``data`` to meet ``policy``; return the bytes written.
+
+        ``hint`` is the dtype of the tensor the chunk belongs to (it lets "auto" pick a codec).
+        """
+        obj = b"".join(encode_object(data, settings or self.settings, hint))
         return self.write_pieces(chunk_id, obj, policy or self.default_policy())
 
     def flush(self) -> None:

@@ -48,9 +48,11 @@ def parse_header(blob: BytesLike, key: str) -> ChunkHeader:
     return ChunkHeader(codec_id, length)
 
 
-def encode_object(data: BytesLike, settings: codecs.CodecSettings) -> list[BytesLike]:
+def encode_object(
+    data: BytesLike, settings: codecs.CodecSettings, hint: str | None = None
+) -> list[BytesLike]:
     """The chunk object of ``data`` as parts: header, then the codec's payload."""
-    codec_id, payload = codecs.encode(data, settings)
+    codec_id, payload = codecs.encode(data, settings, hint)
     return [HEADER.pack(MAGIC, codec_id, len(data)), payload]
 
 

@@ -4,6 +4,7 @@ A chunk's id hashes its plain bytes, so choosing or changing a codec never chang
 """
 
 from modelmanager.core.codecs.base import (
+    AUTO,
     CODEC_NAMES,
     PAYS_THRESHOLD,
     Codec,
@@ -15,6 +16,7 @@ from modelmanager.core.codecs.base import (
 )
 
 __all__ = [
+    "AUTO",
     "CODEC_NAMES",
     "PAYS_THRESHOLD",
     "Codec",

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import zstandard
 
+from modelmanager.core.codecs import bytegroup
 from modelmanager.core.ids import BytesLike
 from modelmanager.errors import IntegrityError, UserError
 
@@ -21,8 +22,8 @@ class Codec(Protocol):
     id: int
     name: str
 
-    def encode(self, data: BytesLike, level: int) -> BytesLike:
-        """Compressed form of ``data``."""
+    def encode(self, data: BytesLike, level: int, hint: str | None = None) -> BytesLike:
+        """Compressed form of ``data``; ``hint`` is the tensor dtype of the chunk, if known."""
         ...
 
     def decode(self, payload: BytesLike, length: int) -> BytesLike:
@@ -36,7 +37,7 @@ class RawCodec:
     id = 0
     name = "raw"
 
-    def encode(self, data: BytesLike, level: int) -> BytesLike:
+    def encode(self, data: BytesLike, level: int, hint: str | None = None) -> BytesLike:
         return data
 
     def decode(self, payload: BytesLike, length: int) -> BytesLike:
@@ -69,7 +70,7 @@ class ZstdCodec:
             d = self._local.d = zstandard.ZstdDecompressor()
         return d
 
-    def encode(self, data: BytesLike, level: int) -> BytesLike:
+    def encode(self, data: BytesLike, level: int, hint: str | None = None) -> BytesLike:
         return self._compressor(level).compress(data)
 
     def decode(self, payload: BytesLike, length: int) -> BytesLike:
@@ -90,24 +91,49 @@ class ZstdCodec:
         return out
 
 
-_CODECS: dict[int, Codec] = {c.id: c for c in (RawCodec(), ZstdCodec())}
+class BytegroupCodec:
+    """Byte planes of float tensors, each entropy-coded as suits it (see codecs.bytegroup)."""
+
+    id = bytegroup.ID
+    name = bytegroup.NAME
+
+    def encode(self, data: BytesLike, level: int, hint: str | None = None) -> BytesLike:
+        itemsize = bytegroup.FLOAT_ITEMSIZE.get(hint or "")
+        if itemsize is None:
+            raise ValueError("bytegroup needs a float dtype hint")
+        return bytegroup.encode(data, itemsize)
+
+    def decode(self, payload: BytesLike, length: int) -> BytesLike:
+        return bytegroup.decode(payload, length)
+
+
+_ZSTD = ZstdCodec()
+_BYTEGROUP = BytegroupCodec()
+_CODECS: dict[int, Codec] = {c.id: c for c in (RawCodec(), _ZSTD, _BYTEGROUP)}
 _BY_NAME: dict[str, Codec] = {c.name: c for c in _CODECS.values()}
-CODEC_NAMES: tuple[str, ...] = tuple(_BY_NAME)
+AUTO = "auto"
+#: What a user may choose: the stored codecs and "auto", which picks per chunk.
+CODEC_NAMES: tuple[str, ...] = (AUTO, *_BY_NAME)
+#: Bytes of a chunk "auto" tries each candidate codec on.
+SAMPLE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
 class CodecSettings:
     """How new chunks are compressed: codec name and level (for the codecs that take one).
 
-    Level 1 is the default: on model weights zstd 3 compresses no better (0.925 vs 0.923 on
+    "auto" (the default) picks per chunk: bytegroup or zstd for float tensors, whichever is
+    smaller on a sample; zstd for everything else; raw when nothing pays.
+    Level 1 is zstd's default: on model weights zstd 3 compresses no better (0.925 vs 0.923 on
     N(0, 0.02) fp32) but runs at 0.6x the speed (773 vs 1218 MB/s per core, measured here).
     """
 
-    name: str = "zstd"
+    name: str = AUTO
     level: int = 1
 
     def __post_init__(self) -> None:
-        codec_by_name(self.name)
+        if self.name != AUTO:
+            codec_by_name(self.name)
 
 
 def codec_by_id(codec_id: int) -> Codec:
@@ -128,12 +154,32 @@ def codec_by_name(name: str) -> Codec:
         ) from None
 
 
-def encode(data: BytesLike, settings: CodecSettings) -> tuple[int, BytesLike]:
-    """Compress ``data``; returns (codec id, payload), falling back to raw when it does not pay."""
-    codec = _BY_NAME[settings.name]
-    if codec.id == RawCodec.id or len(data) == 0:
+def _choose(data: BytesLike, settings: CodecSettings, hint: str | None) -> Codec:
+    """The codec for one chunk: the named one, or for "auto" the better one on a sample."""
+    is_float = hint in bytegroup.FLOAT_ITEMSIZE
+    if settings.name == _BYTEGROUP.name:
+        return _BYTEGROUP if is_float else _ZSTD  # bytegroup needs to know the element size
+    if settings.name != AUTO:
+        return _BY_NAME[settings.name]
+    if not is_float:
+        return _ZSTD
+    sample = memoryview(data)[: SAMPLE_BYTES - SAMPLE_BYTES % 8]
+    grouped = len(_BYTEGROUP.encode(sample, settings.level, hint))
+    plain = len(_ZSTD.encode(sample, settings.level))
+    return _BYTEGROUP if grouped <= plain else _ZSTD
+
+
+def encode(
+    data: BytesLike, settings: CodecSettings, hint: str | None = None
+) -> tuple[int, BytesLike]:
+    """Compress ``data``; returns (codec id, payload), falling back to raw when it does not pay.
+
+    ``hint`` is the dtype (safetensors spelling) of the tensor the chunk belongs to, if one.
+    """
+    if settings.name == RawCodec.name or len(data) == 0:
         return RawCodec.id, data
-    payload = codec.encode(data, settings.level)
+    codec = _choose(data, settings, hint)
+    payload = codec.encode(data, settings.level, hint)
     if len(payload) > PAYS_THRESHOLD * len(data):
         return RawCodec.id, data
     return codec.id, payload
