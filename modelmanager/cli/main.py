@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="tensors smaller than this are grouped into one chunk (default 64K)",
     )
-    p.add_argument("--codec", choices=CODEC_NAMES, default="zstd", help="default codec")
+    p.add_argument("--codec", choices=CODEC_NAMES, default="auto", help="default codec (auto)")
     p.add_argument("--level", type=int, default=1, help="compression level (default 1)")
 
     p = add("import", commands.cmd_import, "import files or folders as a new version")

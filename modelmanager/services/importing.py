@@ -10,7 +10,6 @@ then labels, then the catalog row: a crash at any point leaves no partial versio
 
 from __future__ import annotations
 
-import bisect
 import os
 import threading
 from collections import deque
@@ -23,7 +22,7 @@ from typing import Any, BinaryIO
 from modelmanager.core.chunks.plan import plan_chunks
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
-from modelmanager.core.formats import FileIndex, index_file
+from modelmanager.core.formats import DtypeHints, FileIndex, index_file
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import DIGEST_HEX_LEN, content_id, new_hasher
 from modelmanager.core.jobs import JobContext
@@ -243,20 +242,6 @@ class _TensorDigests:
         )
 
 
-class _DtypeHints:
-    """The dtype of the tensor a byte range lies entirely in (None for headers and groups)."""
-
-    def __init__(self, index: FileIndex) -> None:
-        self.tensors = sorted(index.tensors, key=lambda t: t.start)
-        self.starts = [t.start for t in self.tensors]
-
-    def of(self, start: int, end: int) -> str | None:
-        i = bisect.bisect_right(self.starts, start) - 1
-        if i >= 0 and self.tensors[i].end >= end > start:
-            return self.tensors[i].dtype
-        return None
-
-
 def _read_exact(f: BinaryIO, view: memoryview, src: SourceFile) -> None:
     got = 0
     while got < len(view):
@@ -278,7 +263,7 @@ def _import_file(
         group_size=config.group_size,
     )
     digests = _TensorDigests(src.index)
-    hints = _DtypeHints(src.index)
+    hints = DtypeHints(src.index)
     ids: list[str] = []
     inflight: deque[tuple[Future[tuple[str, int]], bytearray, int]] = deque()
 

@@ -115,7 +115,7 @@ AUTO = "auto"
 #: What a user may choose: the stored codecs and "auto", which picks per chunk.
 CODEC_NAMES: tuple[str, ...] = (AUTO, *_BY_NAME)
 #: Bytes of a chunk "auto" tries each candidate codec on.
-SAMPLE_BYTES = 256 * 1024
+SAMPLE_BYTES = 128 * 1024
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelmanager.core.formats import safetensors
-from modelmanager.core.formats.base import GENERIC, FileIndex, TensorEntry
+from modelmanager.core.formats.base import GENERIC, DtypeHints, FileIndex, TensorEntry
 from modelmanager.errors import FormatError, UserError
 
-__all__ = ["GENERIC", "FileIndex", "TensorEntry", "index_file"]
+__all__ = ["GENERIC", "DtypeHints", "FileIndex", "TensorEntry", "index_file"]
 
 
 def index_file(path: Path, size: int) -> FileIndex:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -41,3 +42,20 @@ class FileIndex:
 
 
 GENERIC = FileIndex("generic")
+
+
+class DtypeHints:
+    """The dtype of the tensor a byte range lies entirely in (None for headers and groups).
+
+    Codecs use it to pick a dtype-aware encoding for a chunk.
+    """
+
+    def __init__(self, index: FileIndex) -> None:
+        self.tensors = sorted(index.tensors, key=lambda t: t.start)
+        self.starts = [t.start for t in self.tensors]
+
+    def of(self, start: int, end: int) -> str | None:
+        i = bisect.bisect_right(self.starts, start) - 1
+        if i >= 0 and self.tensors[i].end >= end > start:
+            return self.tensors[i].dtype
+        return None

