@@ -32,6 +32,7 @@ from modelmanager.services import (
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage, reindex, stats, verify
+from modelmanager.services.recompress import recompress
 from modelmanager.services.redundancy import RepairReport
 
 
@@ -408,12 +409,22 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print_json(doc)
     else:
-        print(f"{s.models} models, {s.versions} versions, {s.chunks} chunks")
+        print(f"{plural(s.models, 'model')}, {plural(s.versions, 'version')}, "
+              f"{plural(s.chunks, 'chunk')}")  # fmt: skip
         print(
             f"logical {human_bytes(s.logical_bytes)}, unique {human_bytes(s.unique_bytes)} "
             f"(dedup {doc['dedup_ratio']}), stored {human_bytes(s.stored_bytes)} "
             f"(compression {doc['compression_ratio']})"
         )
+        for title, rows in (("MODEL", s.by_model), ("DTYPE", s.by_dtype)):
+            print()
+            print_table(
+                [title, "LOGICAL", "STORED", "RATIO"],
+                [
+                    [k, human_bytes(v.logical), human_bytes(v.stored), f"{v.ratio:.3f}"]
+                    for k, v in sorted(rows.items())
+                ],
+            )
     return EXIT_OK
 
 
@@ -588,3 +599,46 @@ def cmd_rebalance(args: argparse.Namespace) -> int:
             print(f"  not moved: {item['piece']} ({item['device']}): {item['reason']}",
                   file=sys.stderr)  # fmt: skip
     return EXIT_OK if not report.failed else EXIT_PROBLEMS
+
+
+def cmd_codec(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    if args.codec_command == "show":
+        current = {k: f"{v.name}:{v.level}" for k, v in ws.repo.policies.codecs.items()}
+        base = ws.repo.codec_for("-")
+        if args.json:
+            print_json({"default": f"{base.name}:{base.level}", "overrides": current})
+        else:
+            print(f"repository: {base.name} (level {base.level})")
+            for name, value in sorted(current.items()):
+                if name != "*":
+                    print(f"{name}: {value}")
+        return EXIT_OK
+    words = args.words
+    if len(words) not in (1, 2):
+        raise UserError("usage: codec set [MODEL] CODEC")
+    model: str | None = None if len(words) == 1 else words[0]
+    settings = devices.set_codec(ws, CodecSettings(words[-1], args.level), model,
+                                 lock_timeout=args.wait)  # fmt: skip
+    if args.json:
+        print_json({"model": model, "codec": settings.name, "level": settings.level})
+    else:
+        print(f"New chunks of {model or 'the repository'} use {settings.name}; "
+              "run 'recompress REF --codec ...' to convert what is stored")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_recompress(args: argparse.Namespace) -> int:
+    progress = ProgressLine("recompressing", enabled=not args.json)
+    try:
+        report = recompress(workspace(args), args.ref, CodecSettings(args.codec, args.level),
+                            ctx=progress.context(), lock_timeout=args.wait)  # fmt: skip
+    finally:
+        progress.finish()
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print(f"Recompressed {report.ref} with {report.codec}: {report.rewritten} of "
+              f"{report.chunks} chunks rewritten, stored {human_bytes(report.stored_before)} "
+              f"-> {human_bytes(report.stored_after)}")  # fmt: skip
+    return EXIT_OK

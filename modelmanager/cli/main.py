@@ -168,6 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="copies=N or ec=K+M, for MODEL or (without it) the repository",
     )
 
+    p = add("codec", commands.cmd_codec, "compression: codec show | codec set [MODEL] CODEC")
+    p.add_argument("codec_command", choices=("show", "set"))
+    p.add_argument(
+        "words",
+        nargs="*",
+        metavar="[MODEL] CODEC",
+        help=f"one of {', '.join(CODEC_NAMES)}, for MODEL or the repository",
+    )
+    p.add_argument("--level", type=int, default=1, help="zstd level (default 1)")
+
+    p = add(
+        "recompress",
+        commands.cmd_recompress,
+        "re-encode a version's chunks with another codec (safe to interrupt and rerun)",
+    )
+    p.add_argument("ref")
+    p.add_argument("--codec", choices=CODEC_NAMES, required=True)
+    p.add_argument("--level", type=int, default=1, help="zstd level (default 1)")
+
     add("scrub", commands.cmd_scrub, "read and check every stored piece (exit 1 on problems)")
     add("repair", commands.cmd_repair, "rebuild missing or corrupt pieces from good ones")
     add("rebalance", commands.cmd_rebalance, "move pieces to where placement now puts them")

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import (
     DRAINING,
@@ -229,9 +230,32 @@ def set_policy(
             if not repo.version_numbers(model):
                 raise NotFoundError(f"no model named {model!r}")
             models = dict(repo.policies.models, **{model: parsed})
-            policies = Policies(repo.policies.default, models)
+            policies = Policies(repo.policies.default, models, dict(repo.policies.codecs))
         else:
-            policies = Policies(parsed, dict(repo.policies.models))
+            policies = Policies(parsed, dict(repo.policies.models), dict(repo.policies.codecs))
         repo.save_policies(policies)
         report = repair(ws, ctx=ctx, lock_timeout=lock_timeout)
     return parsed, report
+
+
+def set_codec(
+    ws: Workspace,
+    settings: CodecSettings,
+    model: str | None = None,
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> CodecSettings:
+    """Set the codec new chunks get, for the repository or one model.
+
+    Chunks already stored keep their encoding; ``recompress`` converts them.
+    """
+    repo = ws.repo
+    with repo.writer(lock_timeout):
+        if model is not None:
+            check_model_name(model)
+            if not repo.version_numbers(model):
+                raise NotFoundError(f"no model named {model!r}")
+        codecs = dict(repo.policies.codecs, **{model or "*": settings})
+        policies = Policies(repo.policies.default, dict(repo.policies.models), codecs)
+        repo.save_policies(policies)
+    return settings

@@ -341,7 +341,8 @@ def import_paths(
         seqs = repo.version_numbers(model)
         policy = repo.policy_for(model)
         repo.chunks.refresh()
-        writer = _ChunkWriter(ws, codec or repo.config.codec, policy, workers or default_workers())
+        settings = codec or repo.codec_for(model)
+        writer = _ChunkWriter(ws, settings, policy, workers or default_workers())
         done = [0]
         try:
             files = tuple(_import_file(s, writer, ws, ctx, done, total) for s in sources)

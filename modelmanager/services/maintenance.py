@@ -6,10 +6,12 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelmanager.core.catalog import SyncResult
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.chunks.store import ChunkMissing, chunk_key
+from modelmanager.core.formats import DtypeHints, FileIndex
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
@@ -203,8 +205,28 @@ def reindex(ws: Workspace) -> SyncResult:
 
 
 @dataclass(frozen=True)
+class Sizes:
+    """Logical bytes (as users see them) against the bytes their chunks take on disk."""
+
+    logical: int
+    stored: int
+
+    @property
+    def ratio(self) -> float:
+        return _ratio(self.stored, self.logical)
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"logical_bytes": self.logical, "stored_bytes": self.stored, "ratio": self.ratio}
+
+
+@dataclass(frozen=True)
 class Stats:
-    """Sizes of a repository: what users stored, what is unique, what is on disk."""
+    """Sizes of a repository: what users stored, what is unique, what is on disk.
+
+    The breakdowns count each version's (or model's) distinct chunks in full, so a chunk
+    shared by two versions counts in both; per dtype, each distinct chunk counts once, under
+    the dtype of the tensor it lies in ("other" for headers, small grouped tensors, files).
+    """
 
     models: int
     versions: int
@@ -212,8 +234,11 @@ class Stats:
     unique_bytes: int
     stored_bytes: int
     chunks: int
+    by_model: dict[str, Sizes] = field(default_factory=dict)
+    by_version: dict[str, Sizes] = field(default_factory=dict)
+    by_dtype: dict[str, Sizes] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, float | int]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "models": self.models,
             "versions": self.versions,
@@ -223,6 +248,9 @@ class Stats:
             "chunks": self.chunks,
             "dedup_ratio": _ratio(self.unique_bytes, self.logical_bytes),
             "compression_ratio": _ratio(self.stored_bytes, self.unique_bytes),
+            "by_model": {k: v.to_json() for k, v in sorted(self.by_model.items())},
+            "by_version": {k: v.to_json() for k, v in sorted(self.by_version.items())},
+            "by_dtype": {k: v.to_json() for k, v in sorted(self.by_dtype.items())},
         }
 
 
@@ -231,19 +259,41 @@ def _ratio(a: int, b: int) -> float:
 
 
 def stats(ws: Workspace, manifests: Iterable[Manifest] | None = None) -> Stats:
-    """Measure the repository; stored bytes come from the chunk objects actually on disk."""
+    """Measure the repository; stored bytes come from the pieces actually on the devices."""
+    on_disk = dict(ws.repo.chunks.iter_stored())
     unique: dict[str, int] = {}
-    models, versions, logical = set(), 0, 0
+    dtype_of: dict[str, str] = {}
+    model_chunks: dict[str, set[str]] = {}
+    model_logical: dict[str, int] = {}
+    by_version: dict[str, Sizes] = {}
+    versions, logical = 0, 0
     for m in manifests if manifests is not None else ws.repo.iter_manifests():
-        models.add(m.model)
         versions += 1
         logical += m.logical_bytes
+        model_logical[m.model] = model_logical.get(m.model, 0) + m.logical_bytes
+        mine = model_chunks.setdefault(m.model, set())
         for f in m.files:
+            hints = DtypeHints(FileIndex(f.format, f.tensors))
+            pos = 0
             for c in f.chunks:
                 unique[c.id] = c.length
-    stored = 0
-    count = 0
-    for _cid, size in ws.repo.chunks.iter_stored():
-        stored += size
-        count += 1
-    return Stats(len(models), versions, logical, sum(unique.values()), stored, count)
+                dtype_of.setdefault(c.id, hints.of(pos, pos + c.length) or "other")
+                mine.add(c.id)
+                pos += c.length
+        ids = m.chunk_ids()
+        by_version[m.ref] = Sizes(m.logical_bytes, sum(on_disk.get(c, 0) for c in ids))
+    by_model = {
+        name: Sizes(model_logical[name], sum(on_disk.get(c, 0) for c in ids))
+        for name, ids in model_chunks.items()
+    }
+    dtype_logical: dict[str, int] = {}
+    dtype_stored: dict[str, int] = {}
+    for cid, length in unique.items():
+        d = dtype_of[cid]
+        dtype_logical[d] = dtype_logical.get(d, 0) + length
+        dtype_stored[d] = dtype_stored.get(d, 0) + on_disk.get(cid, 0)
+    by_dtype = {d: Sizes(dtype_logical[d], dtype_stored[d]) for d in dtype_logical}
+    return Stats(
+        len(model_chunks), versions, logical, sum(unique.values()), sum(on_disk.values()),
+        len(on_disk), by_model, by_version, by_dtype,
+    )  # fmt: skip

@@ -315,6 +315,21 @@ def _surplus(h: ChunkHealth, chunks: PlacedChunkStore) -> list[Piece]:
     return copies[p.copies :] + [pc for pc in h.good if pc.index is not None]
 
 
+def _keeps_readable(chunks: PlacedChunkStore, h: ChunkHealth, dropping: list[Piece]) -> bool:
+    """True when the chunk still decodes (and hashes right) from what stays after ``dropping``.
+
+    Each fragment can pass its own hash yet belong to another encoding of the chunk (after an
+    interrupted recompress): only a real decode proves the remaining layout.
+    """
+    keep = [p for p in h.good if p not in dropping]
+    rest = ChunkHealth(h.chunk_id, h.length, h.policy, good=keep)
+    try:
+        chunks.read_object(h.chunk_id, h.length, rest.good_layout())
+    except IntegrityError:
+        return False
+    return True
+
+
 def repair(
     ws: Workspace, *, ctx: JobContext | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 ) -> RepairReport:
@@ -352,8 +367,9 @@ def repair(
             chunks.flush()
             fresh = recheck(chunks, h)
             written += max(0, len(fresh.good) - (len(h.good)))
-            if fresh.healthy:
-                for piece in _surplus(fresh, chunks):
+            surplus = _surplus(fresh, chunks) if fresh.healthy else []
+            if surplus and _keeps_readable(chunks, fresh, surplus):
+                for piece in surplus:
                     chunks.delete_piece(piece)
                     removed += 1
             repaired += 1

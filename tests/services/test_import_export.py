@@ -303,3 +303,24 @@ def test_export_refuses_a_link_that_leads_out_of_the_destination(
     with pytest.raises(UserError, match="outside the destination"):
         export_ref(ws, "linked", tmp_path / "out")
     assert list((tmp_path / "out2").iterdir()) == []
+
+
+def test_stats_per_model_version_and_dtype(ws: Workspace, tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    tensors = {"w": random_weights(rng, (256, 256), "float32"),
+               "h": random_weights(rng, (256, 256), "float16"),
+               "ids": np.arange(50_000, dtype=np.int64)}  # fmt: skip
+    import_paths(ws, [write_safetensors(tmp_path / "a" / "m.safetensors", tensors)], "m")
+    import_paths(
+        ws, [write_safetensors(tmp_path / "b" / "x.safetensors", {"w": tensors["w"]})], "x"
+    )
+    s = stats(ws)
+    assert set(s.by_version) == {"m@1", "x@1"}
+    assert s.by_model["m"].logical == (tmp_path / "a" / "m.safetensors").stat().st_size
+    # x's only tensor dedups against m's: the same stored chunks count for both models.
+    assert s.by_model["x"].stored < s.by_model["m"].stored
+    assert set(s.by_dtype) == {"F32", "F16", "I64", "other"}
+    assert s.by_dtype["F32"].logical == tensors["w"].nbytes
+    assert s.by_dtype["F32"].ratio < 0.9  # bytegroup on weights
+    assert sum(v.stored for v in s.by_dtype.values()) == s.stored_bytes
+    assert sum(v.logical for v in s.by_dtype.values()) == s.unique_bytes

@@ -93,6 +93,8 @@ class Policies:
 
     default: Policy = field(default_factory=Policy)
     models: dict[str, Policy] = field(default_factory=dict)
+    #: Codec overrides: "*" for the repository (else config.json's), or a model name.
+    codecs: dict[str, CodecSettings] = field(default_factory=dict)
 
     def for_model(self, model: str) -> Policy:
         return self.models.get(model, self.default)
@@ -102,6 +104,7 @@ class Policies:
             "format": 1,
             "default": str(self.default),
             "models": {k: str(v) for k, v in sorted(self.models.items())},
+            "codecs": {k: asdict(v) for k, v in sorted(self.codecs.items())},
         }
         return json.dumps(doc, indent=2).encode() + b"\n"
 
@@ -112,6 +115,7 @@ class Policies:
             return cls(
                 Policy.parse(doc["default"]),
                 {str(k): Policy.parse(v) for k, v in doc["models"].items()},
+                {str(k): CodecSettings(**v) for k, v in doc.get("codecs", {}).items()},
             )
         except (ValueError, KeyError, TypeError, AttributeError, UserError) as e:
             raise RepositoryError(f"damaged policy file ({e})", path=source) from None
@@ -169,6 +173,11 @@ class Repository:
     def policy_for(self, model: str) -> Policy:
         """The redundancy policy new chunks of ``model`` are stored with."""
         return self.policies.for_model(model)
+
+    def codec_for(self, model: str) -> CodecSettings:
+        """The codec new chunks of ``model`` are encoded with (model, repository, config)."""
+        codecs = self.policies.codecs
+        return codecs.get(model) or codecs.get("*") or self.config.codec
 
     # -- opening -------------------------------------------------------------------------
 
