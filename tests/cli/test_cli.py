@@ -276,3 +276,32 @@ def test_devices_policy_scrub_repair_rebalance_through_the_command_line(
     assert "needs 9 devices" in err
     _out, err = cli("device", "rm", "main", "--force", code=2)
     assert "repository folder itself" in err
+
+
+def test_codec_recompress_and_stats_breakdowns_through_the_command_line(
+    cli: Cli, tmp_path: Path
+) -> None:
+    cli("codec", "set", "zstd", "--level", "3")
+    assert cli.json("codec", "show")["default"] == "zstd:3"
+    rng = np.random.default_rng(2)
+    write_safetensors(tmp_path / "src" / "m.safetensors",
+                      {f"w{i}": random_weights(rng, (16384,)) for i in range(4)})  # fmt: skip
+    cli("import", str(tmp_path / "src"), "--model", "m")
+    before = cli.json("stats")
+    done = cli.json("recompress", "m", "--codec", "bytegroup")
+    assert done["rewritten"] > 0
+    assert done["stored_after"] < done["stored_before"]
+    after = cli.json("stats")
+    assert after["stored_bytes"] < before["stored_bytes"]
+    assert set(after["by_dtype"]) == {"F32", "other"}
+    assert after["by_model"]["m"]["ratio"] < 0.9
+    assert after["by_version"]["m@1"]["logical_bytes"] == after["logical_bytes"]
+    assert cli.json("recompress", "m", "--codec", "bytegroup")["rewritten"] == 0
+    assert cli.json("verify")["ok"] is True
+    cli("codec", "set", "m", "raw")
+    assert cli.json("codec", "show")["overrides"]["m"] == "raw:1"
+    out, _ = cli("stats")
+    assert "DTYPE" in out
+    assert "F32" in out
+    _out, err = cli("codec", "set", "lz4", code=2)
+    assert "unknown codec 'lz4'" in err

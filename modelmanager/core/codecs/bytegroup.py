@@ -114,17 +114,21 @@ def _unpairs(blob: memoryview, n: int) -> np.ndarray:
     table = np.frombuffer(blob, np.uint8, size, pos)
     escapes = np.frombuffer(blob, np.uint8, n_esc, pos + size)
     packed = _decode_huffman(blob[pos + size + n_esc :], (n + 1) // 2)
-    codes = np.empty(2 * len(packed), dtype=np.uint8)
-    codes[0::2] = packed >> np.uint8(4)
-    codes[1::2] = packed & np.uint8(15)
-    codes = codes[:n]
     lookup = np.zeros(16, dtype=np.uint8)
     lookup[:size] = table
-    plane = np.take(lookup, codes)
-    where = np.flatnonzero(codes == ESCAPE)
-    if len(where) != n_esc:
-        raise IntegrityError("bytegroup pair plane has the wrong number of escapes")
-    plane[where] = escapes
+    # One table turns each packed byte into both of its values at once (little-endian pair).
+    both = np.arange(256, dtype=np.uint16)
+    pair_table = lookup[both >> 4].astype("<u2") | (lookup[both & 15].astype("<u2") << 8)
+    plane: np.ndarray = np.take(pair_table, packed).astype("<u2", copy=False).view(np.uint8)[:n]
+    if n_esc:
+        high = np.flatnonzero((packed >> np.uint8(4)) == ESCAPE) * 2
+        low = np.flatnonzero((packed & np.uint8(15)) == ESCAPE) * 2 + 1
+        where = np.sort(np.concatenate([high, low]))
+        where = where[where < n]
+        if len(where) != n_esc:
+            raise IntegrityError("bytegroup pair plane has the wrong number of escapes")
+        plane[where] = escapes
+    # An escape the header does not count decodes to a wrong byte: the chunk hash refuses it.
     return plane
 
 
@@ -180,7 +184,7 @@ def decode(payload: BytesLike, length: int) -> BytesLike:
     if version != VERSION or itemsize not in (1, 2, 4, 8):
         raise IntegrityError(f"bytegroup payload has unknown layout {version}/{itemsize}")
     n = length // itemsize
-    planes = np.empty((n, itemsize), dtype=np.uint8)
+    planes: list[np.ndarray] = []
     pos = _HEAD.size
     for j in range(itemsize):
         if len(view) < pos + _PLANE.size:
@@ -194,18 +198,22 @@ def decode(payload: BytesLike, length: int) -> BytesLike:
         if method == RAW:
             if size != n:
                 raise IntegrityError("bytegroup raw plane has the wrong length")
-            planes[:, j] = np.frombuffer(blob, dtype=np.uint8)
+            planes.append(np.frombuffer(blob, dtype=np.uint8))
         elif method == HUFFMAN:
-            planes[:, j] = _decode_huffman(blob, n)
+            planes.append(_decode_huffman(blob, n))
         elif method == PAIRS:
-            planes[:, j] = _unpairs(blob, n)
+            planes.append(_unpairs(blob, n))
         else:
             raise IntegrityError(f"bytegroup plane has unknown method {method}")
     tail = view[pos:]
     if len(tail) != length - n * itemsize:
         raise IntegrityError("bytegroup payload has the wrong length")
-    words = planes.view(f"<u{itemsize}").reshape(n)
-    restored = _rotr(words, 8 * itemsize).astype(f"<u{itemsize}", copy=False)
+    # Interleave the planes with shifts (several times faster than strided byte writes).
+    wide = np.dtype(f"<u{itemsize}")
+    words = planes[0].astype(wide)
+    for j in range(1, itemsize):
+        words |= planes[j].astype(wide) << wide.type(8 * j)
+    restored = _rotr(words, 8 * itemsize).astype(wide, copy=False)
     if not len(tail):
         return restored.view(np.uint8).data
     return restored.tobytes() + bytes(tail)
