@@ -186,7 +186,7 @@ def decode(payload: BytesLike, length: int) -> BytesLike:
     n = length // itemsize
     planes: list[np.ndarray] = []
     pos = _HEAD.size
-    for j in range(itemsize):
+    for _plane in range(itemsize):
         if len(view) < pos + _PLANE.size:
             raise IntegrityError("bytegroup payload is truncated")
         method, size = _PLANE.unpack_from(view, pos)
