@@ -263,12 +263,23 @@ class PlacedChunkStore:
             return None
 
     def write_pieces(
-        self, chunk_id: str, obj: BytesLike, policy: Policy, layout: Layout | None = None
+        self,
+        chunk_id: str,
+        obj: BytesLike | list[BytesLike],
+        policy: Policy,
+        layout: Layout | None = None,
     ) -> int:
-        """Add the pieces ``policy`` still lacks for a chunk object; return bytes written."""
+        """Add the pieces ``policy`` still lacks for a chunk object; return bytes written.
+
+        ``obj`` may be given as parts (header, payload): whole copies are written from the
+        parts as they are, and only erasure coding joins them.
+        """
         layout = layout or self.locate(chunk_id)
+        parts = obj if isinstance(obj, list) else [obj]
+        size = sum(len(p) for p in parts)
         written = 0
         if policy.erasure:
+            obj = parts[0] if len(parts) == 1 else b"".join(bytes(p) for p in parts)
             k, m = policy.k, policy.m
             have = layout.fragments.get((k, m), {})
             missing = [i for i in range(k + m) if i not in have]
@@ -296,14 +307,14 @@ class PlacedChunkStore:
             return written
         need = policy.copies - len({d.id for d in layout.copies})
         holding = {d.id for d in layout.copies}
-        targets = [d for d in self.placement(chunk_id, len(obj)) if d.id not in holding]
+        targets = [d for d in self.placement(chunk_id, size) if d.id not in holding]
         while need > 0:
             if not targets:
                 raise PlacementError(
                     f"policy {policy} needs {policy.copies} devices for chunk {chunk_id[:12]}; "
                     f"not enough can take it ({self.why_short()})"
                 )
-            n = self._write(targets.pop(0), chunk_key(chunk_id), [obj])
+            n = self._write(targets.pop(0), chunk_key(chunk_id), parts)
             if n is not None:
                 written += n
                 need -= 1
@@ -321,8 +332,8 @@ class PlacedChunkStore:
 
         ``hint`` is the dtype of the tensor the chunk belongs to (it lets "auto" pick a codec).
         """
-        obj = b"".join(encode_object(data, settings or self.settings, hint))
-        return self.write_pieces(chunk_id, obj, policy or self.default_policy())
+        parts = encode_object(data, settings or self.settings, hint)
+        return self.write_pieces(chunk_id, parts, policy or self.default_policy())
 
     def flush(self) -> None:
         """Make every piece written so far durable on every device."""
