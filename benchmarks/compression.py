@@ -17,9 +17,7 @@ its input); zstd-1 and zstd-3 get the same chunks as ours. Ratios are compressed
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import struct
 import sys
 import tempfile
 import time
@@ -28,10 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.synthetic import write_checkpoint
 from modelmanager.core import codecs
 from modelmanager.core.chunks.plan import plan_chunks
 from modelmanager.core.codecs import CodecSettings
@@ -41,28 +38,7 @@ from modelmanager.core.repo.repository import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_
 
 def generate_bf16(path: Path, size_mib: int) -> Path:
     """A transformer-like bf16 checkpoint: N(0, 0.02) weights, 8-32 MiB tensors."""
-    import ml_dtypes
-
-    rng = np.random.default_rng(0)
-    header: dict[str, Any] = {}
-    offset = 0
-    shapes = []
-    while offset < size_mib << 20:
-        rows = int(rng.choice([2048, 4096, 8192]))
-        n = rows * 2048 * 2
-        header[f"layers.{len(shapes)}.weight"] = {
-            "dtype": "BF16", "shape": [rows, 2048], "data_offsets": [offset, offset + n],
-        }  # fmt: skip
-        shapes.append((rows, 2048))
-        offset += n
-    blob = json.dumps(header).encode()
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)) + blob)
-        for shape in shapes:
-            values = rng.standard_normal(shape, dtype=np.float32) * 0.02
-            f.write(values.astype(ml_dtypes.bfloat16).tobytes())
-    return path
+    return write_checkpoint(path, size_mib, "BF16", rows=(2048, 4096, 8192), cols=2048)
 
 
 def chunks_of(path: Path) -> list[tuple[bytes, str | None]]:

