@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelmanager.core.formats import pytorch, safetensors
+from modelmanager.core.formats import npy, pytorch, safetensors
 from modelmanager.core.formats.base import (
     GENERIC,
     DtypeHints,
@@ -40,6 +40,18 @@ def index_file(path: Path, size: int) -> FileIndex:
                     if suffix in safetensors.SUFFIXES:
                         raise
                 f.seek(0)
+            if npy.sniff(prefix):
+                try:
+                    return npy.read_npy(f, size, path)
+                except NotThisFormat:
+                    pass
+            f.seek(0)
+            if suffix == ".npz" and prefix.startswith(b"PK\x03\x04"):
+                try:
+                    return npy.read_npz(f, size, path)
+                except NotThisFormat:
+                    pass
+            f.seek(0)
             if pytorch.sniff(prefix):
                 try:
                     return pytorch.read_index(f, size, path)
