@@ -191,3 +191,18 @@ def test_storage_pointing_past_the_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(out.getvalue())
     with pytest.raises(FormatError, match="runs past the end"):
         _index(path)
+
+
+def test_content_that_only_starts_like_a_checkpoint_is_generic_unless_named_like_one(
+    tmp_path: Path,
+) -> None:
+    header_only = pickle.dumps(LEGACY_MAGIC, protocol=2)  # a legacy magic, then nothing
+    (tmp_path / "x.dat").write_bytes(header_only)
+    assert _index(tmp_path / "x.dat").format == "generic"
+    (tmp_path / "x.bin").write_bytes(header_only)
+    with pytest.raises(FormatError, match="damaged pickle"):
+        _index(tmp_path / "x.bin")  # named like a checkpoint and looks like one: it is broken
+    evil = _calls("os", "system", "true")
+    (tmp_path / "evil.dat").write_bytes(_legacy(tmp_path / "tmp.pt", evil).read_bytes())
+    with pytest.raises(FormatError, match=r"os\.system"):
+        _index(tmp_path / "evil.dat")  # asking to run code is refused whatever the name

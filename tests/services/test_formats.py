@@ -90,3 +90,19 @@ def test_a_refused_pickle_stores_nothing(ws: Workspace, tmp_path: Path) -> None:
     assert tree_bytes(ws.repo.root) == before
     assert not (tmp_path / "pwned").exists()
     assert not Path("pwned").exists()
+
+
+def test_gguf_hdf5_and_onnx_with_external_data_round_trip(ws: Workspace, tmp_path: Path) -> None:
+    from tests.core.test_sandboxed_formats import _gguf, _onnx_model
+
+    h5py = pytest.importorskip("h5py")
+    src = tmp_path / "mixed"
+    src.mkdir()
+    _gguf(src / "model.gguf")
+    _onnx_model(src / "model.onnx", external=True)
+    with h5py.File(src / "weights.h5", "w") as h:
+        h.create_dataset("dense/kernel", data=np.ones((16, 16), np.float32))
+    _roundtrip(ws, src, tmp_path, "mixed")
+    formats = {f.path: f.format for f in ws.repo.resolve("mixed").files}
+    assert formats == {"model.gguf": "gguf", "model.onnx": "onnx", "weights.data": "generic",
+                       "weights.h5": "hdf5"}  # fmt: skip

@@ -6,57 +6,92 @@ escape one, naming the file and the cause. Nothing here executes code from a fil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
-from modelmanager.core.formats import npy, pytorch, safetensors
+from modelmanager.core.formats import npy, pytorch, safetensors, sandbox
 from modelmanager.core.formats.base import (
     GENERIC,
     DtypeHints,
     FileIndex,
     NotThisFormat,
+    RefusedContent,
     TensorEntry,
 )
 from modelmanager.errors import FormatError, UserError
 
-__all__ = ["GENERIC", "DtypeHints", "FileIndex", "TensorEntry", "index_file"]
+__all__ = [
+    "GENERIC", "DtypeHints", "FileIndex", "RefusedContent", "TensorEntry", "index_file",
+]  # fmt: skip
+
+
+def _attempt(read: Callable[[], FileIndex], claimed: bool) -> FileIndex | None:
+    """Run one parser: its index, or None when the content is not (really) its format.
+
+    Broken content is an error only when the file's name claims the format; content that
+    merely starts like it is stored generically. Content asking to run code is always refused.
+    """
+    try:
+        return read()
+    except NotThisFormat:
+        return None
+    except RefusedContent:
+        raise
+    except FormatError:
+        if claimed:
+            raise
+        return None
 
 
 def index_file(path: Path, size: int) -> FileIndex:
     """The tensor index of a file, chosen by content (and name); unknown files are generic.
 
-    A file whose content is a known format but breaks its rules is an error (for safetensors,
-    a file merely named like one is too). Content that is no known format is stored
-    generically, whatever its name.
+    A file named like a known format whose content breaks the format's rules is an error;
+    content that is no known format is stored generically, whatever its name.
     """
+    suffix = path.suffix.lower()
     try:
         with open(path, "rb") as f:
             prefix = f.read(16)
-            suffix = path.suffix.lower()
-            f.seek(0)
-            if suffix in safetensors.SUFFIXES or safetensors.sniff(prefix, size):
-                try:
-                    return safetensors.read_index(f, size, path)
-                except FormatError:
-                    if suffix in safetensors.SUFFIXES:
-                        raise
-                f.seek(0)
-            if npy.sniff(prefix):
-                try:
-                    return npy.read_npy(f, size, path)
-                except NotThisFormat:
-                    pass
-            f.seek(0)
-            if suffix == ".npz" and prefix.startswith(b"PK\x03\x04"):
-                try:
-                    return npy.read_npz(f, size, path)
-                except NotThisFormat:
-                    pass
-            f.seek(0)
-            if pytorch.sniff(prefix):
-                try:
-                    return pytorch.read_index(f, size, path)
-                except NotThisFormat:
-                    pass
+
+            def at_start(
+                read: Callable[[BinaryIO, int, Path], FileIndex],
+            ) -> Callable[[], FileIndex]:
+                def run() -> FileIndex:
+                    f.seek(0)
+                    return read(f, size, path)
+
+                return run
+
+            candidates: list[tuple[bool, bool, Callable[[], FileIndex]]] = [
+                (safetensors.sniff(prefix, size), suffix in safetensors.SUFFIXES,
+                 at_start(safetensors.read_index)),
+                (npy.sniff(prefix), suffix == ".npy", at_start(npy.read_npy)),
+                (prefix.startswith(b"PK\x03\x04"), suffix == ".npz", at_start(npy.read_npz)),
+                (bool(pytorch.sniff(prefix)), suffix in pytorch.SUFFIXES,
+                 at_start(pytorch.read_index)),
+            ]  # fmt: skip
+            for looks, claimed, read in candidates:
+                if looks or claimed:
+                    found = _attempt(read, claimed and (looks or suffix != ".bin"))
+                    if found is not None:
+                        return found
     except OSError as e:
         raise UserError(f"cannot read file ({e.strerror or e})", path=path) from None
+    kind = (
+        "gguf" if prefix.startswith(sandbox.GGUF_MAGIC)
+        else "hdf5" if prefix.startswith(sandbox.HDF5_MAGIC)
+        else "onnx" if suffix == ".onnx"
+        else None
+    )  # fmt: skip
+    if kind is not None:
+        found = _attempt(lambda: sandbox.read_index(kind, path, size),
+                         suffix in SANDBOXED_SUFFIXES[kind])  # fmt: skip
+        if found is not None:
+            return found
     return GENERIC
+
+
+#: The names that claim each sandboxed format (broken content with these names is an error).
+SANDBOXED_SUFFIXES = {"gguf": (".gguf",), "hdf5": (".h5", ".hdf5", ".keras"), "onnx": (".onnx",)}

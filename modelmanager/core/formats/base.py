@@ -6,6 +6,8 @@ import bisect
 import math
 from dataclasses import dataclass, field
 
+from modelmanager.errors import FormatError
+
 
 @dataclass(frozen=True)
 class TensorEntry:
@@ -43,6 +45,10 @@ class FileIndex:
         if not self.tensor_regions:
             return list(self.regions)
         return [*self.regions, *((t.start, t.end) for t in self.tensors)]
+
+
+class RefusedContent(FormatError):
+    """Content that asks to run code (a pickle naming a callable): refused whatever its name."""
 
 
 class NotThisFormat(Exception):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from modelmanager.core.formats.base import FileIndex, NotThisFormat, TensorEntry
+from modelmanager.core.formats.base import FileIndex, NotThisFormat, RefusedContent, TensorEntry
 from modelmanager.errors import FormatError
 
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -117,7 +117,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         key = f"{module}.{name}"
         if key in _ALLOWED:
             return _ALLOWED[key]
-        raise FormatError(
+        raise RefusedContent(
             f"refused to load: the pickle calls {key}, which is not a tensor or a plain "
             "container (no code from a checkpoint is ever run)",
             path=self.path,

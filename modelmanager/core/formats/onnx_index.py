@@ -1,0 +1,110 @@
+"""ONNX models: initializers as tensors, with the byte range of their data in the file.
+
+The onnx package validates the model and gives its metadata (loaded without external data).
+It does not say where bytes lie, so a small protobuf walker follows ModelProto.graph (field 7)
+to GraphProto.initializer (field 5) and records each TensorProto's raw_data (field 9) range.
+Runs inside the sandbox child (see sandbox.py): never in the app process.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+#: ONNX TensorProto.DataType -> our dtype spelling.
+DTYPES = {
+    1: "F32", 2: "U8", 3: "I8", 4: "U16", 5: "I16", 6: "I32", 7: "I64", 9: "BOOL",
+    10: "F16", 11: "F64", 12: "U32", 13: "U64", 16: "BF16",
+}  # fmt: skip
+MAX_DEPTH = 8
+
+
+def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated or overlong varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(buf: memoryview, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(field number, wire type, value or payload start, payload end) of one message."""
+    out = []
+    pos = start
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            out.append((number, wire, value, pos))
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            if pos + length > end:
+                raise ValueError("a field runs past the end of its message")
+            out.append((number, wire, pos, pos + length))
+            pos += length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            out.append((number, wire, pos, pos + size))
+            pos += size
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+    if pos != end:
+        raise ValueError("a message overruns its length")
+    return out
+
+
+def _initializers(buf: memoryview) -> list[list[Any]]:
+    tensors = []
+    for number, wire, gstart, gend in _fields(buf, 0, len(buf)):
+        if number != 7 or wire != 2:
+            continue
+        for inumber, iwire, tstart, tend in _fields(buf, gstart, gend):
+            if inumber != 5 or iwire != 2:
+                continue
+            name, dtype, dims, data, external = "", 0, [], (0, 0), False
+            for tnumber, twire, a, b in _fields(buf, tstart, tend):
+                if tnumber == 8 and twire == 2:
+                    name = bytes(buf[a:b]).decode("utf-8", "replace")
+                elif tnumber == 2 and twire == 0:
+                    dtype = a
+                elif tnumber == 1 and twire == 0:
+                    dims.append(a)
+                elif tnumber == 1 and twire == 2:  # packed dims
+                    pos = a
+                    while pos < b:
+                        d, pos = _varint(buf, pos)
+                        dims.append(d)
+                elif tnumber == 9 and twire == 2:
+                    data = (a, b)
+                elif tnumber in (4, 5, 7, 10, 11) and twire == 2 and data == (0, 0):
+                    data = (a, b)  # typed data field (float_data, int32_data, ...)
+                elif tnumber == 14 and twire == 0 and a == 1:
+                    external = True
+            if any(d >= 1 << 62 for d in dims) or math.prod(dims) > 1 << 50:
+                raise ValueError(f"initializer {name!r} declares an absurd shape")
+            tensors.append([name, DTYPES.get(dtype, f"ONNX{dtype}"), dims,
+                            *(data if not external else (0, 0))])  # fmt: skip
+    return tensors
+
+
+def index(path: Path) -> dict[str, Any]:
+    """The index of an .onnx file (to be run in the sandbox child)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    onnx.checker.check_model(str(path))  # by path, so external data is found beside it
+    with open(path, "rb") as f:
+        buf = memoryview(f.read())
+    metadata = {
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "opset": ",".join(f"{o.domain or 'ai.onnx'}:{o.version}" for o in model.opset_import),
+        "ir_version": str(model.ir_version),
+    }
+    return {"tensors": _initializers(buf), "metadata": metadata}

@@ -1,0 +1,153 @@
+"""Formats read by native or memory-mapping parsers (GGUF, HDF5, ONNX), in a child process.
+
+h5py (libhdf5) and onnx (protobuf) are C parsers with a history of memory-safety bugs, and the
+gguf reader memory-maps the file (a file truncated under it kills the process with SIGBUS).
+So each runs in a child Python process with an address-space and CPU-time limit and a wall
+clock timeout: a crash, a hang or a bomb becomes a FormatError for that file, never a dead
+app. The child prints the index as JSON; the parent validates every name, offset and size
+before it trusts any of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from modelmanager.core.formats.base import FileIndex, TensorEntry
+from modelmanager.errors import FormatError
+
+MEMORY_LIMIT = 2 << 30
+CPU_SECONDS = 60
+WALL_SECONDS = 120
+MAX_TENSORS = 1_000_000
+MAX_META_CHARS = 4096
+GGUF_MAGIC = b"GGUF"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _limits() -> None:  # pragma: no cover - runs in the child before exec
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+
+
+def read_index(kind: str, path: Path, size: int) -> FileIndex:
+    """Index ``path`` as ``kind`` ('gguf', 'hdf5', 'onnx') in a limited child process."""
+    cmd = [sys.executable, "-m", "modelmanager.core.formats.sandbox", kind, str(path)]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, timeout=WALL_SECONDS, check=False,
+            preexec_fn=_limits if os.name == "posix" else None,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise FormatError(
+            f"the {kind} parser took over {WALL_SECONDS} s: refused", path=path
+        ) from None
+    if proc.returncode != 0:
+        why = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        raise FormatError(f"the {kind} parser failed ({why}) on this file: {tail[0][:200]}",
+                          path=path)  # fmt: skip
+    try:
+        doc = json.loads(proc.stdout)
+    except ValueError:
+        raise FormatError(f"the {kind} parser gave no readable answer", path=path) from None
+    if "error" in doc:
+        raise FormatError(str(doc["error"])[:500], path=path)
+    return _validated(doc, kind, path, size)
+
+
+def _validated(doc: dict[str, Any], kind: str, path: Path, size: int) -> FileIndex:
+    tensors = []
+    names: set[str] = set()
+    raw = doc.get("tensors", [])
+    if not isinstance(raw, list) or len(raw) > MAX_TENSORS:
+        raise FormatError("too many tensors", path=path)
+    for item in raw:
+        name, dtype, shape, start, end = item
+        if not isinstance(name, str) or not isinstance(dtype, str) or name in names:
+            raise FormatError(f"tensor name {str(name)[:80]!r} is missing or appears twice",
+                              path=path)  # fmt: skip
+        names.add(name)
+        if not all(type(d) is int and d >= 0 for d in shape):
+            raise FormatError(f"tensor {name!r} has a bad shape", path=path)
+        if not (type(start) is int and type(end) is int and 0 <= start <= end <= size):
+            raise FormatError(f"tensor {name!r} lies outside the file ({start}-{end})", path=path)
+        tensors.append(TensorEntry(name, dtype, tuple(shape), start, end))
+    tensors.sort(key=lambda t: (t.start, t.end))
+    meta = {str(k)[:200]: str(v)[:MAX_META_CHARS] for k, v in dict(doc.get("metadata", {})).items()}
+    return FileIndex(kind, tuple(tensors), (), meta, tensor_regions=doc.get("disjoint", True))
+
+
+# -- in the child ------------------------------------------------------------------------
+
+
+def _gguf(path: Path) -> dict[str, Any]:
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    tensors = []
+    for t in reader.tensors:
+        shape = [int(d) for d in reversed(t.shape.tolist())]  # ggml order -> numpy order
+        start = int(t.data_offset)
+        tensors.append([str(t.name), t.tensor_type.name, shape, start, start + int(t.n_bytes)])
+    metadata = {}
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "tokenizer.ggml.tokens" or len(field.types) > 1:
+            continue  # arrays (vocabularies) are too long to show as metadata
+        try:
+            metadata[key] = field.contents()
+        except (ValueError, IndexError, UnicodeDecodeError):
+            continue
+    return {"tensors": tensors, "metadata": metadata}
+
+
+def _hdf5(path: Path) -> dict[str, Any]:
+    import h5py
+
+    tensors: list[list[Any]] = []
+    with h5py.File(path, "r") as h:
+
+        def visit(name: str, obj: Any) -> None:
+            if not isinstance(obj, h5py.Dataset) or obj.dtype.kind not in "fiucb":
+                return
+            dtype = f"{obj.dtype.kind}{obj.dtype.itemsize * 8}".upper().replace("B8", "BOOL")
+            offset = obj.id.get_offset()
+            if offset is not None:
+                start, end = int(offset), int(offset) + int(obj.id.get_storage_size())
+            elif obj.chunks and obj.id.get_num_chunks():
+                spans = [obj.id.get_chunk_info(i) for i in range(obj.id.get_num_chunks())]
+                start = min(int(c.byte_offset) for c in spans)
+                end = max(int(c.byte_offset) + int(c.size) for c in spans)
+            else:
+                start = end = 0
+            tensors.append([name, dtype, [int(d) for d in obj.shape], start, end])
+
+        h.visititems(visit)
+        metadata = {k: v.decode() if isinstance(v, bytes) else v for k, v in h.attrs.items()}
+    return {"tensors": tensors, "metadata": metadata, "disjoint": False}
+
+
+def _child(kind: str, path: Path) -> dict[str, Any]:
+    readers = {"gguf": _gguf, "hdf5": _hdf5}
+    if kind == "onnx":
+        from modelmanager.core.formats.onnx_index import index as onnx_index
+
+        return onnx_index(path)
+    return readers[kind](path)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through read_index
+    _kind, _path = sys.argv[1], Path(sys.argv[2])
+    try:
+        result = _child(_kind, _path)
+    except MemoryError:
+        result = {"error": f"the {_kind} file asks for more memory than allowed"}
+    except Exception as e:  # the child reports every failure as data
+        result = {"error": f"not a readable {_kind} file ({type(e).__name__}: {e})"}
+    print(json.dumps(result, default=str))

@@ -1,0 +1,155 @@
+"""GGUF, HDF5 and ONNX: indexed in a limited child process; hostile files fail cleanly there."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelmanager.core.formats import index_file
+from modelmanager.errors import FormatError
+
+
+def _index(path: Path):  # type: ignore[no-untyped-def]
+    return index_file(path, path.stat().st_size)
+
+
+def _gguf(path: Path) -> Path:
+    gguf = pytest.importorskip("gguf")
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("tiny")
+    w.add_context_length(128)
+    w.add_tensor("token_embd.weight", np.arange(256, dtype=np.float32).reshape(8, 32))
+    q8 = np.random.default_rng(0).integers(0, 255, size=(4, 34), dtype=np.uint8)
+    w.add_tensor("blk.0.attn_q.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    q4 = np.random.default_rng(1).integers(0, 255, size=(2, 144), dtype=np.uint8)
+    w.add_tensor("blk.0.ffn.weight", q4, raw_dtype=gguf.GGMLQuantizationType.Q4_K)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_gguf_tensors_including_quantized_ones_and_metadata(tmp_path: Path) -> None:
+    index = _index(_gguf(tmp_path / "m.gguf"))
+    by_name = {t.name: t for t in index.tensors}
+    assert (by_name["token_embd.weight"].dtype, by_name["token_embd.weight"].shape) == (
+        "F32",
+        (8, 32),
+    )
+    assert (by_name["blk.0.attn_q.weight"].dtype, by_name["blk.0.attn_q.weight"].shape) == (
+        "Q8_0",
+        (4, 32),
+    )
+    assert by_name["blk.0.attn_q.weight"].nbytes == 4 * 34  # 32-element blocks of 34 bytes
+    assert (by_name["blk.0.ffn.weight"].dtype, by_name["blk.0.ffn.weight"].nbytes) == ("Q4_K", 288)
+    raw = (tmp_path / "m.gguf").read_bytes()
+    t = by_name["token_embd.weight"]
+    assert raw[t.start : t.end] == np.arange(256, dtype=np.float32).tobytes()
+    assert index.metadata["general.name"] == "tiny"
+    assert index.metadata["llama.context_length"] == "128"
+
+
+def _gguf_header(tensors: int, kvs: int, extra: bytes = b"") -> bytes:
+    return b"GGUF" + struct.pack("<IQQ", 3, tensors, kvs) + extra
+
+
+@pytest.mark.parametrize(
+    ("why", "blob"),
+    [
+        ("absurd tensor count", _gguf_header(1 << 60, 0)),
+        ("absurd string length", _gguf_header(0, 1, struct.pack("<Q", 1 << 60) + b"key")),
+        ("truncated", _gguf_header(2, 2)[:-3]),
+    ],
+)
+def test_hostile_gguf_fails_in_the_child_not_the_app(tmp_path: Path, why: str, blob: bytes) -> None:
+    pytest.importorskip("gguf")
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(blob)
+    with pytest.raises(FormatError) as info:
+        _index(path)
+    assert str(path) in str(info.value)
+
+
+def test_hdf5_datasets_and_attributes(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w") as h:
+        h.attrs["keras_version"] = "3.5.0"
+        h.attrs["backend"] = "tensorflow"
+        layer = h.create_group("model_weights/dense")
+        layer.create_dataset("kernel", data=np.arange(12, dtype=np.float32).reshape(4, 3))
+        layer.create_dataset("bias", data=np.zeros(3, np.float64), chunks=(3,))
+        h.create_dataset("labels", data=np.array([b"a", b"b"]))  # strings: not a tensor
+    index = _index(path)
+    by_name = {t.name: t for t in index.tensors}
+    assert set(by_name) == {"model_weights/dense/kernel", "model_weights/dense/bias"}
+    kernel = by_name["model_weights/dense/kernel"]
+    assert (kernel.dtype, kernel.shape) == ("F32", (4, 3))
+    assert path.read_bytes()[kernel.start : kernel.end] == np.arange(12, dtype=np.float32).tobytes()
+    assert index.metadata["keras_version"] == "3.5.0"
+
+
+def test_damaged_hdf5_fails_cleanly(tmp_path: Path) -> None:
+    pytest.importorskip("h5py")
+    path = tmp_path / "bad.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)
+    with pytest.raises(FormatError, match="hdf5"):
+        _index(path)
+
+
+def _onnx_model(path: Path, external: bool = False) -> Path:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), name="W")
+    bias = numpy_helper.from_array(np.ones(64, dtype=np.float16), name="B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])], "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 64])],
+        initializer=[weight, bias],
+    )  # fmt: skip
+    model = helper.make_model(graph, producer_name="modelmanager-test")
+    if external:
+        onnx.save(model, str(path), save_as_external_data=True, location="weights.data",
+                  size_threshold=1024)  # fmt: skip
+    else:
+        onnx.save(model, str(path))
+    return path
+
+
+def test_onnx_initializers_with_byte_ranges_and_opset(tmp_path: Path) -> None:
+    path = _onnx_model(tmp_path / "m.onnx")
+    index = _index(path)
+    by_name = {t.name: t for t in index.tensors}
+    assert (by_name["W"].dtype, by_name["W"].shape) == ("F32", (64, 64))
+    assert (by_name["B"].dtype, by_name["B"].shape) == ("F16", (64,))
+    raw = path.read_bytes()
+    assert raw[by_name["W"].start : by_name["W"].end] == np.arange(4096, dtype=np.float32).tobytes()
+    assert index.metadata["producer"] == "modelmanager-test"
+    assert index.metadata["opset"].startswith("ai.onnx:")
+
+
+def test_onnx_with_external_data_lists_the_external_tensors(tmp_path: Path) -> None:
+    path = _onnx_model(tmp_path / "m.onnx", external=True)
+    assert (tmp_path / "weights.data").exists()
+    by_name = {t.name: t for t in _index(path).tensors}
+    assert by_name["W"].shape == (64, 64)
+    assert by_name["W"].nbytes == 0  # its bytes live in weights.data, stored as its own file
+
+
+@pytest.mark.parametrize(
+    ("why", "blob"),
+    [("not protobuf", b"\xff" * 64), ("length past the end", b"\x3a\xff\xff\xff\xff\x0f")],
+)
+def test_damaged_onnx_fails_cleanly(tmp_path: Path, why: str, blob: bytes) -> None:
+    pytest.importorskip("onnx")
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(blob)
+    with pytest.raises(FormatError) as info:
+        _index(path)
+    assert str(path) in str(info.value)
