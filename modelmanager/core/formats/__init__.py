@@ -26,6 +26,33 @@ __all__ = [
 ]  # fmt: skip
 
 
+MAX_TENSOR_NAME = 4096
+
+
+def _check_names(index: FileIndex, path: Path) -> FileIndex:
+    """Refuse tensor names that could be mistaken for paths or hide text (any format).
+
+    Names are shown to people and may become file names (loading a version into a folder):
+    no control characters, no absolute paths, no '..' components.
+    """
+    for t in index.tensors:
+        name = t.name
+        parts = name.replace("\\", "/").split("/")
+        if (
+            not name
+            or len(name) > MAX_TENSOR_NAME
+            or any(ord(c) < 32 or ord(c) == 127 for c in name)
+            or name.startswith(("/", "\\"))
+            or ".." in parts
+        ):
+            raise FormatError(
+                f"tensor name {name[:80]!r} is unsafe (empty, too long, control characters, "
+                "or a path leading out of its folder)",
+                path=path,
+            )
+    return index
+
+
 def _attempt(read: Callable[[], FileIndex], claimed: bool) -> FileIndex | None:
     """Run one parser: its index, or None when the content is not (really) its format.
 
@@ -33,7 +60,7 @@ def _attempt(read: Callable[[], FileIndex], claimed: bool) -> FileIndex | None:
     merely starts like it is stored generically. Content asking to run code is always refused.
     """
     try:
-        return read()
+        index = read()
     except NotThisFormat:
         return None
     except RefusedContent:
@@ -42,6 +69,7 @@ def _attempt(read: Callable[[], FileIndex], claimed: bool) -> FileIndex | None:
         if claimed:
             raise
         return None
+    return index
 
 
 def index_file(path: Path, size: int) -> FileIndex:
@@ -76,7 +104,7 @@ def index_file(path: Path, size: int) -> FileIndex:
                 if looks or claimed:
                     found = _attempt(read, claimed and (looks or suffix != ".bin"))
                     if found is not None:
-                        return found
+                        return _check_names(found, path)
     except OSError as e:
         raise UserError(f"cannot read file ({e.strerror or e})", path=path) from None
     kind = (
@@ -89,7 +117,7 @@ def index_file(path: Path, size: int) -> FileIndex:
         found = _attempt(lambda: sandbox.read_index(kind, path, size),
                          suffix in SANDBOXED_SUFFIXES[kind])  # fmt: skip
         if found is not None:
-            return found
+            return _check_names(found, path)
     return GENERIC
 
 

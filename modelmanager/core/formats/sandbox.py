@@ -32,8 +32,11 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 def _limits() -> None:  # pragma: no cover - runs in the child before exec
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+    # Never above a limit the app itself runs under (a child cannot raise its hard limit).
+    for which, wanted in ((resource.RLIMIT_AS, MEMORY_LIMIT), (resource.RLIMIT_CPU, CPU_SECONDS)):
+        _soft, hard = resource.getrlimit(which)
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(which, (limit, limit))
 
 
 def read_index(kind: str, path: Path, size: int) -> FileIndex:
