@@ -134,6 +134,19 @@ def derive_metadata(sources: Iterable[SourceFile]) -> dict[str, Any]:
         params += sum(t.numel for t in src.index.tensors)
         if src.index.format == "safetensors" and src.index.metadata.get("format") == "pt":
             meta.setdefault("framework", "pytorch")
+        if src.index.format == "pytorch":
+            meta.setdefault("framework", "pytorch")
+        if src.index.format == "gguf":
+            meta.setdefault("framework", "gguf")
+            for key, name in (("general.architecture", "architecture"), ("general.name", "name"),
+                              ("general.file_type", "gguf_file_type")):  # fmt: skip
+                if key in src.index.metadata:
+                    meta.setdefault(name, src.index.metadata[key])
+        if src.index.format == "hdf5" and "keras_version" in src.index.metadata:
+            meta.setdefault("framework", "keras")
+        if src.index.format == "onnx":
+            meta.setdefault("framework", "onnx")
+            meta.setdefault("opset", src.index.metadata.get("opset", ""))
         if src.relpath == "config.json" and src.size <= 16 * 1024 * 1024:
             try:
                 config = loads_strict(src.path.read_bytes())

@@ -103,6 +103,10 @@ def test_gguf_hdf5_and_onnx_with_external_data_round_trip(ws: Workspace, tmp_pat
     with h5py.File(src / "weights.h5", "w") as h:
         h.create_dataset("dense/kernel", data=np.ones((16, 16), np.float32))
     _roundtrip(ws, src, tmp_path, "mixed")
-    formats = {f.path: f.format for f in ws.repo.resolve("mixed").files}
+    m = ws.repo.resolve("mixed")
+    formats = {f.path: f.format for f in m.files}
     assert formats == {"model.gguf": "gguf", "model.onnx": "onnx", "weights.data": "generic",
                        "weights.h5": "hdf5"}  # fmt: skip
+    assert (m.metadata["architecture"], m.metadata["name"]) == ("llama", "tiny")
+    gguf = next(f for f in m.files if f.path == "model.gguf")
+    assert gguf.metadata["llama.context_length"] == "128"
