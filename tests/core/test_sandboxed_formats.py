@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def test_gguf_tensors_including_quantized_ones_and_metadata(tmp_path: Path) -> N
     t = by_name["token_embd.weight"]
     assert raw[t.start : t.end] == np.arange(256, dtype=np.float32).tobytes()
     assert index.metadata["general.name"] == "tiny"
+    blocks = json.loads(index.metadata["gguf.block_sizes"])
+    assert blocks["Q8_0"] == "32 elements in 34 bytes"
+    assert blocks["Q4_K"] == "256 elements in 144 bytes"
     assert index.metadata["llama.context_length"] == "128"
 
 

@@ -95,7 +95,10 @@ def _gguf(path: Path) -> dict[str, Any]:
 
     reader = gguf.GGUFReader(str(path))
     tensors = []
+    blocks: dict[str, str] = {}
     for t in reader.tensors:
+        elements, nbytes = gguf.GGML_QUANT_SIZES[t.tensor_type]
+        blocks[t.tensor_type.name] = f"{elements} elements in {nbytes} bytes"
         shape = [int(d) for d in reversed(t.shape.tolist())]  # ggml order -> numpy order
         start = int(t.data_offset)
         tensors.append([str(t.name), t.tensor_type.name, shape, start, start + int(t.n_bytes)])
@@ -107,6 +110,7 @@ def _gguf(path: Path) -> dict[str, Any]:
             metadata[key] = field.contents()
         except (ValueError, IndexError, UnicodeDecodeError):
             continue
+    metadata["gguf.block_sizes"] = json.dumps(blocks, sort_keys=True)
     return {"tensors": tensors, "metadata": metadata}
 
 
