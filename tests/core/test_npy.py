@@ -61,6 +61,20 @@ def _npy(header: bytes, data: bytes = b"", version: int = 1) -> bytes:
     return b"\x93NUMPY" + bytes([version, 0]) + struct.pack("<I", len(header)) + header + data
 
 
+def npz_bomb(path: Path) -> Path:
+    """A valid .npz whose one member inflates to 1 GiB of zeros (a few MB on disk)."""
+    header = b"{'descr': '|u1', 'fortran_order': False, 'shape': (1073741824,)}"
+    with (
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z,
+        z.open("x.npy", "w", force_zip64=True) as member,
+    ):
+        member.write(_npy(header))
+        block = bytes(1 << 24)
+        for _ in range(64):
+            member.write(block)
+    return path
+
+
 BAD_NPY = [
     ("object dtype", _npy(b"{'descr': '|O', 'fortran_order': False, 'shape': (2,)}"), "pickles"),
     ("code in header", _npy(b"__import__('os').system('touch pwned')"), "not a literal dict"),
@@ -95,16 +109,7 @@ def test_npz_with_a_deflate_bomb_costs_nothing(tmp_path: Path) -> None:
     """A member that inflates to 1 GiB: only its header is ever inflated."""
     import tracemalloc
 
-    header = b"{'descr': '|u1', 'fortran_order': False, 'shape': (1073741824,)}"
-    path = tmp_path / "bomb.npz"
-    with (
-        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z,
-        z.open("x.npy", "w", force_zip64=True) as member,
-    ):
-        member.write(_npy(header))
-        block = bytes(1 << 24)
-        for _ in range(64):
-            member.write(block)
+    path = npz_bomb(tmp_path / "bomb.npz")
     assert path.stat().st_size < 4 << 20
     tracemalloc.start()
     (tensor,) = _index(path).tensors

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import subprocess_env
-from tests.core.test_npy import _npy
+from tests.core.test_npy import _npy, npz_bomb
 from tests.core.test_pytorch import _calls, _legacy, _torch_zip
 from tests.core.test_sandboxed_formats import _gguf_header
 from tests.support.builders import raw_safetensors, tree_state
@@ -171,16 +171,7 @@ def test_a_deflate_bomb_imports_within_the_memory_limit(
 ) -> None:
     """A valid .npz whose member inflates to 1 GiB: imported as stored, never inflated."""
     repo, env = seeded_repo
-    header = b"{'descr': '|u1', 'fortran_order': False, 'shape': (1073741824,)}"
-    bomb = tmp_path / "bomb.npz"
-    with (
-        zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z,
-        z.open("x.npy", "w", force_zip64=True) as member,
-    ):
-        member.write(_npy(header))
-        for _ in range(64):
-            member.write(bytes(1 << 24))
-    proc = _import(repo, bomb, env)
+    proc = _import(repo, npz_bomb(tmp_path / "bomb.npz"), env)
     assert proc.returncode == 0, proc.stderr
     shown = subprocess.run(
         [sys.executable, "-m", "modelmanager", "--repo", str(repo), "show", "victim", "--json"],

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import bisect
 import math
+import struct
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
 
 from modelmanager.errors import FormatError
 
@@ -45,6 +49,19 @@ class FileIndex:
         if not self.tensor_regions:
             return list(self.regions)
         return [*self.regions, *((t.start, t.end) for t in self.tensors)]
+
+
+def zip_member_data_offset(f: BinaryIO, info: zipfile.ZipInfo, path: Path) -> int:
+    """Where a zip member's (stored or compressed) bytes start in the file.
+
+    The local header's extra field may differ from the central directory's, so it is read.
+    """
+    f.seek(info.header_offset)
+    local = f.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise FormatError(f"zip member {info.filename!r} has a bad local header", path=path)
+    name_len, extra_len = struct.unpack_from("<HH", local, 26)
+    return int(info.header_offset) + 30 + int(name_len) + int(extra_len)
 
 
 class RefusedContent(FormatError):

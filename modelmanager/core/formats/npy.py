@@ -23,7 +23,12 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelmanager.core.formats.base import FileIndex, NotThisFormat, TensorEntry
+from modelmanager.core.formats.base import (
+    FileIndex,
+    NotThisFormat,
+    TensorEntry,
+    zip_member_data_offset,
+)
 from modelmanager.errors import FormatError
 
 MAGIC = b"\x93NUMPY"
@@ -109,15 +114,6 @@ def read_npy(f: BinaryIO, size: int, path: Path) -> FileIndex:
     return FileIndex("npy", (tensor,), ((0, data_start),), meta)
 
 
-def _member_offset(f: BinaryIO, info: zipfile.ZipInfo, path: Path) -> int:
-    f.seek(info.header_offset)
-    local = f.read(30)
-    if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        raise FormatError(f"member {info.filename!r} has a bad local header", path=path)
-    name_len, extra_len = struct.unpack_from("<HH", local, 26)
-    return int(info.header_offset) + 30 + int(name_len) + int(extra_len)
-
-
 def read_npz(f: BinaryIO, size: int, path: Path) -> FileIndex:
     try:
         archive = zipfile.ZipFile(f)
@@ -137,7 +133,7 @@ def read_npz(f: BinaryIO, size: int, path: Path) -> FileIndex:
         if name in names:
             raise FormatError(f"{where}appears twice", path=path)
         names.add(name)
-        start = _member_offset(f, info, path)
+        start = zip_member_data_offset(f, info, path)
         end = start + info.compress_size
         if end > size:
             raise FormatError(f"{where}runs past the end of the file", path=path)

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from modelmanager.core.formats.base import FileIndex, NotThisFormat, RefusedContent, TensorEntry
+from modelmanager.core.formats.base import (
+    FileIndex,
+    NotThisFormat,
+    RefusedContent,
+    TensorEntry,
+    zip_member_data_offset,
+)
 from modelmanager.errors import FormatError
 
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -210,15 +216,6 @@ def _check_member_name(name: str, path: Path) -> None:
         raise FormatError(f"zip member name {name!r} points outside the archive", path=path)
 
 
-def _zip_data_offset(f: BinaryIO, info: zipfile.ZipInfo, path: Path) -> int:
-    f.seek(info.header_offset)
-    local = f.read(30)
-    if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        raise FormatError(f"zip member {info.filename!r} has a bad local header", path=path)
-    name_len, extra_len = struct.unpack_from("<HH", local, 26)
-    return int(info.header_offset) + 30 + int(name_len) + int(extra_len)
-
-
 def read_zip(f: BinaryIO, size: int, path: Path) -> FileIndex:
     try:
         archive = zipfile.ZipFile(f)
@@ -243,7 +240,7 @@ def read_zip(f: BinaryIO, size: int, path: Path) -> FileIndex:
     starts: dict[str, tuple[int, int]] = {}
     regions = []
     for info in infos:
-        offset = _zip_data_offset(f, info, path)
+        offset = zip_member_data_offset(f, info, path)
         end = offset + info.compress_size
         if end > size:
             raise FormatError(f"zip member {info.filename!r} runs past the end of the file",
