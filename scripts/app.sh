@@ -3,5 +3,5 @@
 # Arguments are passed on: scripts/app.sh import ./my-model --model my-model
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/setup.sh"
+QT_LIBS=display bash "$ROOT/scripts/setup.sh"
 exec "$ROOT/.venv/bin/modelmanager" "$@"

@@ -44,6 +44,25 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 
+# Qt's system libraries: what a minimal Debian/Ubuntu lacks for PySide6 (offscreen for tests;
+# with "display", the X11/xcb set a real window needs too). Only when PySide6 cannot load.
+ensure_qt_libs() {
+  local mode="${1:-offscreen}"
+  if [ "$mode" = offscreen ] &&
+     QT_QPA_PLATFORM=offscreen "$VENV/bin/python" -c 'from PySide6 import QtWidgets' 2>/dev/null; then
+    return 0
+  fi
+  command -v apt-get >/dev/null || return 0
+  local pkgs="libegl1 libgl1 libx11-6 libdbus-1-3 libfontconfig1 libfreetype6 libglib2.0-0 libxkbcommon0"
+  if [ "$mode" = display ]; then
+    pkgs="$pkgs libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1"
+    pkgs="$pkgs libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxcb-randr0 libxcb-xinerama0"
+  fi
+  local missing=""
+  for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  [ -z "$missing" ] || apt_install $missing
+}
+
 STAMP="$VENV/.modelmanager-installed"
 WANT="$(cat "$ROOT/pyproject.toml" "$0" | cksum)-$EXTRAS"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
@@ -52,3 +71,4 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}"
   echo "$WANT" > "$STAMP"
 fi
+ensure_qt_libs "${QT_LIBS:-offscreen}"

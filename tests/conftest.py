@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+
+# Qt aborts the whole test process without a display unless told to draw offscreen.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -63,6 +63,25 @@ def _when(created: str) -> str:
     return created[:19].replace("T", " ")
 
 
+def display_available() -> bool:
+    """True where the desktop app can open a window (checked without importing Qt)."""
+    import os
+
+    return sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """Open the desktop application (Qt is imported only here)."""
+    try:
+        from modelmanager.gui.app import run
+    except ImportError as e:
+        raise UserError(f"the desktop app needs PySide6 ({e})") from None
+    screenshot = Path(args.screenshot) if args.screenshot else None
+    return run(Path(args.repo) if args.repo else None, screenshot, args.tab)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """One line about the repository in use: where it is and what it holds."""
     ws = workspace(args)

@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("reindex", commands.cmd_reindex, "rebuild the catalog from the manifests")
 
+    p = add("gui", commands.cmd_gui, "open the desktop application")
+    p.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window and exit")
+    p.add_argument(
+        "--tab",
+        default="overview",
+        choices=("overview", "history", "tensors", "jobs"),
+        help="tab to show",
+    )
+
     p = add("device", commands.cmd_device_ls, "storage devices: add, ls, rm, offline, online, set")
     dev = p.add_subparsers(dest="device_command", metavar="ACTION")
     d = dev.add_parser("add", parents=[common], help="register a folder (an empty one, or a "
@@ -201,8 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = getattr(args, "func", None) or commands.cmd_status
     try:
         if handler is commands.cmd_status:
-            # No command: "start the app". Until the GUI exists that opens the repository
-            # (creating the default one on first use), says what is in it, and shows the help.
+            # No command starts the app: the window where there is a display; elsewhere the
+            # repository's status and the help (a terminal on a server, or CI).
+            if commands.display_available():
+                args.screenshot, args.tab = None, "overview"
+                return commands.cmd_gui(args)
             code = handler(args)
             parser.print_help()
             return code

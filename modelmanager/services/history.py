@@ -9,7 +9,7 @@ from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import check_label, parse_ref
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
-from modelmanager.errors import NotFoundError
+from modelmanager.errors import ModelManagerError, NotFoundError
 from modelmanager.services import Changes, Workspace
 
 
@@ -72,3 +72,45 @@ def remove_label(
         previous = ws.repo.delete_label(name, check_label(label))
         ws.catalog.refresh_labels(name)
     return LabelResult(name, label, None, previous, Changes(frozenset({name})))
+
+
+@dataclass(frozen=True)
+class VersionDetails:
+    """A version with what the GUI shows beside it: labels and each chunk's stored size/codec."""
+
+    manifest: Manifest
+    labels: dict[str, int]
+    chunk_stored: dict[str, int]
+    chunk_codec: dict[str, int]
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(self.chunk_stored.values())
+
+    def tensor_storage(self) -> list[tuple[int, int]]:
+        """(stored bytes, codec id) per tensor of ``manifest.tensors`` (shared chunks pro rata)."""
+        out = []
+        for f, t in self.manifest.tensors:
+            stored, codec, pos = 0.0, -1, 0
+            for c in f.chunks:
+                lo, hi = max(pos, t.start), min(pos + c.length, t.end)
+                if hi > lo:
+                    stored += self.chunk_stored.get(c.id, 0) * (hi - lo) / c.length
+                    codec = self.chunk_codec.get(c.id, -1) if codec == -1 else codec
+                pos += c.length
+            out.append((round(stored), codec))
+        return out
+
+
+def version_details(ws: Workspace, ref: str) -> VersionDetails:
+    """Everything the GUI's Overview and Tensors tabs need about one version (reads chunks)."""
+    manifest = ws.repo.resolve(ref)
+    stored: dict[str, int] = {}
+    codec: dict[str, int] = {}
+    for cid in manifest.chunk_ids():
+        stored[cid] = ws.repo.chunks.stored_size(cid) or 0
+        try:
+            codec[cid] = ws.repo.chunks.header(cid).codec_id
+        except ModelManagerError:
+            codec[cid] = -1
+    return VersionDetails(manifest, ws.repo.read_labels(manifest.model), stored, codec)

@@ -1,0 +1,378 @@
+"""The main window: repository tree on the left, tabs on the right, jobs on a thread pool.
+
+Every repository read or write runs through the JobRunner; the UI thread only shows results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from modelmanager import __version__
+from modelmanager.cli.output import human_bytes, human_count
+from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.jobs import JobContext
+from modelmanager.gui.dialogs import ImportDialog
+from modelmanager.gui.jobs_bridge import FAILED, RUNNING, JobRecord, JobRunner
+from modelmanager.gui.models import REF_ROLE, RepoTreeModel, TensorTableModel
+from modelmanager.services import Workspace, history
+from modelmanager.services.importing import import_paths
+from modelmanager.services.maintenance import stats
+
+TABS = ("overview", "history", "tensors", "jobs")
+#: Writes started from the GUI wait this long for another writer instead of failing.
+GUI_LOCK_WAIT = 3600.0
+
+
+def _plain(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)  # names come from files: never rich text
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+class MainWindow(QMainWindow):
+    """One open repository, browsed and changed through jobs."""
+
+    def __init__(
+        self, ws: Workspace, runner: JobRunner | None = None, *, remember: bool = True
+    ) -> None:
+        super().__init__()
+        self.remember = remember  # False for screenshots and tests: no user settings touched
+        self.ws = ws
+        self.runner = runner or JobRunner()
+        self.details: history.VersionDetails | None = None
+        self.current_ref: str | None = None
+        self.setWindowTitle(f"ModelManager — {ws.repo.root}")
+        self.setAcceptDrops(True)
+        self._build()
+        self.runner.changed.connect(self._job_changed)
+        self.runner.failed.connect(self._job_failed)
+        self.resize(1280, 800)
+        geometry = QSettings("ModelManager", "ModelManager").value("geometry") if remember else None
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        self.refresh()
+
+    # -- layout -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.tree_model = RepoTreeModel()
+        self.proxy = QSortFilterProxyModel()
+        self.proxy.setSourceModel(self.tree_model)
+        self.proxy.setRecursiveFilteringEnabled(True)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search models and versions")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        self.tree = QTreeView()
+        self.tree.setModel(self.proxy)
+        self.tree.setHeaderHidden(False)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.header().setStretchLastSection(False)
+        self.tree.selectionModel().currentChanged.connect(self._selected)
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(self.search)
+        lv.addWidget(self.tree)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._overview_tab(), "Overview")
+        self.tabs.addTab(self._history_tab(), "History")
+        self.tabs.addTab(self._tensors_tab(), "Tensors")
+        self.tabs.addTab(self._jobs_tab(), "Jobs")
+
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(self.tabs)
+        split.setStretchFactor(1, 3)
+        split.setSizes([400, 880])
+        self.empty = _plain("Drop a checkpoint file or model folder here to import it.\n\n"
+                            "(Or use File > Import..., Ctrl+I.)")  # fmt: skip
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setStyleSheet("font-size: 18px; color: palette(mid);")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(split)
+        self.setCentralWidget(self.stack)
+        self._menus()
+        self.status = _plain()
+        self.statusBar().addPermanentWidget(self.status)
+
+    def _menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        act = QAction("&Import…", self, shortcut=QKeySequence("Ctrl+I"))
+        act.triggered.connect(self.choose_import)
+        file_menu.addAction(act)
+        act = QAction("&Refresh", self, shortcut=QKeySequence(QKeySequence.StandardKey.Refresh))
+        act.triggered.connect(self.refresh)
+        file_menu.addAction(act)
+        file_menu.addSeparator()
+        act = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
+        act.triggered.connect(self.close)
+        file_menu.addAction(act)
+        act = QAction("Find", self, shortcut=QKeySequence(QKeySequence.StandardKey.Find))
+        act.triggered.connect(self.search.setFocus)
+        self.addAction(act)
+        help_menu = self.menuBar().addMenu("&Help")
+        act = QAction("&About ModelManager", self)
+        act.triggered.connect(self.about)
+        help_menu.addAction(act)
+
+    def _overview_tab(self) -> QWidget:
+        page = QWidget()
+        self.overview = QFormLayout(page)
+        self.ov: dict[str, QLabel] = {}
+        for key in ("Version", "Created", "Message", "Labels", "Files", "Logical size",
+                    "Stored size", "Compression", "Parameters", "Dtype mix",
+                    "Memory: inference", "Memory: training (Adam)", "Architecture"):  # fmt: skip
+            self.ov[key] = _plain("—")
+            self.overview.addRow(f"{key}:", self.ov[key])
+        return page
+
+    def _history_tab(self) -> QWidget:
+        self.history = QTableWidget(0, 5)
+        self.history.setHorizontalHeaderLabels(["Version", "Created", "Labels", "Size", "Message"])
+        self.history.horizontalHeader().setStretchLastSection(True)
+        self.history.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        self.history.verticalHeader().setVisible(False)
+        self.history.setWordWrap(False)
+        self.history.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.history.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        return self.history
+
+    def _tensors_tab(self) -> QWidget:
+        page = QWidget()
+        v = QVBoxLayout(page)
+        self.tensor_filter = QLineEdit()
+        self.tensor_filter.setPlaceholderText("Filter tensors by name")
+        self.tensor_model = TensorTableModel()
+        self.tensor_proxy = QSortFilterProxyModel()
+        self.tensor_proxy.setSourceModel(self.tensor_model)
+        self.tensor_proxy.setSortRole(Qt.ItemDataRole.UserRole)
+        self.tensor_proxy.setFilterKeyColumn(0)
+        self.tensor_proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.tensor_filter.textChanged.connect(self.tensor_proxy.setFilterFixedString)
+        self.tensor_view = QTableView()
+        self.tensor_view.setModel(self.tensor_proxy)
+        self.tensor_view.setSortingEnabled(True)
+        self.tensor_view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.tensor_view.verticalHeader().setVisible(False)
+        header = self.tensor_view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.tensor_view.setWordWrap(False)
+        v.addWidget(self.tensor_filter)
+        v.addWidget(self.tensor_view)
+        return page
+
+    def _jobs_tab(self) -> QWidget:
+        self.jobs_table = QTableWidget(0, 5)
+        self.jobs_table.setHorizontalHeaderLabels(["Job", "Progress", "Rate / ETA", "State", ""])
+        self.jobs_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.jobs_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self._job_rows: dict[int, int] = {}
+        return self.jobs_table
+
+    # -- data ---------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reload the tree in the background."""
+        ws = self.ws
+
+        def load(_ctx: JobContext) -> tuple[list[Any], dict[str, Any]]:
+            models = history.list_models(ws)
+            return models, {m.name: ws.catalog.versions(m.name) for m in models}
+
+        self.runner.submit("Read the catalog", load, self._show_models)
+
+    def _show_models(self, result: tuple[list[Any], dict[str, Any]]) -> None:
+        models, versions = result
+        self.tree_model.populate(self.ws.repo.root.name, models, versions)
+        self.tree.expandToDepth(0)
+        self.stack.setCurrentIndex(1 if models else 0)
+        self.status.setText(f"{self.ws.repo.root}  ·  {len(models)} models")
+
+    def select_first_model(self) -> None:
+        """Select the newest version of the first model (used by --screenshot)."""
+        root = self.proxy.index(0, 0)
+        model = self.proxy.index(0, 0, root)
+        if model.isValid():
+            self.tree.setCurrentIndex(model)
+
+    def _selected(self, index: Any, _previous: Any = None) -> None:
+        ref = index.data(REF_ROLE) if index.isValid() else None
+        if not ref:
+            return
+        self.current_ref = ref
+        ws = self.ws
+
+        def load(_ctx: JobContext) -> tuple[history.VersionDetails, list[Any]]:
+            details = history.version_details(ws, ref)
+            return details, ws.catalog.versions(details.manifest.model)
+
+        self.runner.submit(f"Read {ref}", load, self._show_details)
+
+    def _show_details(self, result: tuple[history.VersionDetails, list[Any]]) -> None:
+        details, versions = result
+        self.details = details
+        m = details.manifest
+        own = sorted(k for k, v in details.labels.items() if v == m.seq)
+        mix = m.dtype_bytes()
+        weights = sum(mix.values())
+        values = {
+            "Version": m.ref, "Created": m.created[:19].replace("T", " "), "Message": m.message,
+            "Labels": ", ".join(own) or "—", "Files": str(len(m.files)),
+            "Logical size": human_bytes(m.logical_bytes),
+            "Stored size": human_bytes(details.stored_bytes),
+            "Compression": (
+                f"{details.stored_bytes / m.logical_bytes:.3f}" if m.logical_bytes else "—"
+            ),
+            "Parameters": human_count(m.parameters),
+            "Dtype mix": ", ".join(f"{k} {100 * v / weights:.0f}%" for k, v in sorted(mix.items()))
+            or "—",
+            "Memory: inference": human_bytes(weights),
+            # weights + gradients (same dtypes) + Adam's two fp32 moments per parameter
+            "Memory: training (Adam)": human_bytes(2 * weights + 8 * m.parameters),
+            "Architecture": str(m.metadata.get("architecture", "—")),
+        }  # fmt: skip
+        for key, text in values.items():
+            self.ov[key].setText(text)
+        self.history.setRowCount(len(versions))
+        for row, v in enumerate(versions):
+            cells = [f"@{v.seq}", v.created[:19].replace("T", " "), ", ".join(v.labels),
+                     human_bytes(v.logical_bytes), v.message]  # fmt: skip
+            for col, text in enumerate(cells):
+                self.history.setItem(row, col, QTableWidgetItem(text))
+        self.tensor_model.set_details(details)
+
+    # -- import -------------------------------------------------------------------------
+
+    def choose_import(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import a model folder")
+        if folder:
+            self.open_import_dialog([Path(folder)])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and all(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            QTimer.singleShot(0, lambda: self.open_import_dialog(paths))
+
+    def existing_models(self) -> list[str]:
+        root = self.tree_model.index(0, 0)
+        return [
+            self.tree_model.index(r, 0, root).data() for r in range(self.tree_model.rowCount(root))
+        ]
+
+    def open_import_dialog(self, paths: list[Path]) -> ImportDialog:
+        dialog = ImportDialog(paths, self.existing_models(), self)
+        self.import_dialog = dialog
+        dialog.accepted.connect(lambda: self.start_import(dialog))
+        dialog.open()
+        return dialog
+
+    def start_import(self, dialog: ImportDialog) -> JobRecord:
+        ws, paths = self.ws, dialog.paths
+        model, message = dialog.model.currentText().strip(), dialog.message.text()
+        labels, codec = dialog.label_list(), CodecSettings(dialog.codec.currentText())
+
+        def run(ctx: JobContext) -> Any:
+            return import_paths(ws, paths, model, message=message, labels=labels, codec=codec,
+                                ctx=ctx, lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
+
+        return self.runner.submit(f"Import {model}", run, lambda _r: self.refresh())
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def _job_changed(self, job_id: int) -> None:
+        job = self.runner.jobs[job_id]
+        if job.title.startswith("Read "):
+            return  # background reads are not user jobs
+        row = self._job_rows.get(job_id)
+        if row is None:
+            row = self._job_rows[job_id] = self.jobs_table.rowCount()
+            self.jobs_table.insertRow(row)
+            self.jobs_table.setItem(row, 0, QTableWidgetItem(job.title))
+            bar = QProgressBar()
+            self.jobs_table.setCellWidget(row, 1, bar)
+            cancel = QPushButton("Cancel")
+            cancel.clicked.connect(lambda: self.runner.cancel(job_id))
+            self.jobs_table.setCellWidget(row, 4, cancel)
+        progress = self.jobs_table.cellWidget(row, 1)
+        assert isinstance(progress, QProgressBar)
+        progress.setRange(0, 1000)
+        progress.setValue(int(1000 * job.done / job.total) if job.total else 0)
+        eta = f", {job.eta:.0f} s left" if job.eta is not None else ""
+        self.jobs_table.setItem(row, 2, QTableWidgetItem(f"{human_bytes(job.rate)}/s{eta}"))
+        state = QTableWidgetItem(job.error or job.state)
+        state.setToolTip(job.error)
+        self.jobs_table.setItem(row, 3, state)
+        button = self.jobs_table.cellWidget(row, 4)
+        if button is not None:
+            button.setEnabled(job.state == RUNNING)
+        running = len([j for j in self.runner.running() if not j.title.startswith("Read ")])
+        self.statusBar().showMessage(f"{running} jobs running" if running else "", 0)
+
+    def _job_failed(self, job_id: int, message: str) -> None:
+        job = self.runner.jobs[job_id]
+        if job.state == FAILED:
+            self.statusBar().showMessage(f"{job.title} failed: {message}", 15_000)
+
+    # -- window -------------------------------------------------------------------------
+
+    def about(self) -> None:
+        s = stats(self.ws)
+        QMessageBox.about(
+            self, "About ModelManager",
+            f"ModelManager {__version__}\n\nVersioned, deduplicated, verified storage for "
+            f"model checkpoints.\n\nRepository: {self.ws.repo.root}\n"
+            f"{s.models} models, {s.versions} versions, {human_bytes(s.stored_bytes)} stored",
+        )  # fmt: skip
+
+    def closeEvent(self, event: Any) -> None:
+        busy = [j for j in self.runner.running() if not j.title.startswith("Read ")]
+        if busy:
+            answer = QMessageBox.question(
+                self, "Jobs are running",
+                f"{len(busy)} jobs are still running. Cancel them and quit?",
+            )  # fmt: skip
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self.runner.cancel_all_and_wait()
+        if self.remember:
+            QSettings("ModelManager", "ModelManager").setValue("geometry", self.saveGeometry())
+        event.accept()

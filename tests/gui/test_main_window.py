@@ -1,0 +1,162 @@
+"""The desktop app, driven through its real widgets (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QStandardPaths, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from modelmanager.core.jobs import JobContext
+from modelmanager.gui.jobs_bridge import CANCELLED, DONE, FAILED
+from modelmanager.gui.main_window import TABS, MainWindow
+from modelmanager.gui.models import REF_ROLE
+from modelmanager.services import Workspace
+from modelmanager.services.importing import import_paths
+from tests.conftest import subprocess_env
+from tests.support.builders import hf_folder, raw_safetensors, write_safetensors
+
+QStandardPaths.setTestModeEnabled(True)  # QSettings of tests never touch the user's
+
+
+@pytest.fixture
+def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
+    src = hf_folder(tmp_path / "tiny", np.random.default_rng(1), shards=2)
+    import_paths(ws, [src], "acme/tiny", message="base", labels=["prod"])
+    import_paths(ws, [src], "acme/tiny", message="again")
+    win = MainWindow(ws, remember=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.tree_model.rowCount() > 0 and not win.runner.running())
+    yield win
+    win.runner.cancel_all_and_wait()
+
+
+def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
+    matches = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, ref, 1,
+                              Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly)  # fmt: skip
+    assert matches, ref
+    win.tree.setCurrentIndex(matches[0])
+    qtbot.waitUntil(lambda: win.details is not None and win.details.manifest.ref == ref)
+
+
+def test_tabs_show_the_selected_version(qtbot, window: MainWindow, ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    assert window.stack.currentIndex() == 1  # not the empty state
+    _select(qtbot, window, "acme/tiny@1")
+    m = ws.repo.resolve("acme/tiny@1")
+    assert window.ov["Version"].text() == "acme/tiny@1"
+    assert window.ov["Labels"].text() == "prod"
+    assert window.ov["Parameters"].text() == "74.0k"
+    assert window.ov["Architecture"].text() == "TinyForCausalLM"
+    assert window.ov["Memory: inference"].text() == "289.5 KiB"
+    assert window.history.rowCount() == 2
+    assert [window.history.item(r, 0).text() for r in range(2)] == ["@2", "@1"]
+    assert window.tensor_model.rowCount() == len(m.tensors) == 8
+    names = [window.tensor_proxy.index(r, 0).data() for r in range(window.tensor_proxy.rowCount())]
+    assert names == sorted(names)
+    window.tensor_filter.setText("mlp")
+    assert window.tensor_proxy.rowCount() == 2
+
+
+def test_search_filters_the_tree(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    window.search.setText("nothing-like-this")
+    root = window.proxy.index(0, 0)
+    assert window.proxy.rowCount(root) == 0
+    window.search.setText("tiny")
+    assert window.proxy.rowCount(window.proxy.index(0, 0)) == 1
+
+
+def _drop(win: MainWindow, paths: list[Path]) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(QPoint(400, 300)), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    win.dropEvent(event)
+
+
+def test_dropping_files_opens_the_dialog_and_imports(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "my-new-model"
+    write_safetensors(folder / "model.safetensors", {"w": np.ones((64, 64), np.float32)})
+    _drop(window, [folder])
+    qtbot.waitUntil(lambda: getattr(window, "import_dialog", None) is not None)
+    dialog = window.import_dialog
+    assert dialog.model.currentText() == "my-new-model"
+    dialog.message.setText("dropped in")
+    dialog.labels.setText("prod, rc1")
+    with qtbot.waitSignal(window.runner.succeeded, timeout=30_000):
+        dialog.accept()
+    qtbot.waitUntil(
+        lambda: "my-new-model" in window.existing_models() and not window.runner.running()
+    )
+    job = next(j for j in window.runner.jobs.values() if j.title == "Import my-new-model")
+    assert job.state == DONE
+    assert window.jobs_table.item(0, 0).text() == "Import my-new-model"
+
+
+def test_a_failing_import_shows_its_error(qtbot, window: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = raw_safetensors(tmp_path / "broken.safetensors", b"{not json")
+    _drop(window, [bad])
+    qtbot.waitUntil(lambda: getattr(window, "import_dialog", None) is not None)
+    with qtbot.waitSignal(window.runner.failed, timeout=30_000) as blocker:
+        window.import_dialog.accept()
+    assert "broken.safetensors" in blocker.args[1]
+    job = window.runner.jobs[blocker.args[0]]
+    assert job.state == FAILED
+    row = window._job_rows[job.id]
+    assert "not valid JSON" in window.jobs_table.item(row, 3).text()
+
+
+def test_cancel_stops_a_running_job(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    def slow(ctx: JobContext) -> None:
+        for i in range(10_000):
+            ctx.report(i, 10_000, "working")
+            ctx.check()
+            ctx.cancel_event.wait(0.01)
+        raise AssertionError("never cancelled")
+
+    job = window.runner.submit("Slow job", slow)
+    qtbot.waitUntil(lambda: job.done > 0)
+    window.runner.cancel(job.id)
+    qtbot.waitUntil(lambda: job.state == CANCELLED)
+    assert job.error == ""
+
+
+def test_the_empty_state_says_what_to_do(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from modelmanager.services import init_repository
+
+    empty = init_repository(tmp_path / "empty")
+    win = MainWindow(empty, remember=False)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: not win.runner.running())
+    assert win.stack.currentIndex() == 0
+    assert "Drop a checkpoint" in win.empty.text()
+    empty.close()
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_screenshot_of_every_tab_from_the_command_line(
+    tmp_path: Path, ws: Workspace, tab: str
+) -> None:
+    src = hf_folder(tmp_path / "tiny", np.random.default_rng(1), shards=1)
+    import_paths(ws, [src], "acme/tiny")
+    png = tmp_path / f"{tab}.png"
+    env = subprocess_env(tmp_path, QT_QPA_PLATFORM="offscreen")
+    subprocess.run(
+        [sys.executable, "-m", "modelmanager", "--repo", str(ws.repo.root), "gui",
+         "--screenshot", str(png), "--tab", tab],
+        env=env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    blob = png.read_bytes()
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(blob[16:20], "big"), int.from_bytes(blob[20:24], "big")
+    assert (width, height) == (1280, 800)
