@@ -14,9 +14,11 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -32,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from modelmanager import __version__
-from modelmanager.cli.output import human_bytes, human_count
+from modelmanager.cli.output import human_bytes, human_count, signed_bytes
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.gui.dialogs import ImportDialog
@@ -167,7 +169,75 @@ class MainWindow(QMainWindow):
         self.history.setWordWrap(False)
         self.history.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.history.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.history.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.history.customContextMenuRequested.connect(self._history_menu)
         return self.history
+
+    def selected_versions(self) -> list[str]:
+        """References of the versions selected in the History tab, newest first."""
+        if self.details is None:
+            return []
+        rows = sorted({i.row() for i in self.history.selectedIndexes()})
+        model = self.details.manifest.model
+        items = [self.history.item(r, 0) for r in rows]
+        return [f"{model}{item.text()}" for item in items if item is not None]
+
+    def _history_menu(self, pos: Any) -> None:
+        refs = self.selected_versions()
+        if not refs:
+            return
+        menu = QMenu(self)
+        label = menu.addAction(f"Set label on {refs[0]}...")
+        label.triggered.connect(lambda: self.ask_label(refs[0]))
+        compare = menu.addAction("Compare the two selected versions")
+        compare.setEnabled(len(refs) == 2)
+        compare.triggered.connect(lambda: self.compare(refs[1], refs[0]))
+        menu.popup(self.history.viewport().mapToGlobal(pos))
+
+    def ask_label(self, ref: str) -> None:
+        name, ok = QInputDialog.getText(self, "Set label", f"Label for {ref} (e.g. prod):")
+        if ok and name.strip():
+            self.move_label(ref, name.strip())
+
+    def move_label(self, ref: str, label: str) -> JobRecord:
+        """Point ``label`` at ``ref`` (a rollback when ``ref`` is older); undo is in the result."""
+        ws = self.ws
+
+        def run(_ctx: JobContext) -> history.LabelResult:
+            return history.set_label(ws, ref, label, lock_timeout=GUI_LOCK_WAIT)
+
+        def done(result: history.LabelResult) -> None:
+            was = f" (was @{result.previous})" if result.previous else ""
+            self.statusBar().showMessage(f"{result.model}@{label} -> @{result.seq}{was}", 15_000)
+            self.refresh()
+            if self.current_ref:
+                self._load(self.current_ref)
+
+        return self.runner.submit(f"Label {ref} {label}", run, done)
+
+    def compare(self, older: str, newer: str) -> JobRecord:
+        """Diff two versions in the background and show the result."""
+        ws = self.ws
+
+        def run(_ctx: JobContext) -> Any:
+            return history.diff_refs(ws, older, newer)
+
+        return self.runner.submit(f"Read diff {older} {newer}", run, self._show_diff)
+
+    def _show_diff(self, d: Any) -> None:
+        lines = [
+            f"{d.a} -> {d.b}: {d.count('added')} added, {d.count('removed')} removed, "
+            f"{d.count('changed')} changed, {d.unchanged_tensors} unchanged",
+            f"size {signed_bytes(d.logical_delta)}",
+            "",
+        ]
+        lines += [f"{t.status:8} {t.name}  {signed_bytes(t.byte_delta)}" for t in d.tensors[:200]]
+        lines += [f"file {f.status:8} {f.path}" for f in d.files]
+        self.diff_text = "\n".join(lines)
+        box = QMessageBox(QMessageBox.Icon.Information, "Compare versions", lines[0], parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setDetailedText(self.diff_text)
+        box.open()
 
     def _tensors_tab(self) -> QWidget:
         page = QWidget()
@@ -230,8 +300,10 @@ class MainWindow(QMainWindow):
 
     def _selected(self, index: Any, _previous: Any = None) -> None:
         ref = index.data(REF_ROLE) if index.isValid() else None
-        if not ref:
-            return
+        if ref:
+            self._load(ref)
+
+    def _load(self, ref: str) -> None:
         self.current_ref = ref
         ws = self.ws
 

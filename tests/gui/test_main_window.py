@@ -160,3 +160,22 @@ def test_screenshot_of_every_tab_from_the_command_line(
     assert blob[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(blob[16:20], "big"), int.from_bytes(blob[20:24], "big")
     assert (width, height) == (1280, 800)
+
+
+def test_rollback_by_moving_a_label_and_comparing_versions(
+    qtbot, window: MainWindow, ws: Workspace
+) -> None:  # type: ignore[no-untyped-def]
+    _select(qtbot, window, "acme/tiny@2")
+    job = window.move_label("acme/tiny@2", "prod")
+    qtbot.waitUntil(lambda: job.state == DONE)
+    assert ws.repo.resolve("acme/tiny@prod").seq == 2
+    assert "(was @1)" in window.statusBar().currentMessage()
+    job = window.move_label("acme/tiny@1", "prod")  # roll back
+    qtbot.waitUntil(lambda: job.state == DONE)
+    assert ws.repo.resolve("acme/tiny@prod").seq == 1
+    qtbot.waitUntil(lambda: not window.runner.running())
+    window.history.selectAll()
+    assert window.selected_versions() == ["acme/tiny@2", "acme/tiny@1"]
+    job = window.compare("acme/tiny@1", "acme/tiny@2")
+    qtbot.waitUntil(lambda: job.state == DONE and hasattr(window, "diff_text"))
+    assert "0 added, 0 removed, 0 changed, 8 unchanged" in window.diff_text
