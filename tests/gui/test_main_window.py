@@ -179,3 +179,41 @@ def test_rollback_by_moving_a_label_and_comparing_versions(
     job = window.compare("acme/tiny@1", "acme/tiny@2")
     qtbot.waitUntil(lambda: job.state == DONE and hasattr(window, "diff_text"))
     assert "0 added, 0 removed, 0 changed, 8 unchanged" in window.diff_text
+
+
+def test_the_ui_thread_stays_responsive_during_a_large_import(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A 10 ms timer on the UI thread must never wait 100 ms while 256 MiB are imported."""
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    from tests.support.builders import random_weights
+
+    rng = np.random.default_rng(3)
+    src = tmp_path / "big"
+    write_safetensors(src / "model.safetensors",
+                      {f"w{i}": random_weights(rng, (4096, 1024)) for i in range(16)})  # fmt: skip
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(10)
+    ws = window.ws
+    job = window.runner.submit(
+        "Import big", lambda ctx: import_paths(ws, [src], "big", ctx=ctx, lock_timeout=60)
+    )
+    last[0] = time.monotonic()
+    qtbot.waitUntil(lambda: job.state != "running", timeout=120_000)
+    timer.stop()
+    assert job.state == DONE, job.error
+    assert len(gaps) > 20
+    print(f"UI timer: {len(gaps)} ticks, longest wait {max(gaps) * 1000:.0f} ms")
+    assert max(gaps) < 0.100, f"longest wait {max(gaps) * 1000:.0f} ms"
