@@ -37,6 +37,7 @@ from modelmanager import __version__
 from modelmanager.cli.output import human_bytes, human_count, signed_bytes
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
+from modelmanager.gui.devices_tab import DevicesTab
 from modelmanager.gui.dialogs import ImportDialog
 from modelmanager.gui.jobs_bridge import FAILED, RUNNING, JobRecord, JobRunner
 from modelmanager.gui.models import REF_ROLE, RepoTreeModel, TensorTableModel
@@ -44,7 +45,7 @@ from modelmanager.services import Workspace, history
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
 
-TABS = ("overview", "history", "tensors", "jobs")
+TABS = ("overview", "history", "tensors", "devices", "jobs")
 #: Writes started from the GUI wait this long for another writer instead of failing.
 GUI_LOCK_WAIT = 3600.0
 
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._overview_tab(), "Overview")
         self.tabs.addTab(self._history_tab(), "History")
         self.tabs.addTab(self._tensors_tab(), "Tensors")
+        self.devices_tab = DevicesTab(self)
+        self.tabs.addTab(self.devices_tab, "Devices")
         self.tabs.addTab(self._jobs_tab(), "Jobs")
 
         split = QSplitter()
@@ -283,6 +286,7 @@ class MainWindow(QMainWindow):
             return models, {m.name: ws.catalog.versions(m.name) for m in models}
 
         self.runner.submit("Read the catalog", load, self._show_models)
+        self.devices_tab.refresh()
 
     def _show_models(self, result: tuple[list[Any], dict[str, Any]]) -> None:
         models, versions = result

@@ -217,3 +217,21 @@ def test_the_ui_thread_stays_responsive_during_a_large_import(
     assert len(gaps) > 20
     print(f"UI timer: {len(gaps)} ticks, longest wait {max(gaps) * 1000:.0f} ms")
     assert max(gaps) < 0.100, f"longest wait {max(gaps) * 1000:.0f} ms"
+
+
+def test_devices_tab_lists_adds_and_takes_devices_offline(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    tab = window.devices_tab
+    qtbot.waitUntil(lambda: len(tab.infos) == 1 and not window.runner.running())
+    assert tab.table.item(0, 0).text() == "main"
+    tab.add(tmp_path / "disk1")
+    qtbot.waitUntil(lambda: len(tab.infos) == 2 and not window.runner.running())
+    assert [tab.table.item(r, 0).text() for r in range(2)] == ["main", "disk1"]
+    assert tab.table.item(1, 1).text() == "online"
+    tab.table.selectRow(1)
+    tab.toggle_selected()
+    qtbot.waitUntil(
+        lambda: not window.runner.running() and tab.table.item(1, 1).text() == "offline"
+    )
+    assert window.ws.repo.devices.get("disk1").state == "offline"
