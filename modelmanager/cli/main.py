@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tab",
         default="overview",
-        choices=("overview", "history", "tensors", "devices", "jobs"),
+        choices=("overview", "history", "tensors", "layout", "devices", "jobs"),
         help="tab to show",
     )
 

@@ -40,12 +40,14 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.gui.devices_tab import DevicesTab
 from modelmanager.gui.dialogs import ImportDialog
 from modelmanager.gui.jobs_bridge import FAILED, RUNNING, JobRecord, JobRunner
+from modelmanager.gui.layout_tab import LayoutTab
 from modelmanager.gui.models import REF_ROLE, RepoTreeModel, TensorTableModel
 from modelmanager.services import Workspace, history
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
+from modelmanager.services.redundancy import version_layout
 
-TABS = ("overview", "history", "tensors", "devices", "jobs")
+TABS = ("overview", "history", "tensors", "layout", "devices", "jobs")
 #: Writes started from the GUI wait this long for another writer instead of failing.
 GUI_LOCK_WAIT = 3600.0
 
@@ -109,6 +111,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self._overview_tab(), "Overview")
         self.tabs.addTab(self._history_tab(), "History")
         self.tabs.addTab(self._tensors_tab(), "Tensors")
+        self.layout_tab = LayoutTab()
+        self.tabs.addTab(self.layout_tab, "Shard layout")
         self.devices_tab = DevicesTab(self)
         self.tabs.addTab(self.devices_tab, "Devices")
         self.tabs.addTab(self._jobs_tab(), "Jobs")
@@ -155,7 +159,7 @@ class MainWindow(QMainWindow):
         self.overview = QFormLayout(page)
         self.ov: dict[str, QLabel] = {}
         for key in ("Version", "Created", "Message", "Labels", "Files", "Logical size",
-                    "Stored size", "Compression", "Parameters", "Dtype mix",
+                    "Stored size", "Stored / logical", "Redundancy", "Parameters", "Dtype mix",
                     "Memory: inference", "Memory: training (Adam)", "Architecture"):  # fmt: skip
             self.ov[key] = _plain("—")
             self.overview.addRow(f"{key}:", self.ov[key])
@@ -311,14 +315,16 @@ class MainWindow(QMainWindow):
         self.current_ref = ref
         ws = self.ws
 
-        def load(_ctx: JobContext) -> tuple[history.VersionDetails, list[Any]]:
+        def load(_ctx: JobContext) -> tuple[history.VersionDetails, list[Any], Any]:
             details = history.version_details(ws, ref)
-            return details, ws.catalog.versions(details.manifest.model)
+            layout = version_layout(ws, ref)
+            return details, ws.catalog.versions(details.manifest.model), layout
 
         self.runner.submit(f"Read {ref}", load, self._show_details)
 
-    def _show_details(self, result: tuple[history.VersionDetails, list[Any]]) -> None:
-        details, versions = result
+    def _show_details(self, result: tuple[history.VersionDetails, list[Any], Any]) -> None:
+        details, versions, layout = result
+        self.layout_tab.set_layout(layout)
         self.details = details
         m = details.manifest
         own = sorted(k for k, v in details.labels.items() if v == m.seq)
@@ -329,9 +335,11 @@ class MainWindow(QMainWindow):
             "Labels": ", ".join(own) or "—", "Files": str(len(m.files)),
             "Logical size": human_bytes(m.logical_bytes),
             "Stored size": human_bytes(details.stored_bytes),
-            "Compression": (
+            # Stored bytes count every copy or fragment: with redundancy this exceeds 1.
+            "Stored / logical": (
                 f"{details.stored_bytes / m.logical_bytes:.3f}" if m.logical_bytes else "—"
             ),
+            "Redundancy": str(self.ws.repo.policy_for(m.model)),
             "Parameters": human_count(m.parameters),
             "Dtype mix": ", ".join(f"{k} {100 * v / weights:.0f}%" for k, v in sorted(mix.items()))
             or "—",

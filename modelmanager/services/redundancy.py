@@ -478,3 +478,50 @@ def _groups(pieces: list[Piece]) -> list[list[Piece]]:
     for p in pieces:
         groups.setdefault((p.k, p.m), []).append(p)
     return list(groups.values())
+
+
+@dataclass(frozen=True)
+class ChunkPlacement:
+    """Where one chunk of a version lives: pieces per device name, and its health."""
+
+    chunk_id: str
+    length: int
+    pieces: dict[str, str]  # device name -> "copy" or "fragment i of K+M"
+    health: str  # "ok" | "degraded" | "missing"
+
+
+@dataclass(frozen=True)
+class VersionLayout:
+    """The shard layout of a version, as the GUI draws it (presence only: nothing is hashed)."""
+
+    ref: str
+    policy: str
+    devices: tuple[str, ...]
+    chunks: tuple[ChunkPlacement, ...]
+
+
+def version_layout(ws: Workspace, ref: str) -> VersionLayout:
+    """Which device holds which piece of every chunk of ``ref``, and each chunk's health."""
+    manifest = ws.repo.resolve(ref)
+    chunks = ws.repo.chunks
+    policy = ws.repo.policy_for(manifest.model)
+    seen: dict[str, ChunkPlacement] = {}
+    for f in manifest.files:
+        for c in f.chunks:
+            if c.id in seen:
+                continue
+            layout = chunks.locate(c.id)
+            pieces = {d.name: "copy" for d in layout.copies}
+            for (k, m), frags in layout.fragments.items():
+                for i, devs in frags.items():
+                    for d in devs:
+                        pieces[d.name] = f"fragment {i} of {k}+{m}"
+            tolerance = layout.tolerance()
+            health = (
+                "missing" if tolerance < 0
+                else "degraded" if tolerance < policy.tolerates
+                else "ok"
+            )  # fmt: skip
+            seen[c.id] = ChunkPlacement(c.id, c.length, pieces, health)
+    names = tuple(d.name for d in ws.repo.devices.devices)
+    return VersionLayout(manifest.ref, str(policy), names, tuple(seen.values()))

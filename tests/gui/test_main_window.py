@@ -235,3 +235,30 @@ def test_devices_tab_lists_adds_and_takes_devices_offline(
         lambda: not window.runner.running() and tab.table.item(1, 1).text() == "offline"
     )
     assert window.ws.repo.devices.get("disk1").state == "offline"
+
+
+def test_shard_layout_shows_which_device_holds_what_and_health(
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from modelmanager.services.devices import add_device, set_policy
+
+    ws = window.ws
+    add_device(ws, tmp_path / "disk1", name="disk1")
+    set_policy(ws, "copies=2")
+    _select(qtbot, window, "acme/tiny@2")
+    qtbot.waitUntil(lambda: not window.runner.running())
+    data = window.layout_tab.grid.layout_data
+    assert data is not None
+    assert data.devices == ("main", "disk1")
+    assert all(c.health == "ok" and set(c.pieces) == {"main", "disk1"} for c in data.chunks)
+    assert "0 degraded" in window.layout_tab.summary.text()
+    shutil.rmtree(tmp_path / "disk1" / "chunks")
+    window.tree.setCurrentIndex(window.proxy.index(0, 0))  # away, then back: reload
+    _select(qtbot, window, "acme/tiny@1")
+    qtbot.waitUntil(lambda: not window.runner.running())
+    data = window.layout_tab.grid.layout_data
+    assert data is not None
+    assert all(c.health == "degraded" and set(c.pieces) == {"main"} for c in data.chunks)
+    assert window.layout_tab.grid.cell_at(QPoint(95, 5)) == (0, 0)
