@@ -51,6 +51,15 @@ class FileIndex:
         return [*self.regions, *((t.start, t.end) for t in self.tensors)]
 
 
+def open_zip(f: BinaryIO, path: Path) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """A zip archive and its members; FormatError naming the file when it is not readable."""
+    try:
+        archive = zipfile.ZipFile(f)
+        return archive, archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise FormatError(f"not a readable zip archive ({e})", path=path) from None
+
+
 def zip_member_data_offset(f: BinaryIO, info: zipfile.ZipInfo, path: Path) -> int:
     """Where a zip member's (stored or compressed) bytes start in the file.
 

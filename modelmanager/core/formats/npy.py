@@ -27,6 +27,7 @@ from modelmanager.core.formats.base import (
     FileIndex,
     NotThisFormat,
     TensorEntry,
+    open_zip,
     zip_member_data_offset,
 )
 from modelmanager.errors import FormatError
@@ -115,11 +116,7 @@ def read_npy(f: BinaryIO, size: int, path: Path) -> FileIndex:
 
 
 def read_npz(f: BinaryIO, size: int, path: Path) -> FileIndex:
-    try:
-        archive = zipfile.ZipFile(f)
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise FormatError(f"not a readable zip archive ({e})", path=path) from None
+    _archive, infos = open_zip(f, path)
     if not infos or not all(i.filename.endswith(".npy") for i in infos):
         raise NotThisFormat("a zip that is not made of .npy members")
     tensors = []

@@ -30,6 +30,7 @@ from modelmanager.core.formats.base import (
     NotThisFormat,
     RefusedContent,
     TensorEntry,
+    open_zip,
     zip_member_data_offset,
 )
 from modelmanager.errors import FormatError
@@ -217,11 +218,7 @@ def _check_member_name(name: str, path: Path) -> None:
 
 
 def read_zip(f: BinaryIO, size: int, path: Path) -> FileIndex:
-    try:
-        archive = zipfile.ZipFile(f)
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise FormatError(f"not a readable zip archive ({e})", path=path) from None
+    archive, infos = open_zip(f, path)
     for info in infos:
         _check_member_name(info.filename, path)
     pickles = [i for i in infos if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1]
