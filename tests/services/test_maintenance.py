@@ -261,3 +261,29 @@ def test_two_catalogs_for_two_folders_with_one_id(ws: Workspace, tmp_path: Path)
     assert [r.name for r in history.list_models(ws)] == ["m"]
     assert Catalog.open(paths.cache_dir(), ws.repo).sync().added == 0
     copy.close()
+
+
+def test_two_threads_of_one_program_never_write_at_once(ws: Workspace, tmp_path: Path) -> None:
+    """The GUI runs jobs on threads sharing one Repository: the lock must serialize them."""
+    inside = threading.Event()
+    leave = threading.Event()
+
+    def hold() -> None:
+        with ws.repo.writer(timeout=5):
+            inside.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert inside.wait(10)
+    try:
+        with pytest.raises(LockedError, match="another job of this program"), ws.repo.writer(0.2):
+            pass
+        assert not ws.repo.lock.held  # held by the other thread, not by this one
+    finally:
+        leave.set()
+        t.join()
+    with ws.repo.writer(timeout=1), ws.repo.writer(timeout=0):  # re-entrant in one thread
+        assert ws.repo.lock.held
+    assert not ws.repo.lock.held
+    import_paths(ws, [_model(tmp_path)], "m")  # and writes work afterwards

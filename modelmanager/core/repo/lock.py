@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,13 +48,19 @@ else:
 
 
 class WriterLock:
-    """An exclusive, re-entrant (within one object) writer lock on a repository folder."""
+    """An exclusive writer lock on a repository folder, re-entrant within one thread.
+
+    Threads of one process (the GUI's job pool) queue on an in-process lock first, with the
+    same timeout; the OS lock then excludes other processes.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / "writer.lock"
         self.info_path = folder / "writer.json"
         self._file: IO[bytes] | None = None
         self._depth = 0
+        self._owner: int | None = None
+        self._mutex = threading.RLock()
 
     def holder(self) -> dict[str, Any] | None:
         """Who holds (or last held) the lock, as recorded beside it."""
@@ -75,12 +82,27 @@ class WriterLock:
 
     def acquire(self, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; LockedError says who holds it."""
+        deadline = time.monotonic() + timeout
+        if not self._mutex.acquire(blocking=timeout > 0, timeout=timeout if timeout > 0 else -1):
+            raise LockedError(
+                "repository is being written by another job of this program; "
+                "try again when it finishes",
+                path=self.path.parent.parent,
+            )
         if self._depth:
             self._depth += 1
             return
+        try:
+            self._take_os_lock(deadline, on_wait)
+        except BaseException:
+            self._mutex.release()
+            raise
+        self._depth = 1
+        self._owner = threading.get_ident()
+
+    def _take_os_lock(self, deadline: float, on_wait: Callable[[str], None] | None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
-        deadline = time.monotonic() + timeout
         told = False
         while not _try_lock(f):
             if time.monotonic() >= deadline:
@@ -95,7 +117,6 @@ class WriterLock:
                 told = True
             time.sleep(0.05)
         self._file = f
-        self._depth = 1
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -107,19 +128,21 @@ class WriterLock:
         self.info_path.write_text(json.dumps(info), "utf-8")
 
     def release(self) -> None:
-        """Give the lock back (the outermost release of a re-entrant hold)."""
-        if not self._depth:
+        """Give the lock back (the outermost release of a re-entrant hold frees it)."""
+        if not self.held:
             return
         self._depth -= 1
-        if self._depth or self._file is None:
-            return
-        f, self._file = self._file, None
         try:
-            _unlock(f)
+            if self._depth == 0 and self._file is not None:
+                f, self._file, self._owner = self._file, None, None
+                try:
+                    _unlock(f)
+                finally:
+                    f.close()
         finally:
-            f.close()
+            self._mutex.release()
 
     @property
     def held(self) -> bool:
-        """True while this object holds the lock."""
-        return self._depth > 0
+        """True while the calling thread holds the lock."""
+        return self._depth > 0 and self._owner == threading.get_ident()
