@@ -1,20 +1,25 @@
-"""Runs core jobs on a QThreadPool and turns their callbacks into throttled Qt signals.
+"""Runs core jobs on a thread pool and turns their callbacks into throttled Qt signals.
 
-A job is any ``fn(ctx: JobContext) -> result``. The runner keeps every job (and its runnable)
-alive until it ends, emits progress at most ten times a second, and delivers the result or the
-error on the UI thread. Cancelling sets the job's cancel flag; the job stops at its next check.
+A job is any ``fn(ctx: JobContext) -> result``. Jobs run on a Python ThreadPoolExecutor (no
+QRunnable: deleting one from the UI thread while its pool thread is still returning from run()
+crashed the process now and then); they report through signals of a QObject that lives on the
+UI thread, so Qt queues every emit to it. Progress is throttled to ten updates a second; the
+result or the error arrives on the UI thread. Cancelling sets the job's cancel flag; the job
+stops at its next check.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.errors import Cancelled, ModelManagerError
@@ -56,24 +61,19 @@ class _Signals(QObject):
     failed = Signal(int, str, bool)
 
 
-class _Runnable(QRunnable):
-    def __init__(self, job: JobRecord, fn: Callable[[JobContext], Any], signals: _Signals) -> None:
-        super().__init__()
-        self.setAutoDelete(False)
-        self.job, self.fn, self.signals = job, fn, signals
-
-    def run(self) -> None:
-        try:
-            result = self.fn(self.job.ctx)
-        except Cancelled:
-            self.signals.failed.emit(self.job.id, "cancelled", True)
-        except ModelManagerError as e:
-            self.signals.failed.emit(self.job.id, str(e), False)
-        except Exception:  # a bug: keep the app alive, show the traceback's last line
-            text = traceback.format_exc()
-            self.signals.failed.emit(self.job.id, text.strip().splitlines()[-1], False)
-        else:
-            self.signals.finished.emit(self.job.id, result)
+def _run(job: JobRecord, fn: Callable[[JobContext], Any], signals: _Signals) -> None:
+    """Run one job on a pool thread and report how it ended through ``signals``."""
+    try:
+        result = fn(job.ctx)
+    except Cancelled:
+        signals.failed.emit(job.id, "cancelled", True)
+    except ModelManagerError as e:
+        signals.failed.emit(job.id, str(e), False)
+    except Exception:  # a bug: keep the app alive, show the traceback's last line
+        text = traceback.format_exc()
+        signals.failed.emit(job.id, text.strip().splitlines()[-1], False)
+    else:
+        signals.finished.emit(job.id, result)
 
 
 class JobRunner(QObject):
@@ -83,11 +83,12 @@ class JobRunner(QObject):
     succeeded = Signal(int, object)
     failed = Signal(int, str)
 
-    def __init__(self, pool: QThreadPool | None = None) -> None:
+    def __init__(self, workers: int | None = None) -> None:
         super().__init__()
-        self.pool = pool or QThreadPool.globalInstance()
+        self.pool = ThreadPoolExecutor(workers or max(4, 2 * (os.cpu_count() or 2)),
+                                       thread_name_prefix="mm-job")  # fmt: skip
         self.jobs: dict[int, JobRecord] = {}
-        self._live: dict[int, tuple[_Runnable, Callable[[Any], None] | None]] = {}
+        self._live: dict[int, tuple[Future[None], Callable[[Any], None] | None]] = {}
         self._ids = itertools.count(1)
         self._signals = _Signals()
         self._signals.progress.connect(self._on_progress)
@@ -111,10 +112,8 @@ class JobRunner(QObject):
 
         job = JobRecord(job_id, title, JobContext(on_progress=report))
         job.state = RUNNING
-        runnable = _Runnable(job, fn, signals)
         self.jobs[job_id] = job
-        self._live[job_id] = (runnable, on_done)
-        self.pool.start(runnable)
+        self._live[job_id] = (self.pool.submit(_run, job, fn, signals), on_done)
         self.changed.emit(job_id)
         return job
 
@@ -127,10 +126,12 @@ class JobRunner(QObject):
         return [j for j in self.jobs.values() if j.state == RUNNING]
 
     def cancel_all_and_wait(self, timeout_ms: int = 30_000) -> bool:
-        """Ask every job to stop and wait for the pool; False if something still runs."""
+        """Ask every job to stop and wait for them; False if something still runs."""
         for job in self.running():
             job.ctx.cancel()
-        return bool(self.pool.waitForDone(timeout_ms))
+        futures = [future for future, _on_done in self._live.values()]
+        _done, pending = wait(futures, timeout=timeout_ms / 1000)
+        return not pending
 
     def _on_progress(self, job_id: int, done: int, total: int, text: str) -> None:
         job = self.jobs[job_id]
@@ -140,7 +141,7 @@ class JobRunner(QObject):
     def _end(self, job_id: int, state: str, error: str = "") -> Callable[[Any], None] | None:
         job = self.jobs[job_id]
         job.state, job.error, job.ended = state, error, time.monotonic()
-        _runnable, on_done = self._live.pop(job_id, (None, None))
+        _future, on_done = self._live.pop(job_id, (None, None))
         self.changed.emit(job_id)
         return on_done
 
