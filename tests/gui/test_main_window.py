@@ -181,42 +181,23 @@ def test_rollback_by_moving_a_label_and_comparing_versions(
     assert "0 added, 0 removed, 0 changed, 8 unchanged" in window.diff_text
 
 
-def test_the_ui_thread_stays_responsive_during_a_large_import(
-    qtbot, window: MainWindow, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    """A 10 ms timer on the UI thread must never wait 100 ms while 256 MiB are imported."""
-    import time
+def test_the_ui_thread_stays_responsive_during_a_large_import(tmp_path: Path) -> None:
+    """A 10 ms timer on the UI thread must never wait 100 ms while 256 MiB are imported.
 
-    from PySide6.QtCore import QTimer
+    Runs the real window in a child process (see responsiveness_probe.py for why).
+    """
+    import json
 
-    from tests.support.builders import random_weights
-
-    rng = np.random.default_rng(3)
-    src = tmp_path / "big"
-    write_safetensors(src / "model.safetensors",
-                      {f"w{i}": random_weights(rng, (4096, 1024)) for i in range(16)})  # fmt: skip
-    gaps: list[float] = []
-    last = [time.monotonic()]
-
-    def tick() -> None:
-        now = time.monotonic()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.timeout.connect(tick)
-    timer.start(10)
-    ws = window.ws
-    job = window.runner.submit(
-        "Import big", lambda ctx: import_paths(ws, [src], "big", ctx=ctx, lock_timeout=60)
-    )
-    last[0] = time.monotonic()
-    qtbot.waitUntil(lambda: job.state != "running", timeout=120_000)
-    timer.stop()
-    assert job.state == DONE, job.error
-    assert len(gaps) > 20
-    print(f"UI timer: {len(gaps)} ticks, longest wait {max(gaps) * 1000:.0f} ms")
-    assert max(gaps) < 0.100, f"longest wait {max(gaps) * 1000:.0f} ms"
+    probe = Path(__file__).with_name("responsiveness_probe.py")
+    env = subprocess_env(tmp_path, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, str(probe)], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"UI timer: {result['ticks']} ticks, longest wait {result['longest_ms']} ms")
+    assert result["state"] == DONE, result["error"]
+    assert result["ticks"] > 20
+    assert result["longest_ms"] < 100
 
 
 def test_devices_tab_lists_adds_and_takes_devices_offline(

@@ -1,0 +1,66 @@
+"""Run by test_main_window: the real window, a 256 MiB import, and a 10 ms UI-thread timer.
+
+It runs in its own process: inside the pytest-qt process this workload segfaulted now and then
+(in CI, 3 runs of 4 in one venv), while the same code standalone never did (12 of 12). Prints
+one JSON line: the job's end state, the timer's ticks and its longest wait in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import numpy as np
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
+
+from modelmanager.gui.main_window import MainWindow
+from modelmanager.services import init_repository
+from modelmanager.services.importing import import_paths
+from tests.support.builders import random_weights, write_safetensors
+
+
+def main() -> None:
+    app = QApplication([])
+    base = Path(tempfile.mkdtemp(prefix="mm-responsive-"))
+    os.environ["MODELMANAGER_CACHE"] = str(base / "cache")
+    rng = np.random.default_rng(3)
+    src = base / "big"
+    write_safetensors(src / "model.safetensors",
+                      {f"w{i}": random_weights(rng, (4096, 1024)) for i in range(16)})  # fmt: skip
+    ws = init_repository(base / "repo")
+    window = MainWindow(ws, remember=False)
+    window.show()
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(10)
+    job = window.runner.submit(
+        "Import big", lambda ctx: import_paths(ws, [src], "big", ctx=ctx, lock_timeout=60)
+    )
+    last[0] = time.monotonic()
+    deadline = time.monotonic() + 120
+    while job.state == "running" and time.monotonic() < deadline:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+    timer.stop()
+    print(json.dumps({"state": job.state, "error": job.error, "ticks": len(gaps),
+                      "longest_ms": round(1000 * max(gaps, default=0.0))}))  # fmt: skip
+    window.runner.cancel_all_and_wait()
+
+
+if __name__ == "__main__":
+    main()
