@@ -10,6 +10,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from modelmanager import __version__
+from modelmanager.gui.gc_guard import MainThreadGarbageCollector
 from modelmanager.gui.main_window import TABS, MainWindow
 from modelmanager.services import open_workspace
 
@@ -57,10 +58,12 @@ def screenshot_when_ready(window: MainWindow, path: Path, tab: str) -> None:
 def run(repo: Path | None, screenshot: Path | None = None, tab: str = "overview") -> int:
     """Open the window on a repository (the default one without ``repo``); the exit code."""
     app = application()
+    collector = MainThreadGarbageCollector()
     window = MainWindow(open_workspace(repo), remember=screenshot is None)
     window.show()
     if screenshot is not None:
         screenshot_when_ready(window, screenshot, tab)
     code = app.exec()
     window.ws.close()
+    collector.stop()
     return int(code)

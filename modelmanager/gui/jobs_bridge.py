@@ -56,15 +56,19 @@ class JobRecord:
 
 
 class _Signals(QObject):
+    # Only ints and strings cross threads: results stay in Python (JobRunner.results), so no
+    # Python object ever travels inside a queued Qt event.
     progress = Signal(int, int, int, str)
-    finished = Signal(int, object)
+    finished = Signal(int)
     failed = Signal(int, str, bool)
 
 
-def _run(job: JobRecord, fn: Callable[[JobContext], Any], signals: _Signals) -> None:
-    """Run one job on a pool thread and report how it ended through ``signals``."""
+def _run(
+    job: JobRecord, fn: Callable[[JobContext], Any], signals: _Signals, results: dict[int, Any]
+) -> None:
+    """Run one job on a pool thread; keep its result in ``results``, signal how it ended."""
     try:
-        result = fn(job.ctx)
+        results[job.id] = fn(job.ctx)
     except Cancelled:
         signals.failed.emit(job.id, "cancelled", True)
     except ModelManagerError as e:
@@ -73,14 +77,14 @@ def _run(job: JobRecord, fn: Callable[[JobContext], Any], signals: _Signals) -> 
         text = traceback.format_exc()
         signals.failed.emit(job.id, text.strip().splitlines()[-1], False)
     else:
-        signals.finished.emit(job.id, result)
+        signals.finished.emit(job.id)
 
 
 class JobRunner(QObject):
     """Submit, watch and cancel jobs; signals arrive on the thread that owns the runner."""
 
     changed = Signal(int)  # a job's state or progress changed
-    succeeded = Signal(int, object)
+    succeeded = Signal(int)  # the result is in ``results`` until the next job ends
     failed = Signal(int, str)
 
     def __init__(self, workers: int | None = None) -> None:
@@ -88,6 +92,7 @@ class JobRunner(QObject):
         self.pool = ThreadPoolExecutor(workers or max(4, 2 * (os.cpu_count() or 2)),
                                        thread_name_prefix="mm-job")  # fmt: skip
         self.jobs: dict[int, JobRecord] = {}
+        self.results: dict[int, Any] = {}
         self._live: dict[int, tuple[Future[None], Callable[[Any], None] | None]] = {}
         self._ids = itertools.count(1)
         self._signals = _Signals()
@@ -113,7 +118,7 @@ class JobRunner(QObject):
         job = JobRecord(job_id, title, JobContext(on_progress=report))
         job.state = RUNNING
         self.jobs[job_id] = job
-        self._live[job_id] = (self.pool.submit(_run, job, fn, signals), on_done)
+        self._live[job_id] = (self.pool.submit(_run, job, fn, signals, self.results), on_done)
         self.changed.emit(job_id)
         return job
 
@@ -145,11 +150,12 @@ class JobRunner(QObject):
         self.changed.emit(job_id)
         return on_done
 
-    def _on_finished(self, job_id: int, result: object) -> None:
+    def _on_finished(self, job_id: int) -> None:
         on_done = self._end(job_id, DONE)
+        result = self.results.pop(job_id, None)
         if on_done is not None:
             on_done(result)
-        self.succeeded.emit(job_id, result)
+        self.succeeded.emit(job_id)
 
     def _on_failed(self, job_id: int, message: str, cancelled: bool) -> None:
         self._end(job_id, CANCELLED if cancelled else FAILED, "" if cancelled else message)
