@@ -17,18 +17,15 @@ its input); zstd-1 and zstd-3 get the same chunks as ours. Ratios are compressed
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.synthetic import write_checkpoint
+from benchmarks.timing import median_seconds
 from modelmanager.core import codecs
 from modelmanager.core.chunks.plan import plan_chunks
 from modelmanager.core.codecs import CodecSettings
@@ -51,24 +48,15 @@ def chunks_of(path: Path) -> list[tuple[bytes, str | None]]:
     return [(data[s:e], hints.of(s, e)) for s, e in ranges]
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def ours(chunks: list[tuple[bytes, str | None]], name: str, level: int, threads: int,
          repeat: int) -> tuple[int, float, float]:  # fmt: skip
     settings = CodecSettings(name, level)
     with ThreadPoolExecutor(threads) as pool:
-        t_comp, encoded = timed(
+        t_comp, encoded = median_seconds(
             lambda: list(pool.map(lambda c: codecs.encode(c[0], settings, c[1]), chunks)), repeat
         )
         pairs = list(zip(encoded, chunks, strict=True))
-        t_dec, decoded = timed(
+        t_dec, decoded = median_seconds(
             lambda: list(pool.map(lambda p: codecs.decode(p[0][0], p[0][1], len(p[1][0])), pairs)),
             repeat,
         )
@@ -82,8 +70,8 @@ def zipnn_run(raw: bytes, dtype: str, threads: int, repeat: int) -> tuple[int, f
     import zipnn
 
     z = zipnn.ZipNN(bytearray_dtype=dtype, threads=threads)
-    t_comp, comp = timed(lambda: z.compress(bytearray(raw)), repeat)
-    t_dec, dec = timed(lambda: z.decompress(comp), repeat)
+    t_comp, comp = median_seconds(lambda: z.compress(bytearray(raw)), repeat)
+    t_dec, dec = median_seconds(lambda: z.decompress(comp), repeat)
     assert bytes(dec) == raw, "zipnn did not round-trip"
     return len(comp), len(raw) / t_comp / 1e6, len(raw) / t_dec / 1e6
 

@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import zfec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.timing import median_seconds
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.redundancy import decode_fragments, encode_fragments, parse_fragment
 from modelmanager.services import Workspace, init_repository
@@ -40,12 +39,8 @@ OBJ = 4 << 20
 
 
 def median_rate(fn: Callable[[], object], nbytes: int, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return nbytes / statistics.median(times) / 1e6
+    """MB/s of ``fn`` over ``nbytes``, from the median of ``repeat`` runs."""
+    return nbytes / median_seconds(fn, repeat)[0] / 1e6
 
 
 def codec_rows(size: int, repeat: int) -> list[tuple[str, float]]:

@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from safetensors.numpy import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.synthetic import write_checkpoint
+from benchmarks.timing import median_seconds
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.exporting import export_ref
@@ -45,19 +44,17 @@ def generate(path: Path, size_mib: int) -> Path:
 
 
 def timed(fn: Callable[[], object], repeat: int, reset: Callable[[], None]) -> float:
-    """Median seconds of ``fn`` over ``repeat`` runs, calling ``reset`` before each.
+    """Median seconds of ``fn``; ``reset`` and a sync run before each.
 
     Dirty pages of the previous run are written back first (sync), so their write-back does
     not land in the next measurement: without this, figures swing by 2x between runs.
     """
-    times = []
-    for _ in range(repeat):
+
+    def before() -> None:
         reset()
         os.sync()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+    return median_seconds(fn, repeat, before)[0]
 
 
 def bench_file(src: Path, work: Path, repeat: int) -> list[tuple[str, float]]:

@@ -122,9 +122,8 @@ def _parse_meta(pairs: list[str]) -> dict[str, str]:
 
 def cmd_import(args: argparse.Namespace) -> int:
     ws = workspace(args)
-    progress = ProgressLine("importing", enabled=not args.json)
     codec = CodecSettings(args.codec, args.level) if args.codec else None
-    try:
+    with ProgressLine("importing", enabled=not args.json) as ctx:
         result = import_paths(
             ws,
             [Path(p) for p in args.paths],
@@ -133,11 +132,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             labels=args.label,
             metadata=_parse_meta(args.meta),
             codec=codec,
-            ctx=progress.context(),
+            ctx=ctx,
             lock_timeout=args.wait,
         )
-    finally:
-        progress.finish()
     m = result.manifest
     for device, why in sorted(result.device_problems.items()):
         print(f"  device {device} took no new pieces: {why}", file=sys.stderr)
@@ -255,13 +252,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    progress = ProgressLine("exporting", enabled=not args.json)
-    try:
-        result = export_ref(
-            workspace(args), args.ref, Path(args.dest), force=args.force, ctx=progress.context()
-        )
-    finally:
-        progress.finish()
+    with ProgressLine("exporting", enabled=not args.json) as ctx:
+        result = export_ref(workspace(args), args.ref, Path(args.dest), force=args.force, ctx=ctx)
     if args.json:
         print_json(
             {
@@ -363,11 +355,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    progress = ProgressLine("verifying", enabled=not args.json)
-    try:
-        report = verify(workspace(args), args.ref, quick=args.quick, ctx=progress.context())
-    finally:
-        progress.finish()
+    with ProgressLine("verifying", enabled=not args.json) as ctx:
+        report = verify(workspace(args), args.ref, quick=args.quick, ctx=ctx)
     if args.json:
         print_json({
             "ok": report.ok, "versions": report.versions, "chunks": report.chunks,
@@ -485,14 +474,11 @@ def cmd_device_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_device_rm(args: argparse.Namespace) -> int:
-    progress = ProgressLine("draining", enabled=not args.json)
-    try:
+    with ProgressLine("draining", enabled=not args.json) as ctx:
         result = devices.remove_device(
             workspace(args), args.name, drain=args.drain, force=args.force,
-            ctx=progress.context(), lock_timeout=args.wait,
+            ctx=ctx, lock_timeout=args.wait,
         )  # fmt: skip
-    finally:
-        progress.finish()
     if args.json:
         print_json({"removed": result.device.name, "moved_pieces": result.drained_pieces,
                     "moved_bytes": result.drained_bytes})  # fmt: skip
@@ -535,12 +521,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
         raise UserError("usage: policy set [MODEL] copies=N|ec=K+M")
     model: str | None = None if len(words) == 1 else words[0]
     text = words[-1]
-    progress = ProgressLine("converting", enabled=not args.json)
-    try:
-        policy, report = devices.set_policy(ws, text, model, ctx=progress.context(),
+    with ProgressLine("converting", enabled=not args.json) as ctx:
+        policy, report = devices.set_policy(ws, text, model, ctx=ctx,
                                             lock_timeout=args.wait)  # fmt: skip
-    finally:
-        progress.finish()
     if args.json:
         print_json({"policy": str(policy), "model": model, **report.to_json()})
     else:
@@ -563,11 +546,8 @@ def _print_repair_problems(report: RepairReport) -> None:
 
 
 def cmd_scrub(args: argparse.Namespace) -> int:
-    progress = ProgressLine("scrubbing", enabled=not args.json)
-    try:
-        report = redundancy.scrub(workspace(args), ctx=progress.context())
-    finally:
-        progress.finish()
+    with ProgressLine("scrubbing", enabled=not args.json) as ctx:
+        report = redundancy.scrub(workspace(args), ctx=ctx)
     if args.json:
         print_json(report.to_json())
         return EXIT_OK if report.ok else EXIT_PROBLEMS
@@ -587,11 +567,8 @@ def cmd_scrub(args: argparse.Namespace) -> int:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    progress = ProgressLine("repairing", enabled=not args.json)
-    try:
-        report = redundancy.repair(workspace(args), ctx=progress.context(), lock_timeout=args.wait)
-    finally:
-        progress.finish()
+    with ProgressLine("repairing", enabled=not args.json) as ctx:
+        report = redundancy.repair(workspace(args), ctx=ctx, lock_timeout=args.wait)
     if args.json:
         print_json(report.to_json())
     else:
@@ -604,12 +581,9 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_rebalance(args: argparse.Namespace) -> int:
-    progress = ProgressLine("rebalancing", enabled=not args.json)
-    try:
-        report = redundancy.rebalance(workspace(args), ctx=progress.context(),
+    with ProgressLine("rebalancing", enabled=not args.json) as ctx:
+        report = redundancy.rebalance(workspace(args), ctx=ctx,
                                       lock_timeout=args.wait)  # fmt: skip
-    finally:
-        progress.finish()
     if args.json:
         print_json(report.to_json())
     else:
@@ -648,12 +622,9 @@ def cmd_codec(args: argparse.Namespace) -> int:
 
 
 def cmd_recompress(args: argparse.Namespace) -> int:
-    progress = ProgressLine("recompressing", enabled=not args.json)
-    try:
+    with ProgressLine("recompressing", enabled=not args.json) as ctx:
         report = recompress(workspace(args), args.ref, CodecSettings(args.codec, args.level),
-                            ctx=progress.context(), lock_timeout=args.wait)  # fmt: skip
-    finally:
-        progress.finish()
+                            ctx=ctx, lock_timeout=args.wait)  # fmt: skip
     if args.json:
         print_json(report.to_json())
     else:

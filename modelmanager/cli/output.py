@@ -96,3 +96,9 @@ class ProgressLine:
 
     def context(self) -> JobContext:
         return JobContext(on_progress=self)
+
+    def __enter__(self) -> JobContext:
+        return self.context()
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()

@@ -40,9 +40,3 @@ class JobContext:
         """Raise :class:`Cancelled` if cancellation was requested."""
         if self.cancel_event.is_set():
             raise Cancelled()
-
-
-#: A context that reports nowhere and is never cancelled.
-def quiet() -> JobContext:
-    """A fresh context with no progress sink."""
-    return JobContext()

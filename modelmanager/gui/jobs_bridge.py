@@ -1,11 +1,11 @@
 """Runs core jobs on a thread pool and turns their callbacks into throttled Qt signals.
 
-A job is any ``fn(ctx: JobContext) -> result``. Jobs run on a Python ThreadPoolExecutor (no
-QRunnable: deleting one from the UI thread while its pool thread is still returning from run()
-crashed the process now and then); they report through signals of a QObject that lives on the
-UI thread, so Qt queues every emit to it. Progress is throttled to ten updates a second; the
-result or the error arrives on the UI thread. Cancelling sets the job's cancel flag; the job
-stops at its next check.
+A job is any ``fn(ctx: JobContext) -> result``. Jobs run on a Python ThreadPoolExecutor and
+report through signals of a QObject that lives on the UI thread, so Qt queues every emit to it;
+only ids and text cross threads, results stay in ``JobRunner.results``. Progress is throttled
+to ten updates a second; the result or the error arrives on the UI thread. Cancelling sets the
+job's cancel flag; the job stops at its next check. (Qt objects must also die on the UI thread:
+see gc_guard.)
 """
 
 from __future__ import annotations

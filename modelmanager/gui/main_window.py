@@ -438,13 +438,18 @@ class MainWindow(QMainWindow):
     # -- window -------------------------------------------------------------------------
 
     def about(self) -> None:
-        s = stats(self.ws)
-        QMessageBox.about(
-            self, "About ModelManager",
-            f"ModelManager {__version__}\n\nVersioned, deduplicated, verified storage for "
-            f"model checkpoints.\n\nRepository: {self.ws.repo.root}\n"
-            f"{s.models} models, {s.versions} versions, {human_bytes(s.stored_bytes)} stored",
-        )  # fmt: skip
+        """The About box; the repository's figures are measured as a job, not on this thread."""
+        ws = self.ws
+
+        def show(s: Any) -> None:
+            QMessageBox.about(
+                self, "About ModelManager",
+                f"ModelManager {__version__}\n\nVersioned, deduplicated, verified storage for "
+                f"model checkpoints.\n\nRepository: {ws.repo.root}\n"
+                f"{s.models} models, {s.versions} versions, {human_bytes(s.stored_bytes)} stored",
+            )  # fmt: skip
+
+        self.runner.submit("Read repository statistics", lambda _ctx: stats(ws), show)
 
     def closeEvent(self, event: Any) -> None:
         busy = [j for j in self.runner.running() if not j.title.startswith("Read ")]

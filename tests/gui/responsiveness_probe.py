@@ -1,8 +1,9 @@
 """Run by test_main_window: the real window, a 256 MiB import, and a 10 ms UI-thread timer.
 
-It runs in its own process: inside the pytest-qt process this workload segfaulted now and then
-(in CI, 3 runs of 4 in one venv), while the same code standalone never did (12 of 12). Prints
-one JSON line: the job's end state, the timer's ticks and its longest wait in milliseconds.
+It runs in its own process, as the app does, so the measurement sees one window and nothing a
+previous test left behind. (It moved here while a crash was being hunted; the crash was garbage
+collection on worker threads, fixed by gc_guard.) Prints one JSON line: the job's end state,
+the timer's ticks and its longest wait in milliseconds.
 """
 
 from __future__ import annotations
