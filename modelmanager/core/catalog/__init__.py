@@ -22,7 +22,7 @@ from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import Repository
 from modelmanager.errors import ModelManagerError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE versions(
     key TEXT PRIMARY KEY, model TEXT NOT NULL, seq INTEGER NOT NULL, parent INTEGER,
@@ -33,7 +33,37 @@ CREATE UNIQUE INDEX versions_model ON versions(model, seq);
 CREATE TABLE labels(model TEXT NOT NULL, label TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY(model, label));
 CREATE VIRTUAL TABLE search USING fts5(key UNINDEXED, name, message, metadata);
+CREATE TABLE bench(run TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
+    device TEXT NOT NULL, device_id TEXT NOT NULL, ref TEXT NOT NULL, strategy TEXT NOT NULL,
+    threads INTEGER NOT NULL, cache TEXT NOT NULL, bytes INTEGER NOT NULL,
+    seconds REAL NOT NULL);
+CREATE INDEX bench_run ON bench(run);
 """
+#: Benchmark kinds: raw reads of one device's pieces; a whole load (default settings); a load
+#: with a given thread count; a load with a given replica-selection strategy.
+BENCH_KINDS = ("device", "load", "threads", "strategy")
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One measurement of a benchmark run (see BENCH_KINDS); ``cache`` is cold or warm."""
+
+    run: str
+    at: str
+    kind: str
+    device: str = ""
+    device_id: str = ""
+    ref: str = ""
+    strategy: str = ""
+    threads: int = 0
+    cache: str = "warm"
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        """Bytes per second."""
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -200,12 +230,57 @@ class Catalog:
         return SyncResult(added, len(gone))
 
     def rebuild(self) -> SyncResult:
-        """Forget everything and read it all again from the manifests."""
+        """Forget everything and read it all again from the manifests.
+
+        Benchmark history is not in any manifest: it is kept across a rebuild (but not across
+        a damaged file, which is thrown away).
+        """
         with self._lock:
+            bench = self.bench_rows()
             self._db.close()
             self._discard_files()
             self._db = self._connect()
+            self.add_bench(bench)
         return self.sync()
+
+    # -- benchmark history --------------------------------------------------------------
+
+    def add_bench(self, rows: list[BenchRow]) -> None:
+        """Store the measurements of a benchmark run."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO bench VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                [(r.run, r.at, r.kind, r.device, r.device_id, r.ref, r.strategy, r.threads,
+                  r.cache, r.bytes, r.seconds) for r in rows],
+            )  # fmt: skip
+
+    def bench_rows(self, run: str | None = None) -> list[BenchRow]:
+        """Every stored measurement (of one run), oldest first."""
+        sql = "SELECT * FROM bench" + (" WHERE run=?" if run else "") + " ORDER BY at, rowid"
+        with self._lock:
+            rows = self._db.execute(sql, (run,) if run else ()).fetchall()
+        return [BenchRow(*r) for r in rows]
+
+    def device_speeds(self) -> dict[str, float]:
+        """Newest measured raw read throughput per device id (bytes/s), cold preferred."""
+        newest: dict[str, BenchRow] = {}
+        for r in self.bench_rows():  # oldest first: a later row of the same kind replaces
+            if r.kind != "device" or r.throughput <= 0:
+                continue
+            have = newest.get(r.device_id)
+            if have is None or (r.cache == "cold") >= (have.cache == "cold"):
+                newest[r.device_id] = r
+        return {k: r.throughput for k, r in newest.items()}
+
+    def best_strategy(self) -> str | None:
+        """The replica-selection strategy that loaded fastest in the newest run that tried
+        several; None when none has."""
+        rows = [r for r in self.bench_rows() if r.kind == "strategy"]
+        if not rows:
+            return None
+        newest = rows[-1].run
+        timed = [r for r in rows if r.run == newest and r.seconds > 0]
+        return max(timed, key=lambda r: r.throughput).strategy if timed else None
 
     # -- queries ----------------------------------------------------------------------
 

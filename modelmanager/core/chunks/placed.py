@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from modelmanager.core import codecs
+from modelmanager.core.chunks.selection import Selector
 from modelmanager.core.chunks.store import (
     HEADER,
     ChunkHeader,
@@ -49,7 +50,7 @@ from modelmanager.core.redundancy import (
     parse_fragment,
     parse_fragment_dir,
 )
-from modelmanager.core.storage import BlobNotFound, LocalBlobStore
+from modelmanager.core.storage import BlobNotFound, LocalBlobStore, page_cache
 from modelmanager.errors import IntegrityError, UserError
 
 T = TypeVar("T")
@@ -224,16 +225,46 @@ class PlacedChunkStore:
                         layout.fragments.setdefault((k, m), {}).setdefault(i, []).append(d)
         return layout
 
-    def preferred_device(self, chunk_id: str) -> Device | None:
-        """The device a read of the chunk starts from (best-ranked copy, else fragment 0)."""
-        layout = self.locate(chunk_id)
+    def ordered(self, chunk_id: str, layout: Layout, selector: Selector | None = None) -> Layout:
+        """``layout`` with each holder list in the order a read tries it.
+
+        Placement rank first; a ``selector`` then reorders devices holding the same piece.
+        """
+        position = {d.id: n for n, d in enumerate(rank(chunk_id, self.devices.devices))}
+
+        def order(devices: list[Device]) -> list[Device]:
+            devices = sorted(devices, key=lambda d: position[d.id])
+            return selector.order(devices) if selector else devices
+
+        frags = {c: {i: order(devs) for i, devs in f.items()} for c, f in layout.fragments.items()}
+        return Layout(order(layout.copies), frags)
+
+    def first_device(self, layout: Layout) -> Device | None:
+        """The device an ordered layout's read starts from (first copy, else first fragment)."""
         if layout.copies:
-            order = {d.id: n for n, d in enumerate(rank(chunk_id, self.devices.devices))}
-            return min(layout.copies, key=lambda d: order[d.id])
+            return layout.copies[0]
         for _combo, frags in sorted(layout.fragments.items()):
             for index in sorted(frags):
                 return frags[index][0]
         return None
+
+    def preferred_device(self, chunk_id: str) -> Device | None:
+        """The device a read of the chunk starts from (best-ranked copy, else fragment 0)."""
+        return self.first_device(self.ordered(chunk_id, self.locate(chunk_id)))
+
+    def piece_files(self, chunk_id: str) -> list[tuple[Device, Path]]:
+        """The device and file of every piece of a chunk on the readable devices."""
+        layout = self.locate(chunk_id)
+        out = [(d, self.stores[d.id].path(chunk_key(chunk_id))) for d in layout.copies]
+        for (k, m), frags in layout.fragments.items():
+            for i, devs in frags.items():
+                key = fragment_key(k, m, chunk_id, i)
+                out += [(d, self.stores[d.id].path(key)) for d in devs]
+        return out
+
+    def evict(self, chunk_id: str) -> bool:
+        """Drop every piece of a chunk from the OS page cache (False where not possible)."""
+        return all([page_cache.evict(path) for _d, path in self.piece_files(chunk_id)])
 
     def has(self, chunk_id: str, policy: Policy | None = None) -> bool:
         """True when the chunk's pieces already meet ``policy`` (by presence)."""
@@ -345,6 +376,26 @@ class PlacedChunkStore:
     def read_copy(self, device: Device, chunk_id: str) -> bytes:
         return self.stores[device.id].get(chunk_key(chunk_id))
 
+    def read_raw_copy_into(self, device: Device, chunk_id: str, dest: memoryview) -> bool:
+        """Read an uncompressed copy straight into ``dest`` (no intermediate buffer).
+
+        False, with ``dest`` untouched, when the copy is compressed or its header disagrees;
+        True when ``dest`` was filled. The caller still verifies the hash.
+        """
+        path = self.stores[device.id].path(chunk_key(chunk_id))
+        with open(path, "rb", buffering=0) as f:
+            head = f.read(HEADER.size)
+            info = parse_header(head, f"{device.name}:{chunk_key(chunk_id)}")
+            if info.codec_id != codecs.RAW_ID or info.length != len(dest):
+                return False
+            view = dest
+            while view:
+                n = f.readinto(view)
+                if not n:
+                    raise IntegrityError("chunk object is truncated", path=path)
+                view = view[n:]
+        return True
+
     def read_fragment(
         self, device: Device, k: int, m: int, chunk_id: str, i: int, *, verify: bool = True
     ) -> Fragment:
@@ -352,18 +403,22 @@ class PlacedChunkStore:
         return parse_fragment(self.stores[device.id].get(key), f"{device.name}:{key}", verify)
 
     def read_object(
-        self, chunk_id: str, length: int, layout: Layout | None = None
-    ) -> tuple[BytesLike, BytesLike, bool]:
+        self, chunk_id: str, length: int, layout: Layout | None = None,
+        selector: Selector | None = None, *, ordered: bool = False,
+    ) -> tuple[BytesLike, BytesLike, bool]:  # fmt: skip
         """(chunk object, its verified plain bytes, whether a degraded path was needed).
 
-        ``layout`` restricts the read to those pieces (repair passes the ones known good).
+        ``layout`` restricts the read to those pieces (repair passes the ones known good);
+        ``selector`` picks among devices holding the same piece; ``ordered`` says ``layout``
+        already came from :meth:`ordered` and is tried as it is.
         """
         layout = layout or self.locate(chunk_id)
         if layout.empty:
             raise ChunkMissing("chunk is missing on every device", path=chunk_key(chunk_id))
+        if not ordered:
+            layout = self.ordered(chunk_id, layout, selector)
         failures: list[str] = []
-        preferred = {d.id: n for n, d in enumerate(rank(chunk_id, self.devices.devices))}
-        for device in sorted(layout.copies, key=lambda d: preferred[d.id]):
+        for device in layout.copies:
             try:
                 blob = self.read_copy(device, chunk_id)
                 data = decode_object(blob, chunk_id, length, f"{device.name}:{chunk_key(chunk_id)}")
@@ -404,20 +459,29 @@ class PlacedChunkStore:
             path=chunk_key(chunk_id),
         )
 
-    def get(self, chunk_id: str, length: int, policy: Policy | None = None) -> BytesLike:
+    def get(
+        self, chunk_id: str, length: int, policy: Policy | None = None,
+        layout: Layout | None = None,
+    ) -> BytesLike:  # fmt: skip
         """The plain bytes of a chunk, from whichever pieces are good (verified).
 
-        The read counts as degraded when a piece failed, or when the chunk has fewer pieces
-        than ``policy`` asks for (the data came back, but with less protection than due).
+        ``layout``, when given, is an already ordered one (see :meth:`ordered`). The read counts
+        as degraded when a piece failed, or when the chunk has fewer pieces than ``policy`` asks
+        for (the data came back, but with less protection than due).
         """
-        layout = self.locate(chunk_id)
-        _obj, data, degraded = self.read_object(chunk_id, length, layout)
+        if layout is None:
+            layout = self.ordered(chunk_id, self.locate(chunk_id))
+        _obj, data, degraded = self.read_object(chunk_id, length, layout, ordered=True)
         if policy is not None and layout.tolerance() < policy.tolerates:
             degraded = True
         if degraded:
-            with self._lock:
-                self.degraded_reads += 1
+            self.note_degraded()
         return data
+
+    def note_degraded(self) -> None:
+        """Count one read that needed a fallback or found the chunk under-protected."""
+        with self._lock:
+            self.degraded_reads += 1
 
     def header(self, chunk_id: str) -> ChunkHeader:
         """Codec and length of a stored chunk from its first readable piece's header."""
@@ -489,13 +553,17 @@ class PlacedChunkStore:
 class DevicePools:
     """One small thread pool per device, so a slow or stuck disk only holds up its own reads.
 
-    A chunk's read goes to the pool of the device holding its preferred piece (the first
-    fragment's device for erasure-coded chunks). Use as a context manager.
+    A chunk's read goes to the pool of the device its read starts from (the first fragment's
+    device for erasure-coded chunks), as the ``selector`` orders them. Use as a context manager.
     """
 
-    def __init__(self, chunks: PlacedChunkStore, threads_per_device: int = 2) -> None:
+    def __init__(
+        self, chunks: PlacedChunkStore, threads_per_device: int = 2,
+        selector: Selector | None = None,
+    ) -> None:  # fmt: skip
         self.chunks = chunks
         self.threads = threads_per_device
+        self.selector = selector
         self._pools: dict[str, ThreadPoolExecutor] = {}
 
     def __enter__(self) -> DevicePools:
@@ -504,10 +572,12 @@ class DevicePools:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def lane(self, chunk_id: str) -> str:
-        """The name of the device whose pool reads this chunk ('-' when none holds it)."""
-        device = self.chunks.preferred_device(chunk_id)
-        return device.name if device else "-"
+    def plan(self, chunk_id: str) -> tuple[str, Layout]:
+        """(lane, ordered layout): the device whose pool reads the chunk ('-' when none holds
+        it) and the order its pieces are tried in; pass both to :meth:`submit` and ``get``."""
+        layout = self.chunks.ordered(chunk_id, self.chunks.locate(chunk_id), self.selector)
+        device = self.chunks.first_device(layout)
+        return (device.name if device else "-"), layout
 
     def submit(self, lane: str, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run ``fn`` on the pool of device ``lane`` (see :meth:`lane`)."""

