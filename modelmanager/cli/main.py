@@ -22,6 +22,7 @@ from modelmanager.core.repo.repository import (
     DEFAULT_LOCK_TIMEOUT,
 )
 from modelmanager.errors import EXIT_BUG, EXIT_CANCELLED, EXIT_OK, ModelManagerError
+from modelmanager.gui import TABS
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tab",
         default="overview",
-        choices=("overview", "history", "tensors", "layout", "devices", "jobs"),
+        choices=TABS,
         help="tab to show",
     )
 

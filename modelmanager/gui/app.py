@@ -10,8 +10,9 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from modelmanager import __version__
+from modelmanager.gui import TABS
 from modelmanager.gui.gc_guard import MainThreadGarbageCollector
-from modelmanager.gui.main_window import TABS, MainWindow
+from modelmanager.gui.main_window import MainWindow
 from modelmanager.services import open_workspace
 
 ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "modelmanager.svg"

@@ -42,12 +42,12 @@ from modelmanager.gui.dialogs import ImportDialog
 from modelmanager.gui.jobs_bridge import FAILED, RUNNING, JobRecord, JobRunner
 from modelmanager.gui.layout_tab import LayoutTab
 from modelmanager.gui.models import REF_ROLE, RepoTreeModel, TensorTableModel
+from modelmanager.gui.performance_tab import PerformanceTab
 from modelmanager.services import Workspace, history
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
 from modelmanager.services.redundancy import version_layout
 
-TABS = ("overview", "history", "tensors", "layout", "devices", "jobs")
 #: Writes started from the GUI wait this long for another writer instead of failing.
 GUI_LOCK_WAIT = 3600.0
 
@@ -116,6 +116,8 @@ class MainWindow(QMainWindow):
         self.devices_tab = DevicesTab(self)
         self.tabs.addTab(self.devices_tab, "Devices")
         self.tabs.addTab(self._jobs_tab(), "Jobs")
+        self.performance_tab = PerformanceTab(self)
+        self.tabs.addTab(self.performance_tab, "Performance")
 
         split = QSplitter()
         split.addWidget(left)
@@ -291,6 +293,7 @@ class MainWindow(QMainWindow):
 
         self.runner.submit("Read the catalog", load, self._show_models)
         self.devices_tab.refresh()
+        self.performance_tab.refresh()
 
     def _show_models(self, result: tuple[list[Any], dict[str, Any]]) -> None:
         models, versions = result

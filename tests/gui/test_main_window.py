@@ -16,8 +16,9 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, QStandardPaths, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from modelmanager.core.jobs import JobContext
+from modelmanager.gui import TABS
 from modelmanager.gui.jobs_bridge import CANCELLED, DONE, FAILED
-from modelmanager.gui.main_window import TABS, MainWindow
+from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.models import REF_ROLE
 from modelmanager.services import Workspace
 from modelmanager.services.importing import import_paths

@@ -103,6 +103,16 @@ class SyncResult:
     removed: int
 
 
+def best_strategy(rows: list[BenchRow]) -> str | None:
+    """The replica-selection strategy that loaded fastest in the newest run that compared
+    strategies (``rows`` oldest first); None when no run has."""
+    compared = [r for r in rows if r.kind == "strategy" and r.seconds > 0]
+    if not compared:
+        return None
+    newest = [r for r in compared if r.run == compared[-1].run]
+    return max(newest, key=lambda r: r.throughput).strategy
+
+
 def catalog_path(cache_dir: Path, repo: Repository) -> Path:
     """Where the catalog of ``repo`` lives: per repository id and folder, in the cache."""
     where = content_id(str(repo.root).encode())[:12]
@@ -273,14 +283,8 @@ class Catalog:
         return {k: r.throughput for k, r in newest.items()}
 
     def best_strategy(self) -> str | None:
-        """The replica-selection strategy that loaded fastest in the newest run that tried
-        several; None when none has."""
-        rows = [r for r in self.bench_rows() if r.kind == "strategy"]
-        if not rows:
-            return None
-        newest = rows[-1].run
-        timed = [r for r in rows if r.run == newest and r.seconds > 0]
-        return max(timed, key=lambda r: r.throughput).strategy if timed else None
+        """See :func:`best_strategy` (over every stored row)."""
+        return best_strategy(self.bench_rows())
 
     # -- queries ----------------------------------------------------------------------
 
