@@ -6,16 +6,14 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from modelmanager import __version__
 from modelmanager.gui import TABS
 from modelmanager.gui.gc_guard import MainThreadGarbageCollector
 from modelmanager.gui.main_window import MainWindow
+from modelmanager.gui.resources import icon
 from modelmanager.services import open_workspace
-
-ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "modelmanager.svg"
 
 
 def application() -> QApplication:
@@ -25,8 +23,7 @@ def application() -> QApplication:
     app.setApplicationName("ModelManager")
     app.setApplicationVersion(__version__)
     app.setStyle("Fusion")  # follows the system's light or dark colour scheme
-    if ICON.exists():
-        app.setWindowIcon(QIcon(str(ICON)))
+    app.setWindowIcon(icon("modelmanager"))
     return app
 
 
@@ -65,6 +62,7 @@ def run(repo: Path | None, screenshot: Path | None = None, tab: str = "overview"
     if screenshot is not None:
         screenshot_when_ready(window, screenshot, tab)
     code = app.exec()
-    window.ws.close()
+    for ws in window.workspaces.values():
+        ws.close()
     collector.stop()
     return int(code)

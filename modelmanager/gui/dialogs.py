@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -15,6 +16,12 @@ from PySide6.QtWidgets import (
 )
 
 from modelmanager.core.codecs import CODEC_NAMES
+from modelmanager.core.redundancy import Policy
+from modelmanager.core.repo.names import check_label, check_model_name
+from modelmanager.errors import UserError
+
+#: Policies offered in the list (any other can be typed).
+POLICY_CHOICES = ("copies=1", "copies=2", "copies=3", "ec=2+1", "ec=4+2")
 
 
 def suggested_name(paths: list[Path]) -> str:
@@ -28,7 +35,10 @@ def suggested_name(paths: list[Path]) -> str:
 class ImportDialog(QDialog):
     """Model (new, or a new version of an existing one), message, labels and codec."""
 
-    def __init__(self, paths: list[Path], existing: list[str], parent: object = None) -> None:
+    def __init__(
+        self, paths: list[Path], existing: list[str], parent: object = None,
+        default_policy: str = "copies=1",
+    ) -> None:  # fmt: skip
         super().__init__(parent)  # type: ignore[arg-type]
         self.setWindowTitle("Import checkpoint")
         self.paths = paths
@@ -52,13 +62,43 @@ class ImportDialog(QDialog):
         self.codec = QComboBox()
         self.codec.addItems(CODEC_NAMES)
         form.addRow("Compression:", self.codec)
+        self.policy = QComboBox()
+        self.policy.setEditable(True)
+        self.default_policy = f"repository default ({default_policy})"
+        self.policy.addItems([self.default_policy, *POLICY_CHOICES])
+        self.policy.setToolTip("copies=N keeps N whole copies on different devices; ec=K+M "
+                               "splits each chunk into K data and M parity fragments")  # fmt: skip
+        form.addRow("Redundancy:", self.policy)
+        self.error = QLabel()
+        self.error.setTextFormat(Qt.TextFormat.PlainText)
+        self.error.setStyleSheet("color: #c8372d")
+        form.addRow(self.error)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Import")
-        buttons.accepted.connect(self.accept)
+        buttons.accepted.connect(self._check_and_accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def chosen_policy(self) -> str | None:
+        """The redundancy policy typed or picked; None for the repository's default."""
+        text = self.policy.currentText().strip()
+        return None if text in ("", self.default_policy) else text
+
+    def _check_and_accept(self) -> None:
+        """Accept only a valid model name, labels and policy; otherwise say what is wrong."""
+        policy = self.chosen_policy()
+        try:
+            check_model_name(self.model.currentText().strip())
+            for label in self.label_list():
+                check_label(label)
+            if policy is not None:
+                Policy.parse(policy)
+        except UserError as e:
+            self.error.setText(str(e))
+            return
+        self.accept()
 
     def label_list(self) -> list[str]:
         return [x.strip() for x in self.labels.text().split(",") if x.strip()]

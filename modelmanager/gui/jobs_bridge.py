@@ -128,7 +128,12 @@ class JobRunner(QObject):
             job.ctx.cancel()
 
     def running(self) -> list[JobRecord]:
+        """Jobs not yet seen to end (their end signal may still be queued)."""
         return [j for j in self.jobs.values() if j.state == RUNNING]
+
+    def working(self) -> list[JobRecord]:
+        """Jobs whose code is still running on the pool (what closing the window would stop)."""
+        return [self.jobs[i] for i, (future, _done) in self._live.items() if not future.done()]
 
     def cancel_all_and_wait(self, timeout_ms: int = 30_000) -> bool:
         """Ask every job to stop and wait for them; False if something still runs."""

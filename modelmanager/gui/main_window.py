@@ -11,6 +11,7 @@ from typing import Any
 from PySide6.QtCore import QSettings, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QHeaderView,
@@ -35,15 +36,18 @@ from PySide6.QtWidgets import (
 
 from modelmanager import __version__
 from modelmanager.cli.output import human_bytes, human_count, signed_bytes
+from modelmanager.core.analysis.memory import TARGETS, estimate
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.gui.devices_tab import DevicesTab
 from modelmanager.gui.dialogs import ImportDialog
 from modelmanager.gui.jobs_bridge import FAILED, RUNNING, JobRecord, JobRunner
 from modelmanager.gui.layout_tab import LayoutTab
-from modelmanager.gui.models import REF_ROLE, RepoTreeModel, TensorTableModel
+from modelmanager.gui.models import REF_ROLE, REPO_ROLE, RepoTreeModel, TensorTableModel
 from modelmanager.gui.performance_tab import PerformanceTab
-from modelmanager.services import Workspace, history
+from modelmanager.gui.resources import icon
+from modelmanager.services import Workspace, history, open_workspace
+from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
 from modelmanager.services.redundancy import version_layout
@@ -67,9 +71,12 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.remember = remember  # False for screenshots and tests: no user settings touched
-        self.ws = ws
+        self.ws = ws  # the repository the tabs show: the one of the selected tree item
+        self.default_key = str(ws.repo.root)
+        self.workspaces: dict[str, Workspace] = {self.default_key: ws}
         self.runner = runner or JobRunner()
         self.details: history.VersionDetails | None = None
+        self.model_counts: dict[str, int] = {}
         self.current_ref: str | None = None
         self.setWindowTitle(f"ModelManager — {ws.repo.root}")
         self.setAcceptDrops(True)
@@ -81,6 +88,10 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         self.refresh()
+        if remember:
+            for folder in self._settings_list("repositories"):
+                if folder != self.default_key:
+                    self.open_repository(Path(folder), quiet=True)
 
     # -- layout -------------------------------------------------------------------------
 
@@ -138,12 +149,39 @@ class MainWindow(QMainWindow):
 
     def _menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        act = QAction("&Import…", self, shortcut=QKeySequence("Ctrl+I"))
+        tools = self.addToolBar("Main")
+        tools.setObjectName("main-toolbar")
+        tools.setMovable(False)
+        tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        act = QAction(icon("import"), "&Import…", self, shortcut=QKeySequence("Ctrl+I"))
+        act.setToolTip("Import a checkpoint folder (or drop files anywhere on the window)")
         act.triggered.connect(self.choose_import)
         file_menu.addAction(act)
-        act = QAction("&Refresh", self, shortcut=QKeySequence(QKeySequence.StandardKey.Refresh))
+        tools.addAction(act)
+        act = QAction(icon("open"), "&Open repository…", self,
+                      shortcut=QKeySequence(QKeySequence.StandardKey.Open))  # fmt: skip
+        act.triggered.connect(self.choose_repository)
+        file_menu.addAction(act)
+        tools.addAction(act)
+        self.close_repo_action = QAction("&Close repository", self)
+        self.close_repo_action.triggered.connect(
+            lambda: self.close_repository(str(self.ws.repo.root))
+        )
+        file_menu.addAction(self.close_repo_action)
+        act = QAction(icon("refresh"), "&Refresh", self,
+                      shortcut=QKeySequence(QKeySequence.StandardKey.Refresh))  # fmt: skip
         act.triggered.connect(self.refresh)
         file_menu.addAction(act)
+        tools.addAction(act)
+        tools.addSeparator()
+        act = QAction(icon("benchmark"), "&Benchmark", self, shortcut=QKeySequence("Ctrl+B"))
+        act.setToolTip("Measure how fast the selected version loads from each device")
+        act.triggered.connect(self.performance_tab.run_benchmark)
+        tools.addAction(act)
+        act = QAction(icon("warm"), "Keep &warm", self)
+        act.setToolTip("Read the selected version into memory so its next load is fast")
+        act.triggered.connect(self.performance_tab.keep_warm)
+        tools.addAction(act)
         file_menu.addSeparator()
         act = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
         act.triggered.connect(self.close)
@@ -165,7 +203,25 @@ class MainWindow(QMainWindow):
                     "Memory: inference", "Memory: training (Adam)", "Architecture"):  # fmt: skip
             self.ov[key] = _plain("—")
             self.overview.addRow(f"{key}:", self.ov[key])
+        self.estimate_dtype = QComboBox()
+        self.estimate_dtype.addItems(list(TARGETS))
+        self.estimate_dtype.setToolTip(
+            "Weights loaded as: the stored dtypes, or another precision. Training counts weights, "
+            "gradients, Adam's two fp32 moments and an fp32 master copy for 16-bit weights; "
+            "activations are not included."
+        )
+        self.estimate_dtype.currentTextChanged.connect(lambda _t: self._show_memory())
+        self.overview.insertRow(11, "Estimate memory as:", self.estimate_dtype)
         return page
+
+    def _show_memory(self) -> None:
+        if self.details is None:
+            return
+        e = estimate(self.details.manifest.dtype_bytes(), self.estimate_dtype.currentText())
+        self.ov["Memory: inference"].setText(human_bytes(e.inference))
+        self.ov["Memory: training (Adam)"].setText(
+            human_bytes(e.training) if e.training is not None else "— (not trained in this dtype)"
+        )
 
     def _history_tab(self) -> QWidget:
         self.history = QTableWidget(0, 5)
@@ -284,23 +340,87 @@ class MainWindow(QMainWindow):
     # -- data ---------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Reload the tree in the background."""
-        ws = self.ws
+        """Reload every listed repository in the background."""
+        for key, ws in self.workspaces.items():
+            self._read_repository(key, ws)
+        self.devices_tab.refresh()
+        self.performance_tab.refresh()
 
+    def _read_repository(self, key: str, ws: Workspace) -> None:
         def load(_ctx: JobContext) -> tuple[list[Any], dict[str, Any]]:
             models = history.list_models(ws)
             return models, {m.name: ws.catalog.versions(m.name) for m in models}
 
-        self.runner.submit("Read the catalog", load, self._show_models)
+        self.runner.submit("Read the catalog", load, lambda r: self._show_models(key, r))
+
+    def _show_models(self, key: str, result: tuple[list[Any], dict[str, Any]]) -> None:
+        if key not in self.workspaces:
+            return  # closed while it was being read
+        models, versions = result
+        self.model_counts[key] = len(models)
+        self.tree_model.populate(key, Path(key).name, models, versions)
+        self.tree.expandToDepth(0)
+        self.stack.setCurrentIndex(1 if any(self.model_counts.values()) else 0)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        n = self.model_counts.get(str(self.ws.repo.root), 0)
+        self.status.setText(f"{self.ws.repo.root}  ·  {n} models")
+        self.setWindowTitle(f"ModelManager — {self.ws.repo.root}")
+        self.close_repo_action.setEnabled(str(self.ws.repo.root) != self.default_key)
+
+    def activate(self, key: str) -> None:
+        """Make the repository ``key`` the one the tabs show."""
+        if key == str(self.ws.repo.root) or key not in self.workspaces:
+            return
+        self.ws = self.workspaces[key]
+        self.details = None
+        self.current_ref = None
         self.devices_tab.refresh()
         self.performance_tab.refresh()
+        self._update_status()
 
-    def _show_models(self, result: tuple[list[Any], dict[str, Any]]) -> None:
-        models, versions = result
-        self.tree_model.populate(self.ws.repo.root.name, models, versions)
-        self.tree.expandToDepth(0)
-        self.stack.setCurrentIndex(1 if models else 0)
-        self.status.setText(f"{self.ws.repo.root}  ·  {len(models)} models")
+    # -- other repositories -------------------------------------------------------------
+
+    def _settings_list(self, name: str) -> list[str]:
+        value = QSettings("ModelManager", "ModelManager").value(name) or []
+        return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+    def _remember_repositories(self) -> None:
+        if self.remember:
+            others = [k for k in self.workspaces if k != self.default_key]
+            QSettings("ModelManager", "ModelManager").setValue("repositories", others)
+
+    def choose_repository(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a ModelManager repository")
+        if folder:
+            self.open_repository(Path(folder))
+
+    def open_repository(self, folder: Path, *, quiet: bool = False) -> JobRecord | None:
+        """Open another local repository (a job: opening syncs its catalog) and list it."""
+        key = str(folder.resolve())
+        if key in self.workspaces:
+            return None
+        title = f"Open repository {folder}" if not quiet else f"Read repository {folder}"
+
+        def opened(ws: Workspace) -> None:
+            self.workspaces[str(ws.repo.root)] = ws
+            self._remember_repositories()
+            self._read_repository(str(ws.repo.root), ws)
+
+        return self.runner.submit(title, lambda _ctx: open_workspace(folder), opened)
+
+    def close_repository(self, key: str) -> None:
+        """Stop listing a repository opened besides the default one (nothing is deleted)."""
+        if key == self.default_key or key not in self.workspaces:
+            return
+        if str(self.ws.repo.root) == key:
+            self.activate(self.default_key)
+        ws = self.workspaces.pop(key)
+        self.model_counts.pop(key, None)
+        self.tree_model.remove_repository(key)
+        self._remember_repositories()
+        self.runner.submit(f"Close repository {key}", lambda _ctx: ws.close())
 
     def select_first_model(self) -> None:
         """Select the newest version of the first model (used by --screenshot)."""
@@ -310,7 +430,12 @@ class MainWindow(QMainWindow):
             self.tree.setCurrentIndex(model)
 
     def _selected(self, index: Any, _previous: Any = None) -> None:
-        ref = index.data(REF_ROLE) if index.isValid() else None
+        if not index.isValid():
+            return
+        key = index.data(REPO_ROLE)
+        if key:
+            self.activate(key)
+        ref = index.data(REF_ROLE)
         if ref:
             self._load(ref)
 
@@ -346,13 +471,11 @@ class MainWindow(QMainWindow):
             "Parameters": human_count(m.parameters),
             "Dtype mix": ", ".join(f"{k} {100 * v / weights:.0f}%" for k, v in sorted(mix.items()))
             or "—",
-            "Memory: inference": human_bytes(weights),
-            # weights + gradients (same dtypes) + Adam's two fp32 moments per parameter
-            "Memory: training (Adam)": human_bytes(2 * weights + 8 * m.parameters),
             "Architecture": str(m.metadata.get("architecture", "—")),
         }  # fmt: skip
         for key, text in values.items():
             self.ov[key].setText(text)
+        self._show_memory()
         self.history.setRowCount(len(versions))
         for row, v in enumerate(versions):
             cells = [f"@{v.seq}", v.created[:19].replace("T", " "), ", ".join(v.labels),
@@ -379,13 +502,12 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, lambda: self.open_import_dialog(paths))
 
     def existing_models(self) -> list[str]:
-        root = self.tree_model.index(0, 0)
-        return [
-            self.tree_model.index(r, 0, root).data() for r in range(self.tree_model.rowCount(root))
-        ]
+        """Model names of the repository the tabs show (the import dialog offers them)."""
+        return self.tree_model.models_of(str(self.ws.repo.root))
 
     def open_import_dialog(self, paths: list[Path]) -> ImportDialog:
-        dialog = ImportDialog(paths, self.existing_models(), self)
+        default = str(self.ws.repo.policies.default)
+        dialog = ImportDialog(paths, self.existing_models(), self, default_policy=default)
         self.import_dialog = dialog
         dialog.accepted.connect(lambda: self.start_import(dialog))
         dialog.open()
@@ -395,8 +517,11 @@ class MainWindow(QMainWindow):
         ws, paths = self.ws, dialog.paths
         model, message = dialog.model.currentText().strip(), dialog.message.text()
         labels, codec = dialog.label_list(), CodecSettings(dialog.codec.currentText())
+        policy = dialog.chosen_policy()
 
         def run(ctx: JobContext) -> Any:
+            if policy is not None and str(ws.repo.policy_for(model)) != policy:
+                set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT, new_model=True)
             return import_paths(ws, paths, model, message=message, labels=labels, codec=codec,
                                 ctx=ctx, lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
 
@@ -455,7 +580,7 @@ class MainWindow(QMainWindow):
         self.runner.submit("Read repository statistics", lambda _ctx: stats(ws), show)
 
     def closeEvent(self, event: Any) -> None:
-        busy = [j for j in self.runner.running() if not j.title.startswith("Read ")]
+        busy = [j for j in self.runner.working() if not j.title.startswith("Read ")]
         if busy:
             answer = QMessageBox.question(
                 self, "Jobs are running",

@@ -14,40 +14,79 @@ from modelmanager.errors import IntegrityError
 from modelmanager.services.history import VersionDetails
 
 REF_ROLE = Qt.ItemDataRole.UserRole + 1
+#: The repository an item belongs to: its root folder as text ("" for the remotes' place).
+REPO_ROLE = Qt.ItemDataRole.UserRole + 2
 Index = QModelIndex | QPersistentModelIndex
+REMOTES = "Remote repositories"
+
+
+def _item(text: str, repo: str, ref: str | None = None, tip: str = "") -> QStandardItem:
+    item = QStandardItem(text)
+    item.setEditable(False)
+    item.setData(repo, REPO_ROLE)
+    if ref is not None:
+        item.setData(ref, REF_ROLE)
+    if tip:
+        item.setToolTip(tip)
+    return item
 
 
 class RepoTreeModel(QStandardItemModel):
-    """Repository -> models -> versions (with their labels). Each item carries its reference."""
+    """Repositories -> models -> versions (with their labels), then a place for remotes.
+
+    Each item carries its reference (REF_ROLE) and its repository's key (REPO_ROLE).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.setHorizontalHeaderLabels(["Name", "Size"])
+        remotes = _item(REMOTES, "", tip="Repositories on S3-compatible storage or HTTP "
+                        "will be listed here")  # fmt: skip
+        self.appendRow([remotes, _item("", "")])
 
-    def populate(self, repo_name: str, models: list[ModelRow],
+    def repo_row(self, key: str) -> int | None:
+        """The top-level row of the repository ``key``, if it is listed."""
+        for row in range(self.rowCount()):
+            if self.item(row, 0).data(REPO_ROLE) == key:
+                return row
+        return None
+
+    def repositories(self) -> list[str]:
+        """Keys of the listed local repositories, in order."""
+        return [self.item(r, 0).data(REPO_ROLE) for r in range(self.rowCount())
+                if self.item(r, 0).data(REPO_ROLE)]  # fmt: skip
+
+    def remove_repository(self, key: str) -> None:
+        row = self.repo_row(key)
+        if row is not None:
+            self.removeRow(row)
+
+    def populate(self, key: str, repo_name: str, models: list[ModelRow],
                  versions: dict[str, list[VersionRow]]) -> None:  # fmt: skip
-        """Replace the contents with one repository's models and versions."""
-        self.removeRows(0, self.rowCount())
-        root = QStandardItem(repo_name)
-        root.setEditable(False)
+        """Show one repository's models and versions (replacing what was shown of it)."""
+        root = _item(repo_name, key, tip=key)
         for m in models:
-            item = QStandardItem(m.name)
-            item.setData(m.name, REF_ROLE)
-            item.setEditable(False)
-            item.setToolTip(f"{m.versions} versions, newest @{m.latest}")
-            size = QStandardItem(human_bytes(m.logical_bytes))
-            size.setEditable(False)
+            item = _item(m.name, key, m.name, f"{m.versions} versions, newest @{m.latest}")
             for v in versions.get(m.name, []):
                 labels = f"  [{', '.join(v.labels)}]" if v.labels else ""
-                child = QStandardItem(f"@{v.seq}{labels}  {v.message}".rstrip())
-                child.setData(f"{m.name}@{v.seq}", REF_ROLE)
-                child.setEditable(False)
-                child.setToolTip(f"{v.created[:19].replace('T', ' ')}  {v.message}")
-                vsize = QStandardItem(human_bytes(v.logical_bytes))
-                vsize.setEditable(False)
-                item.appendRow([child, vsize])
-            root.appendRow([item, size])
-        self.appendRow([root, QStandardItem("")])
+                child = _item(f"@{v.seq}{labels}  {v.message}".rstrip(), key, f"{m.name}@{v.seq}",
+                              f"{v.created[:19].replace('T', ' ')}  {v.message}")  # fmt: skip
+                item.appendRow([child, _item(human_bytes(v.logical_bytes), key)])
+            root.appendRow([item, _item(human_bytes(m.logical_bytes), key)])
+        row = self.repo_row(key)
+        if row is None:  # new repositories go above the remotes' place
+            self.insertRow(self.rowCount() - 1, [root, _item("", key)])
+        else:
+            self.removeRow(row)
+            self.insertRow(row, [root, _item("", key)])
+
+    def models_of(self, key: str) -> list[str]:
+        """The model names listed under repository ``key``."""
+        row = self.repo_row(key)
+        if row is None:
+            return []
+        root = self.item(row, 0)
+        return [root.child(r, 0).text() for r in range(root.rowCount())]
 
 
 COLUMNS = ("Name", "Dtype", "Shape", "Parameters", "Bytes", "Stored", "Codec", "File")

@@ -213,8 +213,13 @@ def set_policy(
     *,
     ctx: JobContext | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    new_model: bool = False,
 ) -> tuple[Policy, RepairReport]:
-    """Set the default (or one model's) policy and convert stored chunks to it (repair job)."""
+    """Set the default (or one model's) policy and convert stored chunks to it (repair job).
+
+    ``new_model`` allows naming a model that has no versions yet (the import dialog sets the
+    policy of the model it is about to create); there is then nothing to convert.
+    """
     parsed = Policy.parse(policy)
     repo = ws.repo
     with repo.writer(lock_timeout):
@@ -227,13 +232,16 @@ def set_policy(
             )
         if model is not None:
             check_model_name(model)
-            if not repo.version_numbers(model):
+            exists = bool(repo.version_numbers(model))
+            if not exists and not new_model:
                 raise NotFoundError(f"no model named {model!r}")
             models = dict(repo.policies.models, **{model: parsed})
             policies = Policies(repo.policies.default, models, dict(repo.policies.codecs))
         else:
             policies = Policies(parsed, dict(repo.policies.models), dict(repo.policies.codecs))
         repo.save_policies(policies)
+        if model is not None and not exists:
+            return parsed, RepairReport(0, 0, 0, 0, (), ())
         report = repair(ws, ctx=ctx, lock_timeout=lock_timeout)
     return parsed, report
 

@@ -244,3 +244,93 @@ def test_shard_layout_shows_which_device_holds_what_and_health(
     assert data is not None
     assert all(c.health == "degraded" and set(c.pieces) == {"main"} for c in data.chunks)
     assert window.layout_tab.grid.cell_at(QPoint(95, 5)) == (0, 0)
+
+
+def test_another_repository_opens_in_the_tree_and_the_tabs_follow_it(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    from modelmanager.gui.models import REMOTES
+    from modelmanager.services import init_repository
+
+    other = init_repository(tmp_path / "other")
+    write_safetensors(tmp_path / "o.safetensors", {"w": np.ones((64, 64), np.float32)})
+    import_paths(other, [tmp_path / "o.safetensors"], "other-model")
+    other.close()
+    top = [window.tree_model.item(r, 0).text() for r in range(window.tree_model.rowCount())]
+    assert top == ["repo", REMOTES]  # the place for remotes is there from the start
+    with qtbot.waitSignal(window.runner.succeeded, timeout=30_000):
+        window.open_repository(tmp_path / "other")
+    qtbot.waitUntil(lambda: window.tree_model.rowCount() == 3 and not window.runner.running())
+    top = [window.tree_model.item(r, 0).text() for r in range(window.tree_model.rowCount())]
+    assert top == ["repo", "other", REMOTES]
+    _select(qtbot, window, "other-model@1")
+    assert window.ws.repo.root == (tmp_path / "other").resolve()
+    assert window.ov["Parameters"].text() == "4.1k"
+    assert window.existing_models() == ["other-model"]
+    assert window.close_repo_action.isEnabled()
+    assert window.open_repository(tmp_path / "other") is None  # listed once only
+    window.close_repository(str((tmp_path / "other").resolve()))
+    assert str(window.ws.repo.root) == window.default_key
+    assert window.tree_model.rowCount() == 2
+    assert not window.close_repo_action.isEnabled()
+
+
+def test_import_dialog_sets_a_redundancy_policy_and_refuses_a_bad_one(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, ws: Workspace, tmp_path: Path
+) -> None:
+    from modelmanager.services.devices import add_device
+
+    add_device(ws, tmp_path / "second", name="second")
+    src = tmp_path / "p.safetensors"
+    write_safetensors(src, {"w": np.arange(4096, dtype=np.float32)})
+    dialog = window.open_import_dialog([src])
+    assert dialog.policy.currentText() == "repository default (copies=1)"
+    dialog.policy.setCurrentText("ec=0+1")
+    dialog._check_and_accept()
+    assert dialog.isVisible()
+    assert "ec" in dialog.error.text()
+    dialog.policy.setCurrentText("copies=2")
+    dialog._check_and_accept()
+    qtbot.waitUntil(lambda: not window.runner.running(), timeout=30_000)
+    jobs = [j for j in window.runner.jobs.values() if j.title == "Import p"]
+    assert [(j.state, j.error) for j in jobs] == [(DONE, "")]
+    assert str(ws.repo.policy_for("p")) == "copies=2"
+    assert ws.repo.chunks.locate(ws.repo.resolve("p").files[0].chunks[0].id).tolerance() == 1
+
+
+def test_memory_estimate_follows_the_chosen_dtype(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    _select(qtbot, window, "acme/tiny@1")
+    assert window.ov["Memory: inference"].text() == "289.5 KiB"  # 74.1k fp32 parameters
+    window.estimate_dtype.setCurrentText("BF16")
+    assert window.ov["Memory: inference"].text() == "144.5 KiB"
+    assert window.ov["Memory: training (Adam)"].text() == "1.1 MiB"  # 16 bytes a parameter
+    window.estimate_dtype.setCurrentText("Q4")
+    assert window.ov["Memory: training (Adam)"].text().startswith("— (not trained")
+
+
+def test_closing_with_jobs_running_asks_and_no_keeps_the_window(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from PySide6.QtWidgets import QMessageBox
+
+    release = threading.Event()
+    job = window.runner.submit("Long job", lambda ctx: (release.wait(30), ctx.check()))
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+
+    def question(_parent: object, _title: str, text: str) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return answers.pop(0)
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    assert not window.close()
+    assert window.isVisible()
+    assert job.state == "running"
+    assert "1 jobs are still running" in asked[0]
+    job.ctx.cancel()
+    release.set()
+    qtbot.waitUntil(lambda: job.state == CANCELLED)
+    assert window.close()  # nothing running now: no question
+    assert len(asked) == 1
