@@ -6,6 +6,10 @@ Builds the repository once (every version commits a real manifest; all share one
 the listing does not read chunks), then times, in one run, what opening the window does:
 open the repository with its catalog (sync), read models and versions from the catalog, and
 fill the Qt tree model. Also times a cold catalog (deleted first, rebuilt from manifests).
+
+With --tensors N (default 100,000) it also imports a real safetensors file of N small tensors
+and times the Tensors tab's model and proxy: filling, sorting by each column, filtering, and
+painting the visible rows.
 """
 
 from __future__ import annotations
@@ -60,16 +64,61 @@ def open_and_list(root: Path) -> tuple[float, float, float]:
     versions = {m.name: ws.catalog.versions(m.name) for m in models}
     t2 = time.perf_counter()
     tree = RepoTreeModel()
-    tree.populate(root.name, models, versions)
+    tree.populate(str(root), root.name, models, versions)
     t3 = time.perf_counter()
     ws.close()
     return t1 - t0, t2 - t1, t3 - t2
+
+
+def tensor_table(base: Path, n: int) -> None:
+    """Time the Tensors tab on a version of ``n`` tensors (a real import of a real file)."""
+    import numpy as np
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QTableView
+
+    from modelmanager.gui.models import TensorTableModel, tensor_rows
+    from modelmanager.services.importing import import_paths
+    from tests.support.builders import write_safetensors
+
+    rng = np.random.default_rng(0)
+    src = base / "many.safetensors"
+    names = [f"blocks.{i // 100}.t{i % 100}.weight" for i in range(n)]
+    write_safetensors(src, {k: rng.standard_normal(4).astype(np.float32) for k in names})
+    ws = init_repository(base / "tensors-repo")
+    import_paths(ws, [src], "many")
+    details = history.version_details(ws, "many")
+    model, view = TensorTableModel(), QTableView()
+    view.setModel(model)
+    view.setSortingEnabled(True)
+    view.resize(880, 700)
+    view.show()
+
+    def timed(label: str, fn: object) -> None:
+        start = time.perf_counter()
+        fn()  # type: ignore[operator]
+        QApplication.processEvents()
+        print(f"  {label:32} {1000 * (time.perf_counter() - start):7.0f} ms")
+
+    print(f"tensors tab, {n} rows:")
+    start = time.perf_counter()
+    rows = tensor_rows(details)  # in the app this runs in the job that reads the version
+    print(f"  {'build rows (job thread)':32} {1000 * (time.perf_counter() - start):7.0f} ms")
+    timed("fill model (UI thread)", lambda: model.set_rows(rows))
+    for col, name in enumerate(("name", "dtype", "shape", "parameters", "bytes", "stored")):
+        timed(
+            f"sort by {name}", lambda col=col: view.sortByColumn(col, Qt.SortOrder.DescendingOrder)
+        )
+    timed("filter 'blocks.7'", lambda: model.set_filter("blocks.7"))
+    timed("clear filter", lambda: model.set_filter(""))
+    timed("scroll to the end and paint", lambda: (view.scrollToBottom(), view.repaint()))
+    ws.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--versions", type=int, default=5)
+    parser.add_argument("--tensors", type=int, default=100_000)
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
     base = Path(tempfile.mkdtemp(prefix="mm-listing-"))
@@ -86,6 +135,8 @@ def main() -> None:
             total = opening + reading + filling
             print(f"{label:24} open+sync {opening:.3f} s, catalog {reading:.3f} s, "
                   f"tree {filling:.3f} s: total {total:.3f} s")  # fmt: skip
+        if args.tensors:
+            tensor_table(base, args.tensors)
     finally:
         shutil.rmtree(base, ignore_errors=True)
         del app

@@ -43,7 +43,13 @@ from modelmanager.gui.devices_tab import DevicesTab
 from modelmanager.gui.dialogs import ImportDialog
 from modelmanager.gui.jobs_bridge import FAILED, RUNNING, JobRecord, JobRunner
 from modelmanager.gui.layout_tab import LayoutTab
-from modelmanager.gui.models import REF_ROLE, REPO_ROLE, RepoTreeModel, TensorTableModel
+from modelmanager.gui.models import (
+    REF_ROLE,
+    REPO_ROLE,
+    RepoTreeModel,
+    TensorTableModel,
+    tensor_rows,
+)
 from modelmanager.gui.performance_tab import PerformanceTab
 from modelmanager.gui.resources import icon
 from modelmanager.services import Workspace, history, open_workspace
@@ -205,6 +211,7 @@ class MainWindow(QMainWindow):
             self.overview.addRow(f"{key}:", self.ov[key])
         self.estimate_dtype = QComboBox()
         self.estimate_dtype.addItems(list(TARGETS))
+        self.estimate_dtype.setMaximumWidth(160)
         self.estimate_dtype.setToolTip(
             "Weights loaded as: the stored dtypes, or another precision. Training counts weights, "
             "gradients, Adam's two fp32 moments and an fp32 master copy for 16-bit weights; "
@@ -310,14 +317,9 @@ class MainWindow(QMainWindow):
         self.tensor_filter = QLineEdit()
         self.tensor_filter.setPlaceholderText("Filter tensors by name")
         self.tensor_model = TensorTableModel()
-        self.tensor_proxy = QSortFilterProxyModel()
-        self.tensor_proxy.setSourceModel(self.tensor_model)
-        self.tensor_proxy.setSortRole(Qt.ItemDataRole.UserRole)
-        self.tensor_proxy.setFilterKeyColumn(0)
-        self.tensor_proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.tensor_filter.textChanged.connect(self.tensor_proxy.setFilterFixedString)
+        self.tensor_filter.textChanged.connect(self.tensor_model.set_filter)
         self.tensor_view = QTableView()
-        self.tensor_view.setModel(self.tensor_proxy)
+        self.tensor_view.setModel(self.tensor_model)
         self.tensor_view.setSortingEnabled(True)
         self.tensor_view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.tensor_view.verticalHeader().setVisible(False)
@@ -443,15 +445,16 @@ class MainWindow(QMainWindow):
         self.current_ref = ref
         ws = self.ws
 
-        def load(_ctx: JobContext) -> tuple[history.VersionDetails, list[Any], Any]:
+        def load(_ctx: JobContext) -> tuple[Any, ...]:
             details = history.version_details(ws, ref)
             layout = version_layout(ws, ref)
-            return details, ws.catalog.versions(details.manifest.model), layout
+            rows = tensor_rows(details)
+            return details, ws.catalog.versions(details.manifest.model), layout, rows
 
         self.runner.submit(f"Read {ref}", load, self._show_details)
 
-    def _show_details(self, result: tuple[history.VersionDetails, list[Any], Any]) -> None:
-        details, versions, layout = result
+    def _show_details(self, result: tuple[Any, ...]) -> None:
+        details, versions, layout, rows = result
         self.layout_tab.set_layout(layout)
         self.details = details
         m = details.manifest
@@ -482,7 +485,7 @@ class MainWindow(QMainWindow):
                      human_bytes(v.logical_bytes), v.message]  # fmt: skip
             for col, text in enumerate(cells):
                 self.history.setItem(row, col, QTableWidgetItem(text))
-        self.tensor_model.set_details(details)
+        self.tensor_model.set_rows(rows)
 
     # -- import -------------------------------------------------------------------------
 

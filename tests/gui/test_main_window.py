@@ -61,10 +61,17 @@ def test_tabs_show_the_selected_version(qtbot, window: MainWindow, ws: Workspace
     assert window.history.rowCount() == 2
     assert [window.history.item(r, 0).text() for r in range(2)] == ["@2", "@1"]
     assert window.tensor_model.rowCount() == len(m.tensors) == 8
-    names = [window.tensor_proxy.index(r, 0).data() for r in range(window.tensor_proxy.rowCount())]
+    table = window.tensor_model
+    names = [table.index(r, 0).data() for r in range(table.rowCount())]
     assert names == sorted(names)
     window.tensor_filter.setText("mlp")
-    assert window.tensor_proxy.rowCount() == 2
+    assert table.rowCount() == 2
+    window.tensor_view.sortByColumn(3, Qt.SortOrder.DescendingOrder)  # parameters
+    params = [table.index(r, 3).data(Qt.ItemDataRole.UserRole) for r in range(2)]
+    assert params == sorted(params, reverse=True)
+    assert all("mlp" in table.index(r, 0).data() for r in range(2))
+    window.tensor_filter.setText("")
+    assert table.rowCount() == len(m.tensors)
 
 
 def test_search_filters_the_tree(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
