@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from modelmanager import __version__
@@ -16,13 +17,57 @@ from modelmanager.gui.resources import icon
 from modelmanager.services import open_workspace
 
 
+def dark_palette() -> QPalette:
+    """Fusion's colours for a dark desktop (Fusion picks them itself only on some platforms)."""
+    p = QPalette()
+    window, base, text = QColor("#2b2d30"), QColor("#1e1f22"), QColor("#dfe1e5")
+    for role, colour in ((QPalette.ColorRole.Window, window), (QPalette.ColorRole.Base, base),
+                         (QPalette.ColorRole.AlternateBase, window),
+                         (QPalette.ColorRole.Button, window),
+                         (QPalette.ColorRole.WindowText, text), (QPalette.ColorRole.Text, text),
+                         (QPalette.ColorRole.ButtonText, text),
+                         (QPalette.ColorRole.ToolTipBase, base),
+                         (QPalette.ColorRole.ToolTipText, text),
+                         (QPalette.ColorRole.Highlight, QColor("#3b6fb6")),
+                         (QPalette.ColorRole.HighlightedText, QColor("#ffffff")),
+                         (QPalette.ColorRole.Link, QColor("#6ea0e6")),
+                         (QPalette.ColorRole.Mid, QColor("#8a8d92")),
+                         (QPalette.ColorRole.PlaceholderText, QColor("#9a9da2"))):  # fmt: skip
+        p.setColor(role, colour)
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#7a7d82"))
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#7a7d82"))
+    return p
+
+
+def apply_color_scheme(app: QApplication, scheme: Qt.ColorScheme) -> None:
+    """The dark palette for a dark scheme, the style's own otherwise."""
+    dark = scheme == Qt.ColorScheme.Dark
+    app.setPalette(dark_palette() if dark else app.style().standardPalette())
+
+
+def follow_color_scheme(app: QApplication) -> None:
+    """Use the dark or light palette the OS asks for, now and whenever it changes."""
+
+    def apply(scheme: Qt.ColorScheme) -> None:
+        apply_color_scheme(app, scheme)
+
+    if app.property("modelmanager-follows-scheme"):
+        return  # connected already (tests make the application more than once)
+    app.setProperty("modelmanager-follows-scheme", True)
+    hints = app.styleHints()
+    hints.colorSchemeChanged.connect(apply)
+    if hints.colorScheme() == Qt.ColorScheme.Dark:
+        apply(Qt.ColorScheme.Dark)
+
+
 def application() -> QApplication:
     app = QApplication.instance()
     if not isinstance(app, QApplication):
         app = QApplication(sys.argv[:1])
     app.setApplicationName("ModelManager")
     app.setApplicationVersion(__version__)
-    app.setStyle("Fusion")  # follows the system's light or dark colour scheme
+    app.setStyle("Fusion")
+    follow_color_scheme(app)
     app.setWindowIcon(icon("modelmanager"))
     return app
 
