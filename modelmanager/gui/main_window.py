@@ -77,6 +77,9 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.remember = remember  # False for screenshots and tests: no user settings touched
+        #: Ask before closing while user jobs run (tests turn it off for their teardown, where a
+        #: modal question would wait for an answer that never comes).
+        self.ask_before_close = True
         self.ws = ws  # the repository the tabs show: the one of the selected tree item
         self.default_key = str(ws.repo.root)
         self.workspaces: dict[str, Workspace] = {self.default_key: ws}
@@ -584,7 +587,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: Any) -> None:
         busy = [j for j in self.runner.working() if not j.title.startswith("Read ")]
-        if busy:
+        if busy and self.ask_before_close:
             answer = QMessageBox.question(
                 self, "Jobs are running",
                 f"{len(busy)} jobs are still running. Cancel them and quit?",

@@ -34,6 +34,9 @@ def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # typ
     import_paths(ws, [src], "acme/tiny", message="base", labels=["prod"])
     import_paths(ws, [src], "acme/tiny", message="again")
     win = MainWindow(ws, remember=False)
+    # pytest-qt closes the window at teardown, before fixtures end: a modal "jobs are running"
+    # question then would wait forever. The test of that question turns it back on.
+    win.ask_before_close = False
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.tree_model.rowCount() > 0 and not win.runner.running())
@@ -332,6 +335,7 @@ def test_closing_with_jobs_running_asks_and_no_keeps_the_window(  # type: ignore
         return answers.pop(0)
 
     monkeypatch.setattr(QMessageBox, "question", question)
+    window.ask_before_close = True
     assert not window.close()
     assert window.isVisible()
     assert job.state == "running"

@@ -31,6 +31,9 @@ QStandardPaths.setTestModeEnabled(True)
 def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
     import_paths(ws, [hf_folder(tmp_path / "tiny", np.random.default_rng(2))], "tiny")
     win = MainWindow(ws, remember=False)
+    # pytest-qt closes the window at teardown, before fixtures end: a modal "jobs are running"
+    # question then would wait forever. The test of that question turns it back on.
+    win.ask_before_close = False
     qtbot.addWidget(win)
     win.show()
     win.tabs.setCurrentIndex(TABS.index("performance"))
