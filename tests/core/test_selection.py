@@ -71,3 +71,15 @@ def test_random_uses_every_holder() -> None:
 def test_an_unknown_strategy_is_a_clear_error() -> None:
     with pytest.raises(UserError, match=r"unknown read strategy 'quickest'.*round-robin"):
         Selector("quickest")
+
+
+def test_round_robin_is_even_whatever_order_each_chunk_lists_its_holders() -> None:
+    import random
+
+    s, rng = Selector(ROUND_ROBIN), random.Random(5)
+    firsts: Counter[str] = Counter()
+    for _ in range(3000):
+        holders = DEVICES[:]
+        rng.shuffle(holders)  # placement ranks differ chunk by chunk
+        firsts[s.order(holders)[0].id] += 1
+    assert firsts == {"a": 1000, "b": 1000, "c": 1000}

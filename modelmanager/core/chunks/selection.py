@@ -5,7 +5,8 @@ to the next on any failure, so a strategy only decides speed, never correctness.
 
 - ``ranked``: the placement order (the device a chunk was written to first). Deterministic, so
   the same chunk always comes from the same disk.
-- ``round-robin``: rotate over the holders, chunk after chunk.
+- ``round-robin``: rotate over the devices (in id order), chunk after chunk: each read goes to
+  the next device in the ring that holds the chunk.
 - ``random``: a uniformly random holder.
 - ``weighted``: a random holder with probability proportional to its measured throughput, so
   every device works and a fast one does proportionally more.
@@ -17,7 +18,7 @@ counts as the median of those that were (all equal when none was).
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import random
 import statistics
 import threading
@@ -54,7 +55,8 @@ class Selector:
         known = [v for v in (throughput or {}).values() if v > 0]
         self._default = statistics.median(known) if known else 1.0
         self.throughput = dict(throughput or {})
-        self._counter = itertools.count()
+        self._ring: list[str] = []  # every device id seen, sorted: the round-robin order
+        self._cursor = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -72,10 +74,24 @@ class Selector:
             return sorted(devices, key=lambda d: -self.speed(d.id))  # stable: rank breaks ties
         with self._lock:
             if self.strategy == ROUND_ROBIN:
-                first = next(self._counter) % len(devices)
+                first = self._next_in_ring(devices)
             elif self.strategy == RANDOM:
                 first = self._random.randrange(len(devices))
             else:  # weighted
                 weights = [self.speed(d.id) for d in devices]
                 first = self._random.choices(range(len(devices)), weights)[0]
         return devices[first:] + devices[:first]
+
+    def _next_in_ring(self, devices: list[D]) -> int:
+        """The position in ``devices`` of the next holder in the ring; advances the ring."""
+        for d in devices:
+            if d.id not in self._ring:
+                bisect.insort(self._ring, d.id)
+        holders = {d.id: n for n, d in enumerate(devices)}
+        n = len(self._ring)
+        for step in range(n):
+            at = (self._cursor + step) % n
+            if self._ring[at] in holders:
+                self._cursor = (at + 1) % n
+                return holders[self._ring[at]]
+        return 0  # unreachable: every holder is in the ring
