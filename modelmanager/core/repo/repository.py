@@ -26,7 +26,7 @@ from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import Ref, check_label, model_key, parse_ref
-from modelmanager.core.storage import BlobNotFound, LocalBlobStore
+from modelmanager.core.storage import BlobNotFound, BlobStore, LocalBlobStore
 from modelmanager.errors import IntegrityError, NotFoundError, RepositoryError, UserError
 
 REPO_FORMAT = "modelmanager-repository"
@@ -135,8 +135,101 @@ def label_key(model: str, label: str) -> str:
     return f"{model_key(model)}/labels/{label}.json"
 
 
-class Repository:
+class VersionStore:
+    """Models, versions and labels as stored under ``models/`` of any BlobStore.
+
+    The read side of a repository: a local one (Repository) and a remote one (on S3, HTTP or a
+    shared folder) read their versions the same way, and validate them the same way.
+    """
+
+    blobs: BlobStore
+
+    def model_names(self) -> list[str]:
+        """Every model with at least one version, read from the folders (the truth)."""
+        names = set()
+        for key, _size in self.blobs.list("models"):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[2] == "versions":
+                names.add(parts[1].replace("~", "/"))
+        return sorted(names)
+
+    def manifest_keys(self) -> Iterator[tuple[str, int]]:
+        """Every manifest in the repository as (key, size)."""
+        for key, size in self.blobs.list("models"):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[2] == "versions" and parts[3].endswith(".json"):
+                yield key, size
+
+    def version_numbers(self, model: str) -> list[int]:
+        """The versions of ``model``, ascending (empty when the model does not exist)."""
+        seqs = []
+        for key, _size in self.blobs.list(f"{model_key(model)}/versions"):
+            stem = key.rsplit("/", 1)[-1].removesuffix(".json")
+            if stem.isdigit():
+                seqs.append(int(stem))
+        return sorted(seqs)
+
+    def read_manifest_key(self, key: str) -> Manifest:
+        """Load and validate the manifest stored under ``key``."""
+        try:
+            data = self.blobs.get(key)
+        except BlobNotFound:
+            raise NotFoundError("no such version", path=key) from None
+        manifest = Manifest.from_bytes(data, key)
+        if manifest_key(manifest.model, manifest.seq) != key:
+            raise IntegrityError(
+                f"manifest says it is {manifest.ref}, but is stored as {key}", path=key
+            )
+        return manifest
+
+    def read_manifest(self, model: str, seq: int) -> Manifest:
+        """Version ``seq`` of ``model``; NotFoundError when absent."""
+        if self.blobs.size(manifest_key(model, seq)) is None:
+            raise NotFoundError(f"model {model!r} has no version {seq}")
+        return self.read_manifest_key(manifest_key(model, seq))
+
+    def read_labels(self, model: str) -> dict[str, int]:
+        """The labels of ``model`` and the versions they point at."""
+        labels = {}
+        for key, _size in self.blobs.list(f"{model_key(model)}/labels"):
+            name = key.rsplit("/", 1)[-1].removesuffix(".json")
+            try:
+                doc = loads_strict(self.blobs.get(key))
+                labels[name] = int(doc["version"])
+            except (ValueError, KeyError, TypeError, BlobNotFound):
+                continue  # a damaged label is reported by verify, not fatal to reading
+        return labels
+
+    def resolve(self, ref: str | Ref) -> Manifest:
+        """The manifest a reference names; NotFoundError with what exists otherwise."""
+        r = parse_ref(ref) if isinstance(ref, str) else ref
+        seqs = self.version_numbers(r.model)
+        if not seqs:
+            raise NotFoundError(f"no model named {r.model!r}")
+        if r.seq is not None:
+            if r.seq not in seqs:
+                raise NotFoundError(
+                    f"model {r.model!r} has no version {r.seq} (it has 1 to {seqs[-1]})"
+                )
+            return self.read_manifest(r.model, r.seq)
+        if r.label is not None:
+            labels = self.read_labels(r.model)
+            if r.label not in labels:
+                known = ", ".join(sorted(labels)) or "none"
+                raise NotFoundError(f"model {r.model!r} has no label {r.label!r} (labels: {known})")
+            return self.read_manifest(r.model, labels[r.label])
+        return self.read_manifest(r.model, seqs[-1])
+
+    def iter_manifests(self) -> Iterator[Manifest]:
+        """Every manifest in the repository, validated."""
+        for key, _size in self.manifest_keys():
+            yield self.read_manifest_key(key)
+
+
+class Repository(VersionStore):
     """An open repository. Reads need nothing; writes happen inside :meth:`writer`."""
+
+    blobs: LocalBlobStore
 
     def __init__(self, root: Path, config: RepoConfig) -> None:
         self.root = root
@@ -249,87 +342,6 @@ class Repository:
             raise RuntimeError("repository writes need the writer lock (use repo.writer())")
 
     # -- reading -------------------------------------------------------------------------
-
-    def model_names(self) -> list[str]:
-        """Every model with at least one version, read from the folders (the truth)."""
-        names = set()
-        for key, _size in self.blobs.list("models"):
-            parts = key.split("/")
-            if len(parts) == 4 and parts[2] == "versions":
-                names.add(parts[1].replace("~", "/"))
-        return sorted(names)
-
-    def manifest_keys(self) -> Iterator[tuple[str, int]]:
-        """Every manifest in the repository as (key, size)."""
-        for key, size in self.blobs.list("models"):
-            parts = key.split("/")
-            if len(parts) == 4 and parts[2] == "versions" and parts[3].endswith(".json"):
-                yield key, size
-
-    def version_numbers(self, model: str) -> list[int]:
-        """The versions of ``model``, ascending (empty when the model does not exist)."""
-        seqs = []
-        for key, _size in self.blobs.list(f"{model_key(model)}/versions"):
-            stem = key.rsplit("/", 1)[-1].removesuffix(".json")
-            if stem.isdigit():
-                seqs.append(int(stem))
-        return sorted(seqs)
-
-    def read_manifest_key(self, key: str) -> Manifest:
-        """Load and validate the manifest stored under ``key``."""
-        try:
-            data = self.blobs.get(key)
-        except BlobNotFound:
-            raise NotFoundError("no such version", path=key) from None
-        manifest = Manifest.from_bytes(data, key)
-        if manifest_key(manifest.model, manifest.seq) != key:
-            raise IntegrityError(
-                f"manifest says it is {manifest.ref}, but is stored as {key}", path=key
-            )
-        return manifest
-
-    def read_manifest(self, model: str, seq: int) -> Manifest:
-        """Version ``seq`` of ``model``; NotFoundError when absent."""
-        if self.blobs.size(manifest_key(model, seq)) is None:
-            raise NotFoundError(f"model {model!r} has no version {seq}")
-        return self.read_manifest_key(manifest_key(model, seq))
-
-    def read_labels(self, model: str) -> dict[str, int]:
-        """The labels of ``model`` and the versions they point at."""
-        labels = {}
-        for key, _size in self.blobs.list(f"{model_key(model)}/labels"):
-            name = key.rsplit("/", 1)[-1].removesuffix(".json")
-            try:
-                doc = loads_strict(self.blobs.get(key))
-                labels[name] = int(doc["version"])
-            except (ValueError, KeyError, TypeError, BlobNotFound):
-                continue  # a damaged label is reported by verify, not fatal to reading
-        return labels
-
-    def resolve(self, ref: str | Ref) -> Manifest:
-        """The manifest a reference names; NotFoundError with what exists otherwise."""
-        r = parse_ref(ref) if isinstance(ref, str) else ref
-        seqs = self.version_numbers(r.model)
-        if not seqs:
-            raise NotFoundError(f"no model named {r.model!r}")
-        if r.seq is not None:
-            if r.seq not in seqs:
-                raise NotFoundError(
-                    f"model {r.model!r} has no version {r.seq} (it has 1 to {seqs[-1]})"
-                )
-            return self.read_manifest(r.model, r.seq)
-        if r.label is not None:
-            labels = self.read_labels(r.model)
-            if r.label not in labels:
-                known = ", ".join(sorted(labels)) or "none"
-                raise NotFoundError(f"model {r.model!r} has no label {r.label!r} (labels: {known})")
-            return self.read_manifest(r.model, labels[r.label])
-        return self.read_manifest(r.model, seqs[-1])
-
-    def iter_manifests(self) -> Iterator[Manifest]:
-        """Every manifest in the repository, validated."""
-        for key, _size in self.manifest_keys():
-            yield self.read_manifest_key(key)
 
     # -- writing (under the writer lock) ------------------------------------------------
 

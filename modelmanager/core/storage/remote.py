@@ -1,0 +1,118 @@
+"""A BlobStore over fsspec: S3-compatible object stores (s3fs), HTTP(S) (read-only) and files.
+
+Objects are uploaded whole (``pipe_file``), never through an open-for-write handle: fsspec
+commits a partial object when an exception leaves a ``with fs.open(...)`` block (measured
+trap, ../shared/RELIABILITY.md). Whatever a store's own checksums, every chunk read back is
+checked against its BLAKE3 id by the caller. Network and permission failures become
+:class:`RemoteError`, which names the URL and never any credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from modelmanager.core.ids import BytesLike
+from modelmanager.core.storage.base import BlobNotFound, check_key
+from modelmanager.errors import UserError
+
+
+class RemoteError(UserError):
+    """A remote could not be reached or refused a request."""
+
+
+def _join(parts: BytesLike | Sequence[BytesLike]) -> bytes:
+    if isinstance(parts, bytes | bytearray | memoryview):
+        return bytes(parts)
+    return b"".join(bytes(p) for p in parts)
+
+
+class FsspecBlobStore:
+    """Blobs under ``root`` of an fsspec file system (``root``: bucket/prefix, URL or path)."""
+
+    def __init__(self, fs: Any, root: str, url: str, *, read_only: bool = False) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url  # for messages: the remote's URL as the user gave it
+        self.read_only = read_only
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{check_key(key)}"
+
+    def _fail(self, e: Exception, key: str) -> RemoteError:
+        what = type(e).__name__
+        text = str(e).splitlines()[0][:200] if str(e) else what
+        return RemoteError(f"remote request failed ({what}: {text})", path=f"{self.url}/{key}")
+
+    def put(
+        self, key: str, data: BytesLike | Sequence[BytesLike], *, exclusive: bool = False,
+        sync: bool = True,
+    ) -> int:  # fmt: skip
+        """Upload a whole object. ``exclusive`` checks first: not atomic across writers."""
+        if self.read_only:
+            raise RemoteError("this remote is read-only (HTTP)", path=self.url)
+        blob = _join(data)
+        if exclusive and self.size(key) is not None:
+            raise FileExistsError(key)
+        try:
+            self.fs.pipe_file(self._path(key), blob)
+        except Exception as e:
+            raise self._fail(e, key) from None
+        return len(blob)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self._path(key)))
+        except FileNotFoundError:
+            raise BlobNotFound("no such object on the remote", path=f"{self.url}/{key}") from None
+        except Exception as e:
+            raise self._fail(e, key) from None
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        end = None if length < 0 else offset + length
+        try:
+            return bytes(self.fs.cat_file(self._path(key), start=offset, end=end))
+        except FileNotFoundError:
+            raise BlobNotFound("no such object on the remote", path=f"{self.url}/{key}") from None
+        except Exception as e:
+            raise self._fail(e, key) from None
+
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self.fs.info(self._path(key))["size"])
+        except FileNotFoundError:
+            return None
+        except Exception as e:
+            raise self._fail(e, key) from None
+
+    def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
+        base = self._path(prefix) if prefix else self.root
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return
+        except Exception as e:
+            raise self._fail(e, prefix) from None
+        start = len(self.root) + 1
+        for path, info in found.items():
+            if info.get("type", "file") != "file":
+                continue
+            key = str(path).rstrip("/")[start:]
+            try:
+                check_key(key)
+            except ValueError:
+                continue  # a stray name that is no key of ours
+            yield key, int(info.get("size") or 0)
+
+    def delete(self, key: str) -> None:
+        if self.read_only:
+            raise RemoteError("this remote is read-only (HTTP)", path=self.url)
+        try:
+            self.fs.rm_file(self._path(key))
+        except FileNotFoundError:
+            pass
+        except Exception as e:
+            raise self._fail(e, key) from None
+
+    def flush(self) -> None:
+        """Nothing to do: an object store makes each upload durable when it returns."""

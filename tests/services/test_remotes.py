@@ -1,0 +1,222 @@
+"""Remotes against a real S3 API server on loopback (moto) and a real HTTP server."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("moto")
+pytest.importorskip("s3fs")
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from modelmanager.core.chunks.store import chunk_key
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.repo.repository import manifest_key
+from modelmanager.errors import Cancelled, IntegrityError, UserError
+from modelmanager.services import Workspace, init_repository
+from modelmanager.services.exporting import export_ref
+from modelmanager.services.importing import import_paths
+from modelmanager.services.remotes import (
+    RemoteSpec,
+    add_remote,
+    get_remote,
+    list_remotes,
+    open_remote,
+    pull,
+    push,
+    remove_remote,
+)
+from tests.support.builders import random_weights, tree_bytes, write_safetensors
+
+BUCKET = "models"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server._server.server_address
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_spec(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> RemoteSpec:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=BUCKET)
+    prefix = request.node.name.replace("[", "-").replace("]", "")
+    return RemoteSpec("team", f"s3://{BUCKET}/{prefix}", endpoint=s3_endpoint)
+
+
+def _model(folder: Path, seed: int = 0, change: int | None = None) -> Path:
+    rng = np.random.default_rng(seed)
+    tensors = {f"layer.{i}.weight": random_weights(rng, (128, 256)) for i in range(6)}
+    if change is not None:
+        tensors[f"layer.{change}.weight"] = random_weights(np.random.default_rng(99), (128, 256))
+    write_safetensors(folder / "model.safetensors", tensors)
+    (folder / "config.json").write_text('{"architectures": ["Tiny"]}')
+    return folder
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[Workspace]:
+    ws = init_repository(tmp_path / "local", chunk_size=64 * 1024, group_size=4096)
+    import_paths(ws, [_model(tmp_path / "v1")], "tiny", message="first")
+    yield ws
+    ws.close()
+
+
+def test_push_sends_only_what_the_remote_lacks_and_pull_is_byte_exact(
+    local: Workspace, s3_spec: RemoteSpec, tmp_path: Path
+) -> None:
+    remote = open_remote(s3_spec)
+    first = push(local, "tiny@1", remote)
+    assert first.chunks_sent > 0
+    assert first.manifest_written
+    again = push(local, "tiny@1", open_remote(s3_spec))
+    assert (again.chunks_sent, again.bytes_sent, again.manifest_written) == (0, 0, False)
+    # version 2 changes one tensor: only that tensor's chunks travel
+    import_paths(local, [_model(tmp_path / "v2", change=3)], "tiny", message="one changed")
+    m1, m2 = local.repo.resolve("tiny@1"), local.repo.resolve("tiny@2")
+    new = {c.id for f in m2.files for c in f.chunks} - {c.id for f in m1.files for c in f.chunks}
+    second = push(local, "tiny@2", remote)
+    assert second.chunks_sent == len(new) == 2  # 128 KiB tensor, 64 KiB chunks
+    assert sorted(remote.version_numbers("tiny")) == [1, 2]
+    # pull into an empty repository: byte for byte
+    other = init_repository(tmp_path / "other")
+    try:
+        got = pull(other, open_remote(s3_spec), "tiny@2")
+        assert got.chunks_sent == len(m2.chunk_ids())
+        export_ref(other, "tiny@2", tmp_path / "out")
+        assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "v2")
+        assert other.catalog.versions("tiny")[0].seq == 2
+        assert pull(other, remote, "tiny@2").chunks_sent == 0  # already here
+    finally:
+        other.close()
+
+
+def test_an_interrupted_push_is_invisible_and_running_it_again_finishes(
+    local: Workspace, s3_spec: RemoteSpec
+) -> None:
+    remote = open_remote(s3_spec)
+    ctx = JobContext()
+    ctx.on_progress = lambda done, _total, _text: ctx.cancel() if done > 0 else None
+    with pytest.raises(Cancelled):
+        push(local, "tiny@1", remote, ctx=ctx)
+    assert remote.version_numbers("tiny") == []  # no manifest: readers see nothing
+    partial = len(remote.chunk_ids())
+    assert partial > 0
+    done = push(local, "tiny@1", remote)
+    assert done.chunks_skipped >= partial
+    assert done.chunks_sent == len(local.repo.resolve("tiny@1").chunk_ids()) - done.chunks_skipped
+    assert remote.version_numbers("tiny") == [1]
+
+
+def test_a_chunk_whose_bytes_do_not_match_its_hash_is_refused(
+    local: Workspace, s3_spec: RemoteSpec, tmp_path: Path
+) -> None:
+    remote = open_remote(s3_spec)
+    push(local, "tiny@1", remote)
+    victim = next(iter(remote.chunk_ids()))
+    good = remote.blobs.get(chunk_key(victim))
+    remote.blobs.put(chunk_key(victim), good[:-1] + bytes([good[-1] ^ 1]))
+    other = init_repository(tmp_path / "other")
+    try:
+        with pytest.raises(IntegrityError, match=r"does not match its hash|damaged|truncated"):
+            pull(other, remote, "tiny@1")
+        assert other.repo.version_numbers("tiny") == []  # nothing half-written
+    finally:
+        other.close()
+
+
+def test_a_manifest_naming_a_path_outside_the_repository_is_refused(
+    local: Workspace, s3_spec: RemoteSpec, tmp_path: Path
+) -> None:
+    remote = open_remote(s3_spec)
+    push(local, "tiny@1", remote)
+    key = manifest_key("tiny", 1)
+    doc = json.loads(remote.blobs.get(key))
+    doc["files"][0]["path"] = "../../outside.safetensors"
+    remote.blobs.put(key, json.dumps(doc).encode())
+    other = init_repository(tmp_path / "other")
+    try:
+        with pytest.raises(IntegrityError, match="unsafe file path"):
+            pull(other, open_remote(s3_spec), "tiny@1")
+    finally:
+        other.close()
+
+
+@pytest.fixture
+def http_remote(local: Workspace, tmp_path: Path) -> Iterator[RemoteSpec]:
+    shared = tmp_path / "shared"
+    push(local, "tiny@1", open_remote(RemoteSpec("mount", f"file://{shared}")))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shared))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    yield RemoteSpec("web", f"http://{host}:{port}")
+    server.shutdown()
+    server.server_close()
+
+
+def test_read_only_http_remote_browses_and_pulls(http_remote: RemoteSpec, tmp_path: Path) -> None:
+    remote = open_remote(http_remote)
+    assert remote.model_names() == ["tiny"]
+    assert remote.resolve("tiny").message == "first"
+    other = init_repository(tmp_path / "other")
+    try:
+        pull(other, remote, "tiny@1")
+        export_ref(other, "tiny", tmp_path / "out")
+        assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "v1")
+        with pytest.raises(UserError, match="read-only"):
+            push(other, "tiny@1", remote)
+    finally:
+        other.close()
+
+
+def test_remote_list_keeps_names_and_urls_never_keys(tmp_path: Path) -> None:
+    add_remote("team", "s3://bucket/prefix", endpoint="http://127.0.0.1:9000", profile="lab")
+    add_remote("web", "https://models.example.org/repo/")
+    assert [r.name for r in list_remotes()] == ["team", "web"]
+    assert get_remote("web").url == "https://models.example.org/repo"
+    with pytest.raises(UserError, match="exists"):
+        add_remote("team", "s3://bucket/other")
+    with pytest.raises(UserError, match="must start with"):
+        add_remote("ftp", "ftp://example.org/repo")
+    with pytest.raises(UserError, match="for s3:// remotes only"):
+        add_remote("web2", "https://x.org", access_key="a", secret_key="b")
+    remove_remote("team")
+    assert [r.name for r in list_remotes()] == ["web"]
+    saved = (tmp_path / "data" / "remotes.json").read_text()
+    assert "secret" not in saved.lower()
+
+
+def test_no_keyring_backend_is_a_clear_error_not_a_plain_text_file(tmp_path: Path) -> None:
+    import keyring
+    from keyring.backends.fail import Keyring as FailKeyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FailKeyring())
+    try:
+        with pytest.raises(UserError, match=r"no OS keyring.*AWS_ACCESS_KEY_ID"):
+            add_remote("team", "s3://bucket/prefix", access_key="AKIA", secret_key="s3cr3t")
+        assert list_remotes() == []
+        assert "s3cr3t" not in "".join(p.read_text() for p in tmp_path.rglob("*.json"))
+    finally:
+        keyring.set_keyring(previous)
