@@ -28,6 +28,7 @@ from modelmanager.services import (
     init_repository,
     open_workspace,
     redundancy,
+    remotes,
 )
 from modelmanager.services.benchmark import run_benchmark
 from modelmanager.services.exporting import export_ref
@@ -515,6 +516,106 @@ def cmd_device_add(args: argparse.Namespace) -> int:
     else:
         print(f"Added device {device.name} at {device.path} (weight {device.weight:g}, "
               f"{device.tier}); run 'rebalance' to spread existing data onto it")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_remote_add(args: argparse.Namespace) -> int:
+    secret = None
+    if args.access_key_id:
+        if sys.stdin.isatty():
+            import getpass
+
+            secret = getpass.getpass(f"Secret access key for {args.access_key_id}: ")
+        else:
+            secret = sys.stdin.readline().strip()
+    spec = remotes.add_remote(args.name, args.url, endpoint=args.endpoint, profile=args.profile,
+                              access_key=args.access_key_id, secret_key=secret)  # fmt: skip
+    if args.json:
+        print_json({"name": spec.name, "url": spec.url, "endpoint": spec.endpoint,
+                    "profile": spec.profile, "read_only": spec.read_only})  # fmt: skip
+    else:
+        keys = "; keys kept in the OS keyring" if args.access_key_id else ""
+        print(f"Added remote {spec.name} at {spec.url}{keys}")
+    return EXIT_OK
+
+
+def cmd_remote_ls(args: argparse.Namespace) -> int:
+    specs = remotes.list_remotes()
+    if args.json:
+        print_json([{"name": r.name, "url": r.url, "endpoint": r.endpoint, "profile": r.profile,
+                     "read_only": r.read_only} for r in specs])  # fmt: skip
+    elif specs:
+        print_table(["REMOTE", "URL", "ENDPOINT", "PROFILE", "ACCESS"],
+                    [[r.name, r.url, r.endpoint or "-", r.profile or "-",
+                      "read-only" if r.read_only else "read-write"] for r in specs])  # fmt: skip
+    else:
+        print("No remotes. Add one: modelmanager remote add NAME s3://BUCKET/PREFIX")
+    return EXIT_OK
+
+
+def cmd_remote_rm(args: argparse.Namespace) -> int:
+    spec = remotes.remove_remote(args.name)
+    if args.json:
+        print_json({"name": spec.name, "url": spec.url})
+    else:
+        print(f"Forgot remote {spec.name} ({spec.url}); nothing on it was touched")
+    return EXIT_OK
+
+
+def cmd_remote_show(args: argparse.Namespace) -> int:
+    remote = remotes.open_remote(args.name)
+    if args.ref:
+        m = remote.resolve(args.ref)
+        if args.json:
+            print_json(m.to_json())
+        else:
+            print(f"{args.name}:{m.ref}  {m.created[:19].replace('T', ' ')}  {m.message}")
+            print_table(["FILE", "SIZE", "FORMAT", "TENSORS", "CHUNKS"],
+                        [[f.path, f.size, f.format, len(f.tensors), len(f.chunks)]
+                         for f in m.files])  # fmt: skip
+        return EXIT_OK
+    rows: list[dict[str, Any]] = []
+    for model in remote.model_names():
+        labels = remote.read_labels(model)
+        for seq in remote.version_numbers(model):
+            v = remote.read_manifest(model, seq)
+            own = sorted(k for k, n in labels.items() if n == seq)
+            rows.append({"model": model, "seq": seq, "created": v.created, "message": v.message,
+                         "labels": own, "logical_bytes": v.logical_bytes})  # fmt: skip
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(["MODEL", "VERSION", "CREATED", "LABELS", "SIZE", "MESSAGE"],
+                    [[r["model"], f"@{r['seq']}", r["created"][:19].replace("T", " "),
+                      ", ".join(r["labels"]) or "-", human_bytes(r["logical_bytes"]),
+                      r["message"]] for r in rows])  # fmt: skip
+    return EXIT_OK
+
+
+def _transfer_report(args: argparse.Namespace, verb: str, r: remotes.TransferResult) -> None:
+    if args.json:
+        print_json({"ref": r.ref, "chunks_sent": r.chunks_sent, "bytes_sent": r.bytes_sent,
+                    "chunks_skipped": r.chunks_skipped,
+                    "manifest_written": r.manifest_written})  # fmt: skip
+    else:
+        state = "" if r.manifest_written else " (it was there already)"
+        print(f"{verb} {r.ref}{state}: {plural(r.chunks_sent, 'chunk')} "
+              f"({human_bytes(r.bytes_sent)}) moved, {r.chunks_skipped} already there")  # fmt: skip
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    remote = remotes.open_remote(args.remote)
+    with ProgressLine("pushing", enabled=not args.json) as ctx:
+        result = remotes.push(workspace(args), args.ref, remote, ctx=ctx)
+    _transfer_report(args, "Pushed", result)
+    return EXIT_OK
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    remote = remotes.open_remote(args.remote)
+    with ProgressLine("pulling", enabled=not args.json) as ctx:
+        result = remotes.pull(workspace(args), remote, args.ref, ctx=ctx, lock_timeout=args.wait)
+    _transfer_report(args, "Pulled", result)
     return EXIT_OK
 
 

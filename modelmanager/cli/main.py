@@ -160,6 +160,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="tab to show",
     )
 
+    p = add("remote", commands.cmd_remote_ls, "remote repositories: add, ls, rm, show")
+    rem = p.add_subparsers(dest="remote_command", metavar="ACTION")
+    r = rem.add_parser("add", parents=[common], help="remember a remote: s3://BUCKET/PREFIX, "
+                       "http(s)://URL (read-only) or file:///PATH")  # fmt: skip
+    r.set_defaults(func=commands.cmd_remote_add)
+    r.add_argument("name")
+    r.add_argument("url")
+    r.add_argument("--endpoint", help="S3 endpoint URL (MinIO, Ceph RGW, ...)")
+    r.add_argument("--profile", help="AWS profile to use (from ~/.aws)")
+    r.add_argument("--access-key-id", help="S3 access key id; the secret is asked for (or read "
+                   "from standard input) and kept in the OS keyring")  # fmt: skip
+    rem.add_parser("ls", parents=[common], help="list remotes").set_defaults(
+        func=commands.cmd_remote_ls
+    )
+    r = rem.add_parser("rm", parents=[common], help="forget a remote (its data stays)")
+    r.set_defaults(func=commands.cmd_remote_rm)
+    r.add_argument("name")
+    r = rem.add_parser("show", parents=[common], help="a remote's models and versions, or one "
+                       "version (manifests only: no weights are downloaded)")  # fmt: skip
+    r.set_defaults(func=commands.cmd_remote_show)
+    r.add_argument("name")
+    r.add_argument("ref", nargs="?")
+
+    p = add("push", commands.cmd_push, "send a version, and the chunks the remote lacks")
+    p.add_argument("ref")
+    p.add_argument("remote")
+
+    p = add("pull", commands.cmd_pull, "fetch a version, and the chunks this repository lacks")
+    p.add_argument("remote")
+    p.add_argument("ref")
+
     p = add("device", commands.cmd_device_ls, "storage devices: add, ls, rm, offline, online, set")
     dev = p.add_subparsers(dest="device_command", metavar="ACTION")
     d = dev.add_parser("add", parents=[common], help="register a folder (an empty one, or a "

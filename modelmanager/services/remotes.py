@@ -13,6 +13,7 @@ to the OS keyring, or come from the standard AWS environment variables and profi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -24,7 +25,7 @@ from typing import Any
 
 from modelmanager import paths
 from modelmanager.core.chunks.store import chunk_key, decode_object
-from modelmanager.core.ids import is_content_id
+from modelmanager.core.ids import content_id, is_content_id
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import check_model_name
@@ -166,6 +167,23 @@ class RemoteRepository(VersionStore):
     def __init__(self, spec: RemoteSpec, blobs: BlobStore) -> None:
         self.spec = spec
         self.blobs = blobs
+        # Manifests never change once written, so what was read once is kept (the cache
+        # folder, per remote URL) and browsing again costs no download.
+        self.cache = paths.cache_dir() / "remotes" / content_id(spec.url.encode())[:16]
+
+    def read_manifest_key(self, key: str) -> Manifest:
+        cached = self.cache / key
+        try:
+            manifest = Manifest.from_bytes(cached.read_bytes(), str(cached))
+        except (OSError, IntegrityError):
+            manifest = super().read_manifest_key(key)  # validated, key checked
+            with contextlib.suppress(OSError):
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(cached, manifest.to_bytes())
+            return manifest
+        if manifest_key(manifest.model, manifest.seq) != key:
+            return super().read_manifest_key(key)
+        return manifest
 
     def chunk_ids(self) -> set[str]:
         """Every chunk the remote holds (one listing, not one request per chunk)."""

@@ -220,3 +220,32 @@ def test_no_keyring_backend_is_a_clear_error_not_a_plain_text_file(tmp_path: Pat
         assert "s3cr3t" not in "".join(p.read_text() for p in tmp_path.rglob("*.json"))
     finally:
         keyring.set_keyring(previous)
+
+
+def test_remote_commands_push_show_and_pull(  # the command line end to end
+    local: Workspace, s3_spec: RemoteSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.cli.test_cli import Cli
+
+    cli = Cli(local.repo.root, capsys)
+    added = cli.json("remote", "add", "team", s3_spec.url, "--endpoint", str(s3_spec.endpoint))
+    assert added["read_only"] is False
+    assert [r["name"] for r in cli.json("remote", "ls")] == ["team"]
+    first = cli.json("push", "tiny@1", "team")
+    assert first["chunks_sent"] > 0
+    assert first["manifest_written"] is True
+    assert cli.json("push", "tiny", "team")["chunks_sent"] == 0
+    listing = cli.json("remote", "show", "team")
+    assert [(r["model"], r["seq"]) for r in listing] == [("tiny", 1)]
+    out, _err = cli("remote", "show", "team", "tiny@1")
+    assert "model.safetensors" in out
+    other = Cli(tmp_path / "other", capsys)
+    other("init")
+    pulled = other.json("pull", "team", "tiny@1")
+    assert pulled["chunks_sent"] == first["chunks_sent"]
+    other("export", "tiny", str(tmp_path / "out"))
+    assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "v1")
+    _out, err = cli("push", "tiny", "nowhere", code=2)
+    assert "no remote named 'nowhere'" in err
+    cli("remote", "rm", "team")
+    assert cli.json("remote", "ls") == []
