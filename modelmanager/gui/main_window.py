@@ -5,6 +5,7 @@ Every repository read or write runs through the JobRunner; the UI thread only sh
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,14 @@ from modelmanager.cli.output import human_bytes, human_count, signed_bytes
 from modelmanager.core.analysis.memory import TARGETS, estimate
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
+from modelmanager.errors import ModelManagerError
 from modelmanager.gui.devices_tab import DevicesTab
 from modelmanager.gui.dialogs import ImportDialog
 from modelmanager.gui.jobs_bridge import FAILED, RUNNING, JobRecord, JobRunner
 from modelmanager.gui.layout_tab import LayoutTab
 from modelmanager.gui.models import (
     REF_ROLE,
+    REMOTE_ROLE,
     REPO_ROLE,
     RepoTreeModel,
     TensorTableModel,
@@ -52,7 +55,7 @@ from modelmanager.gui.models import (
 )
 from modelmanager.gui.performance_tab import PerformanceTab
 from modelmanager.gui.resources import icon
-from modelmanager.services import Workspace, history, open_workspace
+from modelmanager.services import Workspace, history, open_workspace, remotes
 from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
@@ -86,6 +89,7 @@ class MainWindow(QMainWindow):
         self.runner = runner or JobRunner()
         self.details: history.VersionDetails | None = None
         self.model_counts: dict[str, int] = {}
+        self.remote_names: list[str] = []
         self.current_ref: str | None = None
         self.setWindowTitle(f"ModelManager — {ws.repo.root}")
         self.setAcceptDrops(True)
@@ -121,6 +125,8 @@ class MainWindow(QMainWindow):
         self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.header().setStretchLastSection(False)
         self.tree.selectionModel().currentChanged.connect(self._selected)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._tree_menu)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -350,6 +356,83 @@ class MainWindow(QMainWindow):
             self._read_repository(key, ws)
         self.devices_tab.refresh()
         self.performance_tab.refresh()
+        self.refresh_remotes()
+
+    # -- remotes --------------------------------------------------------------------------
+
+    def refresh_remotes(self) -> None:
+        """List every configured remote's models and versions (manifests only), in jobs."""
+
+        def listed(specs: list[remotes.RemoteSpec]) -> None:
+            self.remote_names = [r.name for r in specs]
+            for spec in specs:
+                self._read_remote(spec)
+
+        self.runner.submit("Read remotes", lambda _ctx: remotes.list_remotes(), listed)
+
+    def _read_remote(self, spec: remotes.RemoteSpec) -> None:
+        def read(_ctx: JobContext) -> tuple[list[Any], str]:
+            try:
+                remote = remotes.open_remote(spec)
+                rows = []
+                for model in remote.model_names():
+                    labels = remote.read_labels(model)
+                    for seq in remote.version_numbers(model):
+                        m = remote.read_manifest(model, seq)
+                        own = sorted(k for k, n in labels.items() if n == seq)
+                        rows.append((model, seq, own, m.logical_bytes, m.message))
+            except ModelManagerError as e:
+                return [], str(e)  # shown on the remote's line; the rest of the tree stays
+            return rows, ""
+
+        def show(result: tuple[list[Any], str]) -> None:
+            self.tree_model.populate_remote(spec.name, spec.url, *result)
+
+        self.runner.submit(f"Read remote {spec.name}", read, show)
+
+    def _tree_menu(self, pos: Any) -> None:
+        index = self.tree.indexAt(pos)
+        if not index.isValid():
+            return
+        menu = QMenu(self)
+        ref, remote_item = index.data(REF_ROLE), index.data(REMOTE_ROLE)
+        if ref and "@" in ref and index.data(REPO_ROLE):
+            push_menu = menu.addMenu(f"Push {ref} to")
+            for name in self.remote_names:
+                push_menu.addAction(name, functools.partial(self.push, ref, name))
+            push_menu.setEnabled(bool(self.remote_names))
+        elif remote_item and remote_item[1] and "@" in remote_item[1]:
+            name, rref = remote_item
+            menu.addAction(f"Pull {rref} into {self.ws.repo.root.name}",
+                           lambda: self.pull(name, rref))  # fmt: skip
+        if not menu.isEmpty():
+            menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+    def push(self, ref: str, remote_name: str) -> JobRecord:
+        """Send a version to a remote as a job (progress in bytes in the Jobs tab)."""
+        ws = self.ws
+
+        def run(ctx: JobContext) -> remotes.TransferResult:
+            return remotes.push(ws, ref, remotes.open_remote(remote_name), ctx=ctx)
+
+        def done(r: remotes.TransferResult) -> None:
+            self.statusBar().showMessage(
+                f"Pushed {r.ref} to {remote_name}: {r.chunks_sent} chunks sent, "
+                f"{r.chunks_skipped} already there", 15_000)  # fmt: skip
+            self.refresh_remotes()
+
+        return self.runner.submit(f"Push {ref} to {remote_name}", run, done)
+
+    def pull(self, remote_name: str, ref: str) -> JobRecord:
+        """Fetch a version from a remote into the repository the tabs show, as a job."""
+        ws = self.ws
+
+        def run(ctx: JobContext) -> remotes.TransferResult:
+            return remotes.pull(ws, remotes.open_remote(remote_name), ref, ctx=ctx,
+                                lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
+
+        return self.runner.submit(f"Pull {ref} from {remote_name}", run,
+                                  lambda _r: self.refresh())  # fmt: skip
 
     def _read_repository(self, key: str, ws: Workspace) -> None:
         def load(_ctx: JobContext) -> tuple[list[Any], dict[str, Any]]:

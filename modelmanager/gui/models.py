@@ -18,6 +18,8 @@ REF_ROLE = Qt.ItemDataRole.UserRole + 1
 REPO_ROLE = Qt.ItemDataRole.UserRole + 2
 Index = QModelIndex | QPersistentModelIndex
 REMOTES = "Remote repositories"
+#: On a remote's items: (remote name, reference or None).
+REMOTE_ROLE = Qt.ItemDataRole.UserRole + 3
 
 
 def _item(text: str, repo: str, ref: str | None = None, tip: str = "") -> QStandardItem:
@@ -79,6 +81,28 @@ class RepoTreeModel(QStandardItemModel):
         else:
             self.removeRow(row)
             self.insertRow(row, [root, _item("", key)])
+
+    def populate_remote(self, name: str, url: str, rows: list[tuple[str, int, list[str], int, str]],
+                        error: str = "") -> None:  # fmt: skip
+        """Show one remote's models and versions (rows: model, seq, labels, size, message)."""
+        remotes = self.item(self.rowCount() - 1, 0)
+        for r in range(remotes.rowCount()):
+            if remotes.child(r, 0).data(REMOTE_ROLE) == (name, None):
+                remotes.removeRow(r)
+                break
+        top = _item(f"{name}  ({url})" + (f"  — {error}" if error else ""), "", tip=error or url)
+        top.setData((name, None), REMOTE_ROLE)
+        models: dict[str, QStandardItem] = {}
+        for model, seq, labels, size, message in rows:
+            if model not in models:
+                models[model] = _item(model, "")
+                models[model].setData((name, model), REMOTE_ROLE)
+                top.appendRow([models[model], _item("", "")])
+            tag = f"  [{', '.join(labels)}]" if labels else ""
+            version = _item(f"@{seq}{tag}  {message}".rstrip(), "")
+            version.setData((name, f"{model}@{seq}"), REMOTE_ROLE)
+            models[model].appendRow([version, _item(human_bytes(size), "")])
+        remotes.appendRow([top, _item("", "")])
 
     def models_of(self, key: str) -> list[str]:
         """The model names listed under repository ``key``."""

@@ -345,3 +345,37 @@ def test_closing_with_jobs_running_asks_and_no_keeps_the_window(  # type: ignore
     qtbot.waitUntil(lambda: job.state == CANCELLED)
     assert window.close()  # nothing running now: no question
     assert len(asked) == 1
+
+
+def test_remotes_appear_in_the_tree_and_push_pull_run_as_jobs(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    from modelmanager.gui.models import REMOTE_ROLE, REMOTES
+    from modelmanager.services import init_repository
+    from modelmanager.services.remotes import add_remote
+
+    add_remote("shared", f"file://{tmp_path / 'shared'}")
+    job = window.push("acme/tiny@2", "shared")
+    qtbot.waitUntil(lambda: job.state in (DONE, FAILED), timeout=30_000)
+    assert job.state == DONE, job.error
+    assert any(window.jobs_table.item(r, 0).text() == "Push acme/tiny@2 to shared"
+               for r in range(window.jobs_table.rowCount()))  # fmt: skip
+    qtbot.waitUntil(lambda: not window.runner.running())
+    remotes_root = window.tree_model.item(window.tree_model.rowCount() - 1, 0)
+    assert remotes_root.text() == REMOTES
+    shared = remotes_root.child(0, 0)
+    assert shared.data(REMOTE_ROLE) == ("shared", None)
+    version = shared.child(0, 0).child(0, 0)
+    assert version.data(REMOTE_ROLE) == ("shared", "acme/tiny@2")
+    empty = init_repository(tmp_path / "empty")
+    win = MainWindow(empty, remember=False)
+    win.ask_before_close = False
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: not win.runner.running())
+    job = win.pull("shared", "acme/tiny@2")
+    qtbot.waitUntil(lambda: job.state in (DONE, FAILED), timeout=30_000)
+    assert job.state == DONE, job.error
+    qtbot.waitUntil(lambda: win.existing_models() == ["acme/tiny"])
+    assert empty.repo.resolve("acme/tiny").seq == 2
+    win.runner.cancel_all_and_wait()
+    empty.close()
