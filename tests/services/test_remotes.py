@@ -249,3 +249,35 @@ def test_remote_commands_push_show_and_pull(  # the command line end to end
     assert "no remote named 'nowhere'" in err
     cli("remote", "rm", "team")
     assert cli.json("remote", "ls") == []
+
+
+@pytest.mark.slow  # the client retries with backoff before it gives up: about 50 s
+def test_a_connection_cut_mid_push_fails_clearly_and_a_rerun_completes(
+    local: Workspace, s3_spec: RemoteSpec, tmp_path: Path
+) -> None:
+    from urllib.parse import urlparse
+
+    from modelmanager.core.storage.remote import RemoteError
+    from tests.support.cutting_proxy import CuttingProxy
+
+    target = urlparse(str(s3_spec.endpoint))
+    proxy = CuttingProxy((str(target.hostname), int(target.port or 80)), budget=300_000)
+    try:
+        cut = RemoteSpec("cut", s3_spec.url, endpoint=proxy.url)
+        with pytest.raises(RemoteError, match="remote request failed"):
+            push(local, "tiny@1", open_remote(cut))
+        assert proxy.broken
+        direct = open_remote(s3_spec)
+        assert direct.version_numbers("tiny") == []  # nothing visible after the failure
+        proxy.heal()
+        done = push(local, "tiny@1", open_remote(cut))
+        assert done.manifest_written
+        other = init_repository(tmp_path / "other")
+        try:
+            pull(other, direct, "tiny@1")
+            export_ref(other, "tiny", tmp_path / "out")
+            assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "v1")
+        finally:
+            other.close()
+    finally:
+        proxy.close()
