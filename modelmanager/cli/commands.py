@@ -246,12 +246,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     )
     if args.tensors:
         print()
-        print_table(
-            ["TENSOR", "DTYPE", "SHAPE", "PARAMS", "BYTES", "FILE"],
-            [[t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", t.numel, t.nbytes, f.path]
-             for f, t in m.tensors],
-        )  # fmt: skip
+        _tensor_table(m)
     return EXIT_OK
+
+
+def _tensor_table(m: Manifest) -> None:
+    print_table(
+        ["TENSOR", "DTYPE", "SHAPE", "PARAMS", "BYTES", "FILE"],
+        [[t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", t.numel, t.nbytes, f.path]
+         for f, t in m.tensors],
+    )  # fmt: skip
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -573,6 +577,9 @@ def cmd_remote_show(args: argparse.Namespace) -> int:
             print_table(["FILE", "SIZE", "FORMAT", "TENSORS", "CHUNKS"],
                         [[f.path, f.size, f.format, len(f.tensors), len(f.chunks)]
                          for f in m.files])  # fmt: skip
+            if args.tensors:
+                print()
+                _tensor_table(m)
         return EXIT_OK
     rows: list[dict[str, Any]] = []
     for model in remote.model_names():

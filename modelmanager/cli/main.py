@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=commands.cmd_remote_show)
     r.add_argument("name")
     r.add_argument("ref", nargs="?")
+    r.add_argument("--tensors", action="store_true", help="list every tensor of REF")
 
     p = add("push", commands.cmd_push, "send a version, and the chunks the remote lacks")
     p.add_argument("ref")

@@ -237,8 +237,9 @@ def test_remote_commands_push_show_and_pull(  # the command line end to end
     assert cli.json("push", "tiny", "team")["chunks_sent"] == 0
     listing = cli.json("remote", "show", "team")
     assert [(r["model"], r["seq"]) for r in listing] == [("tiny", 1)]
-    out, _err = cli("remote", "show", "team", "tiny@1")
+    out, _err = cli("remote", "show", "team", "tiny@1", "--tensors")
     assert "model.safetensors" in out
+    assert "layer.5.weight" in out  # the tensor index, from the manifest alone
     other = Cli(tmp_path / "other", capsys)
     other("init")
     pulled = other.json("pull", "team", "tiny@1")
