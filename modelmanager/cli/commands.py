@@ -581,21 +581,16 @@ def cmd_remote_show(args: argparse.Namespace) -> int:
                 print()
                 _tensor_table(m)
         return EXIT_OK
-    rows: list[dict[str, Any]] = []
-    for model in remote.model_names():
-        labels = remote.read_labels(model)
-        for seq in remote.version_numbers(model):
-            v = remote.read_manifest(model, seq)
-            own = sorted(k for k, n in labels.items() if n == seq)
-            rows.append({"model": model, "seq": seq, "created": v.created, "message": v.message,
-                         "labels": own, "logical_bytes": v.logical_bytes})  # fmt: skip
+    versions = remotes.list_versions(remote)
     if args.json:
-        print_json(rows)
+        print_json([{"model": v.model, "seq": v.seq, "created": v.created, "message": v.message,
+                     "labels": list(v.labels), "logical_bytes": v.logical_bytes}
+                    for v in versions])  # fmt: skip
     else:
         print_table(["MODEL", "VERSION", "CREATED", "LABELS", "SIZE", "MESSAGE"],
-                    [[r["model"], f"@{r['seq']}", r["created"][:19].replace("T", " "),
-                      ", ".join(r["labels"]) or "-", human_bytes(r["logical_bytes"]),
-                      r["message"]] for r in rows])  # fmt: skip
+                    [[v.model, f"@{v.seq}", v.created[:19].replace("T", " "),
+                      ", ".join(v.labels) or "-", human_bytes(v.logical_bytes), v.message]
+                     for v in versions])  # fmt: skip
     return EXIT_OK
 
 
@@ -679,6 +674,13 @@ def cmd_device_set(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _model_and_value(words: list[str], usage: str) -> tuple[str | None, str]:
+    """``[MODEL] VALUE`` of a ``set`` sub-command: (None, VALUE) for the repository's default."""
+    if len(words) not in (1, 2):
+        raise UserError(f"usage: {usage}")
+    return (None if len(words) == 1 else words[0]), words[-1]
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
     ws = workspace(args)
     if args.policy_command == "show":
@@ -690,11 +692,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
             for name, value in sorted(models.items()):
                 print(f"{name}: {value}")
         return EXIT_OK
-    words = args.words
-    if len(words) not in (1, 2):
-        raise UserError("usage: policy set [MODEL] copies=N|ec=K+M")
-    model: str | None = None if len(words) == 1 else words[0]
-    text = words[-1]
+    model, text = _model_and_value(args.words, "policy set [MODEL] copies=N|ec=K+M")
     with ProgressLine("converting", enabled=not args.json) as ctx:
         policy, report = devices.set_policy(ws, text, model, ctx=ctx,
                                             lock_timeout=args.wait)  # fmt: skip
@@ -781,11 +779,8 @@ def cmd_codec(args: argparse.Namespace) -> int:
                 if name != "*":
                     print(f"{name}: {value}")
         return EXIT_OK
-    words = args.words
-    if len(words) not in (1, 2):
-        raise UserError("usage: codec set [MODEL] CODEC")
-    model: str | None = None if len(words) == 1 else words[0]
-    settings = devices.set_codec(ws, CodecSettings(words[-1], args.level), model,
+    model, name = _model_and_value(args.words, "codec set [MODEL] CODEC")
+    settings = devices.set_codec(ws, CodecSettings(name, args.level), model,
                                  lock_timeout=args.wait)  # fmt: skip
     if args.json:
         print_json({"model": model, "codec": settings.name, "level": settings.level})

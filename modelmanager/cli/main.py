@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON for scripts")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    def action(
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        handler: Handler,
+        help_text: str,
+    ) -> argparse.ArgumentParser:
+        """One action of a command group (``remote add``, ``device rm``, ...)."""
+        p = group.add_parser(name, parents=[common], help=help_text)
+        p.set_defaults(func=handler)
+        return p
+
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
         p.set_defaults(func=handler)
@@ -162,24 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("remote", commands.cmd_remote_ls, "remote repositories: add, ls, rm, show")
     rem = p.add_subparsers(dest="remote_command", metavar="ACTION")
-    r = rem.add_parser("add", parents=[common], help="remember a remote: s3://BUCKET/PREFIX, "
-                       "http(s)://URL (read-only) or file:///PATH")  # fmt: skip
-    r.set_defaults(func=commands.cmd_remote_add)
+    r = action(rem, "add", commands.cmd_remote_add, "remember a remote: s3://BUCKET/PREFIX, "
+               "http(s)://URL (read-only) or file:///PATH")  # fmt: skip
     r.add_argument("name")
     r.add_argument("url")
     r.add_argument("--endpoint", help="S3 endpoint URL (MinIO, Ceph RGW, ...)")
     r.add_argument("--profile", help="AWS profile to use (from ~/.aws)")
     r.add_argument("--access-key-id", help="S3 access key id; the secret is asked for (or read "
                    "from standard input) and kept in the OS keyring")  # fmt: skip
-    rem.add_parser("ls", parents=[common], help="list remotes").set_defaults(
-        func=commands.cmd_remote_ls
-    )
-    r = rem.add_parser("rm", parents=[common], help="forget a remote (its data stays)")
-    r.set_defaults(func=commands.cmd_remote_rm)
+    action(rem, "ls", commands.cmd_remote_ls, "list remotes")
+    r = action(rem, "rm", commands.cmd_remote_rm, "forget a remote (its data stays)")
     r.add_argument("name")
-    r = rem.add_parser("show", parents=[common], help="a remote's models and versions, or one "
-                       "version (manifests only: no weights are downloaded)")  # fmt: skip
-    r.set_defaults(func=commands.cmd_remote_show)
+    r = action(rem, "show", commands.cmd_remote_show, "a remote's models and versions, or one "
+               "version (manifests only: no weights are downloaded)")  # fmt: skip
     r.add_argument("name")
     r.add_argument("ref", nargs="?")
     r.add_argument("--tensors", action="store_true", help="list every tensor of REF")
@@ -194,28 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("device", commands.cmd_device_ls, "storage devices: add, ls, rm, offline, online, set")
     dev = p.add_subparsers(dest="device_command", metavar="ACTION")
-    d = dev.add_parser("add", parents=[common], help="register a folder (an empty one, or a "
-                       "device of this repository mounted elsewhere)")  # fmt: skip
-    d.set_defaults(func=commands.cmd_device_add)
+    d = action(dev, "add", commands.cmd_device_add, "register a folder (an empty one, or a "
+               "device of this repository mounted elsewhere)")  # fmt: skip
     d.add_argument("path")
     d.add_argument("--name", help="device name (default: the folder's name)")
     d.add_argument("--weight", type=float, default=1.0, help="share of new data (default 1)")
     d.add_argument("--tier", choices=("hot", "warm", "cold"), default="hot")
-    dev.add_parser("ls", parents=[common], help="list devices").set_defaults(
-        func=commands.cmd_device_ls
-    )
-    d = dev.add_parser("rm", parents=[common], help="remove a device")
-    d.set_defaults(func=commands.cmd_device_rm)
+    action(dev, "ls", commands.cmd_device_ls, "list devices")
+    d = action(dev, "rm", commands.cmd_device_rm, "remove a device")
     d.add_argument("name")
     how = d.add_mutually_exclusive_group(required=True)
     how.add_argument("--drain", action="store_true", help="move its data off first")
     how.add_argument("--force", action="store_true", help="forget a dead disk now")
     for state in ("offline", "online"):
-        d = dev.add_parser(state, parents=[common], help=f"mark a device {state}")
-        d.set_defaults(func=commands.cmd_device_set)
-        d.add_argument("name")
-    d = dev.add_parser("set", parents=[common], help="change weight or tier")
-    d.set_defaults(func=commands.cmd_device_set)
+        action(dev, state, commands.cmd_device_set, f"mark a device {state}").add_argument("name")
+    d = action(dev, "set", commands.cmd_device_set, "change weight or tier")
     d.add_argument("name")
     d.add_argument("--weight", type=float)
     d.add_argument("--tier", choices=("hot", "warm", "cold"))

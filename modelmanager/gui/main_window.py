@@ -100,7 +100,7 @@ class MainWindow(QMainWindow):
         geometry = QSettings("ModelManager", "ModelManager").value("geometry") if remember else None
         if geometry is not None:
             self.restoreGeometry(geometry)
-        self.refresh()
+        self.refresh_all()
         if remember:
             for folder in self._settings_list("repositories"):
                 if folder != self.default_key:
@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.close_repo_action)
         act = QAction(icon("refresh"), "&Refresh", self,
                       shortcut=QKeySequence(QKeySequence.StandardKey.Refresh))  # fmt: skip
-        act.triggered.connect(self.refresh)
+        act.triggered.connect(self.refresh_all)
         file_menu.addAction(act)
         tools.addAction(act)
         tools.addSeparator()
@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
         def done(result: history.LabelResult) -> None:
             was = f" (was @{result.previous})" if result.previous else ""
             self.statusBar().showMessage(f"{result.model}@{label} -> @{result.seq}{was}", 15_000)
-            self.refresh()
+            self.refresh(ws)
             if self.current_ref:
                 self._load(self.current_ref)
 
@@ -350,8 +350,17 @@ class MainWindow(QMainWindow):
 
     # -- data ---------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Reload every listed repository in the background."""
+    def refresh(self, ws: Workspace | None = None) -> None:
+        """Reload one repository (the one the tabs show) after a change to it, in the background."""
+        ws = ws or self.ws
+        key = str(ws.repo.root)
+        if key in self.workspaces:
+            self._read_repository(key, ws)
+        if ws is self.ws:
+            self.devices_tab.refresh()
+
+    def refresh_all(self) -> None:
+        """Reload everything shown: every repository, benchmark history, every remote."""
         for key, ws in self.workspaces.items():
             self._read_repository(key, ws)
         self.devices_tab.refresh()
@@ -371,21 +380,13 @@ class MainWindow(QMainWindow):
         self.runner.submit("Read remotes", lambda _ctx: remotes.list_remotes(), listed)
 
     def _read_remote(self, spec: remotes.RemoteSpec) -> None:
-        def read(_ctx: JobContext) -> tuple[list[Any], str]:
+        def read(_ctx: JobContext) -> tuple[list[remotes.RemoteVersion], str]:
             try:
-                remote = remotes.open_remote(spec)
-                rows = []
-                for model in remote.model_names():
-                    labels = remote.read_labels(model)
-                    for seq in remote.version_numbers(model):
-                        m = remote.read_manifest(model, seq)
-                        own = sorted(k for k, n in labels.items() if n == seq)
-                        rows.append((model, seq, own, m.logical_bytes, m.message))
+                return remotes.list_versions(remotes.open_remote(spec)), ""
             except ModelManagerError as e:
                 return [], str(e)  # shown on the remote's line; the rest of the tree stays
-            return rows, ""
 
-        def show(result: tuple[list[Any], str]) -> None:
+        def show(result: tuple[list[remotes.RemoteVersion], str]) -> None:
             self.tree_model.populate_remote(spec.name, spec.url, *result)
 
         self.runner.submit(f"Read remote {spec.name}", read, show)
@@ -432,7 +433,7 @@ class MainWindow(QMainWindow):
                                 lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
 
         return self.runner.submit(f"Pull {ref} from {remote_name}", run,
-                                  lambda _r: self.refresh())  # fmt: skip
+                                  lambda _r: self.refresh(ws))  # fmt: skip
 
     def _read_repository(self, key: str, ws: Workspace) -> None:
         def load(_ctx: JobContext) -> tuple[list[Any], dict[str, Any]]:
@@ -614,7 +615,7 @@ class MainWindow(QMainWindow):
             return import_paths(ws, paths, model, message=message, labels=labels, codec=codec,
                                 ctx=ctx, lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
 
-        return self.runner.submit(f"Import {model}", run, lambda _r: self.refresh())
+        return self.runner.submit(f"Import {model}", run, lambda _r: self.refresh(ws))
 
     # -- jobs ---------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -12,6 +13,7 @@ from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.codecs import codec_by_id
 from modelmanager.errors import IntegrityError
 from modelmanager.services.history import VersionDetails
+from modelmanager.services.remotes import RemoteVersion
 
 REF_ROLE = Qt.ItemDataRole.UserRole + 1
 #: The repository an item belongs to: its root folder as text ("" for the remotes' place).
@@ -31,6 +33,12 @@ def _item(text: str, repo: str, ref: str | None = None, tip: str = "") -> QStand
     if tip:
         item.setToolTip(tip)
     return item
+
+
+def _version_text(seq: int, labels: Sequence[str], message: str) -> str:
+    """How a version reads in the tree: @3  [prod, rc1]  message."""
+    tag = f"  [{', '.join(labels)}]" if labels else ""
+    return f"@{seq}{tag}  {message}".rstrip()
 
 
 class RepoTreeModel(QStandardItemModel):
@@ -53,11 +61,6 @@ class RepoTreeModel(QStandardItemModel):
                 return row
         return None
 
-    def repositories(self) -> list[str]:
-        """Keys of the listed local repositories, in order."""
-        return [self.item(r, 0).data(REPO_ROLE) for r in range(self.rowCount())
-                if self.item(r, 0).data(REPO_ROLE)]  # fmt: skip
-
     def remove_repository(self, key: str) -> None:
         row = self.repo_row(key)
         if row is not None:
@@ -70,8 +73,8 @@ class RepoTreeModel(QStandardItemModel):
         for m in models:
             item = _item(m.name, key, m.name, f"{m.versions} versions, newest @{m.latest}")
             for v in versions.get(m.name, []):
-                labels = f"  [{', '.join(v.labels)}]" if v.labels else ""
-                child = _item(f"@{v.seq}{labels}  {v.message}".rstrip(), key, f"{m.name}@{v.seq}",
+                child = _item(_version_text(v.seq, v.labels, v.message), key,
+                              f"{m.name}@{v.seq}",
                               f"{v.created[:19].replace('T', ' ')}  {v.message}")  # fmt: skip
                 item.appendRow([child, _item(human_bytes(v.logical_bytes), key)])
             root.appendRow([item, _item(human_bytes(m.logical_bytes), key)])
@@ -82,9 +85,10 @@ class RepoTreeModel(QStandardItemModel):
             self.removeRow(row)
             self.insertRow(row, [root, _item("", key)])
 
-    def populate_remote(self, name: str, url: str, rows: list[tuple[str, int, list[str], int, str]],
-                        error: str = "") -> None:  # fmt: skip
-        """Show one remote's models and versions (rows: model, seq, labels, size, message)."""
+    def populate_remote(
+        self, name: str, url: str, versions: list[RemoteVersion], error: str = ""
+    ) -> None:
+        """Show one remote's models and versions (or the error that kept it from listing)."""
         remotes = self.item(self.rowCount() - 1, 0)
         for r in range(remotes.rowCount()):
             if remotes.child(r, 0).data(REMOTE_ROLE) == (name, None):
@@ -93,15 +97,14 @@ class RepoTreeModel(QStandardItemModel):
         top = _item(f"{name}  ({url})" + (f"  — {error}" if error else ""), "", tip=error or url)
         top.setData((name, None), REMOTE_ROLE)
         models: dict[str, QStandardItem] = {}
-        for model, seq, labels, size, message in rows:
-            if model not in models:
-                models[model] = _item(model, "")
-                models[model].setData((name, model), REMOTE_ROLE)
-                top.appendRow([models[model], _item("", "")])
-            tag = f"  [{', '.join(labels)}]" if labels else ""
-            version = _item(f"@{seq}{tag}  {message}".rstrip(), "")
-            version.setData((name, f"{model}@{seq}"), REMOTE_ROLE)
-            models[model].appendRow([version, _item(human_bytes(size), "")])
+        for v in versions:
+            if v.model not in models:
+                models[v.model] = _item(v.model, "")
+                models[v.model].setData((name, v.model), REMOTE_ROLE)
+                top.appendRow([models[v.model], _item("", "")])
+            version = _item(_version_text(v.seq, v.labels, v.message), "")
+            version.setData((name, f"{v.model}@{v.seq}"), REMOTE_ROLE)
+            models[v.model].appendRow([version, _item(human_bytes(v.logical_bytes), "")])
         remotes.appendRow([top, _item("", "")])
 
     def models_of(self, key: str) -> list[str]:
@@ -144,10 +147,6 @@ class TensorTableModel(QAbstractTableModel):
         self.visible: list[int] = []  # indices into rows, in display order
         self.filter_text = ""
         self.sort_column, self.sort_order = 0, Qt.SortOrder.AscendingOrder
-
-    def set_details(self, details: VersionDetails | None) -> None:
-        """Show a version's tensors (builds the rows here: in a job, use tensor_rows)."""
-        self.set_rows(tensor_rows(details) if details is not None else [])
 
     def set_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """Show rows made by :func:`tensor_rows` (cheap: only sorting and filtering)."""

@@ -2,15 +2,14 @@
 
 Chunks are fetched per device, decoded and verified against their ids on a thread pool, and
 written at their offsets as they arrive (services.loading.Fetcher); a bounded window keeps
-memory flat. Each file is written to a temporary
-name, synced, and renamed, so a destination never holds a half-written file under its name.
+memory flat. Each file is written to a temporary name, synced, and renamed, so a destination
+never holds a half-written file under its name.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from modelmanager.core.repo.manifest import FileRecord, Manifest
 from modelmanager.core.storage.atomic import fsync_dir, fsync_fd, temp_path_for
 from modelmanager.errors import UserError
 from modelmanager.services import Workspace
-from modelmanager.services.loading import Fetcher, selector_for
+from modelmanager.services.loading import Fetcher
 
 
 @dataclass(frozen=True)
@@ -67,17 +66,14 @@ def pwrite_all(fd: int, data: BytesLike, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
-def _write_file(
-    fetcher: Fetcher, f: FileRecord, target: Path, ctx: JobContext,
-    progress: Callable[[int], None],
-) -> None:  # fmt: skip
+def _write_file(fetcher: Fetcher, f: FileRecord, target: Path) -> None:
     """Each chunk is fetched, verified and written at its offset as it arrives (any order)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
     try:
         with open(tmp, "xb", buffering=0) as out:
             fd = out.fileno()
-            fetcher.fetch(f, lambda at, data: pwrite_all(fd, data, at), ctx, progress)
+            fetcher.fetch(f, lambda at, data: pwrite_all(fd, data, at))
             fsync_fd(fd)
         os.replace(tmp, target)
     except OSError as e:
@@ -100,23 +96,13 @@ def export_manifest(
     ctx = ctx or JobContext()
     dest = Path(dest)
     targets = _targets(manifest, dest, force)
-    done = [0]
-
-    def progress(n: int) -> None:
-        done[0] += n
-        ctx.report(done[0], manifest.logical_bytes, manifest.ref)
-
-    degraded_before = ws.repo.chunks.degraded_reads
-    policy = ws.repo.policy_for(manifest.model)
-    selector = selector_for(ws, strategy)
-    with Fetcher(ws.repo.chunks, policy, threads=workers, selector=selector) as fetcher:
+    with Fetcher(ws, manifest, ctx, threads=workers, strategy=strategy) as fetcher:
         for f, target in targets:
-            _write_file(fetcher, f, target, ctx, progress)
+            _write_file(fetcher, f, target)
     for folder in {t.parent for _f, t in targets}:
         fsync_dir(folder)
-    degraded = ws.repo.chunks.degraded_reads - degraded_before
     files = tuple(t for _f, t in targets)
-    return ExportResult(manifest, dest, files, manifest.logical_bytes, degraded)
+    return ExportResult(manifest, dest, files, manifest.logical_bytes, fetcher.degraded)
 
 
 def export_ref(

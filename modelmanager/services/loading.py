@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from modelmanager.core.chunks.placed import DevicePools, Layout, PlacedChunkStore
+from modelmanager.core.catalog import best_strategy, device_speeds
+from modelmanager.core.chunks.placed import DevicePools, Layout
 from modelmanager.core.chunks.selection import WEIGHTED, Selector
 from modelmanager.core.chunks.store import chunk_key, decode_object
 from modelmanager.core.ids import BytesLike, content_id
 from modelmanager.core.jobs import JobContext
-from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.manifest import FileRecord, Manifest
 from modelmanager.core.storage import BlobNotFound, page_cache
 from modelmanager.errors import IntegrityError
@@ -48,19 +48,31 @@ Sink = Callable[[int, BytesLike], None]
 
 
 class Fetcher:
-    """Per-device reader pools and one decode pool, shared by every file of a load."""
+    """Per-device reader pools and one decode pool, shared by every file of one version.
+
+    It reports the version's progress in bytes to ``ctx``, picks copies with the strategy
+    given (else the best measured: :func:`selector_for`) and counts degraded reads.
+    """
 
     def __init__(
-        self, chunks: PlacedChunkStore, policy: Policy, *, threads: int | None = None,
-        selector: Selector | None = None,
+        self, ws: Workspace, manifest: Manifest, ctx: JobContext, *,
+        threads: int | None = None, strategy: str | None = None,
     ) -> None:  # fmt: skip
-        self.chunks = chunks
-        self.policy = policy
+        self.chunks = ws.repo.chunks
+        self.policy = ws.repo.policy_for(manifest.model)
+        self.ctx = ctx
+        self.total, self.text, self.done = manifest.logical_bytes, manifest.ref, 0
         self.threads = threads or default_workers()
-        self.selector = selector
-        self.devices = DevicePools(chunks, max(IO_THREADS, self.threads), selector)
+        selector = selector_for(ws, strategy)
+        self.devices = DevicePools(self.chunks, max(IO_THREADS, self.threads), selector)
         self.decode = ThreadPoolExecutor(self.threads, "mm-decode")
         self.device_bytes: dict[str, int] = {}  # bytes fetched per lane (device name)
+        self._degraded_before = self.chunks.degraded_reads
+
+    @property
+    def degraded(self) -> int:
+        """Reads so far that needed a fallback or found a chunk under-protected."""
+        return self.chunks.degraded_reads - self._degraded_before
 
     def __enter__(self) -> Fetcher:
         return self
@@ -109,10 +121,7 @@ class Fetcher:
         if kind != "placed":
             sink(offset, raw)
 
-    def fetch(
-        self, f: FileRecord, sink: Sink, ctx: JobContext, progress: Callable[[int], None],
-        into: memoryview | None = None,
-    ) -> None:  # fmt: skip
+    def fetch(self, f: FileRecord, sink: Sink, into: memoryview | None = None) -> None:
         """Every chunk of ``f`` handed to ``sink(offset, plain bytes)``, in any order.
 
         ``into``, the file's whole buffer when loading into memory, lets uncompressed copies
@@ -130,7 +139,7 @@ class Fetcher:
         inflight: dict[Future[Any], tuple[str, str, str, int, int, Layout]] = {}
         try:
             while inflight or any(queues.values()):
-                ctx.check()
+                self.ctx.check()
                 for lane, queue in queues.items():
                     while queue and busy[lane] < share:
                         cid, length, at, layout = queue.popleft()
@@ -151,7 +160,8 @@ class Fetcher:
                         fut.result()
                         busy[lane] -= 1
                         self.device_bytes[lane] = self.device_bytes.get(lane, 0) + length
-                        progress(length)
+                        self.done += length
+                        self.ctx.report(self.done, self.total, self.text)
         finally:
             for fut in inflight:
                 fut.cancel()
@@ -243,10 +253,11 @@ def selector_for(ws: Workspace, strategy: str | None = None) -> Selector:
     """The replica selector a load uses: ``strategy``, else the best one benchmarked here.
 
     Device throughputs (for weighted and fastest) come from the newest cold raw-read benchmark
-    of each device stored in the catalog.
+    of each device stored in the catalog (read once for both).
     """
-    speeds = ws.catalog.device_speeds()
-    return Selector(strategy or ws.catalog.best_strategy() or DEFAULT_STRATEGY, speeds)
+    rows = ws.catalog.bench_rows()
+    chosen = strategy or best_strategy(rows) or DEFAULT_STRATEGY
+    return Selector(chosen, device_speeds(rows))
 
 
 def evict_version(ws: Workspace, manifest: Manifest) -> bool:
@@ -280,28 +291,16 @@ def load_version(
     manifest = ws.repo.resolve(ref)
     if cold:
         evict_version(ws, manifest)
-    chunks = ws.repo.chunks
-    degraded_before = chunks.degraded_reads
     files: dict[str, LoadedFile] = {}
     started = time.perf_counter()
-    selector = selector_for(ws, strategy)
-    done = [0]
-
-    def progress(n: int) -> None:
-        done[0] += n
-        ctx.report(done[0], manifest.logical_bytes, manifest.ref)
-
-    policy = ws.repo.policy_for(manifest.model)
-    with Fetcher(chunks, policy, threads=threads, selector=selector) as fetcher:
+    with Fetcher(ws, manifest, ctx, threads=threads, strategy=strategy) as fetcher:
         for f in manifest.files:
             data = np.empty(f.size, np.uint8)
 
             def into(at: int, plain: BytesLike, data: np.ndarray[Any, Any] = data) -> None:
                 data[at : at + len(plain)] = np.frombuffer(plain, np.uint8)
 
-            fetcher.fetch(f, into, ctx, progress, memoryview(data.data))
+            fetcher.fetch(f, into, memoryview(data.data))
             files[f.path] = LoadedFile(f.path, data, _views(f, data))
-        device_bytes = dict(fetcher.device_bytes)
     seconds = time.perf_counter() - started
-    degraded = chunks.degraded_reads - degraded_before
-    return LoadResult(manifest, files, seconds, device_bytes, degraded)
+    return LoadResult(manifest, files, seconds, fetcher.device_bytes, fetcher.degraded)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -68,7 +67,7 @@ class RemoteSpec:
         return self.scheme in ("http", "https")
 
 
-def _config_path() -> Any:
+def _config_path() -> Path:
     return paths.data_dir() / "remotes.json"
 
 
@@ -198,6 +197,30 @@ class RemoteRepository(VersionStore):
         return self.blobs.size(CONFIG_KEY) is not None
 
 
+@dataclass(frozen=True)
+class RemoteVersion:
+    """One version as a remote lists it (from its manifest and labels; no chunk is read)."""
+
+    model: str
+    seq: int
+    created: str
+    message: str
+    labels: tuple[str, ...]
+    logical_bytes: int
+
+
+def list_versions(remote: RemoteRepository) -> list[RemoteVersion]:
+    """Every version on a remote, by model then number (manifests come from the cache once read)."""
+    out = []
+    for model in remote.model_names():
+        labels = remote.read_labels(model)
+        for seq in remote.version_numbers(model):
+            m = remote.read_manifest(model, seq)
+            own = tuple(sorted(k for k, n in labels.items() if n == seq))
+            out.append(RemoteVersion(model, seq, m.created, m.message, own, m.logical_bytes))
+    return out
+
+
 def open_remote(spec: RemoteSpec | str) -> RemoteRepository:
     """Connect to a remote (by name or spec); nothing is downloaded yet."""
     spec = get_remote(spec) if isinstance(spec, str) else spec
@@ -247,8 +270,7 @@ class TransferResult:
 def _transfer(ids: list[tuple[str, int]], move: Callable[[str, int], int], ctx: JobContext,
               total: int, text: str) -> int:  # fmt: skip
     """Run ``move(chunk_id, length)`` for each chunk, TRANSFERS at a time; bytes moved."""
-    done = [0, 0]  # plain bytes done (progress), bytes moved
-    lock = threading.Lock()
+    done = [0, 0]  # plain bytes done (progress), bytes moved (only this thread adds)
     queue = list(ids)
     with ThreadPoolExecutor(TRANSFERS, "mm-transfer") as pool:
         inflight: dict[Future[int], int] = {}
@@ -261,10 +283,8 @@ def _transfer(ids: list[tuple[str, int]], move: Callable[[str, int], int], ctx: 
                 finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     length = inflight.pop(fut)
-                    moved = fut.result()
-                    with lock:
-                        done[0] += length
-                        done[1] += moved
+                    done[0] += length
+                    done[1] += fut.result()
                     ctx.report(done[0], total, text)
         finally:
             for fut in inflight:

@@ -103,6 +103,19 @@ class SyncResult:
     removed: int
 
 
+def device_speeds(rows: list[BenchRow]) -> dict[str, float]:
+    """Newest measured raw read throughput per device id (bytes/s), cold preferred; ``rows``
+    oldest first."""
+    newest: dict[str, BenchRow] = {}
+    for r in rows:  # oldest first: a later row of the same kind replaces
+        if r.kind != "device" or r.throughput <= 0:
+            continue
+        have = newest.get(r.device_id)
+        if have is None or (r.cache == "cold") >= (have.cache == "cold"):
+            newest[r.device_id] = r
+    return {k: r.throughput for k, r in newest.items()}
+
+
 def best_strategy(rows: list[BenchRow]) -> str | None:
     """The replica-selection strategy that loaded fastest in the newest run that compared
     strategies (``rows`` oldest first); None when no run has."""
@@ -271,20 +284,13 @@ class Catalog:
             rows = self._db.execute(sql, (run,) if run else ()).fetchall()
         return [BenchRow(*r) for r in rows]
 
-    def device_speeds(self) -> dict[str, float]:
-        """Newest measured raw read throughput per device id (bytes/s), cold preferred."""
-        newest: dict[str, BenchRow] = {}
-        for r in self.bench_rows():  # oldest first: a later row of the same kind replaces
-            if r.kind != "device" or r.throughput <= 0:
-                continue
-            have = newest.get(r.device_id)
-            if have is None or (r.cache == "cold") >= (have.cache == "cold"):
-                newest[r.device_id] = r
-        return {k: r.throughput for k, r in newest.items()}
-
     def best_strategy(self) -> str | None:
         """See :func:`best_strategy` (over every stored row)."""
         return best_strategy(self.bench_rows())
+
+    def device_speeds(self) -> dict[str, float]:
+        """See :func:`device_speeds` (over every stored row)."""
+        return device_speeds(self.bench_rows())
 
     # -- queries ----------------------------------------------------------------------
 

@@ -252,15 +252,18 @@ class PlacedChunkStore:
         """The device a read of the chunk starts from (best-ranked copy, else fragment 0)."""
         return self.first_device(self.ordered(chunk_id, self.locate(chunk_id)))
 
-    def piece_files(self, chunk_id: str) -> list[tuple[Device, Path]]:
-        """The device and file of every piece of a chunk on the readable devices."""
+    def piece_keys(self, chunk_id: str) -> list[tuple[Device, str]]:
+        """The device and key of every piece of a chunk on the readable devices."""
         layout = self.locate(chunk_id)
-        out = [(d, self.stores[d.id].path(chunk_key(chunk_id))) for d in layout.copies]
+        out = [(d, chunk_key(chunk_id)) for d in layout.copies]
         for (k, m), frags in layout.fragments.items():
             for i, devs in frags.items():
-                key = fragment_key(k, m, chunk_id, i)
-                out += [(d, self.stores[d.id].path(key)) for d in devs]
+                out += [(d, fragment_key(k, m, chunk_id, i)) for d in devs]
         return out
+
+    def piece_files(self, chunk_id: str) -> list[tuple[Device, Path]]:
+        """The device and file of every piece of a chunk on the readable devices."""
+        return [(d, self.stores[d.id].path(key)) for d, key in self.piece_keys(chunk_id)]
 
     def evict(self, chunk_id: str) -> bool:
         """Drop every piece of a chunk from the OS page cache (False where not possible)."""
@@ -526,28 +529,19 @@ class PlacedChunkStore:
         yield from totals.items()
 
     def stored_size(self, chunk_id: str) -> int | None:
-        layout = self.locate(chunk_id)
-        if layout.empty:
+        """Bytes all pieces of a chunk take, or None when no device holds any."""
+        pieces = self.piece_keys(chunk_id)
+        if not pieces:
             return None
-        total = sum(self.stores[d.id].size(chunk_key(chunk_id)) or 0 for d in layout.copies)
-        for (k, m), frags in layout.fragments.items():
-            for i, devs in frags.items():
-                total += sum(self.stores[d.id].size(fragment_key(k, m, chunk_id, i)) or 0
-                             for d in devs)  # fmt: skip
-        return total
+        return sum(self.stores[d.id].size(key) or 0 for d, key in pieces)
 
     def delete_piece(self, piece: Piece) -> None:
         self.stores[piece.device.id].delete(piece.key)
 
     def delete(self, chunk_id: str) -> None:
         """Remove every piece of a chunk from every readable device."""
-        layout = self.locate(chunk_id)
-        for d in layout.copies:
-            self.stores[d.id].delete(chunk_key(chunk_id))
-        for (k, m), frags in layout.fragments.items():
-            for i, devs in frags.items():
-                for d in devs:
-                    self.stores[d.id].delete(fragment_key(k, m, chunk_id, i))
+        for d, key in self.piece_keys(chunk_id):
+            self.stores[d.id].delete(key)
 
 
 class DevicePools:
