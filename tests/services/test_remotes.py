@@ -17,6 +17,7 @@ pytest.importorskip("moto")
 pytest.importorskip("s3fs")
 
 import boto3
+from keyring.backend import KeyringBackend
 from moto.server import ThreadedMotoServer
 
 from modelmanager.core.chunks.store import chunk_key
@@ -190,8 +191,36 @@ def test_read_only_http_remote_browses_and_pulls(http_remote: RemoteSpec, tmp_pa
         other.close()
 
 
+class MemoryKeyring(KeyringBackend):
+    """A keyring backend that keeps passwords in a dict (a stand-in for the OS keychain)."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.store: dict[tuple[str, str], str] = {}
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.store[service, username] = password
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.store.get((service, username))
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.store.pop((service, username), None)
+
+
 def test_remote_list_keeps_names_and_urls_never_keys(tmp_path: Path) -> None:
-    add_remote("team", "s3://bucket/prefix", endpoint="http://127.0.0.1:9000", profile="lab")
+    import keyring
+
+    previous, memory = keyring.get_keyring(), MemoryKeyring()
+    keyring.set_keyring(memory)
+    try:
+        add_remote("team", "s3://bucket/prefix", endpoint="http://127.0.0.1:9000",
+                   profile="lab", access_key="AKIATEAM", secret_key="the-secret")  # fmt: skip
+    finally:
+        keyring.set_keyring(previous)
+    assert "the-secret" in next(iter(memory.store.values()))  # the keys went to the keyring
     add_remote("web", "https://models.example.org/repo/")
     assert [r.name for r in list_remotes()] == ["team", "web"]
     assert get_remote("web").url == "https://models.example.org/repo"
@@ -205,6 +234,7 @@ def test_remote_list_keeps_names_and_urls_never_keys(tmp_path: Path) -> None:
     assert [r.name for r in list_remotes()] == ["web"]
     saved = (tmp_path / "data" / "remotes.json").read_text()
     assert "secret" not in saved.lower()
+    assert "AKIATEAM" not in saved
 
 
 def test_no_keyring_backend_is_a_clear_error_not_a_plain_text_file(tmp_path: Path) -> None:
@@ -280,5 +310,28 @@ def test_a_connection_cut_mid_push_fails_clearly_and_a_rerun_completes(
             assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "v1")
         finally:
             other.close()
+    finally:
+        proxy.close()
+
+
+def test_a_stalled_connection_fails_by_its_deadline_instead_of_hanging(
+    local: Workspace, s3_spec: RemoteSpec
+) -> None:
+    """A link that goes silent mid-upload: the client's timeouts do not cover sending a body."""
+    from urllib.parse import urlparse
+
+    from modelmanager.core.storage.remote import FsspecBlobStore, RemoteError
+    from tests.support.cutting_proxy import CuttingProxy
+
+    target = urlparse(str(s3_spec.endpoint))
+    proxy = CuttingProxy((str(target.hostname), int(target.port or 80)), 300_000, stall=True)
+    try:
+        remote = open_remote(RemoteSpec("stalled", s3_spec.url, endpoint=proxy.url))
+        assert isinstance(remote.blobs, FsspecBlobStore)
+        remote.blobs.base_deadline = 2.0
+        with pytest.raises(RemoteError, match="no answer in time"):
+            push(local, "tiny@1", remote)
+        assert proxy.broken
+        assert open_remote(s3_spec).version_numbers("tiny") == []
     finally:
         proxy.close()

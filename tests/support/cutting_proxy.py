@@ -1,4 +1,4 @@
-"""A TCP proxy on loopback that cuts every connection once a byte budget is spent (faults)."""
+"""A TCP proxy on loopback that cuts or stalls every connection once a byte budget is spent."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ RESET = struct.pack("ii", 1, 0)
 
 class CuttingProxy:
     """Forwards 127.0.0.1:port to ``target``; after ``budget`` bytes sent upstream it resets
-    all connections and refuses new ones until :meth:`heal`."""
+    all connections and refuses new ones until :meth:`heal`. With ``stall`` it instead stops
+    reading: connections stay open and silent, as behind a dead link, until :meth:`close`."""
 
-    def __init__(self, target: tuple[str, int], budget: int) -> None:
-        self.target, self.budget = target, budget
+    def __init__(self, target: tuple[str, int], budget: int, *, stall: bool = False) -> None:
+        self.target, self.budget, self.stall = target, budget, stall
+        self.closed = threading.Event()
         self.sent = 0
         self.broken = False
         self.lock = threading.Lock()
@@ -34,17 +36,29 @@ class CuttingProxy:
             self.broken, self.budget = False, 1 << 62
 
     def close(self) -> None:
+        self.closed.set()
         self.server.close()
         self._cut()
 
+    @staticmethod
+    def _reset(s: socket.socket) -> None:
+        """Drop a connection now. close() alone does not wake a thread blocked in recv() on
+        the socket, and the kernel keeps the connection open for it: the peer then waits
+        forever (this hung CI). shutdown() wakes the reader; close() then sends the reset."""
+        with contextlib.suppress(OSError):
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            s.close()
+
     def _cut(self) -> None:
-        for s in self.sockets:
-            with contextlib.suppress(OSError):
-                s.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                )
-                s.close()
-        self.sockets.clear()
+        """Reset every open connection (under the lock, so none opens meanwhile uncut)."""
+        with self.lock:
+            self.broken = True
+            sockets, self.sockets = self.sockets, []
+        for s in sockets:
+            self._reset(s)
 
     def _accept(self) -> None:
         while True:
@@ -52,11 +66,15 @@ class CuttingProxy:
                 client, _ = self.server.accept()
             except OSError:
                 return
-            if self.broken:
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            self.sockets += [client, upstream]
+            with self.lock:
+                if self.broken and self.stall:
+                    self.sockets.append(client)  # accepted, never answered
+                    continue
+                if self.broken:
+                    self._reset(client)
+                    continue
+                upstream = socket.create_connection(self.target)
+                self.sockets += [client, upstream]
             threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
@@ -66,10 +84,16 @@ class CuttingProxy:
                 if counted:
                     with self.lock:
                         self.sent += len(data)
-                        over = self.sent > self.budget
+                        over = self.broken or self.sent > self.budget
+                    if over and self.stall:
+                        with self.lock:
+                            self.broken = True
+                        self.closed.wait()  # hold the connection, read nothing more
+                        return
                     if over:
-                        self.broken = True
                         self._cut()
+                        self._reset(src)  # this connection too, whatever the list held
+                        self._reset(dst)
                         return
                 dst.sendall(data)
         except OSError:

@@ -5,14 +5,20 @@ commits a partial object when an exception leaves a ``with fs.open(...)`` block 
 trap, ../shared/RELIABILITY.md). Whatever a store's own checksums, every chunk read back is
 checked against its BLAKE3 id by the caller. Network and permission failures become
 :class:`RemoteError`, which names the URL and never any credential.
+
+Every request has a deadline (:meth:`FsspecBlobStore.deadline`). The clients' own timeouts
+cover connecting and reading a reply, not sending a body: a server that stops reading an
+upload would otherwise hold a push for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from modelmanager.core.ids import BytesLike
+from modelmanager.core.storage.atomic import as_parts
 from modelmanager.core.storage.base import BlobNotFound, check_key
 from modelmanager.errors import UserError
 
@@ -21,28 +27,37 @@ class RemoteError(UserError):
     """A remote could not be reached or refused a request."""
 
 
-def _join(parts: BytesLike | Sequence[BytesLike]) -> bytes:
-    if isinstance(parts, bytes | bytearray | memoryview):
-        return bytes(parts)
-    return b"".join(bytes(p) for p in parts)
+#: Seconds a request may take before any byte is counted, and the slowest rate (bytes per
+#: second) it is allowed after that; retries inside the client count against the same budget.
+BASE_DEADLINE = 120.0
+SLOWEST_RATE = 64 * 1024
 
 
 class FsspecBlobStore:
     """Blobs under ``root`` of an fsspec file system (``root``: bucket/prefix, URL or path)."""
 
-    def __init__(self, fs: Any, root: str, url: str, *, read_only: bool = False) -> None:
+    def __init__(self, fs: Any, root: str, url: str, *, read_only: bool = False,
+                 base_deadline: float = BASE_DEADLINE) -> None:  # fmt: skip
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url  # for messages: the remote's URL as the user gave it
         self.read_only = read_only
+        self.base_deadline = base_deadline
+
+    def deadline(self, nbytes: int = 0) -> float:
+        """Seconds allowed for a request moving ``nbytes``; passed to fsspec's ``sync``."""
+        return self.base_deadline + nbytes / SLOWEST_RATE
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{check_key(key)}"
 
     def _fail(self, e: Exception, key: str) -> RemoteError:
         what = type(e).__name__
-        text = str(e).splitlines()[0][:200] if str(e) else what
-        return RemoteError(f"remote request failed ({what}: {text})", path=f"{self.url}/{key}")
+        if isinstance(e, (TimeoutError, asyncio.TimeoutError)):  # fsspec's FSTimeoutError too
+            cause = "no answer in time"
+        else:
+            cause = f"{what}: {str(e).splitlines()[0][:200] if str(e) else what}"
+        return RemoteError(f"remote request failed ({cause})", path=f"{self.url}/{key}")
 
     def put(
         self, key: str, data: BytesLike | Sequence[BytesLike], *, exclusive: bool = False,
@@ -51,18 +66,18 @@ class FsspecBlobStore:
         """Upload a whole object. ``exclusive`` checks first: not atomic across writers."""
         if self.read_only:
             raise RemoteError("this remote is read-only (HTTP)", path=self.url)
-        blob = _join(data)
+        blob = b"".join(as_parts(data))
         if exclusive and self.size(key) is not None:
             raise FileExistsError(key)
         try:
-            self.fs.pipe_file(self._path(key), blob)
+            self.fs.pipe_file(self._path(key), blob, timeout=self.deadline(len(blob)))
         except Exception as e:
             raise self._fail(e, key) from None
         return len(blob)
 
     def get(self, key: str) -> bytes:
         try:
-            return bytes(self.fs.cat_file(self._path(key)))
+            return bytes(self.fs.cat_file(self._path(key), timeout=self.deadline(1 << 26)))
         except FileNotFoundError:
             raise BlobNotFound("no such object on the remote", path=f"{self.url}/{key}") from None
         except Exception as e:
@@ -71,7 +86,10 @@ class FsspecBlobStore:
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         end = None if length < 0 else offset + length
         try:
-            return bytes(self.fs.cat_file(self._path(key), start=offset, end=end))
+            data = self.fs.cat_file(
+                self._path(key), start=offset, end=end, timeout=self.deadline(max(length, 1 << 26))
+            )
+            return bytes(data)
         except FileNotFoundError:
             raise BlobNotFound("no such object on the remote", path=f"{self.url}/{key}") from None
         except Exception as e:
@@ -79,7 +97,7 @@ class FsspecBlobStore:
 
     def size(self, key: str) -> int | None:
         try:
-            return int(self.fs.info(self._path(key))["size"])
+            return int(self.fs.info(self._path(key), timeout=self.deadline())["size"])
         except FileNotFoundError:
             return None
         except Exception as e:
@@ -88,7 +106,7 @@ class FsspecBlobStore:
     def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         base = self._path(prefix) if prefix else self.root
         try:
-            found = self.fs.find(base, detail=True)
+            found = self.fs.find(base, detail=True, timeout=self.deadline(1 << 26))
         except FileNotFoundError:
             return
         except Exception as e:
@@ -108,7 +126,7 @@ class FsspecBlobStore:
         if self.read_only:
             raise RemoteError("this remote is read-only (HTTP)", path=self.url)
         try:
-            self.fs.rm_file(self._path(key))
+            self.fs.rm_file(self._path(key), timeout=self.deadline())
         except FileNotFoundError:
             pass
         except Exception as e:
