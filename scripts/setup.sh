@@ -60,6 +60,7 @@ ensure_qt_libs() {
   fi
   local missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  # shellcheck disable=SC2086  # one word per package
   [ -z "$missing" ] || apt_install $missing
 }
 
@@ -72,3 +73,17 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 ensure_qt_libs "${QT_LIBS:-offscreen}"
+
+# The tools the packaging tests check the installers with (issue 9): NSIS compiles the
+# Windows script, shellcheck the build scripts, the freedesktop validators the Linux files.
+ensure_test_tools() {
+  command -v apt-get >/dev/null || return 0
+  local missing="" tool
+  for tool in makensis:nsis shellcheck:shellcheck desktop-file-validate:desktop-file-utils \
+              appstreamcli:appstream; do
+    command -v "${tool%%:*}" >/dev/null || missing="$missing ${tool#*:}"
+  done
+  # shellcheck disable=SC2086  # one word per package
+  [ -z "$missing" ] || apt_install $missing
+}
+if [ "$EXTRAS" = test ]; then ensure_test_tools; fi

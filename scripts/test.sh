@@ -22,8 +22,8 @@ if ! "$BIN/python" -c 'import torch' 2>/dev/null; then
 fi
 
 echo "==> ruff"
-"$BIN/ruff" check modelmanager tests benchmarks
-"$BIN/ruff" format --check modelmanager tests benchmarks
+"$BIN/ruff" check modelmanager tests benchmarks packaging
+"$BIN/ruff" format --check modelmanager tests benchmarks packaging
 echo "==> import contracts (the core never imports Qt)"
 "$BIN/lint-imports"
 echo "==> mypy"

@@ -82,7 +82,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise UserError(f"the desktop app needs PySide6 ({e})") from None
     screenshot = Path(args.screenshot) if args.screenshot else None
-    return run(Path(args.repo) if args.repo else None, screenshot, args.tab)
+    files = [Path(f).absolute() for f in args.files]
+    return run(Path(args.repo) if args.repo else None, screenshot, args.tab, files)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("reindex", commands.cmd_reindex, "rebuild the catalog from the manifests")
 
     p = add("gui", commands.cmd_gui, "open the desktop application")
+    p.add_argument(
+        "files", nargs="*", metavar="FILE",
+        help="checkpoint files or folders to import (opens the import dialog with them)",
+    )  # fmt: skip
     p.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window and exit")
     p.add_argument(
         "--tab",
@@ -264,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # No command starts the app: the window where there is a display; elsewhere the
             # repository's status and the help (a terminal on a server, or CI).
             if commands.display_available():
-                args.screenshot, args.tab = None, "overview"
+                args.screenshot, args.tab, args.files = None, "overview", []
                 return commands.cmd_gui(args)
             code = handler(args)
             parser.print_help()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QColor, QFileOpenEvent, QPalette
 from PySide6.QtWidgets import QApplication
 
 from modelmanager import __version__
@@ -98,12 +98,45 @@ def screenshot_when_ready(window: MainWindow, path: Path, tab: str) -> None:
     timer.start(100)
 
 
-def run(repo: Path | None, screenshot: Path | None = None, tab: str = "overview") -> int:
-    """Open the window on a repository (the default one without ``repo``); the exit code."""
+class FileOpenHandler(QObject):
+    """Files the desktop asks the app to open: macOS sends them as events, not arguments
+    (Finder's "Open With", a double-click on an associated type). Events that arrive
+    together (several files chosen) open one import dialog."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.pending: list[Path] = []
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if isinstance(event, QFileOpenEvent) and event.file():
+            if not self.pending:
+                QTimer.singleShot(0, self.flush)
+            self.pending.append(Path(event.file()))
+            return True
+        return super().eventFilter(watched, event)
+
+    def flush(self) -> None:
+        paths, self.pending = self.pending, []
+        if paths:
+            self.window.open_import_dialog(paths)
+
+
+def run(
+    repo: Path | None,
+    screenshot: Path | None = None,
+    tab: str = "overview",
+    files: list[Path] | None = None,
+) -> int:
+    """Open the window on a repository (the default one without ``repo``), with an import
+    dialog for ``files`` if any (file associations start ``gui FILE...``); the exit code."""
     app = application()
     collector = MainThreadGarbageCollector()
     window = MainWindow(open_workspace(repo), remember=screenshot is None)
+    app.installEventFilter(FileOpenHandler(window))
     window.show()
+    if files:
+        QTimer.singleShot(0, lambda: window.open_import_dialog(list(files)))
     if screenshot is not None:
         screenshot_when_ready(window, screenshot, tab)
     code = app.exec()

@@ -93,6 +93,27 @@ def _drop(win: MainWindow, paths: list[Path]) -> None:
     win.dropEvent(event)
 
 
+def test_files_the_desktop_opens_arrive_as_one_import_dialog(
+    qtbot, qapp, window: MainWindow, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """macOS hands a double-clicked (associated) file over as a FileOpen event."""
+    from PySide6.QtGui import QFileOpenEvent
+
+    from modelmanager.gui.app import FileOpenHandler
+
+    files = [tmp_path / "a.safetensors", tmp_path / "b.gguf"]
+    handler = FileOpenHandler(window)
+    qapp.installEventFilter(handler)
+    try:
+        for f in files:
+            qapp.sendEvent(qapp, QFileOpenEvent(str(f)))
+        qtbot.waitUntil(lambda: getattr(window, "import_dialog", None) is not None)
+        assert window.import_dialog.paths == files  # both files, one dialog
+        window.import_dialog.reject()
+    finally:
+        qapp.removeEventFilter(handler)
+
+
 def test_dropping_files_opens_the_dialog_and_imports(
     qtbot, window: MainWindow, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ escape one, naming the file and the cause. Nothing here executes code from a fil
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,7 +23,8 @@ from modelmanager.core.formats.base import (
 from modelmanager.errors import FormatError, UserError
 
 __all__ = [
-    "GENERIC", "DtypeHints", "FileIndex", "RefusedContent", "TensorEntry", "index_file",
+    "FILE_TYPES", "GENERIC", "DtypeHints", "FileIndex", "FileType", "RefusedContent",
+    "TensorEntry", "index_file",
 ]  # fmt: skip
 
 
@@ -123,3 +125,29 @@ def index_file(path: Path, size: int) -> FileIndex:
 
 #: The names that claim each sandboxed format (broken content with these names is an error).
 SANDBOXED_SUFFIXES = {"gguf": (".gguf",), "hdf5": (".h5", ".hdf5", ".keras"), "onnx": (".onnx",)}
+
+
+@dataclass(frozen=True)
+class FileType:
+    """A checkpoint file type the app opens, as installers register it with the desktop."""
+
+    name: str
+    description: str
+    mime: str
+    suffixes: tuple[str, ...]
+    known: bool = False  # the desktop's own MIME database already defines ``mime``
+
+
+#: What installers associate with the app (issue 9): every format it imports, except names too
+#: generic to claim (PyTorch's ``.bin``, Keras' zip ``.keras``).
+FILE_TYPES = (
+    FileType("safetensors", "safetensors checkpoint", "application/x-safetensors",
+             safetensors.SUFFIXES),
+    FileType("gguf", "GGUF model", "application/x-gguf", SANDBOXED_SUFFIXES["gguf"]),
+    FileType("pytorch", "PyTorch checkpoint", "application/x-pytorch-checkpoint",
+             tuple(s for s in pytorch.SUFFIXES if s != ".bin")),
+    FileType("npz", "NumPy arrays", "application/x-npz", (".npz",)),
+    FileType("npy", "NumPy array", "application/x-npy", (".npy",)),
+    FileType("onnx", "ONNX model", "application/x-onnx", SANDBOXED_SUFFIXES["onnx"]),
+    FileType("hdf5", "HDF5 (Keras) model", "application/x-hdf", (".h5", ".hdf5"), known=True),
+)  # fmt: skip

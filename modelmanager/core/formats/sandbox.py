@@ -25,6 +25,8 @@ CPU_SECONDS = 60
 WALL_SECONDS = 120
 MAX_TENSORS = 1_000_000
 MAX_META_CHARS = 4096
+#: How a frozen app (PyInstaller, which has no ``python -m``) asks its own program for a child.
+CHILD_FLAG = "--modelmanager-sandbox-child"
 GGUF_MAGIC = b"GGUF"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -41,7 +43,10 @@ def _limits() -> None:  # pragma: no cover - runs in the child before exec
 
 def read_index(kind: str, path: Path, size: int) -> FileIndex:
     """Index ``path`` as ``kind`` ('gguf', 'hdf5', 'onnx') in a limited child process."""
-    cmd = [sys.executable, "-m", "modelmanager.core.formats.sandbox", kind, str(path)]
+    if getattr(sys, "frozen", False):
+        cmd = [sys.executable, CHILD_FLAG, kind, str(path)]  # packaging/entry.py dispatches it
+    else:
+        cmd = [sys.executable, "-m", "modelmanager.core.formats.sandbox", kind, str(path)]
     try:
         proc = subprocess.run(
             cmd, capture_output=True, timeout=WALL_SECONDS, check=False,
@@ -149,12 +154,18 @@ def _child(kind: str, path: Path) -> dict[str, Any]:
     return readers[kind](path)
 
 
-if __name__ == "__main__":  # pragma: no cover - exercised through read_index
-    _kind, _path = sys.argv[1], Path(sys.argv[2])
+def child_main(argv: list[str]) -> int:  # pragma: no cover - runs in the child
+    """The child's side: index ``argv = [kind, path]`` and print it (or the error) as JSON."""
+    kind, path = argv[0], Path(argv[1])
     try:
-        result = _child(_kind, _path)
+        result = _child(kind, path)
     except MemoryError:
-        result = {"error": f"the {_kind} file asks for more memory than allowed"}
+        result = {"error": f"the {kind} file asks for more memory than allowed"}
     except Exception as e:  # the child reports every failure as data
-        result = {"error": f"not a readable {_kind} file ({type(e).__name__}: {e})"}
+        result = {"error": f"not a readable {kind} file ({type(e).__name__}: {e})"}
     print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through read_index
+    sys.exit(child_main(sys.argv[1:]))

@@ -1,0 +1,192 @@
+"""Installers (issue 9): what can be checked on Linux is checked here, and the Linux bundle and
+.deb are built and run for real."""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelmanager import __version__
+from modelmanager.core.formats import FILE_TYPES
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGING = ROOT / "packaging"
+APP_ID = "org.modelmanager.ModelManager"
+MIME_NS = "{http://www.freedesktop.org/standards/shared-mime-info}"
+
+
+def tool(name: str) -> str:
+    """A command the test needs; scripts/setup.sh installs them on Debian/Ubuntu."""
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (scripts/setup.sh test installs it)")
+    return found
+
+
+def run(*cmd: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("assets")
+    for script in ("desktop_files.py", "icons.py"):
+        done = run(sys.executable, PACKAGING / script, out,
+                   env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    return out
+
+
+def all_suffixes() -> set[str]:
+    return {s for t in FILE_TYPES for s in t.suffixes}
+
+
+def test_every_format_the_app_imports_is_associated_except_generic_names() -> None:
+    assert {".safetensors", ".gguf", ".pt", ".ckpt", ".npz", ".onnx", ".h5"} <= all_suffixes()
+    assert ".bin" not in all_suffixes()  # too generic to claim
+
+
+def test_linux_desktop_files_validate_and_name_every_type(assets: Path) -> None:
+    linux = assets / "linux"
+    desktop = linux / f"{APP_ID}.desktop"
+    done = run(tool("desktop-file-validate"), desktop)
+    assert done.returncode == 0, done.stdout
+    assert "error" not in done.stdout, done.stdout
+    text = desktop.read_text()
+    assert "Exec=modelmanager gui %F" in text
+    mimes = next(line for line in text.splitlines() if line.startswith("MimeType="))
+    assert set(mimes[len("MimeType=") :].strip(";").split(";")) == {t.mime for t in FILE_TYPES}
+
+    done = run(tool("appstreamcli"), "validate", "--no-net", linux / f"{APP_ID}.metainfo.xml")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    package = ET.parse(linux / f"{APP_ID}.xml").getroot()
+    globs = {g.get("pattern") for g in package.iter(f"{MIME_NS}glob")}
+    ours = {f"*{s}" for t in FILE_TYPES if not t.known for s in t.suffixes}
+    assert globs == ours  # the types the desktop already knows (HDF5) are not redefined
+
+
+def test_icons_are_rendered_for_every_platform(assets: Path) -> None:
+    for size in (16, 48, 256, 512):
+        png = assets / "hicolor" / f"{size}x{size}" / "apps" / f"{APP_ID}.png"
+        blob = png.read_bytes()
+        assert blob[:8] == b"\x89PNG\r\n\x1a\n"
+        assert int.from_bytes(blob[16:20], "big") == size
+    assert (assets / "modelmanager.ico").read_bytes()[:4] == b"\x00\x00\x01\x00"
+    assert (assets / "modelmanager.icns").read_bytes()[:4] == b"icns"
+
+
+def test_macos_info_plist_declares_every_document_type(assets: Path) -> None:
+    plist = plistlib.loads((assets / "macos" / "Info.plist").read_bytes())
+    assert plist["CFBundleIdentifier"] == APP_ID
+    assert plist["CFBundleShortVersionString"].count(".") == 2
+    declared = {
+        d["UTTypeIdentifier"]: set(d["UTTypeTagSpecification"]["public.filename-extension"])
+        for d in plist["UTImportedTypeDeclarations"]
+    }
+    opened = {uti for d in plist["CFBundleDocumentTypes"] for uti in d["LSItemContentTypes"]}
+    assert opened == set(declared)
+    assert {f".{e}" for exts in declared.values() for e in exts} == all_suffixes()
+
+
+def test_windows_installer_script_compiles_with_nsis(assets: Path, tmp_path: Path) -> None:
+    """The real script, on a stand-in bundle: makensis checks every instruction and macro."""
+    dist = tmp_path / "modelmanager"
+    (dist / "_internal").mkdir(parents=True)
+    for exe in ("modelmanager.exe", "ModelManager.exe"):
+        (dist / exe).write_bytes(b"MZ stand-in")
+    setup = tmp_path / "ModelManager-setup.exe"
+    done = run(tool("makensis"), "-V2", "-WX", f"-DDIST={dist}", f"-DASSETS={assets}",
+               f"-DOUT={setup}", PACKAGING / "windows" / "modelmanager.nsi")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert setup.read_bytes()[:2] == b"MZ"
+
+
+def test_build_scripts_pass_shellcheck() -> None:
+    scripts = [*PACKAGING.glob("*.sh"), *PACKAGING.glob("*/*.sh"), *ROOT.glob("scripts/*.sh"),
+               ROOT / ".ci" / "run"]  # fmt: skip
+    assert len(scripts) >= 7
+    done = run(tool("shellcheck"), *scripts)
+    assert done.returncode == 0, done.stdout
+
+
+def test_release_workflow_is_valid_for_github_actions() -> None:
+    workflow = ROOT / ".github" / "workflows" / "installers.yml"
+    done = run(sys.executable, "-m", "check_jsonschema", "--builtin-schema",
+               "vendor.github-workflows", workflow)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = workflow.read_text()
+    for script in ("packaging/linux/build.sh", "packaging/windows/build.sh",
+                   "packaging/macos/build.sh"):  # fmt: skip
+        assert script in text
+        assert (ROOT / script).is_file()
+
+
+@pytest.mark.slow  # PyInstaller and dpkg-deb: about a minute
+def test_linux_bundle_and_deb_build_and_run(tmp_path: Path) -> None:
+    """Build the real bundle and .deb into dist/ (.ci/run then installs the .deb with apt),
+    and use the bundled program: version, import (the GGUF goes through the sandbox child,
+    which a frozen app starts differently), benchmark, and a screenshot with charts."""
+    tool("dpkg-deb")
+    dist = ROOT / "dist"
+    done = run("bash", PACKAGING / "linux" / "build.sh", dist, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    prog = dist / "modelmanager" / "modelmanager"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+
+    def app(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        done = run(prog, "--repo", tmp_path / "repo", *args, env=env, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    assert run(prog, "--version").stdout.strip() == f"modelmanager {__version__}"
+    import gguf
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.arange(64, dtype=np.float32).reshape(8, 8)}, tmp_path / "t.safetensors")
+    writer = gguf.GGUFWriter(str(tmp_path / "t.gguf"), "llama")
+    writer.add_tensor("blk.0.w", np.ones((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    app("init")
+    app("import", tmp_path / "t.safetensors", tmp_path / "t.gguf", "--model", "tiny")
+    shown = app("show", "tiny").stdout
+    assert "framework: gguf" in shown
+    assert "t.gguf" in shown
+    app("bench")
+    for tab in ("overview", "performance"):
+        png = tmp_path / f"{tab}.png"
+        app("gui", "--screenshot", png, "--tab", tab)  # charts: no Traceback from matplotlib
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    debs = list(dist.glob("modelmanager_*.deb"))
+    assert len(debs) == 1
+    info = run("dpkg-deb", "--info", debs[0]).stdout
+    assert f"Version: {__version__}" in info
+    assert "Depends:" in info
+    contents = run("dpkg-deb", "--contents", debs[0]).stdout
+    for path in ("./usr/bin/modelmanager -> ../../opt/modelmanager/modelmanager",
+                 f"./usr/share/applications/{APP_ID}.desktop",
+                 f"./usr/share/metainfo/{APP_ID}.metainfo.xml",
+                 f"./usr/share/mime/packages/{APP_ID}.xml",
+                 f"./usr/share/icons/hicolor/scalable/apps/{APP_ID}.svg",
+                 f"./usr/share/icons/hicolor/256x256/apps/{APP_ID}.png",
+                 "./opt/modelmanager/_internal/"):  # fmt: skip
+        assert path in contents, path
