@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from modelmanager import __version__, paths
-from modelmanager.cli import commands
+from modelmanager.cli import commands, store_commands
 from modelmanager.core.chunks.selection import STRATEGIES
 from modelmanager.core.codecs import CODEC_NAMES
 from modelmanager.core.repo.repository import (
@@ -193,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("name")
     r.add_argument("ref", nargs="?")
     r.add_argument("--tensors", action="store_true", help="list every tensor of REF")
+
+    p = add("stores", store_commands.cmd_stores_ls, "models other tools keep here (Hugging "
+            "Face cache, Ollama, LM Studio, folders): ls, show, dups, adopt, add, rm")  # fmt: skip
+    p.add_argument("--tensors", action="store_true", help=argparse.SUPPRESS)
+    store_commands.add_parsers(p.add_subparsers(dest="stores_command", metavar="ACTION"), action)
 
     p = add("push", commands.cmd_push, "send a version, and the chunks the remote lacks")
     p.add_argument("ref")

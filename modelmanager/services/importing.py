@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,10 +83,13 @@ def _stat_file(path: Path, relpath: str) -> tuple[str, Path, int, int]:
     return relpath, path, st.st_size, st.st_mtime_ns
 
 
-def collect_files(paths: Sequence[Path]) -> list[tuple[str, Path, int, int]]:
+def collect_files(
+    paths: Sequence[Path], names: Mapping[Path, str] | None = None
+) -> list[tuple[str, Path, int, int]]:
     """(relative name, path, size, mtime) of every file to import, sorted by name.
 
-    A file keeps its own name; a folder contributes its files with names relative to it.
+    A file keeps its own name (or the one ``names`` gives it: an Ollama blob becomes
+    ``model.gguf``); a folder contributes its files with names relative to it.
     """
     if not paths:
         raise UserError("nothing to import: give at least one file or folder")
@@ -102,7 +105,7 @@ def collect_files(paths: Sequence[Path]) -> list[tuple[str, Path, int, int]]:
                     rel = full.relative_to(root).as_posix()
                     entries.append(_stat_file(full, rel))
         elif root.exists() or root.is_symlink():
-            entries = [_stat_file(root, root.name)]
+            entries = [_stat_file(root, (names or {}).get(root, root.name))]
         else:
             raise NotFoundError("no such file or folder", path=root)
         for entry in entries:
@@ -118,11 +121,13 @@ def collect_files(paths: Sequence[Path]) -> list[tuple[str, Path, int, int]]:
     return [found[k] for k in sorted(found)]
 
 
-def scan_sources(paths: Sequence[Path]) -> list[SourceFile]:
+def scan_sources(
+    paths: Sequence[Path], names: Mapping[Path, str] | None = None
+) -> list[SourceFile]:
     """Collect and parse every input; any bad file raises before anything is stored."""
     return [
         SourceFile(rel, path, size, mtime, index_file(path, size))
-        for rel, path, size, mtime in collect_files(paths)
+        for rel, path, size, mtime in collect_files(paths, names)
     ]
 
 
@@ -337,12 +342,15 @@ def import_paths(
     ctx: JobContext | None = None,
     workers: int | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    names: Mapping[Path, str] | None = None,
 ) -> ImportResult:
-    """Import ``paths`` as the next version of ``model``; see the module docstring."""
+    """Import ``paths`` as the next version of ``model``; see the module docstring.
+
+    ``names`` stores given files under other names (relative paths) than their own."""
     ctx = ctx or JobContext()
     check_model_name(model)
     labels = tuple(dict.fromkeys(check_label(label) for label in labels))
-    sources = scan_sources(paths)
+    sources = scan_sources(paths, names)
     meta = derive_metadata(sources)
     meta.update(metadata or {})
     repo = ws.repo

@@ -1,0 +1,366 @@
+"""Models already on this workstation (issue 10): list the stores, find duplicates, adopt.
+
+The stores are read-only (``core.stores``). Adopting imports a store's model as a new version
+of a repository model and then reads every file back through the repository, comparing it
+byte for byte with the original. Originals are removed only when asked, only after that
+check, and only files no other model of the store still uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from modelmanager import paths
+from modelmanager.core.formats import index_file
+from modelmanager.core.ids import BytesLike, content_id, new_hasher
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.repo.manifest import Manifest
+from modelmanager.core.storage.atomic import atomic_write
+from modelmanager.core.stores import KINDS, Store, StoreFile, StoreModel, discover
+from modelmanager.errors import FormatError, NotFoundError, UserError
+from modelmanager.services import Workspace
+from modelmanager.services.importing import ImportResult, import_paths
+from modelmanager.services.loading import Fetcher, Sink
+
+READ_SIZE = 1 << 20
+
+
+# -- which stores -------------------------------------------------------------------------
+
+
+def _config_path() -> Path:
+    return paths.data_dir() / "stores.json"
+
+
+def user_stores() -> list[Store]:
+    """The folders the user added (``stores add``), in the order added."""
+    try:
+        doc = json.loads(_config_path().read_bytes())
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the list of stores ({e})", path=_config_path()) from None
+    return [Store(d["kind"], Path(d["root"]), d.get("name", "")) for d in doc.get("stores", [])]
+
+
+def _save(stores: list[Store]) -> None:
+    doc = {"stores": [{"kind": s.kind, "root": str(s.root), "name": s.name} for s in stores]}
+    path = _config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(doc, indent=2).encode() + b"\n")
+
+
+def add_store(root: Path, kind: str = "folder", name: str = "") -> Store:
+    """Remember a folder to list (any layout in KINDS); it must exist."""
+    if kind not in KINDS:
+        raise UserError(f"unknown store kind {kind!r} (one of: {', '.join(KINDS)})")
+    root = root.expanduser().absolute()
+    if not root.is_dir():
+        raise NotFoundError("no such folder", path=root)
+    store = Store(kind, root, name)
+    stores = [s for s in user_stores() if s.root != root]
+    _save([*stores, store])
+    return store
+
+
+def remove_store(which: str) -> Store:
+    """Forget a folder the user added (by name or path); its files are not touched."""
+    stores = user_stores()
+    for s in stores:
+        if which in (s.name, str(s.root)) or Path(which).expanduser().absolute() == s.root:
+            _save([o for o in stores if o is not s])
+            return s
+    raise NotFoundError(f"no added store {which!r} (stores ls lists them)")
+
+
+def all_stores() -> list[Store]:
+    """The stores present: each tool's default locations, then the user's folders."""
+    return discover(os.environ, Path.home(), sys.platform, user_stores())
+
+
+def find_store(which: str, stores: list[Store] | None = None) -> Store:
+    """A store by its title, kind or folder."""
+    stores = all_stores() if stores is None else stores
+    for s in stores:
+        if which.lower() in (s.title.lower(), s.kind) or which == str(s.root):
+            return s
+    names = ", ".join(f"{s.title!r}" for s in stores) or "none found"
+    raise NotFoundError(f"no store {which!r} (stores here: {names})")
+
+
+def find_model(store: Store, ref: str, models: list[StoreModel] | None = None) -> StoreModel:
+    """``NAME`` or ``NAME@REVISION`` (a revision, a prefix of one, or a ref like main)."""
+    models = store.models() if models is None else models
+    name, _, rev = ref.partition("@")
+    same = [m for m in models if m.name == name]
+    if not same:
+        raise NotFoundError(f"no model {name!r} in {store.title} ({store.root})")
+    if rev:
+        same = [m for m in same if m.revision.startswith(rev) or rev in m.refs]
+    elif len(same) > 1:
+        same = [m for m in same if "main" in m.refs] or same
+    if len(same) != 1:
+        revs = ", ".join(m.revision[:12] for m in same) or "none matches"
+        raise UserError(f"{ref!r} names {len(same)} revisions ({revs}): add @REVISION")
+    return same[0]
+
+
+# -- tensor index, from headers only ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """What a weight file's header says, or why it could not be read."""
+
+    format: str = ""
+    tensors: int = 0
+    parameters: int = 0
+    dtypes: tuple[str, ...] = ()
+    error: str = ""
+
+
+def summarize(f: StoreFile) -> FileSummary:
+    """The tensor index of a weight file, read from its header (GGUF/HDF5/ONNX in the
+    sandbox); a broken or vanished file gives its error instead."""
+    try:
+        index = index_file(f.path, f.size)
+    except (FormatError, UserError, OSError) as e:
+        return FileSummary(error=str(e))
+    dtypes = tuple(sorted({t.dtype for t in index.tensors}))
+    params = sum(t.numel for t in index.tensors)
+    return FileSummary(index.format, len(index.tensors), params, dtypes)
+
+
+# -- duplicates ---------------------------------------------------------------------------
+
+
+@dataclass
+class DuplicateGroup:
+    """Identical content kept in several places: where, and what keeping one copy frees."""
+
+    size: int
+    digest: str
+    copies: list[str] = field(default_factory=list)  # "STORE: MODEL / FILE" or "repo: REF / FILE"
+    physical: int = 0  # distinct copies on disk (links to one blob are one)
+
+    @property
+    def freeable(self) -> int:
+        return (self.physical - 1) * self.size
+
+
+def _file_digest(path: Path, ctx: JobContext, done: list[int], total: int) -> str:
+    hasher = new_hasher()
+    with open(path, "rb") as f:
+        while block := f.read(READ_SIZE):
+            ctx.check()
+            hasher.update(block)
+            done[0] += len(block)
+            ctx.report(done[0], total, f"hashing {path.name}")
+    return str(hasher.hexdigest())
+
+
+def _matches_chunks(path: Path, chunk_ids: tuple[tuple[str, int], ...], ctx: JobContext) -> bool:
+    """Whether the file holds exactly these chunks in order (ids are BLAKE3 of the bytes)."""
+    with open(path, "rb") as f:
+        for cid, length in chunk_ids:
+            ctx.check()
+            if content_id(f.read(length)) != cid:
+                return False
+        return f.read(1) == b""
+
+
+def find_duplicates(
+    stores: list[Store], workspaces: list[Workspace], ctx: JobContext | None = None
+) -> list[DuplicateGroup]:
+    """Files with identical content across stores and repositories, biggest saving first.
+
+    Sizes first; only files whose size another file shares are hashed (with progress). A
+    store file is compared with a repository file by the repository's chunk ids, so nothing
+    is read back from the repository.
+    """
+    ctx = ctx or JobContext()
+    by_identity: dict[tuple[int, int], tuple[StoreFile, list[str]]] = {}
+    for store in stores:
+        for model in store.models():
+            for f in model.files:
+                entry = by_identity.setdefault(f.identity, (f, []))
+                entry[1].append(f"{store.title}: {model.ref} / {f.name}")
+    stored: dict[tuple[tuple[str, int], ...], tuple[int, list[str]]] = {}
+    for ws in workspaces:
+        for manifest in ws.repo.iter_manifests():
+            for rec in manifest.files:
+                key = tuple((c.id, c.length) for c in rec.chunks)
+                stored.setdefault(key, (rec.size, []))[1].append(
+                    f"repo {ws.repo.root.name}: {manifest.ref} / {rec.path}"
+                )
+    sizes: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for identity, (f, _labels) in by_identity.items():
+        if f.size > 0:
+            sizes[f.size].append(identity)
+    repo_sizes: dict[int, list[tuple[tuple[str, int], ...]]] = defaultdict(list)
+    for key, (size, _labels) in stored.items():
+        repo_sizes[size].append(key)
+    todo = [i for size, ids in sizes.items() if len(ids) > 1 or size in repo_sizes for i in ids]
+    total = sum(by_identity[i][0].size for i in todo)
+    done = [0]
+    groups: dict[str, DuplicateGroup] = {}
+    for identity in todo:
+        f, labels = by_identity[identity]
+        try:
+            digest = _file_digest(f.path, ctx, done, total)
+        except OSError:
+            continue  # gone or unreadable since it was listed: not a duplicate we can vouch for
+        group = groups.setdefault(digest, DuplicateGroup(f.size, digest))
+        group.copies += labels
+        group.physical += 1
+        for key in repo_sizes.get(f.size, []):
+            repo_labels = stored[key][1]
+            if repo_labels[0] in group.copies:
+                continue
+            try:
+                same = _matches_chunks(f.path, key, ctx)
+            except OSError:
+                same = False
+            if same:
+                group.copies += repo_labels
+                group.physical += 1  # a repository keeps one copy of it, whatever it names
+    found = [g for g in groups.values() if g.physical > 1]
+    return sorted(found, key=lambda g: (-g.freeable, g.copies))
+
+
+# -- adopt --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdoptResult:
+    """What adopting did: the version made, the files checked, what was removed and freed."""
+
+    imported: ImportResult
+    verified: int
+    removed: tuple[Path, ...] = ()
+    freed: int = 0
+    kept_shared: tuple[Path, ...] = ()
+
+
+def _comparer(f: BinaryIO, source: Path) -> Sink:
+    """A fetch sink that checks each piece against the original file at its offset."""
+    lock = threading.Lock()
+
+    def compare(offset: int, data: BytesLike) -> None:
+        view = memoryview(data).cast("B")
+        with lock:  # the fetcher's threads call it; seek and read must not interleave
+            f.seek(offset)
+            original = f.read(len(view))
+        if original != view:
+            raise UserError(f"differs from the repository's copy near byte {offset}", path=source)
+
+    return compare
+
+
+def verify_against(ws: Workspace, manifest: Manifest, originals: dict[str, Path],
+                   ctx: JobContext) -> int:  # fmt: skip
+    """Read every file of ``manifest`` back through the repository (decoded and checked
+    against its chunk ids) and compare it with the original; raises naming the first file
+    that differs. The number of files checked."""
+    with Fetcher(ws, manifest, ctx) as fetcher:
+        for rec in manifest.files:
+            source = originals[rec.path]
+            with open(source, "rb") as f:
+                if os.fstat(f.fileno()).st_size != rec.size:
+                    raise UserError("changed while it was adopted (its size)", path=source)
+                fetcher.fetch(rec, _comparer(f, source))
+    return len(manifest.files)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What removing a store's model deletes, and the blobs kept for its other models."""
+
+    paths: tuple[Path, ...]
+    shared: tuple[Path, ...]
+    bytes: int
+
+
+def removal_preview(store: Store, model: StoreModel) -> Removal:
+    """The paths removing ``model`` would delete: its links, and the files no other model of
+    the store uses (an Ollama layer or HF blob two tags share stays)."""
+    others: set[tuple[int, int]] = set()
+    for other in store.models():
+        if (other.name, other.revision) != (model.name, model.revision):
+            others |= {f.identity for f in other.files}
+    remove: dict[Path, int] = {}
+    shared: list[Path] = []
+    for f in model.files:
+        real = f.path.resolve()
+        if f.path.is_symlink():
+            remove[f.path] = 0
+        if f.identity in others:
+            shared.append(real)
+        else:
+            remove[real] = f.size
+    return Removal(tuple(remove), tuple(shared), sum(remove.values()))
+
+
+def adopt(
+    ws: Workspace,
+    store: Store,
+    model: StoreModel,
+    into: str,
+    *,
+    remove_original: bool = False,
+    ctx: JobContext | None = None,
+) -> AdoptResult:
+    """Import ``model`` as the next version of ``into`` and verify it byte for byte; then,
+    if asked, remove the originals now safely stored (see :func:`removal_preview`)."""
+    ctx = ctx or JobContext()
+    if model.errors:
+        raise UserError(f"{model.ref} has {len(model.errors)} unreadable items "
+                        f"(first: {model.errors[0]}): nothing adopted")  # fmt: skip
+    if not model.files:
+        raise UserError(f"{model.ref} has no files: nothing to adopt")
+    for f in model.files:  # what is removed afterwards must be what was listed and checked
+        try:
+            st = f.path.stat()
+        except OSError as e:
+            raise UserError(f"cannot read it any more ({e.strerror or e})", path=f.path) from None
+        if (st.st_size, st.st_mtime) != (f.size, f.modified):
+            raise UserError("changed since it was listed (a download still running?): "
+                            "list the store again", path=f.path)  # fmt: skip
+    names = {f.path: f.name for f in model.files}
+    meta = {"adopted_from": f"{store.kind}:{store.root}:{model.ref}"}
+    result = import_paths(ws, list(names), into, message=f"adopted from {store.title} {model.ref}",
+                          metadata=meta, ctx=ctx, names=names)  # fmt: skip
+    verified = verify_against(ws, result.manifest, {f.name: f.path for f in model.files}, ctx)
+    if not remove_original:
+        return AdoptResult(result, verified)
+    plan = removal_preview(store, model)
+    removed: list[Path] = []
+    freed = 0
+    for path in plan.paths:
+        try:
+            size = 0 if path.is_symlink() else path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+        freed += size
+    for f in model.files:  # folders the removal left empty (an HF snapshot, an LM Studio model)
+        parent = f.path.parent
+        while parent != store.root and store.root in parent.parents and _is_empty(parent):
+            parent.rmdir()
+            parent = parent.parent
+    return AdoptResult(result, verified, tuple(removed), freed, plan.shared)
+
+
+def _is_empty(folder: Path) -> bool:
+    try:
+        return not any(folder.iterdir())
+    except OSError:
+        return False
