@@ -27,6 +27,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(paths.ENV_CACHE, str(tmp_path / "cache"))
     monkeypatch.delenv(paths.ENV_REPO, raising=False)
     monkeypatch.delenv(faults.ENV_CRASH_AT, raising=False)
+    # Model stores of other tools (issue 10): never this machine's own.
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "no-ollama"))
 
 
 @pytest.fixture

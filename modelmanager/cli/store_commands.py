@@ -9,7 +9,7 @@ from typing import Any
 
 from modelmanager.cli.commands import workspace
 from modelmanager.cli.output import ProgressLine, human_bytes, plural, print_json, print_table
-from modelmanager.core.stores import Store, StoreModel
+from modelmanager.core.stores import Store, StoreModel, disk_size
 from modelmanager.errors import EXIT_OK
 from modelmanager.services import stores
 
@@ -47,7 +47,7 @@ def cmd_stores_ls(args: argparse.Namespace) -> int:
               "modelmanager stores add PATH")  # fmt: skip
         return EXIT_OK
     for store, models in listed:
-        total = sum(m.size for m in models)
+        total = disk_size(models)
         print(f"{store.title}  {store.root}  ({plural(len(models), 'model')}, "
               f"{human_bytes(total)})")  # fmt: skip
         rows = [[m.ref if len(m.ref) < 60 else m.name + "@" + m.revision[:12],

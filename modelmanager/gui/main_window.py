@@ -49,12 +49,14 @@ from modelmanager.gui.models import (
     REF_ROLE,
     REMOTE_ROLE,
     REPO_ROLE,
+    STORE_ROLE,
     RepoTreeModel,
     TensorTableModel,
     tensor_rows,
 )
 from modelmanager.gui.performance_tab import PerformanceTab
 from modelmanager.gui.resources import icon
+from modelmanager.gui.stores_view import StoresView
 from modelmanager.services import Workspace, history, open_workspace, remotes
 from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths
@@ -90,6 +92,7 @@ class MainWindow(QMainWindow):
         self.details: history.VersionDetails | None = None
         self.model_counts: dict[str, int] = {}
         self.remote_names: list[str] = []
+        self.stores_view = StoresView(self)
         self.current_ref: str | None = None
         self.setWindowTitle(f"ModelManager — {ws.repo.root}")
         self.setAcceptDrops(True)
@@ -197,6 +200,10 @@ class MainWindow(QMainWindow):
         act.setToolTip("Read the selected version into memory so its next load is fast")
         act.triggered.connect(self.performance_tab.keep_warm)
         tools.addAction(act)
+        act = QAction("Find &duplicates…", self)
+        act.setToolTip("Files kept more than once across the model stores and repositories")
+        act.triggered.connect(self.stores_view.find_duplicates)
+        file_menu.addAction(act)
         file_menu.addSeparator()
         act = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
         act.triggered.connect(self.close)
@@ -366,6 +373,7 @@ class MainWindow(QMainWindow):
         self.devices_tab.refresh()
         self.performance_tab.refresh()
         self.refresh_remotes()
+        self.stores_view.refresh()
 
     # -- remotes --------------------------------------------------------------------------
 
@@ -397,7 +405,10 @@ class MainWindow(QMainWindow):
             return
         menu = QMenu(self)
         ref, remote_item = index.data(REF_ROLE), index.data(REMOTE_ROLE)
-        if ref and "@" in ref and index.data(REPO_ROLE):
+        store_item = index.data(STORE_ROLE)
+        if store_item:
+            self.stores_view.add_actions(menu, *store_item)
+        elif ref and "@" in ref and index.data(REPO_ROLE):
             push_menu = menu.addMenu(f"Push {ref} to")
             for name in self.remote_names:
                 push_menu.addAction(name, functools.partial(self.push, ref, name))
@@ -449,8 +460,14 @@ class MainWindow(QMainWindow):
         self.model_counts[key] = len(models)
         self.tree_model.populate(key, Path(key).name, models, versions)
         self.tree.expandToDepth(0)
-        self.stack.setCurrentIndex(1 if any(self.model_counts.values()) else 0)
+        self.update_stack()
         self._update_status()
+
+    def update_stack(self) -> None:
+        """The tree and tabs once there is anything to show (a repository's models, or the
+        models other tools keep here); before that, the drop-a-file invitation."""
+        anything = any(self.model_counts.values()) or any(m for _s, m in self.stores_view.listing)
+        self.stack.setCurrentIndex(1 if anything else 0)
 
     def _update_status(self) -> None:
         n = self.model_counts.get(str(self.ws.repo.root), 0)

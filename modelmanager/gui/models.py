@@ -11,6 +11,7 @@ from PySide6.QtGui import QStandardItem, QStandardItemModel
 from modelmanager.cli.output import human_bytes, human_count
 from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.codecs import codec_by_id
+from modelmanager.core.stores import Store, StoreModel, disk_size
 from modelmanager.errors import IntegrityError
 from modelmanager.services.history import VersionDetails
 from modelmanager.services.remotes import RemoteVersion
@@ -22,6 +23,11 @@ Index = QModelIndex | QPersistentModelIndex
 REMOTES = "Remote repositories"
 #: On a remote's items: (remote name, reference or None).
 REMOTE_ROLE = Qt.ItemDataRole.UserRole + 3
+STORES = "Models on this workstation"
+#: On a store's items: (store root, model ref or None).
+STORE_ROLE = Qt.ItemDataRole.UserRole + 4
+#: Top-level rows after the repositories: the stores' place, then the remotes'.
+FIXED_ROWS = 2
 
 
 def _item(text: str, repo: str, ref: str | None = None, tip: str = "") -> QStandardItem:
@@ -50,6 +56,9 @@ class RepoTreeModel(QStandardItemModel):
     def __init__(self) -> None:
         super().__init__()
         self.setHorizontalHeaderLabels(["Name", "Size"])
+        stores = _item(STORES, "", tip="Models the Hugging Face cache, Ollama, LM Studio and "
+                       "folders you added keep (read-only)")  # fmt: skip
+        self.appendRow([stores, _item("", "")])
         remotes = _item(REMOTES, "", tip="Repositories on S3-compatible storage or HTTP "
                         "will be listed here")  # fmt: skip
         self.appendRow([remotes, _item("", "")])
@@ -79,8 +88,8 @@ class RepoTreeModel(QStandardItemModel):
                 item.appendRow([child, _item(human_bytes(v.logical_bytes), key)])
             root.appendRow([item, _item(human_bytes(m.logical_bytes), key)])
         row = self.repo_row(key)
-        if row is None:  # new repositories go above the remotes' place
-            self.insertRow(self.rowCount() - 1, [root, _item("", key)])
+        if row is None:  # new repositories go above the stores' and remotes' places
+            self.insertRow(self.rowCount() - FIXED_ROWS, [root, _item("", key)])
         else:
             self.removeRow(row)
             self.insertRow(row, [root, _item("", key)])
@@ -106,6 +115,24 @@ class RepoTreeModel(QStandardItemModel):
             version.setData((name, f"{v.model}@{v.seq}"), REMOTE_ROLE)
             models[v.model].appendRow([version, _item(human_bytes(v.logical_bytes), "")])
         remotes.appendRow([top, _item("", "")])
+
+    def populate_stores(self, listing: list[tuple[Store, list[StoreModel]]]) -> None:
+        """Show the stores found and their models (a model with errors says how many)."""
+        place = self.item(self.rowCount() - FIXED_ROWS, 0)
+        place.removeRows(0, place.rowCount())
+        for store, models in listing:
+            total = disk_size(models)
+            top = _item(f"{store.title}  ({store.root})", "", tip=str(store.root))
+            top.setData((str(store.root), None), STORE_ROLE)
+            for m in models:
+                refs = f"  [{', '.join(m.refs)}]" if m.refs else ""
+                rev = f"@{m.revision[:10]}" if m.revision else ""
+                bad = f"  — {len(m.errors)} unreadable" if m.errors else ""
+                item = _item(f"{m.name}{rev}{refs}{bad}", "",
+                             tip="\n".join(m.errors) or f"{len(m.files)} files")  # fmt: skip
+                item.setData((str(store.root), m.ref), STORE_ROLE)
+                top.appendRow([item, _item(human_bytes(m.size), "")])
+            place.appendRow([top, _item(human_bytes(total), "")])
 
     def models_of(self, key: str) -> list[str]:
         """The model names listed under repository ``key``."""

@@ -280,7 +280,7 @@ def test_shard_layout_shows_which_device_holds_what_and_health(
 def test_another_repository_opens_in_the_tree_and_the_tabs_follow_it(  # type: ignore[no-untyped-def]
     qtbot, window: MainWindow, tmp_path: Path
 ) -> None:
-    from modelmanager.gui.models import REMOTES
+    from modelmanager.gui.models import REMOTES, STORES
     from modelmanager.services import init_repository
 
     other = init_repository(tmp_path / "other")
@@ -288,12 +288,12 @@ def test_another_repository_opens_in_the_tree_and_the_tabs_follow_it(  # type: i
     import_paths(other, [tmp_path / "o.safetensors"], "other-model")
     other.close()
     top = [window.tree_model.item(r, 0).text() for r in range(window.tree_model.rowCount())]
-    assert top == ["repo", REMOTES]  # the place for remotes is there from the start
+    assert top == ["repo", STORES, REMOTES]  # the stores' and remotes' places from the start
     with qtbot.waitSignal(window.runner.succeeded, timeout=30_000):
         window.open_repository(tmp_path / "other")
-    qtbot.waitUntil(lambda: window.tree_model.rowCount() == 3 and not window.runner.running())
+    qtbot.waitUntil(lambda: window.tree_model.rowCount() == 4 and not window.runner.running())
     top = [window.tree_model.item(r, 0).text() for r in range(window.tree_model.rowCount())]
-    assert top == ["repo", "other", REMOTES]
+    assert top == ["repo", "other", STORES, REMOTES]
     _select(qtbot, window, "other-model@1")
     assert window.ws.repo.root == (tmp_path / "other").resolve()
     assert window.ov["Parameters"].text() == "4.1k"
@@ -302,7 +302,7 @@ def test_another_repository_opens_in_the_tree_and_the_tabs_follow_it(  # type: i
     assert window.open_repository(tmp_path / "other") is None  # listed once only
     window.close_repository(str((tmp_path / "other").resolve()))
     assert str(window.ws.repo.root) == window.default_key
-    assert window.tree_model.rowCount() == 2
+    assert window.tree_model.rowCount() == 3
     assert not window.close_repo_action.isEnabled()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from modelmanager.core.ids import content_id
-from modelmanager.core.stores import Store, default_locations, discover
+from modelmanager.core.stores import Store, default_locations, discover, disk_size
 from modelmanager.errors import UserError
 from modelmanager.services import Workspace
 from modelmanager.services.exporting import export_ref
@@ -137,6 +137,9 @@ def test_each_layout_is_listed_with_revisions_refs_tags_and_size_on_disk(stores)
     assert tiny2.files[1].path.is_symlink()
     assert tiny2.size == len(stores["hf_bytes"]["config"]) + len(stores["hf_bytes"]["v2"])
     assert find_model(stores["hf"], "acme/tiny").revision == REV2  # main is the default
+    tiny = [m for m in hf if m.name == "acme/tiny"]
+    shared = len(stores["hf_bytes"]["config"])  # both revisions link to one config blob
+    assert disk_size(tiny) == sum(m.size for m in tiny) - shared
     assert find_model(stores["hf"], "acme/tiny@aaaa").revision == REV1
 
     ol = stores["ollama"].models()

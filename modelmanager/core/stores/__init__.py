@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,11 +72,16 @@ class StoreModel:
     @property
     def size(self) -> int:
         """Bytes on disk: a blob that several names link to counts once."""
-        return sum({f.identity: f.size for f in self.files}.values())
+        return disk_size([self])
 
     @property
     def modified(self) -> float:
         return max((f.modified for f in self.files), default=0.0)
+
+
+def disk_size(models: Iterable[StoreModel]) -> int:
+    """Bytes on disk of several models: blobs they share (revisions, tags) count once."""
+    return sum({f.identity: f.size for m in models for f in m.files}.values())
 
 
 @dataclass(frozen=True)

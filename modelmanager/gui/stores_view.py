@@ -1,0 +1,132 @@
+"""The window's part for models other tools keep here: list, adopt, find duplicates (issue 10)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
+
+from modelmanager.cli.output import human_bytes, plural
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.stores import Store, StoreModel
+from modelmanager.services import stores
+
+if TYPE_CHECKING:
+    from modelmanager.gui.jobs_bridge import JobRecord
+    from modelmanager.gui.main_window import MainWindow
+
+Listing = list[tuple[Store, list[StoreModel]]]
+
+
+class StoresView:
+    """Fills the tree's "Models on this workstation" place and runs its actions as jobs."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+        self.listing: Listing = []
+
+    def refresh(self) -> JobRecord:
+        """List every store found, off the UI thread (a store can be large or slow)."""
+
+        def read(_ctx: JobContext) -> Listing:
+            return [(s, s.models()) for s in stores.all_stores()]
+
+        def show(listing: Listing) -> None:
+            self.listing = listing
+            self.window.tree_model.populate_stores(listing)
+            self.window.tree.expandToDepth(1 if not any(self.window.model_counts.values()) else 0)
+            self.window.update_stack()
+
+        return self.window.runner.submit("Read model stores", read, show)
+
+    def find(self, root: str, ref: str) -> tuple[Store, StoreModel] | None:
+        for store, models in self.listing:
+            if str(store.root) == root:
+                for m in models:
+                    if m.ref == ref:
+                        return store, m
+        return None
+
+    def add_actions(self, menu: QMenu, root: str, ref: str | None) -> None:
+        """The tree's context menu on a store's model."""
+        found = self.find(root, ref) if ref else None
+        if found is None:
+            return
+        store, model = found
+        target = self.window.ws.repo.root.name
+        act = menu.addAction(f"Adopt {model.name} into {target}…",
+                             lambda: self.ask_adopt(store, model, remove=False))  # fmt: skip
+        act.setEnabled(not model.errors)
+        act = menu.addAction("Adopt, then remove the original…",
+                             lambda: self.ask_adopt(store, model, remove=True))  # fmt: skip
+        act.setEnabled(not model.errors)
+
+    def ask_adopt(self, store: Store, model: StoreModel, *, remove: bool) -> JobRecord | None:
+        """Ask for the repository model name (and, to remove, confirm the exact list)."""
+        into, ok = QInputDialog.getText(
+            self.window, "Adopt a model",
+            f"Import {model.ref} from {store.title} as the next version of:",
+            text=model.name.split(":")[0],
+        )  # fmt: skip
+        if not ok or not into.strip():
+            return None
+        if remove:
+            plan = stores.removal_preview(store, model)
+            box = QMessageBox(
+                QMessageBox.Icon.Warning, "Remove the original?",
+                f"After the import is read back and matches byte for byte, "
+                f"{plural(len(plan.paths), 'path')} will be deleted from {store.title}, "
+                f"freeing {human_bytes(plan.bytes)}. {store.title} will no longer have "
+                f"{model.ref}.",
+                QMessageBox.StandardButton.Cancel, self.window,
+            )  # fmt: skip
+            box.setDetailedText("\n".join(
+                [*(str(p) for p in plan.paths),
+                 *(f"kept (another model uses it): {p}" for p in plan.shared)]))  # fmt: skip
+            go = box.addButton("Adopt and remove", QMessageBox.ButtonRole.DestructiveRole)
+            box.exec()
+            if box.clickedButton() is not go:
+                return None
+        return self.adopt(store, model, into.strip(), remove_original=remove)
+
+    def adopt(self, store: Store, model: StoreModel, into: str, *,
+              remove_original: bool = False) -> JobRecord:  # fmt: skip
+        """Adopt as a job; the tree shows the new version and the store as it is after."""
+        ws = self.window.ws
+
+        def run(ctx: JobContext) -> stores.AdoptResult:
+            return stores.adopt(ws, store, model, into, remove_original=remove_original, ctx=ctx)
+
+        def done(r: stores.AdoptResult) -> None:
+            freed = f"; freed {human_bytes(r.freed)}" if remove_original else ""
+            self.window.statusBar().showMessage(
+                f"Adopted {model.ref} as {r.imported.manifest.ref}: {plural(r.verified, 'file')} "
+                f"identical to the originals{freed}", 15_000)  # fmt: skip
+            self.window.refresh(ws)
+            self.refresh()
+
+        return self.window.runner.submit(f"Adopt {model.ref}", run, done)
+
+    def find_duplicates(self) -> JobRecord:
+        """Compare every store and the open repositories; show the groups when done."""
+        found = [s for s, _models in self.listing] or stores.all_stores()
+        spaces = list(self.window.workspaces.values())
+
+        def run(ctx: JobContext) -> list[stores.DuplicateGroup]:
+            return stores.find_duplicates(found, spaces, ctx)
+
+        def show(groups: list[stores.DuplicateGroup]) -> None:
+            self.last_duplicates = groups
+            freeable = sum(g.freeable for g in groups)
+            text = (f"{plural(len(groups), 'file')} kept more than once; keeping one copy of "
+                    f"each would free {human_bytes(freeable)}." if groups
+                    else "No file is kept twice in the stores and open repositories.")  # fmt: skip
+            box = QMessageBox(QMessageBox.Icon.Information, "Duplicates", text,
+                              QMessageBox.StandardButton.Close, self.window)  # fmt: skip
+            box.setDetailedText("\n\n".join(
+                f"{human_bytes(g.size)}, {g.physical} copies ({human_bytes(g.freeable)} freeable)\n"
+                + "\n".join(f"  {c}" for c in g.copies) for g in groups))  # fmt: skip
+            box.open()
+            self.duplicates_box = box
+
+        return self.window.runner.submit("Find duplicates", run, show)
