@@ -41,7 +41,7 @@ from modelmanager.core.storage.base import BlobNotFound, BlobStore
 from modelmanager.core.storage.local import LocalBlobStore
 from modelmanager.core.storage.remote import FsspecBlobStore, RemoteError
 from modelmanager.errors import IntegrityError, NotFoundError, UserError
-from modelmanager.services import Workspace
+from modelmanager.services import Workspace, settings
 
 #: Transfers in flight at once (objects are up to one chunk, 4 MiB by default).
 TRANSFERS = 8
@@ -67,26 +67,20 @@ class RemoteSpec:
         return self.scheme in ("http", "https")
 
 
-def _config_path() -> Path:
-    return paths.data_dir() / "remotes.json"
-
-
 def list_remotes() -> list[RemoteSpec]:
     """The configured remotes, by name."""
+    found = settings.read_list("remotes.json", "remotes")
     try:
-        doc = json.loads(_config_path().read_bytes())
-    except FileNotFoundError:
-        return []
-    except ValueError as e:
-        raise UserError(f"remotes list is damaged ({e})", path=_config_path()) from None
-    return [RemoteSpec(**r) for r in sorted(doc.get("remotes", []), key=lambda r: r["name"])]
+        specs = [RemoteSpec(**r) for r in found]
+    except TypeError:
+        path = settings.settings_path("remotes.json")
+        raise UserError("this list of remotes is damaged (an entry of unknown shape)",
+                        path=path) from None  # fmt: skip
+    return sorted(specs, key=lambda r: r.name)
 
 
 def _save(remotes: list[RemoteSpec]) -> None:
-    doc = {"remotes": [asdict(r) for r in remotes]}
-    path = _config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(doc, indent=2).encode() + b"\n")
+    settings.write_list("remotes.json", "remotes", [asdict(r) for r in remotes])
 
 
 def get_remote(name: str) -> RemoteSpec:

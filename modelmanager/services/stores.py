@@ -8,7 +8,6 @@ check, and only files no other model of the store still uses.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -17,15 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from modelmanager import paths
 from modelmanager.core.formats import index_file
 from modelmanager.core.ids import BytesLike, content_id, new_hasher
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import Manifest
-from modelmanager.core.storage.atomic import atomic_write
 from modelmanager.core.stores import KINDS, Store, StoreFile, StoreModel, discover
 from modelmanager.errors import FormatError, NotFoundError, UserError
-from modelmanager.services import Workspace
+from modelmanager.services import Workspace, settings
 from modelmanager.services.importing import ImportResult, import_paths
 from modelmanager.services.loading import Fetcher, Sink
 
@@ -35,26 +32,20 @@ READ_SIZE = 1 << 20
 # -- which stores -------------------------------------------------------------------------
 
 
-def _config_path() -> Path:
-    return paths.data_dir() / "stores.json"
-
-
 def user_stores() -> list[Store]:
     """The folders the user added (``stores add``), in the order added."""
+    found = settings.read_list("stores.json", "stores")
     try:
-        doc = json.loads(_config_path().read_bytes())
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read the list of stores ({e})", path=_config_path()) from None
-    return [Store(d["kind"], Path(d["root"]), d.get("name", "")) for d in doc.get("stores", [])]
+        return [Store(d["kind"], Path(d["root"]), str(d.get("name", ""))) for d in found]
+    except (KeyError, TypeError):
+        path = settings.settings_path("stores.json")
+        raise UserError("this list of stores is damaged (an entry lacks kind or root)",
+                        path=path) from None  # fmt: skip
 
 
 def _save(stores: list[Store]) -> None:
-    doc = {"stores": [{"kind": s.kind, "root": str(s.root), "name": s.name} for s in stores]}
-    path = _config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, json.dumps(doc, indent=2).encode() + b"\n")
+    settings.write_list("stores.json", "stores", [
+        {"kind": s.kind, "root": str(s.root), "name": s.name} for s in stores])  # fmt: skip
 
 
 def add_store(root: Path, kind: str = "folder", name: str = "") -> Store:

@@ -384,3 +384,17 @@ def test_stores_commands(stores, tmp_path: Path, capsys, monkeypatch) -> None:  
     cli("stores", "rm", str(stores["lm"].root))
     assert [s["kind"] for s in cli.json("stores", "ls")] == ["huggingface", "ollama"]
     shutil.rmtree(stores["lm"].root)  # forgotten: its files were never the app's to touch
+
+
+def test_a_damaged_list_of_added_stores_is_a_clear_error_naming_the_file(tmp_path: Path) -> None:
+    from modelmanager.services.settings import settings_path
+    from modelmanager.services.stores import add_store, user_stores
+
+    add_store(tmp_path)
+    assert [s.root for s in user_stores()] == [tmp_path.absolute()]
+    path = settings_path("stores.json")
+    for junk in (b"{not json", b'{"stores": 3}', b'{"stores": [{"name": "x"}]}'):
+        path.write_bytes(junk)
+        with pytest.raises(UserError) as caught:
+            user_stores()
+        assert str(path) in str(caught.value)
