@@ -643,7 +643,29 @@ def cmd_device_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_plan(args: argparse.Namespace, plan: redundancy.MovePlan, what: str) -> int:
+    """A move plan (rebalance or drain preview): pieces, bytes, onto which devices."""
+    if args.json:
+        print_json(plan.to_json())
+        return EXIT_OK if not plan.stuck else EXIT_PROBLEMS
+    print(f"{what} would move {plural(len(plan.moves), 'piece')} ({human_bytes(plan.bytes)})"
+          + (":" if plan.moves else ""))  # fmt: skip
+    for name, size in sorted(plan.onto().items()):
+        print(f"    onto {name}: {human_bytes(size)}")
+    if plan.stuck:
+        need = sum(int(s["size"]) for s in plan.stuck)
+        print(f"{plural(len(plan.stuck), 'piece')} ({human_bytes(need)}) fit on no other device: "
+              "it would be refused", file=sys.stderr)  # fmt: skip
+    print("Nothing was changed (dry run).")
+    return EXIT_OK if not plan.stuck else EXIT_PROBLEMS
+
+
 def cmd_device_rm(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        if not args.drain:
+            raise UserError("--dry-run goes with --drain (--force moves nothing to preview)")
+        plan = redundancy.preview_moves(workspace(args), draining=args.name)
+        return _print_plan(args, plan, f"Draining {args.name}")
     with ProgressLine("draining", enabled=not args.json) as ctx:
         result = devices.remove_device(
             workspace(args), args.name, drain=args.drain, force=args.force,
@@ -754,6 +776,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_rebalance(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _print_plan(args, redundancy.preview_moves(workspace(args)), "Rebalance")
     with ProgressLine("rebalancing", enabled=not args.json) as ctx:
         report = redundancy.rebalance(workspace(args), ctx=ctx,
                                       lock_timeout=args.wait)  # fmt: skip

@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     how = d.add_mutually_exclusive_group(required=True)
     how.add_argument("--drain", action="store_true", help="move its data off first")
     how.add_argument("--force", action="store_true", help="forget a dead disk now")
+    d.add_argument("--dry-run", action="store_true",
+                   help="with --drain: say what would move where, and if it fits")  # fmt: skip
     for state in ("offline", "online"):
         action(dev, state, commands.cmd_device_set, f"mark a device {state}").add_argument("name")
     d = action(dev, "set", commands.cmd_device_set, "change weight or tier")
@@ -258,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("scrub", commands.cmd_scrub, "read and check every stored piece (exit 1 on problems)")
     add("repair", commands.cmd_repair, "rebuild missing or corrupt pieces from good ones")
-    add("rebalance", commands.cmd_rebalance, "move pieces to where placement now puts them")
+    p = add("rebalance", commands.cmd_rebalance, "move pieces to where placement now puts them")
+    p.add_argument("--dry-run", action="store_true", help="only say what would move where")
     add("stats", commands.cmd_stats, "sizes: logical, unique, stored")
     return parser
 

@@ -9,16 +9,9 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.units import human_bytes
 
-
-def human_bytes(n: int | float) -> str:
-    """1536 -> '1.5 KiB'."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+__all__ = ["human_bytes"]
 
 
 def signed_bytes(n: int) -> str:

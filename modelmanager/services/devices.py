@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import (
@@ -22,9 +23,10 @@ from modelmanager.core.placement import (
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.names import check_model_name
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies, utc_now
+from modelmanager.core.units import human_bytes
 from modelmanager.errors import NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
-from modelmanager.services.redundancy import RepairReport, rebalance, repair
+from modelmanager.services.redundancy import RepairReport, plan_moves, rebalance, repair
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ def remove_device(
                     f"device {name} cannot be read ({device.path}); use --force to forget it "
                     "and 'repair' to rebuild its pieces elsewhere"
                 )
+            check_drain_fits(repo.chunks, device)
             repo.save_devices(repo.devices.updated(name, state=DRAINING))
             result = rebalance(ws, ctx=ctx, lock_timeout=lock_timeout)
             moved, moved_bytes = result.moved_pieces, result.moved_bytes
@@ -204,6 +207,25 @@ def remove_device(
                 )
         repo.save_devices(repo.devices.without(device.id))
     return RemoveResult(device, moved, moved_bytes, Changes(storage=True))
+
+
+def check_drain_fits(chunks: PlacedChunkStore, device: Device) -> None:
+    """Refuse a drain up front, with the numbers, when the other devices cannot take all
+    of ``device``'s pieces (instead of moving some and stopping half way)."""
+    plan = plan_moves(chunks, frozenset({device.id}))
+    if plan.stuck:
+        need = sum(int(s["size"]) for s in plan.stuck)
+        room = []
+        for d in chunks.devices.devices:
+            if d.id != device.id and d.placeable and chunks.available(d):
+                left = chunks.usable(d)
+                room.append(f"{d.name} {'?' if left is None else human_bytes(left)}")
+        raise UserError(
+            f"cannot drain {device.name}: {len(plan.stuck)} of its pieces "
+            f"({human_bytes(need)}) fit on no other device after the {len(plan.moves)} that "
+            f"do ({human_bytes(plan.bytes)}); room left: {', '.join(room) or 'no device'}. "
+            "Nothing was moved; add a device or free space first"
+        )
 
 
 def set_policy(

@@ -416,58 +416,132 @@ class RebalanceReport:
         }
 
 
+@dataclass(frozen=True)
+class Move:
+    """One piece to copy onto ``dest`` (then delete where it was)."""
+
+    piece: Piece
+    dest: Device
+
+
+@dataclass(frozen=True)
+class MovePlan:
+    """What a rebalance (or a drain) would do: the moves, planned against each device's free
+    space, and the pieces that must leave a draining device but fit nowhere."""
+
+    moves: tuple[Move, ...]
+    stuck: tuple[dict[str, Any], ...]
+    examined: int  # bytes of all pieces looked at (the progress total)
+
+    @property
+    def bytes(self) -> int:
+        return sum(m.piece.size for m in self.moves)
+
+    def onto(self) -> dict[str, int]:
+        """Bytes each device would receive, by device name."""
+        out: dict[str, int] = {}
+        for m in self.moves:
+            out[m.dest.name] = out.get(m.dest.name, 0) + m.piece.size
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pieces": len(self.moves), "bytes": self.bytes, "onto": self.onto(),
+                "stuck": list(self.stuck)}  # fmt: skip
+
+
+def plan_moves(chunks: PlacedChunkStore, draining: frozenset[str] = frozenset()) -> MovePlan:
+    """Plan a rebalance: each piece outside its chunk's target devices moves to a target that
+    lacks it and still has room, counting what earlier moves take. Devices in ``draining``
+    (ids) are treated as draining, for a preview of ``device rm --drain`` that saves nothing.
+    """
+    pieces: dict[str, list[Piece]] = {}
+    for d in chunks.readable_devices():
+        for p in chunks.iter_pieces(d):
+            pieces.setdefault(p.chunk_id, []).append(p)
+    room: dict[str, int | None] = {}
+
+    def fits(d: Device, size: int) -> bool:
+        if d.id not in room:
+            room[d.id] = chunks.usable(d)
+        left = room[d.id]
+        return left is None or left >= size
+
+    def leaving(d: Device) -> bool:
+        return d.state == DRAINING or d.id in draining
+
+    moves: list[Move] = []
+    stuck: list[dict[str, Any]] = []
+    examined = 0
+    for cid, ps in pieces.items():
+        for group in _groups(ps):
+            size = max(p.size for p in group)
+            eligible = [d for d in chunks.placement(cid, size) if d.id not in draining]
+            target_ids = {d.id for d in eligible[: len(group)]}
+            holders = {p.device.id for p in group}
+            for p in group:
+                examined += p.size
+                if p.device.id in target_ids and not leaving(p.device):
+                    continue
+                free = [
+                    d for d in eligible[: len(group)] if d.id not in holders and fits(d, p.size)
+                ]
+                if not free and leaving(p.device):  # a drain may use any device with room
+                    free = [d for d in eligible if d.id not in holders and fits(d, p.size)]
+                if not free:
+                    if leaving(p.device):
+                        stuck.append({"piece": p.key, "device": p.device.name, "size": p.size,
+                                      "reason": "no other device has room for it"})  # fmt: skip
+                    continue
+                dest = free[0]
+                holders.add(dest.id)
+                if room.get(dest.id) is not None:
+                    room[dest.id] = int(room[dest.id] or 0) - p.size
+                moves.append(Move(p, dest))
+    return MovePlan(tuple(moves), tuple(stuck), examined)
+
+
+def preview_moves(ws: Workspace, draining: str | None = None) -> MovePlan:
+    """What ``rebalance`` would move now, or, with a device name, what draining it would;
+    nothing is changed (``rebalance --dry-run``, ``device rm --drain --dry-run``)."""
+    chunks = ws.repo.chunks
+    chunks.refresh()
+    ids = frozenset({ws.repo.devices.get(draining).id}) if draining else frozenset()
+    return plan_moves(chunks, ids)
+
+
 def rebalance(
     ws: Workspace, *, ctx: JobContext | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 ) -> RebalanceReport:
     """Move pieces onto the devices placement now prefers (after devices came or went).
 
-    A chunk's target is the set of its top-ranked eligible devices; only pieces outside that
-    set move, each written to a target device first and deleted from the old one after, so
-    the move is safe to interrupt and run again.
+    The moves are planned first against each device's free space (:func:`plan_moves`), so a
+    device is never filled past its reserve. Each piece is written to its new device first
+    and deleted from the old one after, so the move is safe to interrupt and run again.
     """
     ctx = ctx or JobContext()
     repo = ws.repo
     with repo.writer(lock_timeout):
         chunks = repo.chunks
         chunks.refresh()
-        pieces: dict[str, list[Piece]] = {}
-        for d in chunks.readable_devices():
-            for p in chunks.iter_pieces(d):
-                pieces.setdefault(p.chunk_id, []).append(p)
-        total = sum(p.size for ps in pieces.values() for p in ps)
+        plan = plan_moves(chunks)
         moved = moved_bytes = done = 0
-        failed: list[dict[str, Any]] = []
-        for cid, ps in pieces.items():
+        failed: list[dict[str, Any]] = list(plan.stuck)
+        for move in plan.moves:
             ctx.check()
-            for group in _groups(ps):
-                n_targets = len(group)
-                eligible = chunks.placement(cid, max(p.size for p in group))
-                target = eligible[:n_targets]
-                target_ids = {d.id for d in target}
-                holders = {p.device.id for p in group}
-                free_targets = [d for d in target if d.id not in holders]
-                for p in group:
-                    done += p.size
-                    if p.device.id in target_ids and p.device.state != DRAINING:
-                        continue
-                    if not free_targets:
-                        if p.device.state == DRAINING:
-                            failed.append({"piece": p.key, "device": p.device.name,
-                                           "reason": "no other device can take it"})  # fmt: skip
-                        continue
-                    dest = free_targets.pop(0)
-                    try:
-                        blob = chunks.stores[p.device.id].get(p.key)
-                        chunks.stores[dest.id].put(p.key, blob)
-                        if chunks.stores[dest.id].get(p.key) != blob:
-                            raise IntegrityError("copy read back differently", path=p.key)
-                    except (ModelManagerError, OSError) as e:
-                        failed.append({"piece": p.key, "device": dest.name, "reason": str(e)})
-                        continue
-                    chunks.delete_piece(p)
-                    moved += 1
-                    moved_bytes += p.size
-                ctx.report(done, total, cid[:12])
+            p, dest = move.piece, move.dest
+            done += p.size
+            try:
+                blob = chunks.stores[p.device.id].get(p.key)
+                chunks.stores[dest.id].put(p.key, blob)
+                if chunks.stores[dest.id].get(p.key) != blob:
+                    raise IntegrityError("copy read back differently", path=p.key)
+            except (ModelManagerError, OSError) as e:
+                failed.append({"piece": p.key, "device": dest.name, "reason": str(e)})
+                continue
+            chunks.delete_piece(p)
+            moved += 1
+            moved_bytes += p.size
+            ctx.report(done, plan.bytes, p.chunk_id[:12])
         chunks.flush()
     return RebalanceReport(moved, moved_bytes, tuple(failed))
 

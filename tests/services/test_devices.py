@@ -433,3 +433,48 @@ def test_a_stuck_device_does_not_stall_reads_from_the_others(tmp_path: Path) -> 
         t.join()
     assert not errors
     assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "src")
+
+
+@needs_mount
+def test_a_drain_that_cannot_fit_is_refused_up_front_and_previewed(tmp_path: Path) -> None:
+    from modelmanager.services.redundancy import preview_moves
+
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    set_device(ws, "main", state="offline")
+    add_device(ws, tmp_path / "big", name="big")
+    small = tmp_path / "small"
+    small.mkdir()
+    with mounted("-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)):
+        add_device(ws, small, name="tiny")
+        import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB, mostly on big
+        before = _pieces_under(tmp_path / "big")
+        plan = preview_moves(ws, draining="big")
+        assert plan.stuck  # the 256 KiB device cannot take it all
+        assert plan.onto().get("tiny", 0) <= 256 * 1024  # planned against its free space
+        with pytest.raises(UserError, match=r"cannot drain big: \d+ of its pieces .* fit on no"):
+            remove_device(ws, "big", drain=True, force=False)
+        assert _pieces_under(tmp_path / "big") == before  # refused before anything moved
+        assert [(d.name, d.state) for d in ws.repo.devices.devices][1] == ("big", "online")
+        assert scrub(ws).ok
+        _export_is_exact(ws, tmp_path, "out")
+
+
+def test_rebalance_and_drain_previews_change_nothing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from tests.cli.test_cli import Cli
+
+    ws, roots = make_cluster(tmp_path, 3, "copies=1")
+    add_device(ws, tmp_path / "new", name="new", weight=3)
+    before = [_pieces_under(r) for r in [*roots, tmp_path / "new"]]
+    cli = Cli(ws.repo.root, capsys)
+    plan = cli.json("rebalance", "--dry-run")
+    assert plan["pieces"] > 0
+    assert set(plan["onto"]) == {"new"}
+    out, _ = cli("device", "rm", "d1", "--drain", "--dry-run")
+    assert "Draining d1 would move" in out
+    assert "Nothing was changed" in out
+    _out, err = cli("device", "rm", "d1", "--force", "--dry-run", code=2)
+    assert "--dry-run goes with --drain" in err
+    assert [_pieces_under(r) for r in [*roots, tmp_path / "new"]] == before
+    assert [d.name for d in ws.repo.devices.devices] == ["main", "d0", "d1", "d2", "new"]
+    moved = rebalance(ws)
+    assert moved.moved_pieces == plan["pieces"]

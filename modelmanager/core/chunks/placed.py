@@ -151,18 +151,24 @@ class PlacedChunkStore:
     def readable_devices(self) -> list[Device]:
         return [d for d in self.devices.devices if self.available(d)]
 
-    def _room(self, device: Device, need: int) -> bool:
+    def usable(self, device: Device) -> int | None:
+        """Bytes a device can still take (free space less the reserve); None where the OS
+        cannot tell (no statvfs), 0 when full, refusing writes or unreachable."""
         if device.id in self._full or device.id in self._failed:
-            return False
+            return 0
         try:
             usage = os.statvfs(device.root(self.repo_root)) if hasattr(os, "statvfs") else None
         except OSError:
-            return False
+            return 0
         if usage is None:
-            return True
+            return None
         total = usage.f_blocks * usage.f_frsize
         free = usage.f_bavail * usage.f_frsize
-        return free - need >= min(RESERVE_BYTES, total // 20)
+        return max(0, free - min(RESERVE_BYTES, total // 20))
+
+    def _room(self, device: Device, need: int) -> bool:
+        room = self.usable(device)
+        return room is None or room >= need
 
     def write_problems(self) -> dict[str, str]:
         """Devices that refused writes since the last refresh, by name, with the reason."""
