@@ -215,15 +215,11 @@ def check_drain_fits(chunks: PlacedChunkStore, device: Device) -> None:
     plan = plan_moves(chunks, frozenset({device.id}))
     if plan.stuck:
         need = sum(int(s["size"]) for s in plan.stuck)
-        room = []
-        for d in chunks.devices.devices:
-            if d.id != device.id and d.placeable and chunks.available(d):
-                left = chunks.usable(d)
-                room.append(f"{d.name} {'?' if left is None else human_bytes(left)}")
+        _total, room = chunks.room(excluding=frozenset({device.id}))
         raise UserError(
             f"cannot drain {device.name}: {len(plan.stuck)} of its pieces "
             f"({human_bytes(need)}) fit on no other device after the {len(plan.moves)} that "
-            f"do ({human_bytes(plan.bytes)}); room left: {', '.join(room) or 'no device'}. "
+            f"do ({human_bytes(plan.bytes)}); room now: {room}. "
             "Nothing was moved; add a device or free space first"
         )
 

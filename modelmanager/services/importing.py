@@ -330,6 +330,37 @@ def _import_file(
     )  # fmt: skip
 
 
+def _check_room(ws: Workspace, sources: list[SourceFile], policy: Policy, ctx: JobContext) -> None:
+    """Refuse an import that cannot fit, before anything is written.
+
+    The sizes times the policy's overhead bound what it can need (no compression, nothing
+    deduplicated). Only when that bound does not fit are the chunks hashed (BLAKE3, without
+    storing) to count what is really new; that count, still uncompressed, is what is checked.
+    """
+    chunks, config = ws.repo.chunks, ws.repo.config
+    total, _summary = chunks.room()
+    bound = sum(s.size for s in sources) * policy.overhead
+    if total is None or bound <= total:
+        return
+    new = 0
+    seen: set[str] = set()
+    for src in sources:
+        ranges = plan_chunks(src.size, src.index.chunk_regions(), chunk_size=config.chunk_size,
+                             group_size=config.group_size)  # fmt: skip
+        try:
+            with open(src.path, "rb") as f:
+                for start, end in ranges:
+                    ctx.check()
+                    f.seek(start)
+                    cid = content_id(f.read(end - start))
+                    if cid not in seen and not chunks.has(cid, policy):
+                        new += end - start
+                    seen.add(cid)
+        except OSError as e:
+            raise UserError(f"cannot read file ({e.strerror or e})", path=src.path) from None
+    chunks.require_room(int(new * policy.overhead), f"this import ({len(sources)} files)")
+
+
 def import_paths(
     ws: Workspace,
     paths: Sequence[Path],
@@ -363,6 +394,7 @@ def import_paths(
         policy = repo.policy_for(model)
         repo.chunks.refresh()
         settings = codec or repo.codec_for(model)
+        _check_room(ws, sources, policy, ctx)
         writer = _ChunkWriter(ws, settings, policy, workers or default_workers())
         done = [0]
         try:

@@ -178,14 +178,19 @@ class RemoteRepository(VersionStore):
             return super().read_manifest_key(key)
         return manifest
 
-    def chunk_ids(self) -> set[str]:
-        """Every chunk the remote holds (one listing, not one request per chunk)."""
-        out = set()
-        for key, _size in self.blobs.list("chunks"):
+    def chunk_sizes(self) -> dict[str, int]:
+        """Every chunk the remote holds and its stored size (one listing, not a request per
+        chunk)."""
+        out = {}
+        for key, size in self.blobs.list("chunks"):
             name = key.rsplit("/", 1)[-1]
             if is_content_id(name) and key == chunk_key(name):
-                out.add(name)
+                out[name] = size
         return out
+
+    def chunk_ids(self) -> set[str]:
+        """Every chunk the remote holds."""
+        return set(self.chunk_sizes())
 
     def is_repository(self) -> bool:
         return self.blobs.size(CONFIG_KEY) is not None
@@ -342,6 +347,10 @@ def pull(ws: Workspace, remote: RemoteRepository, ref: str, *, ctx: JobContext |
         repo.chunks.refresh()
         policy = repo.policy_for(manifest.model)
         missing = [(c, n) for c, n in needed.items() if not repo.chunks.has(c, policy)]
+        if missing:  # stored sizes from one listing; a chunk not listed counts at its plain size
+            sizes = remote.chunk_sizes()
+            need = sum(sizes.get(c, n) for c, n in missing) * policy.overhead
+            repo.chunks.require_room(int(need), f"pulling {manifest.ref}")
 
         def fetch(cid: str, length: int) -> int:
             where = f"{remote.spec.url}/{chunk_key(cid)}"

@@ -478,3 +478,38 @@ def test_rebalance_and_drain_previews_change_nothing(tmp_path: Path, capsys) -> 
     assert [d.name for d in ws.repo.devices.devices] == ["main", "d0", "d1", "d2", "new"]
     moved = rebalance(ws)
     assert moved.moved_pieces == plan["pieces"]
+
+
+@needs_mount
+def test_imports_and_pulls_that_cannot_fit_are_refused_before_writing(tmp_path: Path) -> None:
+    from modelmanager.services.remotes import RemoteSpec, open_remote, pull, push
+
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    set_device(ws, "main", state="offline")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    with mounted("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)):
+        add_device(ws, disk, name="small")
+        a = _model(tmp_path / "a", seed=1, tensors=40)  # ~1.3 MB of random weights
+        import_paths(ws, [a], "a")
+        # The same weights again: their sizes exceed the room left, but nothing is new.
+        again = import_paths(ws, [a], "copy-of-a")
+        assert again.new_chunks == 0
+        before = _pieces_under(disk)
+        other = _model(tmp_path / "b", seed=2, tensors=40)
+        with pytest.raises(UserError, match=r"not enough space for this import .*\(small \d"):
+            import_paths(ws, [other], "b")
+        assert _pieces_under(disk) == before  # refused before a chunk was written
+        assert ws.repo.version_numbers("b") == []
+
+        # A pull of the same new weights from a shared folder is refused the same way.
+        big = init_repository(tmp_path / "big", chunk_size=CHUNK, group_size=1024)
+        import_paths(big, [other], "b")
+        shared = RemoteSpec("shared", f"file://{tmp_path / 'shared'}")
+        push(big, "b@1", open_remote(shared))
+        with pytest.raises(UserError, match="not enough space for pulling b@1"):
+            pull(ws, open_remote(shared), "b@1")
+        assert _pieces_under(disk) == before
+        assert ws.repo.version_numbers("b") == []
+        big.close()
+        assert scrub(ws).ok

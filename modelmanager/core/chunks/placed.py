@@ -51,6 +51,7 @@ from modelmanager.core.redundancy import (
     parse_fragment_dir,
 )
 from modelmanager.core.storage import BlobNotFound, LocalBlobStore, page_cache
+from modelmanager.core.units import human_bytes
 from modelmanager.errors import IntegrityError, UserError
 
 T = TypeVar("T")
@@ -165,6 +166,27 @@ class PlacedChunkStore:
         total = usage.f_blocks * usage.f_frsize
         free = usage.f_bavail * usage.f_frsize
         return max(0, free - min(RESERVE_BYTES, total // 20))
+
+    def room(self, excluding: frozenset[str] = frozenset()) -> tuple[int | None, str]:
+        """What the placeable devices (less ``excluding`` ids) can take in all, and a summary
+        per device for messages; None where a device cannot tell."""
+        total: int | None = 0
+        parts = []
+        for d in self.devices.devices:
+            if d.placeable and d.id not in excluding and self.available(d):
+                left = self.usable(d)
+                parts.append(f"{d.name} {'?' if left is None else human_bytes(left)}")
+                total = None if left is None or total is None else total + left
+        return total, ", ".join(parts) or "no writable device"
+
+    def require_room(self, need: int, what: str) -> None:
+        """Refuse ``what`` before it writes anything when ``need`` bytes exceed the room."""
+        total, summary = self.room()
+        if total is not None and need > total:
+            raise UserError(
+                f"not enough space for {what}: it needs up to {human_bytes(need)} and the "
+                f"devices can take {human_bytes(total)} ({summary}); nothing was stored"
+            )
 
     def _room(self, device: Device, need: int) -> bool:
         room = self.usable(device)
