@@ -538,6 +538,10 @@ class MainWindow(QMainWindow):
     def _selected(self, index: Any, _previous: Any = None) -> None:
         if not index.isValid():
             return
+        store_item = index.data(STORE_ROLE)
+        if store_item and store_item[1]:
+            self.stores_view.show_model(*store_item)
+            return
         key = index.data(REPO_ROLE)
         if key:
             self.activate(key)

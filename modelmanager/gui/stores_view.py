@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
 
 from modelmanager.cli.output import human_bytes, plural
+from modelmanager.core.formats import index_file
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.stores import Store, StoreModel
+from modelmanager.errors import ModelManagerError
 from modelmanager.services import stores
 
 if TYPE_CHECKING:
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from modelmanager.gui.main_window import MainWindow
 
 Listing = list[tuple[Store, list[StoreModel]]]
+TENSORS_TAB = 2  # the window's tab order: Overview, History, Tensors, ...
 
 
 class StoresView:
@@ -46,6 +49,45 @@ class StoresView:
                     if m.ref == ref:
                         return store, m
         return None
+
+    def show_model(self, root: str, ref: str) -> JobRecord | None:
+        """Selecting a store's model: its tensors (from the weight files' headers only) in
+        the Tensors tab; a file that cannot be read is named in the status bar."""
+        found = self.find(root, ref)
+        if found is None:
+            return None
+        _store, model = found
+
+        def read(ctx: JobContext) -> tuple[list[tuple[Any, ...]], list[str]]:
+            rows: list[tuple[Any, ...]] = []
+            problems = list(model.errors)
+            weights = [f for f in model.files if f.weights]
+            for n, f in enumerate(weights):
+                ctx.check()
+                ctx.report(n, len(weights), f.name)
+                try:
+                    index = index_file(f.path, f.size)
+                except (ModelManagerError, OSError) as e:
+                    problems.append(f"{f.name}: {e}")
+                    continue
+                for t in index.tensors:
+                    shape = "x".join(map(str, t.shape)) or "scalar"
+                    rows.append((t.name, t.dtype, shape, t.numel, t.nbytes, t.nbytes,
+                                 "as the store keeps it", f.name))  # fmt: skip
+            return rows, problems
+
+        def show(result: tuple[list[tuple[Any, ...]], list[str]]) -> None:
+            rows, problems = result
+            self.window.tensor_model.set_rows(rows)
+            self.window.tabs.setCurrentIndex(TENSORS_TAB)
+            note = f"; unreadable: {problems[0]}" if problems else ""
+            files = plural(sum(f.weights for f in model.files), "weight file")
+            self.window.statusBar().showMessage(
+                f"{model.ref}: {plural(len(rows), 'tensor')} from the headers of {files}{note}",
+                15_000,
+            )
+
+        return self.window.runner.submit(f"Read {model.ref}", read, show)
 
     def add_actions(self, menu: QMenu, root: str, ref: str | None) -> None:
         """The tree's context menu on a store's model."""

@@ -78,3 +78,17 @@ def test_each_store_model_item_knows_its_store_and_ref(window: MainWindow) -> No
     roots_refs = [store_item.child(i, 0).data(STORE_ROLE) for i in range(store_item.rowCount())]
     for root, ref in roots_refs:
         assert window.stores_view.find(root, ref) is not None
+
+
+def test_selecting_a_store_model_shows_its_tensors_from_the_headers(
+    qtbot, window: MainWindow
+) -> None:  # type: ignore[no-untyped-def]
+    assert window.tabs.tabText(2) == "Tensors"
+    store, _models = next(x for x in window.stores_view.listing if x[0].kind == "ollama")
+    with qtbot.waitSignal(window.runner.succeeded, timeout=30_000):
+        window.stores_view.show_model(str(store.root), "tiny:latest")
+    qtbot.waitUntil(lambda: window.tensor_model.rowCount() == 2)
+    assert window.tabs.currentIndex() == 2
+    names = {window.tensor_model.index(r, 0).data() for r in range(2)}
+    assert names == {"blk.0.attn_q.weight", "blk.0.ffn_up.weight"}
+    assert "2 tensors from the headers of 1 weight file" in window.statusBar().currentMessage()
