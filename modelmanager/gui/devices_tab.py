@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from modelmanager.cli.output import human_bytes
 from modelmanager.core.jobs import JobContext
-from modelmanager.services import devices
+from modelmanager.services import devices, redundancy
 
 if TYPE_CHECKING:
     from modelmanager.gui.main_window import MainWindow
@@ -111,10 +112,44 @@ class DevicesTab(QWidget):
         self._run(f"Set {name} {state}", run)
 
     def drain_selected(self) -> None:
+        """Preview the drain (a job: it looks at every piece), then ask before moving."""
         info = self.selected()
         if info is None:
             return
         ws, name = self.main.ws, info.device.name
+
+        def preview(_ctx: JobContext) -> redundancy.MovePlan:
+            return redundancy.preview_moves(ws, draining=name)
+
+        self.main.runner.submit(f"Plan draining {name}", preview,
+                                lambda plan: self.confirm_drain(name, plan))  # fmt: skip
+
+    def confirm_drain(self, name: str, plan: redundancy.MovePlan) -> None:
+        """The drain's preview: what moves onto which device, or why it cannot be done."""
+        onto = ", ".join(f"{d} ({human_bytes(b)})" for d, b in sorted(plan.onto().items()))
+        if plan.stuck:
+            need = sum(int(s["size"]) for s in plan.stuck)
+            box = QMessageBox(
+                QMessageBox.Icon.Warning, f"Cannot drain {name}",
+                f"{len(plan.stuck)} pieces ({human_bytes(need)}) would fit on no other device. "
+                "Add a device or free space first; nothing was changed.",
+                QMessageBox.StandardButton.Close, self,
+            )  # fmt: skip
+        else:
+            box = QMessageBox(
+                QMessageBox.Icon.Question, f"Drain and remove {name}?",
+                f"Moves {len(plan.moves)} pieces ({human_bytes(plan.bytes)}) off {name}"
+                + (f" onto {onto}" if onto else "") + ", then removes the device. Its folder "
+                "is left empty; the data stays readable throughout.",
+                QMessageBox.StandardButton.Cancel, self,
+            )  # fmt: skip
+            go = box.addButton("Drain and remove", QMessageBox.ButtonRole.AcceptRole)
+            go.clicked.connect(lambda: self._drain(name))
+        self.drain_box = box
+        box.open()
+
+    def _drain(self, name: str) -> None:
+        ws = self.main.ws
 
         def run(ctx: JobContext) -> Any:
             return devices.remove_device(ws, name, drain=True, force=False, ctx=ctx,

@@ -249,6 +249,18 @@ def test_devices_tab_lists_adds_and_takes_devices_offline(
     )
     assert window.ws.repo.devices.get("disk1").state == "offline"
 
+    tab.toggle_selected()  # online again, then drained: the preview comes first
+    qtbot.waitUntil(lambda: not window.runner.running() and tab.table.item(1, 1).text() == "online")
+    tab.table.selectRow(1)
+    tab.drain_selected()
+    qtbot.waitUntil(lambda: getattr(tab, "drain_box", None) is not None)
+    assert "Moves" in tab.drain_box.text()
+    assert len(tab.infos) == 2  # nothing happens before the answer
+    go = next(b for b in tab.drain_box.buttons() if b.text() == "Drain and remove")
+    go.click()
+    qtbot.waitUntil(lambda: len(tab.infos) == 1 and not window.runner.running())
+    assert [d.name for d in window.ws.repo.devices.devices] == ["main"]
+
 
 def test_shard_layout_shows_which_device_holds_what_and_health(
     qtbot, window: MainWindow, tmp_path: Path
