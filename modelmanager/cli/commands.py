@@ -653,9 +653,8 @@ def _print_plan(args: argparse.Namespace, plan: redundancy.MovePlan, what: str) 
     for name, size in sorted(plan.onto().items()):
         print(f"    onto {name}: {human_bytes(size)}")
     if plan.stuck:
-        need = sum(int(s["size"]) for s in plan.stuck)
-        print(f"{plural(len(plan.stuck), 'piece')} ({human_bytes(need)}) fit on no other device: "
-              "it would be refused", file=sys.stderr)  # fmt: skip
+        print(f"{plural(len(plan.stuck), 'piece')} ({human_bytes(plan.stuck_bytes)}) fit on no "
+              "other device: it would be refused", file=sys.stderr)  # fmt: skip
     print("Nothing was changed (dry run).")
     return EXIT_OK if not plan.stuck else EXIT_PROBLEMS
 

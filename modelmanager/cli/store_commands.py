@@ -136,7 +136,7 @@ def _print_removal(store: Store, plan: stores.Removal, dry: bool) -> None:
 def cmd_stores_adopt(args: argparse.Namespace) -> int:
     store = stores.find_store(args.store)
     model = stores.find_model(store, args.model)
-    into = args.into or model.name.split(":")[0]
+    into = args.into or stores.default_name(model)
     if args.dry_run:
         plan = stores.removal_preview(store, model)
         if args.json:

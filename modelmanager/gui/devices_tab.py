@@ -128,10 +128,10 @@ class DevicesTab(QWidget):
         """The drain's preview: what moves onto which device, or why it cannot be done."""
         onto = ", ".join(f"{d} ({human_bytes(b)})" for d, b in sorted(plan.onto().items()))
         if plan.stuck:
-            need = sum(int(s["size"]) for s in plan.stuck)
             box = QMessageBox(
                 QMessageBox.Icon.Warning, f"Cannot drain {name}",
-                f"{len(plan.stuck)} pieces ({human_bytes(need)}) would fit on no other device. "
+                f"{len(plan.stuck)} pieces ({human_bytes(plan.stuck_bytes)}) would fit on no "
+                "other device. "
                 "Add a device or free space first; nothing was changed.",
                 QMessageBox.StandardButton.Close, self,
             )  # fmt: skip

@@ -50,6 +50,10 @@ class StoresView:
                         return store, m
         return None
 
+    def models_of(self, store: Store) -> list[StoreModel] | None:
+        """The store's models as last listed (the preview needs no new listing)."""
+        return next((models for s, models in self.listing if s == store), None)
+
     def show_model(self, root: str, ref: str) -> JobRecord | None:
         """Selecting a store's model: its tensors (from the weight files' headers only) in
         the Tensors tab; a file that cannot be read is named in the status bar."""
@@ -108,12 +112,12 @@ class StoresView:
         into, ok = QInputDialog.getText(
             self.window, "Adopt a model",
             f"Import {model.ref} from {store.title} as the next version of:",
-            text=model.name.split(":")[0],
+            text=stores.default_name(model),
         )  # fmt: skip
         if not ok or not into.strip():
             return None
         if remove:
-            plan = stores.removal_preview(store, model)
+            plan = stores.removal_preview(store, model, self.models_of(store))
             box = QMessageBox(
                 QMessageBox.Icon.Warning, "Remove the original?",
                 f"After the import is read back and matches byte for byte, "
@@ -151,11 +155,12 @@ class StoresView:
 
     def find_duplicates(self) -> JobRecord:
         """Compare every store and the open repositories; show the groups when done."""
-        found = [s for s, _models in self.listing] or stores.all_stores()
+        listed = [s for s, _models in self.listing]
         spaces = list(self.window.workspaces.values())
 
         def run(ctx: JobContext) -> list[stores.DuplicateGroup]:
-            return stores.find_duplicates(found, spaces, ctx)
+            # Not listed yet: find the stores here, off the UI thread (it reads the disk).
+            return stores.find_duplicates(listed or stores.all_stores(), spaces, ctx)
 
         def show(groups: list[stores.DuplicateGroup]) -> None:
             self.last_duplicates = groups

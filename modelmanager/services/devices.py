@@ -26,7 +26,13 @@ from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies, ut
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
-from modelmanager.services.redundancy import RepairReport, plan_moves, rebalance, repair
+from modelmanager.services.redundancy import (
+    MovePlan,
+    RepairReport,
+    execute_moves,
+    plan_moves,
+    repair,
+)
 
 
 @dataclass(frozen=True)
@@ -195,9 +201,12 @@ def remove_device(
                     f"device {name} cannot be read ({device.path}); use --force to forget it "
                     "and 'repair' to rebuild its pieces elsewhere"
                 )
-            check_drain_fits(repo.chunks, device)
+            # Planned once, before the device is marked draining: a drain that cannot fit is
+            # refused with nothing moved, and the same plan is then carried out.
+            plan = plan_moves(repo.chunks, frozenset({device.id}))
+            _refuse_stuck(plan, repo.chunks, device)
             repo.save_devices(repo.devices.updated(name, state=DRAINING))
-            result = rebalance(ws, ctx=ctx, lock_timeout=lock_timeout)
+            result = execute_moves(repo.chunks, plan, ctx or JobContext())
             moved, moved_bytes = result.moved_pieces, result.moved_bytes
             left = sum(1 for _ in repo.chunks.iter_pieces(repo.devices.get(name)))
             if left:
@@ -209,17 +218,15 @@ def remove_device(
     return RemoveResult(device, moved, moved_bytes, Changes(storage=True))
 
 
-def check_drain_fits(chunks: PlacedChunkStore, device: Device) -> None:
+def _refuse_stuck(plan: MovePlan, chunks: PlacedChunkStore, device: Device) -> None:
     """Refuse a drain up front, with the numbers, when the other devices cannot take all
     of ``device``'s pieces (instead of moving some and stopping half way)."""
-    plan = plan_moves(chunks, frozenset({device.id}))
     if plan.stuck:
-        need = sum(int(s["size"]) for s in plan.stuck)
         _total, room = chunks.room(excluding=frozenset({device.id}))
         raise UserError(
             f"cannot drain {device.name}: {len(plan.stuck)} of its pieces "
-            f"({human_bytes(need)}) fit on no other device after the {len(plan.moves)} that "
-            f"do ({human_bytes(plan.bytes)}); room now: {room}. "
+            f"({human_bytes(plan.stuck_bytes)}) fit on no other device after the "
+            f"{len(plan.moves)} that do ({human_bytes(plan.bytes)}); room now: {room}. "
             "Nothing was moved; add a device or free space first"
         )
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from modelmanager.core.chunks.plan import plan_chunks
+from modelmanager.core.chunks.plan import Range, plan_chunks
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
 from modelmanager.core.formats import DtypeHints, FileIndex, index_file
@@ -269,17 +269,18 @@ def _read_exact(f: BinaryIO, view: memoryview, src: SourceFile) -> None:
         got += n
 
 
+def _chunk_ranges(ws: Workspace, src: SourceFile) -> list[Range]:
+    """The (start, end) of each chunk of ``src``, as this repository cuts it."""
+    config = ws.repo.config
+    return plan_chunks(src.size, src.index.chunk_regions(), chunk_size=config.chunk_size,
+                       group_size=config.group_size)  # fmt: skip
+
+
 def _import_file(
     src: SourceFile, writer: _ChunkWriter, ws: Workspace, ctx: JobContext, done: list[int],
     total: int,
 ) -> FileRecord:  # fmt: skip
-    config = ws.repo.config
-    ranges = plan_chunks(
-        src.size,
-        src.index.chunk_regions(),
-        chunk_size=config.chunk_size,
-        group_size=config.group_size,
-    )
+    ranges = _chunk_ranges(ws, src)
     digests = _TensorDigests(src.index)
     hints = DtypeHints(src.index)
     ids: list[str] = []
@@ -337,7 +338,7 @@ def _check_room(ws: Workspace, sources: list[SourceFile], policy: Policy, ctx: J
     deduplicated). Only when that bound does not fit are the chunks hashed (BLAKE3, without
     storing) to count what is really new; that count, still uncompressed, is what is checked.
     """
-    chunks, config = ws.repo.chunks, ws.repo.config
+    chunks = ws.repo.chunks
     total, _summary = chunks.room()
     bound = sum(s.size for s in sources) * policy.overhead
     if total is None or bound <= total:
@@ -345,11 +346,9 @@ def _check_room(ws: Workspace, sources: list[SourceFile], policy: Policy, ctx: J
     new = 0
     seen: set[str] = set()
     for src in sources:
-        ranges = plan_chunks(src.size, src.index.chunk_regions(), chunk_size=config.chunk_size,
-                             group_size=config.group_size)  # fmt: skip
         try:
             with open(src.path, "rb") as f:
-                for start, end in ranges:
+                for start, end in _chunk_ranges(ws, src):
                     ctx.check()
                     f.seek(start)
                     cid = content_id(f.read(end - start))

@@ -431,11 +431,15 @@ class MovePlan:
 
     moves: tuple[Move, ...]
     stuck: tuple[dict[str, Any], ...]
-    examined: int  # bytes of all pieces looked at (the progress total)
 
     @property
     def bytes(self) -> int:
         return sum(m.piece.size for m in self.moves)
+
+    @property
+    def stuck_bytes(self) -> int:
+        """Bytes of the pieces that fit nowhere."""
+        return sum(int(s["size"]) for s in self.stuck)
 
     def onto(self) -> dict[str, int]:
         """Bytes each device would receive, by device name."""
@@ -471,7 +475,6 @@ def plan_moves(chunks: PlacedChunkStore, draining: frozenset[str] = frozenset())
 
     moves: list[Move] = []
     stuck: list[dict[str, Any]] = []
-    examined = 0
     for cid, ps in pieces.items():
         for group in _groups(ps):
             size = max(p.size for p in group)
@@ -479,7 +482,6 @@ def plan_moves(chunks: PlacedChunkStore, draining: frozenset[str] = frozenset())
             target_ids = {d.id for d in eligible[: len(group)]}
             holders = {p.device.id for p in group}
             for p in group:
-                examined += p.size
                 if p.device.id in target_ids and not leaving(p.device):
                     continue
                 free = [
@@ -494,10 +496,11 @@ def plan_moves(chunks: PlacedChunkStore, draining: frozenset[str] = frozenset())
                     continue
                 dest = free[0]
                 holders.add(dest.id)
-                if room.get(dest.id) is not None:
-                    room[dest.id] = int(room[dest.id] or 0) - p.size
+                left = room[dest.id]
+                if left is not None:
+                    room[dest.id] = left - p.size
                 moves.append(Move(p, dest))
-    return MovePlan(tuple(moves), tuple(stuck), examined)
+    return MovePlan(tuple(moves), tuple(stuck))
 
 
 def preview_moves(ws: Workspace, draining: str | None = None) -> MovePlan:
@@ -515,34 +518,37 @@ def rebalance(
     """Move pieces onto the devices placement now prefers (after devices came or went).
 
     The moves are planned first against each device's free space (:func:`plan_moves`), so a
-    device is never filled past its reserve. Each piece is written to its new device first
-    and deleted from the old one after, so the move is safe to interrupt and run again.
+    device is never filled past its reserve; :func:`execute_moves` then carries them out.
     """
-    ctx = ctx or JobContext()
     repo = ws.repo
     with repo.writer(lock_timeout):
-        chunks = repo.chunks
-        chunks.refresh()
-        plan = plan_moves(chunks)
-        moved = moved_bytes = done = 0
-        failed: list[dict[str, Any]] = list(plan.stuck)
-        for move in plan.moves:
-            ctx.check()
-            p, dest = move.piece, move.dest
-            done += p.size
-            try:
-                blob = chunks.stores[p.device.id].get(p.key)
-                chunks.stores[dest.id].put(p.key, blob)
-                if chunks.stores[dest.id].get(p.key) != blob:
-                    raise IntegrityError("copy read back differently", path=p.key)
-            except (ModelManagerError, OSError) as e:
-                failed.append({"piece": p.key, "device": dest.name, "reason": str(e)})
-                continue
-            chunks.delete_piece(p)
-            moved += 1
-            moved_bytes += p.size
-            ctx.report(done, plan.bytes, p.chunk_id[:12])
-        chunks.flush()
+        repo.chunks.refresh()
+        return execute_moves(repo.chunks, plan_moves(repo.chunks), ctx or JobContext())
+
+
+def execute_moves(chunks: PlacedChunkStore, plan: MovePlan, ctx: JobContext) -> RebalanceReport:
+    """Carry out a plan (under the writer lock). Each piece is written to its new device and
+    read back first, and deleted from the old one after, so it is safe to interrupt and run
+    again; the plan's stuck pieces are reported as failed."""
+    moved = moved_bytes = done = 0
+    failed: list[dict[str, Any]] = list(plan.stuck)
+    for move in plan.moves:
+        ctx.check()
+        p, dest = move.piece, move.dest
+        done += p.size
+        try:
+            blob = chunks.stores[p.device.id].get(p.key)
+            chunks.stores[dest.id].put(p.key, blob)
+            if chunks.stores[dest.id].get(p.key) != blob:
+                raise IntegrityError("copy read back differently", path=p.key)
+        except (ModelManagerError, OSError) as e:
+            failed.append({"piece": p.key, "device": dest.name, "reason": str(e)})
+            continue
+        chunks.delete_piece(p)
+        moved += 1
+        moved_bytes += p.size
+        ctx.report(done, plan.bytes, p.chunk_id[:12])
+    chunks.flush()
     return RebalanceReport(moved, moved_bytes, tuple(failed))
 
 

@@ -103,6 +103,11 @@ def find_model(store: Store, ref: str, models: list[StoreModel] | None = None) -
     return same[0]
 
 
+def default_name(model: StoreModel) -> str:
+    """The repository model name adopting suggests: the store's, without an Ollama tag."""
+    return model.name.split(":")[0]
+
+
 # -- tensor index, from headers only ------------------------------------------------------
 
 
@@ -202,6 +207,7 @@ def find_duplicates(
     total = sum(by_identity[i][0].size for i in todo)
     done = [0]
     groups: dict[str, DuplicateGroup] = {}
+    compared: set[tuple[str, tuple[tuple[str, int], ...]]] = set()  # (content, repo file)
     for identity in todo:
         f, labels = by_identity[identity]
         try:
@@ -212,9 +218,10 @@ def find_duplicates(
         group.copies += labels
         group.physical += 1
         for key in repo_sizes.get(f.size, []):
+            if (digest, key) in compared:
+                continue  # same content as a file already compared: the answer is the same
+            compared.add((digest, key))
             repo_labels = stored[key][1]
-            if repo_labels[0] in group.copies:
-                continue
             try:
                 same = _matches_chunks(f.path, key, ctx)
             except OSError:
@@ -279,11 +286,14 @@ class Removal:
     bytes: int
 
 
-def removal_preview(store: Store, model: StoreModel) -> Removal:
+def removal_preview(
+    store: Store, model: StoreModel, models: list[StoreModel] | None = None
+) -> Removal:
     """The paths removing ``model`` would delete: its links, and the files no other model of
-    the store uses (an Ollama layer or HF blob two tags share stays)."""
+    the store uses (an Ollama layer or HF blob two tags share stays). ``models``: the store's
+    listing, if already made (else it is listed now)."""
     others: set[tuple[int, int]] = set()
-    for other in store.models():
+    for other in store.models() if models is None else models:
         if (other.name, other.revision) != (model.name, model.revision):
             others |= {f.identity for f in other.files}
     remove: dict[Path, int] = {}

@@ -76,6 +76,7 @@ def test_each_store_model_item_knows_its_store_and_ref(window: MainWindow) -> No
     place = model.item(model.rowCount() - FIXED_ROWS, 0)
     store_item = place.child(0, 0)
     roots_refs = [store_item.child(i, 0).data(STORE_ROLE) for i in range(store_item.rowCount())]
+    assert roots_refs  # the loop below must have something to check
     for root, ref in roots_refs:
         assert window.stores_view.find(root, ref) is not None
 

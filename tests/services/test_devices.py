@@ -41,12 +41,18 @@ def _model(folder: Path, seed: int = 0, tensors: int = 12) -> Path:
     return folder
 
 
+def _repo_without_main(tmp_path: Path) -> Workspace:
+    """A repository whose own folder (device main) takes no pieces: the devices added do."""
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    set_device(ws, "main", state="offline")
+    return ws
+
+
 def make_cluster(
     tmp_path: Path, n: int, policy: str, tensors: int = 12
 ) -> tuple[Workspace, list[Path]]:
     """A repository whose pieces live only on ``n`` device folders (main is kept offline)."""
-    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
-    set_device(ws, "main", state="offline")
+    ws = _repo_without_main(tmp_path)
     roots = []
     for i in range(n):
         root = tmp_path / f"dev{i}"
@@ -197,14 +203,19 @@ def mounted(*args: str) -> Iterator[None]:
         subprocess.run(["umount", args[-1]], check=True)
 
 
+@contextlib.contextmanager
+def small_device(ws: Workspace, folder: Path, size: str, name: str) -> Iterator[Path]:
+    """A device on a tmpfs of ``size`` mounted at ``folder``: a disk that really fills."""
+    folder.mkdir()
+    with mounted("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)):
+        add_device(ws, folder, name=name)
+        yield folder
+
+
 @needs_mount
 def test_full_device_is_skipped_and_a_policy_it_breaks_is_refused_up_front(tmp_path: Path) -> None:
-    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
-    set_device(ws, "main", state="offline")
-    small = tmp_path / "small"
-    small.mkdir()
-    with mounted("-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)):
-        add_device(ws, small, name="tiny")
+    ws = _repo_without_main(tmp_path)
+    with small_device(ws, tmp_path / "small", "256k", "tiny"):
         for i in range(2):
             add_device(ws, tmp_path / f"big{i}", name=f"big{i}")
         set_policy(ws, "copies=2")
@@ -439,13 +450,9 @@ def test_a_stuck_device_does_not_stall_reads_from_the_others(tmp_path: Path) -> 
 def test_a_drain_that_cannot_fit_is_refused_up_front_and_previewed(tmp_path: Path) -> None:
     from modelmanager.services.redundancy import preview_moves
 
-    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
-    set_device(ws, "main", state="offline")
+    ws = _repo_without_main(tmp_path)
     add_device(ws, tmp_path / "big", name="big")
-    small = tmp_path / "small"
-    small.mkdir()
-    with mounted("-t", "tmpfs", "-o", "size=256k", "tmpfs", str(small)):
-        add_device(ws, small, name="tiny")
+    with small_device(ws, tmp_path / "small", "256k", "tiny"):
         import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB, mostly on big
         before = _pieces_under(tmp_path / "big")
         plan = preview_moves(ws, draining="big")
@@ -484,12 +491,8 @@ def test_rebalance_and_drain_previews_change_nothing(tmp_path: Path, capsys) -> 
 def test_imports_and_pulls_that_cannot_fit_are_refused_before_writing(tmp_path: Path) -> None:
     from modelmanager.services.remotes import RemoteSpec, open_remote, pull, push
 
-    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
-    set_device(ws, "main", state="offline")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    with mounted("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)):
-        add_device(ws, disk, name="small")
+    ws = _repo_without_main(tmp_path)
+    with small_device(ws, tmp_path / "disk", "2m", "small") as disk:
         a = _model(tmp_path / "a", seed=1, tensors=40)  # ~1.3 MB of random weights
         import_paths(ws, [a], "a")
         # The same weights again: their sizes exceed the room left, but nothing is new.

@@ -170,11 +170,9 @@ def _hf(store: str, root: Path) -> Iterator[StoreModel]:
             yield StoreModel(store, name, errors=[*problems, f"{repo}: no snapshots"])
             continue
         for snap in snapshots:
-            model = StoreModel(store, name, snap.name, tuple(sorted(refs.get(snap.name, []))))
-            model.errors += problems
-            for path in _walk(snap, model):
-                rel = path.relative_to(snap).as_posix()
-                _stat(path, rel, model, weights=path.suffix.lower() in WEIGHT_SUFFIXES)
+            model = _folder_model(store, name, snap)
+            model.revision, model.refs = snap.name, tuple(sorted(refs.get(snap.name, [])))
+            model.errors[:0] = problems
             yield model
 
 
@@ -247,6 +245,7 @@ def _ollama(store: str, root: Path) -> Iterator[StoreModel]:
 
 
 def _folder_model(store: str, name: str, root: Path) -> StoreModel:
+    """Every file under ``root`` as one model, each named by its path relative to ``root``."""
     model = StoreModel(store, name)
     for path in _walk(root, model):
         rel = path.relative_to(root).as_posix()
