@@ -223,9 +223,13 @@ def _manifest_json(m: Manifest, labels: dict[str, int], tensors: bool) -> dict[s
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    m, labels = history.show(workspace(args), args.ref)
+    ws = workspace(args)
+    m, labels = history.show(ws, args.ref)
+    parent_removed = m.parent in set(ws.repo.removed_numbers(m.model)) - set(
+        ws.repo.version_numbers(m.model)
+    )
     if args.json:
-        print_json(_manifest_json(m, labels, args.tensors))
+        print_json({**_manifest_json(m, labels, args.tensors), "parent_removed": parent_removed})
         return EXIT_OK
     own = sorted(k for k, v in labels.items() if v == m.seq)
     print(f"{m.ref}  {_when(m.created)}  {', '.join(own)}")
@@ -233,7 +237,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  {m.message}")
     print(
         f"  size {human_bytes(m.logical_bytes)}, {human_count(m.parameters)} parameters, "
-        f"parent {m.parent or '-'}"
+        f"parent {m.parent or '-'}{' (removed)' if parent_removed else ''}"
     )
     for key, value in sorted(m.metadata.items()):
         print(f"  {key}: {value}")
@@ -459,17 +463,58 @@ def cmd_gc(args: argparse.Namespace) -> int:
             "dry_run": args.dry_run, "chunks": len(plan.chunks), "temp_files": len(plan.temp_files),
             "bytes": plan.bytes, "deleted_chunks": result.deleted_chunks,
             "freed_bytes": result.freed_bytes,
+            "unused_chunks": [{"chunk": c, "stored_bytes": n} for c, n in plan.chunks],
+            "temp_file_paths": [str(p) for p, _n in plan.temp_files],
         })  # fmt: skip
-    elif args.dry_run:
-        print(
-            f"Would delete {len(plan.chunks)} unused chunks and {len(plan.temp_files)} "
-            f"temporary files, freeing {human_bytes(plan.bytes)}"
-        )
+        return EXIT_OK
+    verb, freeing = ("Would delete", "freeing") if args.dry_run else ("Deleted", "freed")
+    size = plan.bytes if args.dry_run else result.freed_bytes
+    print(f"{verb} {plural(len(plan.chunks), 'unused chunk')} and "
+          f"{plural(len(plan.temp_files), 'temporary file')}, {freeing} {human_bytes(size)}"
+          + (":" if args.dry_run and plan.temp_files else ""))  # fmt: skip
+    if args.dry_run:
+        for path, n in plan.temp_files:
+            print(f"    {path} ({human_bytes(n)})")
+        print("Nothing was changed (dry run). 'gc --json --dry-run' lists every chunk.")
+    return EXIT_OK
+
+
+def _print_removal(plan: history.RemovalPlan, dry_run: bool) -> None:
+    """What removing versions takes away: labels, history links, and the bytes it frees."""
+    print(f"{'Would remove' if dry_run else 'Removed'} {', '.join(plan.refs)} "
+          f"({human_bytes(plan.logical_bytes)} of files)")  # fmt: skip
+    if plan.labels:
+        print(f"    labels that go with {'them' if len(plan.refs) > 1 else 'it'}: "
+              + ", ".join(plan.labels))  # fmt: skip
+    if plan.children:
+        print(f"    made from it: {', '.join(plan.children)} (their parent shows as removed)")
+    if plan.emptied:
+        print(f"    no version is left of {', '.join(plan.emptied)}")
+    shared = f"; {plural(plan.shared_chunks, 'chunk')} shared with other versions are kept"
+    print(f"    {'frees' if dry_run else 'freed'} {human_bytes(plan.freed_bytes)} on the devices "
+          f"({plural(len(plan.freed), 'chunk')} only {'these' if len(plan.refs) > 1 else 'it'} "
+          f"used{shared if plan.shared_chunks else ''})")  # fmt: skip
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    if args.dry_run:
+        plan = history.plan_removal(ws, args.refs)
+        if args.json:
+            print_json({"dry_run": True, **plan.to_json()})
+        else:
+            _print_removal(plan, dry_run=True)
+            if plan.labels and not args.force:
+                print("It carries labels: removing it needs --force (or move the labels first).")
+            print("Nothing was changed (dry run).")
+        return EXIT_OK
+    with ProgressLine("removing", enabled=not args.json) as ctx:
+        result = history.remove_versions(ws, args.refs, force=args.force, ctx=ctx,
+                                         lock_timeout=args.wait)  # fmt: skip
+    if args.json:
+        print_json({"dry_run": False, **result.plan.to_json(), "freed_bytes": result.freed_bytes})
     else:
-        print(
-            f"Deleted {result.deleted_chunks} unused chunks and {len(plan.temp_files)} "
-            f"temporary files, freed {human_bytes(result.freed_bytes)}"
-        )
+        _print_removal(result.plan, dry_run=False)
     return EXIT_OK
 
 

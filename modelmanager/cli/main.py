@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ref", nargs="?", help="one version (default: every version)")
     p.add_argument("--quick", action="store_true", help="presence and sizes only")
 
+    p = add("rm", commands.cmd_rm, "remove versions, and the chunks only they use")
+    p.add_argument("refs", nargs="+", metavar="REF", help="NAME@N or NAME@LABEL (repeatable)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="only say what would go, and the bytes it would free")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="also when a version carries labels")
+
     p = add("gc", commands.cmd_gc, "delete chunks no version uses")
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
 

@@ -1,16 +1,21 @@
-"""Versions and labels: list, show, diff, move a label (rollback), remove a label."""
+"""Versions and labels: list, show, diff, move a label (rollback), remove a label or a version."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from modelmanager.core.analysis import VersionDiff, diff
 from modelmanager.core.catalog import ModelRow, VersionRow
+from modelmanager.core.faults import crash_point
+from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import check_label, parse_ref
-from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
-from modelmanager.errors import ModelManagerError, NotFoundError
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key
+from modelmanager.errors import ModelManagerError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
+from modelmanager.services.maintenance import referenced_chunks
 
 
 def list_models(ws: Workspace) -> list[ModelRow]:
@@ -114,3 +119,117 @@ def version_details(ws: Workspace, ref: str) -> VersionDetails:
         except ModelManagerError:
             codec[cid] = -1
     return VersionDetails(manifest, ws.repo.read_labels(manifest.model), stored, codec)
+
+
+# -- removing versions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemovalPlan:
+    """What removing some versions takes away, and the exact bytes it frees.
+
+    ``freed`` are the chunks no other version uses, with the bytes all their pieces take on the
+    devices; chunks shared with a kept version stay. ``children`` are kept versions whose parent
+    goes: their history keeps the number, shown as removed.
+    """
+
+    refs: tuple[str, ...]
+    labels: tuple[str, ...]  # "model@label" for every label that goes with its version
+    children: tuple[str, ...]
+    emptied: tuple[str, ...]  # models left with no version
+    logical_bytes: int
+    freed: tuple[tuple[str, int], ...]
+    shared_chunks: int
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(size for _cid, size in self.freed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "versions": list(self.refs), "labels": list(self.labels),
+            "children": list(self.children), "emptied_models": list(self.emptied),
+            "logical_bytes": self.logical_bytes, "freed_chunks": len(self.freed),
+            "freed_bytes": self.freed_bytes, "shared_chunks": self.shared_chunks,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RemovalResult:
+    plan: RemovalPlan
+    freed_bytes: int
+    changes: Changes = field(default_factory=Changes)
+
+
+def _named_versions(ws: Workspace, refs: Sequence[str]) -> list[Manifest]:
+    """The versions ``refs`` name; a bare model name is refused (it would mean "the newest",
+    and removing whichever version is newest by accident is not a thing to guess about)."""
+    if not refs:
+        raise UserError("name the versions to remove, e.g. NAME@3 or NAME@old")
+    found: dict[str, Manifest] = {}
+    for text in refs:
+        if "@" not in text:
+            raise UserError(f"{text!r} names a model, not a version: use {text}@N or "
+                            f"{text}@LABEL ('modelmanager log {text}' lists them)")  # fmt: skip
+        manifest = ws.repo.resolve(parse_ref(text))
+        found.setdefault(manifest.ref, manifest)
+    return list(found.values())
+
+
+def plan_removal(ws: Workspace, refs: Sequence[str]) -> RemovalPlan:
+    """Preview removing the versions ``refs`` name (``NAME@N`` or ``NAME@label``); no change."""
+    going = _named_versions(ws, refs)
+    names = frozenset(m.ref for m in going)
+    kept = referenced_chunks(ws, "remove a version", skip=names)
+    ids = set().union(*(m.chunk_ids() for m in going))
+    labels, children, emptied = [], [], []
+    for model in sorted({m.model for m in going}):
+        seqs = {m.seq for m in going if m.model == model}
+        labels += [f"{model}@{name}" for name, seq in sorted(ws.repo.read_labels(model).items())
+                   if seq in seqs]  # fmt: skip
+        rest = [s for s in ws.repo.version_numbers(model) if s not in seqs]
+        for seq in rest:
+            with_parent = ws.repo.read_manifest(model, seq)
+            if with_parent.parent in seqs:
+                children.append(with_parent.ref)
+        if not rest:
+            emptied.append(model)
+    freed = tuple(sorted((c, ws.repo.chunks.stored_size(c) or 0) for c in ids - kept))
+    return RemovalPlan(
+        tuple(sorted(names)), tuple(labels), tuple(children), tuple(emptied),
+        sum(m.logical_bytes for m in going), freed, len(ids & kept),
+    )  # fmt: skip
+
+
+def remove_versions(
+    ws: Workspace, refs: Sequence[str], *, force: bool = False, ctx: JobContext | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+) -> RemovalResult:  # fmt: skip
+    """Remove versions and delete the chunks only they used, under the writer lock.
+
+    A version carrying a label is removed only with ``force`` (a label is somebody's pointer,
+    "prod" say). Each version goes as :meth:`Repository.remove_version` orders it, then its
+    catalog row; its chunks go last, so a crash leaves at worst unused chunks for gc.
+    """
+    ctx = ctx or JobContext()
+    with ws.repo.writer(lock_timeout):
+        plan = plan_removal(ws, refs)  # again, under the lock: nothing changes meanwhile
+        if plan.labels and not force:
+            raise UserError(
+                f"{', '.join(plan.refs)} carries labels ({', '.join(plan.labels)}): move them "
+                "first, or remove anyway with --force"
+            )
+        for ref in plan.refs:
+            manifest = ws.repo.resolve(ref)
+            ws.repo.remove_version(manifest)
+            ws.catalog.remove_version(manifest_key(manifest.model, manifest.seq), manifest.model)
+        crash_point("after-removal-catalog")
+        freed = 0
+        for n, (cid, size) in enumerate(plan.freed):  # not cancellable: finish, leave no garbage
+            ws.repo.chunks.delete(cid)
+            freed += size
+            ctx.report(n + 1, len(plan.freed), cid[:12])
+            crash_point("removal-chunk-deleted")
+        ws.repo.chunks.flush()
+    models = frozenset(ref.partition("@")[0] for ref in plan.refs)
+    return RemovalResult(plan, freed, Changes(models, plan.refs, storage=bool(plan.freed)))

@@ -404,7 +404,7 @@ def import_paths(
         repo.chunks.flush()
         manifest = Manifest(
             model=model,
-            seq=(seqs[-1] + 1) if seqs else 1,
+            seq=repo.next_seq(model),
             parent=seqs[-1] if seqs else None,
             created=utc_now(),
             message=message,

@@ -144,21 +144,33 @@ class GcResult:
     changes: Changes = field(default_factory=Changes)
 
 
+def referenced_chunks(ws: Workspace, doing: str, skip: frozenset[str] = frozenset()) -> set[str]:
+    """Every chunk a version uses, leaving out the versions whose refs are in ``skip``.
+
+    Refuses (IntegrityError) if any manifest cannot be read: its chunks would look unused, so
+    ``doing`` (what the caller is about to delete for) could lose data.
+    """
+    referenced: set[str] = set()
+    for key, _size in ws.repo.manifest_keys():
+        try:
+            manifest = ws.repo.read_manifest_key(key)
+        except ModelManagerError as e:
+            raise IntegrityError(
+                f"cannot {doing} while a manifest is unreadable ({e.message}); "
+                "deleting chunks now could lose data",
+                path=key,
+            ) from None
+        if manifest.ref not in skip:
+            referenced |= manifest.chunk_ids()
+    return referenced
+
+
 def plan_gc(ws: Workspace) -> GcPlan:
     """Chunks no version references, and temp files dead writers left behind.
 
     Refuses (IntegrityError) if any manifest cannot be read: its chunks would look unused.
     """
-    referenced: set[str] = set()
-    for key, _size in ws.repo.manifest_keys():
-        try:
-            referenced |= ws.repo.read_manifest_key(key).chunk_ids()
-        except ModelManagerError as e:
-            raise IntegrityError(
-                f"cannot collect garbage while a manifest is unreadable ({e.message}); "
-                "deleting chunks now could lose data",
-                path=key,
-            ) from None
+    referenced = referenced_chunks(ws, "collect garbage")
     unused = tuple(sorted((c, s) for c, s in ws.repo.chunks.iter_stored() if c not in referenced))
     temps = []
     for p in ws.repo.blobs.temp_files():

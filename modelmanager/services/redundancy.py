@@ -330,6 +330,28 @@ def _keeps_readable(chunks: PlacedChunkStore, h: ChunkHealth, dropping: list[Pie
     return True
 
 
+def _repair_need(h: ChunkHealth) -> int:
+    """Bytes repair writes for one chunk: each piece its policy lacks, sized from a good one
+    (less the corrupt pieces it deletes first)."""
+    copies = [p for p in h.good if p.index is None]
+    fragments = [p for p in h.good if p.index is not None]
+    if copies:
+        obj = copies[0].size
+    elif fragments:
+        obj = fragments[0].size * fragments[0].k
+    else:
+        return 0  # lost: nothing to write from
+    p = h.policy
+    layout = h.good_layout()
+    if p.erasure:
+        lacking = p.k + p.m - len(layout.fragments.get((p.k, p.m), {}))
+        piece = -(-obj // p.k)
+    else:
+        lacking = p.copies - len({d.id for d in layout.copies})
+        piece = obj
+    return max(0, lacking * piece - sum(c.size for c, _why in h.corrupt))
+
+
 def repair(
     ws: Workspace, *, ctx: JobContext | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 ) -> RepairReport:
@@ -345,6 +367,8 @@ def repair(
         chunks = repo.chunks
         health = survey(ws, JobContext(cancel_event=ctx.cancel_event))
         todo = [h for h in health if not h.healthy or _surplus(h, chunks)]
+        need = sum(_repair_need(h) for h in todo)
+        chunks.require_room(need, f"repairing {len(todo)} chunks")
         total = sum(h.length for h in todo)
         repaired = written = written_bytes = removed = 0
         lost: list[dict[str, Any]] = []

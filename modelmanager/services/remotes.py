@@ -344,6 +344,7 @@ def pull(ws: Workspace, remote: RemoteRepository, ref: str, *, ctx: JobContext |
         return TransferResult(manifest.ref, 0, 0, len(_needed(manifest)), False)
     needed = _needed(manifest)
     with repo.writer(lock_timeout):
+        repo.check_not_removed(manifest)  # before any chunk moves
         repo.chunks.refresh()
         policy = repo.policy_for(manifest.model)
         missing = [(c, n) for c, n in needed.items() if not repo.chunks.has(c, policy)]

@@ -117,6 +117,39 @@ def test_full_workflow_through_the_command_line(cli: Cli, tmp_path: Path) -> Non
     assert "2 changed" in out
 
 
+def test_rm_previews_then_removes_and_gc_lists_what_it_would_delete(
+    cli: Cli, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(3)
+    tensors = {f"w{i}": random_weights(rng, (64, 64)) for i in range(6)}
+    for n in (1, 2, 3):
+        tensors["w0"] = random_weights(rng, (64, 64))  # each version changes one tensor
+        write_safetensors(tmp_path / f"v{n}" / "model.safetensors", tensors)
+        cli("import", str(tmp_path / f"v{n}"), "--model", "m", "--message", f"v{n}")
+    cli("label", "m@2", "prod")
+    out, _ = cli("rm", "m@2", "--dry-run")
+    assert out.splitlines()[:3] == [
+        "Would remove m@2 (96.4 KiB of files)",
+        "    labels that go with it: m@prod",
+        "    made from it: m@3 (their parent shows as removed)",
+    ]
+    assert "It carries labels: removing it needs --force" in out
+    preview = cli.json("rm", "m@2", "--dry-run")
+    assert (preview["freed_chunks"], preview["labels"]) == (1, ["m@prod"])
+    _out, err = cli("rm", "m@2", code=2)
+    assert "carries labels (m@prod)" in err
+    assert [v["version"] for v in cli.json("log", "m")] == [3, 2, 1]  # refused: nothing went
+    done = cli.json("rm", "m@2", "--force")
+    assert done["freed_bytes"] == preview["freed_bytes"] > 0
+    assert [v["version"] for v in cli.json("log", "m")] == [3, 1]
+    out, _ = cli("show", "m@3")
+    assert "parent 2 (removed)" in out
+    _out, err = cli("rm", "m", code=2)
+    assert "'m' names a model, not a version" in err
+    assert cli.json("gc", "--dry-run")["unused_chunks"] == []
+    assert cli.json("verify")["ok"] is True
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -516,3 +516,47 @@ def test_imports_and_pulls_that_cannot_fit_are_refused_before_writing(tmp_path: 
         assert ws.repo.version_numbers("b") == []
         big.close()
         assert scrub(ws).ok
+
+
+@needs_mount
+def test_a_repair_that_cannot_fit_is_refused_before_writing(tmp_path: Path) -> None:
+    ws = _repo_without_main(tmp_path)
+    with (
+        small_device(ws, tmp_path / "one", "2m", "one"),
+        small_device(ws, tmp_path / "two", "2m", "two") as two,
+    ):
+        set_policy(ws, "copies=2")
+        import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB, on both
+        lost = _pieces_under(two)
+        for piece in (two / "chunks").iterdir():
+            shutil.rmtree(piece)  # the second copy of every chunk is gone
+        filler = two / "other-files.bin"
+        filler.write_bytes(b"\0" * (1600 * 1024))  # and the disk filled up meanwhile
+        assert len(scrub(ws).missing) == len(lost)
+        with pytest.raises(UserError, match=r"not enough space for repairing \d+ chunks: it ne"):
+            repair(ws)
+        assert _pieces_under(two / "chunks") == set()  # refused before a piece was written
+        filler.unlink()
+        report = repair(ws)
+        assert report.ok
+        assert report.written_pieces == len(lost)
+        assert _pieces_under(two) == lost
+        assert scrub(ws).ok
+        _export_is_exact(ws, tmp_path, "out")
+
+
+def test_devices_on_one_file_system_count_its_free_space_once(tmp_path: Path) -> None:
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    for name in ("a", "b"):
+        add_device(ws, tmp_path / name, name=name)
+    chunks = ws.repo.chunks
+    main = next(d for d in chunks.devices.devices if d.name == "main")
+    total, summary = chunks.room()
+    free = chunks.usable(main)
+    assert free is not None
+    assert total is not None
+    assert abs(total - free) < 64 * 1024 * 1024  # once, not three times (others write meanwhile)
+    assert summary.count(" ") >= 5
+    assert "a " in summary
+    assert "b " in summary
+    ws.close()

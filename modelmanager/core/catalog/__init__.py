@@ -217,6 +217,13 @@ class Catalog:
             self._insert(db, key, manifest, size)
             self._sync_labels(db, [manifest.model])
 
+    def remove_version(self, key: str, model: str) -> None:
+        """Forget a version just removed (the writer calls this after deleting its manifest)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM versions WHERE key=?", (key,))
+            db.execute("DELETE FROM search WHERE key=?", (key,))
+            self._sync_labels(db, [model])
+
     def _sync_labels(self, db: sqlite3.Connection, models: list[str]) -> None:
         for model in models:
             db.execute("DELETE FROM labels WHERE model=?", (model,))

@@ -172,10 +172,19 @@ class PlacedChunkStore:
         per device for messages; None where a device cannot tell."""
         total: int | None = 0
         parts = []
+        counted: set[int] = set()  # file systems already counted: two devices may share one
         for d in self.devices.devices:
             if d.placeable and d.id not in excluding and self.available(d):
                 left = self.usable(d)
                 parts.append(f"{d.name} {'?' if left is None else human_bytes(left)}")
+                try:
+                    fs = os.stat(d.root(self.repo_root)).st_dev
+                except OSError:
+                    fs = None
+                if fs is not None and fs in counted:
+                    continue
+                if fs is not None:
+                    counted.add(fs)
                 total = None if left is None or total is None else total + left
         return total, ", ".join(parts) or "no writable device"
 

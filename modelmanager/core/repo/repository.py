@@ -21,6 +21,7 @@ from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
 from modelmanager.core.formats.jsonstrict import loads_strict
+from modelmanager.core.ids import content_id
 from modelmanager.core.placement import DeviceSet
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.lock import WriterLock
@@ -135,6 +136,11 @@ def label_key(model: str, label: str) -> str:
     return f"{model_key(model)}/labels/{label}.json"
 
 
+def removed_key(model: str, seq: int) -> str:
+    """Where the record of a removed version is kept (its number is never given out again)."""
+    return f"{model_key(model)}/removed/{seq:08d}.json"
+
+
 class VersionStore:
     """Models, versions and labels as stored under ``models/`` of any BlobStore.
 
@@ -164,6 +170,15 @@ class VersionStore:
         """The versions of ``model``, ascending (empty when the model does not exist)."""
         seqs = []
         for key, _size in self.blobs.list(f"{model_key(model)}/versions"):
+            stem = key.rsplit("/", 1)[-1].removesuffix(".json")
+            if stem.isdigit():
+                seqs.append(int(stem))
+        return sorted(seqs)
+
+    def removed_numbers(self, model: str) -> list[int]:
+        """Versions of ``model`` that were removed, ascending."""
+        seqs = []
+        for key, _size in self.blobs.list(f"{model_key(model)}/removed"):
             stem = key.rsplit("/", 1)[-1].removesuffix(".json")
             if stem.isdigit():
                 seqs.append(int(stem))
@@ -362,13 +377,17 @@ class Repository(VersionStore):
         self._require_writer()
         crash_point("before-manifest")
         key = manifest_key(manifest.model, manifest.seq)
+        body = manifest.to_bytes()
+        removal = self.check_not_removed(manifest)
         try:
-            size = self.blobs.put(key, manifest.to_bytes(), exclusive=True)
+            size = self.blobs.put(key, body, exclusive=True)
         except FileExistsError:
             raise RepositoryError(
                 f"version {manifest.ref} already exists", path=self.root
             ) from None
         crash_point("after-manifest")
+        if removal is not None:  # the same version back (pulled again): it is no longer removed
+            self.blobs.delete(removed_key(manifest.model, manifest.seq))
         for label in labels:
             self.set_label(manifest.model, label, manifest.seq)
         crash_point("after-labels")
@@ -384,6 +403,59 @@ class Repository(VersionStore):
         doc: dict[str, Any] = {"version": seq, "set": utc_now(), "previous": previous}
         self.blobs.put(label_key(model, label), json.dumps(doc).encode())
         return previous
+
+    def check_not_removed(self, manifest: Manifest) -> dict[str, Any] | None:
+        """Refuse a version whose number belonged to a removed version of other content.
+
+        The same content may come back (pulled again); returns the removal record then, or
+        None when the number was never removed.
+        """
+        try:
+            record = loads_strict(self.blobs.get(removed_key(manifest.model, manifest.seq)))
+        except BlobNotFound:
+            return None
+        except ValueError:
+            record = None  # a damaged record: the number still counts as taken
+        wanted = content_id(manifest.to_bytes())
+        if not (isinstance(record, dict) and record.get("manifest") == wanted):
+            raise RepositoryError(
+                f"{manifest.ref} was removed from this repository and had other content; its "
+                "number is never given to another version", path=self.root,
+            )  # fmt: skip
+        return record
+
+    def next_seq(self, model: str) -> int:
+        """The number a new version of ``model`` gets: never one a removed version had, so a
+        reference like ``NAME@3`` names one content for ever (here and on any remote)."""
+        used = self.version_numbers(model) + self.removed_numbers(model)
+        return max(used) + 1 if used else 1
+
+    def remove_version(self, manifest: Manifest) -> list[str]:
+        """Remove one version: record it, drop the labels on it, then delete its manifest.
+
+        The record comes first so its number stays taken whatever happens next; the labels go
+        before the manifest so no label ever points at a missing version. Chunks are left to
+        the caller (or gc). Returns the labels removed.
+        """
+        self._require_writer()
+        key = manifest_key(manifest.model, manifest.seq)
+        body = self.blobs.get(key)
+        record = {
+            "version": manifest.seq, "removed": utc_now(), "created": manifest.created,
+            "message": manifest.message, "logical_bytes": manifest.logical_bytes,
+            "manifest": content_id(body),
+        }  # fmt: skip
+        self.blobs.put(removed_key(manifest.model, manifest.seq), json.dumps(record).encode())
+        crash_point("after-removal-record")
+        dropped = sorted(n for n, seq in self.read_labels(manifest.model).items()
+                         if seq == manifest.seq)  # fmt: skip
+        for label in dropped:
+            self.blobs.delete(label_key(manifest.model, label))
+        self.blobs.flush()
+        crash_point("after-removal-labels")
+        self.blobs.delete(key)
+        self.blobs.flush()
+        return dropped
 
     def delete_label(self, model: str, label: str) -> int:
         """Remove a label; returns the version it pointed at (NotFoundError if absent)."""
