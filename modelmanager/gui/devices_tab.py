@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from modelmanager.cli.output import human_bytes
 from modelmanager.core.jobs import JobContext
+from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT
 from modelmanager.services import devices, redundancy
 
 if TYPE_CHECKING:
@@ -97,7 +98,8 @@ class DevicesTab(QWidget):
     def add(self, folder: Path) -> None:
         ws = self.main.ws
         self._run(f"Add device {folder.name}",
-                  lambda _ctx: devices.add_device(ws, folder, lock_timeout=3600))  # fmt: skip
+                  lambda _ctx: devices.add_device(ws, folder,
+                                                  lock_timeout=GUI_LOCK_WAIT))  # fmt: skip
 
     def toggle_selected(self) -> None:
         info = self.selected()
@@ -107,7 +109,7 @@ class DevicesTab(QWidget):
         state = "online" if info.device.state == "offline" else "offline"
 
         def run(_ctx: JobContext) -> Any:
-            return devices.set_device(ws, name, state=state, lock_timeout=3600)
+            return devices.set_device(ws, name, state=state, lock_timeout=GUI_LOCK_WAIT)
 
         self._run(f"Set {name} {state}", run)
 
@@ -153,6 +155,6 @@ class DevicesTab(QWidget):
 
         def run(ctx: JobContext) -> Any:
             return devices.remove_device(ws, name, drain=True, force=False, ctx=ctx,
-                                         lock_timeout=3600)  # fmt: skip
+                                         lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
 
         self._run(f"Drain and remove {name}", run)

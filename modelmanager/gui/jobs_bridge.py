@@ -26,6 +26,9 @@ from modelmanager.errors import Cancelled, ModelManagerError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
+#: Writes started from the GUI wait this long for another writer instead of failing.
+GUI_LOCK_WAIT = 3600.0
+
 
 @dataclass
 class JobRecord:

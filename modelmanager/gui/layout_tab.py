@@ -76,12 +76,15 @@ class LayoutGrid(QWidget):
         return super().event(e)  # type: ignore[arg-type]
 
 
+PROMPT = "Select a version to see where its chunks live."
+
+
 class LayoutTab(QWidget):
     """Legend, summary and the scrollable grid."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.summary = QLabel("Select a version to see where its chunks live.")
+        self.summary = QLabel(PROMPT)
         self.summary.setTextFormat(Qt.TextFormat.PlainText)
         legend = QLabel(
             '<span style="color:#3a9a4a">■</span> ok &nbsp; '
@@ -97,6 +100,11 @@ class LayoutTab(QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(legend)
         layout.addWidget(scroll)
+
+    def clear(self) -> None:
+        """Nothing selected (the version shown was removed)."""
+        self.summary.setText(PROMPT)
+        self.grid.set_layout(None)
 
     def set_layout(self, data: VersionLayout) -> None:
         counts = {h: sum(1 for c in data.chunks if c.health == h) for h in COLOURS}

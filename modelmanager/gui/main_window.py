@@ -36,14 +36,15 @@ from PySide6.QtWidgets import (
 )
 
 from modelmanager import __version__
-from modelmanager.cli.output import human_bytes, human_count, signed_bytes
+from modelmanager.cli.output import human_bytes, human_count, plural, signed_bytes
 from modelmanager.core.analysis.memory import TARGETS, estimate
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.errors import ModelManagerError
+from modelmanager.gui.cleanup import Cleanup
 from modelmanager.gui.devices_tab import DevicesTab
 from modelmanager.gui.dialogs import ImportDialog
-from modelmanager.gui.jobs_bridge import FAILED, RUNNING, JobRecord, JobRunner
+from modelmanager.gui.jobs_bridge import FAILED, GUI_LOCK_WAIT, RUNNING, JobRecord, JobRunner
 from modelmanager.gui.layout_tab import LayoutTab
 from modelmanager.gui.models import (
     REF_ROLE,
@@ -62,9 +63,6 @@ from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
 from modelmanager.services.redundancy import version_layout
-
-#: Writes started from the GUI wait this long for another writer instead of failing.
-GUI_LOCK_WAIT = 3600.0
 
 
 def _plain(text: str = "") -> QLabel:
@@ -93,6 +91,7 @@ class MainWindow(QMainWindow):
         self.model_counts: dict[str, int] = {}
         self.remote_names: list[str] = []
         self.stores_view = StoresView(self)
+        self.cleanup = Cleanup(self)
         self.current_ref: str | None = None
         self.setWindowTitle(f"ModelManager — {ws.repo.root}")
         self.setAcceptDrops(True)
@@ -204,6 +203,10 @@ class MainWindow(QMainWindow):
         act.setToolTip("Files kept more than once across the model stores and repositories")
         act.triggered.connect(self.stores_view.find_duplicates)
         file_menu.addAction(act)
+        act = QAction("&Free unused space…", self)
+        act.setToolTip("Delete chunks no version uses (garbage collection), after a preview")
+        act.triggered.connect(self.cleanup.ask_gc)
+        file_menu.addAction(act)
         file_menu.addSeparator()
         act = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
         act.triggered.connect(self.close)
@@ -280,6 +283,10 @@ class MainWindow(QMainWindow):
         compare = menu.addAction("Compare the two selected versions")
         compare.setEnabled(len(refs) == 2)
         compare.triggered.connect(lambda: self.compare(refs[1], refs[0]))
+        menu.addSeparator()
+        what = refs[0] if len(refs) == 1 else plural(len(refs), "version")
+        remove = menu.addAction(f"Remove {what}…")
+        remove.triggered.connect(lambda: self.cleanup.ask_remove(refs))
         menu.popup(self.history.viewport().mapToGlobal(pos))
 
     def ask_label(self, ref: str) -> None:
@@ -413,6 +420,8 @@ class MainWindow(QMainWindow):
             for name in self.remote_names:
                 push_menu.addAction(name, functools.partial(self.push, ref, name))
             push_menu.setEnabled(bool(self.remote_names))
+            menu.addSeparator()
+            menu.addAction(f"Remove {ref}…", lambda: self.cleanup.ask_remove([ref]))
         elif remote_item and remote_item[1] and "@" in remote_item[1]:
             name, rref = remote_item
             menu.addAction(f"Pull {rref} into {self.ws.repo.root.name}",
@@ -560,6 +569,16 @@ class MainWindow(QMainWindow):
             return details, ws.catalog.versions(details.manifest.model), layout, rows
 
         self.runner.submit(f"Read {ref}", load, self._show_details)
+
+    def clear_details(self) -> None:
+        """Show no version (the one shown was removed)."""
+        self.details = None
+        self.current_ref = None
+        for label in self.ov.values():
+            label.setText("—")
+        self.history.setRowCount(0)
+        self.tensor_model.set_rows([])
+        self.layout_tab.clear()
 
     def _show_details(self, result: tuple[Any, ...]) -> None:
         details, versions, layout, rows = result
