@@ -176,6 +176,13 @@ def test_linux_bundle_and_deb_build_and_run(tmp_path: Path) -> None:
         app("gui", "--screenshot", png, "--tab", tab)  # charts: no Traceback from matplotlib
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # The stores of other tools at their default places, as the release workflow checks on
+    # Windows and macOS too.
+    for links in ([], ["--no-links"]):  # snapshots linking to blobs, and Windows' copies
+        checked = run(sys.executable, PACKAGING / "check_stores.py", *links, prog, timeout=300)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "every store found" in checked.stdout
+
     debs = list(dist.glob("modelmanager_*.deb"))
     assert len(debs) == 1
     info = run("dpkg-deb", "--info", debs[0]).stdout
