@@ -26,6 +26,8 @@ TITLES = {
     "history": "Cold throughput over time",
 }
 COLD, WARM = "#3b6fb6", "#e08a2c"
+#: The history chart spans at least this (in days): one hour.
+HISTORY_MIN_SPAN = 1 / 24
 
 
 def newest_run(rows: list[BenchRow], kind: str) -> list[BenchRow]:
@@ -95,9 +97,14 @@ def draw(fig: Figure, chart: str, rows: list[BenchRow]) -> None:
         if not series:
             return _empty(fig, title)
         ax = fig.add_subplot()
+        times = []
         for name, points in series.items():
             when = [date2num(datetime.fromisoformat(r.at)) for r in points]  # type: ignore[no-untyped-call]
             ax.plot(when, [_mbps(r) for r in points], marker="o", label=name)
+            times += when
+        if max(times) - min(times) < HISTORY_MIN_SPAN:  # one run: an hour around it, not years
+            middle = (max(times) + min(times)) / 2
+            ax.set_xlim(middle - HISTORY_MIN_SPAN / 2, middle + HISTORY_MIN_SPAN / 2)
         locator = AutoDateLocator()  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]

@@ -480,7 +480,7 @@ class MainWindow(QMainWindow):
 
     def _update_status(self) -> None:
         n = self.model_counts.get(str(self.ws.repo.root), 0)
-        self.status.setText(f"{self.ws.repo.root}  ·  {n} models")
+        self.status.setText(f"{self.ws.repo.root}  ·  {plural(n, 'model')}")
         self.setWindowTitle(f"ModelManager — {self.ws.repo.root}")
         self.close_repo_action.setEnabled(str(self.ws.repo.root) != self.default_key)
 
@@ -686,7 +686,7 @@ class MainWindow(QMainWindow):
         if button is not None:
             button.setEnabled(job.state == RUNNING)
         running = len([j for j in self.runner.running() if not j.title.startswith("Read ")])
-        self.statusBar().showMessage(f"{running} jobs running" if running else "", 0)
+        self.statusBar().showMessage(f"{plural(running, 'job')} running" if running else "", 0)
 
     def _job_failed(self, job_id: int, message: str) -> None:
         job = self.runner.jobs[job_id]

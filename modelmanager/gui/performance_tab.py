@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from modelmanager.cli.output import plural
 from modelmanager.core.catalog import BenchRow, best_strategy
 from modelmanager.core.jobs import JobContext
 from modelmanager.gui.charts import CHARTS, TITLES, draw, write_csv
@@ -112,7 +113,9 @@ class PerformanceTab(QWidget):
         runs = len({r.run for r in self.rows})
         best = best_strategy(self.rows)
         self.summary.setText(
-            f"{runs} runs stored; loads use strategy {best}" if runs else "No benchmark yet"
+            f"{plural(runs, 'run')} stored; loads use strategy {best}"
+            if runs
+            else "No benchmark yet"
         )
 
     # -- actions ------------------------------------------------------------------------

@@ -69,7 +69,9 @@ def test_charts_draw_the_stored_measurements(qtbot, window: MainWindow, ws: Work
     assert labels == list(STRATEGIES)
     history = tab.figures["history"].axes[0].get_lines()
     assert {ln.get_label() for ln in history} == {"main", "whole load"}
-    assert "1 runs stored; loads use strategy" in tab.summary.text()
+    low, high = tab.figures["history"].axes[0].get_xlim()
+    assert high - low == pytest.approx(1 / 24)  # one run: an hour around it, not years
+    assert "1 run stored; loads use strategy" in tab.summary.text()
 
 
 def test_run_benchmark_is_a_job_that_adds_a_run(qtbot, window: MainWindow, ws: Workspace) -> None:  # type: ignore[no-untyped-def]
