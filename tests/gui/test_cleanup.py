@@ -22,6 +22,7 @@ from modelmanager.services import Workspace, history
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import plan_gc, stats
 from tests.gui.test_main_window import _select
+from tests.gui.windows import shown_window
 from tests.support.builders import small_model, write_safetensors
 
 QStandardPaths.setTestModeEnabled(True)
@@ -33,13 +34,8 @@ def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # typ
     for n, labels in ((1, ["prod"]), (2, [])):
         src = write_safetensors(tmp_path / f"v{n}" / "model.safetensors", small_model(rng))
         import_paths(ws, [src], "acme/tiny", message=f"v{n}", labels=labels)
-    win = MainWindow(ws, remember=False)
-    win.ask_before_close = False
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(lambda: win.tree_model.rowCount() > 0 and not win.runner.running())
-    yield win
-    win.runner.cancel_all_and_wait()
+    with shown_window(qtbot, ws) as win:
+        yield win
 
 
 def _box(qtbot, win: MainWindow, before: QMessageBox | None) -> QMessageBox:  # type: ignore[no-untyped-def]

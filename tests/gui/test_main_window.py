@@ -23,6 +23,7 @@ from modelmanager.gui.models import REF_ROLE
 from modelmanager.services import Workspace
 from modelmanager.services.importing import import_paths
 from tests.conftest import subprocess_env
+from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder, raw_safetensors, write_safetensors
 
 QStandardPaths.setTestModeEnabled(True)  # QSettings of tests never touch the user's
@@ -33,15 +34,8 @@ def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # typ
     src = hf_folder(tmp_path / "tiny", np.random.default_rng(1), shards=2)
     import_paths(ws, [src], "acme/tiny", message="base", labels=["prod"])
     import_paths(ws, [src], "acme/tiny", message="again")
-    win = MainWindow(ws, remember=False)
-    # pytest-qt closes the window at teardown, before fixtures end: a modal "jobs are running"
-    # question then would wait forever. The test of that question turns it back on.
-    win.ask_before_close = False
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(lambda: win.tree_model.rowCount() > 0 and not win.runner.running())
-    yield win
-    win.runner.cancel_all_and_wait()
+    with shown_window(qtbot, ws) as win:
+        yield win
 
 
 def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from modelmanager.services import Workspace
 from modelmanager.services.benchmark import run_benchmark
 from modelmanager.services.importing import import_paths
 from tests.gui.test_main_window import _select
+from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder
 
 QStandardPaths.setTestModeEnabled(True)
@@ -30,16 +31,8 @@ QStandardPaths.setTestModeEnabled(True)
 @pytest.fixture
 def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
     import_paths(ws, [hf_folder(tmp_path / "tiny", np.random.default_rng(2))], "tiny")
-    win = MainWindow(ws, remember=False)
-    # pytest-qt closes the window at teardown, before fixtures end: a modal "jobs are running"
-    # question then would wait forever. The test of that question turns it back on.
-    win.ask_before_close = False
-    qtbot.addWidget(win)
-    win.show()
-    win.tabs.setCurrentIndex(TABS.index("performance"))
-    qtbot.waitUntil(lambda: win.tree_model.rowCount() > 0 and not win.runner.running())
-    yield win
-    win.runner.cancel_all_and_wait()
+    with shown_window(qtbot, ws, tab=TABS.index("performance")) as win:
+        yield win
 
 
 def _bars(win: MainWindow, chart: str) -> list[list[float]]:

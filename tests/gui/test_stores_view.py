@@ -11,6 +11,7 @@ from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.models import FIXED_ROWS, STORE_ROLE
 from modelmanager.services import Workspace
 from modelmanager.services.exporting import export_ref
+from tests.gui.windows import shown_window
 from tests.services.test_stores import REV2, hf_cache, ollama_store
 from tests.support.builders import tree_bytes
 
@@ -23,13 +24,8 @@ def window(qtbot, ws: Workspace, tmp_path: Path, monkeypatch) -> Iterator[MainWi
     ollama_store(tmp_path / "ollama", src)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "ollama"))
-    win = MainWindow(ws, remember=False)
-    win.ask_before_close = False
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitUntil(lambda: bool(win.stores_view.listing) and not win.runner.running())
-    yield win
-    win.runner.cancel_all_and_wait()
+    with shown_window(qtbot, ws, ready=lambda w: bool(w.stores_view.listing)) as win:
+        yield win
 
 
 def _store_rows(win: MainWindow) -> dict[str, list[str]]:

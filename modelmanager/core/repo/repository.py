@@ -166,23 +166,21 @@ class VersionStore:
             if len(parts) == 4 and parts[2] == "versions" and parts[3].endswith(".json"):
                 yield key, size
 
-    def version_numbers(self, model: str) -> list[int]:
-        """The versions of ``model``, ascending (empty when the model does not exist)."""
+    def _numbers(self, model: str, folder: str) -> list[int]:
         seqs = []
-        for key, _size in self.blobs.list(f"{model_key(model)}/versions"):
+        for key, _size in self.blobs.list(f"{model_key(model)}/{folder}"):
             stem = key.rsplit("/", 1)[-1].removesuffix(".json")
             if stem.isdigit():
                 seqs.append(int(stem))
         return sorted(seqs)
 
+    def version_numbers(self, model: str) -> list[int]:
+        """The versions of ``model``, ascending (empty when the model does not exist)."""
+        return self._numbers(model, "versions")
+
     def removed_numbers(self, model: str) -> list[int]:
         """Versions of ``model`` that were removed, ascending."""
-        seqs = []
-        for key, _size in self.blobs.list(f"{model_key(model)}/removed"):
-            stem = key.rsplit("/", 1)[-1].removesuffix(".json")
-            if stem.isdigit():
-                seqs.append(int(stem))
-        return sorted(seqs)
+        return self._numbers(model, "removed")
 
     def read_manifest_key(self, key: str) -> Manifest:
         """Load and validate the manifest stored under ``key``."""
