@@ -760,6 +760,24 @@ def cmd_policy(args: argparse.Namespace) -> int:
                 print(f"{name}: {value}")
         return EXIT_OK
     model, text = _model_and_value(args.words, "policy set [MODEL] copies=N|ec=K+M")
+    if args.dry_run:
+        plan = devices.preview_policy(ws, text, model)
+        if args.json:
+            print_json({"dry_run": True, "model": model, **plan.to_json()})
+            return EXIT_OK
+        print(f"Setting {model or 'the repository'} to {plan.policy} would change "
+              f"{plural(plan.chunks, 'chunk')}:")  # fmt: skip
+        print(f"    write {plural(plan.write_pieces, 'piece')} ({human_bytes(plan.write_bytes)})")
+        print(f"    then remove {plural(plan.remove_pieces, 'piece')} "
+              f"({human_bytes(plan.remove_bytes)})")  # fmt: skip
+        print("Its chunks would then survive losing " + (
+            plural(plan.tolerates, "device") if plan.tolerates else "no device") + ".")  # fmt: skip
+        total, summary = ws.repo.chunks.room()
+        if total is not None and plan.write_bytes > total:
+            print(f"It would be refused: the devices can take {human_bytes(total)} ({summary}).",
+                  file=sys.stderr)  # fmt: skip
+        print("Nothing was changed (dry run).")
+        return EXIT_OK
     with ProgressLine("converting", enabled=not args.json) as ctx:
         policy, report = devices.set_policy(ws, text, model, ctx=ctx,
                                             lock_timeout=args.wait)  # fmt: skip

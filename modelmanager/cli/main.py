@@ -244,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[MODEL] POLICY",
         help="copies=N or ec=K+M, for MODEL or (without it) the repository",
     )
+    p.add_argument("--dry-run", action="store_true",
+                   help="with set: what converting writes and removes, and if it fits")  # fmt: skip
 
     p = add("codec", commands.cmd_codec, "compression: codec show | codec set [MODEL] CODEC")
     p.add_argument("codec_command", choices=("show", "set"))

@@ -28,9 +28,11 @@ from modelmanager.errors import NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.redundancy import (
     MovePlan,
+    PolicyPlan,
     RepairReport,
     execute_moves,
     plan_moves,
+    plan_policy,
     repair,
 )
 
@@ -248,27 +250,46 @@ def set_policy(
     parsed = Policy.parse(policy)
     repo = ws.repo
     with repo.writer(lock_timeout):
-        repo.chunks.refresh()
-        usable = repo.chunks.placeable_count()
-        if usable < parsed.pieces:
-            raise UserError(
-                f"policy {parsed} needs {parsed.pieces} devices that can take data; the "
-                f"repository has {usable} ({repo.chunks.why_short()}). Add devices first."
-            )
-        if model is not None:
-            check_model_name(model)
-            exists = bool(repo.version_numbers(model))
-            if not exists and not new_model:
-                raise NotFoundError(f"no model named {model!r}")
-            models = dict(repo.policies.models, **{model: parsed})
-            policies = Policies(repo.policies.default, models, dict(repo.policies.codecs))
-        else:
-            policies = Policies(parsed, dict(repo.policies.models), dict(repo.policies.codecs))
-        repo.save_policies(policies)
+        policies, exists = _policies_with(ws, parsed, model, new_model)
         if model is not None and not exists:
+            repo.save_policies(policies)
             return parsed, RepairReport(0, 0, 0, 0, (), ())
+        plan = plan_policy(ws, policies, parsed)  # refused before the policy is saved
+        repo.chunks.require_room(plan.write_bytes, f"converting to {parsed}")
+        repo.save_policies(policies)
         report = repair(ws, ctx=ctx, lock_timeout=lock_timeout)
     return parsed, report
+
+
+def preview_policy(ws: Workspace, policy: str, model: str | None = None) -> PolicyPlan:
+    """What ``set_policy`` would write and remove, and whether the devices can take it."""
+    parsed = Policy.parse(policy)
+    policies, _exists = _policies_with(ws, parsed, model, new_model=False)
+    return plan_policy(ws, policies, parsed)
+
+
+def _policies_with(
+    ws: Workspace, parsed: Policy, model: str | None, new_model: bool
+) -> tuple[Policies, bool]:
+    """The repository's policies with ``parsed`` set (for ``model``, or as the default), and
+    whether that model has versions; refused when too few devices can take the pieces."""
+    repo = ws.repo
+    repo.chunks.refresh()
+    usable = repo.chunks.placeable_count()
+    if usable < parsed.pieces:
+        raise UserError(
+            f"policy {parsed} needs {parsed.pieces} devices that can take data; the "
+            f"repository has {usable} ({repo.chunks.why_short()}). Add devices first."
+        )
+    codecs = dict(repo.policies.codecs)
+    if model is None:
+        return Policies(parsed, dict(repo.policies.models), codecs), True
+    check_model_name(model)
+    exists = bool(repo.version_numbers(model))
+    if not exists and not new_model:
+        raise NotFoundError(f"no model named {model!r}")
+    models = dict(repo.policies.models, **{model: parsed})
+    return Policies(repo.policies.default, models, codecs), exists
 
 
 def set_codec(

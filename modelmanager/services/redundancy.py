@@ -25,7 +25,7 @@ from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import DRAINING, ONLINE, Device, rank
 from modelmanager.core.redundancy import Policy, parse_fragment
-from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies
 from modelmanager.errors import IntegrityError, ModelManagerError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.importing import default_workers
@@ -71,14 +71,17 @@ class ChunkHealth:
         return not (self.missing or self.corrupt or self.under_replicated)
 
 
-def _needed(ws: Workspace) -> dict[str, ChunkHealth]:
+def _needed(ws: Workspace, policies: Policies | None = None) -> dict[str, ChunkHealth]:
+    """Every chunk a version needs, with the policy it should have (under ``policies``, or
+    the repository's own)."""
+    policies = policies or ws.repo.policies
     needed: dict[str, ChunkHealth] = {}
     for key, _size in ws.repo.manifest_keys():
         try:
             m = ws.repo.read_manifest_key(key)
         except ModelManagerError:
             continue  # verify reports unreadable manifests
-        policy = ws.repo.policy_for(m.model)
+        policy = policies.for_model(m.model)
         for f in m.files:
             for c in f.chunks:
                 h = needed.get(c.id)
@@ -330,9 +333,8 @@ def _keeps_readable(chunks: PlacedChunkStore, h: ChunkHealth, dropping: list[Pie
     return True
 
 
-def _repair_need(h: ChunkHealth) -> int:
-    """Bytes repair writes for one chunk: each piece its policy lacks, sized from a good one
-    (less the corrupt pieces it deletes first)."""
+def _lacking(h: ChunkHealth) -> tuple[int, int]:
+    """(pieces the chunk's policy lacks, the size of each), sized from a good piece."""
     copies = [p for p in h.good if p.index is None]
     fragments = [p for p in h.good if p.index is not None]
     if copies:
@@ -340,16 +342,85 @@ def _repair_need(h: ChunkHealth) -> int:
     elif fragments:
         obj = fragments[0].size * fragments[0].k
     else:
-        return 0  # lost: nothing to write from
+        return 0, 0  # lost: nothing to write from
     p = h.policy
     layout = h.good_layout()
     if p.erasure:
-        lacking = p.k + p.m - len(layout.fragments.get((p.k, p.m), {}))
-        piece = -(-obj // p.k)
-    else:
-        lacking = p.copies - len({d.id for d in layout.copies})
-        piece = obj
-    return max(0, lacking * piece - sum(c.size for c, _why in h.corrupt))
+        return p.k + p.m - len(layout.fragments.get((p.k, p.m), {})), -(-obj // p.k)
+    return max(0, p.copies - len({d.id for d in layout.copies})), obj
+
+
+def _repair_need(h: ChunkHealth) -> int:
+    """Bytes repair writes for one chunk, less the corrupt pieces it deletes first."""
+    pieces, size = _lacking(h)
+    return max(0, pieces * size - sum(c.size for c, _why in h.corrupt))
+
+
+def _left_over(h: ChunkHealth) -> list[Piece]:
+    """The pieces a chunk no longer needs once its policy's layout is complete: other layouts,
+    and copies (or fragments of one index) beyond what the policy asks for."""
+    p = h.policy
+    if p.erasure:
+        kept: set[int] = set()
+        extra = []
+        for piece in h.good:
+            if (
+                piece.index is not None
+                and (piece.k, piece.m) == (p.k, p.m)
+                and (piece.index not in kept)
+            ):
+                kept.add(piece.index)
+            else:
+                extra.append(piece)
+        return extra
+    copies = [piece for piece in h.good if piece.index is None]
+    return copies[p.copies :] + [piece for piece in h.good if piece.index is not None]
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    """What converting stored chunks to a new policy writes and removes (a preview)."""
+
+    policy: Policy
+    chunks: int  # chunks whose pieces change
+    write_pieces: int
+    write_bytes: int
+    remove_pieces: int
+    remove_bytes: int
+    tolerates: int  # devices that may be lost afterwards, for the chunks it covers
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": str(self.policy), "chunks": self.chunks,
+            "write_pieces": self.write_pieces, "write_bytes": self.write_bytes,
+            "remove_pieces": self.remove_pieces, "remove_bytes": self.remove_bytes,
+            "tolerates": self.tolerates,
+        }  # fmt: skip
+
+
+def plan_policy(ws: Workspace, policies: Policies, policy: Policy) -> PolicyPlan:
+    """Preview converting every stored chunk to ``policies``: pieces are counted where the
+    devices hold them (by presence; scrub checks their bytes), nothing is read or written."""
+    chunks = ws.repo.chunks
+    chunks.refresh()
+    needed = _needed(ws, policies)
+    for d in chunks.readable_devices():
+        for piece in chunks.iter_pieces(d):
+            h = needed.get(piece.chunk_id)
+            if h is not None:
+                h.good.append(piece)
+    changed = write_pieces = write_bytes = remove_pieces = remove_bytes = 0
+    for h in needed.values():
+        pieces, size = _lacking(h)
+        extra = _left_over(h)
+        if pieces or extra:
+            changed += 1
+            write_pieces += pieces
+            write_bytes += pieces * size
+            remove_pieces += len(extra)
+            remove_bytes += sum(piece.size for piece in extra)
+    return PolicyPlan(policy, changed, write_pieces, write_bytes, remove_pieces, remove_bytes,
+                      policy.tolerates)  # fmt: skip
 
 
 def repair(

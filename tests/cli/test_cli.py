@@ -280,6 +280,10 @@ def test_devices_policy_scrub_repair_rebalance_through_the_command_line(
     clean = cli.json("scrub")
     assert clean["ok"] is True
     assert clean["missing"] == clean["corrupt"] == clean["under_replicated"] == []
+    out, _ = cli("policy", "set", "m", "copies=3", "--dry-run")
+    assert "Setting m to copies=3 would change 9 chunks:\n    write 9 pieces" in out
+    assert "survive losing 2 devices" in out
+    assert cli.json("policy", "show")["models"] == {}  # a preview sets nothing
 
     shutil.rmtree(tmp_path / "disk1")
     report = cli.json("scrub", code=1)

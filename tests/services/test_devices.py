@@ -560,3 +560,42 @@ def test_devices_on_one_file_system_count_its_free_space_once(tmp_path: Path) ->
     assert "a " in summary
     assert "b " in summary
     ws.close()
+
+
+def test_a_policy_change_is_previewed_with_what_it_writes_and_removes(tmp_path: Path) -> None:
+    from modelmanager.services.devices import preview_policy
+
+    ws, roots = make_cluster(tmp_path, 3, "copies=1")
+    before = [_pieces_under(r) for r in roots]
+    grow = preview_policy(ws, "copies=2")
+    assert [_pieces_under(r) for r in roots] == before  # a preview changes nothing
+    assert str(ws.repo.policies.default) == "copies=1"
+    pieces = sum(len(b) for b in before)
+    assert (grow.write_pieces, grow.remove_pieces, grow.chunks) == (pieces, 0, pieces)
+    _policy, report = set_policy(ws, "copies=2")
+    assert (report.written_pieces, report.written_bytes) == (grow.write_pieces, grow.write_bytes)
+
+    shrink = preview_policy(ws, "copies=1")
+    assert (shrink.write_pieces, shrink.remove_pieces, shrink.tolerates) == (0, pieces, 0)
+    stored = stats(ws).stored_bytes
+    _policy, report = set_policy(ws, "copies=1")
+    assert report.removed_pieces == shrink.remove_pieces
+    assert stored - stats(ws).stored_bytes == shrink.remove_bytes
+    assert scrub(ws).ok
+    _export_is_exact(ws, tmp_path, "out")
+
+
+@needs_mount
+def test_a_policy_change_that_cannot_fit_is_refused_before_it_is_saved(tmp_path: Path) -> None:
+    ws = _repo_without_main(tmp_path)
+    with (
+        small_device(ws, tmp_path / "one", "2m", "one") as one,
+        small_device(ws, tmp_path / "two", "2m", "two") as two,
+    ):
+        import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB over both
+        for disk in (one, two):
+            (disk / "filler.bin").write_bytes(b"\0" * (900 * 1024))
+        with pytest.raises(UserError, match=r"not enough space for converting to copies=2"):
+            set_policy(ws, "copies=2")
+        assert str(ws.repo.policies.default) == "copies=1"  # not saved: imports are unchanged
+        assert scrub(ws).ok
