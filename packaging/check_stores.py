@@ -36,12 +36,10 @@ def safetensors_bytes(values: list[float]) -> bytes:
     return struct.pack("<Q", len(header)) + header + data
 
 
-LINKS = True
-
-
-def link_or_copy(target: Path, link: Path, data: bytes) -> bool:
-    """A relative symlink to ``target`` where this OS allows one, else a copy; True if linked."""
-    if not LINKS:
+def link_or_copy(target: Path, link: Path, data: bytes, links: bool) -> bool:
+    """A relative symlink to ``target`` where this OS allows one (and ``links``), else a copy;
+    True if linked."""
+    if not links:
         link.write_bytes(data)
         return False
     try:
@@ -52,7 +50,7 @@ def link_or_copy(target: Path, link: Path, data: bytes) -> bool:
     return True
 
 
-def hf_cache(hub: Path) -> dict[str, int]:
+def hf_cache(hub: Path, links: bool) -> dict[str, int]:
     """``models--acme--tiny`` with two revisions, ``refs/main`` on the second."""
     repo = hub / "models--acme--tiny"
     sizes = {}
@@ -65,7 +63,7 @@ def hf_cache(hub: Path) -> dict[str, int]:
             blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
             blob.parent.mkdir(parents=True, exist_ok=True)
             blob.write_bytes(data)
-            if not link_or_copy(blob, snap / name, data):
+            if not link_or_copy(blob, snap / name, data, links):
                 blob.unlink()  # huggingface_hub moves a new blob into the snapshot there
         sizes[f"acme/tiny@{rev}"] = sum(len(d) for d in files.values())
     (repo / "refs").mkdir()
@@ -105,16 +103,15 @@ def lmstudio(home: Path, folder: Path) -> dict[str, int]:
 
 
 def main(argv: list[str]) -> int:
-    global LINKS
-    if argv[:1] == ["--no-links"]:
-        LINKS, argv = False, argv[1:]
+    links = argv[:1] != ["--no-links"]
+    argv = argv if links else argv[1:]
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         expected = {
-            "huggingface": hf_cache(home / ".cache" / "huggingface" / "hub"),
+            "huggingface": hf_cache(home / ".cache" / "huggingface" / "hub", links),
             "ollama": ollama(home / ".ollama" / "models"),
             "lmstudio": lmstudio(home, Path(tmp) / "elsewhere" / "lm-models"),
         }

@@ -772,10 +772,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
               f"({human_bytes(plan.remove_bytes)})")  # fmt: skip
         print("Its chunks would then survive losing " + (
             plural(plan.tolerates, "device") if plan.tolerates else "no device") + ".")  # fmt: skip
-        total, summary = ws.repo.chunks.room()
-        if total is not None and plan.write_bytes > total:
-            print(f"It would be refused: the devices can take {human_bytes(total)} ({summary}).",
-                  file=sys.stderr)  # fmt: skip
+        problem = ws.repo.chunks.room_problem(plan.write_bytes, f"converting to {plan.policy}")
+        if problem is not None:
+            print(f"It would be refused: {problem}.", file=sys.stderr)
         print("Nothing was changed (dry run).")
         return EXIT_OK
     with ProgressLine("converting", enabled=not args.json) as ctx:

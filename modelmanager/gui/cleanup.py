@@ -6,6 +6,7 @@ only the button in that box starts the change, as another job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QMessageBox
@@ -55,7 +56,7 @@ class Cleanup:
         self.box: QMessageBox | None = None
 
     def _confirm(self, title: str, text: str, details: str, button: str,
-                 start: object) -> QMessageBox:  # fmt: skip
+                 start: Callable[[], object]) -> QMessageBox:  # fmt: skip
         box = QMessageBox(QMessageBox.Icon.Warning, title, text,
                           QMessageBox.StandardButton.Cancel, self.window)  # fmt: skip
         box.setDetailedText(details)

@@ -15,7 +15,7 @@ from modelmanager.core.repo.names import check_label, parse_ref
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key
 from modelmanager.errors import ModelManagerError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
-from modelmanager.services.maintenance import referenced_chunks
+from modelmanager.services.maintenance import all_manifests
 
 
 def list_models(ws: Workspace) -> list[ModelRow]:
@@ -176,29 +176,38 @@ def _named_versions(ws: Workspace, refs: Sequence[str]) -> list[Manifest]:
     return list(found.values())
 
 
-def plan_removal(ws: Workspace, refs: Sequence[str]) -> RemovalPlan:
-    """Preview removing the versions ``refs`` name (``NAME@N`` or ``NAME@label``); no change."""
+def _plan_removal(ws: Workspace, refs: Sequence[str]) -> tuple[RemovalPlan, list[Manifest]]:
+    """The plan, and the manifests of the versions it removes (read once, every manifest)."""
     going = _named_versions(ws, refs)
     names = frozenset(m.ref for m in going)
-    kept = referenced_chunks(ws, "remove a version", skip=names)
+    kept = [m for m in all_manifests(ws, "remove a version") if m.ref not in names]
+    kept_ids = set().union(*(m.chunk_ids() for m in kept))
     ids = set().union(*(m.chunk_ids() for m in going))
-    labels, children, emptied = [], [], []
+    labels, emptied = [], []
     for model in sorted({m.model for m in going}):
         seqs = {m.seq for m in going if m.model == model}
         labels += [f"{model}@{name}" for name, seq in sorted(ws.repo.read_labels(model).items())
                    if seq in seqs]  # fmt: skip
-        rest = [s for s in ws.repo.version_numbers(model) if s not in seqs]
-        for seq in rest:
-            with_parent = ws.repo.read_manifest(model, seq)
-            if with_parent.parent in seqs:
-                children.append(with_parent.ref)
-        if not rest:
+        if not any(m.model == model for m in kept):
             emptied.append(model)
-    freed = tuple(sorted((c, ws.repo.chunks.stored_size(c) or 0) for c in ids - kept))
-    return RemovalPlan(
+    children = sorted((m.ref for m in kept if m.parent is not None
+                       and f"{m.model}@{m.parent}" in names), key=_ref_order)  # fmt: skip
+    freed = tuple(sorted((c, ws.repo.chunks.stored_size(c) or 0) for c in ids - kept_ids))
+    plan = RemovalPlan(
         tuple(sorted(names)), tuple(labels), tuple(children), tuple(emptied),
-        sum(m.logical_bytes for m in going), freed, len(ids & kept),
+        sum(m.logical_bytes for m in going), freed, len(ids & kept_ids),
     )  # fmt: skip
+    return plan, going
+
+
+def _ref_order(ref: str) -> tuple[str, int]:
+    model, _, seq = ref.partition("@")
+    return model, int(seq)
+
+
+def plan_removal(ws: Workspace, refs: Sequence[str]) -> RemovalPlan:
+    """Preview removing the versions ``refs`` name (``NAME@N`` or ``NAME@label``); no change."""
+    return _plan_removal(ws, refs)[0]
 
 
 def remove_versions(
@@ -213,14 +222,13 @@ def remove_versions(
     """
     ctx = ctx or JobContext()
     with ws.repo.writer(lock_timeout):
-        plan = plan_removal(ws, refs)  # again, under the lock: nothing changes meanwhile
+        plan, going = _plan_removal(ws, refs)  # again, under the lock: nothing changes now
         if plan.labels and not force:
             raise UserError(
                 f"{', '.join(plan.refs)} carries labels ({', '.join(plan.labels)}): move them "
                 "first, or remove anyway with --force"
             )
-        for ref in plan.refs:
-            manifest = ws.repo.resolve(ref)
+        for manifest in going:
             ws.repo.remove_version(manifest)
             ws.catalog.remove_version(manifest_key(manifest.model, manifest.seq), manifest.model)
         crash_point("after-removal-catalog")
@@ -231,5 +239,5 @@ def remove_versions(
             ctx.report(n + 1, len(plan.freed), cid[:12])
             crash_point("removal-chunk-deleted")
         ws.repo.chunks.flush()
-    models = frozenset(ref.partition("@")[0] for ref in plan.refs)
+    models = frozenset(m.model for m in going)
     return RemovalResult(plan, freed, Changes(models, plan.refs, storage=bool(plan.freed)))

@@ -144,25 +144,23 @@ class GcResult:
     changes: Changes = field(default_factory=Changes)
 
 
-def referenced_chunks(ws: Workspace, doing: str, skip: frozenset[str] = frozenset()) -> set[str]:
-    """Every chunk a version uses, leaving out the versions whose refs are in ``skip``.
+def all_manifests(ws: Workspace, doing: str) -> list[Manifest]:
+    """Every version's manifest, for deciding which chunks may be deleted.
 
     Refuses (IntegrityError) if any manifest cannot be read: its chunks would look unused, so
     ``doing`` (what the caller is about to delete for) could lose data.
     """
-    referenced: set[str] = set()
+    manifests = []
     for key, _size in ws.repo.manifest_keys():
         try:
-            manifest = ws.repo.read_manifest_key(key)
+            manifests.append(ws.repo.read_manifest_key(key))
         except ModelManagerError as e:
             raise IntegrityError(
                 f"cannot {doing} while a manifest is unreadable ({e.message}); "
                 "deleting chunks now could lose data",
                 path=key,
             ) from None
-        if manifest.ref not in skip:
-            referenced |= manifest.chunk_ids()
-    return referenced
+    return manifests
 
 
 def plan_gc(ws: Workspace) -> GcPlan:
@@ -170,7 +168,7 @@ def plan_gc(ws: Workspace) -> GcPlan:
 
     Refuses (IntegrityError) if any manifest cannot be read: its chunks would look unused.
     """
-    referenced = referenced_chunks(ws, "collect garbage")
+    referenced = set().union(*(m.chunk_ids() for m in all_manifests(ws, "collect garbage")))
     unused = tuple(sorted((c, s) for c, s in ws.repo.chunks.iter_stored() if c not in referenced))
     temps = []
     for p in ws.repo.blobs.temp_files():

@@ -301,21 +301,12 @@ def _recover_object(chunks: PlacedChunkStore, h: ChunkHealth) -> BytesLike | Non
 def _surplus(h: ChunkHealth, chunks: PlacedChunkStore) -> list[Piece]:
     """Good pieces beyond what the policy needs, once the policy's own layout is complete."""
     p = h.policy
+    layout = h.good_layout()
     if p.erasure:
-        mine = [pc for pc in h.good if pc.index is not None and (pc.k, pc.m) == (p.k, p.m)]
-        first: dict[int, Piece] = {}
-        for pc in mine:
-            first.setdefault(pc.index, pc)  # type: ignore[arg-type]
-        if len(first) < p.k + p.m:
-            return []
-        keep = {id(pc) for pc in first.values()}
-        return [pc for pc in h.good if id(pc) not in keep]
-    copies = [pc for pc in h.good if pc.index is None]
-    if len({pc.device.id for pc in copies}) < p.copies:
-        return []
-    order = {d.id: n for n, d in enumerate(_expected_devices(chunks, h.chunk_id))}
-    copies.sort(key=lambda pc: order.get(pc.device.id, 1 << 30))
-    return copies[p.copies :] + [pc for pc in h.good if pc.index is not None]
+        complete = len(layout.fragments.get((p.k, p.m), {})) == p.k + p.m
+    else:
+        complete = len({d.id for d in layout.copies}) >= p.copies
+    return _left_over(h, chunks) if complete else []
 
 
 def _keeps_readable(chunks: PlacedChunkStore, h: ChunkHealth, dropping: list[Piece]) -> bool:
@@ -356,9 +347,10 @@ def _repair_need(h: ChunkHealth) -> int:
     return max(0, pieces * size - sum(c.size for c, _why in h.corrupt))
 
 
-def _left_over(h: ChunkHealth) -> list[Piece]:
+def _left_over(h: ChunkHealth, chunks: PlacedChunkStore | None = None) -> list[Piece]:
     """The pieces a chunk no longer needs once its policy's layout is complete: other layouts,
-    and copies (or fragments of one index) beyond what the policy asks for."""
+    and copies (or fragments of one index) beyond what the policy asks for. With ``chunks``,
+    the copies kept are those on the devices placement ranks first."""
     p = h.policy
     if p.erasure:
         kept: set[int] = set()
@@ -374,6 +366,9 @@ def _left_over(h: ChunkHealth) -> list[Piece]:
                 extra.append(piece)
         return extra
     copies = [piece for piece in h.good if piece.index is None]
+    if chunks is not None:
+        order = {d.id: n for n, d in enumerate(_expected_devices(chunks, h.chunk_id))}
+        copies.sort(key=lambda pc: order.get(pc.device.id, 1 << 30))
     return copies[p.copies :] + [piece for piece in h.good if piece.index is not None]
 
 
@@ -402,7 +397,6 @@ def plan_policy(ws: Workspace, policies: Policies, policy: Policy) -> PolicyPlan
     """Preview converting every stored chunk to ``policies``: pieces are counted where the
     devices hold them (by presence; scrub checks their bytes), nothing is read or written."""
     chunks = ws.repo.chunks
-    chunks.refresh()
     needed = _needed(ws, policies)
     for d in chunks.readable_devices():
         for piece in chunks.iter_pieces(d):

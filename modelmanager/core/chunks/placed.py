@@ -188,14 +188,19 @@ class PlacedChunkStore:
                 total = None if left is None or total is None else total + left
         return total, ", ".join(parts) or "no writable device"
 
-    def require_room(self, need: int, what: str) -> None:
-        """Refuse ``what`` before it writes anything when ``need`` bytes exceed the room."""
+    def room_problem(self, need: int, what: str) -> str | None:
+        """Why ``need`` bytes for ``what`` do not fit the room, or None when they do."""
         total, summary = self.room()
         if total is not None and need > total:
-            raise UserError(
-                f"not enough space for {what}: it needs up to {human_bytes(need)} and the "
-                f"devices can take {human_bytes(total)} ({summary}); nothing was stored"
-            )
+            return (f"not enough space for {what}: it needs up to {human_bytes(need)} and the "
+                    f"devices can take {human_bytes(total)} ({summary})")  # fmt: skip
+        return None
+
+    def require_room(self, need: int, what: str) -> None:
+        """Refuse ``what`` before it writes anything when ``need`` bytes exceed the room."""
+        problem = self.room_problem(need, what)
+        if problem is not None:
+            raise UserError(f"{problem}; nothing was stored")
 
     def _room(self, device: Device, need: int) -> bool:
         room = self.usable(device)

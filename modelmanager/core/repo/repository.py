@@ -437,11 +437,10 @@ class Repository(VersionStore):
         """
         self._require_writer()
         key = manifest_key(manifest.model, manifest.seq)
-        body = self.blobs.get(key)
         record = {
             "version": manifest.seq, "removed": utc_now(), "created": manifest.created,
             "message": manifest.message, "logical_bytes": manifest.logical_bytes,
-            "manifest": content_id(body),
+            "manifest": content_id(manifest.to_bytes()),  # as check_not_removed compares it
         }  # fmt: skip
         self.blobs.put(removed_key(manifest.model, manifest.seq), json.dumps(record).encode())
         crash_point("after-removal-record")
