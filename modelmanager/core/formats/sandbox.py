@@ -41,15 +41,35 @@ def _limits() -> None:  # pragma: no cover - runs in the child before exec
         resource.setrlimit(which, (limit, limit))
 
 
+#: Where children run: a folder no model lives in, so nothing beside the input is a module.
+NEUTRAL_FOLDER = os.path.abspath(os.sep)
+#: Variables that would make a child import or run something the user's files could name.
+_UNSAFE_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE",
+                     "PYTHONSAFEPATH", "PYTHONINSPECT", "PYTHONPLATLIBDIR")  # fmt: skip
+
+
+def child_command(kind: str, path: Path) -> list[str]:
+    """The argument list of a sandbox child for ``path``: Python in isolated mode (``-I``: no
+    working folder, script folder, PYTHONPATH or user site-packages on ``sys.path``), so a
+    ``gguf.py`` or ``modelmanager/`` beside the model can never shadow a module."""
+    target = os.path.abspath(path)  # the child runs in NEUTRAL_FOLDER
+    if getattr(sys, "frozen", False):  # packaging/entry.py dispatches it; PyInstaller's
+        return [sys.executable, CHILD_FLAG, kind, target]  # sys.path is the bundle alone
+    return [sys.executable, "-I", "-m", "modelmanager.core.formats.sandbox", kind, target]
+
+
+def child_environment() -> dict[str, str]:
+    """The parent's environment less what could point a child at other code (a frozen app's
+    bootloader reads some of these; ``-I`` already ignores them in a plain interpreter)."""
+    return {k: v for k, v in os.environ.items() if k not in _UNSAFE_VARIABLES}
+
+
 def read_index(kind: str, path: Path, size: int) -> FileIndex:
     """Index ``path`` as ``kind`` ('gguf', 'hdf5', 'onnx') in a limited child process."""
-    if getattr(sys, "frozen", False):
-        cmd = [sys.executable, CHILD_FLAG, kind, str(path)]  # packaging/entry.py dispatches it
-    else:
-        cmd = [sys.executable, "-m", "modelmanager.core.formats.sandbox", kind, str(path)]
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, timeout=WALL_SECONDS, check=False,
+            child_command(kind, path), capture_output=True, timeout=WALL_SECONDS, check=False,
+            cwd=NEUTRAL_FOLDER, env=child_environment(),
             preexec_fn=_limits if os.name == "posix" else None,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
