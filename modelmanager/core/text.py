@@ -1,0 +1,54 @@
+"""Text from files made safe to show: control, format and line-separator characters escaped.
+
+A tensor name, a metadata value or a file name can hold a bidi override (U+202E), an escape
+sequence (ESC), NEL or U+2028. Printed raw, these reorder or break the line they sit in, or
+drive the terminal. Every front passes such text through :func:`shown` at the moment it is
+displayed; what is stored stays exact.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["shown"]
+
+# Unicode categories that are never shown raw: controls (C0, DEL, C1 including NEL U+0085),
+# format characters (bidi embeddings, overrides and isolates, zero-width characters, BOM, tags),
+# line and paragraph separators, and surrogates (only lone ones can sit in a str).
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_CANDIDATE = re.compile(r"[^\x20-\x7e]")
+_decided: dict[str, str] = {}
+
+
+def _escape(ch: str) -> str:
+    """The visible form of one character: itself, or a Python-style escape."""
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if unicodedata.category(ch) not in _HIDDEN:
+        return ch
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _replace(match: re.Match[str]) -> str:
+    ch = match.group()
+    out = _decided.get(ch)
+    if out is None:
+        out = _decided[ch] = _escape(ch)
+    return out
+
+
+def shown(text: str) -> str:
+    """``text`` with every control, format, line-separator and lone surrogate escaped.
+
+    Letters, marks, digits, punctuation, symbols and spaces of any script are kept as they
+    are (``日本語``, ``é``); ``\\u202e``, ``\\x1b``, ``\\n``, ``\\x85``, ``\\u2028`` and
+    ``\\udc80`` stand in for the rest, so a name can never reorder, split or colour a line.
+    """
+    if text.isprintable():  # the common case, decided in C: nothing to escape
+        return text
+    return _CANDIDATE.sub(_replace, text)
