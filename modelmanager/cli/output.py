@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.text import json_shown, shown
 from modelmanager.core.units import human_bytes
 
-__all__ = ["human_bytes"]
+__all__ = ["human_bytes", "shown"]
 
 
 def signed_bytes(n: int) -> str:
@@ -33,16 +34,16 @@ def human_count(n: int) -> str:
 
 
 def print_json(doc: Any, out: TextIO | None = None) -> None:
-    """Print one JSON document."""
-    (out or sys.stdout).write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    """Print one JSON document: exact when parsed, with no raw control or bidi character."""
+    (out or sys.stdout).write(json_shown(json.dumps(doc, indent=2, ensure_ascii=False)) + "\n")
 
 
 def print_table(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | None = None
 ) -> None:
-    """A plain aligned table; numbers (right-aligned) and text (left-aligned)."""
+    """A plain aligned table; numbers (right-aligned) and text (left-aligned, escaped)."""
     out = out or sys.stdout
-    cells = [[str(c) for c in row] for row in rows]
+    cells = [[shown(str(c)) for c in row] for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]
 
@@ -77,7 +78,7 @@ class ProgressLine:
         rate = done / max(now - self.start, 1e-6)
         pct = f"{100 * done / total:5.1f}%" if total else "     "
         line = f"{self.verb} {pct} {human_bytes(done)} of {human_bytes(total)} "
-        line += f"({human_bytes(rate)}/s)  {text}"
+        line += f"({human_bytes(rate)}/s)  {shown(text)}"
         self.stream.write("\r" + line[:110].ljust(110))
         self.stream.flush()
         self._shown = True

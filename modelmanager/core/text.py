@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["shown"]
+__all__ = ["json_shown", "shown"]
 
 # Unicode categories that are never shown raw: controls (C0, DEL, C1 including NEL U+0085),
 # format characters (bidi embeddings, overrides and isolates, zero-width characters, BOM, tags),
@@ -19,6 +19,7 @@ __all__ = ["shown"]
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _CANDIDATE = re.compile(r"[^\x20-\x7e]")
+_JSON_CANDIDATE = re.compile(r"[^\x00-\x7e]")  # json.dumps already escapes C0 in strings
 _decided: dict[str, str] = {}
 
 
@@ -52,3 +53,26 @@ def shown(text: str) -> str:
     if text.isprintable():  # the common case, decided in C: nothing to escape
         return text
     return _CANDIDATE.sub(_replace, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if unicodedata.category(ch) not in _HIDDEN:
+        return ch
+    code = ord(ch)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON spells a character beyond the BMP as a surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_shown(document: str) -> str:
+    """A JSON document (``json.dumps(..., ensure_ascii=False)``) with hidden characters escaped.
+
+    ``ensure_ascii=False`` keeps names readable but leaves DEL, C1 controls, bidi and
+    line-separator characters and lone surrogates raw. Outside strings JSON is ASCII, so each
+    of these sits in a string, where ``\\uXXXX`` parses back to the very same character.
+    """
+    if document.isascii() and "\x7f" not in document:
+        return document
+    return _JSON_CANDIDATE.sub(_json_escape, document)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 import unicodedata
 
 import pytest
 
-from modelmanager.core.text import shown
+from modelmanager.core.text import json_shown, shown
 
 
 @pytest.mark.parametrize(
@@ -74,3 +75,19 @@ def test_a_hundred_thousand_names_take_well_under_a_second() -> None:
     out = [shown(n) for n in hostile]
     assert time.perf_counter() - start < 2.0  # measured 0.02 s + 0.16 s on the dev machine
     assert out[7] == "層.7.\\u202eweight\\u2028\\x1b"
+
+
+def test_json_keeps_every_string_exact_and_no_hidden_character_raw() -> None:
+    doc = {
+        "evil\u202etxt": ["line\u2028sep", "next\x85line", "esc\x1b[2J", "del\x7f"],
+        "tag\U000e0041": "zero\u200bwidth\ufeff",
+        "日本語": "é",
+        "lone": "\udc80",
+    }
+    text = json_shown(json.dumps(doc, indent=2, ensure_ascii=False))
+    assert json.loads(text) == doc
+    hidden = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+    assert [ch for ch in text if ch != "\n" and unicodedata.category(ch) in hidden] == []
+    assert "日本語" in text  # readable names stay readable
+    assert "\\u202e" in text
+    assert "\\udb40\\udc41" in text  # beyond the BMP: a JSON surrogate pair
