@@ -15,11 +15,27 @@ as_root() {
     say "need root for: $*"; return 1; fi
 }
 
+# apt-get, waiting for the package manager's locks: a fresh Ubuntu runs unattended-upgrades at
+# first boot, and apt-get then fails at once with exit 100 ("Could not get lock").
+apt_get() {
+  local try
+  for try in $(seq 1 60); do
+    if DEBIAN_FRONTEND=noninteractive as_root apt-get -o DPkg::Lock::Timeout=60 "$@"; then
+      return 0
+    fi
+    as_root fuser /var/lib/dpkg/lock-frontend /var/lib/apt/lists/lock >/dev/null 2>&1 ||
+      [ "$try" -lt 3 ] || return 1
+    say "waiting for another package manager to finish (try $try of 60)"
+    sleep 10
+  done
+  return 1
+}
+
 apt_install() {
   command -v apt-get >/dev/null || { say "please install: $*"; return 1; }
   say "installing system packages: $*"
-  as_root apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  apt_get update -qq >/dev/null
+  apt_get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 find_python() {
@@ -64,13 +80,21 @@ ensure_qt_libs() {
   [ -z "$missing" ] || apt_install $missing
 }
 
+# The stamp holds the install's checksum and the extras it included. The test extra is a
+# superset of the app's needs, so app.sh after test.sh installs nothing (and test.sh after app.sh
+# only adds the extra): neither undoes the other.
 STAMP="$VENV/.modelmanager-installed"
-WANT="$(cat "$ROOT/pyproject.toml" "$0" | cksum)-$EXTRAS"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-  say "installing ModelManager${EXTRAS:+ with [$EXTRAS]} into .venv"
+SUM="$(cat "$ROOT/pyproject.toml" "$0" | cksum)"
+HAVE=""
+[ -f "$STAMP" ] && HAVE="$(cat "$STAMP")"
+if [ "${HAVE%%|*}" != "$SUM" ] || { [ -n "$EXTRAS" ] && [ "${HAVE#*|}" != "$EXTRAS" ]; }; then
+  KEEP="$EXTRAS"
+  # A re-install for a changed pyproject keeps the extras already there.
+  [ -z "$KEEP" ] && [ "$HAVE" != "${HAVE#*|}" ] && KEEP="${HAVE#*|}"
+  say "installing ModelManager${KEEP:+ with [$KEEP]} into .venv"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}"
-  echo "$WANT" > "$STAMP"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${KEEP:+[$KEEP]}"
+  echo "$SUM|$KEEP" > "$STAMP"
 fi
 ensure_qt_libs "${QT_LIBS:-offscreen}"
 
