@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from modelmanager.cli.commands import workspace
-from modelmanager.cli.output import ProgressLine, human_bytes, plural, print_json, print_table
+from modelmanager.cli.output import (
+    ProgressLine,
+    human_bytes,
+    plural,
+    print_json,
+    print_table,
+    shown,
+)
 from modelmanager.core.stores import Store, StoreModel, disk_size
 from modelmanager.errors import EXIT_OK
 from modelmanager.services import stores
@@ -48,8 +55,8 @@ def cmd_stores_ls(args: argparse.Namespace) -> int:
         return EXIT_OK
     for store, models in listed:
         total = disk_size(models)
-        print(f"{store.title}  {store.root}  ({plural(len(models), 'model')}, "
-              f"{human_bytes(total)})")  # fmt: skip
+        print(f"{shown(store.title)}  {shown(str(store.root))}  "
+              f"({plural(len(models), 'model')}, {human_bytes(total)})")  # fmt: skip
         rows = [[m.ref if len(m.ref) < 60 else m.name + "@" + m.revision[:12],
                  ",".join(m.refs) or "-", str(len(m.files)), human_bytes(m.size),
                  _when(m.modified), f"{len(m.errors)} errors" if m.errors else "ok"]
@@ -58,7 +65,7 @@ def cmd_stores_ls(args: argparse.Namespace) -> int:
             print_table(["MODEL", "REFS", "FILES", "SIZE", "MODIFIED", "STATE"], rows)
         for m in models:
             for err in m.errors:
-                print(f"  {m.ref}: {err}")
+                print(f"  {shown(m.ref)}: {shown(err)}")
         print()
     return EXIT_OK
 
@@ -70,7 +77,7 @@ def cmd_stores_show(args: argparse.Namespace) -> int:
         print_json(_model_json(model, summaries=True))
         return EXIT_OK
     refs = f"  refs: {', '.join(model.refs)}" if model.refs else ""
-    print(f"{store.title}: {model.ref}  {human_bytes(model.size)}{refs}")
+    print(shown(f"{store.title}: {model.ref}  {human_bytes(model.size)}{refs}"))
     rows = []
     for f in model.files:
         s = stores.summarize(f) if f.weights else None
@@ -83,19 +90,19 @@ def cmd_stores_show(args: argparse.Namespace) -> int:
         rows.append([f.name, human_bytes(f.size), what, str(f.path)])
     print_table(["FILE", "SIZE", "TENSORS (FROM THE HEADER)", "PATH"], rows)
     for err in model.errors:
-        print(f"error: {err}")
+        print(f"error: {shown(err)}")
     return EXIT_OK
 
 
 def cmd_stores_add(args: argparse.Namespace) -> int:
     store = stores.add_store(Path(args.path), args.kind, args.name or "")
-    print(f"Added {store.title} ({store.kind}) at {store.root}")
+    print(shown(f"Added {store.title} ({store.kind}) at {store.root}"))
     return EXIT_OK
 
 
 def cmd_stores_rm(args: argparse.Namespace) -> int:
     store = stores.remove_store(args.which)
-    print(f"Forgot {store.title} at {store.root}; none of its files were touched")
+    print(shown(f"Forgot {store.title} at {store.root}; none of its files were touched"))
     return EXIT_OK
 
 
@@ -117,7 +124,7 @@ def cmd_stores_dups(args: argparse.Namespace) -> int:
         print(f"{human_bytes(g.size)} x {g.physical} copies ({human_bytes(g.freeable)} "
               f"freeable), blake3 {g.digest[:16]}")  # fmt: skip
         for where in g.copies:
-            print(f"    {where}")
+            print(f"    {shown(str(where))}")
     print(f"\n{plural(len(groups), 'duplicate')}: keeping one copy of each would free "
           f"{human_bytes(freeable)}")  # fmt: skip
     return EXIT_OK
@@ -125,12 +132,12 @@ def cmd_stores_dups(args: argparse.Namespace) -> int:
 
 def _print_removal(store: Store, plan: stores.Removal, dry: bool) -> None:
     verb = "Would remove" if dry else "Removing"
-    print(f"{verb} {plural(len(plan.paths), 'path')} from {store.title} "
+    print(f"{verb} {plural(len(plan.paths), 'path')} from {shown(store.title)} "
           f"({human_bytes(plan.bytes)} freed):")  # fmt: skip
     for p in plan.paths:
-        print(f"    {p}")
+        print(f"    {shown(str(p))}")
     for p in plan.shared:
-        print(f"    kept (another model of the store uses it): {p}")
+        print(f"    kept (another model of the store uses it): {shown(str(p))}")
 
 
 def cmd_stores_adopt(args: argparse.Namespace) -> int:
@@ -146,7 +153,7 @@ def cmd_stores_adopt(args: argparse.Namespace) -> int:
                         if args.remove_original else 0})  # fmt: skip
             return EXIT_OK
         print(f"Would import {plural(len(model.files), 'file')} ({human_bytes(model.size)}) "
-              f"from {store.title} {model.ref} as the next version of {into}")  # fmt: skip
+              + shown(f"from {store.title} {model.ref} as the next version of {into}"))  # fmt: skip
         if args.remove_original:
             _print_removal(store, plan, dry=True)
         return EXIT_OK
@@ -160,13 +167,13 @@ def cmd_stores_adopt(args: argparse.Namespace) -> int:
                     "removed": [str(p) for p in result.removed],
                     "kept_shared": [str(p) for p in result.kept_shared]})  # fmt: skip
         return EXIT_OK
-    print(f"Adopted {store.title} {model.ref} as {ref}: {plural(result.verified, 'file')} "
-          "read back and identical to the originals")  # fmt: skip
+    adopted = shown(f"Adopted {store.title} {model.ref} as {ref}")
+    print(f"{adopted}: {plural(result.verified, 'file')} read back and identical to the originals")
     if args.remove_original:
         print(f"Removed {plural(len(result.removed), 'path')}, freed "
               f"{human_bytes(result.freed)}")  # fmt: skip
         for p in result.kept_shared:
-            print(f"    kept (another model of the store uses it): {p}")
+            print(f"    kept (another model of the store uses it): {shown(str(p))}")
     else:
         print("The originals are untouched (--remove-original frees them after this check).")
     return EXIT_OK
