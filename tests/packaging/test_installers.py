@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from modelmanager import __version__
-from modelmanager.core.formats import FILE_TYPES
+from modelmanager.core.formats import FILE_TYPES, sandbox
+from tests.support.hostile_folder import canaries_fired, hostile_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging"
@@ -136,15 +137,20 @@ def test_release_workflow_is_valid_for_github_actions() -> None:
         assert (ROOT / script).is_file()
 
 
-@pytest.mark.slow  # PyInstaller and dpkg-deb: about a minute
-def test_linux_bundle_and_deb_build_and_run(tmp_path: Path) -> None:
-    """Build the real bundle and .deb into dist/ (.ci/run then installs the .deb with apt),
-    and use the bundled program: version, import (the GGUF goes through the sandbox child,
-    which a frozen app starts differently), benchmark, and a screenshot with charts."""
+@pytest.fixture(scope="module")
+def dist() -> Path:
+    """The real bundle and .deb, built once into dist/ (.ci/run then installs the .deb with apt)."""
     tool("dpkg-deb")
-    dist = ROOT / "dist"
-    done = run("bash", PACKAGING / "linux" / "build.sh", dist, timeout=900)
+    out = ROOT / "dist"
+    done = run("bash", PACKAGING / "linux" / "build.sh", out, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+@pytest.mark.slow  # PyInstaller and dpkg-deb: about a minute
+def test_linux_bundle_and_deb_build_and_run(tmp_path: Path, dist: Path) -> None:
+    """Use the bundled program: version, import (the GGUF goes through the sandbox child,
+    which a frozen app starts differently), benchmark, and a screenshot with charts."""
     prog = dist / "modelmanager" / "modelmanager"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
 
@@ -197,3 +203,35 @@ def test_linux_bundle_and_deb_build_and_run(tmp_path: Path) -> None:
                  f"./usr/share/icons/hicolor/256x256/apps/{APP_ID}.png",
                  "./opt/modelmanager/_internal/"):  # fmt: skip
         assert path in contents, path
+
+
+@pytest.mark.slow  # reuses the bundle built above
+def test_frozen_program_runs_no_code_from_a_hostile_model_folder(
+    tmp_path: Path, dist: Path
+) -> None:
+    """Issue 15, frozen: from inside a folder holding gguf.py, onnx.py, numpy.py,
+    modelmanager/__init__.py, sitecustomize.py ... (each writes a canary when imported), with
+    PYTHONPATH pointing at it, the program imports the GGUF, ONNX and HDF5 files beside them
+    through its sandbox child, and so does the child started by hand there: no canary."""
+    prog = dist / "modelmanager" / "modelmanager"
+    canaries = tmp_path / "canaries"
+    folder = hostile_folder(tmp_path / "hostile-model", canaries)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path / "home"),
+           "PYTHONPATH": str(folder), "PYTHONSTARTUP": str(folder / "gguf.py")}  # fmt: skip
+
+    def app(*args: str | Path) -> str:
+        done = run(prog, "--repo", tmp_path / "repo", *args, cwd=folder, env=env, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    app("init")
+    app("import", "tiny.gguf", "graph.onnx", "keras.h5", "--model", "hostile")
+    app("import", ".", "--model", "whole-folder")
+    shown = app("show", "hostile", "--tensors")
+    for name in ("token_embd.weight", "W", "model_weights/dense/kernel"):
+        assert name in shown
+    for kind, name in (("gguf", "tiny.gguf"), ("onnx", "graph.onnx"), ("hdf5", "keras.h5")):
+        child = run(prog, sandbox.CHILD_FLAG, kind, name, cwd=folder, env=env, timeout=120)
+        assert child.returncode == 0, child.stderr
+        assert '"tensors"' in child.stdout, child.stdout
+    assert canaries_fired(canaries) == []
