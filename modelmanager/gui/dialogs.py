@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 from modelmanager.core.codecs import CODEC_NAMES
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.names import check_label, check_model_name
+from modelmanager.core.text import shown
 from modelmanager.errors import UserError
 
 #: Policies offered in the list (any other can be typed).
@@ -43,9 +44,9 @@ class ImportDialog(QDialog):
         self.setWindowTitle("Import checkpoint")
         self.paths = paths
         form = QFormLayout(self)
-        shown = ", ".join(p.name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
-        what = QLabel(shown)
-        what.setTextFormat(what.textFormat().PlainText)
+        names = ", ".join(p.name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
+        what = QLabel(shown(names))
+        what.setTextFormat(Qt.TextFormat.PlainText)
         form.addRow("Files:", what)
         self.model = QComboBox()
         self.model.setEditable(True)

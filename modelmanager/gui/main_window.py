@@ -40,6 +40,7 @@ from modelmanager.cli.output import human_bytes, human_count, plural, signed_byt
 from modelmanager.core.analysis.memory import TARGETS, estimate
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.text import shown
 from modelmanager.errors import ModelManagerError
 from modelmanager.gui.cleanup import Cleanup
 from modelmanager.gui.devices_tab import DevicesTab
@@ -328,6 +329,7 @@ class MainWindow(QMainWindow):
         ]
         lines += [f"{t.status:8} {t.name}  {signed_bytes(t.byte_delta)}" for t in d.tensors[:200]]
         lines += [f"file {f.status:8} {f.path}" for f in d.files]
+        lines = [shown(line) for line in lines]  # names and paths come from files
         self.diff_text = "\n".join(lines)
         box = QMessageBox(QMessageBox.Icon.Information, "Compare versions", lines[0], parent=self)
         box.setTextFormat(Qt.TextFormat.PlainText)
@@ -604,14 +606,14 @@ class MainWindow(QMainWindow):
             "Architecture": str(m.metadata.get("architecture", "—")),
         }  # fmt: skip
         for key, text in values.items():
-            self.ov[key].setText(text)
+            self.ov[key].setText(shown(text))  # message and metadata come from files
         self._show_memory()
         self.history.setRowCount(len(versions))
         for row, v in enumerate(versions):
             cells = [f"@{v.seq}", v.created[:19].replace("T", " "), ", ".join(v.labels),
                      human_bytes(v.logical_bytes), v.message]  # fmt: skip
             for col, text in enumerate(cells):
-                self.history.setItem(row, col, QTableWidgetItem(text))
+                self.history.setItem(row, col, QTableWidgetItem(shown(text)))
         self.tensor_model.set_rows(rows)
 
     # -- import -------------------------------------------------------------------------
@@ -667,7 +669,7 @@ class MainWindow(QMainWindow):
         if row is None:
             row = self._job_rows[job_id] = self.jobs_table.rowCount()
             self.jobs_table.insertRow(row)
-            self.jobs_table.setItem(row, 0, QTableWidgetItem(job.title))
+            self.jobs_table.setItem(row, 0, QTableWidgetItem(shown(job.title)))
             bar = QProgressBar()
             self.jobs_table.setCellWidget(row, 1, bar)
             cancel = QPushButton("Cancel")
@@ -679,8 +681,8 @@ class MainWindow(QMainWindow):
         progress.setValue(int(1000 * job.done / job.total) if job.total else 0)
         eta = f", {job.eta:.0f} s left" if job.eta is not None else ""
         self.jobs_table.setItem(row, 2, QTableWidgetItem(f"{human_bytes(job.rate)}/s{eta}"))
-        state = QTableWidgetItem(job.error or job.state)
-        state.setToolTip(job.error)
+        state = QTableWidgetItem(shown(job.error or job.state))
+        state.setToolTip(shown(job.error))
         self.jobs_table.setItem(row, 3, state)
         button = self.jobs_table.cellWidget(row, 4)
         if button is not None:
@@ -691,7 +693,7 @@ class MainWindow(QMainWindow):
     def _job_failed(self, job_id: int, message: str) -> None:
         job = self.runner.jobs[job_id]
         if job.state == FAILED:
-            self.statusBar().showMessage(f"{job.title} failed: {message}", 15_000)
+            self.statusBar().showMessage(shown(f"{job.title} failed: {message}"), 15_000)
 
     # -- window -------------------------------------------------------------------------
 

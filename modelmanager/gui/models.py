@@ -12,6 +12,7 @@ from modelmanager.cli.output import human_bytes, human_count
 from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.codecs import codec_by_id
 from modelmanager.core.stores import Store, StoreModel, disk_size
+from modelmanager.core.text import shown
 from modelmanager.errors import IntegrityError
 from modelmanager.services.history import VersionDetails
 from modelmanager.services.remotes import RemoteVersion
@@ -30,14 +31,18 @@ STORE_ROLE = Qt.ItemDataRole.UserRole + 4
 FIXED_ROWS = 2
 
 
-def _item(text: str, repo: str, ref: str | None = None, tip: str = "") -> QStandardItem:
-    item = QStandardItem(text)
+def _item(
+    text: str, repo: str, ref: str | None = None, tip: str | Sequence[str] = ""
+) -> QStandardItem:
+    """A read-only tree item; its text and tooltip (one line, or a list of lines) escaped."""
+    item = QStandardItem(shown(text))
     item.setEditable(False)
     item.setData(repo, REPO_ROLE)
     if ref is not None:
         item.setData(ref, REF_ROLE)
-    if tip:
-        item.setToolTip(tip)
+    lines = [tip] if isinstance(tip, str) else tip
+    if any(lines):
+        item.setToolTip("\n".join(shown(line) for line in lines))
     return item
 
 
@@ -129,18 +134,18 @@ class RepoTreeModel(QStandardItemModel):
                 rev = f"@{m.revision[:10]}" if m.revision else ""
                 bad = f"  — {len(m.errors)} unreadable" if m.errors else ""
                 item = _item(f"{m.name}{rev}{refs}{bad}", "",
-                             tip="\n".join(m.errors) or f"{len(m.files)} files")  # fmt: skip
+                             tip=m.errors or f"{len(m.files)} files")  # fmt: skip
                 item.setData((str(store.root), m.ref), STORE_ROLE)
                 top.appendRow([item, _item(human_bytes(m.size), "")])
             place.appendRow([top, _item(human_bytes(total), "")])
 
     def models_of(self, key: str) -> list[str]:
-        """The model names listed under repository ``key``."""
+        """The model names listed under repository ``key`` (as stored, not as displayed)."""
         row = self.repo_row(key)
         if row is None:
             return []
         root = self.item(row, 0)
-        return [root.child(r, 0).text() for r in range(root.rowCount())]
+        return [root.child(r, 0).data(REF_ROLE) for r in range(root.rowCount())]
 
 
 COLUMNS = ("Name", "Dtype", "Shape", "Parameters", "Bytes", "Stored", "Codec", "File")
@@ -229,7 +234,7 @@ class TensorTableModel(QAbstractTableModel):
                 return human_count(value)
             if col in (4, 5):
                 return human_bytes(value)
-            return value
+            return shown(value) if isinstance(value, str) else value  # names come from files
         if role == Qt.ItemDataRole.UserRole:  # the raw value
             return value
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() in (3, 4, 5):

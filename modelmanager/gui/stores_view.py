@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
 
 from modelmanager.cli.output import human_bytes, plural
 from modelmanager.core.formats import index_file
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.stores import Store, StoreModel
+from modelmanager.core.text import shown
 from modelmanager.errors import ModelManagerError
 from modelmanager.services import stores
 
@@ -87,9 +89,8 @@ class StoresView:
             note = f"; unreadable: {problems[0]}" if problems else ""
             files = plural(sum(f.weights for f in model.files), "weight file")
             self.window.statusBar().showMessage(
-                f"{model.ref}: {plural(len(rows), 'tensor')} from the headers of {files}{note}",
-                15_000,
-            )
+                shown(f"{model.ref}: {plural(len(rows), 'tensor')} from the headers of {files}"
+                      f"{note}"), 15_000)  # fmt: skip
 
         return self.window.runner.submit(f"Read {model.ref}", read, show)
 
@@ -100,7 +101,7 @@ class StoresView:
             return
         store, model = found
         target = self.window.ws.repo.root.name
-        act = menu.addAction(f"Adopt {model.name} into {target}…",
+        act = menu.addAction(shown(f"Adopt {model.name} into {target}…"),
                              lambda: self.ask_adopt(store, model, remove=False))  # fmt: skip
         act.setEnabled(not model.errors)
         act = menu.addAction("Adopt, then remove the original…",
@@ -111,7 +112,7 @@ class StoresView:
         """Ask for the repository model name (and, to remove, confirm the exact list)."""
         into, ok = QInputDialog.getText(
             self.window, "Adopt a model",
-            f"Import {model.ref} from {store.title} as the next version of:",
+            shown(f"Import {model.ref} from {store.title} as the next version of:"),
             text=stores.default_name(model),
         )  # fmt: skip
         if not ok or not into.strip():
@@ -120,15 +121,16 @@ class StoresView:
             plan = stores.removal_preview(store, model, self.models_of(store))
             box = QMessageBox(
                 QMessageBox.Icon.Warning, "Remove the original?",
-                f"After the import is read back and matches byte for byte, "
-                f"{plural(len(plan.paths), 'path')} will be deleted from {store.title}, "
-                f"freeing {human_bytes(plan.bytes)}. {store.title} will no longer have "
-                f"{model.ref}.",
+                shown(f"After the import is read back and matches byte for byte, "
+                      f"{plural(len(plan.paths), 'path')} will be deleted from {store.title}, "
+                      f"freeing {human_bytes(plan.bytes)}. {store.title} will no longer have "
+                      f"{model.ref}."),
                 QMessageBox.StandardButton.Cancel, self.window,
             )  # fmt: skip
+            box.setTextFormat(Qt.TextFormat.PlainText)  # store and model names come from disk
             box.setDetailedText("\n".join(
-                [*(str(p) for p in plan.paths),
-                 *(f"kept (another model uses it): {p}" for p in plan.shared)]))  # fmt: skip
+                [*(shown(str(p)) for p in plan.paths),
+                 *(shown(f"kept (another model uses it): {p}") for p in plan.shared)]))  # fmt: skip
             go = box.addButton("Adopt and remove", QMessageBox.ButtonRole.DestructiveRole)
             box.exec()
             if box.clickedButton() is not go:
@@ -145,9 +147,10 @@ class StoresView:
 
         def done(r: stores.AdoptResult) -> None:
             freed = f"; freed {human_bytes(r.freed)}" if remove_original else ""
+            adopted = shown(f"Adopted {model.ref} as {r.imported.manifest.ref}")
             self.window.statusBar().showMessage(
-                f"Adopted {model.ref} as {r.imported.manifest.ref}: {plural(r.verified, 'file')} "
-                f"identical to the originals{freed}", 15_000)  # fmt: skip
+                f"{adopted}: {plural(r.verified, 'file')} identical to the originals{freed}",
+                15_000)  # fmt: skip
             self.window.refresh(ws)
             self.refresh()
 
@@ -172,7 +175,7 @@ class StoresView:
                               QMessageBox.StandardButton.Close, self.window)  # fmt: skip
             box.setDetailedText("\n\n".join(
                 f"{human_bytes(g.size)}, {g.physical} copies ({human_bytes(g.freeable)} freeable)\n"
-                + "\n".join(f"  {c}" for c in g.copies) for g in groups))  # fmt: skip
+                + "\n".join(f"  {shown(str(c))}" for c in g.copies) for g in groups))  # fmt: skip
             box.open()
             self.duplicates_box = box
 
