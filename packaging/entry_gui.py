@@ -2,10 +2,18 @@
 
 Windows shows a console for a console program; ModelManager.exe has none, modelmanager.exe
 (entry.py) keeps the command line. Files come from Explorer's "Open with" as arguments.
+The window's imports start ``sys.executable`` (this program) with ``CHILD_FLAG`` for the
+format sandbox's child, so this entry point dispatches it too, as entry.py does.
 """
 
 import sys
 
+from modelmanager.core.formats import sandbox
+
+if len(sys.argv) > 1 and sys.argv[1] == sandbox.CHILD_FLAG:
+    sys.exit(sandbox.child_main(sys.argv[2:]))
+
+# Only now: the child must not pay for the window's imports.
 from modelmanager.cli.main import main
 
 sys.exit(main(["gui", *sys.argv[1:]]))

@@ -10,6 +10,7 @@ modelmanager``; the sandbox's children always run ``-I`` in a neutral folder.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from modelmanager.cli.main import build_parser
-from modelmanager.core.formats import index_file
+from modelmanager.core.formats import index_file, sandbox
 from modelmanager.errors import EXIT_BUG
 from tests.conftest import subprocess_env
 from tests.support.hostile_folder import MODEL_FILES, canaries_fired, hostile_folder
@@ -48,6 +49,26 @@ def test_sandboxed_parsers_run_no_code_from_the_folder_or_pythonpath(
     index = index_file(Path(name), (folder / name).stat().st_size)  # relative: cwd matters
     assert index.format == kind
     assert index.tensors
+    assert canaries_fired(canaries) == []
+
+
+@pytest.mark.parametrize("entry", ["entry.py", "entry_gui.py"])
+def test_both_frozen_entry_points_answer_the_sandbox_child_flag(
+    tmp_path: Path, hostile: tuple[Path, Path], entry: str
+) -> None:
+    """A frozen app's sandbox child is ``sys.executable`` with CHILD_FLAG: the command-line
+    program and the windowed one (Windows' ModelManager.exe, whose imports start itself) must
+    both run the parser, not the window, and nothing of the working folder."""
+    folder, canaries = hostile
+    script = ROOT / "packaging" / entry
+    done = subprocess.run([sys.executable, "-I", script, sandbox.CHILD_FLAG, "gguf", "tiny.gguf"],
+                          cwd=folder, env=subprocess_env(tmp_path), capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [t[0] for t in json.loads(done.stdout)["tensors"]] == [
+        "token_embd.weight",
+        "blk.0.attn_q.weight",
+    ]
     assert canaries_fired(canaries) == []
 
 
