@@ -6,12 +6,13 @@ escape one, naming the file and the cause. Nothing here executes code from a fil
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from modelmanager.core.formats import npy, pytorch, safetensors, sandbox
+from modelmanager.core.formats import npy, pytorch, rules, safetensors, sandbox
 from modelmanager.core.formats.base import (
     GENERIC,
     DtypeHints,
@@ -29,9 +30,10 @@ __all__ = [
 
 
 MAX_TENSOR_NAME = 4096
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
-def _check_names(index: FileIndex, path: Path) -> FileIndex:
+def _check_names(index: FileIndex, path: Path) -> None:
     """Refuse tensor names that could be mistaken for paths or hide text (any format).
 
     Names are shown to people and may become file names (loading a version into a folder):
@@ -43,15 +45,74 @@ def _check_names(index: FileIndex, path: Path) -> FileIndex:
         if (
             not name
             or len(name) > MAX_TENSOR_NAME
-            or any(ord(c) < 32 or ord(c) == 127 for c in name)
+            or _CONTROL.search(name)
             or name.startswith(("/", "\\"))
             or ".." in parts
         ):
             raise FormatError(
-                f"tensor name {name[:80]!r} is unsafe (empty, too long, control characters, "
-                "or a path leading out of its folder)",
+                f"tensor name {rules.escaped(name)} is unsafe (empty, too long, control "
+                "characters, or a path leading out of its folder)",
                 path=path,
             )
+
+
+def _check_layout(index: FileIndex, size: int) -> None:
+    """Every region inside the file and, where chunks are cut at tensors, no two overlapping.
+
+    The chunk planner needs disjoint regions; a format whose tensors may share bytes (views of
+    one storage, HDF5) says so with ``tensor_regions=False`` and is cut at its regions only.
+    """
+    for start, end in index.regions:
+        if not (type(start) is int and type(end) is int and 0 <= start <= end <= size):
+            raise ValueError(f"a header region ({start}-{end}) lies outside the file")
+    spans = [(start, end, "") for start, end in index.regions]
+    if index.tensor_regions:
+        spans += [(t.start, t.end, t.name) for t in index.tensors]
+    spans.sort()
+    pos, before = 0, ""
+    for start, end, name in spans:
+        if start < pos:
+            what = f"tensor {rules.escaped(name)}" if name else "a header"
+            other = f"tensor {rules.escaped(before)}" if before else "the header"
+            raise ValueError(
+                f"{what} (bytes {start}-{end}) overlaps {other}: tensors sharing bytes "
+                "are not allowed in this format"
+            )
+        if end > pos:
+            pos, before = end, name
+
+
+def _check_index(index: FileIndex, size: int) -> None:
+    """Raise ValueError unless ``index`` obeys the rules (see ``_validated_index``)."""
+    if not isinstance(index.format, str) or not isinstance(index.tensors, tuple):
+        raise ValueError("the parser gave a malformed index")
+    if len(index.tensors) > rules.MAX_TENSORS:
+        raise ValueError(
+            f"{len(index.tensors)} tensors in one file, over the limit of {rules.MAX_TENSORS}"
+        )
+    names: set[str] = set()
+    for t in index.tensors:
+        rules.tensor_fields(t.name, t.dtype, t.shape, t.start, t.end, size)
+        if t.name in names:
+            raise ValueError(f"tensor name {rules.escaped(t.name)} appears twice")
+        names.add(t.name)
+    del names
+    rules.str_map(index.metadata, "metadata")
+    _check_layout(index, size)
+
+
+def _validated_index(index: FileIndex, path: Path, size: int) -> FileIndex:
+    """A parser's index checked by the rules manifests are read with, and a few more.
+
+    Runs on every index before the first chunk is written, so an import can never store a
+    version that ``verify`` would later call invalid: names UTF-8, unique and safe; dtypes
+    short identifiers; sizes whole numbers; every byte range inside the file; metadata text.
+    """
+    try:
+        _check_index(index, size)
+    except ValueError as e:
+        raise FormatError(str(e), path=path) from None
+    _check_names(index, path)
     return index
 
 
@@ -78,8 +139,16 @@ def index_file(path: Path, size: int) -> FileIndex:
     """The tensor index of a file, chosen by content (and name); unknown files are generic.
 
     A file named like a known format whose content breaks the format's rules is an error;
-    content that is no known format is stored generically, whatever its name.
+    content that is no known format is stored generically, whatever its name. Running out of
+    memory on a file is that file's error too (one line, never a traceback).
     """
+    try:
+        return _index(path, size)
+    except MemoryError:
+        raise FormatError("out of memory while reading this file", path=path) from None
+
+
+def _index(path: Path, size: int) -> FileIndex:
     suffix = path.suffix.lower()
     try:
         with open(path, "rb") as f:
@@ -106,7 +175,7 @@ def index_file(path: Path, size: int) -> FileIndex:
                 if looks or claimed:
                     found = _attempt(read, claimed and (looks or suffix != ".bin"))
                     if found is not None:
-                        return _check_names(found, path)
+                        return _validated_index(found, path, size)
     except OSError as e:
         raise UserError(f"cannot read file ({e.strerror or e})", path=path) from None
     kind = (
@@ -119,7 +188,7 @@ def index_file(path: Path, size: int) -> FileIndex:
         found = _attempt(lambda: sandbox.read_index(kind, path, size),
                          suffix in SANDBOXED_SUFFIXES[kind])  # fmt: skip
         if found is not None:
-            return _check_names(found, path)
+            return _validated_index(found, path, size)
     return GENERIC
 
 

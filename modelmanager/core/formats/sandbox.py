@@ -17,14 +17,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modelmanager.core.formats import rules
 from modelmanager.core.formats.base import FileIndex, TensorEntry
 from modelmanager.errors import FormatError
 
 MEMORY_LIMIT = 2 << 30
 CPU_SECONDS = 60
 WALL_SECONDS = 120
-MAX_TENSORS = 1_000_000
 MAX_META_CHARS = 4096
+#: Metadata entries kept for display (a GGUF may hold thousands; the file is stored whole).
+MAX_META_KEYS = 1024
 #: How a frozen app (PyInstaller, which has no ``python -m``) asks its own program for a child.
 CHILD_FLAG = "--modelmanager-sandbox-child"
 GGUF_MAGIC = b"GGUF"
@@ -85,31 +87,46 @@ def read_index(kind: str, path: Path, size: int) -> FileIndex:
         doc = json.loads(proc.stdout)
     except ValueError:
         raise FormatError(f"the {kind} parser gave no readable answer", path=path) from None
-    if "error" in doc:
+    if isinstance(doc, dict) and "error" in doc:
         raise FormatError(str(doc["error"])[:500], path=path)
     return _validated(doc, kind, path, size)
 
 
-def _validated(doc: dict[str, Any], kind: str, path: Path, size: int) -> FileIndex:
-    tensors = []
-    names: set[str] = set()
+def _record(item: Any, kind: str, size: int) -> TensorEntry:
+    """One tensor record of the child's answer: [name, dtype, shape, start, end], checked."""
+    if not isinstance(item, list) or len(item) != 5:
+        raise ValueError(f"the {kind} parser gave a malformed tensor record")
+    name, dtype, shape, start, end = item
+    return TensorEntry(*rules.tensor_fields(name, dtype, shape, start, end, size))
+
+
+def _validated(doc: Any, kind: str, path: Path, size: int) -> FileIndex:
+    """The child's answer as an index; anything malformed is the file's FormatError.
+
+    The child is trusted no more than the file: every record is checked for shape here, and
+    by the rules every index obeys in ``formats.index_file`` (names, ranges, overlaps).
+    """
+    if not isinstance(doc, dict):
+        raise FormatError(f"the {kind} parser gave a malformed answer", path=path)
     raw = doc.get("tensors", [])
-    if not isinstance(raw, list) or len(raw) > MAX_TENSORS:
-        raise FormatError("too many tensors", path=path)
-    for item in raw:
-        name, dtype, shape, start, end = item
-        if not isinstance(name, str) or not isinstance(dtype, str) or name in names:
-            raise FormatError(f"tensor name {str(name)[:80]!r} is missing or appears twice",
-                              path=path)  # fmt: skip
-        names.add(name)
-        if not all(type(d) is int and d >= 0 for d in shape):
-            raise FormatError(f"tensor {name!r} has a bad shape", path=path)
-        if not (type(start) is int and type(end) is int and 0 <= start <= end <= size):
-            raise FormatError(f"tensor {name!r} lies outside the file ({start}-{end})", path=path)
-        tensors.append(TensorEntry(name, dtype, tuple(shape), start, end))
+    if not isinstance(raw, list):
+        raise FormatError(f"the {kind} parser gave a malformed tensor list", path=path)
+    if len(raw) > rules.MAX_TENSORS:
+        raise FormatError(f"{len(raw)} tensors in one file, over the limit of {rules.MAX_TENSORS}",
+                          path=path)  # fmt: skip
+    try:
+        tensors = [_record(item, kind, size) for item in raw]
+    except ValueError as e:
+        raise FormatError(str(e), path=path) from None
     tensors.sort(key=lambda t: (t.start, t.end))
-    meta = {str(k)[:200]: str(v)[:MAX_META_CHARS] for k, v in dict(doc.get("metadata", {})).items()}
-    return FileIndex(kind, tuple(tensors), (), meta, tensor_regions=doc.get("disjoint", True))
+    meta = doc.get("metadata", {})
+    if not isinstance(meta, dict):
+        raise FormatError(f"the {kind} parser gave malformed metadata", path=path)
+    meta = {str(k)[:200]: str(v)[:MAX_META_CHARS] for k, v in meta.items()}
+    disjoint = doc.get("disjoint", True)
+    if not isinstance(disjoint, bool):
+        raise FormatError(f"the {kind} parser gave a malformed answer", path=path)
+    return FileIndex(kind, tuple(tensors), (), meta, tensor_regions=disjoint)
 
 
 # -- in the child ------------------------------------------------------------------------
@@ -127,12 +144,14 @@ def _gguf(path: Path) -> dict[str, Any]:
         shape = [int(d) for d in reversed(t.shape.tolist())]  # ggml order -> numpy order
         start = int(t.data_offset)
         tensors.append([str(t.name), t.tensor_type.name, shape, start, start + int(t.n_bytes)])
-    metadata = {}
+    metadata: dict[str, str] = {}
     for key, field in reader.fields.items():
         if key.startswith("GGUF.") or key == "tokenizer.ggml.tokens" or len(field.types) > 1:
             continue  # arrays (vocabularies) are too long to show as metadata
+        if len(metadata) >= MAX_META_KEYS:
+            break  # shown, not needed: the file's bytes are stored whole either way
         try:
-            metadata[key] = field.contents()
+            metadata[key] = str(field.contents())[:MAX_META_CHARS]
         except (ValueError, IndexError, UnicodeDecodeError):
             continue
     metadata["gguf.block_sizes"] = json.dumps(blocks, sort_keys=True)

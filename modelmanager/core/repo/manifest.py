@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelmanager.core.formats import rules
 from modelmanager.core.formats.base import TensorEntry
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import DIGEST_HEX_LEN, is_content_id
@@ -138,18 +139,10 @@ class Manifest:
             raise IntegrityError(f"invalid manifest ({e})", path=source) from None
 
 
-def _int(value: Any, what: str, minimum: int = 0) -> int:
-    if type(value) is not int or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}")
-    return value
-
-
-def _str_map(value: Any, what: str) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise ValueError(f"{what} must map strings to strings")
-    return value
+# The rules an import checks every parser's index with (core/formats/rules.py): one set of
+# rules, so nothing an import stores can fail them when read back.
+_int = rules.count
+_str_map = rules.str_map
 
 
 def _file(doc: Any) -> FileRecord:
@@ -170,14 +163,13 @@ def _file(doc: Any) -> FileRecord:
     tensors = []
     for entry in doc["tensors"]:
         name, dtype, shape, start, end, digest = entry
-        if not isinstance(name, str) or not isinstance(dtype, str) or not isinstance(digest, str):
+        if not isinstance(digest, str) or len(digest) != DIGEST_HEX_LEN:
             raise ValueError(f"bad tensor entry in {path}")
-        if not isinstance(shape, list) or len(digest) != DIGEST_HEX_LEN:
-            raise ValueError(f"bad tensor entry {name!r} in {path}")
-        dims = tuple(_int(d, f"shape of {name!r}") for d in shape)
-        if not _int(start, "tensor start") <= _int(end, "tensor end") <= size:
-            raise ValueError(f"tensor {name!r} lies outside {path}")
-        tensors.append(TensorRecord(name, dtype, dims, start, end, digest))
+        try:
+            fields = rules.tensor_fields(name, dtype, shape, start, end, size)
+        except ValueError as e:
+            raise ValueError(f"{e}, in {path}") from None
+        tensors.append(TensorRecord(*fields, digest))
     fmt = doc["format"]
     if not isinstance(fmt, str):
         raise ValueError(f"bad format of {path}")
