@@ -26,8 +26,10 @@ from modelmanager.core.repo.repository import manifest_key
 from modelmanager.errors import Cancelled, IntegrityError, UserError
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.exporting import export_ref
+from modelmanager.services.history import set_label
 from modelmanager.services.importing import import_paths
 from modelmanager.services.remotes import (
+    LabelConflict,
     RemoteSpec,
     add_remote,
     get_remote,
@@ -163,9 +165,82 @@ def test_a_manifest_naming_a_path_outside_the_repository_is_refused(
         other.close()
 
 
+@pytest.fixture(params=["s3", "folder"])
+def any_spec(request: pytest.FixtureRequest, tmp_path: Path) -> RemoteSpec:
+    """The same test against the loopback S3 server and against a shared folder."""
+    if request.param == "s3":
+        spec: RemoteSpec = request.getfixturevalue("s3_spec")
+        return spec
+    return RemoteSpec("shared", f"file://{tmp_path / 'shared'}")
+
+
+def test_push_sends_the_labels_of_its_version_and_pull_brings_them(
+    local: Workspace, any_spec: RemoteSpec, tmp_path: Path
+) -> None:
+    set_label(local, "tiny@1", "prod")
+    set_label(local, "tiny@1", "rc1")
+    import_paths(local, [_model(tmp_path / "v2", change=3)], "tiny", labels=["candidate"])
+    push(local, "tiny@1", open_remote(any_spec))
+    remote = open_remote(any_spec)
+    assert remote.read_labels("tiny") == {"prod": 1, "rc1": 1}  # only the pushed version's
+    # a label set after the version was pushed travels with the next push of that version
+    set_label(local, "tiny@1", "stable")
+    again = push(local, "tiny@1", remote)
+    assert (again.chunks_sent, again.manifest_written) == (0, False)
+    assert again.labels == ("stable",)
+    assert remote.read_labels("tiny") == {"prod": 1, "rc1": 1, "stable": 1}
+    other = init_repository(tmp_path / "other")
+    try:
+        got = pull(other, open_remote(any_spec), "tiny@prod")
+        assert got.labels == ("prod", "rc1", "stable")
+        assert other.repo.read_labels("tiny") == {"prod": 1, "rc1": 1, "stable": 1}
+        assert other.catalog.versions("tiny")[0].labels == ("prod", "rc1", "stable")
+        # the local label format, unchanged: {"version", "set", "previous"}
+        doc = json.loads(other.repo.blobs.get("models/tiny/labels/prod.json"))
+        assert (doc["version"], doc["previous"], sorted(doc)) == (
+            1,
+            None,
+            ["previous", "set", "version"],
+        )
+    finally:
+        other.close()
+
+
+def test_a_label_on_another_version_on_the_other_side_is_reported_and_kept(
+    local: Workspace, tmp_path: Path
+) -> None:
+    remote = open_remote(RemoteSpec("shared", f"file://{tmp_path / 'shared'}"))
+    set_label(local, "tiny@1", "prod")
+    push(local, "tiny@1", remote)
+    import_paths(local, [_model(tmp_path / "v2", change=3)], "tiny", labels=["prod"])
+    kept = push(local, "tiny@2", remote)
+    assert kept.labels == ()
+    assert kept.label_conflicts == (LabelConflict("tiny", "prod", wanted=2, kept=1),)
+    assert remote.read_labels("tiny") == {"prod": 1}  # the remote's label stays
+    moved = push(local, "tiny@2", remote, move_labels=True)  # unless asked
+    assert (moved.labels, moved.label_conflicts) == (("prod",), ())
+    assert remote.read_labels("tiny") == {"prod": 2}
+
+    other = init_repository(tmp_path / "other")
+    try:
+        pull(other, remote, "tiny@1")
+        assert other.repo.read_labels("tiny") == {}  # the remote's prod is on @2
+        set_label(other, "tiny@1", "prod")
+        got = pull(other, remote, "tiny@2")
+        assert got.label_conflicts == (LabelConflict("tiny", "prod", wanted=2, kept=1),)
+        assert other.repo.read_labels("tiny") == {"prod": 1}  # the local label stays
+        again = pull(other, remote, "tiny@2", move_labels=True)
+        assert (again.labels, again.manifest_written) == (("prod",), False)
+        assert other.repo.read_labels("tiny") == {"prod": 2}
+        assert other.catalog.versions("tiny")[0].labels == ("prod",)
+    finally:
+        other.close()
+
+
 @pytest.fixture
 def http_remote(local: Workspace, tmp_path: Path) -> Iterator[RemoteSpec]:
     shared = tmp_path / "shared"
+    set_label(local, "tiny@1", "prod")
     push(local, "tiny@1", open_remote(RemoteSpec("mount", f"file://{shared}")))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shared))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -182,7 +257,8 @@ def test_read_only_http_remote_browses_and_pulls(http_remote: RemoteSpec, tmp_pa
     assert remote.resolve("tiny").message == "first"
     other = init_repository(tmp_path / "other")
     try:
-        pull(other, remote, "tiny@1")
+        assert pull(other, remote, "tiny@1").labels == ("prod",)  # listed over plain HTTP
+        assert other.repo.read_labels("tiny") == {"prod": 1}
         export_ref(other, "tiny", tmp_path / "out")
         assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "v1")
         with pytest.raises(UserError, match="read-only"):
@@ -237,6 +313,22 @@ def test_remote_list_keeps_names_and_urls_never_keys(tmp_path: Path) -> None:
     assert "AKIATEAM" not in saved
 
 
+def test_a_remote_keeps_its_retries_and_refuses_a_number_out_of_range(tmp_path: Path) -> None:
+    add_remote("flaky", "s3://bucket/a", retries=2)
+    add_remote("plain", "s3://bucket/b")
+    assert [(r.name, r.retries) for r in list_remotes()] == [("flaky", 2), ("plain", 5)]
+    saved = json.loads((tmp_path / "data" / "remotes.json").read_text())["remotes"]
+    assert [("retries" in r) for r in saved] == [True, False]  # the default is not written
+    assert open_remote("flaky").blobs.fs.retries == 2  # type: ignore[attr-defined]
+    for bad in (0, 21, "3"):
+        with pytest.raises(UserError, match="retries must be a whole number from 1 to 20"):
+            add_remote("bad", "s3://bucket/c", retries=bad)  # type: ignore[arg-type]
+    saved[0]["retries"] = "many"  # a hand-edited list
+    (tmp_path / "data" / "remotes.json").write_text(json.dumps({"remotes": saved}))
+    with pytest.raises(UserError, match="list of remotes is damaged"):
+        list_remotes()
+
+
 def test_no_keyring_backend_is_a_clear_error_not_a_plain_text_file(tmp_path: Path) -> None:
     import keyring
     from keyring.backends.fail import Keyring as FailKeyring
@@ -282,7 +374,6 @@ def test_remote_commands_push_show_and_pull(  # the command line end to end
     assert cli.json("remote", "ls") == []
 
 
-@pytest.mark.slow  # the client retries with backoff before it gives up: about 50 s
 def test_a_connection_cut_mid_push_fails_clearly_and_a_rerun_completes(
     local: Workspace, s3_spec: RemoteSpec, tmp_path: Path
 ) -> None:
@@ -294,7 +385,9 @@ def test_a_connection_cut_mid_push_fails_clearly_and_a_rerun_completes(
     target = urlparse(str(s3_spec.endpoint))
     proxy = CuttingProxy((str(target.hostname), int(target.port or 80)), budget=300_000)
     try:
-        cut = RemoteSpec("cut", s3_spec.url, endpoint=proxy.url)
+        # Two attempts per request: a retry still happens, and the failure comes in seconds
+        # (with the default five, botocore's and s3fs's backoffs took 25 to 40 s here).
+        cut = RemoteSpec("cut", s3_spec.url, endpoint=proxy.url, retries=2)
         with pytest.raises(RemoteError, match="remote request failed"):
             push(local, "tiny@1", open_remote(cut))
         assert proxy.broken

@@ -1,0 +1,8 @@
+"""Remote repositories, the engine side: what a remote is, how to reach it, what it holds.
+
+``spec`` describes a remote; ``credentials`` keeps S3 keys in the OS keyring; ``client`` builds
+the one blob store a remote is read and written through; ``layout`` reads a remote repository
+(with ``cache`` keeping its manifests); ``labels`` decides which labels travel with a version;
+``transfer`` moves chunks several at a time. The use cases (add, list, push, pull) live in
+``modelmanager.services.remotes``.
+"""

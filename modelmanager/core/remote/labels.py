@@ -1,0 +1,64 @@
+"""Which labels travel with a version, push or pull alike.
+
+The labels that point at the version on the sending side go to the receiving side. One the
+receiving side already has on another version is a conflict: reported, and kept as it is unless
+the caller asks to move it. Labels never travel alone: they follow the version they point at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from modelmanager.core.repo.names import check_label
+from modelmanager.errors import UserError
+
+
+@dataclass(frozen=True)
+class LabelConflict:
+    """A label the receiving side has on another version, left there."""
+
+    model: str
+    label: str
+    wanted: int  # the version the sending side's label points at
+    kept: int  # the version the receiving side's label still points at
+
+    def __str__(self) -> str:
+        return (f"label {self.label!r} of {self.model} stays on version {self.kept} "
+                f"(the other side has it on version {self.wanted})")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LabelPlan:
+    """The labels to write on the receiving side (new or moved) and the conflicts left alone."""
+
+    labels: tuple[str, ...]
+    previous: Mapping[str, int | None]  # where each label to write pointed before (None: new)
+    conflicts: tuple[LabelConflict, ...]
+
+
+def _valid(label: str) -> bool:
+    try:
+        check_label(label)
+    except UserError:
+        return False
+    return True
+
+
+def plan_labels(
+    model: str, seq: int, source: Mapping[str, int], target: Mapping[str, int], *,
+    move: bool = False,
+) -> LabelPlan:  # fmt: skip
+    """The labels of version ``seq`` on the ``source`` side and what to do with each on the
+    ``target`` side. A name that is no valid label (a stray file on a remote) is skipped."""
+    labels, previous, conflicts = [], {}, []
+    for label in sorted(k for k, n in source.items() if n == seq and _valid(k)):
+        there = target.get(label)
+        if there == seq:
+            continue  # already there
+        if there is not None and not move:
+            conflicts.append(LabelConflict(model, label, wanted=seq, kept=there))
+            continue
+        labels.append(label)
+        previous[label] = there
+    return LabelPlan(tuple(labels), previous, tuple(conflicts))

@@ -1,0 +1,37 @@
+"""A remote's description: its URL and, for S3, an endpoint, an AWS profile and a retry budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelmanager.errors import UserError
+
+SCHEMES = ("s3", "http", "https", "file")
+#: Attempts per S3 request, the first included, before a transfer fails (botocore's standard
+#: mode ``max_attempts`` and s3fs's own retry loop around it).
+DEFAULT_RETRIES = 5
+MAX_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    """A named remote: its URL and, for S3, an endpoint (MinIO, Ceph), a profile and retries."""
+
+    name: str
+    url: str
+    endpoint: str | None = None
+    profile: str | None = None
+    retries: int = DEFAULT_RETRIES
+
+    def __post_init__(self) -> None:
+        r = self.retries
+        if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= MAX_RETRIES:
+            raise UserError(f"retries must be a whole number from 1 to {MAX_RETRIES}, not {r!r}")
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0].lower()
+
+    @property
+    def read_only(self) -> bool:
+        return self.scheme in ("http", "https")
