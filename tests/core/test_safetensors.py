@@ -12,6 +12,7 @@ import pytest
 from safetensors import safe_open
 
 from modelmanager.core.formats import index_file
+from modelmanager.core.formats.rules import MAX_TENSORS
 from modelmanager.core.formats.safetensors import MAX_HEADER
 from modelmanager.errors import FormatError
 from tests.support.builders import raw_safetensors, write_safetensors
@@ -179,3 +180,72 @@ def test_content_that_only_looks_like_safetensors_is_generic(tmp_path: Path) -> 
 def test_safetensors_without_the_extension_is_detected_by_content(tmp_path: Path) -> None:
     path = write_safetensors(tmp_path / "weights.dat", {"w": np.ones(4, dtype=np.float32)})
     assert index_file(path, path.stat().st_size).format == "safetensors"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"w\ud800": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}},
+        {"__metadata__": {"k": "v\udc80"}, "w": {"dtype": "F32", "shape": [4],
+                                                 "data_offsets": [0, 16]}},
+        {"__metadata__": {"k\udc80": "v"}, "w": {"dtype": "F32", "shape": [4],
+                                                 "data_offsets": [0, 16]}},
+    ],
+    ids=["name", "metadata value", "metadata key"],
+)  # fmt: skip
+def test_lone_surrogates_are_refused_with_the_text_escaped(tmp_path: Path, header: Any) -> None:
+    """JSON's \\ud800 escapes decode to text that cannot be written as UTF-8: refused up front."""
+    path = raw_safetensors(tmp_path / "m.safetensors", header, b"\0" * 16)
+    with pytest.raises(FormatError, match="not valid Unicode") as info:
+        index_file(path, path.stat().st_size)
+    assert "\\ud800" in str(info.value) or "\\udc80" in str(info.value)
+    str(info.value).encode("utf-8")  # the message itself can be printed
+
+
+def test_odd_but_valid_names_and_metadata_are_indexed(tmp_path: Path) -> None:
+    """Non-ASCII names, a zero-size tensor, an ESC in metadata, metadata keyed like a tensor."""
+    meta = {"dtype": "a", "shape": "b", "data_offsets": "c"}
+    path = write_safetensors(
+        tmp_path / "m.safetensors",
+        {"ß.日本": np.arange(3, dtype=np.float32), "empty": np.zeros((0, 2), dtype=np.float16)},
+        meta,
+    )
+    index = index_file(path, path.stat().st_size)
+    assert index.metadata == meta
+    by_name = {t.name: t for t in index.tensors}
+    assert by_name["empty"].nbytes == 0
+    assert by_name["ß.日本"].shape == (3,)
+    path = write_safetensors(tmp_path / "e.safetensors", {"w": np.ones(1)}, {"n": "a\x1b[31m"})
+    assert index_file(path, path.stat().st_size).metadata == {"n": "a\x1b[31m"}
+
+
+def _many(path: Path, count: int) -> Path:
+    entries = ",".join(
+        f'"t{i}":{{"dtype":"U8","shape":[1],"data_offsets":[{i},{i + 1}]}}' for i in range(count)
+    )
+    return raw_safetensors(path, ("{" + entries + "}").encode(), b"\0" * count)
+
+
+def test_more_tensors_than_a_file_may_hold_are_refused_with_the_count(tmp_path: Path) -> None:
+    path = _many(tmp_path / "m.safetensors", MAX_TENSORS + 1)
+    with pytest.raises(FormatError, match=f"declares {MAX_TENSORS + 1} tensors"):
+        index_file(path, path.stat().st_size)
+    ok = _many(tmp_path / "ok.safetensors", 1000)
+    assert len(index_file(ok, ok.stat().st_size).tensors) == 1000
+
+
+def test_a_header_over_the_limit_is_refused_with_its_tensor_count(tmp_path: Path) -> None:
+    entry = b'"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},'
+    blob = b"{" + entry * ((MAX_HEADER // len(entry)) + 1) + b"}"
+    path = raw_safetensors(tmp_path / "m.safetensors", blob)
+    with pytest.raises(FormatError, match=r"exceeds .*\(\d+ tensors declared\)"):
+        index_file(path, path.stat().st_size)
+
+
+def test_wide_characters_count_against_the_header_limit(tmp_path: Path) -> None:
+    """One character beyond U+FFFF makes Python hold the header in 4 bytes per character."""
+    padding = " " * (MAX_HEADER // 4)
+    header = ('{"__metadata__": {"k": "\U0001f600"}' + padding + "}").encode()
+    path = raw_safetensors(tmp_path / "m.safetensors", header)
+    with pytest.raises(FormatError, match="4 bytes each in memory"):
+        index_file(path, path.stat().st_size)

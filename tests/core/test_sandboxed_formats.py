@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelmanager.core.formats import index_file
+from modelmanager.core.formats import index_file, sandbox
 from modelmanager.errors import FormatError
+from tests.support.hostile_headers import gguf_many_keys, gguf_raw
 
 
 def _index(path: Path):  # type: ignore[no-untyped-def]
@@ -157,3 +158,55 @@ def test_damaged_onnx_fails_cleanly(tmp_path: Path, why: str, blob: bytes) -> No
     with pytest.raises(FormatError) as info:
         _index(path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("why", "tensors", "data"),
+    [
+        ("sharing one data offset", [(b"a", [4], 0, 0), (b"b", [4], 0, 0)], b"\0" * 16),
+        ("overlapping", [(b"a", [8], 0, 0), (b"b", [4], 0, 16)], b"\0" * 32),
+    ],
+)
+def test_gguf_tensors_sharing_bytes_are_refused(
+    tmp_path: Path, why: str, tensors: list[tuple[bytes, list[int], int, int]], data: bytes
+) -> None:
+    """llama.cpp requires each tensor at its own offset; so do we (the chunk planner too)."""
+    pytest.importorskip("gguf")
+    path = tmp_path / "m.gguf"
+    path.write_bytes(gguf_raw(tensors, data))
+    with pytest.raises(FormatError, match="overlaps tensor 'a'"):
+        _index(path)
+
+
+def test_gguf_with_thousands_of_metadata_keys_is_indexed_with_a_bounded_metadata(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("gguf")
+    path = tmp_path / "m.gguf"
+    gguf_many_keys(path)
+    index = _index(path)
+    assert [t.name for t in index.tensors] == ["w"]
+    assert len(index.metadata) <= sandbox.MAX_META_KEYS + 1  # + gguf.block_sizes
+    assert index.metadata["test.key.0"] == "value 0"
+
+
+# (why, the child's answer, a word of the error): the child is trusted no more than the file.
+ANSWERS: list[tuple[str, object, str]] = [
+    ("not an object", [1, 2], "malformed answer"),
+    ("tensors not a list", {"tensors": 5}, "malformed tensor list"),
+    ("record of four fields", {"tensors": [["w", "F32", [1], 0]]}, "malformed tensor record"),
+    ("record not a list", {"tensors": ["w"]}, "malformed tensor record"),
+    ("float shape", {"tensors": [["w", "F32", [4.0], 0, 16]]}, "non-integer"),
+    ("shape not a list", {"tensors": [["w", "F32", 4, 0, 16]]}, "not a list"),
+    ("outside the file", {"tensors": [["w", "F32", [4], 0, 1 << 40]]}, "lies outside"),
+    ("negative size", {"tensors": [["w", "F32", [4], 16, 0]]}, "lies outside"),
+    ("lone surrogate name", {"tensors": [["w\udc80", "F32", [4], 0, 16]]}, "not valid Unicode"),
+    ("metadata not an object", {"tensors": [], "metadata": [1]}, "malformed metadata"),
+    ("disjoint not a bool", {"tensors": [], "disjoint": "no"}, "malformed answer"),
+]
+
+
+@pytest.mark.parametrize(("why", "doc", "word"), ANSWERS, ids=[a[0] for a in ANSWERS])
+def test_a_malformed_child_answer_is_a_format_error(why: str, doc: object, word: str) -> None:
+    with pytest.raises(FormatError, match=word):
+        sandbox._validated(doc, "gguf", Path("m.gguf"), 64)
