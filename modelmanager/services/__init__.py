@@ -13,6 +13,7 @@ from modelmanager.core.repo.repository import (
     DEFAULT_GROUP_SIZE,
     Repository,
 )
+from modelmanager.core.storage import LocalBlobStore, StoreFactory
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,16 @@ class Workspace:
         self.catalog.close()
 
 
-def open_workspace(path: Path | None = None, *, create: bool = False) -> Workspace:
-    """Open the repository at ``path`` (default: the user's default one, created on first use)."""
+def open_workspace(
+    path: Path | None = None, *, create: bool = False, blob_stores: StoreFactory = LocalBlobStore
+) -> Workspace:
+    """Open the repository at ``path`` (default: the user's default one, created on first use).
+
+    ``blob_stores`` builds the store of each folder (the tests wrap them to inject faults).
+    """
     if path is None:
         path, create = paths.default_repo_path(), True
-    repo = Repository.open(path, create=create)
+    repo = Repository.open(path, create=create, blob_stores=blob_stores)
     return Workspace(repo, Catalog.open(paths.cache_dir(), repo))
 
 
@@ -49,6 +55,7 @@ def init_repository(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     group_size: int = DEFAULT_GROUP_SIZE,
     codec: CodecSettings | None = None,
+    blob_stores: StoreFactory = LocalBlobStore,
 ) -> Workspace:
     """Create a new, empty repository (default location when ``path`` is None)."""
     repo = Repository.create(
@@ -56,5 +63,6 @@ def init_repository(
         chunk_size=chunk_size,
         group_size=group_size,
         codec=codec,
+        blob_stores=blob_stores,
     )
     return Workspace(repo, Catalog.open(paths.cache_dir(), repo))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from modelmanager.core.placement import (
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.names import check_model_name
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies, utc_now
+from modelmanager.core.storage import capacity_of
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
@@ -72,12 +72,9 @@ def list_devices(ws: Workspace) -> list[DeviceInfo]:
                 used += p.size
                 pieces += 1
                 ids.add(p.chunk_id)
-            try:
-                st = os.statvfs(root) if hasattr(os, "statvfs") else None
-            except OSError:
-                st = None
-            if st is not None:
-                capacity, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+            space = capacity_of(chunks.stores[d.id])
+            if space is not None:
+                capacity, free = space.total, space.free
         out.append(DeviceInfo(d, root, chunks.available(d), capacity, free, used, pieces, len(ids)))
     return out
 

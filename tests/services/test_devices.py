@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
+import os
 import random
 import shutil
 import subprocess
@@ -31,6 +33,7 @@ from modelmanager.services.redundancy import rebalance, repair, scrub
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
 
 CHUNK = 16 * 1024
+DiskUsage = collections.namedtuple("DiskUsage", "total used free")
 
 
 def _model(folder: Path, seed: int = 0, tensors: int = 12) -> Path:
@@ -599,3 +602,30 @@ def test_a_policy_change_that_cannot_fit_is_refused_before_it_is_saved(tmp_path:
             set_policy(ws, "copies=2")
         assert str(ws.repo.policies.default) == "copies=1"  # not saved: imports are unchanged
         assert scrub(ws).ok
+
+
+def test_free_space_is_known_without_statvfs_as_on_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows: no os.statvfs, while shutil.disk_usage answers (there through GetDiskFreeSpaceEx).
+    statvfs = os.statvfs
+
+    def disk_usage(path: str | Path) -> DiskUsage:
+        st = statvfs(path)
+        total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        return DiskUsage(total, total - st.f_bfree * st.f_frsize, free)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    monkeypatch.delattr(os, "statvfs")
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    main = ws.repo.devices.get("main")
+    assert ws.repo.chunks.usable(main) is not None
+    total, _summary = ws.repo.chunks.room()
+    assert total is not None
+    info = list_devices(ws)[0]
+    assert info.capacity is not None
+    assert info.free is not None
+    assert 0 < info.free <= info.capacity
+    with pytest.raises(UserError, match="not enough space for a huge import"):
+        ws.repo.chunks.require_room(1 << 62, "a huge import")
+    ws.close()

@@ -50,7 +50,14 @@ from modelmanager.core.redundancy import (
     parse_fragment,
     parse_fragment_dir,
 )
-from modelmanager.core.storage import BlobNotFound, LocalBlobStore, page_cache
+from modelmanager.core.storage import (
+    BlobNotFound,
+    FolderStore,
+    LocalBlobStore,
+    StoreFactory,
+    capacity_of,
+    page_cache,
+)
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import IntegrityError, UserError
 
@@ -101,7 +108,8 @@ class PlacementError(UserError):
 
 
 class PlacedChunkStore:
-    """The repository's chunks over its devices; the same interface as a single ChunkStore."""
+    """The repository's chunks over its devices: each device's pieces go through the store
+    ``blob_stores`` builds for its folder (tests wrap them to inject faults)."""
 
     def __init__(
         self,
@@ -110,13 +118,16 @@ class PlacedChunkStore:
         devices: DeviceSet,
         settings: codecs.CodecSettings,
         default_policy: Callable[[], Policy],
+        blob_stores: StoreFactory = LocalBlobStore,
     ) -> None:
         self.repo_root = repo_root
         self.repository_id = repository_id
         self.devices = devices
         self.settings = settings
         self.default_policy = default_policy
-        self.stores = {d.id: LocalBlobStore(d.root(repo_root)) for d in devices.devices}
+        self.stores: dict[str, FolderStore] = {
+            d.id: blob_stores(d.root(repo_root)) for d in devices.devices
+        }
         self._lock = threading.Lock()
         self._full: set[str] = set()
         self._failed: dict[str, str] = {}  # device id -> why it refused a write in this session
@@ -152,46 +163,38 @@ class PlacedChunkStore:
     def readable_devices(self) -> list[Device]:
         return [d for d in self.devices.devices if self.available(d)]
 
-    def usable(self, device: Device) -> int | None:
-        """Bytes a device can still take (free space less the reserve); None where the OS
-        cannot tell (no statvfs), 0 when full, refusing writes or unreachable."""
+    def usable(self, device: Device) -> int:
+        """Bytes a device can still take (free space less the reserve); 0 when full, refusing
+        writes, unreachable or when its free space cannot be read."""
         if device.id in self._full or device.id in self._failed:
             return 0
-        try:
-            usage = os.statvfs(device.root(self.repo_root)) if hasattr(os, "statvfs") else None
-        except OSError:
+        space = capacity_of(self.stores[device.id])
+        if space is None:
             return 0
-        if usage is None:
-            return None
-        total = usage.f_blocks * usage.f_frsize
-        free = usage.f_bavail * usage.f_frsize
-        return max(0, free - min(RESERVE_BYTES, total // 20))
+        return max(0, space.free - min(RESERVE_BYTES, space.total // 20))
 
-    def room(self, excluding: frozenset[str] = frozenset()) -> tuple[int | None, str]:
+    def room(self, excluding: frozenset[str] = frozenset()) -> tuple[int, str]:
         """What the placeable devices (less ``excluding`` ids) can take in all, and a summary
-        per device for messages; None where a device cannot tell."""
-        total: int | None = 0
+        per device for messages."""
+        total = 0
         parts = []
-        counted: set[int] = set()  # file systems already counted: two devices may share one
+        counted: set[object] = set()  # volumes already counted: two devices may share one
         for d in self.devices.devices:
             if d.placeable and d.id not in excluding and self.available(d):
                 left = self.usable(d)
-                parts.append(f"{d.name} {'?' if left is None else human_bytes(left)}")
-                try:
-                    fs = os.stat(d.root(self.repo_root)).st_dev
-                except OSError:
-                    fs = None
-                if fs is not None and fs in counted:
+                parts.append(f"{d.name} {human_bytes(left)}")
+                space = capacity_of(self.stores[d.id])
+                if space is not None and space.volume in counted:
                     continue
-                if fs is not None:
-                    counted.add(fs)
-                total = None if left is None or total is None else total + left
+                if space is not None:
+                    counted.add(space.volume)
+                total += left
         return total, ", ".join(parts) or "no writable device"
 
     def room_problem(self, need: int, what: str) -> str | None:
         """Why ``need`` bytes for ``what`` do not fit the room, or None when they do."""
         total, summary = self.room()
-        if total is not None and need > total:
+        if need > total:
             return (f"not enough space for {what}: it needs up to {human_bytes(need)} and the "
                     f"devices can take {human_bytes(total)} ({summary})")  # fmt: skip
         return None
@@ -203,8 +206,7 @@ class PlacedChunkStore:
             raise UserError(f"{problem}; nothing was stored")
 
     def _room(self, device: Device, need: int) -> bool:
-        room = self.usable(device)
-        return room is None or room >= need
+        return self.usable(device) >= need
 
     def write_problems(self) -> dict[str, str]:
         """Devices that refused writes since the last refresh, by name, with the reason."""
@@ -324,12 +326,8 @@ class PlacedChunkStore:
         A full device, a read-only one, a folder standing where the piece belongs: each is a
         reason to put the piece on the next device, never to fail the whole job.
         """
-        store = self.stores[device.id]
         try:
-            path = store.path(key)
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()  # an empty folder where a piece belongs (damage): clear it
-            return store.put(key, parts, sync=False)
+            return self.stores[device.id].put(key, parts, sync=False)
         except OSError as e:
             with self._lock:
                 if e.errno in _NO_SPACE:
@@ -427,18 +425,13 @@ class PlacedChunkStore:
         False, with ``dest`` untouched, when the copy is compressed or its header disagrees;
         True when ``dest`` was filled. The caller still verifies the hash.
         """
-        path = self.stores[device.id].path(chunk_key(chunk_id))
-        with open(path, "rb", buffering=0) as f:
-            head = f.read(HEADER.size)
-            info = parse_header(head, f"{device.name}:{chunk_key(chunk_id)}")
-            if info.codec_id != codecs.RAW_ID or info.length != len(dest):
-                return False
-            view = dest
-            while view:
-                n = f.readinto(view)
-                if not n:
-                    raise IntegrityError("chunk object is truncated", path=path)
-                view = view[n:]
+        store, key = self.stores[device.id], chunk_key(chunk_id)
+        source = f"{device.name}:{key}"
+        info = parse_header(store.get_range(key, 0, HEADER.size), source)
+        if info.codec_id != codecs.RAW_ID or info.length != len(dest):
+            return False
+        if store.read_into(key, HEADER.size, dest) != len(dest):
+            raise IntegrityError("chunk object is truncated", path=source)
         return True
 
     def read_fragment(

@@ -1,4 +1,4 @@
-"""The chunk store: content-addressed, compressed, deduplicated, verified on every read.
+"""Chunk objects: content-addressed, compressed, verified on every read (see chunks.placed).
 
 A chunk object is a 16-byte header (magic ``MMC1``, codec id, three zero bytes, plain length as
 u64 little-endian) followed by the codec's payload. Its key is ``chunks/<id[:2]>/<id>`` where the
@@ -8,12 +8,10 @@ id is BLAKE3 of the plain bytes; codec and placement are metadata, never part of
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from modelmanager.core import codecs
-from modelmanager.core.ids import BytesLike, content_id, is_content_id
-from modelmanager.core.storage import BlobNotFound, BlobStore
+from modelmanager.core.ids import BytesLike, content_id
 from modelmanager.errors import IntegrityError
 
 MAGIC = b"MMC1"
@@ -70,62 +68,3 @@ def decode_object(blob: BytesLike, chunk_id: str, length: int, key: str) -> Byte
     if content_id(data) != chunk_id:
         raise IntegrityError("chunk content does not match its hash", path=key)
     return data
-
-
-class ChunkStore:
-    """Puts and gets chunks by id on one BlobStore, encoding with the configured codec."""
-
-    def __init__(self, blobs: BlobStore, settings: codecs.CodecSettings) -> None:
-        self.blobs = blobs
-        self.settings = settings
-
-    def has(self, chunk_id: str) -> bool:
-        """True when an object for the chunk exists (its content is not checked here)."""
-        return self.blobs.size(chunk_key(chunk_id)) is not None
-
-    def put(
-        self, chunk_id: str, data: BytesLike, settings: codecs.CodecSettings | None = None
-    ) -> int:
-        """Encode and store ``data`` (whose id the caller computed); return the stored size.
-
-        The write is synced but its name becomes durable only at :meth:`flush`, which the
-        importer calls once before it writes the manifest.
-        """
-        parts = encode_object(data, settings or self.settings)
-        return self.blobs.put(chunk_key(chunk_id), parts, sync=False)
-
-    def get(self, chunk_id: str, length: int) -> BytesLike:
-        """The plain bytes of a chunk, checked against its id; IntegrityError otherwise."""
-        key = chunk_key(chunk_id)
-        try:
-            blob = self.blobs.get(key)
-        except BlobNotFound:
-            raise ChunkMissing("chunk is missing", path=key) from None
-        return decode_object(blob, chunk_id, length, key)
-
-    def header(self, chunk_id: str) -> ChunkHeader:
-        """Codec and length of a stored chunk, reading only its 16-byte header."""
-        key = chunk_key(chunk_id)
-        try:
-            return parse_header(self.blobs.get_range(key, 0, HEADER.size), key)
-        except BlobNotFound:
-            raise ChunkMissing("chunk is missing", path=key) from None
-
-    def stored_size(self, chunk_id: str) -> int | None:
-        """Bytes the chunk object takes in the store, or None when it is missing."""
-        return self.blobs.size(chunk_key(chunk_id))
-
-    def iter_stored(self) -> Iterator[tuple[str, int]]:
-        """Every stored chunk as (id, stored size); stray files in the chunk folder are skipped."""
-        for key, size in self.blobs.list(PREFIX):
-            name = key.rsplit("/", 1)[-1]
-            if is_content_id(name) and key == chunk_key(name):
-                yield name, size
-
-    def delete(self, chunk_id: str) -> None:
-        """Remove a chunk object (callers hold the writer lock and checked nothing uses it)."""
-        self.blobs.delete(chunk_key(chunk_id))
-
-    def flush(self) -> None:
-        """Make every chunk put so far durable, names included."""
-        self.blobs.flush()

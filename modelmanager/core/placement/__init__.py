@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -33,7 +32,6 @@ DEVICES_FILE = "devices.json"
 MAIN = "main"
 TIERS = ("hot", "warm", "cold")
 ONLINE, OFFLINE, DRAINING = "online", "offline", "draining"
-STATES = (ONLINE, OFFLINE, DRAINING)
 #: Space kept free on every device: a write that would eat into it goes elsewhere.
 RESERVE_BYTES = 64 * 1024 * 1024
 
@@ -86,14 +84,6 @@ def identity_matches(root: Path, device: Device, repository_id: str) -> bool:
     return bool(
         doc and doc.get("device_id") == device.id and doc.get("repository_id") == repository_id
     )
-
-
-def free_bytes(root: Path) -> int | None:
-    """Free space on the file system of ``root``, or None when it cannot be read."""
-    try:
-        return shutil.disk_usage(root).free
-    except OSError:
-        return None
 
 
 def new_device(name: str, path: str, weight: float, tier: str, added: str) -> Device:

@@ -27,7 +27,13 @@ from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import Ref, check_label, model_key, parse_ref
-from modelmanager.core.storage import BlobNotFound, BlobStore, LocalBlobStore
+from modelmanager.core.storage import (
+    BlobNotFound,
+    BlobStore,
+    FolderStore,
+    LocalBlobStore,
+    StoreFactory,
+)
 from modelmanager.errors import IntegrityError, NotFoundError, RepositoryError, UserError
 
 REPO_FORMAT = "modelmanager-repository"
@@ -240,14 +246,20 @@ class VersionStore:
 
 
 class Repository(VersionStore):
-    """An open repository. Reads need nothing; writes happen inside :meth:`writer`."""
+    """An open repository. Reads need nothing; writes happen inside :meth:`writer`.
 
-    blobs: LocalBlobStore
+    Every folder's BlobStore (the repository's own, each device's) comes from ``blob_stores``.
+    """
 
-    def __init__(self, root: Path, config: RepoConfig) -> None:
+    blobs: FolderStore
+
+    def __init__(
+        self, root: Path, config: RepoConfig, blob_stores: StoreFactory = LocalBlobStore
+    ) -> None:
         self.root = root
         self.config = config
-        self.blobs = LocalBlobStore(root)
+        self.blob_stores = blob_stores
+        self.blobs = blob_stores(root)
         self.lock = WriterLock(root / "locks")
         self.reload_layout()
 
@@ -255,13 +267,12 @@ class Repository(VersionStore):
         """(Re)read devices and policies, e.g. after another command changed them."""
         self.devices = DeviceSet.load(self.root, self.config.id)
         try:
-            self.policies = Policies.from_bytes((self.root / POLICY_KEY).read_bytes(),
-                                                self.root / POLICY_KEY)  # fmt: skip
-        except FileNotFoundError:
+            self.policies = Policies.from_bytes(self.blobs.get(POLICY_KEY), self.root / POLICY_KEY)
+        except BlobNotFound:
             self.policies = Policies()
         self.chunks = PlacedChunkStore(
             self.root, self.config.id, self.devices, self.config.codec,
-            lambda: self.policies.default,
+            lambda: self.policies.default, self.blob_stores,
         )  # fmt: skip
 
     def save_devices(self, devices: DeviceSet) -> None:
@@ -295,6 +306,7 @@ class Repository(VersionStore):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         group_size: int = DEFAULT_GROUP_SIZE,
         codec: CodecSettings | None = None,
+        blob_stores: StoreFactory = LocalBlobStore,
     ) -> Repository:
         """Make a new repository in ``root`` (absent or empty); RepositoryError otherwise."""
         root = Path(root).absolute()
@@ -314,12 +326,14 @@ class Repository(VersionStore):
         if not 0 < group_size <= chunk_size:
             raise UserError("chunk sizes must satisfy 0 < group size <= chunk size")
         root.mkdir(parents=True, exist_ok=True)
-        repo = cls(root, config)
+        repo = cls(root, config, blob_stores)
         repo.blobs.put(CONFIG_KEY, config.to_bytes(), exclusive=True)
         return repo
 
     @classmethod
-    def open(cls, root: Path, *, create: bool = False) -> Repository:
+    def open(
+        cls, root: Path, *, create: bool = False, blob_stores: StoreFactory = LocalBlobStore
+    ) -> Repository:
         """Open the repository in ``root``; with ``create``, make it if the folder is new."""
         root = Path(root).absolute()
         config_path = root / CONFIG_KEY
@@ -327,7 +341,7 @@ class Repository(VersionStore):
             data = config_path.read_bytes()
         except FileNotFoundError:
             if create and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
-                return cls.create(root)
+                return cls.create(root, blob_stores=blob_stores)
             raise RepositoryError(
                 "no repository here (run 'modelmanager init' to make one)", path=root
             ) from None
@@ -335,7 +349,7 @@ class Repository(VersionStore):
             raise RepositoryError(
                 f"cannot read repository config ({e.strerror})", path=root
             ) from None
-        return cls(root, RepoConfig.from_bytes(data, config_path))
+        return cls(root, RepoConfig.from_bytes(data, config_path), blob_stores)
 
     # -- writer lock ---------------------------------------------------------------------
 

@@ -1,12 +1,17 @@
 """The BlobStore protocol: put / get / size / list / delete / flush over '/'-separated keys.
 
-Local folders, device roots and (later) object stores implement it; wrappers add behaviour
-(fault injection, read-only) and one conformance suite checks them all.
+Local folders, device roots and object stores implement it; wrappers add behaviour (fault
+injection in the tests, read-only) and one conformance suite (tests/conformance) checks them all.
+A :class:`FolderStore` is a BlobStore in a local folder (device roots, the repository's own
+files); a :data:`StoreFactory` builds one per folder, so tests can wrap every device's store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import builtins
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from modelmanager.core.ids import BytesLike
@@ -68,3 +73,46 @@ class BlobStore(Protocol):
     def flush(self) -> None:
         """Make every put since the last flush durable (names included)."""
         ...
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Space on the volume a store writes to; ``volume`` tells two stores on one volume apart
+    from two on different ones (their free space must be counted once)."""
+
+    total: int
+    free: int
+    volume: object
+
+
+def capacity_of(store: BlobStore) -> Capacity | None:
+    """The store's capacity, or None where it cannot tell (object stores, a failing disk)."""
+    measure = getattr(store, "capacity", None)
+    return measure() if callable(measure) else None
+
+
+class FolderStore(BlobStore, Protocol):
+    """A BlobStore kept in a local folder, whose blobs are files (a device root)."""
+
+    root: Path
+
+    def path(self, key: str) -> Path:
+        """The file that holds ``key`` (for page-cache control; reads go through the store)."""
+        ...
+
+    def read_into(self, key: str, offset: int, dest: memoryview) -> int:
+        """Fill ``dest`` from ``offset`` without an intermediate buffer; bytes read (fewer at
+        the end); BlobNotFound when absent."""
+        ...
+
+    def capacity(self) -> Capacity | None:
+        """Size and free space of the folder's volume; None when it cannot be read."""
+        ...
+
+    def temp_files(self) -> builtins.list[Path]:
+        """Temporary files left by writers that died before renaming them."""
+        ...
+
+
+#: Builds the store of one folder: ``LocalBlobStore`` by default, a wrapper in tests.
+StoreFactory = Callable[[Path], FolderStore]

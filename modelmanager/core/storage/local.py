@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import builtins
 import os
+import shutil
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.storage.atomic import TEMP_PREFIX, fsync_dir, replace_file
-from modelmanager.core.storage.base import BlobNotFound, check_key
+from modelmanager.core.storage.base import BlobNotFound, Capacity, check_key
+
+
+def disk_capacity(folder: Path) -> Capacity | None:
+    """Size and free space (for an unprivileged user) of the volume holding ``folder``, on
+    every platform; None when it cannot be read (unmounted, no permission)."""
+    try:
+        usage = shutil.disk_usage(folder)
+        volume = os.stat(folder).st_dev
+    except OSError:
+        return None
+    return Capacity(usage.total, usage.free, volume)
 
 
 class LocalBlobStore:
@@ -49,6 +62,8 @@ class LocalBlobStore:
     ) -> int:
         path = self.path(key)
         self._ensure_parent(path)
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()  # an empty folder where the blob belongs (damage): clear it
         size = replace_file(path, data, exclusive=exclusive)
         with self._lock:
             self._pending_dirs.add(path.parent)
@@ -72,12 +87,31 @@ class LocalBlobStore:
         except IsADirectoryError:
             raise BlobNotFound("a folder stands where a blob should be", path=path) from None
 
+    def read_into(self, key: str, offset: int, dest: memoryview) -> int:
+        """Fill ``dest`` from ``offset`` straight from the file; bytes read (fewer at the end)."""
+        path = self.path(key)
+        try:
+            with open(path, "rb", buffering=0) as f:
+                if offset:
+                    f.seek(offset)
+                done = 0
+                while done < len(dest):
+                    n = f.readinto(dest[done:])
+                    if not n:
+                        break
+                    done += n
+                return done
+        except FileNotFoundError:
+            raise BlobNotFound("no such blob", path=path) from None
+        except IsADirectoryError:
+            raise BlobNotFound("a folder stands where a blob should be", path=path) from None
+
     def size(self, key: str) -> int | None:
         try:
             st = self.path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return st.st_size
+        return None if stat.S_ISDIR(st.st_mode) else st.st_size  # a folder is no blob
 
     def list(self, prefix: str = "") -> Iterator[tuple[str, int]]:
         base = self.path(prefix) if prefix else self.root
@@ -112,6 +146,10 @@ class LocalBlobStore:
         for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
             if d.exists():
                 fsync_dir(d)
+
+    def capacity(self) -> Capacity | None:
+        """Size and free space of the volume the folder is on (None when it cannot be read)."""
+        return disk_capacity(self.root)
 
     def temp_files(self) -> builtins.list[Path]:
         """Temporary files left by writers that died before renaming them."""
