@@ -26,11 +26,12 @@ from modelmanager.core.formats import DtypeHints, FileIndex, index_file
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import DIGEST_HEX_LEN, content_id, new_hasher
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.localfiles import Listed, list_input, open_regular
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.manifest import ChunkRef, FileRecord, Manifest, TensorRecord
 from modelmanager.core.repo.names import check_label, check_model_name, check_relpath
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key, utc_now
-from modelmanager.errors import NotFoundError, UserError
+from modelmanager.errors import UserError
 from modelmanager.services import Changes, Workspace
 
 #: Folders never imported from a model folder (version-control internals).
@@ -51,6 +52,7 @@ class SourceFile:
     size: int
     mtime_ns: int
     index: FileIndex
+    identity: tuple[int, int] = (0, 0)  # (device, inode) when listed; checked on every open
 
 
 @dataclass(frozen=True)
@@ -67,67 +69,56 @@ class ImportResult:
     device_problems: dict[str, str] = field(default_factory=dict)
 
 
-def _stat_file(path: Path, relpath: str) -> tuple[str, Path, int, int]:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise NotFoundError("no such file (or a broken link)", path=path) from None
-    except OSError as e:
-        raise UserError(f"cannot read file ({e.strerror})", path=path) from None
-    if not os.access(path, os.R_OK):
-        raise UserError("cannot read file (permission denied)", path=path)
-    try:
-        check_relpath(relpath)
-    except ValueError:
-        raise UserError("file name cannot be stored portably", path=path) from None
-    return relpath, path, st.st_size, st.st_mtime_ns
-
-
 def collect_files(
-    paths: Sequence[Path], names: Mapping[Path, str] | None = None
-) -> list[tuple[str, Path, int, int]]:
-    """(relative name, path, size, mtime) of every file to import, sorted by name.
+    paths: Sequence[Path],
+    names: Mapping[Path, str] | None = None,
+    *,
+    symlinks: str = "inside",
+    confine: Path | None = None,
+) -> list[Listed]:
+    """Every regular file to import, sorted by name; see :mod:`modelmanager.core.localfiles`.
 
     A file keeps its own name (or the one ``names`` gives it: an Ollama blob becomes
-    ``model.gguf``); a folder contributes its files with names relative to it.
+    ``model.gguf``); a folder contributes its files with names relative to it. ``symlinks``
+    is the rule for links (inside, follow, refuse); ``confine`` the root links must stay in
+    when it is not the folder named (adopt gives the store's folder).
     """
     if not paths:
         raise UserError("nothing to import: give at least one file or folder")
-    found: dict[str, tuple[str, Path, int, int]] = {}
+    found: dict[str, Listed] = {}
     for root in paths:
         root = Path(root)
-        if root.is_dir():
-            entries = []
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
-                for name in filenames:
-                    full = Path(dirpath, name)
-                    rel = full.relative_to(root).as_posix()
-                    entries.append(_stat_file(full, rel))
-        elif root.exists() or root.is_symlink():
-            entries = [_stat_file(root, (names or {}).get(root, root.name))]
-        else:
-            raise NotFoundError("no such file or folder", path=root)
+        entries = list_input(root, rule=symlinks, name=(names or {}).get(root), confine=confine,
+                             skip=SKIPPED_DIRS)  # fmt: skip
         for entry in entries:
-            if entry[0] in found:
+            try:
+                check_relpath(entry.relpath)
+            except ValueError:
+                raise UserError("file name cannot be stored portably", path=entry.path) from None
+            if entry.relpath in found:
                 raise UserError(
-                    f"two inputs would both be stored as {entry[0]!r} "
-                    f"({found[entry[0]][1]} and {entry[1]}); import them as separate models",
-                    path=entry[1],
+                    f"two inputs would both be stored as {entry.relpath!r} "
+                    f"({found[entry.relpath].path} and {entry.path}); import them as separate "
+                    "models",
+                    path=entry.path,
                 )
-            found[entry[0]] = entry
+            found[entry.relpath] = entry
     if not found:
         raise UserError("nothing to import: the folders hold no files", path=paths[0])
     return [found[k] for k in sorted(found)]
 
 
 def scan_sources(
-    paths: Sequence[Path], names: Mapping[Path, str] | None = None
+    paths: Sequence[Path],
+    names: Mapping[Path, str] | None = None,
+    *,
+    symlinks: str = "inside",
+    confine: Path | None = None,
 ) -> list[SourceFile]:
     """Collect and parse every input; any bad file raises before anything is stored."""
     return [
-        SourceFile(rel, path, size, mtime, index_file(path, size))
-        for rel, path, size, mtime in collect_files(paths, names)
+        SourceFile(f.relpath, f.path, f.size, f.mtime_ns, index_file(f.path, f.size), f.identity)
+        for f in collect_files(paths, names, symlinks=symlinks, confine=confine)
     ]
 
 
@@ -154,7 +145,8 @@ def derive_metadata(sources: Iterable[SourceFile]) -> dict[str, Any]:
             meta.setdefault("opset", src.index.metadata.get("opset", ""))
         if src.relpath == "config.json" and src.size <= 16 * 1024 * 1024:
             try:
-                config = loads_strict(src.path.read_bytes())
+                with open_regular(src.path, src.identity) as f:
+                    config = loads_strict(f.read(src.size))
             except (OSError, ValueError):
                 continue  # a broken config.json is stored as it is; it only adds no facts
             if not isinstance(config, dict):
@@ -295,7 +287,7 @@ def _import_file(
         ctx.report(done[0], total, src.relpath)
 
     try:
-        with open(src.path, "rb", buffering=0) as f:
+        with open_regular(src.path, src.identity, buffering=0) as f:
             st = os.fstat(f.fileno())
             if (st.st_size, st.st_mtime_ns) != (src.size, src.mtime_ns):
                 raise UserError("file changed since it was checked; try again", path=src.path)
@@ -311,6 +303,9 @@ def _import_file(
                 inflight.append((writer.pool.submit(writer.store, view, hint), buf, end - start))
             while inflight:
                 settle_one()
+            if f.read(1):  # more than its size: still being written, or a /proc-like file
+                raise UserError("holds more bytes than its size says (still being written?); "
+                                "try again", path=src.path)  # fmt: skip
             st = os.fstat(f.fileno())
             if (st.st_size, st.st_mtime_ns) != (src.size, src.mtime_ns):
                 raise UserError(
@@ -347,7 +342,7 @@ def _check_room(ws: Workspace, sources: list[SourceFile], policy: Policy, ctx: J
     seen: set[str] = set()
     for src in sources:
         try:
-            with open(src.path, "rb") as f:
+            with open_regular(src.path, src.identity) as f:
                 for start, end in _chunk_ranges(ws, src):
                     ctx.check()
                     f.seek(start)
@@ -373,14 +368,17 @@ def import_paths(
     workers: int | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     names: Mapping[Path, str] | None = None,
+    symlinks: str = "inside",
+    confine: Path | None = None,
 ) -> ImportResult:
     """Import ``paths`` as the next version of ``model``; see the module docstring.
 
-    ``names`` stores given files under other names (relative paths) than their own."""
+    ``names`` stores given files under other names (relative paths) than their own;
+    ``symlinks`` and ``confine`` say which links are followed (see :func:`collect_files`)."""
     ctx = ctx or JobContext()
     check_model_name(model)
     labels = tuple(dict.fromkeys(check_label(label) for label in labels))
-    sources = scan_sources(paths, names)
+    sources = scan_sources(paths, names, symlinks=symlinks, confine=confine)
     meta = derive_metadata(sources)
     meta.update(metadata or {})
     repo = ws.repo

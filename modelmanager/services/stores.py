@@ -9,6 +9,7 @@ check, and only files no other model of the store still uses.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import threading
 from collections import defaultdict
@@ -19,6 +20,7 @@ from typing import BinaryIO
 from modelmanager.core.formats import index_file
 from modelmanager.core.ids import BytesLike, content_id, new_hasher
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.localfiles import open_regular
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.stores import KINDS, Store, StoreFile, StoreModel, discover
 from modelmanager.errors import FormatError, NotFoundError, UserError
@@ -263,27 +265,50 @@ def _comparer(f: BinaryIO, source: Path) -> Sink:
 
 
 def verify_against(ws: Workspace, manifest: Manifest, originals: dict[str, Path],
-                   ctx: JobContext) -> int:  # fmt: skip
+                   ctx: JobContext, identities: dict[str, tuple[int, int]] | None = None,
+                   ) -> int:  # fmt: skip
     """Read every file of ``manifest`` back through the repository (decoded and checked
     against its chunk ids) and compare it with the original; raises naming the first file
-    that differs. The number of files checked."""
+    that differs. ``identities``: the (device, inode) each original was listed with; only
+    that regular file is read. The number of files checked."""
     with Fetcher(ws, manifest, ctx) as fetcher:
         for rec in manifest.files:
             source = originals[rec.path]
-            with open(source, "rb") as f:
+            try:
+                identity = (identities or {}).get(rec.path) or _identity(source)
+                f = open_regular(source, identity)
+            except OSError as e:
+                raise UserError(f"cannot read it any more ({e.strerror or e})", path=source
+                                ) from None  # fmt: skip
+            with f:
                 if os.fstat(f.fileno()).st_size != rec.size:
                     raise UserError("changed while it was adopted (its size)", path=source)
                 fetcher.fetch(rec, _comparer(f, source))
     return len(manifest.files)
 
 
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
 @dataclass(frozen=True)
 class Removal:
-    """What removing a store's model deletes, and the blobs kept for its other models."""
+    """What removing a store's model deletes, the blobs kept for its other models, and what
+    is left alone because it is not a regular file inside the store's own folder."""
 
     paths: tuple[Path, ...]
     shared: tuple[Path, ...]
     bytes: int
+    outside: tuple[Path, ...] = ()
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (resolved) is a regular file inside ``root`` (resolved), not a link."""
+    try:
+        return path.is_relative_to(root) and stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def removal_preview(
@@ -291,22 +316,30 @@ def removal_preview(
 ) -> Removal:
     """The paths removing ``model`` would delete: its links, and the files no other model of
     the store uses (an Ollama layer or HF blob two tags share stays). ``models``: the store's
-    listing, if already made (else it is listed now)."""
+    listing, if already made (else it is listed now).
+
+    Only regular files inside the store's own folder (resolved) are ever deleted: a link
+    whose target lies elsewhere, and the target, are left alone (in ``outside``)."""
     others: set[tuple[int, int]] = set()
     for other in store.models() if models is None else models:
         if (other.name, other.revision) != (model.name, model.revision):
             others |= {f.identity for f in other.files}
+    root = store.root.resolve()
     remove: dict[Path, int] = {}
     shared: list[Path] = []
+    outside: list[Path] = []
     for f in model.files:
         real = f.path.resolve()
+        if not _inside(real, root) or not f.path.parent.resolve().is_relative_to(root):
+            outside.append(f.path)
+            continue
         if f.path.is_symlink():
             remove[f.path] = 0
         if f.identity in others:
             shared.append(real)
         else:
             remove[real] = f.size
-    return Removal(tuple(remove), tuple(shared), sum(remove.values()))
+    return Removal(tuple(remove), tuple(shared), sum(remove.values()), tuple(outside))
 
 
 def adopt(
@@ -331,22 +364,36 @@ def adopt(
             st = f.path.stat()
         except OSError as e:
             raise UserError(f"cannot read it any more ({e.strerror or e})", path=f.path) from None
-        if (st.st_size, st.st_mtime) != (f.size, f.modified):
+        if (st.st_size, st.st_mtime, st.st_dev, st.st_ino) != (f.size, f.modified, *f.identity):
             raise UserError("changed since it was listed (a download still running?): "
                             "list the store again", path=f.path)  # fmt: skip
     names = {f.path: f.name for f in model.files}
     meta = {"adopted_from": f"{store.kind}:{store.root}:{model.ref}"}
     result = import_paths(ws, list(names), into, message=f"adopted from {store.title} {model.ref}",
-                          metadata=meta, ctx=ctx, names=names)  # fmt: skip
-    verified = verify_against(ws, result.manifest, {f.name: f.path for f in model.files}, ctx)
+                          metadata=meta, ctx=ctx, names=names,
+                          confine=store.root)  # fmt: skip
+    verified = verify_against(ws, result.manifest, {f.name: f.path for f in model.files}, ctx,
+                              {f.name: f.identity for f in model.files})  # fmt: skip
     if not remove_original:
         return AdoptResult(result, verified)
     plan = removal_preview(store, model)
+    checked = {f.identity for f in model.files}  # the bytes just read back and compared
+    links = {f.path for f in model.files}
+    root = store.root.resolve()
     removed: list[Path] = []
     freed = 0
     for path in plan.paths:
         try:
-            size = 0 if path.is_symlink() else path.stat().st_size
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                if path not in links:
+                    continue
+                size = 0
+            elif not (stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) in checked
+                      and path.resolve().is_relative_to(root)):  # fmt: skip
+                continue  # not what was verified, or not the store's own: never deleted
+            else:
+                size = st.st_size
             path.unlink()
         except FileNotFoundError:
             continue

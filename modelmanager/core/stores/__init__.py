@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelmanager.core.formats import FILE_TYPES
+from modelmanager.core.localfiles import kind_of, open_regular
+from modelmanager.errors import UserError
 
 KINDS = ("huggingface", "ollama", "lmstudio", "folder")
 KIND_TITLES = {
@@ -99,7 +102,30 @@ class Store:
     def models(self) -> list[StoreModel]:
         """Every model found, sorted by name; unreadable items carry their errors."""
         lister = LISTERS[self.kind]
-        return sorted(lister(self.title, self.root), key=lambda m: (m.name, m.revision))
+        models = sorted(lister(self.title, self.root), key=lambda m: (m.name, m.revision))
+        return [_confined(m, self.root) for m in models]
+
+
+def _confined(model: StoreModel, root: Path) -> StoreModel:
+    """``model`` with every file whose bytes lie outside ``root`` (a link leading out of the
+    store) turned into an error: nothing outside a store is read, adopted or removed."""
+    try:
+        real_root = root.resolve()
+    except OSError:
+        return model
+    keep = []
+    for f in model.files:
+        try:
+            real = f.path.resolve(strict=True)
+        except (OSError, RuntimeError) as e:  # changed since it was listed
+            model.errors.append(f"{f.path}: {getattr(e, 'strerror', None) or e}")
+            continue
+        if real.is_relative_to(real_root):
+            keep.append(f)
+        else:
+            model.errors.append(f"{f.path}: a link to {real}, outside the store ({root})")
+    model.files = keep
+    return model
 
 
 def _stat(path: Path, name: str, model: StoreModel, *, weights: bool = False) -> None:
@@ -112,6 +138,9 @@ def _stat(path: Path, name: str, model: StoreModel, *, weights: bool = False) ->
         return
     except OSError as e:
         model.errors.append(f"{path}: {e.strerror or e}")
+        return
+    if not stat.S_ISREG(st.st_mode):  # never opened: a FIFO would hang, a device never ends
+        model.errors.append(f"{path}: is {kind_of(st.st_mode)}, not a regular file")
         return
     if not os.access(path, os.R_OK):
         model.errors.append(f"{path}: permission denied")
@@ -209,12 +238,13 @@ def _ollama(store: str, root: Path) -> Iterator[StoreModel]:
             continue
         model = StoreModel(store, _ollama_name(rel))
         try:
-            with open(path, "rb") as f:
+            st = path.stat()
+            with open_regular(path, (st.st_dev, st.st_ino)) as f:  # a FIFO would hang a read
                 doc = json.loads(f.read(MAX_MANIFEST))  # a longer one fails to parse
             layers = list(doc.get("layers") or [])
             config = doc.get("config")
-        except (OSError, ValueError, AttributeError, TypeError) as e:
-            why = getattr(e, "strerror", None) or e
+        except (OSError, ValueError, AttributeError, TypeError, UserError) as e:
+            why = getattr(e, "strerror", None) or getattr(e, "message", None) or e
             model.errors.append(f"{path}: not a readable manifest ({why})")
             yield model
             continue
