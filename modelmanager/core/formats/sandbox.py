@@ -50,6 +50,14 @@ _UNSAFE_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBAS
                      "PYTHONSAFEPATH", "PYTHONINSPECT", "PYTHONPLATLIBDIR")  # fmt: skip
 
 
+#: The child's program. Not ``-m modelmanager.core.formats.sandbox``: the package imports this
+#: module first, and runpy then warns on stderr, which became the reason shown for a failure.
+_CHILD_CODE = (
+    "import sys; from modelmanager.core.formats.sandbox import child_main; "
+    "sys.exit(child_main(sys.argv[1:]))"
+)
+
+
 def child_command(kind: str, path: Path) -> list[str]:
     """The argument list of a sandbox child for ``path``: Python in isolated mode (``-I``: no
     working folder, script folder, PYTHONPATH or user site-packages on ``sys.path``), so a
@@ -57,7 +65,7 @@ def child_command(kind: str, path: Path) -> list[str]:
     target = os.path.abspath(path)  # the child runs in NEUTRAL_FOLDER
     if getattr(sys, "frozen", False):  # packaging/entry.py dispatches it; PyInstaller's
         return [sys.executable, CHILD_FLAG, kind, target]  # sys.path is the bundle alone
-    return [sys.executable, "-I", "-m", "modelmanager.core.formats.sandbox", kind, target]
+    return [sys.executable, "-I", "-c", _CHILD_CODE, kind, target]
 
 
 def child_environment() -> dict[str, str]:
