@@ -204,7 +204,7 @@ class _Lister:
                     entry_real, st = self.follow(path, visible)
                     if stat.S_ISDIR(st.st_mode):
                         self.check_folder_link(visible, entry_real, st, chain)
-                    path = entry_real
+                        path = entry_real  # walked by its real path: no links to follow again
                 if stat.S_ISDIR(st.st_mode):
                     if entry.name not in self.skip:
                         subfolders.append((path, visible, f"{prefix}{entry.name}/", entry_real,
