@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import itertools
 import os
 import random
@@ -15,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import IDENTITY_FILE
+from modelmanager.core.storage import LocalBlobStore, StoreFactory
 from modelmanager.errors import Cancelled, IntegrityError, UserError
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.devices import (
@@ -31,6 +34,7 @@ from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats, verify
 from modelmanager.services.redundancy import rebalance, repair, scrub
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
+from tests.support.faulty import READS, FaultyFolders
 
 CHUNK = 16 * 1024
 DiskUsage = collections.namedtuple("DiskUsage", "total used free")
@@ -44,18 +48,20 @@ def _model(folder: Path, seed: int = 0, tensors: int = 12) -> Path:
     return folder
 
 
-def _repo_without_main(tmp_path: Path) -> Workspace:
+def _repo_without_main(tmp_path: Path, blob_stores: StoreFactory = LocalBlobStore) -> Workspace:
     """A repository whose own folder (device main) takes no pieces: the devices added do."""
-    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024,
+                         blob_stores=blob_stores)  # fmt: skip
     set_device(ws, "main", state="offline")
     return ws
 
 
 def make_cluster(
-    tmp_path: Path, n: int, policy: str, tensors: int = 12
-) -> tuple[Workspace, list[Path]]:
+    tmp_path: Path, n: int, policy: str, tensors: int = 12,
+    blob_stores: StoreFactory = LocalBlobStore,
+) -> tuple[Workspace, list[Path]]:  # fmt: skip
     """A repository whose pieces live only on ``n`` device folders (main is kept offline)."""
-    ws = _repo_without_main(tmp_path)
+    ws = _repo_without_main(tmp_path, blob_stores)
     roots = []
     for i in range(n):
         root = tmp_path / f"dev{i}"
@@ -207,51 +213,83 @@ def mounted(*args: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def small_device(ws: Workspace, folder: Path, size: str, name: str) -> Iterator[Path]:
-    """A device on a tmpfs of ``size`` mounted at ``folder``: a disk that really fills."""
+def tmpfs_device(ws: Workspace, folder: Path, size: str, name: str) -> Iterator[Path]:
+    """A device on a tmpfs of ``size`` mounted at ``folder``: a real disk that really fills."""
     folder.mkdir()
     with mounted("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)):
         add_device(ws, folder, name=name)
         yield folder
 
 
-@needs_mount
+def small_device(ws: Workspace, faults: FaultyFolders, folder: Path, size: int, name: str) -> Path:
+    """A device of ``size`` bytes: its store says so, and refuses a write past it (ENOSPC)."""
+    faults[folder].limit_space(size)
+    add_device(ws, folder, name=name)
+    return folder
+
+
+def _full_device_is_skipped(ws: Workspace, tmp_path: Path) -> None:
+    for i in range(2):
+        add_device(ws, tmp_path / f"big{i}", name=f"big{i}")
+    set_policy(ws, "copies=2")
+    src = _model(tmp_path / "src", tensors=40)  # ~1.3 MB: cannot fit on the 256 KiB device
+    import_paths(ws, [src], "m")
+    assert scrub(ws).ok
+    tiny = next(i for i in list_devices(ws) if i.device.name == "tiny")
+    assert 0 < tiny.used < 256 * 1024
+    before = stats(ws)
+    set_policy(ws, "copies=1")  # shrink to free room (surplus copies removed)
+    with pytest.raises(UserError, match="needs 4 devices"):
+        set_policy(ws, "copies=4")
+    assert str(ws.repo.policies.default) == "copies=1"  # refused up front: nothing changed
+    assert stats(ws).stored_bytes < before.stored_bytes
+    _export_is_exact(ws, tmp_path, "out")
+
+
 def test_full_device_is_skipped_and_a_policy_it_breaks_is_refused_up_front(tmp_path: Path) -> None:
-    ws = _repo_without_main(tmp_path)
-    with small_device(ws, tmp_path / "small", "256k", "tiny"):
-        for i in range(2):
-            add_device(ws, tmp_path / f"big{i}", name=f"big{i}")
-        set_policy(ws, "copies=2")
-        src = _model(tmp_path / "src", tensors=40)  # ~1.3 MB: cannot fit on the 256 KiB device
-        import_paths(ws, [src], "m")
-        assert scrub(ws).ok
-        tiny = next(i for i in list_devices(ws) if i.device.name == "tiny")
-        assert tiny.used < 256 * 1024
-        before = stats(ws)
-        set_policy(ws, "copies=1")  # shrink to free room (surplus copies removed)
-        with pytest.raises(UserError, match="needs 4 devices"):
-            set_policy(ws, "copies=4")
-        assert str(ws.repo.policies.default) == "copies=1"  # refused up front: nothing changed
-        assert stats(ws).stored_bytes < before.stored_bytes
-        _export_is_exact(ws, tmp_path, "out")
+    faults = FaultyFolders()
+    ws = _repo_without_main(tmp_path, faults)
+    small_device(ws, faults, tmp_path / "small", 256 * 1024, "tiny")
+    _full_device_is_skipped(ws, tmp_path)
 
 
 @needs_mount
+def test_full_real_disk_is_skipped_and_a_policy_it_breaks_is_refused_up_front(
+    tmp_path: Path,
+) -> None:
+    ws = _repo_without_main(tmp_path)
+    with tmpfs_device(ws, tmp_path / "small", "256k", "tiny"):
+        _full_device_is_skipped(ws, tmp_path)
+
+
+def test_a_device_that_says_it_has_room_but_is_full_is_skipped(tmp_path: Path) -> None:
+    faults = FaultyFolders()
+    ws, roots = make_cluster(tmp_path, 3, "copies=2", blob_stores=faults)
+    before = _pieces_under(roots[0])
+    faults[roots[0]].fail(errno.ENOSPC, op="put", key="chunks")  # free space reads wrong
+    result = import_paths(ws, [_model(tmp_path / "new", seed=5)], "n")
+    assert result.device_problems == {"d0": "full"}
+    assert faults[roots[0]].count("fail", "put") >= 1  # tried, then skipped for the job
+    assert _pieces_under(roots[0]) == before
+    assert scrub(ws).ok  # every new chunk has its two copies, on d1 and d2
+    _export_is_exact(ws, tmp_path, "out")
+
+
 def test_read_only_device_is_reported_and_nothing_stored_is_lost(tmp_path: Path) -> None:
-    ws, roots = make_cluster(tmp_path, 3, "copies=2")
-    ro = roots[0]
-    with mounted("--bind", str(ro), str(ro)):
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
-        _export_is_exact(ws, tmp_path, "out")  # reading from it still works
-        victim = next(p for p in roots[1].rglob("*") if p.is_file() and "chunks" in p.parts)
-        victim.unlink()
-        # Put the lost copy where placement wants it most: on the read-only device, if it can.
-        result = repair(ws)  # must not fail because one device refuses writes
-        assert result.ok
-        assert scrub(ws).ok
-        if result.device_problems:
-            assert result.device_problems == {"d0": "Read-only file system"}
-        _export_is_exact(ws, tmp_path, "again")
+    faults = FaultyFolders()
+    ws, roots = make_cluster(tmp_path, 3, "copies=2", blob_stores=faults)
+    victim = next(p for p in roots[1].rglob("*") if p.is_file() and "chunks" in p.parts)
+    victim.unlink()  # lost before its disk went read-only (as ext4 does after errors)
+    faults[roots[1]].fail(errno.EROFS, op=("put", "delete"))
+    _export_is_exact(ws, tmp_path, "out")  # reading from it still works
+    # Placement wants the lost copy back on d1 most (it ranked in the chunk's top two): the
+    # write is refused there, so it goes to the next device.
+    result = repair(ws)  # must not fail because one device refuses writes
+    assert result.ok
+    assert result.device_problems == {"d1": "Read-only file system"}
+    assert faults[roots[1]].fired == [("fail", "put", chunk_key(victim.name))]
+    assert scrub(ws).ok
+    _export_is_exact(ws, tmp_path, "again")
     assert verify(ws).ok
 
 
@@ -259,21 +297,24 @@ def test_device_removed_in_the_middle_of_a_rebalance(tmp_path: Path) -> None:
     ws, roots = make_cluster(tmp_path, 3, "copies=2", tensors=30)
     add_device(ws, tmp_path / "extra", name="extra")
     ctx = JobContext()
-    pulled = []
+    pulled: list[set[str]] = []  # the chunks the disk held when it went
 
     def pull_a_disk(done: int, total: int, _text: str) -> None:
         if done > total // 3 and not pulled:
+            pulled.append({cid for cid, _what in _pieces_under(roots[2])})
             shutil.rmtree(roots[2])  # the disk goes away under the running job
-            pulled.append(True)
 
     ctx.on_progress = pull_a_disk
     result = rebalance(ws, ctx=ctx)
     assert pulled
     assert result.moved_pieces > 0
+    assert result.failed  # moves off the pulled disk fail, and say so
     ws.repo.reload_layout()
     _export_is_exact(ws, tmp_path, "out")  # copies=2: one disk gone, nothing lost
     report = scrub(ws)
-    assert {x["device"] for x in report.missing} <= {"d2", "extra", "d0", "d1"}
+    # Missing: exactly one copy of each chunk the pulled disk held, and nothing else.
+    assert sorted(x["chunk"] for x in report.missing) == sorted(pulled[0])
+    assert report.lost == ()
     assert repair(ws).ok
     assert scrub(ws).ok
 
@@ -404,7 +445,8 @@ def test_a_stuck_device_does_not_stall_reads_from_the_others(tmp_path: Path) -> 
     """Every read from one device blocks; all other chunks must still arrive meanwhile."""
     import threading
 
-    ws, _roots = make_cluster(tmp_path, 3, "copies=1", tensors=20)
+    faults = FaultyFolders()
+    ws, roots = make_cluster(tmp_path, 3, "copies=1", tensors=20, blob_stores=faults)
     (tmp_path / "src" / "config.json").unlink()  # one file: files are exported one by one
     import_paths(ws, [tmp_path / "src"], "m")
     chunks = ws.repo.chunks
@@ -417,14 +459,7 @@ def test_a_stuck_device_does_not_stall_reads_from_the_others(tmp_path: Path) -> 
     assert 0 < on_stuck < manifest.logical_bytes
     release = threading.Event()
     others_done = threading.Event()
-    store = chunks.stores[stuck.id]
-    original_get = store.get
-
-    def blocked_get(key: str) -> bytes:
-        assert release.wait(30), "the stuck device was never released"
-        return original_get(key)
-
-    store.get = blocked_get  # type: ignore[method-assign]
+    faults[roots[1]].block(release, op=READS)  # d1: every read hangs until released
 
     def progress(done: int, total: int, _text: str) -> None:
         if done >= total - on_stuck:
@@ -449,24 +484,24 @@ def test_a_stuck_device_does_not_stall_reads_from_the_others(tmp_path: Path) -> 
     assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "src")
 
 
-@needs_mount
 def test_a_drain_that_cannot_fit_is_refused_up_front_and_previewed(tmp_path: Path) -> None:
     from modelmanager.services.redundancy import preview_moves
 
-    ws = _repo_without_main(tmp_path)
+    faults = FaultyFolders()
+    ws = _repo_without_main(tmp_path, faults)
     add_device(ws, tmp_path / "big", name="big")
-    with small_device(ws, tmp_path / "small", "256k", "tiny"):
-        import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB, mostly on big
-        before = _pieces_under(tmp_path / "big")
-        plan = preview_moves(ws, draining="big")
-        assert plan.stuck  # the 256 KiB device cannot take it all
-        assert plan.onto().get("tiny", 0) <= 256 * 1024  # planned against its free space
-        with pytest.raises(UserError, match=r"cannot drain big: \d+ of its pieces .* fit on no"):
-            remove_device(ws, "big", drain=True, force=False)
-        assert _pieces_under(tmp_path / "big") == before  # refused before anything moved
-        assert [(d.name, d.state) for d in ws.repo.devices.devices][1] == ("big", "online")
-        assert scrub(ws).ok
-        _export_is_exact(ws, tmp_path, "out")
+    small_device(ws, faults, tmp_path / "small", 256 * 1024, "tiny")
+    import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB, mostly on big
+    before = _pieces_under(tmp_path / "big")
+    plan = preview_moves(ws, draining="big")
+    assert plan.stuck  # the 256 KiB device cannot take it all
+    assert plan.onto().get("tiny", 0) <= 256 * 1024  # planned against its free space
+    with pytest.raises(UserError, match=r"cannot drain big: \d+ of its pieces .* fit on no"):
+        remove_device(ws, "big", drain=True, force=False)
+    assert _pieces_under(tmp_path / "big") == before  # refused before anything moved
+    assert [(d.name, d.state) for d in ws.repo.devices.devices][1] == ("big", "online")
+    assert scrub(ws).ok
+    _export_is_exact(ws, tmp_path, "out")
 
 
 def test_rebalance_and_drain_previews_change_nothing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -490,62 +525,60 @@ def test_rebalance_and_drain_previews_change_nothing(tmp_path: Path, capsys) -> 
     assert moved.moved_pieces == plan["pieces"]
 
 
-@needs_mount
 def test_imports_and_pulls_that_cannot_fit_are_refused_before_writing(tmp_path: Path) -> None:
     from modelmanager.services.remotes import RemoteSpec, open_remote, pull, push
 
-    ws = _repo_without_main(tmp_path)
-    with small_device(ws, tmp_path / "disk", "2m", "small") as disk:
-        a = _model(tmp_path / "a", seed=1, tensors=40)  # ~1.3 MB of random weights
-        import_paths(ws, [a], "a")
-        # The same weights again: their sizes exceed the room left, but nothing is new.
-        again = import_paths(ws, [a], "copy-of-a")
-        assert again.new_chunks == 0
-        before = _pieces_under(disk)
-        other = _model(tmp_path / "b", seed=2, tensors=40)
-        with pytest.raises(UserError, match=r"not enough space for this import .*\(small \d"):
-            import_paths(ws, [other], "b")
-        assert _pieces_under(disk) == before  # refused before a chunk was written
-        assert ws.repo.version_numbers("b") == []
+    faults = FaultyFolders()
+    ws = _repo_without_main(tmp_path, faults)
+    disk = small_device(ws, faults, tmp_path / "disk", 2 << 20, "small")
+    a = _model(tmp_path / "a", seed=1, tensors=40)  # ~1.3 MB of random weights
+    import_paths(ws, [a], "a")
+    # The same weights again: their sizes exceed the room left, but nothing is new.
+    again = import_paths(ws, [a], "copy-of-a")
+    assert again.new_chunks == 0
+    before = _pieces_under(disk)
+    other = _model(tmp_path / "b", seed=2, tensors=40)
+    with pytest.raises(UserError, match=r"not enough space for this import .*\(small \d"):
+        import_paths(ws, [other], "b")
+    assert _pieces_under(disk) == before  # refused before a chunk was written
+    assert ws.repo.version_numbers("b") == []
 
-        # A pull of the same new weights from a shared folder is refused the same way.
-        big = init_repository(tmp_path / "big", chunk_size=CHUNK, group_size=1024)
-        import_paths(big, [other], "b")
-        shared = RemoteSpec("shared", f"file://{tmp_path / 'shared'}")
-        push(big, "b@1", open_remote(shared))
-        with pytest.raises(UserError, match="not enough space for pulling b@1"):
-            pull(ws, open_remote(shared), "b@1")
-        assert _pieces_under(disk) == before
-        assert ws.repo.version_numbers("b") == []
-        big.close()
-        assert scrub(ws).ok
+    # A pull of the same new weights from a shared folder is refused the same way.
+    big = init_repository(tmp_path / "big", chunk_size=CHUNK, group_size=1024)
+    import_paths(big, [other], "b")
+    shared = RemoteSpec("shared", f"file://{tmp_path / 'shared'}")
+    push(big, "b@1", open_remote(shared))
+    with pytest.raises(UserError, match="not enough space for pulling b@1"):
+        pull(ws, open_remote(shared), "b@1")
+    assert _pieces_under(disk) == before
+    assert ws.repo.version_numbers("b") == []
+    big.close()
+    assert scrub(ws).ok
 
 
-@needs_mount
 def test_a_repair_that_cannot_fit_is_refused_before_writing(tmp_path: Path) -> None:
-    ws = _repo_without_main(tmp_path)
-    with (
-        small_device(ws, tmp_path / "one", "2m", "one"),
-        small_device(ws, tmp_path / "two", "2m", "two") as two,
-    ):
-        set_policy(ws, "copies=2")
-        import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB, on both
-        lost = _pieces_under(two)
-        for piece in (two / "chunks").iterdir():
-            shutil.rmtree(piece)  # the second copy of every chunk is gone
-        filler = two / "other-files.bin"
-        filler.write_bytes(b"\0" * (1600 * 1024))  # and the disk filled up meanwhile
-        assert len(scrub(ws).missing) == len(lost)
-        with pytest.raises(UserError, match=r"not enough space for repairing \d+ chunks: it ne"):
-            repair(ws)
-        assert _pieces_under(two / "chunks") == set()  # refused before a piece was written
-        filler.unlink()
-        report = repair(ws)
-        assert report.ok
-        assert report.written_pieces == len(lost)
-        assert _pieces_under(two) == lost
-        assert scrub(ws).ok
-        _export_is_exact(ws, tmp_path, "out")
+    faults = FaultyFolders()
+    ws = _repo_without_main(tmp_path, faults)
+    small_device(ws, faults, tmp_path / "one", 2 << 20, "one")
+    two = small_device(ws, faults, tmp_path / "two", 2 << 20, "two")
+    set_policy(ws, "copies=2")
+    import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB, on both
+    lost = _pieces_under(two)
+    for piece in (two / "chunks").iterdir():
+        shutil.rmtree(piece)  # the second copy of every chunk is gone
+    filler = two / "other-files.bin"
+    filler.write_bytes(b"\0" * (1900 * 1024))  # and the disk filled up meanwhile
+    assert len(scrub(ws).missing) == len(lost)
+    with pytest.raises(UserError, match=r"not enough space for repairing \d+ chunks: it ne"):
+        repair(ws)
+    assert _pieces_under(two / "chunks") == set()  # refused before a piece was written
+    filler.unlink()
+    report = repair(ws)
+    assert report.ok
+    assert report.written_pieces == len(lost)
+    assert _pieces_under(two) == lost
+    assert scrub(ws).ok
+    _export_is_exact(ws, tmp_path, "out")
 
 
 def test_devices_on_one_file_system_count_its_free_space_once(tmp_path: Path) -> None:
@@ -588,20 +621,18 @@ def test_a_policy_change_is_previewed_with_what_it_writes_and_removes(tmp_path: 
     _export_is_exact(ws, tmp_path, "out")
 
 
-@needs_mount
 def test_a_policy_change_that_cannot_fit_is_refused_before_it_is_saved(tmp_path: Path) -> None:
-    ws = _repo_without_main(tmp_path)
-    with (
-        small_device(ws, tmp_path / "one", "2m", "one") as one,
-        small_device(ws, tmp_path / "two", "2m", "two") as two,
-    ):
-        import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB over both
-        for disk in (one, two):
-            (disk / "filler.bin").write_bytes(b"\0" * (900 * 1024))
-        with pytest.raises(UserError, match=r"not enough space for converting to copies=2"):
-            set_policy(ws, "copies=2")
-        assert str(ws.repo.policies.default) == "copies=1"  # not saved: imports are unchanged
-        assert scrub(ws).ok
+    faults = FaultyFolders()
+    ws = _repo_without_main(tmp_path, faults)
+    one = small_device(ws, faults, tmp_path / "one", 2 << 20, "one")
+    two = small_device(ws, faults, tmp_path / "two", 2 << 20, "two")
+    import_paths(ws, [_model(tmp_path / "src", tensors=40)], "m")  # ~1.3 MB over both
+    for disk in (one, two):
+        (disk / "filler.bin").write_bytes(b"\0" * (900 * 1024))
+    with pytest.raises(UserError, match=r"not enough space for converting to copies=2"):
+        set_policy(ws, "copies=2")
+    assert str(ws.repo.policies.default) == "copies=1"  # not saved: imports are unchanged
+    assert scrub(ws).ok
 
 
 def test_free_space_is_known_without_statvfs_as_on_windows(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -14,9 +15,10 @@ from safetensors.numpy import load_file
 
 from modelmanager.core.catalog import BenchRow
 from modelmanager.core.chunks.selection import STRATEGIES
+from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
-from modelmanager.core.storage import page_cache
+from modelmanager.core.storage import LocalBlobStore, StoreFactory, page_cache
 from modelmanager.errors import Cancelled
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.benchmark import run_benchmark
@@ -24,6 +26,7 @@ from modelmanager.services.devices import add_device, set_device, set_policy
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import evict_version, load_version, warm_version
 from tests.support.builders import random_weights, write_safetensors
+from tests.support.faulty import READS, FaultyFolders
 
 CHUNK = 64 * 1024
 
@@ -38,9 +41,12 @@ def _source(folder: Path, seed: int = 0, rows: int = 64) -> Path:
     return folder
 
 
-def _cluster(tmp_path: Path, policy: str, codec: str = "auto", rows: int = 64) -> Workspace:
+def _cluster(
+    tmp_path: Path, policy: str, codec: str = "auto", rows: int = 64,
+    blob_stores: StoreFactory = LocalBlobStore,
+) -> Workspace:  # fmt: skip
     ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024,
-                         codec=CodecSettings(codec))  # fmt: skip
+                         codec=CodecSettings(codec), blob_stores=blob_stores)  # fmt: skip
     set_device(ws, "main", state="offline")
     for i in range(3):
         add_device(ws, tmp_path / f"dev{i}", name=f"d{i}")
@@ -98,21 +104,46 @@ def test_fastest_reads_from_the_device_measured_fastest(tmp_path: Path) -> None:
     assert set(result.device_bytes) == {"d1"}
 
 
-def test_a_corrupt_first_copy_is_read_from_another_and_counted(tmp_path: Path) -> None:
-    ws = _cluster(tmp_path, "copies=2", codec="raw")
+@pytest.mark.parametrize("damage", ["bit flip on disk", "bit flip on read", "read error",
+                                    "short read", "device offline"])  # fmt: skip
+def test_a_bad_first_copy_is_read_from_another_and_counted(tmp_path: Path, damage: str) -> None:
+    faults = FaultyFolders()
+    ws = _cluster(tmp_path, "copies=2", codec="raw", blob_stores=faults)
     manifest = ws.repo.resolve("m")
-    for f in manifest.files:
-        for ref in f.chunks[:3]:
-            _device, path = ws.repo.chunks.piece_files(ref.id)[0]
-            blob = bytearray(path.read_bytes())
+    victims = {ref.id for f in manifest.files for ref in f.chunks[:3]}
+    first = {}
+    for cid in victims:
+        device = ws.repo.chunks.preferred_device(cid)  # the copy a read starts from
+        assert device is not None
+        first[cid] = store = faults[device.root(ws.repo.root)]
+        key = chunk_key(cid)
+        if damage == "bit flip on disk":
+            blob = bytearray(store.path(key).read_bytes())
             blob[-1] ^= 0xFF
-            path.write_bytes(bytes(blob))
+            store.path(key).write_bytes(bytes(blob))
+        elif damage == "bit flip on read":
+            store.flip_bits(key=key)
+        elif damage == "read error":
+            store.fail(errno.EIO, op=READS, key=key)
+        elif damage == "short read":
+            store.short_reads(key=key)
+    if damage == "device offline":  # the disk stops answering anything (pulled, dead)
+        d0 = ws.repo.devices.get("d0")  # every chunk it holds a copy of is read degraded
+        victims = {c.id for f in manifest.files for c in f.chunks
+                   if d0 in ws.repo.chunks.locate(c.id).copies}  # fmt: skip
+        faults[d0.root(ws.repo.root)].offline_after(0)
     result = load_version(ws, "m", strategy="ranked")
     assert (
         result.files["model.safetensors"].bytes()
         == (tmp_path / "src" / "model.safetensors").read_bytes()
     )
-    assert result.degraded_chunks >= 1
+    assert result.files["config.json"].bytes() == (tmp_path / "src" / "config.json").read_bytes()
+    assert result.degraded_chunks == len(victims) > 0
+    if damage not in ("bit flip on disk", "device offline"):
+        kind = {"bit flip on read": "flip", "read error": "fail", "short read": "short"}[damage]
+        assert {key for store in first.values() for k, _op, key in store.fired if k == kind} == {
+            chunk_key(c) for c in victims
+        }
 
 
 def test_cancel_stops_a_load(tmp_path: Path) -> None:

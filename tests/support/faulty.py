@@ -82,6 +82,7 @@ class FaultyBlobStore:
         self._offline_errno = errno.EIO
         self._space: int | None = None
         self._lock = threading.Lock()
+        self._filling = threading.Lock()
 
     # -- configuring faults ---------------------------------------------------------------
 
@@ -200,13 +201,15 @@ class FaultyBlobStore:
         sync: bool = True,
     ) -> int:  # fmt: skip
         self._enter("put", key)
-        if self._space is not None:
+        if self._space is None:
+            return self.inner.put(key, data, exclusive=exclusive, sync=sync)
+        with self._filling:  # check and write as one step, as a file system allocates
             size = sum(len(p) for p in as_parts(data))
             if self._used() - (self.inner.size(key) or 0) + size > self._space:
                 with self._lock:
                     self.fired.append(("full", "put", key))
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), key)
-        return self.inner.put(key, data, exclusive=exclusive, sync=sync)
+            return self.inner.put(key, data, exclusive=exclusive, sync=sync)
 
     def get(self, key: str) -> bytes:
         rules = self._enter("get", key)

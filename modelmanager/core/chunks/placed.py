@@ -261,13 +261,22 @@ class PlacedChunkStore:
         combos = sorted(self._combos_known())
         for d in self.readable_devices():
             store = self.stores[d.id]
-            if store.size(key) is not None:
+            try:
+                copy = store.size(key) is not None
+                held = [(k, m, i) for k, m in combos for i in range(k + m)
+                        if store.size(fragment_key(k, m, chunk_id, i)) is not None]  # fmt: skip
+            except OSError:
+                self.unreadable(d)  # a failing disk: read what the others hold
+                continue
+            if copy:
                 layout.copies.append(d)
-            for k, m in combos:
-                for i in range(k + m):
-                    if store.size(fragment_key(k, m, chunk_id, i)) is not None:
-                        layout.fragments.setdefault((k, m), {}).setdefault(i, []).append(d)
+            for k, m, i in held:
+                layout.fragments.setdefault((k, m), {}).setdefault(i, []).append(d)
         return layout
+
+    def unreadable(self, device: Device) -> None:
+        """Treat ``device`` as not mounted until its availability is looked at again."""
+        self._available[device.id] = (time.monotonic(), False)
 
     def ordered(self, chunk_id: str, layout: Layout, selector: Selector | None = None) -> Layout:
         """``layout`` with each holder list in the order a read tries it.
