@@ -76,9 +76,11 @@ def kind_of(mode: int) -> str:
     return "a special file"
 
 
-def open_regular(path: Path, identity: tuple[int, int], buffering: int = -1) -> BinaryIO:
-    """Open ``path`` for reading without blocking, and only if it is still the regular file
-    listed as ``identity``; a FIFO or another file swapped in is refused, never read."""
+def open_regular(
+    path: Path, identity: tuple[int, int] | None = None, buffering: int = -1
+) -> BinaryIO:
+    """Open ``path`` for reading without blocking, and only if it is a regular file (and still
+    the one listed as ``identity``, if given); a FIFO or another file swapped in is refused."""
     fd = os.open(path, _OPEN_FLAGS)
     try:
         problem = _not_listed(os.fstat(fd), identity)
@@ -91,11 +93,11 @@ def open_regular(path: Path, identity: tuple[int, int], buffering: int = -1) -> 
     return os.fdopen(fd, "rb", buffering=buffering)
 
 
-def _not_listed(st: os.stat_result, identity: tuple[int, int]) -> str:
+def _not_listed(st: os.stat_result, identity: tuple[int, int] | None) -> str:
     """Why an opened file is not the regular file listed as ``identity`` ('' if it is)."""
     if not stat.S_ISREG(st.st_mode):
         return f"is {kind_of(st.st_mode)} now, not a regular file (it changed since it was listed)"
-    if (st.st_dev, st.st_ino) != identity:
+    if identity is not None and (st.st_dev, st.st_ino) != identity:
         return "was replaced since it was listed; try again"
     return ""
 

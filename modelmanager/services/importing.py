@@ -117,7 +117,14 @@ def scan_sources(
 ) -> list[SourceFile]:
     """Collect and parse every input; any bad file raises before anything is stored."""
     return [
-        SourceFile(f.relpath, f.path, f.size, f.mtime_ns, index_file(f.path, f.size), f.identity)
+        SourceFile(
+            f.relpath,
+            f.path,
+            f.size,
+            f.mtime_ns,
+            index_file(f.path, f.size, f.identity),
+            f.identity,
+        )
         for f in collect_files(paths, names, symlinks=symlinks, confine=confine)
     ]
 

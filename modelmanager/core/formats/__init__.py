@@ -21,6 +21,7 @@ from modelmanager.core.formats.base import (
     RefusedContent,
     TensorEntry,
 )
+from modelmanager.core.localfiles import open_regular
 from modelmanager.errors import FormatError, UserError
 
 __all__ = [
@@ -135,23 +136,24 @@ def _attempt(read: Callable[[], FileIndex], claimed: bool) -> FileIndex | None:
     return index
 
 
-def index_file(path: Path, size: int) -> FileIndex:
+def index_file(path: Path, size: int, identity: tuple[int, int] | None = None) -> FileIndex:
     """The tensor index of a file, chosen by content (and name); unknown files are generic.
 
     A file named like a known format whose content breaks the format's rules is an error;
     content that is no known format is stored generically, whatever its name. Running out of
-    memory on a file is that file's error too (one line, never a traceback).
+    memory on a file is that file's error too (one line, never a traceback). The file is
+    opened without blocking and only if it is regular (and the ``identity`` listed, if given).
     """
     try:
-        return _index(path, size)
+        return _index(path, size, identity)
     except MemoryError:
         raise FormatError("out of memory while reading this file", path=path) from None
 
 
-def _index(path: Path, size: int) -> FileIndex:
+def _index(path: Path, size: int, identity: tuple[int, int] | None) -> FileIndex:
     suffix = path.suffix.lower()
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, identity) as f:
             prefix = f.read(16)
 
             def at_start(
