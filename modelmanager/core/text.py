@@ -18,8 +18,18 @@ __all__ = ["json_shown", "shown"]
 # line and paragraph separators, and surrogates (only lone ones can sit in a str).
 _HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_CANDIDATE = re.compile(r"[^\x20-\x7e]")
-_JSON_CANDIDATE = re.compile(r"[^\x00-\x7e]")  # json.dumps already escapes C0 in strings
+# Where Unicode (14 to 16) puts those categories, a little widened; each match is still checked
+# against unicodedata, and a test walks every code point, so a later Unicode that adds a format
+# character elsewhere fails that test instead of passing unnoticed. Matching only these spans
+# keeps CJK, Cyrillic and every other script out of the slow path.
+_SPANS = (
+    "\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ud800-\udfff\ufeff\ufff0-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001345f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e007f"
+)
+_CANDIDATE = re.compile(f"[\x00-\x1f{_SPANS}]")
+_JSON_CANDIDATE = re.compile(f"[{_SPANS}]")  # json.dumps already escapes C0 in strings
 _decided: dict[str, str] = {}
 
 
