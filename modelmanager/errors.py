@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from modelmanager.core.text import shown
+
 # Exit codes shared by the command line and the tests.
 EXIT_OK = 0
 EXIT_PROBLEMS = 1  # a check ran and found problems (verify, later scrub)
@@ -29,7 +31,8 @@ class ModelManagerError(Exception):
         self.path = os.fspath(path) if path is not None else None
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        # Names and paths in messages come from files: escaped, so no line can reorder or split.
+        return shown(f"{self.path}: {self.message}" if self.path else self.message)
 
 
 class UserError(ModelManagerError):

@@ -15,6 +15,7 @@ from modelmanager.cli.output import (
     plural,
     print_json,
     print_table,
+    shown,
     signed_bytes,
 )
 from modelmanager.core.catalog import BenchRow, VersionRow
@@ -138,6 +139,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             codec=codec,
             ctx=ctx,
             lock_timeout=args.wait,
+            symlinks=args.symlinks,
         )
     m = result.manifest
     for device, why in sorted(result.device_problems.items()):
@@ -150,7 +152,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         })  # fmt: skip
     else:
         print(
-            f"Imported {m.ref}: {result.files} files, {human_bytes(result.logical_bytes)}, "
+            f"Imported {shown(m.ref)}: {result.files} files, {human_bytes(result.logical_bytes)}, "
             f"{result.new_chunks} of {result.chunks} chunks new "
             f"({human_bytes(result.new_stored_bytes)} stored)"
         )
@@ -232,15 +234,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         print_json({**_manifest_json(m, labels, args.tensors), "parent_removed": parent_removed})
         return EXIT_OK
     own = sorted(k for k, v in labels.items() if v == m.seq)
-    print(f"{m.ref}  {_when(m.created)}  {', '.join(own)}")
+    print(shown(f"{m.ref}  {_when(m.created)}  {', '.join(own)}"))
     if m.message:
-        print(f"  {m.message}")
+        print(f"  {shown(m.message)}")
     print(
         f"  size {human_bytes(m.logical_bytes)}, {human_count(m.parameters)} parameters, "
         f"parent {m.parent or '-'}{' (removed)' if parent_removed else ''}"
     )
     for key, value in sorted(m.metadata.items()):
-        print(f"  {key}: {value}")
+        print(f"  {shown(key)}: {shown(str(value))}")
     mix = m.dtype_bytes()
     if mix:
         print("  dtypes: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(mix.items())))
@@ -279,8 +281,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     else:
         print(
-            f"Exported {result.manifest.ref}: {len(result.files)} files, "
-            f"{human_bytes(result.bytes)} to {result.dest}"
+            f"Exported {shown(result.manifest.ref)}: {len(result.files)} files, "
+            f"{human_bytes(result.bytes)} to {shown(str(result.dest))}"
         )
         if result.degraded_chunks:
             print(
@@ -303,7 +305,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         print_json(doc)
     else:
         spread = ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(r.device_bytes.items()))
-        print(f"Loaded {r.manifest.ref}: {human_bytes(r.bytes)} in {r.seconds:.2f} s "
+        print(f"Loaded {shown(r.manifest.ref)}: {human_bytes(r.bytes)} in {r.seconds:.2f} s "
               f"({human_bytes(r.throughput)}/s), {plural(tensors, 'tensor')}; "
               f"read from {spread or 'no device'}")  # fmt: skip
     return EXIT_OK
@@ -315,7 +317,7 @@ def cmd_warm(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"ref": args.ref, "bytes_read": n})
     else:
-        print(f"{args.ref}: {human_bytes(n)} read into the page cache")
+        print(f"{shown(args.ref)}: {human_bytes(n)} read into the page cache")
     return EXIT_OK
 
 
@@ -375,15 +377,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
         })  # fmt: skip
         return EXIT_OK
     print(
-        f"{d.a} -> {d.b}: {d.count('added')} tensors added, {d.count('removed')} removed, "
+        f"{shown(d.a)} -> {shown(d.b)}: {d.count('added')} tensors added, "
+        f"{d.count('removed')} removed, "
         f"{d.count('changed')} changed, {d.unchanged_tensors} unchanged; "
         f"size {signed_bytes(d.logical_delta)}"
     )
     for f in d.files:
-        print(f"  file {f.status:8} {f.path}")
+        print(f"  file {f.status:8} {shown(f.path)}")
     for t in d.tensors:
         print(
-            f"  {t.status:8} {t.name}  {_tensor_type(t.old)} -> {_tensor_type(t.new)}  "
+            f"  {t.status:8} {shown(t.name)}  {_tensor_type(t.old)} -> {_tensor_type(t.new)}  "
             f"{signed_bytes(t.byte_delta)}"
         )
     return EXIT_OK
@@ -411,7 +414,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(text)
+        print(shown(text))
     return EXIT_OK
 
 
@@ -449,7 +452,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
         for p in report.problems:
             affected = f" (affects {', '.join(p.versions)})" if p.versions else ""
-            print(f"  {p.kind}: {p.subject}: {p.detail}{affected}", file=sys.stderr)
+            print(shown(f"  {p.kind}: {p.subject}: {p.detail}{affected}"), file=sys.stderr)
         for cid in report.transient:
             print(f"  transient: chunk {cid} failed once and then read correctly", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_PROBLEMS
@@ -481,15 +484,16 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def _print_removal(plan: history.RemovalPlan, dry_run: bool) -> None:
     """What removing versions takes away: labels, history links, and the bytes it frees."""
-    print(f"{'Would remove' if dry_run else 'Removed'} {', '.join(plan.refs)} "
+    print(f"{'Would remove' if dry_run else 'Removed'} {shown(', '.join(plan.refs))} "
           f"({human_bytes(plan.logical_bytes)} of files)")  # fmt: skip
     if plan.labels:
         print(f"    labels that go with {'them' if len(plan.refs) > 1 else 'it'}: "
-              + ", ".join(plan.labels))  # fmt: skip
+              + shown(", ".join(plan.labels)))  # fmt: skip
     if plan.children:
-        print(f"    made from it: {', '.join(plan.children)} (their parent shows as removed)")
+        made = shown(", ".join(plan.children))
+        print(f"    made from it: {made} (their parent shows as removed)")
     if plan.emptied:
-        print(f"    no version is left of {', '.join(plan.emptied)}")
+        print(f"    no version is left of {shown(', '.join(plan.emptied))}")
     shared = f"; {plural(plan.shared_chunks, 'chunk')} shared with other versions are kept"
     print(f"    {'frees' if dry_run else 'freed'} {human_bytes(plan.freed_bytes)} on the devices "
           f"({plural(len(plan.freed), 'chunk')} only {'these' if len(plan.refs) > 1 else 'it'} "
@@ -619,7 +623,7 @@ def cmd_remote_show(args: argparse.Namespace) -> int:
         if args.json:
             print_json(m.to_json())
         else:
-            print(f"{args.name}:{m.ref}  {m.created[:19].replace('T', ' ')}  {m.message}")
+            print(shown(f"{args.name}:{m.ref}  {m.created[:19].replace('T', ' ')}  {m.message}"))
             print_table(["FILE", "SIZE", "FORMAT", "TENSORS", "CHUNKS"],
                         [[f.path, f.size, f.format, len(f.tensors), len(f.chunks)]
                          for f in m.files])  # fmt: skip
@@ -647,7 +651,7 @@ def _transfer_report(args: argparse.Namespace, verb: str, r: remotes.TransferRes
                     "manifest_written": r.manifest_written})  # fmt: skip
     else:
         state = "" if r.manifest_written else " (it was there already)"
-        print(f"{verb} {r.ref}{state}: {plural(r.chunks_sent, 'chunk')} "
+        print(f"{verb} {shown(r.ref)}{state}: {plural(r.chunks_sent, 'chunk')} "
               f"({human_bytes(r.bytes_sent)}) moved, {r.chunks_skipped} already there")  # fmt: skip
 
 
@@ -757,7 +761,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         else:
             print(f"default: {ws.repo.policies.default}")
             for name, value in sorted(models.items()):
-                print(f"{name}: {value}")
+                print(f"{shown(name)}: {value}")
         return EXIT_OK
     model, text = _model_and_value(args.words, "policy set [MODEL] copies=N|ec=K+M")
     if args.dry_run:
@@ -795,10 +799,10 @@ def _print_repair_problems(report: RepairReport) -> None:
     for device, why in sorted(report.device_problems.items()):
         print(f"  device {device} took no new pieces: {why}", file=sys.stderr)
     for item in report.lost:
-        print(f"  lost: chunk {item['chunk']} (affects {', '.join(item['versions'])})",
+        print(f"  lost: chunk {item['chunk']} (affects {shown(', '.join(item['versions']))})",
               file=sys.stderr)  # fmt: skip
     for item in report.failed:
-        print(f"  not repaired: chunk {item['chunk']}: {item['reason']}", file=sys.stderr)
+        print(f"  not repaired: chunk {item['chunk']}: {shown(item['reason'])}", file=sys.stderr)
 
 
 def cmd_scrub(args: argparse.Namespace) -> int:
@@ -816,7 +820,7 @@ def cmd_scrub(args: argparse.Namespace) -> int:
     for device, counts in sorted(report.by("device").items()):
         print(f"  device {device}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     for model, counts in sorted(report.by("models").items()):
-        print(f"  model {model}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        print(f"  model {shown(model)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if not report.ok:
         print("Run 'modelmanager repair' to rebuild what redundancy allows.", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_PROBLEMS
@@ -863,7 +867,7 @@ def cmd_codec(args: argparse.Namespace) -> int:
             print(f"repository: {base.name} (level {base.level})")
             for name, value in sorted(current.items()):
                 if name != "*":
-                    print(f"{name}: {value}")
+                    print(f"{shown(name)}: {value}")
         return EXIT_OK
     model, name = _model_and_value(args.words, "codec set [MODEL] CODEC")
     settings = devices.set_codec(ws, CodecSettings(name, args.level), model,

@@ -1,7 +1,8 @@
 """``modelmanager``: the command line over the services.
 
 Errors print as one line ``modelmanager: error: <file>: <cause>`` and set the exit code of their
-class (2 bad input, 1 problems found, 3 locked, 130 cancelled); bugs print a traceback (70).
+class (2 bad input or out of memory, 1 problems found, 3 locked, 130 cancelled); bugs print a
+traceback (70).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from modelmanager import __version__, paths
 from modelmanager.cli import commands, store_commands
 from modelmanager.core.chunks.selection import STRATEGIES
 from modelmanager.core.codecs import CODEC_NAMES
+from modelmanager.core.localfiles import SYMLINK_RULES
 from modelmanager.core.repo.repository import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_GROUP_SIZE,
     DEFAULT_LOCK_TIMEOUT,
 )
-from modelmanager.errors import EXIT_BUG, EXIT_CANCELLED, EXIT_OK, ModelManagerError
+from modelmanager.errors import EXIT_BUG, EXIT_CANCELLED, EXIT_OK, EXIT_USAGE, ModelManagerError
 from modelmanager.gui import TABS
 
 Handler = Callable[[argparse.Namespace], int]
@@ -111,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--codec", choices=CODEC_NAMES, help="codec (default: the repository's)")
     p.add_argument("--level", type=int, default=1, help="compression level (default 1)")
+    p.add_argument("--symlinks", choices=SYMLINK_RULES, default="inside",
+                   help="links: followed only inside the folder imported (inside, the "
+                   "default), everywhere (follow), or never (refuse)")  # fmt: skip
 
     add("ls", commands.cmd_ls, "list models")
 
@@ -300,6 +305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader of our output went away (e.g. '| head'): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except MemoryError:
+        # Input too big for the memory allowed (a parser names the file itself): one line, as
+        # for any bad input, never a traceback.
+        print("modelmanager: error: out of memory: the input needs more memory than this "
+              "process may use", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     except Exception:
         traceback.print_exc()
         print("modelmanager: internal error: this is a bug in ModelManager", file=sys.stderr)

@@ -45,7 +45,7 @@ class Listed:
     identity: tuple[int, int]  # (device, inode) of the bytes, checked again on open
 
 
-def shown(path: str | os.PathLike[str]) -> str:
+def _name(path: str | os.PathLike[str]) -> str:
     """``path`` for a message: as it is, or ``repr`` of its bytes when it is not valid UTF-8."""
     text = os.fspath(path)
     try:
@@ -61,7 +61,7 @@ def check_name(path: Path, name: str) -> str:
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise UserError(f"{shown(path)}: file name is not valid UTF-8; rename it to import it"
+        raise UserError(f"{_name(path)}: file name is not valid UTF-8; rename it to import it"
                         ) from None  # fmt: skip
     return name
 
@@ -89,7 +89,7 @@ def open_regular(
         raise
     if problem:
         os.close(fd)
-        raise UserError(problem, path=shown(path))
+        raise UserError(problem, path=_name(path))
     return os.fdopen(fd, "rb", buffering=buffering)
 
 
@@ -107,19 +107,19 @@ def _target(path: Path, visible: Path | None = None) -> tuple[Path, os.stat_resu
     (the link as ``visible``, by default ``path``)."""
     visible = visible or path
     try:
-        raw = shown(os.readlink(path))
+        raw = _name(os.readlink(path))
     except OSError:
         raw = "?"
     try:
         real = path.resolve(strict=True)
         return real, os.stat(real)
     except FileNotFoundError:
-        raise NotFoundError(f"is a broken link (to {raw})", path=shown(visible)) from None
+        raise NotFoundError(f"is a broken link (to {raw})", path=_name(visible)) from None
     except RuntimeError:  # Python before 3.13 reports a loop so
-        raise UserError(f"is a link loop (to {raw})", path=shown(visible)) from None
+        raise UserError(f"is a link loop (to {raw})", path=_name(visible)) from None
     except OSError as e:
         why = "a link loop" if e.errno == getattr(os, "ELOOP", -1) else e.strerror or e
-        raise UserError(f"cannot follow the link to {raw} ({why})", path=shown(visible)) from None
+        raise UserError(f"cannot follow the link to {raw} ({why})", path=_name(visible)) from None
 
 
 class _Lister:
@@ -138,22 +138,22 @@ class _Lister:
         naming it as ``visible`` (the path the user sees, by default ``path``)."""
         visible = visible or path
         if self.rule == "refuse":
-            raise UserError(f"is a link (to {shown(os.readlink(path))}); links are refused "
-                            "(--symlinks refuse)", path=shown(visible))  # fmt: skip
+            raise UserError(f"is a link (to {_name(os.readlink(path))}); links are refused "
+                            "(--symlinks refuse)", path=_name(visible))  # fmt: skip
         real, st = _target(path, visible)
         kind = kind_of(st.st_mode)
         if kind not in ("", "a folder"):
-            raise UserError(f"is a link to {shown(real)}, {kind}, not a regular file",
-                            path=shown(visible))  # fmt: skip
+            raise UserError(f"is a link to {_name(real)}, {kind}, not a regular file",
+                            path=_name(visible))  # fmt: skip
         self.confine(visible, real)
         return real, st
 
     def confine(self, path: Path, real: Path) -> None:
         """Refuse ``path`` when it really lies at ``real``, outside the root (rule ``inside``)."""
         if self.rule == "inside" and not real.is_relative_to(self.root):
-            raise UserError(f"is a link to {shown(real)}, outside {shown(self.root)}; links are "
+            raise UserError(f"is a link to {_name(real)}, outside {_name(self.root)}; links are "
                             "followed only inside what is imported (--symlinks follow reads "
-                            "it anyway)", path=shown(path))  # fmt: skip
+                            "it anyway)", path=_name(path))  # fmt: skip
 
     def check_folder_link(self, visible: Path, real: Path, st: os.stat_result,
                           chain: tuple[str, ...]) -> None:  # fmt: skip
@@ -162,14 +162,14 @@ class _Lister:
         target = str(real)
         under = target if target.endswith(os.sep) else target + os.sep
         if any(c == target or c.startswith(under) for c in chain):
-            raise UserError(f"is a link to {shown(real)}, which leads back into itself "
-                            "(a link loop)", path=shown(visible))  # fmt: skip
+            raise UserError(f"is a link to {_name(real)}, which leads back into itself "
+                            "(a link loop)", path=_name(visible))  # fmt: skip
         key = (st.st_dev, st.st_ino)
         self.linked[key] = self.linked.get(key, 0) + 1
         if self.linked[key] > MAX_LINKED:
-            raise UserError(f"is a link to {shown(real)}, a folder links already lead to "
+            raise UserError(f"is a link to {_name(real)}, a folder links already lead to "
                             f"{MAX_LINKED} times; import it without the links",
-                            path=shown(visible))  # fmt: skip
+                            path=_name(visible))  # fmt: skip
 
     def add(self, relpath: str, path: Path, st: os.stat_result) -> None:
         self.found.append(Listed(relpath, path, st.st_size, st.st_mtime_ns, (st.st_dev, st.st_ino)))
@@ -189,7 +189,7 @@ class _Lister:
                 with os.scandir(folder) as it:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as e:
-                raise UserError(f"cannot read folder ({e.strerror or e})", path=shown(seen_as)
+                raise UserError(f"cannot read folder ({e.strerror or e})", path=_name(seen_as)
                                 ) from None  # fmt: skip
             subfolders = []
             for entry in entries:
@@ -197,7 +197,7 @@ class _Lister:
                 if self.entries > MAX_ENTRIES:
                     raise UserError(f"holds more than {MAX_ENTRIES:,} files and folders (links "
                                     "counted each time); import a smaller folder",
-                                    path=shown(top))  # fmt: skip
+                                    path=_name(top))  # fmt: skip
                 path, visible = Path(folder, entry.name), Path(seen_as, entry.name)
                 check_name(visible, entry.name)
                 st = entry.stat(follow_symlinks=False)
@@ -215,7 +215,7 @@ class _Lister:
                     self.add(prefix + entry.name, path, st)
                 else:
                     raise UserError(f"is {kind_of(st.st_mode)}, not a regular file",
-                                    path=shown(visible))  # fmt: skip
+                                    path=_name(visible))  # fmt: skip
             stack.extend(reversed(subfolders))
 
 
@@ -239,9 +239,9 @@ def list_input(
     try:
         st = path.lstat()
     except FileNotFoundError:
-        raise NotFoundError("no such file or folder", path=shown(path)) from None
+        raise NotFoundError("no such file or folder", path=_name(path)) from None
     except OSError as e:
-        raise UserError(f"cannot read it ({e.strerror or e})", path=shown(path)) from None
+        raise UserError(f"cannot read it ({e.strerror or e})", path=_name(path)) from None
     real = path.absolute()
     lister = _Lister(rule, confine.resolve() if confine is not None else real, skip)
     if stat.S_ISLNK(st.st_mode):
@@ -256,7 +256,7 @@ def list_input(
         return lister.found
     kind = kind_of(st.st_mode)
     if kind:
-        raise UserError(f"is {kind}, not a regular file", path=shown(path))
+        raise UserError(f"is {kind}, not a regular file", path=_name(path))
     lister.add(check_name(path, name if name is not None else path.name), path, st)
     return lister.found
 
@@ -269,6 +269,6 @@ def _followed(path: Path, lister: _Lister) -> tuple[Path, os.stat_result]:
     real, st = _target(path)
     kind = kind_of(st.st_mode)
     if kind not in ("", "a folder"):
-        raise UserError(f"is a link to {shown(real)}, {kind}, not a regular file",
-                        path=shown(path))  # fmt: skip
+        raise UserError(f"is a link to {_name(real)}, {kind}, not a regular file",
+                        path=_name(path))  # fmt: skip
     return real, st
