@@ -12,11 +12,16 @@ from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
+import matplotlib
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
 from modelmanager.core.catalog import BenchRow
 from modelmanager.core.chunks.selection import STRATEGIES
+
+# matplotlib reads a ``matplotlibrc`` from the working folder first: started inside a model
+# folder, that folder's file would style (or break) our charts. Its own defaults, always.
+matplotlib.rcdefaults()
 
 CHARTS = ("devices", "threads", "strategies", "history")
 TITLES = {

@@ -3,6 +3,8 @@ the GGUF, HDF5 and ONNX files go through the sandbox's children, and nothing of 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,15 @@ def test_dropped_files_from_a_hostile_working_folder_import_and_run_none_of_its_
     names = {t.name for _f, t in manifest.tensors}
     assert {"token_embd.weight", "model_weights/dense/kernel", "W"} <= names
     assert canaries_fired(canaries) == []
+
+
+def test_a_matplotlibrc_in_the_working_folder_does_not_style_the_charts(tmp_path: Path) -> None:
+    """matplotlib reads ``./matplotlibrc`` first; the charts use matplotlib's own defaults."""
+    (tmp_path / "matplotlibrc").write_text("lines.linewidth: 42\naxes.facecolor: red\n")
+    probe = (
+        "import matplotlib, modelmanager.gui.charts; "
+        "print(matplotlib.rcParams['lines.linewidth'], matplotlib.rcParams['axes.facecolor'])"
+    )
+    done = subprocess.run([sys.executable, "-I", "-c", probe], cwd=tmp_path, check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.stdout.split() == ["1.5", "white"]
