@@ -146,3 +146,33 @@ def test_truncated_npy_and_npz_are_refused(tmp_path: Path) -> None:
     npz.write_bytes(npz.read_bytes()[:100])
     with pytest.raises(FormatError, match="not a readable zip"):
         _index(npz)
+
+
+@pytest.mark.parametrize(
+    ("why", "cause"),
+    [("npz encrypted member", "is encrypted"),
+     ("npz unknown compression method", "compression"),
+     ("npz two members share one local header", "local header"),
+     ("npz member name a lone surrogate", "not valid UTF-8")],
+)  # fmt: skip
+def test_npz_zip_tricks_are_one_line_errors(tmp_path: Path, why: str, cause: str) -> None:
+    """Encrypted members, unknown methods, shared local headers, bad UTF-8 names (issue 15)."""
+    from tests.support import hostile_pickle
+
+    case = next(c for c in hostile_pickle.CASES if c.why == why)
+    path = tmp_path / case.name
+    case.build(path)
+    with pytest.raises(FormatError, match=cause) as info:
+        _index(path)
+    assert str(path) in str(info.value)
+
+
+def test_npz_member_with_a_bad_crc_is_indexed_as_it_is(tmp_path: Path) -> None:
+    """Members are not read to their end: a bad CRC is stored and given back unchanged."""
+    path = tmp_path / "a.npz"
+    np.savez(path, w=np.arange(4, dtype=np.float32))
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(b"PK\x01\x02") + 16] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    (tensor,) = _index(path).tensors
+    assert bytes(raw[tensor.start : tensor.end]) == np.arange(4, dtype=np.float32).tobytes()

@@ -206,3 +206,129 @@ def test_content_that_only_starts_like_a_checkpoint_is_generic_unless_named_like
     (tmp_path / "evil.dat").write_bytes(_legacy(tmp_path / "tmp.pt", evil).read_bytes())
     with pytest.raises(FormatError, match=r"os\.system"):
         _index(tmp_path / "evil.dat")  # asking to run code is refused whatever the name
+
+
+# -- issue 15: stubs a pickle cannot change, bounded work, zip tricks, one-line errors ------
+
+
+def _hostile(name: str):  # type: ignore[no-untyped-def]
+    from tests.support import hostile_pickle
+
+    return next(c for c in hostile_pickle.CASES if c.why == name)
+
+
+@pytest.mark.parametrize(
+    "why",
+    ["pt BUILD gives a storage a negative item size", "pt BUILD gives a storage a zero item size",
+     "pt BUILD rewrites a storage type"],
+)  # fmt: skip
+def test_build_cannot_change_a_storage_or_a_storage_type(tmp_path: Path, why: str) -> None:
+    case = _hostile(why)
+    path = tmp_path / case.name
+    case.build(path)
+    with pytest.raises(FormatError, match="BUILD"):
+        _index(path)
+    from tests.support.hostile_pickle import GOOD
+
+    good = _torch_zip(tmp_path / "good.pt", GOOD, {"archive/data/0": b"\1" * 16})
+    (entry,) = _index(good).tensors  # the allow-list's stubs are unchanged for the next file
+    assert (entry.dtype, entry.end - entry.start) == ("F32", 16)
+
+
+@pytest.mark.parametrize(
+    ("why", "cause"),
+    [("pt persistent id a DAG of 2**40 leaves", "persistent id"),
+     ("pt DAG of 2**40 leaves as a dict key", "parts in all"),
+     ("pt DAG of 2**40 leaves as a device", "torch.device"),
+     ("pt 12M memo references", "over the limit"),
+     ("pt sparse memo index", "memo index"),
+     ("pt tensor key a huge int", "cannot be named")],
+)  # fmt: skip
+def test_small_pickles_cannot_make_huge_work(tmp_path: Path, why: str, cause: str) -> None:
+    """Each of these took minutes or gigabytes: refused in seconds with a bounded memory."""
+    import time
+    import tracemalloc
+
+    case = _hostile(why)
+    path = tmp_path / case.name
+    case.build(path)
+    began = time.process_time()
+    tracemalloc.start()
+    with pytest.raises(FormatError, match=cause) as info:
+        _index(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert str(path) in str(info.value)
+    assert peak < 200 << 20, peak
+    assert time.process_time() - began < 30  # tracemalloc makes it ~3x slower than the CLI
+
+
+def test_a_deflated_pickle_is_refused_by_its_size_whatever_the_header_says(tmp_path: Path) -> None:
+    body = b"\x80\x02" + b"]" * (40 << 20) + b"."
+    path = tmp_path / "m.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", body, compress_type=zipfile.ZIP_DEFLATED)
+    with pytest.raises(FormatError, match="over the limit"):
+        _index(path)
+    raw = bytearray(path.read_bytes())  # now lie about the size in both headers: 1 KB
+    for sig, at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        struct.pack_into("<I", raw, raw.find(sig) + at, 1024)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FormatError, match=r"CRC|damaged pickle"):
+        _index(path)
+
+
+@pytest.mark.parametrize(
+    ("why", "cause"),
+    [("pt data.pkl with a bad CRC", "fails its CRC check"),
+     ("pt encrypted data.pkl", "is encrypted"),
+     ("pt unknown compression method", "compression method 99"),
+     ("pt two members share one local header", "local header"),
+     ("pt lone surrogate tensor name", r"\\udc80 is not encodable as UTF-8")],
+)  # fmt: skip
+def test_zip_tricks_and_bad_names_are_one_line_errors(tmp_path: Path, why: str, cause: str) -> None:
+    case = _hostile(why)
+    path = tmp_path / case.name
+    case.build(path)
+    with pytest.raises(FormatError, match=cause):
+        _index(path)
+
+
+def test_a_storage_with_a_bad_crc_is_indexed_as_it_is(tmp_path: Path) -> None:
+    """Storages are never read by zipfile: their bytes are stored and given back unchanged."""
+    from tests.support import hostile_pickle
+
+    case = next(c for c in hostile_pickle.LEGAL if "bad CRC" in c.why)
+    path = tmp_path / case.name
+    case.build(path)
+    (entry,) = _index(path).tensors
+    assert path.read_bytes()[entry.start : entry.end] == b"\1" * 16
+
+
+def test_every_entry_is_validated(tmp_path: Path) -> None:
+    """A contiguous tensor must span exactly numel * itemsize; sizes fit in 63 bits."""
+    from tests.support.hostile_pickle import state, storage, tensor
+
+    good = state(("w", tensor(storage(), shape=(4,), stride=(1,))))
+    assert _index(_torch_zip(tmp_path / "ok.pt", good, {"archive/data/0": b"\0" * 16})).tensors
+    wide = state(("w", tensor(storage(numel=2), shape=(2, 2), stride=(2, 1))))
+    with pytest.raises(FormatError, match=r"past the end of its storage|shorter"):
+        _index(_torch_zip(tmp_path / "wide.pt", wide, {"archive/data/0": b"\0" * 8}))
+    huge = b"\x80\x02ctorch\nSize\n(\x8a\x09" + b"\0" * 8 + b"\x01tR."  # 2**64
+    with pytest.raises(FormatError, match="2\\*\\*63"):
+        _index(_torch_zip(tmp_path / "huge.pt", huge))
+
+
+def test_a_real_100000_tensor_checkpoint_stays_within_the_limits(tmp_path: Path) -> None:
+    """torch.save of 100,000 tensors (a 10 MB pickle, 3 M opcodes) indexes in bounds."""
+    import subprocess
+    import sys
+
+    _torch()
+    path = tmp_path / "big.pt"
+    subprocess.run([sys.executable, "-c", "import sys, torch\n"
+                    "torch.save({f'layers.{i}.w': torch.zeros(2) for i in range(100000)}, "
+                    "sys.argv[1])", str(path)], check=True)  # fmt: skip
+    index = _index(path)
+    assert len(index.tensors) == 100_000
+    assert index.tensors[0].end - index.tensors[0].start == 8

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -56,21 +58,90 @@ def open_zip(f: BinaryIO, path: Path) -> tuple[zipfile.ZipFile, list[zipfile.Zip
     try:
         archive = zipfile.ZipFile(f)
         return archive, archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
+    except UnicodeDecodeError:
+        raise FormatError("a zip member name is flagged UTF-8 but is not valid UTF-8",
+                          path=path) from None  # fmt: skip
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as e:
         raise FormatError(f"not a readable zip archive ({e})", path=path) from None
+
+
+#: Compression methods a member may use: stored and deflate (zipfile's others are refused).
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_ENCRYPTED = 0x1 | 0x40  # traditional and strong encryption flags
+
+
+@dataclass(frozen=True)
+class ZipMember:
+    """A zip member checked against its local header: where its stored bytes lie."""
+
+    info: zipfile.ZipInfo
+    start: int
+    end: int
 
 
 def zip_member_data_offset(f: BinaryIO, info: zipfile.ZipInfo, path: Path) -> int:
     """Where a zip member's (stored or compressed) bytes start in the file.
 
-    The local header's extra field may differ from the central directory's, so it is read.
+    The local header's extra field may differ from the central directory's, so it is read;
+    its name and compression method must match the central directory's.
     """
     f.seek(info.header_offset)
     local = f.read(30)
     if len(local) != 30 or local[:4] != b"PK\x03\x04":
         raise FormatError(f"zip member {info.filename!r} has a bad local header", path=path)
+    (method,) = struct.unpack_from("<H", local, 8)
     name_len, extra_len = struct.unpack_from("<HH", local, 26)
+    name = f.read(name_len)
+    if name != _raw_name(info) or method != info.compress_type:
+        raise FormatError(f"zip member {info.filename!r} does not match its local header",
+                          path=path)  # fmt: skip
     return int(info.header_offset) + 30 + int(name_len) + int(extra_len)
+
+
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    """The name bytes as stored (zipfile decodes them as UTF-8 or cp437 by the flag)."""
+    return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+
+
+def zip_members(
+    f: BinaryIO, infos: list[zipfile.ZipInfo], size: int, path: Path
+) -> list[ZipMember]:
+    """Every member located and checked: not encrypted, stored or deflated, its local header
+    matching, its bytes inside the file, and no two members sharing a header or bytes."""
+    members = []
+    for info in infos:
+        shown = repr(info.filename[:120])
+        if info.flag_bits & _ENCRYPTED:
+            raise FormatError(f"zip member {shown} is encrypted", path=path)
+        if info.compress_type not in ZIP_METHODS:
+            raise FormatError(f"zip member {shown} uses compression method "
+                              f"{info.compress_type}; only stored and deflate are read",
+                              path=path)  # fmt: skip
+        start = zip_member_data_offset(f, info, path)
+        end = start + info.compress_size
+        if end > size:
+            raise FormatError(f"zip member {shown} runs past the end of the file", path=path)
+        members.append(ZipMember(info, start, end))
+    spans = sorted(members, key=lambda m: m.info.header_offset)
+    for before, after in itertools.pairwise(spans):
+        if after.info.header_offset < before.end:
+            raise FormatError(f"zip members {before.info.filename[:120]!r} and "
+                              f"{after.info.filename[:120]!r} share one local header or bytes",
+                              path=path)  # fmt: skip
+    return members
+
+
+def read_member(archive: zipfile.ZipFile, member: ZipMember, limit: int, path: Path) -> bytes:
+    """At most ``limit`` bytes of a member, inflated; read to its end, its CRC is checked."""
+    shown = repr(member.info.filename[:120])
+    try:
+        with archive.open(member.info) as stream:
+            return stream.read(limit)
+    except zipfile.BadZipFile as e:
+        cause = "fails its CRC check" if "CRC" in str(e) else f"is damaged ({e})"
+        raise FormatError(f"zip member {shown} {cause}", path=path) from None
+    except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zlib.error) as e:
+        raise FormatError(f"zip member {shown} cannot be read ({e})", path=path) from None
 
 
 class RefusedContent(FormatError):
