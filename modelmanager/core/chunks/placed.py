@@ -1,13 +1,13 @@
-"""Chunks spread over devices, as whole copies or erasure-coded fragments.
-
-Piece keys on a device root:
-  copy       chunks/<id[:2]>/<id>                     (a whole chunk object)
-  fragment   fragments/<K>+<M>/<id[:2]>/<id>.<index>  (see core.redundancy)
+"""Chunks spread over devices, as whole copies or erasure-coded fragments (keys: chunks.layout).
 
 Where pieces are is found by looking (a few stats per device), not from a table that could
 disagree with the disks. Writes go to the highest-ranked eligible devices (placement); reads
 prefer them too and fall back to other copies, or rebuild from parity, when a piece is missing
 or corrupt: a degraded read, which is counted and reported.
+
+Over 500 lines because PlacedChunkStore is one object with one lock over its device state
+(mounted, full, failing); DevicePools (read scheduling) leaves with the Fetcher for
+chunks/fetch.py (issue 16).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from modelmanager.core import codecs
+from modelmanager.core.chunks.layout import Layout, Piece, PlacementError, fragment_key
 from modelmanager.core.chunks.selection import Selector
 from modelmanager.core.chunks.store import (
     HEADER,
@@ -46,7 +46,6 @@ from modelmanager.core.redundancy import (
     Policy,
     decode_fragments,
     encode_fragments,
-    fragment_dir,
     parse_fragment,
     parse_fragment_dir,
 )
@@ -61,50 +60,12 @@ from modelmanager.core.storage import (
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import IntegrityError, UserError
 
+__all__ = ["DevicePools", "Layout", "Piece", "PlacedChunkStore", "PlacementError", "fragment_key"]
+
 T = TypeVar("T")
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 #: Seconds a device's "mounted and really this device" answer is trusted before looking again.
 AVAILABILITY_TTL = 1.0
-
-
-def fragment_key(k: int, m: int, chunk_id: str, index: int) -> str:
-    return f"{fragment_dir(k, m)}/{chunk_id[:2]}/{chunk_id}.{index}"
-
-
-@dataclass
-class Layout:
-    """Where the pieces of one chunk are: devices with a copy, devices per fragment index."""
-
-    copies: list[Device] = field(default_factory=list)
-    fragments: dict[tuple[int, int], dict[int, list[Device]]] = field(default_factory=dict)
-
-    @property
-    def empty(self) -> bool:
-        return not self.copies and not self.fragments
-
-    def tolerance(self) -> int:
-        """Devices that may fail before the chunk is lost, judging by presence (-1: unreadable)."""
-        best = len({d.id for d in self.copies}) - 1
-        for (k, _m), frags in self.fragments.items():
-            best = max(best, len(frags) - k)
-        return best
-
-
-@dataclass(frozen=True)
-class Piece:
-    """One stored piece, as found by walking a device."""
-
-    chunk_id: str
-    device: Device
-    key: str
-    size: int
-    index: int | None = None  # fragment index; None for a whole copy
-    k: int = 0
-    m: int = 0
-
-
-class PlacementError(UserError):
-    """Not enough eligible devices (online, mounted, with room) to meet a policy."""
 
 
 class PlacedChunkStore:
