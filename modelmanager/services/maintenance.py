@@ -170,13 +170,20 @@ def plan_gc(ws: Workspace) -> GcPlan:
     """
     referenced = set().union(*(m.chunk_ids() for m in all_manifests(ws, "collect garbage")))
     unused = tuple(sorted((c, s) for c, s in ws.repo.chunks.iter_stored() if c not in referenced))
-    temps = []
-    for p in ws.repo.blobs.temp_files():
-        try:
-            temps.append((p, p.stat().st_size))
-        except FileNotFoundError:
-            continue
-    return GcPlan(unused, tuple(temps))
+    return GcPlan(unused, tuple(_leftovers(ws)))
+
+
+def _leftovers(ws: Workspace) -> list[tuple[Path, int]]:
+    """Temp files dead writers left in the main folder and on every device, each once (a
+    device folder may lie inside the main folder)."""
+    found: dict[Path, int] = {}
+    for store in (ws.repo.blobs, *ws.repo.chunks.stores.values()):
+        for p in store.temp_files():
+            try:
+                found.setdefault(p, p.stat().st_size)
+            except FileNotFoundError:
+                continue
+    return sorted(found.items())
 
 
 def collect_garbage(

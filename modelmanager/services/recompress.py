@@ -23,10 +23,9 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import Device
 from modelmanager.core.redundancy import Policy, encode_fragments, parse_fragment
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
+from modelmanager.core.storage.atomic import REPLACE_SUFFIX
 from modelmanager.errors import IntegrityError
 from modelmanager.services import Changes, Workspace
-
-_TMP_SUFFIX = ".recompress"
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def _replace_verified(
 ) -> None:  # fmt: skip
     """Write ``parts`` beside ``key``, verify what was written, then rename it over ``key``."""
     store = chunks.stores[device.id]
-    tmp = key + _TMP_SUFFIX
+    tmp = key + REPLACE_SUFFIX
     store.put(tmp, parts, sync=False)
     blob = store.get(tmp)
     try:

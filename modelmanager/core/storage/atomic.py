@@ -11,6 +11,9 @@ from pathlib import Path
 from modelmanager.core.ids import BytesLike
 
 TEMP_PREFIX = ".tmp-"
+#: A whole blob written beside its key, verified, then renamed over it (recompress): one left
+#: behind by a process that died is garbage like a temp file.
+REPLACE_SUFFIX = ".recompress"
 
 
 def fsync_fd(fd: int) -> None:

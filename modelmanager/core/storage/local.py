@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from modelmanager.core.ids import BytesLike
-from modelmanager.core.storage.atomic import TEMP_PREFIX, fsync_dir, replace_file
+from modelmanager.core.storage.atomic import REPLACE_SUFFIX, TEMP_PREFIX, fsync_dir, replace_file
 from modelmanager.core.storage.base import BlobNotFound, Capacity, check_key
 
 
@@ -152,8 +152,10 @@ class LocalBlobStore:
         return disk_capacity(self.root)
 
     def temp_files(self) -> builtins.list[Path]:
-        """Temporary files left by writers that died before renaming them."""
+        """Temporary files left by writers that died before renaming them (temp files, and
+        replacements written beside their key)."""
         found: builtins.list[Path] = []
         for dirpath, _dirnames, filenames in os.walk(self.root):
-            found.extend(Path(dirpath, n) for n in filenames if n.startswith(TEMP_PREFIX))
+            found.extend(Path(dirpath, n) for n in filenames
+                         if n.startswith(TEMP_PREFIX) or n.endswith(REPLACE_SUFFIX))  # fmt: skip
         return found
