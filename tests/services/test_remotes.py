@@ -118,17 +118,20 @@ def test_an_interrupted_push_is_invisible_and_running_it_again_finishes(
     local: Workspace, s3_spec: RemoteSpec
 ) -> None:
     remote = open_remote(s3_spec)
+    set_label(local, "tiny@1", "prod")
     ctx = JobContext()
     ctx.on_progress = lambda done, _total, _text: ctx.cancel() if done > 0 else None
     with pytest.raises(Cancelled):
         push(local, "tiny@1", remote, ctx=ctx)
     assert remote.version_numbers("tiny") == []  # no manifest: readers see nothing
+    assert remote.read_labels("tiny") == {}  # and no label naming a missing version
     partial = len(remote.chunk_ids())
     assert partial > 0
     done = push(local, "tiny@1", remote)
     assert done.chunks_skipped >= partial
     assert done.chunks_sent == len(local.repo.resolve("tiny@1").chunk_ids()) - done.chunks_skipped
     assert remote.version_numbers("tiny") == [1]
+    assert remote.read_labels("tiny") == {"prod": 1}
 
 
 def test_a_chunk_whose_bytes_do_not_match_its_hash_is_refused(
