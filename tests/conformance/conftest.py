@@ -50,10 +50,3 @@ def store(
         monkeypatch.setenv(name, value)
     prefix = re.sub(r"[^A-Za-z0-9_-]", "-", request.node.name)
     return open_remote(RemoteSpec("team", f"s3://{BUCKET}/{prefix}", endpoint=endpoint)).blobs
-
-
-def known_gap(request: pytest.FixtureRequest, kind: str, reason: str) -> None:
-    """Mark this test an expected failure on store ``kind`` until ``reason`` is fixed (strict:
-    the suite turns red once the store conforms, so the mark is removed with the fix)."""
-    if request.node.callspec.params.get("store") == kind:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))

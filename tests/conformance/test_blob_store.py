@@ -9,7 +9,6 @@ import pytest
 
 from modelmanager.core.storage import BlobNotFound, BlobStore, capacity_of
 from modelmanager.errors import ModelManagerError
-from tests.conformance.conftest import known_gap
 
 #: Every byte value, a few times over, so no store may treat the data as text.
 BINARY = bytes(range(256)) * 5
@@ -55,9 +54,7 @@ def test_put_without_sync_is_readable_at_once_and_durable_after_flush(store: Blo
     assert sorted(store.list("c")) == [("c/0", 10), ("c/1", 10), ("c/2", 10)]
 
 
-def test_range_reads(store: BlobStore, request: pytest.FixtureRequest) -> None:
-    known_gap(request, "s3", "FsspecBlobStore.get_range past the end: S3 answers 416, which "
-              "becomes a RemoteError instead of b''")  # fmt: skip
+def test_range_reads(store: BlobStore) -> None:
     store.put("k", b"0123456789")
     assert store.get_range("k", 0, 4) == b"0123"
     assert store.get_range("k", 3, 2) == b"34"
@@ -128,11 +125,7 @@ def test_keys_as_the_repository_writes_them(store: BlobStore) -> None:
 
 @pytest.mark.parametrize("key", ["", "/abs", "a/../b", "../up", "a//b", "a\\b", "./a", "a/.",
                                  "a/", "nul\0byte"])  # fmt: skip
-def test_unsafe_keys_are_refused_before_any_io(
-    store: BlobStore, key: str, request: pytest.FixtureRequest
-) -> None:
-    known_gap(request, "s3", "FsspecBlobStore checks keys inside its try: the ValueError (a "
-              "bug) becomes a RemoteError, 'remote request failed', a user error")  # fmt: skip
+def test_unsafe_keys_are_refused_before_any_io(store: BlobStore, key: str) -> None:
     for call in (
         lambda: store.put(key, b"x"),
         lambda: store.get(key),
