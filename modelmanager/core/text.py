@@ -86,3 +86,9 @@ def json_shown(document: str) -> str:
     if document.isascii() and "\x7f" not in document:
         return document
     return _JSON_CANDIDATE.sub(_json_escape, document)
+
+
+def clipped(text: str, limit: int = 120) -> str:
+    """``text`` shown (see :func:`shown`) and cut to ``limit`` characters, for a one-line
+    message that quotes a name from a file."""
+    return shown(text[:limit]) + ("..." if len(text) > limit else "")
