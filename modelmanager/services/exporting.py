@@ -1,7 +1,10 @@
 """Write a version's files back out, byte for byte, under a destination folder.
 
+Composition: reads through :class:`modelmanager.services.loading.Fetcher` (the workspace's
+policy and measured read strategy), so an export reads as a load does.
+
 Chunks are fetched per device, decoded and verified against their ids on a thread pool, and
-written at their offsets as they arrive (services.loading.Fetcher); a bounded window keeps
+written at their offsets as they arrive (core.chunks.fetch); a bounded window keeps
 memory flat. Each file is written to a temporary name, synced, and renamed, so a destination
 never holds a half-written file under its name.
 """

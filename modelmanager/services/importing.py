@@ -11,21 +11,23 @@ then labels, then the catalog row: a crash at any point leaves no partial versio
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from modelmanager.core.chunks.digests import TensorDigests
 from modelmanager.core.chunks.plan import Range, plan_chunks
+from modelmanager.core.chunks.writer import ChunkWriter
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
 from modelmanager.core.formats import DtypeHints, FileIndex, index_file
 from modelmanager.core.formats.jsonstrict import loads_strict
-from modelmanager.core.ids import DIGEST_HEX_LEN, content_id, new_hasher
-from modelmanager.core.jobs import JobContext
+from modelmanager.core.ids import content_id
+from modelmanager.core.jobs import InFlight, JobContext
+from modelmanager.core.jobs import default_workers as default_workers  # re-exported
 from modelmanager.core.localfiles import Listed, list_input, open_regular
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.manifest import ChunkRef, FileRecord, Manifest, TensorRecord
@@ -36,11 +38,6 @@ from modelmanager.services import Changes, Workspace
 
 #: Folders never imported from a model folder (version-control internals).
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn"})
-
-
-def default_workers() -> int:
-    """Threads for chunk work: two per core (capped at 8), so fsync waits overlap compute."""
-    return max(2, min(8, 2 * (os.cpu_count() or 1)))
 
 
 @dataclass(frozen=True)
@@ -174,91 +171,6 @@ def derive_metadata(sources: Iterable[SourceFile]) -> dict[str, Any]:
     return meta
 
 
-class _ChunkWriter:
-    """Hashes, deduplicates and stores chunks on a thread pool, one buffer per chunk in flight."""
-
-    def __init__(
-        self, ws: Workspace, settings: CodecSettings, policy: Policy, workers: int
-    ) -> None:
-        self.chunks = ws.repo.chunks
-        self.settings = settings
-        self.policy = policy
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="mm-import")
-        self.window = workers * 2
-        self.chunk_size = ws.repo.config.chunk_size
-        self._free: list[bytearray] = []
-        self._seen: set[str] = set()
-        self._lock = threading.Lock()
-        self.new_chunks = 0
-        self.new_bytes = 0
-
-    def buffer(self) -> bytearray:
-        return self._free.pop() if self._free else bytearray(self.chunk_size)
-
-    def release(self, buf: bytearray) -> None:
-        self._free.append(buf)
-
-    def store(self, data: memoryview, hint: str | None = None) -> tuple[str, int]:
-        """(chunk id, stored bytes if newly written else 0); runs on a pool thread."""
-        cid = content_id(data)
-        with self._lock:
-            first = cid not in self._seen
-            self._seen.add(cid)
-        if not first or self.chunks.has(cid, self.policy):
-            return cid, 0
-        stored = self.chunks.put(cid, data, self.settings, self.policy, hint)
-        crash_point("chunk-written")
-        with self._lock:
-            self.new_chunks += 1
-            self.new_bytes += stored
-        return cid, stored
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _TensorDigests:
-    """Digests of every tensor's bytes, fed chunk by chunk in file order.
-
-    A tensor that is exactly one chunk takes the chunk's id (the same hash of the same bytes),
-    so only tensors that share or span chunks are hashed a second time.
-    """
-
-    EMPTY = content_id(b"")[:DIGEST_HEX_LEN]
-
-    def __init__(self, index: FileIndex) -> None:
-        self.tensors = sorted(index.tensors, key=lambda t: (t.start, t.end))
-        self.digests = [self.EMPTY if t.start == t.end else "" for t in self.tensors]
-        self.pending = [i for i, t in enumerate(self.tensors) if t.start < t.end]
-        self.next = 0
-        self.open: dict[int, Any] = {}
-        self.whole: dict[int, int] = {}  # tensor -> number of the chunk that is exactly it
-
-    def feed(self, chunk_no: int, start: int, data: memoryview) -> None:
-        end = start + len(data)
-        while self.next < len(self.pending) and self.tensors[self.pending[self.next]].start < end:
-            i = self.pending[self.next]
-            self.next += 1
-            t = self.tensors[i]
-            if (t.start, t.end) == (start, end):
-                self.whole[i] = chunk_no
-            else:
-                self.open[i] = new_hasher()
-        for i in list(self.open):
-            t = self.tensors[i]
-            self.open[i].update(data[max(t.start, start) - start : min(t.end, end) - start])
-            if t.end <= end:
-                self.digests[i] = self.open.pop(i).hexdigest()[:DIGEST_HEX_LEN]
-
-    def records(self, chunk_ids: list[str]) -> tuple[TensorRecord, ...]:
-        for i, chunk_no in self.whole.items():
-            self.digests[i] = chunk_ids[chunk_no][:DIGEST_HEX_LEN]
-        return tuple(
-            TensorRecord(t.name, t.dtype, t.shape, t.start, t.end, d)
-            for t, d in zip(self.tensors, self.digests, strict=True)
-        )
-
-
 def _read_exact(f: BinaryIO, view: memoryview, src: SourceFile) -> None:
     got = 0
     while got < len(view):
@@ -276,40 +188,39 @@ def _chunk_ranges(ws: Workspace, src: SourceFile) -> list[Range]:
 
 
 def _import_file(
-    src: SourceFile, writer: _ChunkWriter, ws: Workspace, ctx: JobContext, done: list[int],
+    src: SourceFile, writer: ChunkWriter, ws: Workspace, ctx: JobContext, done: list[int],
     total: int,
 ) -> FileRecord:  # fmt: skip
+    """Read ``src`` once, in order, into the writer's buffers; the writer stores the chunks
+    (at most its window in flight) while this thread digests tensors."""
     ranges = _chunk_ranges(ws, src)
-    digests = _TensorDigests(src.index)
+    digests = TensorDigests(src.index.tensors)
     hints = DtypeHints(src.index)
     ids: list[str] = []
-    inflight: deque[tuple[Future[tuple[str, int]], bytearray, int]] = deque()
+    buffers: deque[bytearray] = deque()  # of the chunks in flight, in order
 
-    def settle_one() -> None:
-        fut, buf, length = inflight.popleft()
-        cid, _stored = fut.result()
-        writer.release(buf)
-        ids.append(cid)
-        done[0] += length
-        ctx.report(done[0], total, src.relpath)
+    def read_and_store(chunk: tuple[int, Range]) -> Future[tuple[str, int]]:
+        chunk_no, (start, end) = chunk
+        buf = writer.buffer()
+        buffers.append(buf)
+        view = memoryview(buf)[: end - start]
+        _read_exact(f, view, src)
+        digests.feed(chunk_no, start, view)
+        return writer.submit(view, hints.of(start, end))
 
     try:
         with open_regular(src.path, src.identity, buffering=0) as f:
             st = os.fstat(f.fileno())
             if (st.st_size, st.st_mtime_ns) != (src.size, src.mtime_ns):
                 raise UserError("file changed since it was checked; try again", path=src.path)
-            for chunk_no, (start, end) in enumerate(ranges):
-                ctx.check()
-                if len(inflight) >= writer.window:
-                    settle_one()
-                buf = writer.buffer()
-                view = memoryview(buf)[: end - start]
-                _read_exact(f, view, src)
-                digests.feed(chunk_no, start, view)
-                hint = hints.of(start, end)
-                inflight.append((writer.pool.submit(writer.store, view, hint), buf, end - start))
-            while inflight:
-                settle_one()
+            with InFlight(enumerate(ranges), read_and_store, writer.window, ctx=ctx,
+                          ordered=True) as stored:  # fmt: skip
+                for (_no, (start, end)), fut in stored:
+                    cid, _stored = fut.result()
+                    writer.release(buffers.popleft())
+                    ids.append(cid)
+                    done[0] += end - start
+                    ctx.report(done[0], total, src.relpath)
             if f.read(1):  # more than its size: still being written, or a /proc-like file
                 raise UserError("holds more bytes than its size says (still being written?); "
                                 "try again", path=src.path)  # fmt: skip
@@ -320,17 +231,13 @@ def _import_file(
                 )
     except OSError as e:
         raise UserError(f"cannot read file ({e.strerror or e})", path=src.path) from None
-    finally:
-        for fut, _buf, _len in inflight:
-            fut.cancel()
-        for fut, _buf, _len in inflight:
-            if not fut.cancelled():
-                fut.exception()  # wait: the buffer must not be reused while a thread reads it
     chunks = tuple(ChunkRef(cid, e - s) for cid, (s, e) in zip(ids, ranges, strict=True))
-    return FileRecord(
-        src.relpath, src.size, src.index.format, chunks, digests.records(ids),
-        dict(src.index.metadata),
-    )  # fmt: skip
+    tensors = tuple(
+        TensorRecord(t.name, t.dtype, t.shape, t.start, t.end, digest)
+        for t, digest in digests.results(ids)
+    )
+    return FileRecord(src.relpath, src.size, src.index.format, chunks, tensors,
+                      dict(src.index.metadata))  # fmt: skip
 
 
 def _check_room(ws: Workspace, sources: list[SourceFile], policy: Policy, ctx: JobContext) -> None:
@@ -399,12 +306,10 @@ def import_paths(
         repo.chunks.refresh()
         settings = codec or repo.codec_for(model)
         _check_room(ws, sources, policy, ctx)
-        writer = _ChunkWriter(ws, settings, policy, workers or default_workers())
         done = [0]
-        try:
+        with ChunkWriter(repo.chunks, repo.config.chunk_size, settings, policy,
+                         workers or default_workers()) as writer:  # fmt: skip
             files = tuple(_import_file(s, writer, ws, ctx, done, total) for s in sources)
-        finally:
-            writer.close()
         ctx.check()
         repo.chunks.flush()
         manifest = Manifest(

@@ -1,12 +1,5 @@
-"""Load a version fast: chunks read in parallel across devices, decoded on a thread pool.
-
-Two stages per chunk. Each device has its own small pool that reads raw piece bytes, so a slow
-disk delays only its own chunks; a shared pool decodes, verifies each chunk against its hash and
-hands the plain bytes to a sink (a copy into memory, or a write at the chunk's offset in a
-file). At most ``MAX_IN_FLIGHT`` chunks are between the two (memory stays bounded), and the
-window is refilled per device from whichever finishes first. A chunk whose first piece fails
-(missing, corrupt, erasure-coded) is read by the store's full path, which falls back to other
-copies or rebuilds from parity, and counts as degraded.
+"""Load a version fast: the chunk read pipeline (:mod:`modelmanager.core.chunks.fetch`) set up
+with the workspace's policy and best measured read strategy.
 
 Export (to a folder) uses the same fetcher with a file sink; :func:`load_version` loads into
 memory: one buffer per file, with numpy views of each tensor for safetensors and .npy files.
@@ -15,157 +8,40 @@ memory: one buffer per file, with numpy views of each tensor for safetensors and
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from modelmanager.core.catalog import best_strategy, device_speeds
-from modelmanager.core.chunks.placed import DevicePools, Layout
+from modelmanager.core.chunks import fetch
+from modelmanager.core.chunks.fetch import Sink as Sink  # re-exported: services.stores uses it
 from modelmanager.core.chunks.selection import WEIGHTED, Selector
-from modelmanager.core.chunks.store import chunk_key, decode_object
-from modelmanager.core.ids import BytesLike, content_id
+from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import FileRecord, Manifest
-from modelmanager.core.storage import BlobNotFound, page_cache
-from modelmanager.errors import IntegrityError
+from modelmanager.core.storage import page_cache
 from modelmanager.services import Workspace
-from modelmanager.services.importing import default_workers
 
-#: Chunks between "read requested" and "handed to the sink" (about 16 x 4 MiB chunks plus their
-#: decoded bytes; each device gets at least 2, so many devices may have a few more).
-MAX_IN_FLIGHT = 16
-#: Reader threads per device by default: enough to keep one disk's queue busy.
-IO_THREADS = 2
 #: The strategy used when the user names none and no benchmark has measured one better: spread
 #: reads in proportion to each device's measured speed (see docs/benchmarks.md, load).
 DEFAULT_STRATEGY = WEIGHTED
 
-Sink = Callable[[int, BytesLike], None]
 
-
-class Fetcher:
-    """Per-device reader pools and one decode pool, shared by every file of one version.
-
-    It reports the version's progress in bytes to ``ctx``, picks copies with the strategy
-    given (else the best measured: :func:`selector_for`) and counts degraded reads.
-    """
+class Fetcher(fetch.Fetcher):
+    """The core fetcher (:class:`modelmanager.core.chunks.fetch.Fetcher`) set up for one
+    version of a workspace: its model's policy, progress in the version's bytes, and copies
+    picked with the strategy given (else the best measured: :func:`selector_for`)."""
 
     def __init__(
         self, ws: Workspace, manifest: Manifest, ctx: JobContext, *,
         threads: int | None = None, strategy: str | None = None,
     ) -> None:  # fmt: skip
-        self.chunks = ws.repo.chunks
-        self.policy = ws.repo.policy_for(manifest.model)
-        self.ctx = ctx
-        self.total, self.text, self.done = manifest.logical_bytes, manifest.ref, 0
-        self.threads = threads or default_workers()
-        selector = selector_for(ws, strategy)
-        self.devices = DevicePools(self.chunks, max(IO_THREADS, self.threads), selector)
-        self.decode = ThreadPoolExecutor(self.threads, "mm-decode")
-        self.device_bytes: dict[str, int] = {}  # bytes fetched per lane (device name)
-        self._degraded_before = self.chunks.degraded_reads
-
-    @property
-    def degraded(self) -> int:
-        """Reads so far that needed a fallback or found a chunk under-protected."""
-        return self.chunks.degraded_reads - self._degraded_before
-
-    def __enter__(self) -> Fetcher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.devices.close()
-        self.decode.shutdown(wait=True, cancel_futures=True)
-
-    def _read(
-        self, chunk_id: str, length: int, layout: Layout, dest: memoryview | None
-    ) -> tuple[str, BytesLike]:
-        """Reader stage: ("placed", b"") when an uncompressed copy went straight into ``dest``;
-        ("object", the first copy's chunk object); or ("plain", bytes) from the full path."""
-        if layout.copies:
-            try:
-                if dest is not None and self.chunks.read_raw_copy_into(layout.copies[0],
-                                                                       chunk_id, dest):  # fmt: skip
-                    return "placed", b""
-                return "object", self.chunks.read_copy(layout.copies[0], chunk_id)
-            except (BlobNotFound, IntegrityError, OSError):
-                pass  # the full path falls back to other copies or parity
-        return "plain", self.chunks.get(chunk_id, length, self.policy, layout)
-
-    def _decode(
-        self, kind: str, raw: BytesLike, chunk_id: str, length: int, layout: Layout,
-        sink: Sink, offset: int, dest: memoryview | None,
-    ) -> None:  # fmt: skip
-        """Decode stage: verify (and decode) the chunk, then hand it to the sink."""
-        good = kind == "plain"
-        if kind == "placed":
-            assert dest is not None
-            good = content_id(dest) == chunk_id
-        elif kind == "object":
-            try:
-                raw = decode_object(raw, chunk_id, length, chunk_key(chunk_id))
-                good = True
-            except IntegrityError:
-                good = False
-        if not good:  # a bad first copy: the full path reads the others (a degraded read)
-            kind, raw = "plain", self.chunks.get(chunk_id, length, self.policy, layout)
-        elif kind != "plain" and layout.tolerance() < self.policy.tolerates:
-            self.chunks.note_degraded()  # right bytes, but fewer pieces than the policy asks
-        if kind != "placed":
-            sink(offset, raw)
-
-    def fetch(self, f: FileRecord, sink: Sink, into: memoryview | None = None) -> None:
-        """Every chunk of ``f`` handed to ``sink(offset, plain bytes)``, in any order.
-
-        ``into``, the file's whole buffer when loading into memory, lets uncompressed copies
-        be read straight into place (the sink is then skipped for them).
-        """
-        queues: dict[str, deque[tuple[str, int, int, Layout]]] = {}
-        offset = 0
-        for ref in f.chunks:
-            lane, layout = self.devices.plan(ref.id)
-            queues.setdefault(lane, deque()).append((ref.id, ref.length, offset, layout))
-            offset += ref.length
-        share = max(2, MAX_IN_FLIGHT // max(1, len(queues)))
-        busy = dict.fromkeys(queues, 0)
-        # Each future is a chunk's read (stage "read") or its decode (stage "decode").
-        inflight: dict[Future[Any], tuple[str, str, str, int, int, Layout]] = {}
-        try:
-            while inflight or any(queues.values()):
-                self.ctx.check()
-                for lane, queue in queues.items():
-                    while queue and busy[lane] < share:
-                        cid, length, at, layout = queue.popleft()
-                        dest = into[at : at + length] if into is not None else None
-                        fut = self.devices.submit(lane, self._read, cid, length, layout, dest)
-                        inflight[fut] = ("read", lane, cid, length, at, layout)
-                        busy[lane] += 1
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    stage, lane, cid, length, at, layout = inflight.pop(fut)
-                    if stage == "read":
-                        kind, raw = fut.result()
-                        dest = into[at : at + length] if into is not None else None
-                        job = self.decode.submit(self._decode, kind, raw, cid, length, layout,
-                                                 sink, at, dest)  # fmt: skip
-                        inflight[job] = ("decode", lane, cid, length, at, layout)
-                    else:
-                        fut.result()
-                        busy[lane] -= 1
-                        self.device_bytes[lane] = self.device_bytes.get(lane, 0) + length
-                        self.done += length
-                        self.ctx.report(self.done, self.total, self.text)
-        finally:
-            for fut in inflight:
-                fut.cancel()
-            wait(inflight)  # sinks write into the caller's buffers: finish before they go
+        super().__init__(
+            ws.repo.chunks, ws.repo.policy_for(manifest.model), ctx,
+            total=manifest.logical_bytes, text=manifest.ref, threads=threads,
+            selector=selector_for(ws, strategy),
+        )  # fmt: skip
 
 
 # -- loading into memory ---------------------------------------------------------------

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
-from modelmanager.core.jobs import JobContext
+from modelmanager.core.jobs import InFlight, JobContext
 from modelmanager.core.repo.manifest import Manifest
 
 #: Transfers in flight at once (objects are up to one chunk, 4 MiB by default).
@@ -23,23 +23,15 @@ def transfer(ids: list[tuple[str, int]], move: Callable[[str, int], int], ctx: J
 
     Progress counts plain bytes (``total``); the first failure or a cancel stops the rest.
     """
-    done = [0, 0]  # plain bytes done (progress), bytes moved (only this thread adds)
-    queue = list(ids)
-    with ThreadPoolExecutor(width, "mm-transfer") as pool:
-        inflight: dict[Future[int], int] = {}
-        try:
-            while queue or inflight:
-                ctx.check()
-                while queue and len(inflight) < 2 * width:
-                    cid, length = queue.pop()
-                    inflight[pool.submit(move, cid, length)] = length
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    length = inflight.pop(fut)
-                    done[0] += length
-                    done[1] += fut.result()
-                    ctx.report(done[0], total, text)
-        finally:
-            for fut in inflight:
-                fut.cancel()
-    return done[1]
+    done = moved = 0  # plain bytes done (progress), bytes moved
+    with (
+        ThreadPoolExecutor(width, "mm-transfer") as pool,
+        InFlight(
+            reversed(ids), lambda item: pool.submit(move, *item), 2 * width, ctx=ctx
+        ) as results,
+    ):
+        for (_cid, length), fut in results:
+            done += length
+            moved += fut.result()
+            ctx.report(done, total, text)
+    return moved

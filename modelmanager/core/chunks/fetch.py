@@ -1,0 +1,215 @@
+"""The chunk read pipeline: chunks read in parallel across devices, decoded on a thread pool.
+
+Two stages per chunk. Each device has its own small pool that reads raw piece bytes, so a slow
+disk delays only its own chunks; a shared pool decodes, verifies each chunk against its hash and
+hands the plain bytes to a sink (a copy into memory, or a write at the chunk's offset in a
+file). At most ``MAX_IN_FLIGHT`` chunks are between the two (memory stays bounded), and the
+window is refilled per device from whichever finishes first. A chunk whose first piece fails
+(missing, corrupt, erasure-coded) is read by the store's full path, which falls back to other
+copies or rebuilds from parity, and counts as degraded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from typing import Any, Protocol
+
+from modelmanager.core.chunks.layout import Layout
+from modelmanager.core.chunks.placed import DevicePools, PlacedChunkStore
+from modelmanager.core.chunks.selection import Selector
+from modelmanager.core.chunks.store import chunk_key, decode_object
+from modelmanager.core.ids import BytesLike, content_id
+from modelmanager.core.jobs import InFlight, JobContext, default_workers
+from modelmanager.core.redundancy import Policy
+from modelmanager.core.storage import BlobNotFound
+from modelmanager.errors import IntegrityError
+
+#: Chunks between "read requested" and "handed to the sink" (about 16 x 4 MiB chunks plus their
+#: decoded bytes; each device gets at least 2, so many devices may have a few more).
+MAX_IN_FLIGHT = 16
+#: Reader threads per device by default: enough to keep one disk's queue busy.
+IO_THREADS = 2
+
+Sink = Callable[[int, BytesLike], None]
+
+
+class ChunkRefLike(Protocol):
+    """A chunk of a file as a manifest records it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def length(self) -> int: ...
+
+
+class ChunkedFile(Protocol):
+    """A file as a manifest records it: its chunks in order (a ``FileRecord``)."""
+
+    @property
+    def chunks(self) -> Sequence[ChunkRefLike]: ...
+
+
+class _Chunk(Future[int]):
+    """One chunk's read then decode as one future, done (with its length) once its sink ran.
+
+    ``cancel`` drops whichever stage has not started; a running stage is waited for, because
+    the sink writes into the caller's buffers.
+    """
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        self.set_running_or_notify_cancel()  # ends only when its work does
+        self.length = length
+        self.stage: Future[None] | Future[tuple[str, BytesLike]] | None = None
+        self.stopped = False
+
+    def cancel(self) -> bool:
+        self.stopped = True
+        stage = self.stage
+        if stage is not None:
+            stage.cancel()  # its callback ends this future
+        return False
+
+    def fail(self, stage: Future[Any]) -> bool:
+        """End with the stage's error (or cancellation); False when it succeeded."""
+        if stage.cancelled():
+            self.set_exception(CancelledError())
+            return True
+        error = stage.exception()
+        if error is not None:
+            self.set_exception(error)
+            return True
+        return False
+
+
+class Fetcher:
+    """Per-device reader pools and one decode pool, shared by every file of one version.
+
+    It reports progress in bytes (of ``total``) to ``ctx``, reads copies in the order
+    ``selector`` gives and counts degraded reads.
+    """
+
+    def __init__(
+        self, chunks: PlacedChunkStore, policy: Policy, ctx: JobContext, *, total: int,
+        text: str, threads: int | None = None, selector: Selector | None = None,
+    ) -> None:  # fmt: skip
+        self.chunks = chunks
+        self.policy = policy
+        self.ctx = ctx
+        self.total, self.text, self.done = total, text, 0
+        self.threads = threads or default_workers()
+        self.devices = DevicePools(self.chunks, max(IO_THREADS, self.threads), selector)
+        self.decode = ThreadPoolExecutor(self.threads, "mm-decode")
+        self.device_bytes: dict[str, int] = {}  # bytes fetched per lane (device name)
+        self._degraded_before = self.chunks.degraded_reads
+
+    @property
+    def degraded(self) -> int:
+        """Reads so far that needed a fallback or found a chunk under-protected."""
+        return self.chunks.degraded_reads - self._degraded_before
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.devices.close()
+        self.decode.shutdown(wait=True, cancel_futures=True)
+
+    def _read(
+        self, chunk_id: str, length: int, layout: Layout, dest: memoryview | None
+    ) -> tuple[str, BytesLike]:
+        """Reader stage: ("placed", b"") when an uncompressed copy went straight into ``dest``;
+        ("object", the first copy's chunk object); or ("plain", bytes) from the full path."""
+        if layout.copies:
+            try:
+                if dest is not None and self.chunks.read_raw_copy_into(layout.copies[0],
+                                                                       chunk_id, dest):  # fmt: skip
+                    return "placed", b""
+                return "object", self.chunks.read_copy(layout.copies[0], chunk_id)
+            except (BlobNotFound, IntegrityError, OSError):
+                pass  # the full path falls back to other copies or parity
+        return "plain", self.chunks.get(chunk_id, length, self.policy, layout)
+
+    def _decode(
+        self, kind: str, raw: BytesLike, chunk_id: str, length: int, layout: Layout,
+        sink: Sink, offset: int, dest: memoryview | None,
+    ) -> None:  # fmt: skip
+        """Decode stage: verify (and decode) the chunk, then hand it to the sink."""
+        good = kind == "plain"
+        if kind == "placed":
+            assert dest is not None
+            good = content_id(dest) == chunk_id
+        elif kind == "object":
+            try:
+                raw = decode_object(raw, chunk_id, length, chunk_key(chunk_id))
+                good = True
+            except IntegrityError:
+                good = False
+        if not good:  # a bad first copy: the full path reads the others (a degraded read)
+            kind, raw = "plain", self.chunks.get(chunk_id, length, self.policy, layout)
+        elif kind != "plain" and layout.tolerance() < self.policy.tolerates:
+            self.chunks.note_degraded()  # right bytes, but fewer pieces than the policy asks
+        if kind != "placed":
+            sink(offset, raw)
+
+    def _start(
+        self, lane: str, chunk_id: str, length: int, offset: int, layout: Layout, sink: Sink,
+        dest: memoryview | None,
+    ) -> _Chunk:  # fmt: skip
+        """Read the chunk on its device's pool, then decode it on the shared pool."""
+        chunk = _Chunk(length)
+
+        def decoded(stage: Future[None]) -> None:
+            if not chunk.fail(stage):
+                chunk.set_result(length)
+
+        def read(stage: Future[tuple[str, BytesLike]]) -> None:
+            if chunk.fail(stage):
+                return
+            if chunk.stopped:
+                chunk.set_exception(CancelledError())
+                return
+            kind, raw = stage.result()
+            try:
+                job = self.decode.submit(self._decode, kind, raw, chunk_id, length, layout,
+                                         sink, offset, dest)  # fmt: skip
+            except RuntimeError as e:  # the pool was shut down meanwhile
+                chunk.set_exception(e)
+                return
+            chunk.stage = job
+            job.add_done_callback(decoded)
+
+        stage = self.devices.submit(lane, self._read, chunk_id, length, layout, dest)
+        chunk.stage = stage
+        stage.add_done_callback(read)
+        return chunk
+
+    def fetch(self, f: ChunkedFile, sink: Sink, into: memoryview | None = None) -> None:
+        """Every chunk of ``f`` handed to ``sink(offset, plain bytes)``, in any order.
+
+        ``into``, the file's whole buffer when loading into memory, lets uncompressed copies
+        be read straight into place (the sink is then skipped for them).
+        """
+        todo: list[tuple[str, str, int, int, Layout]] = []
+        offset = 0
+        for ref in f.chunks:
+            lane, layout = self.devices.plan(ref.id)
+            todo.append((lane, ref.id, ref.length, offset, layout))
+            offset += ref.length
+        share = max(2, MAX_IN_FLIGHT // max(1, len({t[0] for t in todo})))
+
+        def start(t: tuple[str, str, int, int, Layout]) -> _Chunk:
+            lane, cid, length, at, layout = t
+            dest = into[at : at + length] if into is not None else None
+            return self._start(lane, cid, length, at, layout, sink, dest)
+
+        with InFlight(todo, start, share, ctx=self.ctx, lane=lambda t: t[0]) as chunks:
+            for (lane, _cid, length, _at, _layout), fut in chunks:
+                fut.result()
+                self.device_bytes[lane] = self.device_bytes.get(lane, 0) + length
+                self.done += length
+                self.ctx.report(self.done, self.total, self.text)
