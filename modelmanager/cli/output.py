@@ -10,27 +10,10 @@ from typing import Any, TextIO
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import json_shown, shown
-from modelmanager.core.units import human_bytes
+from modelmanager.core.units import human_bytes, human_count, plural, signed_bytes
 
-__all__ = ["human_bytes", "shown"]
-
-
-def signed_bytes(n: int) -> str:
-    """-1536 -> '-1.5 KiB', 0 -> '+0 B'."""
-    return f"{'+' if n >= 0 else '-'}{human_bytes(abs(n))}"
-
-
-def plural(n: int, noun: str) -> str:
-    """'1 model', '2 models'."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def human_count(n: int) -> str:
-    """22713216 -> '22.7M'."""
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.1f}{suffix}"
-    return str(n)
+# The display helpers live in core (the GUI uses them too); the commands import them from here.
+__all__ = ["human_bytes", "human_count", "plural", "shown", "signed_bytes"]
 
 
 def print_json(doc: Any, out: TextIO | None = None) -> None:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from modelmanager.cli.commands import workspace
+from modelmanager.cli.common import workspace
 from modelmanager.cli.output import (
     ProgressLine,
     human_bytes,

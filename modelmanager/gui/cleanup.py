@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QMessageBox
 
-from modelmanager.cli.output import human_bytes, plural
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.units import human_bytes, plural
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT
 from modelmanager.services import history
 from modelmanager.services.maintenance import GcPlan, GcResult, collect_garbage, plan_gc

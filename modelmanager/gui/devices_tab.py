@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from modelmanager.cli.output import human_bytes
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.units import human_bytes
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT
 from modelmanager.services import devices, redundancy
 

@@ -6,7 +6,7 @@ from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QHelpEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QScrollArea, QToolTip, QVBoxLayout, QWidget
 
-from modelmanager.cli.output import human_bytes
+from modelmanager.core.units import human_bytes
 from modelmanager.services.redundancy import VersionLayout
 
 COLOURS = {"ok": QColor("#3a9a4a"), "degraded": QColor("#e0a020"), "missing": QColor("#c8372d")}

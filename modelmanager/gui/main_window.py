@@ -36,11 +36,11 @@ from PySide6.QtWidgets import (
 )
 
 from modelmanager import __version__
-from modelmanager.cli.output import human_bytes, human_count, plural, signed_bytes
 from modelmanager.core.analysis.memory import TARGETS, estimate
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
+from modelmanager.core.units import human_bytes, human_count, plural, signed_bytes
 from modelmanager.errors import ModelManagerError
 from modelmanager.gui.cleanup import Cleanup
 from modelmanager.gui.devices_tab import DevicesTab

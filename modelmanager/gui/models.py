@@ -8,11 +8,11 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 
-from modelmanager.cli.output import human_bytes, human_count
 from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.codecs import codec_by_id
 from modelmanager.core.stores import Store, StoreModel, disk_size
 from modelmanager.core.text import shown
+from modelmanager.core.units import human_bytes, human_count
 from modelmanager.errors import IntegrityError
 from modelmanager.services.history import VersionDetails
 from modelmanager.services.remotes import RemoteVersion

@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from modelmanager.cli.output import plural
 from modelmanager.core.catalog import BenchRow, best_strategy
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.units import plural
 from modelmanager.gui.charts import CHARTS, TITLES, draw, write_csv
 from modelmanager.services.benchmark import run_benchmark
 from modelmanager.services.loading import warm_version

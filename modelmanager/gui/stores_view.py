@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
 
-from modelmanager.cli.output import human_bytes, plural
 from modelmanager.core.formats import index_file
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.stores import Store, StoreModel
 from modelmanager.core.text import shown
+from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import ModelManagerError
 from modelmanager.services import stores
 

@@ -10,6 +10,7 @@ from modelmanager.core.analysis import VersionDiff, diff
 from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.faults import crash_point
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.repo.hints import did_you_mean
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import check_label, parse_ref
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key
@@ -28,7 +29,8 @@ def log(ws: Workspace, model: str) -> list[VersionRow]:
     ref = parse_ref(model)
     rows = ws.catalog.versions(ref.model)
     if not rows:
-        raise NotFoundError(f"no model named {ref.model!r}")
+        hint = did_you_mean(ref.model, ws.repo.model_names())
+        raise NotFoundError(f"no model named {ref.model!r}{hint}")
     return rows
 
 

@@ -169,6 +169,13 @@ class TransferResult:
     label_conflicts: tuple[LabelConflict, ...] = ()  # left as the receiving side had them
     changes: Changes = field(default_factory=Changes)  # in this repository (pull only)
 
+    def to_json(self) -> dict[str, Any]:
+        """Push and pull alike: chunks and bytes moved (sent or received), labels set."""
+        return {"ref": self.ref, "chunks_moved": self.chunks_sent, "bytes_moved": self.bytes_sent,
+                "chunks_skipped": self.chunks_skipped, "manifest_written": self.manifest_written,
+                "labels": list(self.labels),
+                "label_conflicts": [c.to_json() for c in self.label_conflicts]}  # fmt: skip
+
 
 def push(ws: Workspace, ref: str, remote: RemoteRepository, *, ctx: JobContext | None = None,
          move_labels: bool = False) -> TransferResult:  # fmt: skip

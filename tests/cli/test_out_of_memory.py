@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelmanager.cli import commands, main
+from modelmanager.cli import main, versions
 from modelmanager.errors import EXIT_USAGE
 
 
@@ -17,7 +17,7 @@ def test_memory_error_anywhere_is_one_line_and_exit_2(
     def exhausted(_args: argparse.Namespace) -> int:
         raise MemoryError
 
-    monkeypatch.setattr(commands, "cmd_ls", exhausted)
+    monkeypatch.setattr(versions, "cmd_ls", exhausted)
     assert main.main(["--repo", str(tmp_path), "ls"]) == EXIT_USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1

@@ -357,18 +357,18 @@ def test_remote_commands_push_show_and_pull(  # the command line end to end
     assert added["read_only"] is False
     assert [r["name"] for r in cli.json("remote", "ls")] == ["team"]
     first = cli.json("push", "tiny@1", "team")
-    assert first["chunks_sent"] > 0
+    assert first["chunks_moved"] > 0
     assert first["manifest_written"] is True
-    assert cli.json("push", "tiny", "team")["chunks_sent"] == 0
+    assert cli.json("push", "tiny", "team")["chunks_moved"] == 0
     listing = cli.json("remote", "show", "team")
-    assert [(r["model"], r["seq"]) for r in listing] == [("tiny", 1)]
+    assert [(r["model"], r["version"]) for r in listing] == [("tiny", 1)]
     out, _err = cli("remote", "show", "team", "tiny@1", "--tensors")
     assert "model.safetensors" in out
     assert "layer.5.weight" in out  # the tensor index, from the manifest alone
     other = Cli(tmp_path / "other", capsys)
     other("init")
     pulled = other.json("pull", "team", "tiny@1")
-    assert pulled["chunks_sent"] == first["chunks_sent"]
+    assert pulled["chunks_moved"] == first["chunks_moved"]
     other("export", "tiny", str(tmp_path / "out"))
     assert tree_bytes(tmp_path / "out") == tree_bytes(tmp_path / "v1")
     _out, err = cli("push", "tiny", "nowhere", code=2)

@@ -11,7 +11,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +83,22 @@ class VersionRow:
     dtypes: dict[str, int]
     labels: tuple[str, ...]
 
+    def to_json(self) -> dict[str, Any]:
+        """The version as every front's JSON names it (log, search, remote show)."""
+        return {"model": self.model, "version": self.seq, "ref": f"{self.model}@{self.seq}",
+                "parent": self.parent, "created": self.created, "message": self.message,
+                "labels": list(self.labels), "metadata": self.metadata, "files": self.files,
+                "tensors": self.tensors, "parameters": self.parameters,
+                "logical_bytes": self.logical_bytes, "dtypes": self.dtypes}  # fmt: skip
+
+    @classmethod
+    def of(cls, m: Manifest, labels: Mapping[str, int]) -> VersionRow:
+        """The row of manifest ``m``, with the labels (of its model) that point at it."""
+        own = tuple(sorted(k for k, n in labels.items() if n == m.seq))
+        return cls(m.model, m.seq, m.parent, m.created, m.message, m.metadata, len(m.files),
+                   sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
+                   m.dtype_bytes(), own)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class ModelRow:
@@ -95,6 +111,12 @@ class ModelRow:
     logical_bytes: int
     parameters: int
     labels: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        """The model as the fronts' JSON names it."""
+        return {"model": self.name, "versions": self.versions, "latest": self.latest,
+                "updated": self.updated, "logical_bytes": self.logical_bytes,
+                "parameters": self.parameters, "labels": self.labels}  # fmt: skip
 
 
 @dataclass(frozen=True)

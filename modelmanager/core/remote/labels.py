@@ -23,6 +23,10 @@ class LabelConflict:
     wanted: int  # the version the sending side's label points at
     kept: int  # the version the receiving side's label still points at
 
+    def to_json(self) -> dict[str, object]:
+        return {"model": self.model, "label": self.label, "wanted": self.wanted,
+                "kept": self.kept}  # fmt: skip
+
     def __str__(self) -> str:
         return (f"label {self.label!r} of {self.model} stays on version {self.kept} "
                 f"(the other side has it on version {self.wanted})")  # fmt: skip

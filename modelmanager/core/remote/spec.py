@@ -28,6 +28,12 @@ class RemoteSpec:
         if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= MAX_RETRIES:
             raise UserError(f"retries must be a whole number from 1 to {MAX_RETRIES}, not {r!r}")
 
+    def to_json(self) -> dict[str, object]:
+        """The remote as the fronts' JSON names it (no credential is ever part of it)."""
+        return {"name": self.name, "url": self.url, "endpoint": self.endpoint,
+                "profile": self.profile, "retries": self.retries,
+                "read_only": self.read_only}  # fmt: skip
+
     @property
     def scheme(self) -> str:
         return self.url.split("://", 1)[0].lower()

@@ -24,6 +24,7 @@ from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import content_id
 from modelmanager.core.placement import DeviceSet
 from modelmanager.core.redundancy import Policy
+from modelmanager.core.repo.hints import did_you_mean, number_ranges
 from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import Ref, check_label, model_key, parse_ref
@@ -224,12 +225,12 @@ class VersionStore:
         r = parse_ref(ref) if isinstance(ref, str) else ref
         seqs = self.version_numbers(r.model)
         if not seqs:
-            raise NotFoundError(f"no model named {r.model!r}")
+            hint = did_you_mean(r.model, self.model_names())
+            raise NotFoundError(f"no model named {r.model!r}{hint}")
         if r.seq is not None:
             if r.seq not in seqs:
-                raise NotFoundError(
-                    f"model {r.model!r} has no version {r.seq} (it has 1 to {seqs[-1]})"
-                )
+                has = f"version {seqs[0]}" if len(seqs) == 1 else f"versions {number_ranges(seqs)}"
+                raise NotFoundError(f"model {r.model!r} has no version {r.seq} (it has {has})")
             return self.read_manifest(r.model, r.seq)
         if r.label is not None:
             labels = self.read_labels(r.model)
