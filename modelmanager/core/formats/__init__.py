@@ -30,7 +30,6 @@ __all__ = [
 ]  # fmt: skip
 
 
-MAX_TENSOR_NAME = 4096
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
@@ -45,7 +44,7 @@ def _check_names(index: FileIndex, path: Path) -> None:
         parts = name.replace("\\", "/").split("/")
         if (
             not name
-            or len(name) > MAX_TENSOR_NAME
+            or len(name) > rules.MAX_NAME
             or _CONTROL.search(name)
             or name.startswith(("/", "\\"))
             or ".." in parts

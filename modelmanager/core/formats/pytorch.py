@@ -29,6 +29,7 @@ from modelmanager.core.formats.base import (
     read_member,
     zip_members,
 )
+from modelmanager.core.formats.rules import MAX_NAME, MAX_TENSORS
 from modelmanager.core.formats.safe_pickle import (
     MAX_INT,
     MAX_PICKLE,
@@ -42,10 +43,6 @@ from modelmanager.core.text import clipped
 from modelmanager.errors import FormatError
 
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-#: Tensors found at most (the same tensor under two names counts twice).
-MAX_TENSORS = 200_000
-#: Characters of a tensor name at most (it is built from the keys leading to it).
-MAX_NAME = 4096
 MAX_DEPTH = 64
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 

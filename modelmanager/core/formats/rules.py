@@ -10,16 +10,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from modelmanager.core.text import clipped
+
 #: Tensors one file may hold. Every tensor costs memory in the index, the manifest and the
 #: catalog; a file declaring more is refused with its count (issue 15: bounded memory).
 MAX_TENSORS = 100_000
+#: Characters of a tensor name at most, in any format.
+MAX_NAME = 4096
 #: A dtype is a short identifier in the format's own spelling ('F32', 'Q4_K', 'ONNX17').
 _DTYPE = re.compile(r"[A-Za-z0-9_]{1,32}")
 
 
 def escaped(text: str, limit: int = 80) -> str:
-    """``text`` quoted for a one-line message: control characters and lone surrogates escaped."""
-    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+    """``text`` quoted and clipped for a one-line message (see :func:`core.text.shown`)."""
+    return f"'{clipped(text, limit)}'"
 
 
 def count(value: Any, what: str, minimum: int = 0) -> int:
