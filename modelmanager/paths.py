@@ -13,6 +13,7 @@ APP_NAME = "modelmanager"
 ENV_REPO = "MODELMANAGER_REPO"
 ENV_CACHE = "MODELMANAGER_CACHE"
 ENV_DATA = "MODELMANAGER_DATA"
+ENV_LOGS = "MODELMANAGER_LOGS"
 
 
 def data_dir() -> Path:
@@ -31,3 +32,14 @@ def default_repo_path() -> Path:
     """The repository used without --repo: MODELMANAGER_REPO, else one in the data folder."""
     override = os.environ.get(ENV_REPO)
     return Path(override) if override else data_dir() / "repository"
+
+
+def log_dir() -> Path:
+    """The per-user log folder: MODELMANAGER_LOGS, else "logs" in a redirected data folder
+    (so a test's or a sandbox's logs stay beside its data), else platformdirs' log folder."""
+    override = os.environ.get(ENV_LOGS)
+    if override:
+        return Path(override)
+    if os.environ.get(ENV_DATA):
+        return data_dir() / "logs"
+    return platformdirs.user_log_path(APP_NAME, appauthor=False)

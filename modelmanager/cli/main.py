@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from modelmanager import __version__, paths
+from modelmanager import __version__, logs, paths
 from modelmanager.cli import (
     app,
     maintenance,
@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(argv: Sequence[str] | None) -> str:
+    """The command line as typed, for the log."""
+    return " ".join(["modelmanager", *(sys.argv[1:] if argv is None else argv)])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code."""
     parser = build_parser()
@@ -72,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         return int(handler(args))
     except ModelManagerError as e:
+        if logs.is_bug(e):  # damaged data: the traceback goes to the log, the line to stderr
+            logs.failure(_command(argv), e)
         print(f"modelmanager: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
@@ -87,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("modelmanager: error: out of memory: the input needs more memory than this "
               "process may use", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE
-    except Exception:
+    except Exception as e:
         traceback.print_exc()
-        print("modelmanager: internal error: this is a bug in ModelManager", file=sys.stderr)
+        logs.failure(_command(argv), e)
+        print("modelmanager: internal error: this is a bug in ModelManager "
+              f"(logged in {logs.log_path()})", file=sys.stderr)  # fmt: skip
         return EXIT_BUG

@@ -95,9 +95,10 @@ class Cleanup:
             )
             if self.window.current_ref in r.plan.refs:
                 self.window.clear_details()
-            self.window.refresh(ws)
+            self.window.apply_changes(ws, r.changes)
 
-        return self.window.runner.submit(f"Remove {', '.join(refs)}", run, done)
+        title = f"Remove {', '.join(refs)}"
+        return self.window.runner.submit(title, run, done, writes=ws.repo.root)
 
     def ask_gc(self) -> JobRecord:
         """Preview garbage collection (a job), then ask."""
@@ -132,9 +133,10 @@ class Cleanup:
             self.window.statusBar().showMessage(
                 f"Deleted {plural(r.deleted_chunks, 'unused chunk')}; freed "
                 f"{human_bytes(r.freed_bytes)}", 15_000)  # fmt: skip
-            self.window.refresh(ws)
+            self.window.apply_changes(ws, r.changes)
 
         return self.window.runner.submit(
             "Free unused space",
             lambda ctx: collect_garbage(ws, ctx=ctx, lock_timeout=GUI_LOCK_WAIT), done,
+            writes=ws.repo.root,
         )  # fmt: skip

@@ -20,8 +20,9 @@ from PySide6.QtWidgets import (
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes
+from modelmanager.gui.changes import changes_of
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT
-from modelmanager.services import devices, redundancy
+from modelmanager.services import Changes, devices, redundancy
 
 if TYPE_CHECKING:
     from modelmanager.gui.main_window import MainWindow
@@ -88,7 +89,11 @@ class DevicesTab(QWidget):
         return self.infos[rows.pop()] if len(rows) == 1 else None
 
     def _run(self, title: str, fn: Any) -> None:
-        self.main.runner.submit(title, fn, lambda _r: self.refresh())
+        """Run a device change as a job; the window refreshes what it changed (storage)."""
+        ws = self.main.ws
+        # add_device and set_device return no Changes yet: a device change is a storage one.
+        done = lambda r: self.main.apply_changes(ws, changes_of(r, Changes(storage=True)))  # noqa: E731
+        self.main.runner.submit(title, fn, done, writes=ws.repo.root)
 
     def choose_device(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder on the device")

@@ -1,11 +1,12 @@
-"""The import dialog shown when files or folders are dropped on the window (or chosen)."""
+"""The import dialog shown when files or folders are dropped on the window, and the log viewer."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -13,8 +14,11 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
+    QVBoxLayout,
 )
 
+from modelmanager import logs
 from modelmanager.core.codecs import CODEC_NAMES
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.names import check_label, check_model_name
@@ -82,6 +86,14 @@ class ImportDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
+    def set_default_policy(self, policy: str) -> None:
+        """Name the repository's default anew (it was changed while the dialog was open)."""
+        was_default = self.policy.currentText() == self.default_policy
+        self.default_policy = f"repository default ({policy})"
+        self.policy.setItemText(0, self.default_policy)
+        if was_default:
+            self.policy.setCurrentText(self.default_policy)
+
     def chosen_policy(self) -> str | None:
         """The redundancy policy typed or picked; None for the repository's default."""
         text = self.policy.currentText().strip()
@@ -103,3 +115,35 @@ class ImportDialog(QDialog):
 
     def label_list(self) -> list[str]:
         return [x.strip() for x in self.labels.text().split(",") if x.strip()]
+
+
+class LogDialog(QDialog):
+    """Help > Show log: the end of the log file, read-only, and a button to its folder."""
+
+    def __init__(self, parent: object = None) -> None:
+        super().__init__(parent)  # type: ignore[arg-type]
+        self.setWindowTitle("ModelManager log")
+        self.resize(900, 560)
+        self.path = logs.log_path()
+        layout = QVBoxLayout(self)
+        where = QLabel(shown(str(self.path)))
+        where.setTextFormat(Qt.TextFormat.PlainText)
+        where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(where)
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        lines = [shown(line) for line in logs.read_tail().splitlines()]  # names from files
+        self.text.setPlainText("\n".join(lines) or "Nothing has been logged yet.")
+        self.text.moveCursor(QTextCursor.MoveOperation.End)  # the newest lines
+        layout.addWidget(self.text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        folder = buttons.addButton("Open folder", QDialogButtonBox.ButtonRole.ActionRole)
+        folder.clicked.connect(self.open_folder)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def open_folder(self) -> bool:
+        """Show the log folder in the desktop's file manager."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.path.parent)))

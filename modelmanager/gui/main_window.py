@@ -9,7 +9,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtCore import QEvent, QSettings, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -41,11 +41,12 @@ from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, human_count, plural, signed_bytes
-from modelmanager.errors import ModelManagerError
+from modelmanager.errors import ModelManagerError, NotFoundError
+from modelmanager.gui.changes import RepositoryWatch, changes_of
 from modelmanager.gui.cleanup import Cleanup
 from modelmanager.gui.devices_tab import DevicesTab
-from modelmanager.gui.dialogs import ImportDialog
-from modelmanager.gui.jobs_bridge import FAILED, GUI_LOCK_WAIT, RUNNING, JobRecord, JobRunner
+from modelmanager.gui.dialogs import ImportDialog, LogDialog
+from modelmanager.gui.jobs_bridge import FAILED, GUI_LOCK_WAIT, JobRecord, JobRunner
 from modelmanager.gui.layout_tab import LayoutTab
 from modelmanager.gui.models import (
     REF_ROLE,
@@ -59,7 +60,7 @@ from modelmanager.gui.models import (
 from modelmanager.gui.performance_tab import PerformanceTab
 from modelmanager.gui.resources import icon
 from modelmanager.gui.stores_view import StoresView
-from modelmanager.services import Workspace, history, open_workspace, remotes
+from modelmanager.services import Changes, Workspace, history, open_workspace, remotes
 from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
@@ -103,6 +104,8 @@ class MainWindow(QMainWindow):
         geometry = QSettings("ModelManager", "ModelManager").value("geometry") if remember else None
         if geometry is not None:
             self.restoreGeometry(geometry)
+        self.import_dialog: ImportDialog | None = None
+        self.watches = {self.default_key: RepositoryWatch(ws, self.runner, self.apply_changes)}
         self.refresh_all()
         if remember:
             for folder in self._settings_list("repositories"):
@@ -216,6 +219,10 @@ class MainWindow(QMainWindow):
         act.triggered.connect(self.search.setFocus)
         self.addAction(act)
         help_menu = self.menuBar().addMenu("&Help")
+        act = QAction("Show &log", self)
+        act.setToolTip("What went wrong, with details for a bug report")
+        act.triggered.connect(self.show_log)
+        help_menu.addAction(act)
         act = QAction("&About ModelManager", self)
         act.triggered.connect(self.about)
         help_menu.addAction(act)
@@ -305,11 +312,9 @@ class MainWindow(QMainWindow):
         def done(result: history.LabelResult) -> None:
             was = f" (was @{result.previous})" if result.previous else ""
             self.statusBar().showMessage(f"{result.model}@{label} -> @{result.seq}{was}", 15_000)
-            self.refresh(ws)
-            if self.current_ref:
-                self._load(self.current_ref)
+            self.apply_changes(ws, result.changes)
 
-        return self.runner.submit(f"Label {ref} {label}", run, done)
+        return self.runner.submit(f"Label {ref} {label}", run, done, writes=ws.repo.root)
 
     def compare(self, older: str, newer: str) -> JobRecord:
         """Diff two versions in the background and show the result."""
@@ -375,8 +380,29 @@ class MainWindow(QMainWindow):
         if ws is self.ws:
             self.devices_tab.refresh()
 
+    def apply_changes(self, ws: Workspace, changes: Changes) -> None:
+        """Refresh only what ``changes`` names (a job's, or another process's writes)."""
+        key = str(ws.repo.root)
+        if (changes.models or changes.versions) and key in self.workspaces:
+            self._read_repository(key, ws)
+        if ws is not self.ws:
+            return
+        if changes.storage:
+            self.devices_tab.refresh()
+        if self.import_dialog is not None and self.import_dialog.isVisible():
+            self.import_dialog.set_default_policy(str(ws.repo.policies.default))
+        ref = self.current_ref
+        if ref is not None and (
+            changes.storage or ref in changes.versions
+            or ref.split("@")[0] in changes.models
+        ):  # fmt: skip
+            self._load(ref)  # its labels, policy, layout or very existence may have changed
+
     def refresh_all(self) -> None:
-        """Reload everything shown: every repository, benchmark history, every remote."""
+        """Reload everything shown: every repository, benchmark history, every remote; and
+        re-read what another process may have changed (policies, devices)."""
+        for watch in self.watches.values():
+            watch.check()
         for key, ws in self.workspaces.items():
             self._read_repository(key, ws)
         self.devices_tab.refresh()
@@ -454,8 +480,12 @@ class MainWindow(QMainWindow):
             return remotes.pull(ws, remotes.open_remote(remote_name), ref, ctx=ctx,
                                 lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
 
-        return self.runner.submit(f"Pull {ref} from {remote_name}", run,
-                                  lambda _r: self.refresh(ws))  # fmt: skip
+        return self.runner.submit(
+            f"Pull {ref} from {remote_name}",
+            run,
+            writes=ws.repo.root,
+            on_done=lambda r: self.apply_changes(ws, changes_of(r)),
+        )
 
     def _read_repository(self, key: str, ws: Workspace) -> None:
         def load(_ctx: JobContext) -> tuple[list[Any], dict[str, Any]]:
@@ -522,6 +552,7 @@ class MainWindow(QMainWindow):
 
         def opened(ws: Workspace) -> None:
             self.workspaces[str(ws.repo.root)] = ws
+            self.watches[str(ws.repo.root)] = RepositoryWatch(ws, self.runner, self.apply_changes)
             self._remember_repositories()
             self._read_repository(str(ws.repo.root), ws)
 
@@ -534,6 +565,7 @@ class MainWindow(QMainWindow):
         if str(self.ws.repo.root) == key:
             self.activate(self.default_key)
         ws = self.workspaces.pop(key)
+        self.watches.pop(key).stop()
         self.model_counts.pop(key, None)
         self.tree_model.remove_repository(key)
         self._remember_repositories()
@@ -564,8 +596,11 @@ class MainWindow(QMainWindow):
         self.current_ref = ref
         ws = self.ws
 
-        def load(_ctx: JobContext) -> tuple[Any, ...]:
-            details = history.version_details(ws, ref)
+        def load(_ctx: JobContext) -> tuple[Any, ...] | None:
+            try:
+                details = history.version_details(ws, ref)
+            except NotFoundError:
+                return None  # removed meanwhile (by another process): nothing to show
             layout = version_layout(ws, ref)
             rows = tensor_rows(details)
             return details, ws.catalog.versions(details.manifest.model), layout, rows
@@ -582,7 +617,10 @@ class MainWindow(QMainWindow):
         self.tensor_model.set_rows([])
         self.layout_tab.clear()
 
-    def _show_details(self, result: tuple[Any, ...]) -> None:
+    def _show_details(self, result: tuple[Any, ...] | None) -> None:
+        if result is None:
+            self.clear_details()
+            return
         details, versions, layout, rows = result
         self.layout_tab.set_layout(layout)
         self.details = details
@@ -657,7 +695,12 @@ class MainWindow(QMainWindow):
             return import_paths(ws, paths, model, message=message, labels=labels, codec=codec,
                                 ctx=ctx, lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
 
-        return self.runner.submit(f"Import {model}", run, lambda _r: self.refresh(ws))
+        return self.runner.submit(
+            f"Import {model}",
+            run,
+            writes=ws.repo.root,
+            on_done=lambda r: self.apply_changes(ws, changes_of(r)),
+        )
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -679,6 +722,8 @@ class MainWindow(QMainWindow):
         assert isinstance(progress, QProgressBar)
         progress.setRange(0, 1000)
         progress.setValue(int(1000 * job.done / job.total) if job.total else 0)
+        progress.setFormat("waiting for another writer…" if job.waiting else "%p%")
+        progress.setToolTip(shown(job.waiting))
         eta = f", {job.eta:.0f} s left" if job.eta is not None else ""
         self.jobs_table.setItem(row, 2, QTableWidgetItem(f"{human_bytes(job.rate)}/s{eta}"))
         state = QTableWidgetItem(shown(job.error or job.state))
@@ -686,7 +731,7 @@ class MainWindow(QMainWindow):
         self.jobs_table.setItem(row, 3, state)
         button = self.jobs_table.cellWidget(row, 4)
         if button is not None:
-            button.setEnabled(job.state == RUNNING)
+            button.setEnabled(job.active)
         running = len([j for j in self.runner.running() if not j.title.startswith("Read ")])
         self.statusBar().showMessage(f"{plural(running, 'job')} running" if running else "", 0)
 
@@ -696,6 +741,20 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(shown(f"{job.title} failed: {message}"), 15_000)
 
     # -- window -------------------------------------------------------------------------
+
+    def show_log(self) -> LogDialog:
+        """Help > Show log: the log file's end, read-only, with a button to its folder."""
+        self.log_dialog = LogDialog(self)
+        self.log_dialog.open()
+        return self.log_dialog
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Coming back to the window checks for writes made meanwhile (a watcher can miss
+        some, e.g. on network folders)."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            for watch in self.watches.values():
+                watch.soon()
 
     def about(self) -> None:
         """The About box; the repository's figures are measured as a job, not on this thread."""
@@ -721,6 +780,8 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        for watch in self.watches.values():
+            watch.stop()
         self.runner.cancel_all_and_wait()
         if self.remember:
             QSettings("ModelManager", "ModelManager").setValue("geometry", self.saveGeometry())
