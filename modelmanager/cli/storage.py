@@ -167,10 +167,10 @@ def _print_repair_problems(report: RepairReport) -> None:
     for device, why in sorted(report.device_problems.items()):
         print(f"  device {device} took no new pieces: {why}", file=sys.stderr)
     for item in report.lost:
-        print(f"  lost: chunk {item['chunk']} (affects {shown(', '.join(item['versions']))})",
+        print(f"  lost: chunk {item.chunk} (affects {shown(', '.join(item.versions))})",
               file=sys.stderr)  # fmt: skip
-    for item in report.failed:
-        print(f"  not repaired: chunk {item['chunk']}: {shown(item['reason'])}", file=sys.stderr)
+    for failure in report.failed:
+        print(f"  not repaired: chunk {failure.chunk}: {shown(failure.reason)}", file=sys.stderr)
 
 
 def cmd_scrub(args: argparse.Namespace) -> int:
@@ -219,7 +219,7 @@ def cmd_rebalance(args: argparse.Namespace) -> int:
     else:
         print(f"rebalance: moved {report.moved_pieces} pieces ({human_bytes(report.moved_bytes)})")
         for item in report.failed:
-            print(f"  not moved: {item['piece']} ({item['device']}): {item['reason']}",
+            print(f"  not moved: {item.piece} ({item.device}): {item.reason}",
                   file=sys.stderr)  # fmt: skip
     return EXIT_OK if not report.failed else EXIT_PROBLEMS
 

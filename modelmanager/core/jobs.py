@@ -12,7 +12,8 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -119,3 +120,19 @@ class InFlight(Generic[T, R]):
             fut.cancel()
         wait(self._inflight)
         self._inflight.clear()
+
+
+@contextmanager
+def threaded(
+    fn: Callable[[T], R], items: Iterable[T], workers: int, name: str, *,
+    ctx: JobContext | None = None, ordered: bool = False,
+) -> Iterator[InFlight[T, R]]:  # fmt: skip
+    """``fn(item)`` for each item on a new pool of ``workers`` threads (named ``name``), with
+    twice as many items in flight so no thread waits; iterate what it yields (see InFlight)."""
+    with ThreadPoolExecutor(workers, thread_name_prefix=name) as pool:
+
+        def submit(item: T) -> Future[R]:
+            return pool.submit(fn, item)
+
+        with InFlight(items, submit, 2 * workers, ctx=ctx, ordered=ordered) as results:
+            yield results

@@ -1,4 +1,9 @@
-"""Registering, listing and removing storage devices; redundancy policies."""
+"""Registering, listing and removing storage devices; redundancy policies.
+
+Composition: setting a policy previews it with :func:`services.redundancy.plan_policy` and then
+runs :func:`services.redundancy.repair`, the same job as ``modelmanager repair``; draining a
+device runs the engine's move plans (:mod:`modelmanager.core.redundancy.moves`).
+"""
 
 from __future__ import annotations
 
@@ -20,21 +25,14 @@ from modelmanager.core.placement import (
     write_identity,
 )
 from modelmanager.core.redundancy import Policy
+from modelmanager.core.redundancy.moves import MovePlan, execute_moves, plan_moves
 from modelmanager.core.repo.names import check_model_name
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies, utc_now
 from modelmanager.core.storage import capacity_of
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
-from modelmanager.services.redundancy import (
-    MovePlan,
-    PolicyPlan,
-    RepairReport,
-    execute_moves,
-    plan_moves,
-    plan_policy,
-    repair,
-)
+from modelmanager.services.redundancy import PolicyPlan, RepairReport, plan_policy, repair
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelmanager.core.chunks import fetch
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import FileRecord, Manifest
@@ -69,7 +70,7 @@ def pwrite_all(fd: int, data: BytesLike, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
-def _write_file(fetcher: Fetcher, f: FileRecord, target: Path) -> None:
+def _write_file(fetcher: fetch.Fetcher, f: FileRecord, target: Path) -> None:
     """Each chunk is fetched, verified and written at its offset as it arrives (any order)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,11 @@ from modelmanager.core.catalog import SyncResult
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.chunks.store import ChunkMissing, chunk_key
 from modelmanager.core.formats import DtypeHints, FileIndex
-from modelmanager.core.jobs import JobContext
+from modelmanager.core.jobs import JobContext, default_workers, threaded
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
 from modelmanager.errors import IntegrityError, ModelManagerError
 from modelmanager.services import Changes, Workspace
-from modelmanager.services.importing import default_workers
 
 
 @dataclass(frozen=True)
@@ -112,9 +110,10 @@ def verify(
 
     done = 0
     transient = []
-    with ThreadPoolExecutor(default_workers(), thread_name_prefix="mm-verify") as pool:
-        for cid, kind, detail, was_transient in pool.map(check, sorted(needed)):
-            ctx.check()
+    with threaded(check, sorted(needed), default_workers(), "mm-verify", ctx=ctx,
+                  ordered=True) as checked:  # fmt: skip
+        for _cid, fut in checked:
+            cid, kind, detail, was_transient = fut.result()
             done += needed[cid]
             ctx.report(done, total, cid[:12])
             if was_transient:

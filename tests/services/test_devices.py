@@ -107,7 +107,7 @@ def test_ec_4_2_export_is_exact_after_any_two_devices_lost(
     assert _export_is_exact(ws, tmp_path, "out") > 0
     report = scrub(ws)
     assert not report.ok
-    assert {(x["chunk"], x["piece"], x["device"]) for x in report.missing} == gone
+    assert {(x.chunk, x.piece, x.device) for x in report.missing} == gone
     assert set(report.by("device")) == {f"d{i}" for i in lost}
     assert report.lost == ()
     for j in range(2):
@@ -126,7 +126,7 @@ def test_copies_2_survive_any_one_device_lost(tmp_path: Path, lost: int) -> None
     ws.repo.reload_layout()
     _export_is_exact(ws, tmp_path, "out")
     report = scrub(ws)
-    assert {(x["chunk"], x["piece"], x["device"]) for x in report.missing} == expected
+    assert {(x.chunk, x.piece, x.device) for x in report.missing} == expected
     assert repair(ws).ok  # three devices remain: room for two copies of everything
     assert scrub(ws).ok
     _export_is_exact(ws, tmp_path, "again")
@@ -149,9 +149,9 @@ def test_100_bit_flips_are_all_detected_and_repaired_where_redundancy_allows(
         cid = path.name.partition(".")[0]
         per_chunk[cid] = per_chunk.get(cid, 0) + 1
     report = scrub(ws)
-    assert {Path(x["piece"]).name for x in report.corrupt} == {p.name for p in victims}
+    assert {Path(x.piece).name for x in report.corrupt} == {p.name for p in victims}
     hopeless = {cid for cid, n in per_chunk.items() if n > 2}
-    assert {x["chunk"] for x in report.lost} == hopeless
+    assert {x.chunk for x in report.lost} == hopeless
     # Reads never return corrupt bytes: every chunk reads exactly or fails clearly.
     if hopeless:
         with pytest.raises(IntegrityError):
@@ -159,12 +159,12 @@ def test_100_bit_flips_are_all_detected_and_repaired_where_redundancy_allows(
     else:
         _export_is_exact(ws, tmp_path, "out")
     result = repair(ws)
-    assert {x["chunk"] for x in result.lost} == hopeless
+    assert {x.chunk for x in result.lost} == hopeless
     after = scrub(ws)
     # Every chunk redundancy could save is whole again; the lost ones are left exactly as they
     # were (nothing invented, nothing deleted) for a person to salvage.
-    assert {x["chunk"] for x in after.corrupt} == hopeless
-    assert {x["chunk"] for x in after.under_replicated} == hopeless
+    assert {x.chunk for x in after.corrupt} == hopeless
+    assert {x.chunk for x in after.under_replicated} == hopeless
     assert len(after.corrupt) == sum(per_chunk[c] for c in hopeless)
 
 
@@ -176,10 +176,10 @@ def test_truncated_piece_and_a_folder_in_place_of_a_piece(tmp_path: Path) -> Non
     replaced.unlink()
     replaced.mkdir()
     report = scrub(ws)
-    assert [Path(x["piece"]).name for x in report.corrupt] == [truncated.name]
-    assert "truncated" in report.corrupt[0]["detail"]
+    assert [Path(x.piece).name for x in report.corrupt] == [truncated.name]
+    assert "truncated" in report.corrupt[0].detail
     # A folder is not a piece: that copy counts as missing.
-    assert replaced.name in {x["chunk"] for x in report.missing}
+    assert replaced.name in {x.chunk for x in report.missing}
     _export_is_exact(ws, tmp_path, "out")
     assert repair(ws).ok
     assert scrub(ws).ok
@@ -313,7 +313,7 @@ def test_device_removed_in_the_middle_of_a_rebalance(tmp_path: Path) -> None:
     _export_is_exact(ws, tmp_path, "out")  # copies=2: one disk gone, nothing lost
     report = scrub(ws)
     # Missing: exactly one copy of each chunk the pulled disk held, and nothing else.
-    assert sorted(x["chunk"] for x in report.missing) == sorted(pulled[0])
+    assert sorted(x.chunk for x in report.missing) == sorted(pulled[0])
     assert report.lost == ()
     assert repair(ws).ok
     assert scrub(ws).ok

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-from modelmanager.core.jobs import InFlight, JobContext
+from modelmanager.core.jobs import JobContext, threaded
 from modelmanager.core.repo.manifest import Manifest
 
 #: Transfers in flight at once (objects are up to one chunk, 4 MiB by default).
@@ -24,12 +23,8 @@ def transfer(ids: list[tuple[str, int]], move: Callable[[str, int], int], ctx: J
     Progress counts plain bytes (``total``); the first failure or a cancel stops the rest.
     """
     done = moved = 0  # plain bytes done (progress), bytes moved
-    with (
-        ThreadPoolExecutor(width, "mm-transfer") as pool,
-        InFlight(
-            reversed(ids), lambda item: pool.submit(move, *item), 2 * width, ctx=ctx
-        ) as results,
-    ):
+    with threaded(lambda item: move(*item), reversed(ids), width, "mm-transfer",
+                  ctx=ctx) as results:  # fmt: skip
         for (_cid, length), fut in results:
             done += length
             moved += fut.result()

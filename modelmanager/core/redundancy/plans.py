@@ -1,0 +1,227 @@
+"""Surplus rules and plans: what a chunk lacks or has beyond its policy, what converting to a
+policy would write and remove, and repairing chunks back to their policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelmanager.core.chunks.layout import Piece, PlacementError
+from modelmanager.core.chunks.placed import PlacedChunkStore
+from modelmanager.core.ids import BytesLike
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.redundancy import Policy
+from modelmanager.core.redundancy.health import (
+    ChunkHealth,
+    expected_devices,
+    gather_pieces,
+    recheck,
+)
+from modelmanager.errors import IntegrityError
+
+
+def recover_object(chunks: PlacedChunkStore, h: ChunkHealth) -> BytesLike | None:
+    """The chunk object from good pieces only (verified), or None when too few are good."""
+    layout = h.good_layout()
+    if layout.tolerance() < 0:
+        return None
+    try:
+        obj, _data, _degraded = chunks.read_object(h.chunk_id, h.length, layout)
+    except IntegrityError:
+        return None
+    return obj
+
+
+def surplus(h: ChunkHealth, chunks: PlacedChunkStore) -> list[Piece]:
+    """Good pieces beyond what the policy needs, once the policy's own layout is complete."""
+    p = h.policy
+    layout = h.good_layout()
+    if p.erasure:
+        complete = len(layout.fragments.get((p.k, p.m), {})) == p.k + p.m
+    else:
+        complete = len({d.id for d in layout.copies}) >= p.copies
+    return left_over(h, chunks) if complete else []
+
+
+def keeps_readable(chunks: PlacedChunkStore, h: ChunkHealth, dropping: list[Piece]) -> bool:
+    """True when the chunk still decodes (and hashes right) from what stays after ``dropping``.
+
+    Each fragment can pass its own hash yet belong to another encoding of the chunk (after an
+    interrupted recompress): only a real decode proves the remaining layout.
+    """
+    keep = [p for p in h.good if p not in dropping]
+    rest = ChunkHealth(h.chunk_id, h.length, h.policy, good=keep)
+    try:
+        chunks.read_object(h.chunk_id, h.length, rest.good_layout())
+    except IntegrityError:
+        return False
+    return True
+
+
+def lacking(h: ChunkHealth) -> tuple[int, int]:
+    """(pieces the chunk's policy lacks, the size of each), sized from a good piece."""
+    copies = [p for p in h.good if p.index is None]
+    fragments = [p for p in h.good if p.index is not None]
+    if copies:
+        obj = copies[0].size
+    elif fragments:
+        obj = fragments[0].size * fragments[0].k
+    else:
+        return 0, 0  # lost: nothing to write from
+    p = h.policy
+    layout = h.good_layout()
+    if p.erasure:
+        return p.k + p.m - len(layout.fragments.get((p.k, p.m), {})), -(-obj // p.k)
+    return max(0, p.copies - len({d.id for d in layout.copies})), obj
+
+
+def repair_need(h: ChunkHealth) -> int:
+    """Bytes repair writes for one chunk, less the corrupt pieces it deletes first."""
+    pieces, size = lacking(h)
+    return max(0, pieces * size - sum(c.size for c, _why in h.corrupt))
+
+
+def left_over(h: ChunkHealth, chunks: PlacedChunkStore | None = None) -> list[Piece]:
+    """The pieces a chunk no longer needs once its policy's layout is complete: other layouts,
+    and copies (or fragments of one index) beyond what the policy asks for. With ``chunks``,
+    the copies kept are those on the devices placement ranks first."""
+    p = h.policy
+    if p.erasure:
+        kept: set[int] = set()
+        extra = []
+        for piece in h.good:
+            if (
+                piece.index is not None
+                and (piece.k, piece.m) == (p.k, p.m)
+                and (piece.index not in kept)
+            ):
+                kept.add(piece.index)
+            else:
+                extra.append(piece)
+        return extra
+    copies = [piece for piece in h.good if piece.index is None]
+    if chunks is not None:
+        order = {d.id: n for n, d in enumerate(expected_devices(chunks, h.chunk_id))}
+        copies.sort(key=lambda pc: order.get(pc.device.id, 1 << 30))
+    return copies[p.copies :] + [piece for piece in h.good if piece.index is not None]
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    """What converting stored chunks to a new policy writes and removes (a preview)."""
+
+    policy: Policy
+    chunks: int  # chunks whose pieces change
+    write_pieces: int
+    write_bytes: int
+    remove_pieces: int
+    remove_bytes: int
+    tolerates: int  # devices that may be lost afterwards, for the chunks it covers
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": str(self.policy), "chunks": self.chunks,
+            "write_pieces": self.write_pieces, "write_bytes": self.write_bytes,
+            "remove_pieces": self.remove_pieces, "remove_bytes": self.remove_bytes,
+            "tolerates": self.tolerates,
+        }  # fmt: skip
+
+
+def plan_policy(
+    chunks: PlacedChunkStore, needed: dict[str, ChunkHealth], policy: Policy
+) -> PolicyPlan:
+    """Preview converting the ``needed`` chunks (each with its new policy) to ``policy``:
+    pieces are counted where the devices hold them (by presence; scrub checks their bytes),
+    nothing is read or written."""
+    gather_pieces(chunks, needed)
+    changed = write_pieces = write_bytes = remove_pieces = remove_bytes = 0
+    for h in needed.values():
+        pieces, size = lacking(h)
+        extra = left_over(h)
+        if pieces or extra:
+            changed += 1
+            write_pieces += pieces
+            write_bytes += pieces * size
+            remove_pieces += len(extra)
+            remove_bytes += sum(piece.size for piece in extra)
+    return PolicyPlan(policy, changed, write_pieces, write_bytes, remove_pieces, remove_bytes,
+                      policy.tolerates)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NotRepaired:
+    """A chunk repair could not write back to its policy, and why."""
+
+    chunk: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chunk": self.chunk, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Unrecoverable:
+    """A chunk repair found too few good pieces of, and the versions that need it."""
+
+    chunk: str
+    versions: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chunk": self.chunk, "versions": list(self.versions)}
+
+
+@dataclass(frozen=True)
+class Repaired:
+    """What :func:`repair_chunks` rebuilt, removed and could not save."""
+
+    chunks: int
+    written_pieces: int
+    written_bytes: int
+    removed_pieces: int
+    lost: tuple[Unrecoverable, ...]
+    failed: tuple[NotRepaired, ...]
+
+
+def to_repair(chunks: PlacedChunkStore, health: list[ChunkHealth]) -> list[ChunkHealth]:
+    """The chunks repair acts on: unhealthy ones, and healthy ones with surplus pieces."""
+    return [h for h in health if not h.healthy or surplus(h, chunks)]
+
+
+def repair_chunks(chunks: PlacedChunkStore, todo: list[ChunkHealth], ctx: JobContext) -> Repaired:
+    """Bring each chunk back to its policy (under the writer lock): rebuild missing or corrupt
+    pieces from good ones only, then drop surplus pieces the policy no longer needs.
+
+    Corrupt pieces are removed (they are never a source); new pieces go where placement puts
+    them; a chunk with too few good pieces is reported lost, never invented.
+    """
+    total = sum(h.length for h in todo)
+    repaired = written = written_bytes = removed = done = 0
+    lost: list[Unrecoverable] = []
+    failed: list[NotRepaired] = []
+    for h in todo:
+        ctx.check()
+        obj = recover_object(chunks, h)
+        if obj is None:
+            lost.append(Unrecoverable(h.chunk_id, tuple(sorted(h.refs))))
+            continue
+        for piece, _why in h.corrupt:
+            chunks.delete_piece(piece)
+            removed += 1
+        try:
+            written_bytes += chunks.write_pieces(h.chunk_id, obj, h.policy, h.good_layout())
+        except PlacementError as e:
+            failed.append(NotRepaired(h.chunk_id, e.message))
+            continue
+        chunks.flush()
+        fresh = recheck(chunks, h)
+        written += max(0, len(fresh.good) - (len(h.good)))
+        extra = surplus(fresh, chunks) if fresh.healthy else []
+        if extra and keeps_readable(chunks, fresh, extra):
+            for piece in extra:
+                chunks.delete_piece(piece)
+                removed += 1
+        repaired += 1
+        done += h.length
+        ctx.report(done, total, h.chunk_id[:12])
+    chunks.flush()
+    return Repaired(repaired, written, written_bytes, removed, tuple(lost), tuple(failed))
