@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,7 @@ RUNS: list[tuple[str, ...]] = [
     ("rm", "tiny@1", "--dry-run"),
     ("gc", "--dry-run"),
     ("reindex",),
-    ("gui", "--screenshot", "{out}/shot.png"),
+    *([("gui", "--screenshot", "{out}/shot.png")] if find_spec("PySide6") else []),  # Qt-less CI
     ("remote", "add", "origin", "file://{out}/remote"),
     ("remote",),
     ("remote", "ls"),

@@ -1,0 +1,122 @@
+"""The command line's shape: options after the command, names suggested when one is unknown,
+and one JSON shape for one thing whichever command prints it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from modelmanager.cli.main import build_parser, main
+from tests.cli.test_cli import Cli
+from tests.support.builders import hf_folder
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 0) -> tuple[str, str]:
+    capsys.readouterr()
+    got = main(list(argv))
+    out, err = capsys.readouterr()
+    assert got == code, (argv, got, out, err)
+    return out, err
+
+
+def as_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    return json.loads(run(capsys, *argv, "--json")[0])
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """A repository holding tiny@1 (label prod) and tiny@2."""
+    c = Cli(tmp_path / "repo", capsys)
+    c("init", "--chunk-size", "64K", "--group-size", "4K")
+    rng = np.random.default_rng(3)
+    for n in (1, 2):
+        c("import", str(hf_folder(tmp_path / f"v{n}", rng)), "--model", "org/tiny",
+          "-m", f"version {n}", *(["--label", "prod"] if n == 1 else []))  # fmt: skip
+    return c
+
+
+def test_global_options_work_before_and_after_the_command(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = str(cli.repo)
+    after = as_json(capsys, "ls", "--repo", repo)
+    assert [m["model"] for m in after] == ["org/tiny"]
+    assert as_json(capsys, "--repo", repo, "ls") == after  # before: not undone by the command
+    assert as_json(capsys, "--repo", str(tmp_path / "nowhere"), "ls", "--repo", repo) == after
+    assert as_json(capsys, "remote", "ls", "--repo", repo, "--wait", "2") == []
+    args = build_parser().parse_args(["gui", "--repo", repo, "--wait", "4", "--tab", "devices"])
+    assert (args.repo, args.wait, args.tab) == (repo, 4.0, "devices")
+    assert build_parser().parse_args(["--wait", "7", "label", "org/tiny@1", "rc"]).wait == 7.0
+
+
+def test_m_is_the_message_and_the_model_needs_its_long_option(cli: Cli) -> None:
+    log = cli.json("log", "org/tiny")
+    assert [(v["version"], v["message"]) for v in log] == [(2, "version 2"), (1, "version 1")]
+    with pytest.raises(SystemExit) as exited:  # argparse: the usage and exit 2
+        main(["--repo", str(cli.repo), "import", "x", "-m", "tuned"])
+    assert exited.value.code == 2
+    assert "the following arguments are required: --model" in cli.capsys.readouterr().err
+
+
+def test_an_unknown_model_or_version_names_what_exists(cli: Cli, tmp_path: Path) -> None:
+    _out, err = cli("show", "org/tinny", code=2)
+    assert "no model named 'org/tinny' (did you mean 'org/tiny'?)" in err
+    _out, err = cli("log", "tiny", code=2)
+    assert "(did you mean 'org/tiny'?)" in err
+    _out, err = cli("export", "org/tiny@7", str(tmp_path / "out"), code=2)
+    assert "has no version 7 (it has versions 1 and 2)" in err
+    cli("import", str(hf_folder(tmp_path / "v3", np.random.default_rng(9))), "--model", "org/tiny")
+    cli("rm", "org/tiny@1", "org/tiny@2", "--force")
+    _out, err = cli("show", "org/tiny@1", code=2)
+    assert "has no version 1 (it has version 3)" in err
+    _out, err = cli("show", "zzz", code=2)
+    assert "no model named 'zzz'\n" in err  # nothing close: no guess
+
+
+def test_one_thing_has_one_json_shape_whichever_command_prints_it(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"file://{tmp_path}/remote"
+    added = cli.json("remote", "add", "team", url, "--retries", "3")
+    assert added == {"name": "team", "url": url, "endpoint": None, "profile": None,
+                     "retries": 3, "read_only": False}  # fmt: skip
+    assert cli.json("remote", "ls") == [added]
+    pushed = [cli.json("push", f"org/tiny@{n}", "team") for n in (1, 2)]
+    assert pushed[0]["labels"] == ["prod"]
+    assert pushed[0]["label_conflicts"] == []
+    # A version listed by the remote is the version 'log' lists, key for key.
+    assert cli.json("remote", "show", "team") == sorted(
+        cli.json("log", "org/tiny"), key=lambda v: v["version"]
+    )
+    assert cli.json("remote", "show", "team", "org/tiny@1", "--tensors") == cli.json(
+        "show", "org/tiny@1", "--tensors"
+    )
+    other = Cli(tmp_path / "other", capsys)
+    other("init", "--chunk-size", "64K", "--group-size", "4K")
+    pulled = other.json("pull", "team", "org/tiny@1")
+    assert set(pulled) == set(pushed[0])
+    assert (pulled["chunks_moved"], pulled["labels"]) == (pushed[0]["chunks_moved"], ["prod"])
+    assert pulled["chunks_moved"] > 0
+    assert "chunks_sent" not in pulled
+
+
+def test_labels_that_disagree_are_kept_and_said_unless_moved(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli("remote", "add", "team", f"file://{tmp_path}/remote")
+    cli("push", "org/tiny@1", "team")
+    cli("label", "org/tiny@2", "prod")
+    kept = cli.json("push", "org/tiny@2", "team")
+    assert kept["labels"] == []
+    assert kept["label_conflicts"] == [{"model": "org/tiny", "label": "prod", "wanted": 2,
+                                        "kept": 1}]  # fmt: skip
+    _out, err = cli("push", "org/tiny@2", "team")
+    assert "label 'prod' of org/tiny stays on version 1" in err
+    assert "--move-labels" in err
+    moved = cli.json("push", "org/tiny@2", "team", "--move-labels")
+    assert (moved["labels"], moved["label_conflicts"]) == (["prod"], [])
+    assert [v["labels"] for v in cli.json("remote", "show", "team")] == [[], ["prod"]]
