@@ -9,6 +9,9 @@ One run measures, on the version it is given:
 - a cold load per replica-selection strategy (strategies only change which disk is read).
 Every measurement is stored in the catalog under one run id, so history accumulates and the
 loader can pick the best strategy and weigh devices by what was measured.
+
+Composition: the loads it times are :func:`services.loading.load_version` itself (and
+``evict_version`` for cold ones), so a benchmark measures exactly what a user's load does.
 """
 
 from __future__ import annotations

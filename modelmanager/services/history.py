@@ -1,4 +1,9 @@
-"""Versions and labels: list, show, diff, move a label (rollback), remove a label or a version."""
+"""Versions and labels: list, show, diff, move a label (rollback), remove a label or a version.
+
+Composition: removing a version decides which chunks are unused with
+:func:`services.maintenance.all_manifests`, the same rule (refuse while a manifest is
+unreadable) garbage collection uses.
+"""
 
 from __future__ import annotations
 
