@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QStandardPaths, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtGui import QColor, QDropEvent, QImage
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.gui import TABS
@@ -169,12 +169,8 @@ def test_the_empty_state_says_what_to_do(qtbot, tmp_path: Path) -> None:  # type
     empty.close()
 
 
-@pytest.mark.parametrize("tab", TABS)
-def test_screenshot_of_every_tab_from_the_command_line(
-    tmp_path: Path, ws: Workspace, tab: str
-) -> None:
-    src = hf_folder(tmp_path / "tiny", np.random.default_rng(1), shards=1)
-    import_paths(ws, [src], "acme/tiny")
+def _screenshot(tmp_path: Path, ws: Workspace, tab: str) -> QImage:
+    """``modelmanager gui --screenshot`` of ``tab``, run as a person would, read back."""
     png = tmp_path / f"{tab}.png"
     env = subprocess_env(tmp_path, QT_QPA_PLATFORM="offscreen")
     subprocess.run(
@@ -182,10 +178,41 @@ def test_screenshot_of_every_tab_from_the_command_line(
          "--screenshot", str(png), "--tab", tab],
         env=env, check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    blob = png.read_bytes()
-    assert blob[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = int.from_bytes(blob[16:20], "big"), int.from_bytes(blob[20:24], "big")
-    assert (width, height) == (1280, 800)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return QImage(str(png))
+
+
+def _pixels(image: QImage, left: int, top: int, right: int, bottom: int) -> list[int]:
+    """Every second pixel of a rectangle (enough to see what is drawn there, and quick)."""
+    return [image.pixel(x, y) for y in range(top, bottom, 2) for x in range(left, right, 2)]
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_screenshot_of_every_tab_from_the_command_line(
+    tmp_path: Path, ws: Workspace, tab: str
+) -> None:
+    from collections import Counter
+
+    from modelmanager.gui.layout_tab import COLOURS
+
+    src = hf_folder(tmp_path / "tiny", np.random.default_rng(1), shards=1)
+    import_paths(ws, [src], "acme/tiny")
+    image = _screenshot(tmp_path, ws, tab)
+    assert (image.width(), image.height()) == (1280, 800)
+    # The tab's page (right of the tree) holds drawn things, not one flat colour.
+    page = _pixels(image, 410, 90, 1270, 770)
+    counts = Counter(page)
+    assert len(counts) >= 50
+    assert 1 - counts.most_common(1)[0][1] / len(page) >= 0.015
+    # The tree lists the model and shows it selected (a row in the highlight colour).
+    tree = _pixels(image, 5, 100, 395, 160)
+    assert sum(1 for p in tree if QColor(p).saturation() > 100) >= 1000
+    if tab == "layout":  # the grid: one green cell per healthy chunk
+        ok = COLOURS["ok"].rgb()
+        assert sum(1 for p in page if p == ok) >= 100
+    if tab != "overview":  # the page shown is the one asked for, not the first
+        overview = _pixels(_screenshot(tmp_path, ws, "overview"), 410, 90, 1270, 770)
+        assert sum(1 for a, b in zip(page, overview, strict=True) if a != b) / len(page) >= 0.01
 
 
 def test_rollback_by_moving_a_label_and_comparing_versions(
@@ -365,7 +392,7 @@ def test_closing_with_jobs_running_asks_and_no_keeps_the_window(  # type: ignore
     window.ask_before_close = True
     assert not window.close()
     assert window.isVisible()
-    assert job.state == "running"
+    qtbot.waitUntil(lambda: job.state == "running")  # queued until its thread takes it
     assert "1 jobs are still running" in asked[0]
     job.ctx.cancel()
     release.set()
