@@ -1,27 +1,30 @@
-"""Runs core jobs on a thread pool and turns their callbacks into throttled Qt signals.
+"""Runs core jobs in their lanes and turns their callbacks into throttled Qt signals.
 
-A job is any ``fn(ctx: JobContext) -> result``. Jobs run on a Python ThreadPoolExecutor and
-report through signals of a QObject that lives on the UI thread, so Qt queues every emit to it;
-only ids and text cross threads, results stay in ``JobRunner.results``. Progress is throttled
-to ten updates a second; the result or the error arrives on the UI thread. Cancelling sets the
-job's cancel flag; the job stops at its next check. (Qt objects must also die on the UI thread:
-see gc_guard.)
+A job is any ``fn(ctx: JobContext) -> result``. Jobs run on core.lanes (a write on its
+repository's single writer lane, a read on the shared pool) and report through signals of a
+QObject that lives on the UI thread, so Qt queues every emit to it; only ids and text cross
+threads, results stay in ``JobRunner.results``. Progress is throttled to ten updates a second;
+the result or the error arrives on the UI thread. Cancelling a queued job drops it before it
+starts; cancelling a running one sets its cancel flag, and it stops at its next check (waiting
+for the writer lock included). (Qt objects must also die on the UI thread: see gc_guard.)
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from modelmanager import logs
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.lanes import LaneJob, Lanes
 from modelmanager.errors import Cancelled, ModelManagerError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -42,8 +45,14 @@ class JobRecord:
     total: int = 0
     text: str = ""
     error: str = ""
+    waiting: str = ""  # what a running job waits for (another writer), "" when it works
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
+
+    @property
+    def active(self) -> bool:
+        """Queued or running: not yet seen to end, so it can still be cancelled."""
+        return self.state in (QUEUED, RUNNING)
 
     @property
     def rate(self) -> float:
@@ -62,6 +71,8 @@ class _Signals(QObject):
     # Only ints and strings cross threads: results stay in Python (JobRunner.results), so no
     # Python object ever travels inside a queued Qt event.
     progress = Signal(int, int, int, str)
+    started = Signal(int)
+    waiting = Signal(int, str)
     finished = Signal(int)
     failed = Signal(int, str, bool)
 
@@ -69,18 +80,27 @@ class _Signals(QObject):
 def _run(
     job: JobRecord, fn: Callable[[JobContext], Any], signals: _Signals, results: dict[int, Any]
 ) -> None:
-    """Run one job on a pool thread; keep its result in ``results``, signal how it ended."""
+    """Run one job on a lane thread; keep its result in ``results``, signal how it ended."""
+    signals.started.emit(job.id)
     try:
         results[job.id] = fn(job.ctx)
     except Cancelled:
         signals.failed.emit(job.id, "cancelled", True)
     except ModelManagerError as e:
+        logs.failure(job.title, e)  # integrity errors with their traceback, others one line
         signals.failed.emit(job.id, str(e), False)
-    except Exception:  # a bug: keep the app alive, show the traceback's last line
+    except Exception as e:  # a bug: keep the app alive, show the traceback's last line
+        logs.failure(job.title, e)  # the whole traceback goes to the log
         text = traceback.format_exc()
         signals.failed.emit(job.id, text.strip().splitlines()[-1], False)
     else:
         signals.finished.emit(job.id)
+
+
+def _stopped_at_start(future: Future[None], job_id: int, signals: _Signals) -> None:
+    """Signal the end of a job cancelled as it left its queue (``_run`` never ran)."""
+    if future.cancelled() or isinstance(future.exception(), Cancelled):
+        signals.failed.emit(job_id, "cancelled", True)
 
 
 class JobRunner(QObject):
@@ -92,22 +112,24 @@ class JobRunner(QObject):
 
     def __init__(self, workers: int | None = None) -> None:
         super().__init__()
-        self.pool = ThreadPoolExecutor(workers or max(4, 2 * (os.cpu_count() or 2)),
-                                       thread_name_prefix="mm-job")  # fmt: skip
+        self.lanes = Lanes(workers)
         self.jobs: dict[int, JobRecord] = {}
         self.results: dict[int, Any] = {}
-        self._live: dict[int, tuple[Future[None], Callable[[Any], None] | None]] = {}
+        self._live: dict[int, tuple[LaneJob[None], Callable[[Any], None] | None]] = {}
         self._ids = itertools.count(1)
         self._signals = _Signals()
         self._signals.progress.connect(self._on_progress)
+        self._signals.started.connect(self._on_started)
+        self._signals.waiting.connect(self._on_waiting)
         self._signals.finished.connect(self._on_finished)
         self._signals.failed.connect(self._on_failed)
 
     def submit(
         self, title: str, fn: Callable[[JobContext], Any],
-        on_done: Callable[[Any], None] | None = None,
+        on_done: Callable[[Any], None] | None = None, *, writes: Path | None = None,
     ) -> JobRecord:  # fmt: skip
-        """Start ``fn`` on the pool; ``on_done(result)`` runs on the UI thread if it succeeds."""
+        """Queue ``fn``: on the writer lane of the repository at ``writes`` if it writes one,
+        else with the reads; ``on_done(result)`` runs on the UI thread if it succeeds."""
         job_id = next(self._ids)
         last = [0.0]
         signals = self._signals
@@ -119,41 +141,62 @@ class JobRunner(QObject):
                 signals.progress.emit(job_id, done, total, text)
 
         job = JobRecord(job_id, title, JobContext(on_progress=report))
-        job.state = RUNNING
         self.jobs[job_id] = job
-        self._live[job_id] = (self.pool.submit(_run, job, fn, signals, self.results), on_done)
+        lane_job = self.lanes.submit(
+            lambda _ctx: _run(job, fn, signals, self.results), writes=writes, ctx=job.ctx,
+            on_wait=lambda text: signals.waiting.emit(job_id, text),
+        )  # fmt: skip
+        lane_job.future.add_done_callback(lambda f: _stopped_at_start(f, job_id, signals))
+        self._live[job_id] = (lane_job, on_done)
         self.changed.emit(job_id)
         return job
 
     def cancel(self, job_id: int) -> None:
+        """Drop the job if it is still queued, else ask it to stop at its next check."""
         job = self.jobs.get(job_id)
-        if job is not None and job.state == RUNNING:
-            job.ctx.cancel()
+        live = self._live.get(job_id)
+        if job is None or live is None or not job.active:
+            return
+        live[0].cancel()  # a job dropped from its queue ends through _stopped_at_start
 
     def running(self) -> list[JobRecord]:
-        """Jobs not yet seen to end (their end signal may still be queued)."""
-        return [j for j in self.jobs.values() if j.state == RUNNING]
+        """Jobs queued or running, not yet seen to end (their end signal may still be queued)."""
+        return [j for j in self.jobs.values() if j.active]
 
     def working(self) -> list[JobRecord]:
-        """Jobs whose code is still running on the pool (what closing the window would stop)."""
-        return [self.jobs[i] for i, (future, _done) in self._live.items() if not future.done()]
+        """Jobs whose code is still running (what closing the window would stop)."""
+        return [self.jobs[i] for i, (lane, _done) in self._live.items() if not lane.future.done()]
 
     def cancel_all_and_wait(self, timeout_ms: int = 30_000) -> bool:
-        """Ask every job to stop and wait for them; False if something still runs."""
+        """Drop every queued job, ask the running ones to stop and wait; False if one runs on."""
         for job in self.running():
-            job.ctx.cancel()
-        futures = [future for future, _on_done in self._live.values()]
+            self.cancel(job.id)
+        futures = [lane.future for lane, _on_done in self._live.values()]
         _done, pending = wait(futures, timeout=timeout_ms / 1000)
         return not pending
 
+    def _on_started(self, job_id: int) -> None:
+        job = self.jobs[job_id]
+        if job.state == QUEUED:
+            job.state, job.started = RUNNING, time.monotonic()
+            self.changed.emit(job_id)
+
+    def _on_waiting(self, job_id: int, text: str) -> None:
+        job = self.jobs[job_id]
+        if job.active:
+            job.waiting = text
+            self.changed.emit(job_id)
+
     def _on_progress(self, job_id: int, done: int, total: int, text: str) -> None:
         job = self.jobs[job_id]
+        if not job.active:
+            return  # a late report of a job already seen to end
         job.done, job.total, job.text = done, total, text
         self.changed.emit(job_id)
 
     def _end(self, job_id: int, state: str, error: str = "") -> Callable[[Any], None] | None:
         job = self.jobs[job_id]
-        job.state, job.error, job.ended = state, error, time.monotonic()
+        job.state, job.error, job.ended, job.waiting = state, error, time.monotonic(), ""
         _future, on_done = self._live.pop(job_id, (None, None))
         self.changed.emit(job_id)
         return on_done
@@ -166,6 +209,8 @@ class JobRunner(QObject):
         self.succeeded.emit(job_id)
 
     def _on_failed(self, job_id: int, message: str, cancelled: bool) -> None:
+        if not self.jobs[job_id].active:
+            return  # already seen to end
         self._end(job_id, CANCELLED if cancelled else FAILED, "" if cancelled else message)
         if not cancelled:
             self.failed.emit(job_id, message)

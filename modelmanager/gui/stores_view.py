@@ -154,7 +154,7 @@ class StoresView:
             self.window.refresh(ws)
             self.refresh()
 
-        return self.window.runner.submit(f"Adopt {model.ref}", run, done)
+        return self.window.runner.submit(f"Adopt {model.ref}", run, done, writes=ws.repo.root)
 
     def find_duplicates(self) -> JobRecord:
         """Compare every store and the open repositories; show the groups when done."""

@@ -55,7 +55,7 @@ def main() -> None:
     )
     last[0] = time.monotonic()
     deadline = time.monotonic() + 120
-    while job.state == "running" and time.monotonic() < deadline:
+    while job.active and time.monotonic() < deadline:  # queued, then running
         app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
     timer.stop()
     print(json.dumps({"state": job.state, "error": job.error, "ticks": len(gaps),

@@ -17,7 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from modelmanager.errors import LockedError
+from modelmanager.errors import Cancelled, LockedError
+
+#: How often (seconds) a waiting writer retries the lock and looks at its cancel flag.
+POLL = 0.05
+
+
+def _stop_if(cancelled: Callable[[], bool] | None) -> None:
+    """Raise :class:`Cancelled` when the waiting job was cancelled."""
+    if cancelled is not None and cancelled():
+        raise Cancelled()
+
 
 if sys.platform == "win32":
     import msvcrt
@@ -80,10 +90,19 @@ class WriterLock:
             f"since {since}"
         )
 
-    def acquire(self, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds; LockedError says who holds it."""
+    def acquire(
+        self,
+        timeout: float = 0.0,
+        on_wait: Callable[[str], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; LockedError says who holds it.
+
+        While it waits, ``cancelled`` is asked every :data:`POLL` seconds: once it says yes,
+        :class:`Cancelled` is raised and the lock is not taken, so a cancelled job writes nothing.
+        """
         deadline = time.monotonic() + timeout
-        if not self._mutex.acquire(blocking=timeout > 0, timeout=timeout if timeout > 0 else -1):
+        if not self._take_mutex(deadline, on_wait, cancelled):
             raise LockedError(
                 "repository is being written by another job of this program; "
                 "try again when it finishes",
@@ -93,29 +112,41 @@ class WriterLock:
             self._depth += 1
             return
         try:
-            self._take_os_lock(deadline, on_wait)
+            self._take_os_lock(deadline, on_wait, cancelled)
         except BaseException:
             self._mutex.release()
             raise
         self._depth = 1
         self._owner = threading.get_ident()
 
-    def _take_os_lock(self, deadline: float, on_wait: Callable[[str], None] | None) -> None:
+    def _take_mutex(
+        self, deadline: float, on_wait: Callable[[str], None] | None,
+        cancelled: Callable[[], bool] | None,
+    ) -> bool:  # fmt: skip
+        """Queue behind other threads of this process, in slices so cancel is heard."""
+        if self._mutex.acquire(blocking=False):
+            return True
+        if on_wait is not None and deadline > time.monotonic():
+            on_wait("waiting for the writer lock held by another job of this program")
+        while True:
+            _stop_if(cancelled)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._mutex.acquire(timeout=min(left, POLL)):
+                return True
+
+    def _take_os_lock(
+        self, deadline: float, on_wait: Callable[[str], None] | None,
+        cancelled: Callable[[], bool] | None,
+    ) -> None:  # fmt: skip
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
-        told = False
-        while not _try_lock(f):
-            if time.monotonic() >= deadline:
-                f.close()
-                raise LockedError(
-                    f"repository is being written by {self._describe_holder()}; "
-                    "try again when it finishes",
-                    path=self.path.parent.parent,
-                )
-            if on_wait and not told:
-                on_wait(f"waiting for the writer lock held by {self._describe_holder()}")
-                told = True
-            time.sleep(0.05)
+        try:
+            self._wait_for(f, deadline, on_wait, cancelled)
+        except BaseException:
+            f.close()
+            raise
         self._file = f
         info = {
             "pid": os.getpid(),
@@ -126,6 +157,30 @@ class WriterLock:
             "time": time.time(),
         }
         self.info_path.write_text(json.dumps(info), "utf-8")
+
+    def _wait_for(
+        self, f: IO[bytes], deadline: float, on_wait: Callable[[str], None] | None,
+        cancelled: Callable[[], bool] | None,
+    ) -> None:  # fmt: skip
+        """Retry the OS lock every POLL seconds until taken, past the deadline or cancelled."""
+        told = False
+        while True:
+            _stop_if(cancelled)
+            if _try_lock(f):
+                break
+            if time.monotonic() >= deadline:
+                raise LockedError(
+                    f"repository is being written by {self._describe_holder()}; "
+                    "try again when it finishes",
+                    path=self.path.parent.parent,
+                )
+            if on_wait and not told:
+                on_wait(f"waiting for the writer lock held by {self._describe_holder()}")
+                told = True
+            time.sleep(min(POLL, max(deadline - time.monotonic(), 0.0)))
+        if told and cancelled is not None and cancelled():
+            _unlock(f)  # cancelled as the holder let go: give it back, write nothing
+            raise Cancelled()
 
     def release(self) -> None:
         """Give the lock back (the outermost release of a re-entrant hold frees it)."""

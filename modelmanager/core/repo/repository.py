@@ -22,6 +22,8 @@ from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import content_id
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.lanes import current_job
 from modelmanager.core.placement import DeviceSet
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.hints import did_you_mean, number_ranges
@@ -356,10 +358,27 @@ class Repository(VersionStore):
 
     @contextlib.contextmanager
     def writer(
-        self, timeout: float = DEFAULT_LOCK_TIMEOUT, on_wait: Callable[[str], None] | None = None
-    ) -> Iterator[None]:
-        """Hold the writer lock for the block (re-entrant within this object)."""
-        self.lock.acquire(timeout, on_wait)
+        self, timeout: float = DEFAULT_LOCK_TIMEOUT, on_wait: Callable[[str], None] | None = None,
+        ctx: JobContext | None = None,
+    ) -> Iterator[None]:  # fmt: skip
+        """Hold the writer lock for the block (re-entrant within this object).
+
+        While waiting it watches ``ctx`` (by default the lane job running this thread): once
+        cancelled it raises Cancelled without the lock, so the job writes nothing; the lane job
+        hears that it waits, and when it stops waiting."""
+        job = current_job()
+        ctx = ctx or (job.ctx if job is not None else None)
+        hear = [h for h in (on_wait, job.waiting if job is not None else None) if h is not None]
+
+        def told(text: str) -> None:
+            for h in hear:
+                h(text)
+
+        try:
+            self.lock.acquire(timeout, told, ctx.cancel_event.is_set if ctx is not None else None)
+        finally:
+            if job is not None:
+                job.waiting("")
         try:
             yield
         finally:
