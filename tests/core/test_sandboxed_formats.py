@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from modelmanager.core.formats import index_file, sandbox
 from modelmanager.errors import FormatError
-from tests.support.hostile_headers import gguf_many_keys, gguf_raw
+from tests.support.hostile_headers import gguf_many_keys, gguf_raw, gguf_vocabulary
 
 
 def _index(path: Path):  # type: ignore[no-untyped-def]
@@ -210,3 +212,116 @@ ANSWERS: list[tuple[str, object, str]] = [
 def test_a_malformed_child_answer_is_a_format_error(why: str, doc: object, word: str) -> None:
     with pytest.raises(FormatError, match=word):
         sandbox._validated(doc, "gguf", Path("m.gguf"), 64)
+
+
+def _reader_index(path: Path) -> list[list[Any]]:
+    """The tensor records the gguf package's own GGUFReader gives for a small file."""
+    gguf = pytest.importorskip("gguf")
+    out = []
+    for t in gguf.GGUFReader(str(path)).tensors:
+        start = int(t.data_offset)
+        shape = [int(d) for d in reversed(t.shape.tolist())]
+        out.append([str(t.name), t.tensor_type.name, shape, start, start + int(t.n_bytes)])
+    return out
+
+
+@pytest.mark.parametrize("order", ["LITTLE", "BIG"])
+def test_gguf_index_agrees_with_the_gguf_reader(tmp_path: Path, order: str) -> None:
+    """The bounded header walk finds every tensor where GGUFReader does: quantized types,
+    arrays of every kind before the tensor table, a custom alignment, either byte order."""
+    gguf = pytest.importorskip("gguf")
+    path = tmp_path / "m.gguf"
+    w = gguf.GGUFWriter(str(path), "llama", endianess=gguf.GGUFEndian[order])
+    w.add_custom_alignment(64)
+    w.add_token_list(["a", "bé", ""])
+    w.add_token_scores([0.5, 1.5, 2.5])
+    w.add_array("test.ints", [1, 2, 3])
+    w.add_string("test.text", "colour é")
+    w.add_tensor("a", np.arange(6, dtype=np.float32).reshape(2, 3))
+    q8 = np.zeros((4, 34), dtype=np.uint8)
+    w.add_tensor("q", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    index = _index(path)
+    ours = [[t.name, t.dtype, list(t.shape), t.start, t.end] for t in index.tensors]
+    assert ours == sorted(_reader_index(path), key=lambda r: r[3])
+    assert index.metadata["test.text"] == "colour é"
+    assert index.metadata["general.alignment"] == "64"
+    assert all(t.start % 64 == 0 for t in index.tensors)
+
+
+def test_a_256k_token_vocabulary_is_indexed_in_bounded_memory(tmp_path: Path) -> None:
+    """A real vocabulary's arrays are stepped over, not built: GGUFReader took ~800 MB."""
+    pytest.importorskip("gguf")
+    path = tmp_path / "m.gguf"
+    gguf_vocabulary(path)
+    index = _index(path)
+    assert [t.name for t in index.tensors] == ["w"]
+    assert index.metadata["tokenizer.ggml.model"] == "gpt2"
+    assert "tokenizer.ggml.tokens" not in index.metadata
+
+
+def _raw_kvs(count: int, entries: bytes) -> bytes:
+    return _gguf_header(0, count, entries)
+
+
+def _text(b: bytes) -> bytes:
+    return struct.pack("<Q", len(b)) + b
+
+
+GGUF_BOMBS: list[tuple[str, bytes, str]] = [
+    ("string array over the limit",
+     _raw_kvs(1, _text(b"k") + struct.pack("<IIQ", 9, 8, 2_000_000) + b"\0" * 16_000_000),
+     "2000000 elements in array 'k', over the limit of 1048576"),
+    ("int array over the limit",
+     _raw_kvs(1, _text(b"k") + struct.pack("<IIQ", 9, 4, 2_000_000) + b"\0" * 8_000_000),
+     "2000000 elements in array 'k', over the limit"),
+    ("array longer than the file", _raw_kvs(1, _text(b"k") + struct.pack("<IIQ", 9, 6, 1000)),
+     "1000 elements in array 'k' cannot fit"),
+    ("string element past the end",
+     _raw_kvs(1, _text(b"k") + struct.pack("<IIQQ", 9, 8, 1, 1 << 40)), "runs past the end"),
+    ("nested array", _raw_kvs(1, _text(b"k") + struct.pack("<IIQ", 9, 9, 1) + b"\0" * 12),
+     "array of type 9"),
+    ("more entries than bytes", _raw_kvs(1000, b"\0" * 100), "1000 metadata entries cannot fit"),
+    ("key of a gigabyte", _raw_kvs(1, struct.pack("<Q", 1 << 30) + b"\0" * 16),
+     "over the limit of 65536"),
+    ("unknown value type", _raw_kvs(1, _text(b"k") + struct.pack("<I", 99)), "unknown value type"),
+    ("alignment not a power of two",
+     _raw_kvs(1, _text(b"general.alignment") + struct.pack("<II", 4, 3)), "not a power of two"),
+    ("five dimensions",
+     _gguf_header(1, 0, _text(b"t") + struct.pack("<I5QIQ", 5, 1, 1, 1, 1, 1, 0, 0)),
+     "5 dimensions"),
+    ("unknown ggml type",
+     _gguf_header(1, 0, _text(b"t") + struct.pack("<IQIQ", 1, 1, 999, 0)), "unknown ggml type"),
+    ("duplicate tensor names",
+     _gguf_header(2, 0, (_text(b"t") + struct.pack("<IQIQ", 1, 1, 24, 0)) * 2), "appears twice"),
+    ("version 1", b"GGUF" + struct.pack("<IQQ", 1, 0, 0), "version 1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("why", "blob", "word"), GGUF_BOMBS, ids=[b[0] for b in GGUF_BOMBS])
+def test_a_gguf_header_over_a_limit_is_refused_with_its_number(
+    tmp_path: Path, why: str, blob: bytes, word: str
+) -> None:
+    pytest.importorskip("gguf")
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(blob)
+    with pytest.raises(FormatError, match=re.escape(word)):
+        _index(path)
+
+
+def test_strings_over_all_arrays_are_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each array under its limit, their strings together over the file's budget."""
+    from modelmanager.core.formats import gguf_index
+
+    monkeypatch.setattr(gguf_index, "MAX_STRINGS", 5)
+    arrays = b"".join(_text(b"a%d" % i) + struct.pack("<IIQ", 9, 8, 3) + _text(b"x") * 3
+                      for i in range(2))  # fmt: skip
+    path = tmp_path / "m.gguf"
+    path.write_bytes(_raw_kvs(2, arrays))
+    with pytest.raises(gguf_index.Refused, match="6 strings in metadata arrays"):
+        gguf_index.index(path)

@@ -79,6 +79,52 @@ def gguf_many_keys(p: Path) -> None:
     w.close()
 
 
+def _gguf_kvs(count: int, entries: bytes) -> bytes:
+    """A GGUF v3 file with no tensors and ``count`` raw metadata entries."""
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, count) + entries
+
+
+def _key(name: bytes) -> bytes:
+    return struct.pack("<Q", len(name)) + name
+
+
+def gguf_array(count: int, item: int, each: bytes) -> Builder:
+    """One metadata array of ``count`` elements of GGUF type ``item``, each ``each`` bytes
+    (8 zero bytes is an empty string): GGUFReader built numpy objects per element."""
+    return blob(_gguf_kvs(1, _key(b"bomb") + struct.pack("<IIQ", 9, item, count) + each * count))
+
+
+def gguf_keys(count: int) -> Builder:
+    """``count`` one-byte metadata entries."""
+    kv = b"".join(_key(b"k%d" % i) + struct.pack("<IB", 0, 0) for i in range(count))
+    return blob(_gguf_kvs(count, kv))
+
+
+def gguf_tensors(count: int) -> Builder:
+    """``count`` one-byte I8 tensors."""
+    infos = b"".join(_key(b"t%d" % i) + struct.pack("<IQIQ", 1, 1, 24, i) for i in range(count))
+    head = b"GGUF" + struct.pack("<IQQ", 3, count, 0) + infos
+    return blob(head + b"\0" * (-len(head) % 32) + b"\0" * count)
+
+
+def gguf_vocabulary(p: Path, tokens: int = 256_000) -> None:
+    """A llama.cpp-style GGUF with a 256k-token vocabulary (tokens, scores, types, merges),
+    written by the gguf library: the largest real vocabularies are about this size."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(p), "llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list([f"tok{i}" for i in range(tokens)])
+    w.add_token_scores([float(i) for i in range(tokens)])
+    w.add_token_types([1] * tokens)
+    w.add_token_merges([f"a{i} b{i}" for i in range(tokens)])
+    w.add_tensor("w", np.arange(8, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 CASES: list[Case] = [Case(*c) for c in [
     ("st lone surrogate in a tensor name", "m.safetensors", st({"w\ud800": F32}, b"\0" * 16),
      "not valid Unicode"),
@@ -97,9 +143,20 @@ CASES: list[Case] = [Case(*c) for c in [
      blob(gguf_raw([(b"a", [4], 0, 0), (b"b", [4], 0, 0)], b"\0" * 16)), "overlaps"),
     ("gguf overlapping tensors", "m.gguf",
      blob(gguf_raw([(b"a", [8], 0, 0), (b"b", [4], 0, 16)], b"\0" * 32)), "overlaps"),
+    ("gguf array of 2M empty strings", "m.gguf", gguf_array(2_000_000, 8, b"\0" * 8),
+     "2000000 elements in array 'bomb', over the limit of 1048576"),
+    ("gguf array of 4M bytes", "m.gguf", gguf_array(4_000_000, 0, b"\0"),
+     "4000000 elements in array 'bomb', over the limit"),
+    ("gguf 300,000 metadata entries", "m.gguf", gguf_keys(300_000),
+     "300000 metadata entries, over the limit of 65536"),
+    ("gguf 200,000 tensors", "m.gguf", gguf_tensors(200_000),
+     "200000 tensors, over the limit of 100000"),
+    ("gguf array longer than the file", "m.gguf", gguf_array(1_000_000, 8, b""),
+     "cannot fit in the 0 bytes left"),
 ]]  # fmt: skip
 
 LEGAL: list[Legal] = [Legal(*c) for c in [
     ("st non-ASCII names, a zero-size tensor, ESC in metadata", "m.safetensors", odd_but_valid),
     ("gguf with 3,000 metadata keys", "m.gguf", gguf_many_keys),
+    ("gguf with a 256k-token vocabulary", "m.gguf", gguf_vocabulary),
 ]]  # fmt: skip

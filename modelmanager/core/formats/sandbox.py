@@ -19,6 +19,7 @@ from typing import Any
 
 from modelmanager.core.formats import rules
 from modelmanager.core.formats.base import FileIndex, TensorEntry
+from modelmanager.core.formats.gguf_index import MAX_SHOWN, Refused
 from modelmanager.errors import FormatError
 
 MEMORY_LIMIT = 2 << 30
@@ -26,7 +27,7 @@ CPU_SECONDS = 60
 WALL_SECONDS = 120
 MAX_META_CHARS = 4096
 #: Metadata entries kept for display (a GGUF may hold thousands; the file is stored whole).
-MAX_META_KEYS = 1024
+MAX_META_KEYS = MAX_SHOWN
 #: How a frozen app (PyInstaller, which has no ``python -m``) asks its own program for a child.
 CHILD_FLAG = "--modelmanager-sandbox-child"
 GGUF_MAGIC = b"GGUF"
@@ -141,29 +142,9 @@ def _validated(doc: Any, kind: str, path: Path, size: int) -> FileIndex:
 
 
 def _gguf(path: Path) -> dict[str, Any]:
-    import gguf
+    from modelmanager.core.formats.gguf_index import index
 
-    reader = gguf.GGUFReader(str(path))
-    tensors = []
-    blocks: dict[str, str] = {}
-    for t in reader.tensors:
-        elements, nbytes = gguf.GGML_QUANT_SIZES[t.tensor_type]
-        blocks[t.tensor_type.name] = f"{elements} elements in {nbytes} bytes"
-        shape = [int(d) for d in reversed(t.shape.tolist())]  # ggml order -> numpy order
-        start = int(t.data_offset)
-        tensors.append([str(t.name), t.tensor_type.name, shape, start, start + int(t.n_bytes)])
-    metadata: dict[str, str] = {}
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key == "tokenizer.ggml.tokens" or len(field.types) > 1:
-            continue  # arrays (vocabularies) are too long to show as metadata
-        if len(metadata) >= MAX_META_KEYS:
-            break  # shown, not needed: the file's bytes are stored whole either way
-        try:
-            metadata[key] = str(field.contents())[:MAX_META_CHARS]
-        except (ValueError, IndexError, UnicodeDecodeError):
-            continue
-    metadata["gguf.block_sizes"] = json.dumps(blocks, sort_keys=True)
-    return {"tensors": tensors, "metadata": metadata}
+    return index(path)
 
 
 def _hdf5(path: Path) -> dict[str, Any]:
@@ -208,6 +189,8 @@ def child_main(argv: list[str]) -> int:  # pragma: no cover - runs in the child
         result = _child(kind, path)
     except MemoryError:
         result = {"error": f"the {kind} file asks for more memory than allowed"}
+    except Refused as e:  # a limit or a length past the end: the message names the number
+        result = {"error": f"{kind} header refused: {e}"}
     except Exception as e:  # the child reports every failure as data
         result = {"error": f"not a readable {kind} file ({type(e).__name__}: {e})"}
     print(json.dumps(result, default=str))
