@@ -44,7 +44,7 @@ from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies
 from modelmanager.errors import ModelManagerError
 from modelmanager.services import Changes, Workspace
 
-#: Engine names this module re-exports: the CLI, the GUI and services.devices use them here.
+#: Public names; the engine's (ChunkHealth, MovePlan, ...) are re-exported for the CLI and GUI.
 __all__ = [
     "ChunkHealth", "Move", "MovePlan", "NotMoved", "PolicyPlan", "RebalanceReport",
     "RepairReport", "ScrubReport", "VersionLayout", "execute_moves", "plan_moves",
