@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -9,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelmanager.core.formats import index_file
+from modelmanager.core.formats import base, index_file
 from modelmanager.errors import FormatError
+from tests.support.hostile import Builder
+from tests.support.hostile_pickle import zip_flood
 
 
 def _index(path: Path):  # type: ignore[no-untyped-def]
@@ -176,3 +179,47 @@ def test_npz_member_with_a_bad_crc_is_indexed_as_it_is(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     (tensor,) = _index(path).tensors
     assert bytes(raw[tensor.start : tensor.end]) == np.arange(4, dtype=np.float32).tobytes()
+
+
+ZIP_FLOODS = [
+    ("declared", zip_flood(200_000, name=b"%d.npy"), "declares 200000 members, over the limit"),
+    ("under-declared", zip_flood(200_000, declared=1, name=b"%d.npy"),
+     "holds over 131072 members (the end record declares 1)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("why", "build", "cause"), ZIP_FLOODS, ids=[z[0] for z in ZIP_FLOODS])
+def test_a_zip_of_too_many_members_is_refused_before_zipfile_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str, build: Builder, cause: str
+) -> None:
+    """zipfile builds ~500 bytes per member record: the count is checked first, the
+    records counted by their lengths since zipfile ignores the declared count."""
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("zipfile parsed the central directory")
+
+    path = tmp_path / "a.npz"
+    build(path)
+    monkeypatch.setattr(zipfile, "ZipFile", never)
+    with pytest.raises(FormatError, match=re.escape(cause)):
+        _index(path)
+
+
+def test_a_central_directory_over_its_byte_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "MAX_ZIP_DIRECTORY", 1000)
+    path = tmp_path / "a.npz"
+    zip_flood(100, name=b"%d.npy")(path)
+    with pytest.raises(FormatError, match=r"central directory of 5\d{3} bytes is over the limit"):
+        _index(path)
+
+
+def test_an_npz_of_thousands_of_arrays_is_indexed(tmp_path: Path) -> None:
+    """np.savez writes one member per array: real archives stay well under the limit."""
+    path = tmp_path / "many.npz"
+    np.savez(path, *[np.full(2, i, dtype=np.int16) for i in range(5000)])
+    index = _index(path)
+    assert len(index.tensors) == 5000
+    t = next(t for t in index.tensors if t.name == "arr_4999")
+    assert path.read_bytes()[t.start : t.end] == np.full(2, 4999, dtype=np.int16).tobytes()

@@ -13,6 +13,7 @@ import pytest
 from modelmanager.core.formats import index_file
 from modelmanager.core.formats.pytorch import LEGACY_MAGIC
 from modelmanager.errors import FormatError
+from tests.support.hostile_pickle import zip_flood
 
 
 def _torch():  # type: ignore[no-untyped-def]
@@ -332,3 +333,11 @@ def test_a_real_100000_tensor_checkpoint_stays_within_the_limits(tmp_path: Path)
     index = _index(path)
     assert len(index.tensors) == 100_000
     assert index.tensors[0].end - index.tensors[0].start == 8
+
+
+def test_a_checkpoint_zip_of_a_million_members_is_refused_by_its_count(tmp_path: Path) -> None:
+    """Checked from the zip64 end record before zipfile builds a record per member (~500 MB)."""
+    path = tmp_path / "m.pt"
+    zip_flood(1_000_000)(path)
+    with pytest.raises(FormatError, match="declares 1000000 members, over the limit of 131072"):
+        _index(path)

@@ -203,6 +203,32 @@ def _npz_mixed(p: Path) -> None:
 F4 = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,)}"
 GOOD = state(("w", tensor(storage())))
 
+
+def zip_flood(count: int, declared: int | None = None, name: bytes = b"archive/data/%d") -> Builder:
+    """A zip whose central directory lists ``count`` empty members (names ``name % i``), all
+    pointing at one local header, with a zip64 end record declaring ``declared`` (default:
+    the truth). zipfile built ~500 bytes of objects per record before any check of ours."""
+
+    def build(p: Path) -> None:
+        first = name % 0
+        local = b"PK\x03\x04" + struct.pack("<5H3I2H", 20, 0, 0, 0, 0, 0, 0, 0, len(first), 0)
+        head = local + first
+        records = b"".join(
+            b"PK\x01\x02" + struct.pack("<6H3I5HII", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(n), 0, 0,
+                                         0, 0, 0, 0) + n
+            for n in (name % k for k in range(count))
+        )  # fmt: skip
+        total = count if declared is None else declared
+        end64 = b"PK\x06\x06" + struct.pack("<QHHIIQQQQ", 44, 45, 45, 0, 0, total, total,
+                                             len(records), len(head))  # fmt: skip
+        locator = b"PK\x06\x07" + struct.pack("<IQI", 0, len(head) + len(records), 1)
+        end = b"PK\x05\x06" + struct.pack("<4H2IH", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,
+                                           0xFFFFFFFF, 0)  # fmt: skip
+        p.write_bytes(head + records + end64 + locator + end)
+
+    return build
+
+
 CASES: list[Case] = [Case(*c) for c in [
     ("pt BUILD gives a storage a negative item size", "m.pt",
      torch_zip(state(("w", tensor(build_state(storage(), {"itemsize": -4}))))), "BUILD"),
@@ -245,6 +271,10 @@ CASES: list[Case] = [Case(*c) for c in [
      "local header"),
     ("npz member name a lone surrogate", "a.npz",
      lambda p: _npz_plain(p, b"\xed\xb2\x80.npy"), "UTF-8"),
+    ("pt zip of 1M members", "m.pt", zip_flood(1_000_000),
+     "declares 1000000 members, over the limit of 131072"),
+    ("npz central directory of 600k members declaring 1", "a.npz",
+     zip_flood(600_000, declared=1, name=b"%x"), "holds over 131072 members"),
 ]]  # fmt: skip
 
 

@@ -53,8 +53,56 @@ class FileIndex:
         return [*self.regions, *((t.start, t.end) for t in self.tensors)]
 
 
+#: Members one zip may hold: torch.save writes one per storage plus a few records, np.savez
+#: one per array, so MAX_TENSORS with room to spare. zipfile builds ~500 bytes of objects per
+#: member before any check of ours: a million tiny members cost ~500 MB.
+MAX_ZIP_MEMBERS = 131_072
+#: Bytes of the central directory zipfile reads whole (names, extra fields and comments).
+MAX_ZIP_DIRECTORY = 32 << 20
+_CD_RECORD = 46  # fixed part of one central directory record
+
+
+def check_zip_directory(f: BinaryIO, path: Path) -> None:
+    """Refuse a zip whose central directory is over MAX_ZIP_DIRECTORY bytes or holds over
+    MAX_ZIP_MEMBERS records, before zipfile parses it.
+
+    The end record (zip64 included) is found by zipfile's own ``_EndRecData`` so both read
+    the same directory; the records are counted by walking their lengths, as zipfile does,
+    since zipfile ignores the count the end record declares.
+    """
+    try:
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]
+    except (OSError, zipfile.BadZipFile, struct.error) as e:
+        raise FormatError(f"not a readable zip archive ({e})", path=path) from None
+    if not end:
+        return  # zipfile finds no end record either and refuses the file
+    declared, length = int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE])  # type: ignore[attr-defined]
+    if declared > MAX_ZIP_MEMBERS:
+        raise FormatError(f"the zip declares {declared} members, over the limit of "
+                          f"{MAX_ZIP_MEMBERS}", path=path)  # fmt: skip
+    if length > MAX_ZIP_DIRECTORY:
+        raise FormatError(f"the zip's central directory of {length} bytes is over the limit of "
+                          f"{MAX_ZIP_DIRECTORY}", path=path)  # fmt: skip
+    zip64 = end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64  # type: ignore[attr-defined]
+    start = int(end[zipfile._ECD_LOCATION]) - length - (76 if zip64 else 0)  # type: ignore[attr-defined]
+    if start < 0:
+        return  # zipfile refuses it ("Bad offset for central directory")
+    f.seek(start)
+    directory = f.read(length)
+    pos = count = 0
+    while pos + _CD_RECORD <= len(directory) and count <= MAX_ZIP_MEMBERS:
+        name, extra, comment = struct.unpack_from("<HHH", directory, pos + 28)
+        pos += _CD_RECORD + name + extra + comment
+        count += 1
+    if count > MAX_ZIP_MEMBERS:
+        raise FormatError(f"the zip's central directory holds over {MAX_ZIP_MEMBERS} members "
+                          f"(the end record declares {declared})", path=path)  # fmt: skip
+
+
 def open_zip(f: BinaryIO, path: Path) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
-    """A zip archive and its members; FormatError naming the file when it is not readable."""
+    """A zip archive and its members; FormatError naming the file when it is not readable
+    or its central directory is over the limits (checked before zipfile reads it)."""
+    check_zip_directory(f, path)
     try:
         archive = zipfile.ZipFile(f)
         return archive, archive.infolist()
