@@ -44,10 +44,8 @@ from modelmanager.core.units import human_bytes, human_count, plural, signed_byt
 from modelmanager.errors import ModelManagerError, NotFoundError
 from modelmanager.gui.changes import RepositoryWatch, changes_of
 from modelmanager.gui.cleanup import Cleanup
-from modelmanager.gui.devices_tab import DevicesTab
 from modelmanager.gui.dialogs import ImportDialog, LogDialog
 from modelmanager.gui.jobs_bridge import FAILED, GUI_LOCK_WAIT, JobRecord, JobRunner
-from modelmanager.gui.layout_tab import LayoutTab
 from modelmanager.gui.models import (
     REF_ROLE,
     REMOTE_ROLE,
@@ -57,9 +55,11 @@ from modelmanager.gui.models import (
     TensorTableModel,
     tensor_rows,
 )
-from modelmanager.gui.performance_tab import PerformanceTab
 from modelmanager.gui.resources import icon
 from modelmanager.gui.stores_view import StoresView
+from modelmanager.gui.tabs.devices import DevicesTab
+from modelmanager.gui.tabs.layout import LayoutTab
+from modelmanager.gui.tabs.performance import PerformanceTab
 from modelmanager.services import Changes, Workspace, history, open_workspace, remotes
 from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths

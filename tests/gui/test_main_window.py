@@ -193,7 +193,7 @@ def test_screenshot_of_every_tab_from_the_command_line(
 ) -> None:
     from collections import Counter
 
-    from modelmanager.gui.layout_tab import COLOURS
+    from modelmanager.gui.tabs.layout import COLOURS
 
     src = hf_folder(tmp_path / "tiny", np.random.default_rng(1), shards=1)
     import_paths(ws, [src], "acme/tiny")

@@ -1,0 +1,1 @@
+"""The tabs on the right of the main window, one module each."""
