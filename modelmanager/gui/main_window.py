@@ -311,7 +311,7 @@ class MainWindow(QMainWindow):
 
         def done(result: history.LabelResult) -> None:
             was = f" (was @{result.previous})" if result.previous else ""
-            self.statusBar().showMessage(f"{result.model}@{label} -> @{result.seq}{was}", 15_000)
+            self.notify(f"{result.model}@{label} -> @{result.seq}{was}")
             self.apply_changes(ws, result.changes)
 
         return self.runner.submit(f"Label {ref} {label}", run, done, writes=ws.repo.root)
@@ -733,14 +733,18 @@ class MainWindow(QMainWindow):
         if button is not None:
             button.setEnabled(job.active)
         running = len([j for j in self.runner.running() if not j.title.startswith("Read ")])
-        self.statusBar().showMessage(f"{plural(running, 'job')} running" if running else "", 0)
+        self.notify(f"{plural(running, 'job')} running" if running else "", 0)
 
     def _job_failed(self, job_id: int, message: str) -> None:
         job = self.runner.jobs[job_id]
         if job.state == FAILED:
-            self.statusBar().showMessage(shown(f"{job.title} failed: {message}"), 15_000)
+            self.notify(shown(f"{job.title} failed: {message}"))
 
     # -- window -------------------------------------------------------------------------
+
+    def notify(self, message: str, timeout_ms: int = 15_000) -> None:
+        """Show ``message`` on the status line (the tabs' and controllers' one way to talk)."""
+        self.statusBar().showMessage(message, timeout_ms)
 
     def show_log(self) -> LogDialog:
         """Help > Show log: the log file's end, read-only, with a button to its folder."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -21,11 +21,9 @@ from PySide6.QtWidgets import (
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes
 from modelmanager.gui.changes import changes_of
+from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT
 from modelmanager.services import Changes, devices, redundancy
-
-if TYPE_CHECKING:
-    from modelmanager.gui.main_window import MainWindow
 
 COLUMNS = ("Device", "State", "Tier", "Weight", "Usage", "Chunks", "Path")
 
@@ -33,9 +31,9 @@ COLUMNS = ("Device", "State", "Tier", "Weight", "Usage", "Chunks", "Path")
 class DevicesTab(QWidget):
     """A table of devices, refreshed in the background; actions run as jobs."""
 
-    def __init__(self, main: MainWindow) -> None:
+    def __init__(self, context: WindowContext) -> None:
         super().__init__()
-        self.main = main
+        self.context = context
         self.infos: list[devices.DeviceInfo] = []
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -60,8 +58,8 @@ class DevicesTab(QWidget):
         layout.addWidget(self.table)
 
     def refresh(self) -> None:
-        ws = self.main.ws
-        self.main.runner.submit("Read devices", lambda _ctx: devices.list_devices(ws), self.show)
+        ws = self.context.ws
+        self.context.runner.submit("Read devices", lambda _ctx: devices.list_devices(ws), self.show)
 
     def show(self, infos: list[devices.DeviceInfo]) -> None:  # type: ignore[override]
         self.infos = infos
@@ -90,10 +88,10 @@ class DevicesTab(QWidget):
 
     def _run(self, title: str, fn: Any) -> None:
         """Run a device change as a job; the window refreshes what it changed (storage)."""
-        ws = self.main.ws
+        ws = self.context.ws
         # add_device and set_device return no Changes yet: a device change is a storage one.
-        done = lambda r: self.main.apply_changes(ws, changes_of(r, Changes(storage=True)))  # noqa: E731
-        self.main.runner.submit(title, fn, done, writes=ws.repo.root)
+        done = lambda r: self.context.apply_changes(ws, changes_of(r, Changes(storage=True)))  # noqa: E731
+        self.context.runner.submit(title, fn, done, writes=ws.repo.root)
 
     def choose_device(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder on the device")
@@ -101,7 +99,7 @@ class DevicesTab(QWidget):
             self.add(Path(folder))
 
     def add(self, folder: Path) -> None:
-        ws = self.main.ws
+        ws = self.context.ws
         self._run(f"Add device {folder.name}",
                   lambda _ctx: devices.add_device(ws, folder,
                                                   lock_timeout=GUI_LOCK_WAIT))  # fmt: skip
@@ -110,7 +108,7 @@ class DevicesTab(QWidget):
         info = self.selected()
         if info is None:
             return
-        ws, name = self.main.ws, info.device.name
+        ws, name = self.context.ws, info.device.name
         state = "online" if info.device.state == "offline" else "offline"
 
         def run(_ctx: JobContext) -> Any:
@@ -123,12 +121,12 @@ class DevicesTab(QWidget):
         info = self.selected()
         if info is None:
             return
-        ws, name = self.main.ws, info.device.name
+        ws, name = self.context.ws, info.device.name
 
         def preview(_ctx: JobContext) -> redundancy.MovePlan:
             return redundancy.preview_moves(ws, draining=name)
 
-        self.main.runner.submit(f"Plan draining {name}", preview,
+        self.context.runner.submit(f"Plan draining {name}", preview,
                                 lambda plan: self.confirm_drain(name, plan))  # fmt: skip
 
     def confirm_drain(self, name: str, plan: redundancy.MovePlan) -> None:
@@ -156,7 +154,7 @@ class DevicesTab(QWidget):
         box.open()
 
     def _drain(self, name: str) -> None:
-        ws = self.main.ws
+        ws = self.context.ws
 
         def run(ctx: JobContext) -> Any:
             return devices.remove_device(ws, name, drain=True, force=False, ctx=ctx,

@@ -24,20 +24,20 @@ from modelmanager.core.catalog import BenchRow, best_strategy
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import plural
 from modelmanager.gui.charts import CHARTS, TITLES, draw, write_csv
+from modelmanager.gui.context import WindowContext
 from modelmanager.services.benchmark import run_benchmark
 from modelmanager.services.loading import warm_version
 
 if TYPE_CHECKING:
     from modelmanager.gui.jobs_bridge import JobRecord
-    from modelmanager.gui.main_window import MainWindow
 
 
 class PerformanceTab(QWidget):
     """Four charts over the catalog's benchmark history, and the actions that add to it."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, context: WindowContext) -> None:
         super().__init__()
-        self.window_ = window
+        self.context = context
         self.rows: list[BenchRow] = []
         self._stale = True  # charts are drawn when the tab is shown, not while it is hidden
         self.figures: dict[str, Figure] = {}
@@ -77,9 +77,9 @@ class PerformanceTab(QWidget):
 
     def refresh(self) -> None:
         """Reload the stored results in the background, then redraw."""
-        ws = self.window_.ws
+        ws = self.context.ws
         read = lambda _ctx: ws.catalog.bench_rows()  # noqa: E731
-        self.window_.runner.submit("Read benchmark history", read, self.show_rows)
+        self.context.runner.submit("Read benchmark history", read, self.show_rows)
 
     def show_rows(self, rows: list[BenchRow]) -> None:
         self.rows = rows
@@ -121,27 +121,27 @@ class PerformanceTab(QWidget):
     # -- actions ------------------------------------------------------------------------
 
     def run_benchmark(self) -> JobRecord | None:
-        ref = self.window_.current_ref
+        ref = self.context.current_ref
         if not ref:
-            self.window_.statusBar().showMessage("Select a version to benchmark first", 8000)
+            self.context.notify("Select a version to benchmark first", 8000)
             return None
-        ws = self.window_.ws
+        ws = self.context.ws
 
         def run(ctx: JobContext) -> list[BenchRow]:
             run_benchmark(ws, ref, ctx=ctx)
             return ws.catalog.bench_rows()
 
-        return self.window_.runner.submit(f"Benchmark {ref}", run, self.show_rows)
+        return self.context.runner.submit(f"Benchmark {ref}", run, self.show_rows)
 
     def keep_warm(self) -> JobRecord | None:
-        ref = self.window_.current_ref
+        ref = self.context.current_ref
         if not ref:
-            self.window_.statusBar().showMessage("Select a version to keep warm first", 8000)
+            self.context.notify("Select a version to keep warm first", 8000)
             return None
-        ws, bar = self.window_.ws, self.window_.statusBar()
-        return self.window_.runner.submit(
+        ws, context = self.context.ws, self.context
+        return self.context.runner.submit(
             f"Keep {ref} warm", lambda ctx: warm_version(ws, ref, ctx),
-            lambda n: bar.showMessage(f"{ref}: {n / 1e6:.0f} MB now in memory", 10_000),
+            lambda n: context.notify(f"{ref}: {n / 1e6:.0f} MB now in memory", 10_000),
         )  # fmt: skip
 
     def _chart_menu(self, chart: str, pos: Any) -> None:
@@ -168,4 +168,4 @@ class PerformanceTab(QWidget):
                                               "CSV (*.csv)")  # fmt: skip
         if name:
             n = write_csv(self.rows, Path(name))
-            self.window_.statusBar().showMessage(f"{n} results written to {name}", 10_000)
+            self.context.notify(f"{n} results written to {name}", 10_000)
