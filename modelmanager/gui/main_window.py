@@ -41,9 +41,10 @@ from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, human_count, plural, signed_bytes
-from modelmanager.errors import ModelManagerError, NotFoundError
+from modelmanager.errors import NotFoundError
 from modelmanager.gui.changes import RepositoryWatch, changes_of
 from modelmanager.gui.cleanup import Cleanup
+from modelmanager.gui.controllers.remotes import RemotesController
 from modelmanager.gui.dialogs import ImportDialog, LogDialog
 from modelmanager.gui.jobs_bridge import FAILED, GUI_LOCK_WAIT, JobRecord, JobRunner
 from modelmanager.gui.models import (
@@ -60,7 +61,7 @@ from modelmanager.gui.stores_view import StoresView
 from modelmanager.gui.tabs.devices import DevicesTab
 from modelmanager.gui.tabs.layout import LayoutTab
 from modelmanager.gui.tabs.performance import PerformanceTab
-from modelmanager.services import Changes, Workspace, history, open_workspace, remotes
+from modelmanager.services import Changes, Workspace, history, open_workspace
 from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
@@ -91,13 +92,13 @@ class MainWindow(QMainWindow):
         self.runner = runner or JobRunner()
         self.details: history.VersionDetails | None = None
         self.model_counts: dict[str, int] = {}
-        self.remote_names: list[str] = []
         self.stores_view = StoresView(self)
         self.cleanup = Cleanup(self)
         self.current_ref: str | None = None
         self.setWindowTitle(f"ModelManager — {ws.repo.root}")
         self.setAcceptDrops(True)
         self._build()
+        self.remotes = RemotesController(self, self.tree_model)
         self.runner.changed.connect(self._job_changed)
         self.runner.failed.connect(self._job_failed)
         self.resize(1280, 800)
@@ -407,32 +408,10 @@ class MainWindow(QMainWindow):
             self._read_repository(key, ws)
         self.devices_tab.refresh()
         self.performance_tab.refresh()
-        self.refresh_remotes()
+        self.remotes.refresh()
         self.stores_view.refresh()
 
-    # -- remotes --------------------------------------------------------------------------
-
-    def refresh_remotes(self) -> None:
-        """List every configured remote's models and versions (manifests only), in jobs."""
-
-        def listed(specs: list[remotes.RemoteSpec]) -> None:
-            self.remote_names = [r.name for r in specs]
-            for spec in specs:
-                self._read_remote(spec)
-
-        self.runner.submit("Read remotes", lambda _ctx: remotes.list_remotes(), listed)
-
-    def _read_remote(self, spec: remotes.RemoteSpec) -> None:
-        def read(_ctx: JobContext) -> tuple[list[remotes.RemoteVersion], str]:
-            try:
-                return remotes.list_versions(remotes.open_remote(spec)), ""
-            except ModelManagerError as e:
-                return [], str(e)  # shown on the remote's line; the rest of the tree stays
-
-        def show(result: tuple[list[remotes.RemoteVersion], str]) -> None:
-            self.tree_model.populate_remote(spec.name, spec.url, *result)
-
-        self.runner.submit(f"Read remote {spec.name}", read, show)
+    # -- tree menu --------------------------------------------------------------------------
 
     def _tree_menu(self, pos: Any) -> None:
         index = self.tree.indexAt(pos)
@@ -445,47 +424,17 @@ class MainWindow(QMainWindow):
             self.stores_view.add_actions(menu, *store_item)
         elif ref and "@" in ref and index.data(REPO_ROLE):
             push_menu = menu.addMenu(f"Push {ref} to")
-            for name in self.remote_names:
-                push_menu.addAction(name, functools.partial(self.push, ref, name))
-            push_menu.setEnabled(bool(self.remote_names))
+            for name in self.remotes.names:
+                push_menu.addAction(name, functools.partial(self.remotes.push, ref, name))
+            push_menu.setEnabled(bool(self.remotes.names))
             menu.addSeparator()
             menu.addAction(f"Remove {ref}…", lambda: self.cleanup.ask_remove([ref]))
         elif remote_item and remote_item[1] and "@" in remote_item[1]:
             name, rref = remote_item
             menu.addAction(f"Pull {rref} into {self.ws.repo.root.name}",
-                           lambda: self.pull(name, rref))  # fmt: skip
+                           lambda: self.remotes.pull(name, rref))  # fmt: skip
         if not menu.isEmpty():
             menu.popup(self.tree.viewport().mapToGlobal(pos))
-
-    def push(self, ref: str, remote_name: str) -> JobRecord:
-        """Send a version to a remote as a job (progress in bytes in the Jobs tab)."""
-        ws = self.ws
-
-        def run(ctx: JobContext) -> remotes.TransferResult:
-            return remotes.push(ws, ref, remotes.open_remote(remote_name), ctx=ctx)
-
-        def done(r: remotes.TransferResult) -> None:
-            self.statusBar().showMessage(
-                f"Pushed {r.ref} to {remote_name}: {r.chunks_sent} chunks sent, "
-                f"{r.chunks_skipped} already there", 15_000)  # fmt: skip
-            self.refresh_remotes()
-
-        return self.runner.submit(f"Push {ref} to {remote_name}", run, done)
-
-    def pull(self, remote_name: str, ref: str) -> JobRecord:
-        """Fetch a version from a remote into the repository the tabs show, as a job."""
-        ws = self.ws
-
-        def run(ctx: JobContext) -> remotes.TransferResult:
-            return remotes.pull(ws, remotes.open_remote(remote_name), ref, ctx=ctx,
-                                lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
-
-        return self.runner.submit(
-            f"Pull {ref} from {remote_name}",
-            run,
-            writes=ws.repo.root,
-            on_done=lambda r: self.apply_changes(ws, changes_of(r)),
-        )
 
     def _read_repository(self, key: str, ws: Workspace) -> None:
         def load(_ctx: JobContext) -> tuple[list[Any], dict[str, Any]]:

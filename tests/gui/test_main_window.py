@@ -409,7 +409,7 @@ def test_remotes_appear_in_the_tree_and_push_pull_run_as_jobs(  # type: ignore[n
     from modelmanager.services.remotes import add_remote
 
     add_remote("shared", f"file://{tmp_path / 'shared'}")
-    job = window.push("acme/tiny@2", "shared")
+    job = window.remotes.push("acme/tiny@2", "shared")
     qtbot.waitUntil(lambda: job.state in (DONE, FAILED), timeout=30_000)
     assert job.state == DONE, job.error
     assert any(window.jobs_table.item(r, 0).text() == "Push acme/tiny@2 to shared"
@@ -426,7 +426,7 @@ def test_remotes_appear_in_the_tree_and_push_pull_run_as_jobs(  # type: ignore[n
     win.ask_before_close = False
     qtbot.addWidget(win)
     qtbot.waitUntil(lambda: not win.runner.running())
-    job = win.pull("shared", "acme/tiny@2")
+    job = win.remotes.pull("shared", "acme/tiny@2")
     qtbot.waitUntil(lambda: job.state in (DONE, FAILED), timeout=30_000)
     assert job.state == DONE, job.error
     qtbot.waitUntil(lambda: win.existing_models() == ["acme/tiny"])
