@@ -119,7 +119,7 @@ class FileOpenHandler(QObject):
     def flush(self) -> None:
         paths, self.pending = self.pending, []
         if paths:
-            self.window.open_import_dialog(paths)
+            self.window.imports.open_dialog(paths)
 
 
 def run(
@@ -136,7 +136,7 @@ def run(
     app.installEventFilter(FileOpenHandler(window))
     window.show()
     if files:
-        QTimer.singleShot(0, lambda: window.open_import_dialog(list(files)))
+        QTimer.singleShot(0, lambda: window.imports.open_dialog(list(files)))
     if screenshot is not None:
         screenshot_when_ready(window, screenshot, tab)
     code = app.exec()

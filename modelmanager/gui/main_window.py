@@ -37,15 +37,15 @@ from PySide6.QtWidgets import (
 
 from modelmanager import __version__
 from modelmanager.core.analysis.memory import TARGETS, estimate
-from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, human_count, plural, signed_bytes
 from modelmanager.errors import NotFoundError
-from modelmanager.gui.changes import RepositoryWatch, changes_of
+from modelmanager.gui.changes import RepositoryWatch
 from modelmanager.gui.cleanup import Cleanup
+from modelmanager.gui.controllers.imports import ImportsController
 from modelmanager.gui.controllers.remotes import RemotesController
-from modelmanager.gui.dialogs import ImportDialog, LogDialog
+from modelmanager.gui.dialogs import LogDialog
 from modelmanager.gui.jobs_bridge import FAILED, GUI_LOCK_WAIT, JobRecord, JobRunner
 from modelmanager.gui.models import (
     REF_ROLE,
@@ -62,8 +62,6 @@ from modelmanager.gui.tabs.devices import DevicesTab
 from modelmanager.gui.tabs.layout import LayoutTab
 from modelmanager.gui.tabs.performance import PerformanceTab
 from modelmanager.services import Changes, Workspace, history, open_workspace
-from modelmanager.services.devices import set_policy
-from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
 from modelmanager.services.redundancy import version_layout
 
@@ -97,15 +95,16 @@ class MainWindow(QMainWindow):
         self.current_ref: str | None = None
         self.setWindowTitle(f"ModelManager — {ws.repo.root}")
         self.setAcceptDrops(True)
-        self._build()
+        self.tree_model = RepoTreeModel()
         self.remotes = RemotesController(self, self.tree_model)
+        self.imports = ImportsController(self, self, self.tree_model)
+        self._build()
         self.runner.changed.connect(self._job_changed)
         self.runner.failed.connect(self._job_failed)
         self.resize(1280, 800)
         geometry = QSettings("ModelManager", "ModelManager").value("geometry") if remember else None
         if geometry is not None:
             self.restoreGeometry(geometry)
-        self.import_dialog: ImportDialog | None = None
         self.watches = {self.default_key: RepositoryWatch(ws, self.runner, self.apply_changes)}
         self.refresh_all()
         if remember:
@@ -116,7 +115,6 @@ class MainWindow(QMainWindow):
     # -- layout -------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.tree_model = RepoTreeModel()
         self.proxy = QSortFilterProxyModel()
         self.proxy.setSourceModel(self.tree_model)
         self.proxy.setRecursiveFilteringEnabled(True)
@@ -177,7 +175,7 @@ class MainWindow(QMainWindow):
         tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         act = QAction(icon("import"), "&Import…", self, shortcut=QKeySequence("Ctrl+I"))
         act.setToolTip("Import a checkpoint folder (or drop files anywhere on the window)")
-        act.triggered.connect(self.choose_import)
+        act.triggered.connect(self.imports.choose)
         file_menu.addAction(act)
         tools.addAction(act)
         act = QAction(icon("open"), "&Open repository…", self,
@@ -390,8 +388,7 @@ class MainWindow(QMainWindow):
             return
         if changes.storage:
             self.devices_tab.refresh()
-        if self.import_dialog is not None and self.import_dialog.isVisible():
-            self.import_dialog.set_default_policy(str(ws.repo.policies.default))
+        self.imports.follow_policy()
         ref = self.current_ref
         if ref is not None and (
             changes.storage or ref in changes.versions
@@ -605,11 +602,6 @@ class MainWindow(QMainWindow):
 
     # -- import -------------------------------------------------------------------------
 
-    def choose_import(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Import a model folder")
-        if folder:
-            self.open_import_dialog([Path(folder)])
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and all(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
@@ -618,38 +610,7 @@ class MainWindow(QMainWindow):
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
-            QTimer.singleShot(0, lambda: self.open_import_dialog(paths))
-
-    def existing_models(self) -> list[str]:
-        """Model names of the repository the tabs show (the import dialog offers them)."""
-        return self.tree_model.models_of(str(self.ws.repo.root))
-
-    def open_import_dialog(self, paths: list[Path]) -> ImportDialog:
-        default = str(self.ws.repo.policies.default)
-        dialog = ImportDialog(paths, self.existing_models(), self, default_policy=default)
-        self.import_dialog = dialog
-        dialog.accepted.connect(lambda: self.start_import(dialog))
-        dialog.open()
-        return dialog
-
-    def start_import(self, dialog: ImportDialog) -> JobRecord:
-        ws, paths = self.ws, dialog.paths
-        model, message = dialog.model.currentText().strip(), dialog.message.text()
-        labels, codec = dialog.label_list(), CodecSettings(dialog.codec.currentText())
-        policy = dialog.chosen_policy()
-
-        def run(ctx: JobContext) -> Any:
-            if policy is not None and str(ws.repo.policy_for(model)) != policy:
-                set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT, new_model=True)
-            return import_paths(ws, paths, model, message=message, labels=labels, codec=codec,
-                                ctx=ctx, lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
-
-        return self.runner.submit(
-            f"Import {model}",
-            run,
-            writes=ws.repo.root,
-            on_done=lambda r: self.apply_changes(ws, changes_of(r)),
-        )
+            QTimer.singleShot(0, lambda: self.imports.open_dialog(paths))
 
     # -- jobs ---------------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ def test_writes_by_the_command_line_appear_and_the_next_import_uses_the_new_poli
         qtbot.waitUntil(lambda: not _listed(win, "acme/tiny@2"), timeout=20_000)
 
         qtbot.waitUntil(lambda: not win.runner.running())
-        dialog = win.open_import_dialog([hf_folder(tmp_path / "fresh", rng, shards=1)])
+        dialog = win.imports.open_dialog([hf_folder(tmp_path / "fresh", rng, shards=1)])
         assert dialog.policy.currentText() == "repository default (copies=2)"
         dialog.model.setCurrentText("acme/fresh")
         dialog.accept()

@@ -101,9 +101,9 @@ def test_files_the_desktop_opens_arrive_as_one_import_dialog(
     try:
         for f in files:
             qapp.sendEvent(qapp, QFileOpenEvent(str(f)))
-        qtbot.waitUntil(lambda: getattr(window, "import_dialog", None) is not None)
-        assert window.import_dialog.paths == files  # both files, one dialog
-        window.import_dialog.reject()
+        qtbot.waitUntil(lambda: window.imports.dialog is not None)
+        assert window.imports.dialog.paths == files  # both files, one dialog
+        window.imports.dialog.reject()
     finally:
         qapp.removeEventFilter(handler)
 
@@ -114,15 +114,15 @@ def test_dropping_files_opens_the_dialog_and_imports(
     folder = tmp_path / "my-new-model"
     write_safetensors(folder / "model.safetensors", {"w": np.ones((64, 64), np.float32)})
     _drop(window, [folder])
-    qtbot.waitUntil(lambda: getattr(window, "import_dialog", None) is not None)
-    dialog = window.import_dialog
+    qtbot.waitUntil(lambda: window.imports.dialog is not None)
+    dialog = window.imports.dialog
     assert dialog.model.currentText() == "my-new-model"
     dialog.message.setText("dropped in")
     dialog.labels.setText("prod, rc1")
     with qtbot.waitSignal(window.runner.succeeded, timeout=30_000):
         dialog.accept()
     qtbot.waitUntil(
-        lambda: "my-new-model" in window.existing_models() and not window.runner.running()
+        lambda: "my-new-model" in window.imports.existing_models() and not window.runner.running()
     )
     job = next(j for j in window.runner.jobs.values() if j.title == "Import my-new-model")
     assert job.state == DONE
@@ -132,9 +132,9 @@ def test_dropping_files_opens_the_dialog_and_imports(
 def test_a_failing_import_shows_its_error(qtbot, window: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     bad = raw_safetensors(tmp_path / "broken.safetensors", b"{not json")
     _drop(window, [bad])
-    qtbot.waitUntil(lambda: getattr(window, "import_dialog", None) is not None)
+    qtbot.waitUntil(lambda: window.imports.dialog is not None)
     with qtbot.waitSignal(window.runner.failed, timeout=30_000) as blocker:
-        window.import_dialog.accept()
+        window.imports.dialog.accept()
     assert "broken.safetensors" in blocker.args[1]
     job = window.runner.jobs[blocker.args[0]]
     assert job.state == FAILED
@@ -330,7 +330,7 @@ def test_another_repository_opens_in_the_tree_and_the_tabs_follow_it(  # type: i
     _select(qtbot, window, "other-model@1")
     assert window.ws.repo.root == (tmp_path / "other").resolve()
     assert window.ov["Parameters"].text() == "4.1k"
-    assert window.existing_models() == ["other-model"]
+    assert window.imports.existing_models() == ["other-model"]
     assert window.close_repo_action.isEnabled()
     assert window.open_repository(tmp_path / "other") is None  # listed once only
     window.close_repository(str((tmp_path / "other").resolve()))
@@ -347,7 +347,7 @@ def test_import_dialog_sets_a_redundancy_policy_and_refuses_a_bad_one(  # type: 
     add_device(ws, tmp_path / "second", name="second")
     src = tmp_path / "p.safetensors"
     write_safetensors(src, {"w": np.arange(4096, dtype=np.float32)})
-    dialog = window.open_import_dialog([src])
+    dialog = window.imports.open_dialog([src])
     assert dialog.policy.currentText() == "repository default (copies=1)"
     dialog.policy.setCurrentText("ec=0+1")
     dialog._check_and_accept()
@@ -429,7 +429,7 @@ def test_remotes_appear_in_the_tree_and_push_pull_run_as_jobs(  # type: ignore[n
     job = win.remotes.pull("shared", "acme/tiny@2")
     qtbot.waitUntil(lambda: job.state in (DONE, FAILED), timeout=30_000)
     assert job.state == DONE, job.error
-    qtbot.waitUntil(lambda: win.existing_models() == ["acme/tiny"])
+    qtbot.waitUntil(lambda: win.imports.existing_models() == ["acme/tiny"])
     assert empty.repo.resolve("acme/tiny").seq == 2
     win.runner.cancel_all_and_wait()
     empty.close()

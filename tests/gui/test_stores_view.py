@@ -53,7 +53,9 @@ def test_stores_appear_in_the_tree_and_a_model_is_adopted(
     assert window.stores_view.find(root, "tiny:latest") == (store, models[0])
     with qtbot.waitSignal(window.runner.succeeded, timeout=60_000):
         window.stores_view.adopt(store, models[0], "tiny")
-    qtbot.waitUntil(lambda: "tiny" in window.existing_models() and not window.runner.running())
+    qtbot.waitUntil(
+        lambda: "tiny" in window.imports.existing_models() and not window.runner.running()
+    )
     export_ref(ws, "tiny@1", tmp_path / "out")
     assert tree_bytes(tmp_path / "out")["model.gguf"] == models[0].files[1].path.read_bytes()
     assert "identical to the originals" in window.statusBar().currentMessage()

@@ -36,10 +36,10 @@ def test_dropped_files_from_a_hostile_working_folder_import_and_run_none_of_its_
         at, copy = QPointF(QPoint(400, 300)), Qt.DropAction.CopyAction
         left, plain = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
         win.dropEvent(QDropEvent(at, copy, mime, left, plain))
-        qtbot.waitUntil(lambda: getattr(win, "import_dialog", None) is not None)
-        win.import_dialog.model.setCurrentText("hostile")
+        qtbot.waitUntil(lambda: win.imports.dialog is not None)
+        win.imports.dialog.model.setCurrentText("hostile")
         with qtbot.waitSignal(win.runner.succeeded, timeout=60_000):
-            win.import_dialog.accept()
+            win.imports.dialog.accept()
         qtbot.waitUntil(lambda: not win.runner.running())
     manifest, _labels = show(ws, "hostile")
     assert {f.path for f in manifest.files} == {"tiny.gguf", "keras.h5", "graph.onnx"}

@@ -1,0 +1,72 @@
+"""Importing: the folder chooser, the import dialog and the import job it starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.jobs import JobContext
+from modelmanager.gui.changes import changes_of
+from modelmanager.gui.context import WindowContext
+from modelmanager.gui.dialogs import ImportDialog
+from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
+from modelmanager.gui.models import RepoTreeModel
+from modelmanager.services.devices import set_policy
+from modelmanager.services.importing import import_paths
+
+
+class ImportsController:
+    """Opens the import dialog for chosen or dropped paths and runs the import it asks for."""
+
+    def __init__(self, context: WindowContext, parent: QWidget, tree_model: RepoTreeModel) -> None:
+        self.context = context
+        self.parent = parent  # the dialogs' parent window
+        self.tree_model = tree_model
+        self.dialog: ImportDialog | None = None  # the last one opened
+
+    def choose(self) -> None:
+        """File > Import: pick a model folder, then the dialog."""
+        folder = QFileDialog.getExistingDirectory(self.parent, "Import a model folder")
+        if folder:
+            self.open_dialog([Path(folder)])
+
+    def existing_models(self) -> list[str]:
+        """Model names of the repository the tabs show (the import dialog offers them)."""
+        return self.tree_model.models_of(str(self.context.ws.repo.root))
+
+    def open_dialog(self, paths: list[Path]) -> ImportDialog:
+        """The import dialog for ``paths``; accepting it starts the import."""
+        default = str(self.context.ws.repo.policies.default)
+        dialog = ImportDialog(paths, self.existing_models(), self.parent, default_policy=default)
+        self.dialog = dialog
+        dialog.accepted.connect(lambda: self.start(dialog))
+        dialog.open()
+        return dialog
+
+    def follow_policy(self) -> None:
+        """An open dialog shows the repository's current default policy (it may have changed)."""
+        if self.dialog is not None and self.dialog.isVisible():
+            self.dialog.set_default_policy(str(self.context.ws.repo.policies.default))
+
+    def start(self, dialog: ImportDialog) -> JobRecord:
+        """Run the import ``dialog`` describes as a writing job."""
+        ws, paths, context = self.context.ws, dialog.paths, self.context
+        model, message = dialog.model.currentText().strip(), dialog.message.text()
+        labels, codec = dialog.label_list(), CodecSettings(dialog.codec.currentText())
+        policy = dialog.chosen_policy()
+
+        def run(ctx: JobContext) -> Any:
+            if policy is not None and str(ws.repo.policy_for(model)) != policy:
+                set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT, new_model=True)
+            return import_paths(ws, paths, model, message=message, labels=labels, codec=codec,
+                                ctx=ctx, lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
+
+        return self.context.runner.submit(
+            f"Import {model}",
+            run,
+            writes=ws.repo.root,
+            on_done=lambda r: context.apply_changes(ws, changes_of(r)),
+        )
