@@ -8,6 +8,7 @@ as they are shown. The file rotates, so it never grows past a few megabytes.
 from __future__ import annotations
 
 import logging
+import threading
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -19,6 +20,7 @@ LOG_FILE = "modelmanager.log"
 #: One file of up to 1 MB and three older ones.
 MAX_BYTES, BACKUPS = 1_000_000, 3
 FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+_SETUP_LOCK = threading.Lock()
 
 
 def log_path() -> Path:
@@ -32,6 +34,11 @@ def setup() -> Path:
     Idempotent; when the log folder moved (tests redirect it), the handler follows. A log
     folder that cannot be made never stops the program: nothing is logged then.
     """
+    with _SETUP_LOCK:  # two jobs failing at once on two threads must not add two handlers
+        return _setup()
+
+
+def _setup() -> Path:
     logger = logging.getLogger(LOGGER)
     path = log_path()
     for handler in list(logger.handlers):
