@@ -16,19 +16,14 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHeaderView,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QSplitter,
     QStackedWidget,
     QTableView,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QTreeView,
     QVBoxLayout,
@@ -39,14 +34,14 @@ from modelmanager import __version__
 from modelmanager.core.analysis.memory import TARGETS, estimate
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
-from modelmanager.core.units import human_bytes, human_count, plural, signed_bytes
+from modelmanager.core.units import human_bytes, human_count, plural
 from modelmanager.errors import NotFoundError
 from modelmanager.gui.changes import RepositoryWatch
 from modelmanager.gui.cleanup import Cleanup
 from modelmanager.gui.controllers.imports import ImportsController
 from modelmanager.gui.controllers.remotes import RemotesController
 from modelmanager.gui.dialogs import LogDialog
-from modelmanager.gui.jobs_bridge import FAILED, GUI_LOCK_WAIT, JobRecord, JobRunner
+from modelmanager.gui.jobs_bridge import JobRecord, JobRunner
 from modelmanager.gui.models import (
     REF_ROLE,
     REMOTE_ROLE,
@@ -59,6 +54,8 @@ from modelmanager.gui.models import (
 from modelmanager.gui.resources import icon
 from modelmanager.gui.stores_view import StoresView
 from modelmanager.gui.tabs.devices import DevicesTab
+from modelmanager.gui.tabs.history import HistoryTab
+from modelmanager.gui.tabs.jobs import JobsTab, is_user_job
 from modelmanager.gui.tabs.layout import LayoutTab
 from modelmanager.gui.tabs.performance import PerformanceTab
 from modelmanager.services import Changes, Workspace, history, open_workspace
@@ -99,8 +96,6 @@ class MainWindow(QMainWindow):
         self.remotes = RemotesController(self, self.tree_model)
         self.imports = ImportsController(self, self, self.tree_model)
         self._build()
-        self.runner.changed.connect(self._job_changed)
-        self.runner.failed.connect(self._job_failed)
         self.resize(1280, 800)
         geometry = QSettings("ModelManager", "ModelManager").value("geometry") if remember else None
         if geometry is not None:
@@ -140,13 +135,15 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self._overview_tab(), "Overview")
-        self.tabs.addTab(self._history_tab(), "History")
+        self.history = HistoryTab(self, self.cleanup.ask_remove)
+        self.tabs.addTab(self.history, "History")
         self.tabs.addTab(self._tensors_tab(), "Tensors")
         self.layout_tab = LayoutTab()
         self.tabs.addTab(self.layout_tab, "Shard layout")
         self.devices_tab = DevicesTab(self)
         self.tabs.addTab(self.devices_tab, "Devices")
-        self.tabs.addTab(self._jobs_tab(), "Jobs")
+        self.jobs_table = JobsTab(self)
+        self.tabs.addTab(self.jobs_table, "Jobs")
         self.performance_tab = PerformanceTab(self)
         self.tabs.addTab(self.performance_tab, "Performance")
 
@@ -256,90 +253,6 @@ class MainWindow(QMainWindow):
             human_bytes(e.training) if e.training is not None else "— (not trained in this dtype)"
         )
 
-    def _history_tab(self) -> QWidget:
-        self.history = QTableWidget(0, 5)
-        self.history.setHorizontalHeaderLabels(["Version", "Created", "Labels", "Size", "Message"])
-        self.history.horizontalHeader().setStretchLastSection(True)
-        self.history.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents
-        )
-        self.history.verticalHeader().setVisible(False)
-        self.history.setWordWrap(False)
-        self.history.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.history.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.history.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.history.customContextMenuRequested.connect(self._history_menu)
-        return self.history
-
-    def selected_versions(self) -> list[str]:
-        """References of the versions selected in the History tab, newest first."""
-        if self.details is None:
-            return []
-        rows = sorted({i.row() for i in self.history.selectedIndexes()})
-        model = self.details.manifest.model
-        items = [self.history.item(r, 0) for r in rows]
-        return [f"{model}{item.text()}" for item in items if item is not None]
-
-    def _history_menu(self, pos: Any) -> None:
-        refs = self.selected_versions()
-        if not refs:
-            return
-        menu = QMenu(self)
-        label = menu.addAction(f"Set label on {refs[0]}...")
-        label.triggered.connect(lambda: self.ask_label(refs[0]))
-        compare = menu.addAction("Compare the two selected versions")
-        compare.setEnabled(len(refs) == 2)
-        compare.triggered.connect(lambda: self.compare(refs[1], refs[0]))
-        menu.addSeparator()
-        what = refs[0] if len(refs) == 1 else plural(len(refs), "version")
-        remove = menu.addAction(f"Remove {what}…")
-        remove.triggered.connect(lambda: self.cleanup.ask_remove(refs))
-        menu.popup(self.history.viewport().mapToGlobal(pos))
-
-    def ask_label(self, ref: str) -> None:
-        name, ok = QInputDialog.getText(self, "Set label", f"Label for {ref} (e.g. prod):")
-        if ok and name.strip():
-            self.move_label(ref, name.strip())
-
-    def move_label(self, ref: str, label: str) -> JobRecord:
-        """Point ``label`` at ``ref`` (a rollback when ``ref`` is older); undo is in the result."""
-        ws = self.ws
-
-        def run(_ctx: JobContext) -> history.LabelResult:
-            return history.set_label(ws, ref, label, lock_timeout=GUI_LOCK_WAIT)
-
-        def done(result: history.LabelResult) -> None:
-            was = f" (was @{result.previous})" if result.previous else ""
-            self.notify(f"{result.model}@{label} -> @{result.seq}{was}")
-            self.apply_changes(ws, result.changes)
-
-        return self.runner.submit(f"Label {ref} {label}", run, done, writes=ws.repo.root)
-
-    def compare(self, older: str, newer: str) -> JobRecord:
-        """Diff two versions in the background and show the result."""
-        ws = self.ws
-
-        def run(_ctx: JobContext) -> Any:
-            return history.diff_refs(ws, older, newer)
-
-        return self.runner.submit(f"Read diff {older} {newer}", run, self._show_diff)
-
-    def _show_diff(self, d: Any) -> None:
-        lines = [
-            f"{d.a} -> {d.b}: {d.count('added')} added, {d.count('removed')} removed, "
-            f"{d.count('changed')} changed, {d.unchanged_tensors} unchanged",
-            f"size {signed_bytes(d.logical_delta)}",
-            "",
-        ]
-        lines += [f"{t.status:8} {t.name}  {signed_bytes(t.byte_delta)}" for t in d.tensors[:200]]
-        lines += [f"file {f.status:8} {f.path}" for f in d.files]
-        lines = [shown(line) for line in lines]  # names and paths come from files
-        self.diff_text = "\n".join(lines)
-        box = QMessageBox(QMessageBox.Icon.Information, "Compare versions", lines[0], parent=self)
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setDetailedText(self.diff_text)
-        box.open()
-
     def _tensors_tab(self) -> QWidget:
         page = QWidget()
         v = QVBoxLayout(page)
@@ -359,14 +272,6 @@ class MainWindow(QMainWindow):
         v.addWidget(self.tensor_filter)
         v.addWidget(self.tensor_view)
         return page
-
-    def _jobs_tab(self) -> QWidget:
-        self.jobs_table = QTableWidget(0, 5)
-        self.jobs_table.setHorizontalHeaderLabels(["Job", "Progress", "Rate / ETA", "State", ""])
-        self.jobs_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.jobs_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self._job_rows: dict[int, int] = {}
-        return self.jobs_table
 
     # -- data ---------------------------------------------------------------------------
 
@@ -468,6 +373,7 @@ class MainWindow(QMainWindow):
             return
         self.ws = self.workspaces[key]
         self.details = None
+        self.history.shown_model = None  # its rows are the other repository's versions
         self.current_ref = None
         self.devices_tab.refresh()
         self.performance_tab.refresh()
@@ -559,7 +465,7 @@ class MainWindow(QMainWindow):
         self.current_ref = None
         for label in self.ov.values():
             label.setText("—")
-        self.history.setRowCount(0)
+        self.history.show_versions(None, [])
         self.tensor_model.set_rows([])
         self.layout_tab.clear()
 
@@ -592,12 +498,7 @@ class MainWindow(QMainWindow):
         for key, text in values.items():
             self.ov[key].setText(shown(text))  # message and metadata come from files
         self._show_memory()
-        self.history.setRowCount(len(versions))
-        for row, v in enumerate(versions):
-            cells = [f"@{v.seq}", v.created[:19].replace("T", " "), ", ".join(v.labels),
-                     human_bytes(v.logical_bytes), v.message]  # fmt: skip
-            for col, text in enumerate(cells):
-                self.history.setItem(row, col, QTableWidgetItem(shown(text)))
+        self.history.show_versions(m.model, versions)
         self.tensor_model.set_rows(rows)
 
     # -- import -------------------------------------------------------------------------
@@ -611,44 +512,6 @@ class MainWindow(QMainWindow):
         if paths:
             event.acceptProposedAction()
             QTimer.singleShot(0, lambda: self.imports.open_dialog(paths))
-
-    # -- jobs ---------------------------------------------------------------------------
-
-    def _job_changed(self, job_id: int) -> None:
-        job = self.runner.jobs[job_id]
-        if job.title.startswith("Read "):
-            return  # background reads are not user jobs
-        row = self._job_rows.get(job_id)
-        if row is None:
-            row = self._job_rows[job_id] = self.jobs_table.rowCount()
-            self.jobs_table.insertRow(row)
-            self.jobs_table.setItem(row, 0, QTableWidgetItem(shown(job.title)))
-            bar = QProgressBar()
-            self.jobs_table.setCellWidget(row, 1, bar)
-            cancel = QPushButton("Cancel")
-            cancel.clicked.connect(lambda: self.runner.cancel(job_id))
-            self.jobs_table.setCellWidget(row, 4, cancel)
-        progress = self.jobs_table.cellWidget(row, 1)
-        assert isinstance(progress, QProgressBar)
-        progress.setRange(0, 1000)
-        progress.setValue(int(1000 * job.done / job.total) if job.total else 0)
-        progress.setFormat("waiting for another writer…" if job.waiting else "%p%")
-        progress.setToolTip(shown(job.waiting))
-        eta = f", {job.eta:.0f} s left" if job.eta is not None else ""
-        self.jobs_table.setItem(row, 2, QTableWidgetItem(f"{human_bytes(job.rate)}/s{eta}"))
-        state = QTableWidgetItem(shown(job.error or job.state))
-        state.setToolTip(shown(job.error))
-        self.jobs_table.setItem(row, 3, state)
-        button = self.jobs_table.cellWidget(row, 4)
-        if button is not None:
-            button.setEnabled(job.active)
-        running = len([j for j in self.runner.running() if not j.title.startswith("Read ")])
-        self.notify(f"{plural(running, 'job')} running" if running else "", 0)
-
-    def _job_failed(self, job_id: int, message: str) -> None:
-        job = self.runner.jobs[job_id]
-        if job.state == FAILED:
-            self.notify(shown(f"{job.title} failed: {message}"))
 
     # -- window -------------------------------------------------------------------------
 
@@ -685,7 +548,7 @@ class MainWindow(QMainWindow):
         self.runner.submit("Read repository statistics", lambda _ctx: stats(ws), show)
 
     def closeEvent(self, event: Any) -> None:
-        busy = [j for j in self.runner.working() if not j.title.startswith("Read ")]
+        busy = [j for j in self.runner.working() if is_user_job(j.title)]
         if busy and self.ask_before_close:
             answer = QMessageBox.question(
                 self, "Jobs are running",

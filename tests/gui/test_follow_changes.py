@@ -132,7 +132,7 @@ def test_a_label_job_refreshes_only_the_model_it_names(
         _select(qtbot, win, "acme/tiny@1")
         qtbot.waitUntil(lambda: not win.runner.running())
         before = set(win.runner.jobs)
-        job = win.move_label("acme/tiny@1", "prod")
+        job = win.history.move_label("acme/tiny@1", "prod")
         qtbot.waitUntil(lambda: job.state == DONE and not win.runner.running())
         titles = [win.runner.jobs[i].title for i in set(win.runner.jobs) - before]
         assert "Read devices" not in titles  # a label moves no storage: no re-survey

@@ -35,7 +35,7 @@ def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # typ
 
 
 def _click_cancel(qtbot, win: MainWindow, job_id: int) -> None:  # type: ignore[no-untyped-def]
-    button = win.jobs_table.cellWidget(win._job_rows[job_id], 4)
+    button = win.jobs_table.cellWidget(win.jobs_table.rows[job_id], 4)
     assert isinstance(button, QPushButton)
     assert button.isEnabled()
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -55,7 +55,7 @@ def test_a_queued_write_cancelled_in_the_jobs_tab_never_runs(  # type: ignore[no
     busy = window.runner.submit("Write first", first, writes=root)
     qtbot.waitUntil(lambda: ran == ["first"])
     queued = window.runner.submit("Write second", lambda _ctx: ran.append("second"), writes=root)
-    row = window._job_rows[queued.id]
+    row = window.jobs_table.rows[queued.id]
     assert queued.state == QUEUED
     assert window.jobs_table.item(row, 3).text() == QUEUED
     _click_cancel(qtbot, window, queued.id)
@@ -78,8 +78,8 @@ def test_a_write_waiting_for_another_process_says_so_and_cancel_stops_it(  # typ
             "Import n", lambda ctx: import_paths(ws, [src], "m", ctx=ctx, lock_timeout=600),
             writes=ws.repo.root,
         )  # fmt: skip
-        qtbot.waitUntil(lambda: job.id in window._job_rows and job.waiting != "")
-        bar = window.jobs_table.cellWidget(window._job_rows[job.id], 1)
+        qtbot.waitUntil(lambda: job.id in window.jobs_table.rows and job.waiting != "")
+        bar = window.jobs_table.cellWidget(window.jobs_table.rows[job.id], 1)
         assert isinstance(bar, QProgressBar)
         assert bar.text() == "waiting for another writer…"
         assert "waiting for the writer lock held by process" in bar.toolTip()

@@ -138,7 +138,7 @@ def test_a_failing_import_shows_its_error(qtbot, window: MainWindow, tmp_path: P
     assert "broken.safetensors" in blocker.args[1]
     job = window.runner.jobs[blocker.args[0]]
     assert job.state == FAILED
-    row = window._job_rows[job.id]
+    row = window.jobs_table.rows[job.id]
     assert "not valid JSON" in window.jobs_table.item(row, 3).text()
 
 
@@ -219,19 +219,19 @@ def test_rollback_by_moving_a_label_and_comparing_versions(
     qtbot, window: MainWindow, ws: Workspace
 ) -> None:  # type: ignore[no-untyped-def]
     _select(qtbot, window, "acme/tiny@2")
-    job = window.move_label("acme/tiny@2", "prod")
+    job = window.history.move_label("acme/tiny@2", "prod")
     qtbot.waitUntil(lambda: job.state == DONE)
     assert ws.repo.resolve("acme/tiny@prod").seq == 2
     assert "(was @1)" in window.statusBar().currentMessage()
-    job = window.move_label("acme/tiny@1", "prod")  # roll back
+    job = window.history.move_label("acme/tiny@1", "prod")  # roll back
     qtbot.waitUntil(lambda: job.state == DONE)
     assert ws.repo.resolve("acme/tiny@prod").seq == 1
     qtbot.waitUntil(lambda: not window.runner.running())
     window.history.selectAll()
-    assert window.selected_versions() == ["acme/tiny@2", "acme/tiny@1"]
-    job = window.compare("acme/tiny@1", "acme/tiny@2")
-    qtbot.waitUntil(lambda: job.state == DONE and hasattr(window, "diff_text"))
-    assert "0 added, 0 removed, 0 changed, 8 unchanged" in window.diff_text
+    assert window.history.selected_versions() == ["acme/tiny@2", "acme/tiny@1"]
+    job = window.history.compare("acme/tiny@1", "acme/tiny@2")
+    qtbot.waitUntil(lambda: job.state == DONE and hasattr(window.history, "diff_text"))
+    assert "0 added, 0 removed, 0 changed, 8 unchanged" in window.history.diff_text
 
 
 def test_the_ui_thread_stays_responsive_during_a_large_import(tmp_path: Path) -> None:

@@ -76,10 +76,10 @@ def test_a_version_with_hostile_names_is_shown_escaped(  # type: ignore[no-untyp
         ]
         assert [t for t in everything if raw_hidden(str(t))] == []
 
-        job = win.compare("evil@1", "evil@2")
-        qtbot.waitUntil(lambda: job.state == DONE and hasattr(win, "diff_text"))
-        assert raw_hidden(win.diff_text) == []
-        assert ESCAPED_TENSORS[0] in win.diff_text
+        job = win.history.compare("evil@1", "evil@2")
+        qtbot.waitUntil(lambda: job.state == DONE and hasattr(win.history, "diff_text"))
+        assert raw_hidden(win.history.diff_text) == []
+        assert ESCAPED_TENSORS[0] in win.history.diff_text
 
 
 def _texts(model, parent: QModelIndex) -> list[str]:  # type: ignore[no-untyped-def]

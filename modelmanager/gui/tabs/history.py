@@ -1,0 +1,121 @@
+"""The History tab: the shown model's versions; label, compare or remove them from its menu."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QInputDialog,
+    QMenu,
+    QMessageBox,
+    QTableWidget,
+    QTableWidgetItem,
+)
+
+from modelmanager.core.catalog import VersionRow
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.text import shown
+from modelmanager.core.units import human_bytes, plural, signed_bytes
+from modelmanager.gui.context import WindowContext
+from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
+from modelmanager.services import history
+
+
+class HistoryTab(QTableWidget):
+    """One row per version of the shown model, newest first; its actions run as jobs."""
+
+    def __init__(self, context: WindowContext, remove: Callable[[list[str]], Any]) -> None:
+        super().__init__(0, 5)
+        self.context = context
+        self.remove = remove  # asks before removing versions (the window's cleanup)
+        self.shown_model: str | None = None  # whose versions the rows are
+        self.setHorizontalHeaderLabels(["Version", "Created", "Labels", "Size", "Message"])
+        self.horizontalHeader().setStretchLastSection(True)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.verticalHeader().setVisible(False)
+        self.setWordWrap(False)
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
+
+    def show_versions(self, model: str | None, versions: Sequence[VersionRow]) -> None:
+        """List ``versions`` of ``model`` (none: show no version)."""
+        self.shown_model = model
+        self.setRowCount(len(versions))
+        for row, v in enumerate(versions):
+            cells = [f"@{v.seq}", v.created[:19].replace("T", " "), ", ".join(v.labels),
+                     human_bytes(v.logical_bytes), v.message]  # fmt: skip
+            for col, text in enumerate(cells):
+                self.setItem(row, col, QTableWidgetItem(shown(text)))
+
+    def selected_versions(self) -> list[str]:
+        """References of the selected versions, newest first."""
+        if self.shown_model is None:
+            return []
+        rows = sorted({i.row() for i in self.selectedIndexes()})
+        items = [self.item(r, 0) for r in rows]
+        return [f"{self.shown_model}{item.text()}" for item in items if item is not None]
+
+    def _menu(self, pos: Any) -> None:
+        refs = self.selected_versions()
+        if not refs:
+            return
+        menu = QMenu(self)
+        label = menu.addAction(f"Set label on {refs[0]}...")
+        label.triggered.connect(lambda: self.ask_label(refs[0]))
+        compare = menu.addAction("Compare the two selected versions")
+        compare.setEnabled(len(refs) == 2)
+        compare.triggered.connect(lambda: self.compare(refs[1], refs[0]))
+        menu.addSeparator()
+        what = refs[0] if len(refs) == 1 else plural(len(refs), "version")
+        remove = menu.addAction(f"Remove {what}…")
+        remove.triggered.connect(lambda: self.remove(refs))
+        menu.popup(self.viewport().mapToGlobal(pos))
+
+    def ask_label(self, ref: str) -> None:
+        name, ok = QInputDialog.getText(self, "Set label", f"Label for {ref} (e.g. prod):")
+        if ok and name.strip():
+            self.move_label(ref, name.strip())
+
+    def move_label(self, ref: str, label: str) -> JobRecord:
+        """Point ``label`` at ``ref`` (a rollback when ``ref`` is older); undo is in the result."""
+        ws, context = self.context.ws, self.context
+
+        def run(_ctx: JobContext) -> history.LabelResult:
+            return history.set_label(ws, ref, label, lock_timeout=GUI_LOCK_WAIT)
+
+        def done(result: history.LabelResult) -> None:
+            was = f" (was @{result.previous})" if result.previous else ""
+            context.notify(f"{result.model}@{label} -> @{result.seq}{was}")
+            context.apply_changes(ws, result.changes)
+
+        return context.runner.submit(f"Label {ref} {label}", run, done, writes=ws.repo.root)
+
+    def compare(self, older: str, newer: str) -> JobRecord:
+        """Diff two versions in the background and show the result."""
+        ws = self.context.ws
+
+        def run(_ctx: JobContext) -> Any:
+            return history.diff_refs(ws, older, newer)
+
+        return self.context.runner.submit(f"Read diff {older} {newer}", run, self._show_diff)
+
+    def _show_diff(self, d: Any) -> None:
+        lines = [
+            f"{d.a} -> {d.b}: {d.count('added')} added, {d.count('removed')} removed, "
+            f"{d.count('changed')} changed, {d.unchanged_tensors} unchanged",
+            f"size {signed_bytes(d.logical_delta)}",
+            "",
+        ]
+        lines += [f"{t.status:8} {t.name}  {signed_bytes(t.byte_delta)}" for t in d.tensors[:200]]
+        lines += [f"file {f.status:8} {f.path}" for f in d.files]
+        lines = [shown(line) for line in lines]  # names and paths come from files
+        self.diff_text = "\n".join(lines)
+        box = QMessageBox(QMessageBox.Icon.Information, "Compare versions", lines[0], parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setDetailedText(self.diff_text)
+        box.open()
