@@ -12,11 +12,8 @@ from typing import Any
 from PySide6.QtCore import QEvent, QSettings, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
-    QFormLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QMainWindow,
     QMenu,
@@ -31,10 +28,8 @@ from PySide6.QtWidgets import (
 )
 
 from modelmanager import __version__
-from modelmanager.core.analysis.memory import TARGETS, estimate
 from modelmanager.core.jobs import JobContext
-from modelmanager.core.text import shown
-from modelmanager.core.units import human_bytes, human_count, plural
+from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import NotFoundError
 from modelmanager.gui.changes import RepositoryWatch
 from modelmanager.gui.cleanup import Cleanup
@@ -57,17 +52,11 @@ from modelmanager.gui.tabs.devices import DevicesTab
 from modelmanager.gui.tabs.history import HistoryTab
 from modelmanager.gui.tabs.jobs import JobsTab, is_user_job
 from modelmanager.gui.tabs.layout import LayoutTab
+from modelmanager.gui.tabs.overview import OverviewTab, plain_label
 from modelmanager.gui.tabs.performance import PerformanceTab
 from modelmanager.services import Changes, Workspace, history, open_workspace
 from modelmanager.services.maintenance import stats
 from modelmanager.services.redundancy import version_layout
-
-
-def _plain(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setTextFormat(Qt.TextFormat.PlainText)  # names come from files: never rich text
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label
 
 
 class MainWindow(QMainWindow):
@@ -85,7 +74,6 @@ class MainWindow(QMainWindow):
         self.default_key = str(ws.repo.root)
         self.workspaces: dict[str, Workspace] = {self.default_key: ws}
         self.runner = runner or JobRunner()
-        self.details: history.VersionDetails | None = None
         self.model_counts: dict[str, int] = {}
         self.stores_view = StoresView(self)
         self.cleanup = Cleanup(self)
@@ -106,6 +94,11 @@ class MainWindow(QMainWindow):
             for folder in self._settings_list("repositories"):
                 if folder != self.default_key:
                     self.open_repository(Path(folder), quiet=True)
+
+    @property
+    def details(self) -> history.VersionDetails | None:
+        """The version the tabs show, as read (None: none is shown)."""
+        return self.overview_tab.details
 
     # -- layout -------------------------------------------------------------------------
 
@@ -134,7 +127,8 @@ class MainWindow(QMainWindow):
         lv.addWidget(self.tree)
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._overview_tab(), "Overview")
+        self.overview_tab = OverviewTab()
+        self.tabs.addTab(self.overview_tab, "Overview")
         self.history = HistoryTab(self, self.cleanup.ask_remove)
         self.tabs.addTab(self.history, "History")
         self.tabs.addTab(self._tensors_tab(), "Tensors")
@@ -152,7 +146,7 @@ class MainWindow(QMainWindow):
         split.addWidget(self.tabs)
         split.setStretchFactor(1, 3)
         split.setSizes([400, 880])
-        self.empty = _plain("Drop a checkpoint file or model folder here to import it.\n\n"
+        self.empty = plain_label("Drop a checkpoint file or model folder here to import it.\n\n"
                             "(Or use File > Import..., Ctrl+I.)")  # fmt: skip
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet("font-size: 18px; color: palette(mid);")
@@ -161,7 +155,7 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(split)
         self.setCentralWidget(self.stack)
         self._menus()
-        self.status = _plain()
+        self.status = plain_label()
         self.statusBar().addPermanentWidget(self.status)
 
     def _menus(self) -> None:
@@ -222,36 +216,6 @@ class MainWindow(QMainWindow):
         act = QAction("&About ModelManager", self)
         act.triggered.connect(self.about)
         help_menu.addAction(act)
-
-    def _overview_tab(self) -> QWidget:
-        page = QWidget()
-        self.overview = QFormLayout(page)
-        self.ov: dict[str, QLabel] = {}
-        for key in ("Version", "Created", "Message", "Labels", "Files", "Logical size",
-                    "Stored size", "Stored / logical", "Redundancy", "Parameters", "Dtype mix",
-                    "Memory: inference", "Memory: training (Adam)", "Architecture"):  # fmt: skip
-            self.ov[key] = _plain("—")
-            self.overview.addRow(f"{key}:", self.ov[key])
-        self.estimate_dtype = QComboBox()
-        self.estimate_dtype.addItems(list(TARGETS))
-        self.estimate_dtype.setMaximumWidth(160)
-        self.estimate_dtype.setToolTip(
-            "Weights loaded as: the stored dtypes, or another precision. Training counts weights, "
-            "gradients, Adam's two fp32 moments and an fp32 master copy for 16-bit weights; "
-            "activations are not included."
-        )
-        self.estimate_dtype.currentTextChanged.connect(lambda _t: self._show_memory())
-        self.overview.insertRow(11, "Estimate memory as:", self.estimate_dtype)
-        return page
-
-    def _show_memory(self) -> None:
-        if self.details is None:
-            return
-        e = estimate(self.details.manifest.dtype_bytes(), self.estimate_dtype.currentText())
-        self.ov["Memory: inference"].setText(human_bytes(e.inference))
-        self.ov["Memory: training (Adam)"].setText(
-            human_bytes(e.training) if e.training is not None else "— (not trained in this dtype)"
-        )
 
     def _tensors_tab(self) -> QWidget:
         page = QWidget()
@@ -372,7 +336,7 @@ class MainWindow(QMainWindow):
         if key == str(self.ws.repo.root) or key not in self.workspaces:
             return
         self.ws = self.workspaces[key]
-        self.details = None
+        self.overview_tab.details = None
         self.history.shown_model = None  # its rows are the other repository's versions
         self.current_ref = None
         self.devices_tab.refresh()
@@ -461,10 +425,8 @@ class MainWindow(QMainWindow):
 
     def clear_details(self) -> None:
         """Show no version (the one shown was removed)."""
-        self.details = None
         self.current_ref = None
-        for label in self.ov.values():
-            label.setText("—")
+        self.overview_tab.clear()
         self.history.show_versions(None, [])
         self.tensor_model.set_rows([])
         self.layout_tab.clear()
@@ -475,30 +437,9 @@ class MainWindow(QMainWindow):
             return
         details, versions, layout, rows = result
         self.layout_tab.set_layout(layout)
-        self.details = details
-        m = details.manifest
-        own = sorted(k for k, v in details.labels.items() if v == m.seq)
-        mix = m.dtype_bytes()
-        weights = sum(mix.values())
-        values = {
-            "Version": m.ref, "Created": m.created[:19].replace("T", " "), "Message": m.message,
-            "Labels": ", ".join(own) or "—", "Files": str(len(m.files)),
-            "Logical size": human_bytes(m.logical_bytes),
-            "Stored size": human_bytes(details.stored_bytes),
-            # Stored bytes count every copy or fragment: with redundancy this exceeds 1.
-            "Stored / logical": (
-                f"{details.stored_bytes / m.logical_bytes:.3f}" if m.logical_bytes else "—"
-            ),
-            "Redundancy": str(self.ws.repo.policy_for(m.model)),
-            "Parameters": human_count(m.parameters),
-            "Dtype mix": ", ".join(f"{k} {100 * v / weights:.0f}%" for k, v in sorted(mix.items()))
-            or "—",
-            "Architecture": str(m.metadata.get("architecture", "—")),
-        }  # fmt: skip
-        for key, text in values.items():
-            self.ov[key].setText(shown(text))  # message and metadata come from files
-        self._show_memory()
-        self.history.show_versions(m.model, versions)
+        model = details.manifest.model
+        self.overview_tab.show_details(details, str(self.ws.repo.policy_for(model)))
+        self.history.show_versions(model, versions)
         self.tensor_model.set_rows(rows)
 
     # -- import -------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_removing_a_version_is_previewed_asked_then_done(  # type: ignore[no-unt
     assert ws.repo.version_numbers("acme/tiny") == [2]
     assert before.stored_bytes - stats(ws).stored_bytes == plan.freed_bytes
     assert window.details is None  # the version shown is gone: the tabs say so
-    assert window.ov["Version"].text() == "—"
+    assert window.overview_tab.ov["Version"].text() == "—"
     qtbot.waitUntil(lambda: _refs_in_tree(window) == ["acme/tiny@2"])
 
 

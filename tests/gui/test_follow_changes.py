@@ -59,19 +59,20 @@ def test_writes_by_the_command_line_appear_and_the_next_import_uses_the_new_poli
     import_paths(ws, [hf_folder(tmp_path / "v1", rng, shards=1)], "acme/tiny", message="base")
     with shown_window(qtbot, ws) as win:
         _select(qtbot, win, "acme/tiny@1")
-        assert win.ov["Redundancy"].text() == "copies=1"
-        assert win.ov["Labels"].text() == "—"
+        assert win.overview_tab.ov["Redundancy"].text() == "copies=1"
+        assert win.overview_tab.ov["Labels"].text() == "—"
 
         _cli(tmp_path, ws, "device", "add", str(tmp_path / "disk1"), "--name", "disk1")
         qtbot.waitUntil(lambda: win.devices_tab.table.rowCount() == 2, timeout=20_000)
         assert win.devices_tab.table.item(1, 0).text() == "disk1"
 
         _cli(tmp_path, ws, "policy", "set", "copies=2")
-        qtbot.waitUntil(lambda: win.ov["Redundancy"].text() == "copies=2", timeout=20_000)
+        redundancy = win.overview_tab.ov["Redundancy"]
+        qtbot.waitUntil(lambda: redundancy.text() == "copies=2", timeout=20_000)
         qtbot.waitUntil(lambda: "policy copies=2" in win.layout_tab.summary.text())
 
         _cli(tmp_path, ws, "label", "acme/tiny@1", "prod")
-        qtbot.waitUntil(lambda: win.ov["Labels"].text() == "prod", timeout=20_000)
+        qtbot.waitUntil(lambda: win.overview_tab.ov["Labels"].text() == "prod", timeout=20_000)
 
         new = hf_folder(tmp_path / "v2", rng, shards=1)
         _cli(tmp_path, ws, "import", str(new), "--model", "acme/tiny", "--message", "cli")
@@ -138,7 +139,7 @@ def test_a_label_job_refreshes_only_the_model_it_names(
         assert "Read devices" not in titles  # a label moves no storage: no re-survey
         assert "Read the catalog" in titles
         assert "Read acme/tiny@1" in titles
-        assert win.ov["Labels"].text() == "prod"
+        assert win.overview_tab.ov["Labels"].text() == "prod"
 
 
 class _UrlCatcher(QObject):

@@ -50,11 +50,11 @@ def test_tabs_show_the_selected_version(qtbot, window: MainWindow, ws: Workspace
     assert window.stack.currentIndex() == 1  # not the empty state
     _select(qtbot, window, "acme/tiny@1")
     m = ws.repo.resolve("acme/tiny@1")
-    assert window.ov["Version"].text() == "acme/tiny@1"
-    assert window.ov["Labels"].text() == "prod"
-    assert window.ov["Parameters"].text() == "74.0k"
-    assert window.ov["Architecture"].text() == "TinyForCausalLM"
-    assert window.ov["Memory: inference"].text() == "289.5 KiB"
+    assert window.overview_tab.ov["Version"].text() == "acme/tiny@1"
+    assert window.overview_tab.ov["Labels"].text() == "prod"
+    assert window.overview_tab.ov["Parameters"].text() == "74.0k"
+    assert window.overview_tab.ov["Architecture"].text() == "TinyForCausalLM"
+    assert window.overview_tab.ov["Memory: inference"].text() == "289.5 KiB"
     assert window.history.rowCount() == 2
     assert [window.history.item(r, 0).text() for r in range(2)] == ["@2", "@1"]
     assert window.tensor_model.rowCount() == len(m.tensors) == 8
@@ -329,7 +329,7 @@ def test_another_repository_opens_in_the_tree_and_the_tabs_follow_it(  # type: i
     assert top == ["repo", "other", STORES, REMOTES]
     _select(qtbot, window, "other-model@1")
     assert window.ws.repo.root == (tmp_path / "other").resolve()
-    assert window.ov["Parameters"].text() == "4.1k"
+    assert window.overview_tab.ov["Parameters"].text() == "4.1k"
     assert window.imports.existing_models() == ["other-model"]
     assert window.close_repo_action.isEnabled()
     assert window.open_repository(tmp_path / "other") is None  # listed once only
@@ -364,12 +364,13 @@ def test_import_dialog_sets_a_redundancy_policy_and_refuses_a_bad_one(  # type: 
 
 def test_memory_estimate_follows_the_chosen_dtype(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
     _select(qtbot, window, "acme/tiny@1")
-    assert window.ov["Memory: inference"].text() == "289.5 KiB"  # 74.1k fp32 parameters
-    window.estimate_dtype.setCurrentText("BF16")
-    assert window.ov["Memory: inference"].text() == "144.5 KiB"
-    assert window.ov["Memory: training (Adam)"].text() == "1.1 MiB"  # 16 bytes a parameter
-    window.estimate_dtype.setCurrentText("Q4")
-    assert window.ov["Memory: training (Adam)"].text().startswith("— (not trained")
+    ov = window.overview_tab.ov
+    assert ov["Memory: inference"].text() == "289.5 KiB"  # 74.1k fp32 parameters
+    window.overview_tab.estimate_dtype.setCurrentText("BF16")
+    assert ov["Memory: inference"].text() == "144.5 KiB"
+    assert ov["Memory: training (Adam)"].text() == "1.1 MiB"  # 16 bytes a parameter
+    window.overview_tab.estimate_dtype.setCurrentText("Q4")
+    assert ov["Memory: training (Adam)"].text().startswith("— (not trained")
 
 
 def test_closing_with_jobs_running_asks_and_no_keeps_the_window(  # type: ignore[no-untyped-def]

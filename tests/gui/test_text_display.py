@@ -62,16 +62,16 @@ def test_a_version_with_hostile_names_is_shown_escaped(  # type: ignore[no-untyp
         assert win.details is not None
         assert FILE in {f.path for f in win.details.manifest.files}
 
-        assert win.ov["Architecture"].text() == ESCAPED_ARCH
-        assert win.ov["Message"].text() == ESCAPED_MESSAGE
-        assert win.ov["Message"].textFormat() == Qt.TextFormat.PlainText
+        assert win.overview_tab.ov["Architecture"].text() == ESCAPED_ARCH
+        assert win.overview_tab.ov["Message"].text() == ESCAPED_MESSAGE
+        assert win.overview_tab.ov["Message"].textFormat() == Qt.TextFormat.PlainText
         messages = [_cell(win, r, 4) for r in range(win.history.rowCount())]
         assert ESCAPED_MESSAGE in messages
 
         everything = [
             *(_texts(win.tree_model, QModelIndex())),
             *(table.index(r, c).data(DISPLAY) for r in range(3) for c in range(len(COLUMNS))),
-            *(label.text() for label in win.ov.values()),
+            *(label.text() for label in win.overview_tab.ov.values()),
             *(_cell(win, r, c) for r in range(2) for c in range(5)),
         ]
         assert [t for t in everything if raw_hidden(str(t))] == []

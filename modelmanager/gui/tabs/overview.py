@@ -1,0 +1,87 @@
+"""The Overview tab: the shown version's figures, and its memory estimate in a chosen dtype."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QWidget
+
+from modelmanager.core.analysis.memory import TARGETS, estimate
+from modelmanager.core.text import shown
+from modelmanager.core.units import human_bytes, human_count
+from modelmanager.services import history
+
+FIELDS = ("Version", "Created", "Message", "Labels", "Files", "Logical size", "Stored size",
+          "Stored / logical", "Redundancy", "Parameters", "Dtype mix", "Memory: inference",
+          "Memory: training (Adam)", "Architecture")  # fmt: skip
+
+
+def plain_label(text: str = "") -> QLabel:
+    """A selectable label that never renders rich text (names come from files)."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+class OverviewTab(QWidget):
+    """One labelled line per figure of the shown version ("—" when none is shown)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.details: history.VersionDetails | None = None
+        form = QFormLayout(self)
+        self.ov: dict[str, QLabel] = {}
+        for key in FIELDS:
+            self.ov[key] = plain_label("—")
+            form.addRow(f"{key}:", self.ov[key])
+        self.estimate_dtype = QComboBox()
+        self.estimate_dtype.addItems(list(TARGETS))
+        self.estimate_dtype.setMaximumWidth(160)
+        self.estimate_dtype.setToolTip(
+            "Weights loaded as: the stored dtypes, or another precision. Training counts weights, "
+            "gradients, Adam's two fp32 moments and an fp32 master copy for 16-bit weights; "
+            "activations are not included."
+        )
+        self.estimate_dtype.currentTextChanged.connect(lambda _t: self._show_memory())
+        form.insertRow(11, "Estimate memory as:", self.estimate_dtype)
+
+    def clear(self) -> None:
+        """Show no version."""
+        self.details = None
+        for label in self.ov.values():
+            label.setText("—")
+
+    def show_details(self, details: history.VersionDetails, policy: str) -> None:
+        """Fill every line from ``details``; ``policy`` is the model's redundancy policy."""
+        self.details = details
+        m = details.manifest
+        own = sorted(k for k, v in details.labels.items() if v == m.seq)
+        mix = m.dtype_bytes()
+        weights = sum(mix.values())
+        values = {
+            "Version": m.ref, "Created": m.created[:19].replace("T", " "), "Message": m.message,
+            "Labels": ", ".join(own) or "—", "Files": str(len(m.files)),
+            "Logical size": human_bytes(m.logical_bytes),
+            "Stored size": human_bytes(details.stored_bytes),
+            # Stored bytes count every copy or fragment: with redundancy this exceeds 1.
+            "Stored / logical": (
+                f"{details.stored_bytes / m.logical_bytes:.3f}" if m.logical_bytes else "—"
+            ),
+            "Redundancy": policy,
+            "Parameters": human_count(m.parameters),
+            "Dtype mix": ", ".join(f"{k} {100 * v / weights:.0f}%" for k, v in sorted(mix.items()))
+            or "—",
+            "Architecture": str(m.metadata.get("architecture", "—")),
+        }  # fmt: skip
+        for key, text in values.items():
+            self.ov[key].setText(shown(text))  # message and metadata come from files
+        self._show_memory()
+
+    def _show_memory(self) -> None:
+        if self.details is None:
+            return
+        e = estimate(self.details.manifest.dtype_bytes(), self.estimate_dtype.currentText())
+        self.ov["Memory: inference"].setText(human_bytes(e.inference))
+        self.ov["Memory: training (Adam)"].setText(
+            human_bytes(e.training) if e.training is not None else "— (not trained in this dtype)"
+        )
