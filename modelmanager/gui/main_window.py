@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSplitter,
     QStackedWidget,
-    QTableView,
     QTabWidget,
     QTreeView,
     QVBoxLayout,
@@ -43,7 +42,6 @@ from modelmanager.gui.models import (
     REPO_ROLE,
     STORE_ROLE,
     RepoTreeModel,
-    TensorTableModel,
     tensor_rows,
 )
 from modelmanager.gui.resources import icon
@@ -54,6 +52,7 @@ from modelmanager.gui.tabs.jobs import JobsTab, is_user_job
 from modelmanager.gui.tabs.layout import LayoutTab
 from modelmanager.gui.tabs.overview import OverviewTab, plain_label
 from modelmanager.gui.tabs.performance import PerformanceTab
+from modelmanager.gui.tabs.tensors import TensorsTab
 from modelmanager.services import Changes, Workspace, history, open_workspace
 from modelmanager.services.maintenance import stats
 from modelmanager.services.redundancy import version_layout
@@ -131,7 +130,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.overview_tab, "Overview")
         self.history = HistoryTab(self, self.cleanup.ask_remove)
         self.tabs.addTab(self.history, "History")
-        self.tabs.addTab(self._tensors_tab(), "Tensors")
+        self.tensors_tab = TensorsTab()
+        self.tabs.addTab(self.tensors_tab, "Tensors")
         self.layout_tab = LayoutTab()
         self.tabs.addTab(self.layout_tab, "Shard layout")
         self.devices_tab = DevicesTab(self)
@@ -216,26 +216,6 @@ class MainWindow(QMainWindow):
         act = QAction("&About ModelManager", self)
         act.triggered.connect(self.about)
         help_menu.addAction(act)
-
-    def _tensors_tab(self) -> QWidget:
-        page = QWidget()
-        v = QVBoxLayout(page)
-        self.tensor_filter = QLineEdit()
-        self.tensor_filter.setPlaceholderText("Filter tensors by name")
-        self.tensor_model = TensorTableModel()
-        self.tensor_filter.textChanged.connect(self.tensor_model.set_filter)
-        self.tensor_view = QTableView()
-        self.tensor_view.setModel(self.tensor_model)
-        self.tensor_view.setSortingEnabled(True)
-        self.tensor_view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.tensor_view.verticalHeader().setVisible(False)
-        header = self.tensor_view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.tensor_view.setWordWrap(False)
-        v.addWidget(self.tensor_filter)
-        v.addWidget(self.tensor_view)
-        return page
 
     # -- data ---------------------------------------------------------------------------
 
@@ -428,7 +408,7 @@ class MainWindow(QMainWindow):
         self.current_ref = None
         self.overview_tab.clear()
         self.history.show_versions(None, [])
-        self.tensor_model.set_rows([])
+        self.tensors_tab.set_rows([])
         self.layout_tab.clear()
 
     def _show_details(self, result: tuple[Any, ...] | None) -> None:
@@ -440,7 +420,7 @@ class MainWindow(QMainWindow):
         model = details.manifest.model
         self.overview_tab.show_details(details, str(self.ws.repo.policy_for(model)))
         self.history.show_versions(model, versions)
-        self.tensor_model.set_rows(rows)
+        self.tensors_tab.set_rows(rows)
 
     # -- import -------------------------------------------------------------------------
 

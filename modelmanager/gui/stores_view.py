@@ -84,7 +84,7 @@ class StoresView:
 
         def show(result: tuple[list[tuple[Any, ...]], list[str]]) -> None:
             rows, problems = result
-            self.window.tensor_model.set_rows(rows)
+            self.window.tensors_tab.set_rows(rows)
             self.window.tabs.setCurrentIndex(TENSORS_TAB)
             note = f"; unreadable: {problems[0]}" if problems else ""
             files = plural(sum(f.weights for f in model.files), "weight file")

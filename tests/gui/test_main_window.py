@@ -57,17 +57,17 @@ def test_tabs_show_the_selected_version(qtbot, window: MainWindow, ws: Workspace
     assert window.overview_tab.ov["Memory: inference"].text() == "289.5 KiB"
     assert window.history.rowCount() == 2
     assert [window.history.item(r, 0).text() for r in range(2)] == ["@2", "@1"]
-    assert window.tensor_model.rowCount() == len(m.tensors) == 8
-    table = window.tensor_model
+    assert window.tensors_tab.tensor_model.rowCount() == len(m.tensors) == 8
+    table = window.tensors_tab.tensor_model
     names = [table.index(r, 0).data() for r in range(table.rowCount())]
     assert names == sorted(names)
-    window.tensor_filter.setText("mlp")
+    window.tensors_tab.tensor_filter.setText("mlp")
     assert table.rowCount() == 2
-    window.tensor_view.sortByColumn(3, Qt.SortOrder.DescendingOrder)  # parameters
+    window.tensors_tab.tensor_view.sortByColumn(3, Qt.SortOrder.DescendingOrder)  # parameters
     params = [table.index(r, 3).data(Qt.ItemDataRole.UserRole) for r in range(2)]
     assert params == sorted(params, reverse=True)
     assert all("mlp" in table.index(r, 0).data() for r in range(2))
-    window.tensor_filter.setText("")
+    window.tensors_tab.tensor_filter.setText("")
     assert table.rowCount() == len(m.tensors)
 
 

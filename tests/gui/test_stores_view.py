@@ -86,8 +86,8 @@ def test_selecting_a_store_model_shows_its_tensors_from_the_headers(
     store, _models = next(x for x in window.stores_view.listing if x[0].kind == "ollama")
     with qtbot.waitSignal(window.runner.succeeded, timeout=30_000):
         window.stores_view.show_model(str(store.root), "tiny:latest")
-    qtbot.waitUntil(lambda: window.tensor_model.rowCount() == 2)
+    qtbot.waitUntil(lambda: window.tensors_tab.tensor_model.rowCount() == 2)
     assert window.tabs.currentIndex() == 2
-    names = {window.tensor_model.index(r, 0).data() for r in range(2)}
+    names = {window.tensors_tab.tensor_model.index(r, 0).data() for r in range(2)}
     assert names == {"blk.0.attn_q.weight", "blk.0.ffn_up.weight"}
     assert "2 tensors from the headers of 1 weight file" in window.statusBar().currentMessage()

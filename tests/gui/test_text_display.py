@@ -51,7 +51,7 @@ def test_a_version_with_hostile_names_is_shown_escaped(  # type: ignore[no-untyp
         win.tree.setCurrentIndex(matches[0])
         qtbot.waitUntil(lambda: win.details is not None and win.details.manifest.ref == "evil@1")
 
-        table = win.tensor_model
+        table = win.tensors_tab.tensor_model
         name_col, file_col = COLUMNS.index("Name"), COLUMNS.index("File")
         shown = sorted(table.index(r, name_col).data(DISPLAY) for r in range(table.rowCount()))
         assert shown == sorted(ESCAPED_TENSORS)
