@@ -31,8 +31,8 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import NotFoundError
 from modelmanager.gui.changes import RepositoryWatch
-from modelmanager.gui.cleanup import Cleanup
 from modelmanager.gui.controllers.imports import ImportsController
+from modelmanager.gui.controllers.maintenance import Cleanup
 from modelmanager.gui.controllers.remotes import RemotesController
 from modelmanager.gui.dialogs import LogDialog
 from modelmanager.gui.jobs_bridge import JobRecord, JobRunner
@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
         self.runner = runner or JobRunner()
         self.model_counts: dict[str, int] = {}
         self.stores_view = StoresView(self)
-        self.cleanup = Cleanup(self)
+        self.cleanup = Cleanup(self, self, self.clear_details)
         self.current_ref: str | None = None
         self.setWindowTitle(f"ModelManager — {ws.repo.root}")
         self.setAcceptDrops(True)

@@ -14,7 +14,7 @@ from PySide6.QtCore import QStandardPaths, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from modelmanager.cli.output import human_bytes
-from modelmanager.gui.cleanup import _size
+from modelmanager.gui.controllers.maintenance import _size
 from modelmanager.gui.jobs_bridge import DONE
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.models import REF_ROLE

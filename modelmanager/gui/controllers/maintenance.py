@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes, plural
+from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT
 from modelmanager.services import history
 from modelmanager.services.maintenance import GcPlan, GcResult, collect_garbage, plan_gc
 
 if TYPE_CHECKING:
     from modelmanager.gui.jobs_bridge import JobRecord
-    from modelmanager.gui.main_window import MainWindow
 
 
 def _size(n: int) -> str:
@@ -49,16 +49,20 @@ def removal_text(plan: history.RemovalPlan) -> tuple[str, str]:
 
 
 class Cleanup:
-    """The window's "Remove version…" and "Free unused space…" actions."""
+    """The window's "Remove version…" and "Free unused space…" actions, each previewed first."""
 
-    def __init__(self, window: MainWindow) -> None:
-        self.window = window
+    def __init__(
+        self, context: WindowContext, parent: QWidget, clear_details: Callable[[], None]
+    ) -> None:
+        self.context = context
+        self.parent = parent  # the question boxes' window
+        self.clear_details = clear_details  # shows no version, when the shown one is removed
         self.box: QMessageBox | None = None
 
     def _confirm(self, title: str, text: str, details: str, button: str,
                  start: Callable[[], object]) -> QMessageBox:  # fmt: skip
         box = QMessageBox(QMessageBox.Icon.Warning, title, text,
-                          QMessageBox.StandardButton.Cancel, self.window)  # fmt: skip
+                          QMessageBox.StandardButton.Cancel, self.parent)  # fmt: skip
         box.setDetailedText(details)
         go = box.addButton(button, QMessageBox.ButtonRole.DestructiveRole)
         go.clicked.connect(start)
@@ -69,46 +73,46 @@ class Cleanup:
 
     def ask_remove(self, refs: list[str]) -> JobRecord:
         """Preview removing ``refs`` (a job), then ask; removing is another job."""
-        ws = self.window.ws
+        ws = self.context.ws
 
         def ask(plan: history.RemovalPlan) -> None:
             text, details = removal_text(plan)
             title = f"Remove {plural(len(plan.refs), 'version')}"
             self._confirm(title, text, details, "Remove", lambda: self.remove(list(plan.refs)))
 
-        return self.window.runner.submit(
+        return self.context.runner.submit(
             f"Read what removing {', '.join(refs)} frees",
             lambda _ctx: history.plan_removal(ws, refs), ask,
         )  # fmt: skip
 
     def remove(self, refs: list[str]) -> JobRecord:
         """Remove versions (labels too: the confirmation named them) and free their chunks."""
-        ws = self.window.ws
+        ws = self.context.ws
 
         def run(ctx: JobContext) -> history.RemovalResult:
             return history.remove_versions(ws, refs, force=True, ctx=ctx,
                                            lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
 
         def done(r: history.RemovalResult) -> None:
-            self.window.statusBar().showMessage(
-                f"Removed {', '.join(r.plan.refs)}; freed {human_bytes(r.freed_bytes)}", 15_000
+            self.context.notify(
+                f"Removed {', '.join(r.plan.refs)}; freed {human_bytes(r.freed_bytes)}"
             )
-            if self.window.current_ref in r.plan.refs:
-                self.window.clear_details()
-            self.window.apply_changes(ws, r.changes)
+            if self.context.current_ref in r.plan.refs:
+                self.clear_details()
+            self.context.apply_changes(ws, r.changes)
 
         title = f"Remove {', '.join(refs)}"
-        return self.window.runner.submit(title, run, done, writes=ws.repo.root)
+        return self.context.runner.submit(title, run, done, writes=ws.repo.root)
 
     def ask_gc(self) -> JobRecord:
         """Preview garbage collection (a job), then ask."""
-        ws = self.window.ws
+        ws = self.context.ws
 
         def ask(plan: GcPlan) -> None:
             if not plan.chunks and not plan.temp_files:
                 box = QMessageBox(QMessageBox.Icon.Information, "Free unused space",
                                   "Every stored chunk is used by a version: nothing to free.",
-                                  QMessageBox.StandardButton.Close, self.window)  # fmt: skip
+                                  QMessageBox.StandardButton.Close, self.parent)  # fmt: skip
                 self.box = box
                 box.open()
                 return
@@ -124,18 +128,18 @@ class Cleanup:
             ])  # fmt: skip
             self._confirm("Free unused space", text, details, "Delete", self.collect)
 
-        return self.window.runner.submit("Read unused space", lambda _ctx: plan_gc(ws), ask)
+        return self.context.runner.submit("Read unused space", lambda _ctx: plan_gc(ws), ask)
 
     def collect(self) -> JobRecord:
-        ws = self.window.ws
+        ws = self.context.ws
 
         def done(r: GcResult) -> None:
-            self.window.statusBar().showMessage(
+            self.context.notify(
                 f"Deleted {plural(r.deleted_chunks, 'unused chunk')}; freed "
-                f"{human_bytes(r.freed_bytes)}", 15_000)  # fmt: skip
-            self.window.apply_changes(ws, r.changes)
+                f"{human_bytes(r.freed_bytes)}")  # fmt: skip
+            self.context.apply_changes(ws, r.changes)
 
-        return self.window.runner.submit(
+        return self.context.runner.submit(
             "Free unused space",
             lambda ctx: collect_garbage(ws, ctx=ctx, lock_timeout=GUI_LOCK_WAIT), done,
             writes=ws.repo.root,
