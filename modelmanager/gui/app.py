@@ -140,7 +140,7 @@ def run(
     if screenshot is not None:
         screenshot_when_ready(window, screenshot, tab)
     code = app.exec()
-    for ws in window.workspaces.values():
+    for ws in window.repositories.workspaces.values():
         ws.close()
     collector.stop()
     return int(code)

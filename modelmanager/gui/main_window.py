@@ -12,7 +12,6 @@ from typing import Any
 from PySide6.QtCore import QEvent, QSettings, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHeaderView,
     QLineEdit,
     QMainWindow,
@@ -30,12 +29,12 @@ from modelmanager import __version__
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import NotFoundError
-from modelmanager.gui.changes import RepositoryWatch
 from modelmanager.gui.controllers.imports import ImportsController
 from modelmanager.gui.controllers.maintenance import Cleanup
 from modelmanager.gui.controllers.remotes import RemotesController
+from modelmanager.gui.controllers.repositories import Repositories
 from modelmanager.gui.dialogs import LogDialog
-from modelmanager.gui.jobs_bridge import JobRecord, JobRunner
+from modelmanager.gui.jobs_bridge import JobRunner
 from modelmanager.gui.models import (
     REF_ROLE,
     REMOTE_ROLE,
@@ -53,7 +52,7 @@ from modelmanager.gui.tabs.layout import LayoutTab
 from modelmanager.gui.tabs.overview import OverviewTab, plain_label
 from modelmanager.gui.tabs.performance import PerformanceTab
 from modelmanager.gui.tabs.tensors import TensorsTab
-from modelmanager.services import Changes, Workspace, history, open_workspace
+from modelmanager.services import Changes, Workspace, history
 from modelmanager.services.maintenance import stats
 from modelmanager.services.redundancy import version_layout
 
@@ -70,10 +69,7 @@ class MainWindow(QMainWindow):
         #: modal question would wait for an answer that never comes).
         self.ask_before_close = True
         self.ws = ws  # the repository the tabs show: the one of the selected tree item
-        self.default_key = str(ws.repo.root)
-        self.workspaces: dict[str, Workspace] = {self.default_key: ws}
         self.runner = runner or JobRunner()
-        self.model_counts: dict[str, int] = {}
         self.stores_view = StoresView(self)
         self.cleanup = Cleanup(self, self, self.clear_details)
         self.current_ref: str | None = None
@@ -82,17 +78,16 @@ class MainWindow(QMainWindow):
         self.tree_model = RepoTreeModel()
         self.remotes = RemotesController(self, self.tree_model)
         self.imports = ImportsController(self, self, self.tree_model)
+        self.repositories = Repositories(
+            self, self, self.tree_model, listed=self._listed, remember=remember
+        )
         self._build()
         self.resize(1280, 800)
         geometry = QSettings("ModelManager", "ModelManager").value("geometry") if remember else None
         if geometry is not None:
             self.restoreGeometry(geometry)
-        self.watches = {self.default_key: RepositoryWatch(ws, self.runner, self.apply_changes)}
         self.refresh_all()
-        if remember:
-            for folder in self._settings_list("repositories"):
-                if folder != self.default_key:
-                    self.open_repository(Path(folder), quiet=True)
+        self.repositories.reopen_saved()
 
     @property
     def details(self) -> history.VersionDetails | None:
@@ -171,7 +166,7 @@ class MainWindow(QMainWindow):
         tools.addAction(act)
         act = QAction(icon("open"), "&Open repository…", self,
                       shortcut=QKeySequence(QKeySequence.StandardKey.Open))  # fmt: skip
-        act.triggered.connect(self.choose_repository)
+        act.triggered.connect(self.repositories.choose)
         file_menu.addAction(act)
         tools.addAction(act)
         self.close_repo_action = QAction("&Close repository", self)
@@ -223,16 +218,16 @@ class MainWindow(QMainWindow):
         """Reload one repository (the one the tabs show) after a change to it, in the background."""
         ws = ws or self.ws
         key = str(ws.repo.root)
-        if key in self.workspaces:
-            self._read_repository(key, ws)
+        if key in self.repositories.workspaces:
+            self.repositories.read(key, ws)
         if ws is self.ws:
             self.devices_tab.refresh()
 
     def apply_changes(self, ws: Workspace, changes: Changes) -> None:
         """Refresh only what ``changes`` names (a job's, or another process's writes)."""
         key = str(ws.repo.root)
-        if (changes.models or changes.versions) and key in self.workspaces:
-            self._read_repository(key, ws)
+        if (changes.models or changes.versions) and key in self.repositories.workspaces:
+            self.repositories.read(key, ws)
         if ws is not self.ws:
             return
         if changes.storage:
@@ -248,10 +243,7 @@ class MainWindow(QMainWindow):
     def refresh_all(self) -> None:
         """Reload everything shown: every repository, benchmark history, every remote; and
         re-read what another process may have changed (policies, devices)."""
-        for watch in self.watches.values():
-            watch.check()
-        for key, ws in self.workspaces.items():
-            self._read_repository(key, ws)
+        self.repositories.read_all()
         self.devices_tab.refresh()
         self.performance_tab.refresh()
         self.remotes.refresh()
@@ -282,19 +274,8 @@ class MainWindow(QMainWindow):
         if not menu.isEmpty():
             menu.popup(self.tree.viewport().mapToGlobal(pos))
 
-    def _read_repository(self, key: str, ws: Workspace) -> None:
-        def load(_ctx: JobContext) -> tuple[list[Any], dict[str, Any]]:
-            models = history.list_models(ws)
-            return models, {m.name: ws.catalog.versions(m.name) for m in models}
-
-        self.runner.submit("Read the catalog", load, lambda r: self._show_models(key, r))
-
-    def _show_models(self, key: str, result: tuple[list[Any], dict[str, Any]]) -> None:
-        if key not in self.workspaces:
-            return  # closed while it was being read
-        models, versions = result
-        self.model_counts[key] = len(models)
-        self.tree_model.populate(key, Path(key).name, models, versions)
+    def _listed(self) -> None:
+        """A repository's models reached the tree: show it, and what the window shows."""
         self.tree.expandToDepth(0)
         self.update_stack()
         self._update_status()
@@ -302,20 +283,22 @@ class MainWindow(QMainWindow):
     def update_stack(self) -> None:
         """The tree and tabs once there is anything to show (a repository's models, or the
         models other tools keep here); before that, the drop-a-file invitation."""
-        anything = any(self.model_counts.values()) or any(m for _s, m in self.stores_view.listing)
+        counts = self.repositories.model_counts.values()
+        anything = any(counts) or any(m for _s, m in self.stores_view.listing)
         self.stack.setCurrentIndex(1 if anything else 0)
 
     def _update_status(self) -> None:
-        n = self.model_counts.get(str(self.ws.repo.root), 0)
+        n = self.repositories.model_counts.get(str(self.ws.repo.root), 0)
         self.status.setText(f"{self.ws.repo.root}  ·  {plural(n, 'model')}")
         self.setWindowTitle(f"ModelManager — {self.ws.repo.root}")
-        self.close_repo_action.setEnabled(str(self.ws.repo.root) != self.default_key)
+        shown_key = str(self.ws.repo.root)
+        self.close_repo_action.setEnabled(shown_key != self.repositories.default_key)
 
     def activate(self, key: str) -> None:
         """Make the repository ``key`` the one the tabs show."""
-        if key == str(self.ws.repo.root) or key not in self.workspaces:
+        if key == str(self.ws.repo.root) or key not in self.repositories.workspaces:
             return
-        self.ws = self.workspaces[key]
+        self.ws = self.repositories.workspaces[key]
         self.overview_tab.details = None
         self.history.shown_model = None  # its rows are the other repository's versions
         self.current_ref = None
@@ -325,47 +308,9 @@ class MainWindow(QMainWindow):
 
     # -- other repositories -------------------------------------------------------------
 
-    def _settings_list(self, name: str) -> list[str]:
-        value = QSettings("ModelManager", "ModelManager").value(name) or []
-        return [str(v) for v in (value if isinstance(value, list) else [value])]
-
-    def _remember_repositories(self) -> None:
-        if self.remember:
-            others = [k for k in self.workspaces if k != self.default_key]
-            QSettings("ModelManager", "ModelManager").setValue("repositories", others)
-
-    def choose_repository(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a ModelManager repository")
-        if folder:
-            self.open_repository(Path(folder))
-
-    def open_repository(self, folder: Path, *, quiet: bool = False) -> JobRecord | None:
-        """Open another local repository (a job: opening syncs its catalog) and list it."""
-        key = str(folder.resolve())
-        if key in self.workspaces:
-            return None
-        title = f"Open repository {folder}" if not quiet else f"Read repository {folder}"
-
-        def opened(ws: Workspace) -> None:
-            self.workspaces[str(ws.repo.root)] = ws
-            self.watches[str(ws.repo.root)] = RepositoryWatch(ws, self.runner, self.apply_changes)
-            self._remember_repositories()
-            self._read_repository(str(ws.repo.root), ws)
-
-        return self.runner.submit(title, lambda _ctx: open_workspace(folder), opened)
-
     def close_repository(self, key: str) -> None:
         """Stop listing a repository opened besides the default one (nothing is deleted)."""
-        if key == self.default_key or key not in self.workspaces:
-            return
-        if str(self.ws.repo.root) == key:
-            self.activate(self.default_key)
-        ws = self.workspaces.pop(key)
-        self.watches.pop(key).stop()
-        self.model_counts.pop(key, None)
-        self.tree_model.remove_repository(key)
-        self._remember_repositories()
-        self.runner.submit(f"Close repository {key}", lambda _ctx: ws.close())
+        self.repositories.close(key, self.activate)
 
     def select_first_model(self) -> None:
         """Select the newest version of the first model (used by --screenshot)."""
@@ -451,7 +396,7 @@ class MainWindow(QMainWindow):
         some, e.g. on network folders)."""
         super().changeEvent(event)
         if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
-            for watch in self.watches.values():
+            for watch in self.repositories.watches.values():
                 watch.soon()
 
     def about(self) -> None:
@@ -478,7 +423,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-        for watch in self.watches.values():
+        for watch in self.repositories.watches.values():
             watch.stop()
         self.runner.cancel_all_and_wait()
         if self.remember:

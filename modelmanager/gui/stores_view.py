@@ -39,7 +39,8 @@ class StoresView:
         def show(listing: Listing) -> None:
             self.listing = listing
             self.window.tree_model.populate_stores(listing)
-            self.window.tree.expandToDepth(1 if not any(self.window.model_counts.values()) else 0)
+            counts = self.window.repositories.model_counts.values()
+            self.window.tree.expandToDepth(1 if not any(counts) else 0)
             self.window.update_stack()
 
         return self.window.runner.submit("Read model stores", read, show)
@@ -159,7 +160,7 @@ class StoresView:
     def find_duplicates(self) -> JobRecord:
         """Compare every store and the open repositories; show the groups when done."""
         listed = [s for s, _models in self.listing]
-        spaces = list(self.window.workspaces.values())
+        spaces = list(self.window.repositories.workspaces.values())
 
         def run(ctx: JobContext) -> list[stores.DuplicateGroup]:
             # Not listed yet: find the stores here, off the UI thread (it reads the disk).

@@ -323,7 +323,7 @@ def test_another_repository_opens_in_the_tree_and_the_tabs_follow_it(  # type: i
     top = [window.tree_model.item(r, 0).text() for r in range(window.tree_model.rowCount())]
     assert top == ["repo", STORES, REMOTES]  # the stores' and remotes' places from the start
     with qtbot.waitSignal(window.runner.succeeded, timeout=30_000):
-        window.open_repository(tmp_path / "other")
+        window.repositories.open(tmp_path / "other")
     qtbot.waitUntil(lambda: window.tree_model.rowCount() == 4 and not window.runner.running())
     top = [window.tree_model.item(r, 0).text() for r in range(window.tree_model.rowCount())]
     assert top == ["repo", "other", STORES, REMOTES]
@@ -332,9 +332,9 @@ def test_another_repository_opens_in_the_tree_and_the_tabs_follow_it(  # type: i
     assert window.overview_tab.ov["Parameters"].text() == "4.1k"
     assert window.imports.existing_models() == ["other-model"]
     assert window.close_repo_action.isEnabled()
-    assert window.open_repository(tmp_path / "other") is None  # listed once only
+    assert window.repositories.open(tmp_path / "other") is None  # listed once only
     window.close_repository(str((tmp_path / "other").resolve()))
-    assert str(window.ws.repo.root) == window.default_key
+    assert str(window.ws.repo.root) == window.repositories.default_key
     assert window.tree_model.rowCount() == 3
     assert not window.close_repo_action.isEnabled()
 

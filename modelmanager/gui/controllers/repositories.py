@@ -1,0 +1,119 @@
+"""The repositories the window lists: the default one and others opened, read and watched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+from modelmanager.core.jobs import JobContext
+from modelmanager.gui.changes import RepositoryWatch
+from modelmanager.gui.context import WindowContext
+from modelmanager.gui.jobs_bridge import JobRecord
+from modelmanager.gui.models import RepoTreeModel
+from modelmanager.services import Workspace, history, open_workspace
+
+
+def _settings_list(name: str) -> list[str]:
+    value = QSettings("ModelManager", "ModelManager").value(name) or []
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+class Repositories:
+    """Opens, reads into the tree, watches and closes the listed repositories."""
+
+    def __init__(
+        self,
+        context: WindowContext,
+        parent: QWidget,
+        tree_model: RepoTreeModel,
+        *,
+        listed: Callable[[], None],
+        remember: bool,
+    ) -> None:
+        self.context = context
+        self.parent = parent  # the folder chooser's window
+        self.tree_model = tree_model
+        self.listed = listed  # called after a repository's models reached the tree
+        self.remember = remember  # False: the list of opened repositories is not saved
+        ws = context.ws
+        self.default_key = str(ws.repo.root)
+        self.workspaces: dict[str, Workspace] = {self.default_key: ws}
+        self.model_counts: dict[str, int] = {}
+        self.watches = {self.default_key: self._watch(ws)}
+
+    def _watch(self, ws: Workspace) -> RepositoryWatch:
+        return RepositoryWatch(ws, self.context.runner, self.context.apply_changes)
+
+    def reopen_saved(self) -> None:
+        """Open (quietly) the repositories listed when the window last closed."""
+        for folder in _settings_list("repositories") if self.remember else []:
+            if folder != self.default_key:
+                self.open(Path(folder), quiet=True)
+
+    def _save(self) -> None:
+        if self.remember:
+            others = [k for k in self.workspaces if k != self.default_key]
+            QSettings("ModelManager", "ModelManager").setValue("repositories", others)
+
+    def read(self, key: str, ws: Workspace) -> None:
+        """Read a repository's models and versions (a job) into the tree."""
+
+        def load(_ctx: JobContext) -> tuple[list[Any], dict[str, Any]]:
+            models = history.list_models(ws)
+            return models, {m.name: ws.catalog.versions(m.name) for m in models}
+
+        def show(result: tuple[list[Any], dict[str, Any]]) -> None:
+            if key not in self.workspaces:
+                return  # closed while it was being read
+            models, versions = result
+            self.model_counts[key] = len(models)
+            self.tree_model.populate(key, Path(key).name, models, versions)
+            self.listed()
+
+        self.context.runner.submit("Read the catalog", load, show)
+
+    def read_all(self) -> None:
+        """Check every watch for writes by others, then re-read every repository."""
+        for watch in self.watches.values():
+            watch.check()
+        for key, ws in self.workspaces.items():
+            self.read(key, ws)
+
+    def choose(self) -> None:
+        """File > Open repository: pick a folder, then open it."""
+        folder = QFileDialog.getExistingDirectory(self.parent, "Open a ModelManager repository")
+        if folder:
+            self.open(Path(folder))
+
+    def open(self, folder: Path, *, quiet: bool = False) -> JobRecord | None:
+        """Open another local repository (a job: opening syncs its catalog) and list it."""
+        key = str(folder.resolve())
+        if key in self.workspaces:
+            return None
+        title = f"Open repository {folder}" if not quiet else f"Read repository {folder}"
+
+        def opened(ws: Workspace) -> None:
+            self.workspaces[str(ws.repo.root)] = ws
+            self.watches[str(ws.repo.root)] = self._watch(ws)
+            self._save()
+            self.read(str(ws.repo.root), ws)
+
+        return self.context.runner.submit(title, lambda _ctx: open_workspace(folder), opened)
+
+    def close(self, key: str, activate: Callable[[str], None]) -> None:
+        """Stop listing a repository opened besides the default one (nothing is deleted);
+        ``activate`` shows the default one first when ``key`` is the one shown."""
+        if key == self.default_key or key not in self.workspaces:
+            return
+        if str(self.context.ws.repo.root) == key:
+            activate(self.default_key)
+        ws = self.workspaces.pop(key)
+        self.watches.pop(key).stop()
+        self.model_counts.pop(key, None)
+        self.tree_model.remove_repository(key)
+        self._save()
+        self.context.runner.submit(f"Close repository {key}", lambda _ctx: ws.close())
