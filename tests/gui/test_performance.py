@@ -78,9 +78,10 @@ def test_run_benchmark_is_a_job_that_adds_a_run(qtbot, window: MainWindow, ws: W
     qtbot.waitUntil(lambda: bool(tab.rows))
     assert {r.run for r in tab.rows} == {r.run for r in ws.catalog.bench_rows()}
     assert window.jobs_table.rowCount() >= 1
-    with qtbot.waitSignal(window.runner.succeeded, timeout=30_000):
-        warm = tab.keep_warm()
+    warm = tab.keep_warm()
     assert warm is not None
+    # Not waitSignal(succeeded): any job's success (a background read) would end that wait.
+    qtbot.waitUntil(lambda: not warm.active, timeout=30_000)
     assert "now in memory" in window.statusBar().currentMessage()
 
 
