@@ -24,7 +24,7 @@ from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import content_id
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.lanes import current_job
-from modelmanager.core.placement import DeviceSet
+from modelmanager.core.placement import DEVICES_FILE, DeviceSet
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.hints import did_you_mean, number_ranges
 from modelmanager.core.repo.lock import WriterLock
@@ -266,8 +266,22 @@ class Repository(VersionStore):
         self.lock = WriterLock(root / "locks")
         self.reload_layout()
 
+    def _layout_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        """What the device list and policy files are now (time, size, inode), to notice
+        another process's change cheaply."""
+        stamp: list[tuple[int, int, int] | None] = []
+        for name in (DEVICES_FILE, POLICY_KEY):
+            try:
+                st = (self.root / name).stat()
+            except FileNotFoundError:
+                stamp.append(None)
+            else:
+                stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(stamp)
+
     def reload_layout(self) -> None:
         """(Re)read devices and policies, e.g. after another command changed them."""
+        self._layout_seen = self._layout_stamp()
         self.devices = DeviceSet.load(self.root, self.config.id)
         try:
             self.policies = Policies.from_bytes(self.blobs.get(POLICY_KEY), self.root / POLICY_KEY)
@@ -374,12 +388,17 @@ class Repository(VersionStore):
             for h in hear:
                 h(text)
 
+        outermost = not self.lock.held
         try:
             self.lock.acquire(timeout, told, ctx.cancel_event.is_set if ctx is not None else None)
         finally:
             if job is not None:
                 job.waiting("")
         try:
+            # Another process may have changed the devices or the policy since this object read
+            # them (a CLI beside the window): a write must never follow a stale policy.
+            if outermost and self._layout_stamp() != self._layout_seen:
+                self.reload_layout()
             yield
         finally:
             self.lock.release()
