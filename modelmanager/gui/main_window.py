@@ -44,7 +44,7 @@ from modelmanager.gui.models import (
     tensor_rows,
 )
 from modelmanager.gui.resources import icon
-from modelmanager.gui.stores_view import StoresView
+from modelmanager.gui.stores_view import Listing, StoresView
 from modelmanager.gui.tabs.devices import DevicesTab
 from modelmanager.gui.tabs.history import HistoryTab
 from modelmanager.gui.tabs.jobs import JobsTab, is_user_job
@@ -70,7 +70,7 @@ class MainWindow(QMainWindow):
         self.ask_before_close = True
         self.ws = ws  # the repository the tabs show: the one of the selected tree item
         self.runner = runner or JobRunner()
-        self.stores_view = StoresView(self)
+        self.stores_view = StoresView(self, self)
         self.cleanup = Cleanup(self, self, self.clear_details)
         self.current_ref: str | None = None
         self.setWindowTitle(f"ModelManager — {ws.repo.root}")
@@ -279,6 +279,24 @@ class MainWindow(QMainWindow):
         self.tree.expandToDepth(0)
         self.update_stack()
         self._update_status()
+
+    def show_store_listing(self, listing: Listing) -> None:
+        """The models other tools keep here go in the tree (expanded when no repository has
+        any model yet)."""
+        self.tree_model.populate_stores(listing)
+        counts = self.repositories.model_counts.values()
+        self.tree.expandToDepth(1 if not any(counts) else 0)
+        self.update_stack()
+
+    def show_tensor_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Show a store model's tensors in the Tensors tab and bring it forward."""
+        self.tensors_tab.set_rows(rows)
+        self.tabs.setCurrentWidget(self.tensors_tab)
+
+    @property
+    def open_workspaces(self) -> list[Workspace]:
+        """Every repository open in the tree."""
+        return list(self.repositories.workspaces.values())
 
     def update_stack(self) -> None:
         """The tree and tabs once there is anything to show (a repository's models, or the

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QWidget
 
 from modelmanager.core.formats import index_file
 from modelmanager.core.jobs import JobContext
@@ -13,21 +13,38 @@ from modelmanager.core.stores import Store, StoreModel
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import ModelManagerError
-from modelmanager.services import stores
+from modelmanager.gui.context import WindowContext
+from modelmanager.services import Workspace, stores
 
 if TYPE_CHECKING:
     from modelmanager.gui.jobs_bridge import JobRecord
-    from modelmanager.gui.main_window import MainWindow
 
 Listing = list[tuple[Store, list[StoreModel]]]
-TENSORS_TAB = 2  # the window's tab order: Overview, History, Tensors, ...
+
+
+class StoresHost(WindowContext, Protocol):
+    """What the stores view needs of the window beyond the tabs' context."""
+
+    def show_store_listing(self, listing: Listing) -> None:
+        """Put the stores' models in the tree (and leave the drop-a-file invitation)."""
+        ...
+
+    def show_tensor_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Show ``rows`` in the Tensors tab and bring it forward."""
+        ...
+
+    @property
+    def open_workspaces(self) -> list[Workspace]:
+        """Every repository open in the tree (compared for duplicates)."""
+        ...
 
 
 class StoresView:
     """Fills the tree's "Models on this workstation" place and runs its actions as jobs."""
 
-    def __init__(self, window: MainWindow) -> None:
-        self.window = window
+    def __init__(self, host: StoresHost, parent: QWidget) -> None:
+        self.host = host
+        self.parent = parent  # of its questions and message boxes
         self.listing: Listing = []
 
     def refresh(self) -> JobRecord:
@@ -38,12 +55,9 @@ class StoresView:
 
         def show(listing: Listing) -> None:
             self.listing = listing
-            self.window.tree_model.populate_stores(listing)
-            counts = self.window.repositories.model_counts.values()
-            self.window.tree.expandToDepth(1 if not any(counts) else 0)
-            self.window.update_stack()
+            self.host.show_store_listing(listing)
 
-        return self.window.runner.submit("Read model stores", read, show)
+        return self.host.runner.submit("Read model stores", read, show)
 
     def find(self, root: str, ref: str) -> tuple[Store, StoreModel] | None:
         for store, models in self.listing:
@@ -85,15 +99,14 @@ class StoresView:
 
         def show(result: tuple[list[tuple[Any, ...]], list[str]]) -> None:
             rows, problems = result
-            self.window.tensors_tab.set_rows(rows)
-            self.window.tabs.setCurrentIndex(TENSORS_TAB)
+            self.host.show_tensor_rows(rows)
             note = f"; unreadable: {problems[0]}" if problems else ""
             files = plural(sum(f.weights for f in model.files), "weight file")
-            self.window.statusBar().showMessage(
+            self.host.notify(
                 shown(f"{model.ref}: {plural(len(rows), 'tensor')} from the headers of {files}"
-                      f"{note}"), 15_000)  # fmt: skip
+                      f"{note}"))  # fmt: skip
 
-        return self.window.runner.submit(f"Read {model.ref}", read, show)
+        return self.host.runner.submit(f"Read {model.ref}", read, show)
 
     def add_actions(self, menu: QMenu, root: str, ref: str | None) -> None:
         """The tree's context menu on a store's model."""
@@ -101,7 +114,7 @@ class StoresView:
         if found is None:
             return
         store, model = found
-        target = self.window.ws.repo.root.name
+        target = self.host.ws.repo.root.name
         act = menu.addAction(shown(f"Adopt {model.name} into {target}…"),
                              lambda: self.ask_adopt(store, model, remove=False))  # fmt: skip
         act.setEnabled(not model.errors)
@@ -112,7 +125,7 @@ class StoresView:
     def ask_adopt(self, store: Store, model: StoreModel, *, remove: bool) -> JobRecord | None:
         """Ask for the repository model name (and, to remove, confirm the exact list)."""
         into, ok = QInputDialog.getText(
-            self.window, "Adopt a model",
+            self.parent, "Adopt a model",
             shown(f"Import {model.ref} from {store.title} as the next version of:"),
             text=stores.default_name(model),
         )  # fmt: skip
@@ -126,7 +139,7 @@ class StoresView:
                       f"{plural(len(plan.paths), 'path')} will be deleted from {store.title}, "
                       f"freeing {human_bytes(plan.bytes)}. {store.title} will no longer have "
                       f"{model.ref}."),
-                QMessageBox.StandardButton.Cancel, self.window,
+                QMessageBox.StandardButton.Cancel, self.parent,
             )  # fmt: skip
             box.setTextFormat(Qt.TextFormat.PlainText)  # store and model names come from disk
             box.setDetailedText("\n".join(
@@ -141,7 +154,7 @@ class StoresView:
     def adopt(self, store: Store, model: StoreModel, into: str, *,
               remove_original: bool = False) -> JobRecord:  # fmt: skip
         """Adopt as a job; the tree shows the new version and the store as it is after."""
-        ws = self.window.ws
+        ws = self.host.ws
 
         def run(ctx: JobContext) -> stores.AdoptResult:
             return stores.adopt(ws, store, model, into, remove_original=remove_original, ctx=ctx)
@@ -149,18 +162,18 @@ class StoresView:
         def done(r: stores.AdoptResult) -> None:
             freed = f"; freed {human_bytes(r.freed)}" if remove_original else ""
             adopted = shown(f"Adopted {model.ref} as {r.imported.manifest.ref}")
-            self.window.statusBar().showMessage(
-                f"{adopted}: {plural(r.verified, 'file')} identical to the originals{freed}",
-                15_000)  # fmt: skip
-            self.window.refresh(ws)
+            self.host.notify(
+                f"{adopted}: {plural(r.verified, 'file')} identical to the originals{freed}"
+            )
+            self.host.apply_changes(ws, r.imported.changes)
             self.refresh()
 
-        return self.window.runner.submit(f"Adopt {model.ref}", run, done, writes=ws.repo.root)
+        return self.host.runner.submit(f"Adopt {model.ref}", run, done, writes=ws.repo.root)
 
     def find_duplicates(self) -> JobRecord:
         """Compare every store and the open repositories; show the groups when done."""
         listed = [s for s, _models in self.listing]
-        spaces = list(self.window.repositories.workspaces.values())
+        spaces = self.host.open_workspaces
 
         def run(ctx: JobContext) -> list[stores.DuplicateGroup]:
             # Not listed yet: find the stores here, off the UI thread (it reads the disk).
@@ -173,11 +186,11 @@ class StoresView:
                     f"each would free {human_bytes(freeable)}." if groups
                     else "No file is kept twice in the stores and open repositories.")  # fmt: skip
             box = QMessageBox(QMessageBox.Icon.Information, "Duplicates", text,
-                              QMessageBox.StandardButton.Close, self.window)  # fmt: skip
+                              QMessageBox.StandardButton.Close, self.parent)  # fmt: skip
             box.setDetailedText("\n\n".join(
                 f"{human_bytes(g.size)}, {g.physical} copies ({human_bytes(g.freeable)} freeable)\n"
                 + "\n".join(f"  {shown(str(c))}" for c in g.copies) for g in groups))  # fmt: skip
             box.open()
             self.duplicates_box = box
 
-        return self.window.runner.submit("Find duplicates", run, show)
+        return self.host.runner.submit("Find duplicates", run, show)
