@@ -68,9 +68,10 @@ class JobRecord:
 
 
 class _Signals(QObject):
-    # Only ints and strings cross threads: results stay in Python (JobRunner.results), so no
-    # Python object ever travels inside a queued Qt event.
-    progress = Signal(int, int, int, str)
+    # Only numbers and strings cross threads: results stay in Python (JobRunner.results), so no
+    # Python object ever travels inside a queued Qt event. Bytes done and total are 64-bit: a
+    # Signal(int) is a C++ int, and a 2 GiB shard overflowed it.
+    progress = Signal(int, "qint64", "qint64", str)
     started = Signal(int)
     waiting = Signal(int, str)
     finished = Signal(int)
