@@ -68,10 +68,10 @@ class JobRecord:
 
 
 class _Signals(QObject):
-    # Only numbers and strings cross threads: results stay in Python (JobRunner.results), so no
-    # Python object ever travels inside a queued Qt event. Bytes done and total are 64-bit: a
-    # Signal(int) is a C++ int, and a 2 GiB shard overflowed it.
-    progress = Signal(int, "qint64", "qint64", str)
+    # Only numbers and strings cross threads: results stay in Python (JobRunner.results). Bytes
+    # done and total travel as Python ints (``object``): a Signal(int) is a 32-bit C++ int, and
+    # a 2 GiB shard overflowed it.
+    progress = Signal(int, object, object, str)
     started = Signal(int)
     waiting = Signal(int, str)
     finished = Signal(int)
