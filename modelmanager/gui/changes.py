@@ -107,9 +107,10 @@ def _reread(ws: Workspace, old: Stamp | None) -> tuple[Stamp, list[str], Changes
     if old is None or stamp == old:
         return stamp, folders, Changes()
     try:
-        with ws.repo.writer(timeout=0):  # never swap the chunk store under a running write
+        # Taking the writer lock re-reads the policy and devices if they changed on disk (and
+        # never swaps the chunk store under a running write).
+        with ws.repo.writer(timeout=0):
             stamp = metadata_stamp(ws.repo.root)
-            ws.repo.reload_layout()
             ws.catalog.sync()
     except LockedError:
         return None

@@ -13,6 +13,7 @@ import pytest
 
 from modelmanager.core.formats import index_file, sandbox
 from modelmanager.errors import FormatError
+from tests.support.builders import write_gguf
 from tests.support.hostile_headers import gguf_many_keys, gguf_raw, gguf_vocabulary
 
 
@@ -22,19 +23,13 @@ def _index(path: Path):  # type: ignore[no-untyped-def]
 
 def _gguf(path: Path) -> Path:
     gguf = pytest.importorskip("gguf")
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("tiny")
-    w.add_context_length(128)
-    w.add_tensor("token_embd.weight", np.arange(256, dtype=np.float32).reshape(8, 32))
-    q8 = np.random.default_rng(0).integers(0, 255, size=(4, 34), dtype=np.uint8)
-    w.add_tensor("blk.0.attn_q.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-    q4 = np.random.default_rng(1).integers(0, 255, size=(2, 144), dtype=np.uint8)
-    w.add_tensor("blk.0.ffn.weight", q4, raw_dtype=gguf.GGMLQuantizationType.Q4_K)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+
+    def more(w: Any) -> None:
+        w.add_context_length(128)
+        q4 = np.random.default_rng(1).integers(0, 255, size=(2, 144), dtype=np.uint8)
+        w.add_tensor("blk.0.ffn.weight", q4, raw_dtype=gguf.GGMLQuantizationType.Q4_K)
+
+    return write_gguf(path, more)
 
 
 def test_gguf_tensors_including_quantized_ones_and_metadata(tmp_path: Path) -> None:

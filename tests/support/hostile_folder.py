@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.support.builders import write_safetensors
+from tests.support.builders import write_gguf, write_safetensors
 
 #: Module files that would shadow a library (or run at interpreter start) if the folder were
 #: ever on ``sys.path``; ``modelmanager`` is a package folder.
@@ -29,22 +29,6 @@ def _canary_code(canaries: Path, name: str) -> str:
         f"with open(os.path.join(_d, {name!r} + '-' + str(os.getpid())), 'w') as _f:\n"
         "    _f.write(repr(sys.argv))\n"
     )
-
-
-def write_gguf(path: Path) -> Path:
-    """A small real GGUF file (the gguf library's writer): one float and one Q8_0 tensor."""
-    import gguf
-
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("tiny")
-    writer.add_tensor("token_embd.weight", np.arange(256, dtype=np.float32).reshape(8, 32))
-    q8 = np.random.default_rng(0).integers(0, 255, size=(4, 34), dtype=np.uint8)
-    writer.add_tensor("blk.0.attn_q.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
 
 
 def write_hdf5(path: Path) -> Path:
