@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +23,7 @@ from modelmanager.core.chunks.plan import Range, plan_chunks
 from modelmanager.core.chunks.writer import ChunkWriter
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
-from modelmanager.core.formats import DtypeHints, FileIndex, index_file
-from modelmanager.core.formats.jsonstrict import loads_strict
+from modelmanager.core.formats import DtypeHints, FileIndex, hf_config, index_file
 from modelmanager.core.ids import content_id
 from modelmanager.core.jobs import InFlight, JobContext
 from modelmanager.core.jobs import default_workers as default_workers  # re-exported
@@ -126,46 +125,16 @@ def scan_sources(
     ]
 
 
-def derive_metadata(sources: Iterable[SourceFile]) -> dict[str, Any]:
-    """Model facts read from the inputs: architecture and framework from config.json, params."""
+def derive_metadata(sources: Sequence[SourceFile]) -> dict[str, Any]:
+    """A version's metadata from its inputs: each file's facts (the first file that states one
+    wins), then config.json's (they win), then the parameter count of every tensor."""
     meta: dict[str, Any] = {}
-    params = 0
     for src in sources:
-        params += sum(t.numel for t in src.index.tensors)
-        if src.index.format == "safetensors" and src.index.metadata.get("format") == "pt":
-            meta.setdefault("framework", "pytorch")
-        if src.index.format == "pytorch":
-            meta.setdefault("framework", "pytorch")
-        if src.index.format == "gguf":
-            meta.setdefault("framework", "gguf")
-            for key, name in (("general.architecture", "architecture"), ("general.name", "name"),
-                              ("general.file_type", "gguf_file_type")):  # fmt: skip
-                if key in src.index.metadata:
-                    meta.setdefault(name, src.index.metadata[key])
-        if src.index.format == "hdf5" and "keras_version" in src.index.metadata:
-            meta.setdefault("framework", "keras")
-        if src.index.format == "onnx":
-            meta.setdefault("framework", "onnx")
-            meta.setdefault("opset", src.index.metadata.get("opset", ""))
-        if src.relpath == "config.json" and src.size <= 16 * 1024 * 1024:
-            try:
-                with open_regular(src.path, src.identity) as f:
-                    config = loads_strict(f.read(src.size))
-            except (OSError, ValueError):
-                continue  # a broken config.json is stored as it is; it only adds no facts
-            if not isinstance(config, dict):
-                continue
-            archs = config.get("architectures")
-            if isinstance(archs, list) and archs and isinstance(archs[0], str):
-                meta["architecture"] = archs[0]
-            for key in ("model_type", "torch_dtype"):
-                if isinstance(config.get(key), str):
-                    meta[key] = config[key]
-            if "transformers_version" in config:
-                meta["framework"] = "transformers"
-            for key in ("num_parameters", "n_params"):
-                if type(config.get(key)) is int:
-                    meta["config_parameters"] = config[key]
+        for key, value in src.index.facts.items():
+            meta.setdefault(key, value)
+        if src.relpath == hf_config.NAME:
+            meta.update(hf_config.read_facts(src.path, src.size, src.identity))
+    params = sum(t.numel for src in sources for t in src.index.tensors)
     if params:
         meta["parameters"] = params
     return meta

@@ -98,6 +98,7 @@ def _check_index(index: FileIndex, size: int) -> None:
         names.add(t.name)
     del names
     rules.str_map(index.metadata, "metadata")
+    rules.str_map(index.facts, "facts")
     _check_layout(index, size)
 
 

@@ -45,6 +45,9 @@ class FileIndex:
     metadata: dict[str, str] = field(default_factory=dict)
     #: False where tensors may overlap (views of one storage): chunks follow ``regions`` only.
     tensor_regions: bool = True
+    #: Model facts the file states in its format's own terms (framework, architecture, ...),
+    #: named as a version's metadata names them; an import merges them, the first file first.
+    facts: dict[str, str] = field(default_factory=dict)
 
     def chunk_regions(self) -> list[tuple[int, int]]:
         """Every byte range chunks should be cut around: headers plus tensors (or storages)."""

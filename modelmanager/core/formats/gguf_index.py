@@ -218,3 +218,15 @@ def index(path: Path) -> dict[str, Any]:
         )
     metadata["gguf.block_sizes"] = json.dumps(blocks, sort_keys=True)
     return {"tensors": tensors, "metadata": metadata}
+
+
+#: GGUF metadata keys that state model facts -> the names a version's metadata gives them.
+FACT_KEYS = (("general.architecture", "architecture"), ("general.name", "name"),
+             ("general.file_type", "gguf_file_type"))  # fmt: skip
+
+
+def facts(metadata: dict[str, str]) -> dict[str, str]:
+    """Model facts of a GGUF file's (checked) metadata; run in the parent, not the child."""
+    out = {"framework": "gguf"}
+    out.update((name, metadata[key]) for key, name in FACT_KEYS if key in metadata)
+    return out

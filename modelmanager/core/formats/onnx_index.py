@@ -108,3 +108,8 @@ def index(path: Path) -> dict[str, Any]:
         "ir_version": str(model.ir_version),
     }
     return {"tensors": _initializers(buf), "metadata": metadata}
+
+
+def facts(metadata: dict[str, str]) -> dict[str, str]:
+    """Model facts of an ONNX file's (checked) metadata: the framework and its opsets."""
+    return {"framework": "onnx", "opset": metadata.get("opset", "")}

@@ -45,6 +45,8 @@ from modelmanager.errors import FormatError
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 MAX_DEPTH = 64
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+#: What any torch checkpoint says of its model (a version's metadata names).
+FACTS = {"framework": "pytorch"}
 
 
 def _part(key: Any) -> str | None:
@@ -184,7 +186,9 @@ def read_zip(f: BinaryIO, size: int, path: Path) -> FileIndex:
                 f"storage '{clipped(key)}' is shorter than the pickle says", path=path
             )
     tensors = _entries(_walk(obj, path), starts, path, size)
-    return FileIndex("pytorch", tensors, tuple(sorted(regions)), {}, tensor_regions=False)
+    return FileIndex(
+        "pytorch", tensors, tuple(sorted(regions)), {}, tensor_regions=False, facts=dict(FACTS)
+    )
 
 
 def _zip_layout(
@@ -271,7 +275,9 @@ def read_legacy(f: BinaryIO, size: int, path: Path) -> FileIndex:
         regions.append((pos + 8, pos + 8 + nbytes))
         pos += 8 + nbytes
     tensors = _entries(_walk(obj, path), starts, path, size)
-    return FileIndex("pytorch", tensors, tuple(regions), {}, tensor_regions=False)
+    return FileIndex(
+        "pytorch", tensors, tuple(regions), {}, tensor_regions=False, facts=dict(FACTS)
+    )
 
 
 def sniff(prefix: bytes) -> str | None:

@@ -194,4 +194,10 @@ def read_index(f: BinaryIO, size: int, path: Path) -> FileIndex:
         raise FormatError(
             f"{size - pos} bytes after the last tensor belong to no tensor", path=path
         )
-    return FileIndex("safetensors", tuple(tensors), ((0, data_start),), metadata)
+    return FileIndex("safetensors", tuple(tensors), ((0, data_start),), metadata,
+                     facts=facts(metadata))  # fmt: skip
+
+
+def facts(metadata: dict[str, str]) -> dict[str, str]:
+    """A file written by torch's safetensors writer says ``format: pt``: a PyTorch model."""
+    return {"framework": "pytorch"} if metadata.get("format") == "pt" else {}

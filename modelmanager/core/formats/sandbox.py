@@ -14,10 +14,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from modelmanager.core.formats import rules
+from modelmanager.core.formats import gguf_index, onnx_index, rules
 from modelmanager.core.formats.base import FileIndex, TensorEntry
 from modelmanager.core.formats.gguf_index import MAX_SHOWN, Refused
 from modelmanager.errors import FormatError
@@ -135,16 +136,26 @@ def _validated(doc: Any, kind: str, path: Path, size: int) -> FileIndex:
     disjoint = doc.get("disjoint", True)
     if not isinstance(disjoint, bool):
         raise FormatError(f"the {kind} parser gave a malformed answer", path=path)
-    return FileIndex(kind, tuple(tensors), (), meta, tensor_regions=disjoint)
+    return FileIndex(kind, tuple(tensors), (), meta, tensor_regions=disjoint,
+                     facts=FACTS[kind](meta))  # fmt: skip
+
+
+def _hdf5_facts(metadata: dict[str, str]) -> dict[str, str]:
+    """A Keras model's HDF5 file records the Keras version that saved it."""
+    return {"framework": "keras"} if "keras_version" in metadata else {}
+
+
+#: Each sandboxed format's model facts, read in the parent from the checked metadata.
+FACTS: dict[str, Callable[[dict[str, str]], dict[str, str]]] = {
+    "gguf": gguf_index.facts, "hdf5": _hdf5_facts, "onnx": onnx_index.facts,
+}  # fmt: skip
 
 
 # -- in the child ------------------------------------------------------------------------
 
 
 def _gguf(path: Path) -> dict[str, Any]:
-    from modelmanager.core.formats.gguf_index import index
-
-    return index(path)
+    return gguf_index.index(path)
 
 
 def _hdf5(path: Path) -> dict[str, Any]:
@@ -176,9 +187,7 @@ def _hdf5(path: Path) -> dict[str, Any]:
 def _child(kind: str, path: Path) -> dict[str, Any]:
     readers = {"gguf": _gguf, "hdf5": _hdf5}
     if kind == "onnx":
-        from modelmanager.core.formats.onnx_index import index as onnx_index
-
-        return onnx_index(path)
+        return onnx_index.index(path)
     return readers[kind](path)
 
 
