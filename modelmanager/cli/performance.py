@@ -17,20 +17,17 @@ from modelmanager.core.catalog import BenchRow
 from modelmanager.core.chunks.selection import STRATEGIES
 from modelmanager.errors import EXIT_OK, UserError
 from modelmanager.services.benchmark import run_benchmark
-from modelmanager.services.loading import load_version, warm_version
+from modelmanager.services.loading import load_version, warm
 
 
 def cmd_load(args: argparse.Namespace) -> int:
     with ProgressLine("loading", enabled=not args.json) as ctx:
         r = load_version(workspace(args), args.ref, strategy=args.strategy, threads=args.threads,
                          cold=args.cold, ctx=ctx)  # fmt: skip
-    tensors = len(r.arrays())
-    doc = {"ref": r.manifest.ref, "bytes": r.bytes, "seconds": round(r.seconds, 4),
-           "bytes_per_second": round(r.throughput), "device_bytes": r.device_bytes,
-           "tensors": tensors, "degraded_chunks": r.degraded_chunks}  # fmt: skip
     if args.json:
-        print_json(doc)
+        print_json(r.to_json())
     else:
+        tensors = len(r.arrays())
         spread = ", ".join(f"{k} {human_bytes(v)}" for k, v in sorted(r.device_bytes.items()))
         print(f"Loaded {shown(r.manifest.ref)}: {human_bytes(r.bytes)} in {r.seconds:.2f} s "
               f"({human_bytes(r.throughput)}/s), {plural(tensors, 'tensor')}; "
@@ -40,11 +37,12 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 def cmd_warm(args: argparse.Namespace) -> int:
     with ProgressLine("warming", enabled=not args.json) as ctx:
-        n = warm_version(workspace(args), args.ref, ctx=ctx)
+        result = warm(workspace(args), args.ref, ctx=ctx)
     if args.json:
-        print_json({"ref": args.ref, "bytes_read": n})
+        print_json(result.to_json())
     else:
-        print(f"{shown(args.ref)}: {human_bytes(n)} read into the page cache")
+        print(f"{shown(result.manifest.ref)}: {human_bytes(result.bytes_read)} read into the "
+              "page cache")  # fmt: skip
     return EXIT_OK
 
 

@@ -66,11 +66,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     for device, why in sorted(result.device_problems.items()):
         print(f"  device {device} took no new pieces: {why}", file=sys.stderr)
     if args.json:
-        print_json({
-            "ref": m.ref, "model": m.model, "version": m.seq, "files": result.files,
-            "logical_bytes": result.logical_bytes, "chunks": result.chunks,
-            "new_chunks": result.new_chunks, "new_stored_bytes": result.new_stored_bytes,
-        })  # fmt: skip
+        print_json(result.to_json())
     else:
         print(
             f"Imported {shown(m.ref)}: {result.files} files, {human_bytes(result.logical_bytes)}, "
@@ -167,9 +163,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         result = export_ref(workspace(args), args.ref, Path(args.dest), force=args.force, ctx=ctx,
                             strategy=args.strategy)  # fmt: skip
     if args.json:
-        print_json({"ref": result.manifest.ref, "dest": str(result.dest),
-                    "files": [str(p) for p in result.files], "bytes": result.bytes,
-                    "degraded_chunks": result.degraded_chunks})  # fmt: skip
+        print_json(result.to_json())
         return EXIT_OK
     print(f"Exported {shown(result.manifest.ref)}: {len(result.files)} files, "
           f"{human_bytes(result.bytes)} to {shown(str(result.dest))}")  # fmt: skip

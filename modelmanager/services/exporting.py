@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelmanager.core.chunks import fetch
 from modelmanager.core.ids import BytesLike
@@ -22,19 +23,29 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import FileRecord, Manifest
 from modelmanager.core.storage.atomic import fsync_dir, fsync_fd, temp_path_for
 from modelmanager.errors import UserError
-from modelmanager.services import Workspace
+from modelmanager.services import Changes, Workspace
 from modelmanager.services.loading import Fetcher
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What an export wrote."""
+    """What an export wrote (outside the repository: ``changes`` is empty, nothing in it
+    changed)."""
 
     manifest: Manifest
     dest: Path
     files: tuple[Path, ...]
     bytes: int
     degraded_chunks: int = 0
+    changes: Changes = field(default_factory=Changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The version (keys as ``log`` names them: ``files`` is a count), where every file
+        was written, and their bytes."""
+        m = self.manifest
+        return {"ref": m.ref, "model": m.model, "version": m.seq, "dest": str(self.dest),
+                "files": len(self.files), "file_paths": [str(p) for p in self.files],
+                "bytes": self.bytes, "degraded_chunks": self.degraded_chunks}  # fmt: skip
 
 
 def _targets(manifest: Manifest, dest: Path, force: bool) -> list[tuple[FileRecord, Path]]:

@@ -64,6 +64,14 @@ class ImportResult:
     changes: Changes
     device_problems: dict[str, str] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        """The new version (keys as ``log`` names them) and what storing it took."""
+        m = self.manifest
+        return {"ref": m.ref, "model": m.model, "version": m.seq, "files": self.files,
+                "logical_bytes": self.logical_bytes, "chunks": self.chunks,
+                "new_chunks": self.new_chunks, "new_stored_bytes": self.new_stored_bytes,
+                "device_problems": dict(sorted(self.device_problems.items()))}  # fmt: skip
+
 
 def collect_files(
     paths: Sequence[Path],

@@ -21,7 +21,7 @@ from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import FileRecord, Manifest
 from modelmanager.core.storage import page_cache
-from modelmanager.services import Workspace
+from modelmanager.services import Changes, Workspace
 
 #: The strategy used when the user names none and no benchmark has measured one better: spread
 #: reads in proportion to each device's measured speed (see docs/benchmarks.md, load).
@@ -84,13 +84,26 @@ class LoadedFile:
 
 @dataclass
 class LoadResult:
-    """What a load read, how long it took and from which devices."""
+    """What a load read, how long it took and from which devices (into memory: ``changes``
+    is empty, nothing in the repository changed)."""
 
     manifest: Manifest
     files: dict[str, LoadedFile]
     seconds: float
     device_bytes: dict[str, int]
     degraded_chunks: int = 0
+    changes: Changes = field(default_factory=Changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The version (keys as ``log`` names them: ``tensors`` is its count), its bytes, time,
+        and where they came from; ``arrays``: the tensors loaded as numpy arrays (safetensors
+        and .npy; a GGUF version has tensors but no arrays)."""
+        m = self.manifest
+        return {"ref": m.ref, "model": m.model, "version": m.seq, "bytes": self.bytes,
+                "seconds": round(self.seconds, 4), "bytes_per_second": round(self.throughput),
+                "device_bytes": dict(sorted(self.device_bytes.items())),
+                "tensors": sum(len(f.tensors) for f in m.files),
+                "arrays": len(self.arrays()), "degraded_chunks": self.degraded_chunks}  # fmt: skip
 
     @property
     def bytes(self) -> int:
@@ -144,8 +157,23 @@ def evict_version(ws: Workspace, manifest: Manifest) -> bool:
     return ok
 
 
-def warm_version(ws: Workspace, ref: str, ctx: JobContext | None = None) -> int:
-    """Read every piece of a version once so the next load comes from memory; bytes read."""
+@dataclass(frozen=True)
+class WarmResult:
+    """What keeping a version warm read into the page cache (``changes`` is empty: nothing in
+    the repository changed)."""
+
+    manifest: Manifest
+    bytes_read: int
+    changes: Changes = field(default_factory=Changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The version (keys as ``log`` names them) and the stored bytes read."""
+        m = self.manifest
+        return {"ref": m.ref, "model": m.model, "version": m.seq, "bytes_read": self.bytes_read}
+
+
+def warm(ws: Workspace, ref: str, ctx: JobContext | None = None) -> WarmResult:
+    """Read every piece of a version once so the next load comes from memory."""
     ctx = ctx or JobContext()
     manifest = ws.repo.resolve(ref)
     chunk_ids = list(dict.fromkeys(c.id for f in manifest.files for c in f.chunks))
@@ -154,7 +182,12 @@ def warm_version(ws: Workspace, ref: str, ctx: JobContext | None = None) -> int:
         ctx.check()
         total += sum(page_cache.prefetch(p) for _d, p in ws.repo.chunks.piece_files(cid))
         ctx.report(n, len(chunk_ids), f"{manifest.ref}: warming")
-    return total
+    return WarmResult(manifest, total)
+
+
+def warm_version(ws: Workspace, ref: str, ctx: JobContext | None = None) -> int:
+    """The bytes :func:`warm` read (the window's keep-warm action still takes a number)."""
+    return warm(ws, ref, ctx).bytes_read
 
 
 def load_version(

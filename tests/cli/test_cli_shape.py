@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from modelmanager.cli.main import build_parser, main
+from modelmanager.services import Changes
 from tests.cli.test_cli import Cli
 from tests.support.builders import hf_folder
 
@@ -120,3 +121,73 @@ def test_labels_that_disagree_are_kept_and_said_unless_moved(
     moved = cli.json("push", "org/tiny@2", "team", "--move-labels")
     assert (moved["labels"], moved["label_conflicts"]) == (["prod"], [])
     assert [v["labels"] for v in cli.json("remote", "show", "team")] == [[], ["prod"]]
+
+
+def test_every_result_names_its_version_as_log_does(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """import, export, load and warm print the version's ref, model and version under log's
+    keys, and log's counts (files, tensors) mean the same number in each."""
+    imported = cli.json("import", str(hf_folder(tmp_path / "v3", np.random.default_rng(5))),
+                        "--model", "org/tiny")  # fmt: skip
+    rows = {v["ref"]: v for v in cli.json("log", "org/tiny")}
+    keys = ("ref", "model", "version", "files", "logical_bytes")
+    assert {k: imported[k] for k in keys} == {k: rows["org/tiny@3"][k] for k in keys}
+    one = rows["org/tiny@1"]
+    exported = cli.json("export", "org/tiny@prod", str(tmp_path / "out"))
+    loaded = cli.json("load", "org/tiny@prod")
+    warmed = cli.json("warm", "org/tiny@prod")  # a label: the version it names is printed
+    for doc in (exported, loaded, warmed):
+        assert {k: doc[k] for k in ("ref", "model", "version")} == {
+            "ref": "org/tiny@1",
+            "model": "org/tiny",
+            "version": 1,
+        }
+    assert exported["files"] == one["files"] == len(exported["file_paths"])
+    assert all(Path(p).is_file() for p in exported["file_paths"])
+    assert loaded["tensors"] == one["tensors"] == loaded["arrays"]  # safetensors: all arrays
+    assert exported["bytes"] == loaded["bytes"] == one["logical_bytes"]
+    assert warmed["bytes_read"] > 0
+
+
+def test_cli_json_is_the_result_to_json(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What each command prints is its service result's ``to_json`` (for verify, gc and the
+    device commands too: the shape scripts read today, now owned by the dataclass)."""
+    from modelmanager.services import devices, exporting, loading, maintenance, open_workspace
+
+    ws = open_workspace(cli.repo)
+    try:
+        assert cli.json("verify") == maintenance.verify(ws).to_json()
+        gc = cli.json("gc", "--dry-run")
+        assert gc == {"dry_run": True, **maintenance.collect_garbage(ws, dry_run=True).to_json()}
+        listed = [{**d, "free": 0} for d in cli.json("device", "ls")]  # free space moves
+        assert listed == [{**i.to_json(), "free": 0} for i in devices.list_devices(ws)]
+        warm = loading.warm(ws, "org/tiny@2")
+        assert cli.json("warm", "org/tiny@2")["bytes_read"] == warm.to_json()["bytes_read"]
+        out = exporting.export_ref(ws, "org/tiny@2", tmp_path / "o2")
+        assert cli.json("export", "org/tiny@2", str(tmp_path / "o2"), "--force") == out.to_json()
+        for result in (warm, out, loading.load_version(ws, "org/tiny@2")):
+            assert result.changes == Changes()  # nothing in the repository changed
+    finally:
+        ws.close()
+    second = tmp_path / "second"
+    second.mkdir()
+    cli("device", "add", str(second), "--name", "second")
+    removed = cli.json("device", "rm", "second", "--drain")
+    assert removed == {"removed": "second", "moved_pieces": removed["moved_pieces"],
+                       "moved_bytes": removed["moved_bytes"]}  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="waits for the lead: show's lists move to file_list/tensor_list (cli/common.py "
+    "manifest_json), so show's keys are log's keys plus the details",
+)
+def test_show_is_log_row_plus_details(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    row = next(v for v in cli.json("log", "org/tiny") if v["version"] == 1)
+    shown = cli.json("show", "org/tiny@1", "--tensors")
+    assert {k: shown[k] for k in row} == row  # files and tensors: counts, as log says
+    assert len(shown["file_list"]) == row["files"]
+    assert len(shown["tensor_list"]) == row["tensors"]
