@@ -54,6 +54,13 @@ class DeviceInfo:
             return self.device.state
         return "online" if self.available else "missing"
 
+    def to_json(self) -> dict[str, object]:
+        d = self.device
+        return {"name": d.name, "id": d.id, "path": str(self.root), "weight": d.weight,
+                "tier": d.tier, "state": self.status, "capacity": self.capacity,
+                "free": self.free, "used": self.used, "pieces": self.pieces,
+                "chunks": self.chunks}  # fmt: skip
+
 
 def list_devices(ws: Workspace) -> list[DeviceInfo]:
     """Every device with capacity, free space and what it holds (walks its pieces)."""
@@ -163,6 +170,10 @@ class RemoveResult:
     drained_pieces: int
     drained_bytes: int
     changes: Changes
+
+    def to_json(self) -> dict[str, object]:
+        return {"removed": self.device.name, "moved_pieces": self.drained_pieces,
+                "moved_bytes": self.drained_bytes}  # fmt: skip
 
 
 def remove_device(

@@ -27,6 +27,10 @@ class Problem:
     detail: str
     versions: tuple[str, ...] = ()
 
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "subject": self.subject, "detail": self.detail,
+                "versions": list(self.versions)}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class VerifyReport:
@@ -41,6 +45,11 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "versions": self.versions, "chunks": self.chunks,
+                "bytes": self.bytes, "transient": list(self.transient),
+                "problems": [p.to_json() for p in self.problems]}  # fmt: skip
 
 
 def _load_manifests(ws: Workspace, ref: str | None) -> tuple[list[Manifest], list[Problem]]:
@@ -141,6 +150,16 @@ class GcResult:
     deleted_chunks: int
     freed_bytes: int
     changes: Changes = field(default_factory=Changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """Counts and bytes, then every unused chunk and leftover temporary file (a dry run
+        deletes none: ``deleted_chunks`` and ``freed_bytes`` are 0)."""
+        plan = self.plan
+        return {"chunks": len(plan.chunks), "temp_files": len(plan.temp_files),
+                "bytes": plan.bytes, "deleted_chunks": self.deleted_chunks,
+                "freed_bytes": self.freed_bytes,
+                "unused_chunks": [{"chunk": c, "stored_bytes": n} for c, n in plan.chunks],
+                "temp_file_paths": [str(p) for p, _n in plan.temp_files]}  # fmt: skip
 
 
 def all_manifests(ws: Workspace, doing: str) -> list[Manifest]:
