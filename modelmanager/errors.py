@@ -7,6 +7,7 @@ errors get no traceback, integrity errors and bugs are logged with one.
 
 from __future__ import annotations
 
+import errno as errnos
 import os
 
 from modelmanager.core.text import shown
@@ -70,3 +71,58 @@ class Cancelled(ModelManagerError):
 
     def __init__(self, message: str = "cancelled", *, path: str | None = None) -> None:
         super().__init__(message, path=path)
+
+
+class DoubtError(ModelManagerError):
+    """A destructive operation refused because something it relies on is in doubt: a device
+    that is not mounted or not what it claims, a metadata record failing its check, too many
+    chunks missing. Nothing was changed; the message says what to fix."""
+
+    exit_code = EXIT_PROBLEMS
+
+
+#: What each resource fault means, in words (the errno's name follows in brackets).
+_FAULT_WORDS = {
+    errnos.ENOSPC: "no space left on the device",
+    errnos.EROFS: "the device is read-only",
+    errnos.EIO: "input/output error (a failing disk or a lost connection)",
+    errnos.EACCES: "permission denied",
+    errnos.EPERM: "operation not permitted",
+    getattr(errnos, "EDQUOT", errnos.ENOSPC): "disk quota exceeded",
+}
+
+
+def fault_words(error: OSError) -> str:
+    """An OSError's cause as a user reads it: ``no space left on the device (ENOSPC)``."""
+    code = error.errno
+    name = errnos.errorcode.get(code, "") if code is not None else ""
+    words = _FAULT_WORDS.get(code or -1) or error.strerror or str(error) or "an I/O error"
+    return f"{words} ({name})" if name else words
+
+
+class DeviceError(ModelManagerError, OSError):
+    """A device refused an operation: full (ENOSPC), read-only (EROFS), failing (EIO), not
+    permitted (EACCES). Also an OSError with the same errno, so code that skips a failing
+    device (``except OSError``) keeps doing so; the fronts print it as one line."""
+
+    def __init__(self, message: str, *, err: int | None, device: str) -> None:
+        ModelManagerError.__init__(self, message)
+        OSError.__init__(self, err, message)
+        self.errno = err
+        self.device = device
+
+    def __str__(self) -> str:
+        return ModelManagerError.__str__(self)
+
+    @classmethod
+    def of(cls, error: OSError, device: str, doing: str) -> DeviceError:
+        """``error`` (any OSError) as a DeviceError naming ``device`` ("device NAME (PATH)")
+        and what was being done; a DeviceError keeps its own message (it named the device)."""
+        if isinstance(error, DeviceError):
+            return error
+        return cls(f"{device}: {fault_words(error)} while {doing}", err=error.errno,
+                   device=device)  # fmt: skip
+
+    def then(self, done: str) -> DeviceError:
+        """The same error with what had been done when it struck (``done``) appended."""
+        return DeviceError(f"{self.message}; {done}", err=self.errno, device=self.device)

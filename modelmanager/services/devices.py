@@ -12,6 +12,7 @@ from pathlib import Path
 
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.ids import is_content_id
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import (
     DRAINING,
@@ -30,9 +31,10 @@ from modelmanager.core.repo.names import check_model_name
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies, utc_now
 from modelmanager.core.storage import capacity_of
 from modelmanager.core.units import human_bytes
-from modelmanager.errors import NotFoundError, UserError
+from modelmanager.errors import ModelManagerError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.redundancy import PolicyPlan, RepairReport, plan_policy, repair
+from modelmanager.services.safety import refuse_on_doubt, reporting
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,11 @@ def add_device(
 ) -> tuple[Device, bool]:
     """Register a folder as a device; returns (device, True if it was recognised, not new).
 
-    A folder that already is a device of this repository (a disk remounted at a new path) is
-    recognised by its identity file; one of another repository, or any non-empty folder
-    without an identity, is refused.
+    A folder that already is a device of this repository (a disk remounted at a new path, a
+    device removed earlier, or one the device list lost) is recognised by its identity file
+    and registered again under its own id, with its pieces; so is a folder without identity
+    that holds pieces this repository's versions use. One of another repository, or holding
+    anything else, is refused. No message ever asks to empty a folder: it may hold pieces.
     """
     repo = ws.repo
     root = Path(path).absolute()
@@ -108,30 +112,74 @@ def add_device(
         if identity is not None:
             if identity.get("repository_id") != repo.config.id:
                 raise UserError(
-                    f"folder is a device of another repository ({identity.get('repository_id')})",
+                    f"folder is a device of another repository ({identity.get('repository_id')})"
+                    "; add it to that repository, or choose another folder",
                     path=root,
                 )
             known = repo.devices.by_id(str(identity.get("device_id")))
-            if known is None:
-                raise UserError(
-                    "folder was a device of this repository that has been removed; "
-                    "empty it before adding it again",
-                    path=root,
-                )
+            if known is None:  # removed earlier, or the device list lost it: its pieces count
+                known = _former_device(ws, root, identity, name, weight, tier)
             moved = replace(known, path=str(root))
             repo.save_devices(repo.devices.with_device(moved))
             return moved, True
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise UserError(
-                "folder is not empty and is not a ModelManager device; use an empty folder",
-                path=root,
-            )
+            ours, theirs = _pieces_in(ws, root) if root.is_dir() else (0, 0)
+            if not ours:
+                held = f"holds {theirs} chunk pieces no version here uses, " if theirs else ""
+                raise UserError(
+                    f"folder is not empty and is not a ModelManager device ({held}nothing of "
+                    "this repository); choose an empty or new folder",
+                    path=root,
+                )
+            # Pieces of this repository whose identity file is gone: register it, keep them.
+            device = new_device(name or _default_name(root), str(root), weight, tier, utc_now())
+            write_identity(root, device, repo.config.id)
+            repo.save_devices(repo.devices.with_device(device))
+            return device, True
         device = new_device(name or _default_name(root), str(root), weight, tier, utc_now())
         devices = repo.devices.with_device(device)
         root.mkdir(parents=True, exist_ok=True)
         write_identity(root, device, repo.config.id)
         repo.save_devices(devices)
         return device, False
+
+
+def _former_device(
+    ws: Workspace, root: Path, identity: dict[str, object], name: str | None, weight: float,
+    tier: str,
+) -> Device:  # fmt: skip
+    """The device an identity file of this repository names, when the device list does not
+    have it: registered again under its own id, so its identity and pieces stay valid."""
+    was = identity.get("name")
+    chosen = name or (was if isinstance(was, str) and was else _default_name(root))
+    if any(d.name == chosen for d in ws.repo.devices.devices):
+        raise UserError(
+            f"folder holds device {chosen!r} of this repository, and another device has that "
+            "name now; add it again with --name NEW_NAME (its pieces are kept)",
+            path=root,
+        )
+    check_device_settings(chosen, weight, tier)
+    return Device(str(identity.get("device_id")), chosen, str(root), float(weight), tier,
+                  ONLINE, utc_now())  # fmt: skip
+
+
+def _pieces_in(ws: Workspace, root: Path) -> tuple[int, int]:
+    """(pieces this repository's versions use, other pieces) in a folder's chunks/ and
+    fragments/ (names only: nothing is read)."""
+    store = ws.repo.blob_stores(root)
+    names = [key.rsplit("/", 1)[-1] for key, _size in store.list("chunks")]
+    names += [key.rsplit("/", 1)[-1].partition(".")[0] for key, _size in store.list("fragments")]
+    ids = [n for n in names if is_content_id(n)]
+    if not ids:
+        return 0, 0
+    used: set[str] = set()
+    for key, _size in ws.repo.manifest_keys():
+        try:
+            used |= ws.repo.read_manifest_key(key).chunk_ids()
+        except ModelManagerError:
+            continue
+    ours = sum(1 for c in ids if c in used)
+    return ours, len(ids) - ours
 
 
 def _default_name(root: Path) -> str:
@@ -209,12 +257,19 @@ def remove_device(
                     f"device {name} cannot be read ({device.path}); use --force to forget it "
                     "and 'repair' to rebuild its pieces elsewhere"
                 )
+            # Every device (this one included) trusted and writable before the first move.
+            refuse_on_doubt(ws, f"drain {name}")
+        else:  # forgetting this device is the fix for its own doubt, not for another's
+            refuse_on_doubt(ws, f"remove device {name}", skip={name})
+        if drain:
             # Planned once, before the device is marked draining: a drain that cannot fit is
             # refused with nothing moved, and the same plan is then carried out.
             plan = plan_moves(repo.chunks, frozenset({device.id}))
             _refuse_stuck(plan, repo.chunks, device)
             repo.save_devices(repo.devices.updated(name, state=DRAINING))
-            result = execute_moves(repo.chunks, plan, ctx or JobContext())
+            with reporting(f"draining {name}", lambda: "some moves; it stays registered as "
+                           "draining: run 'device rm --drain' again"):  # fmt: skip
+                result = execute_moves(repo.chunks, plan, ctx or JobContext())
             moved, moved_bytes = result.moved_pieces, result.moved_bytes
             left = sum(1 for _ in repo.chunks.iter_pieces(repo.devices.get(name)))
             if left:
@@ -260,6 +315,8 @@ def set_policy(
         if model is not None and not exists:
             repo.save_policies(policies)
             return parsed, RepairReport(0, 0, 0, 0, (), ())
+        # Converting removes pieces: not while metadata or a device's identity is in doubt.
+        refuse_on_doubt(ws, f"convert to {parsed}", writes=False, unmounted=False)
         plan = plan_policy(ws, policies, parsed)  # refused before the policy is saved
         repo.chunks.require_room(plan.write_bytes, f"converting to {parsed}")
         repo.save_policies(policies)

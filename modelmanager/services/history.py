@@ -22,6 +22,7 @@ from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key
 from modelmanager.errors import ModelManagerError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.maintenance import all_manifests
+from modelmanager.services.safety import refuse_on_doubt, reporting
 
 
 def list_models(ws: Workspace) -> list[ModelRow]:
@@ -212,8 +213,15 @@ def _ref_order(ref: str) -> tuple[str, int]:
     return model, int(seq)
 
 
+REMOVE = "remove versions"
+
+
 def plan_removal(ws: Workspace, refs: Sequence[str]) -> RemovalPlan:
-    """Preview removing the versions ``refs`` name (``NAME@N`` or ``NAME@label``); no change."""
+    """Preview removing the versions ``refs`` name (``NAME@N`` or ``NAME@label``); no change.
+
+    Refused on the doubts removing would be refused on (bar the write probe), so a preview
+    never promises what the removal then refuses."""
+    refuse_on_doubt(ws, REMOVE, writes=False)
     return _plan_removal(ws, refs)[0]
 
 
@@ -229,22 +237,37 @@ def remove_versions(
     """
     ctx = ctx or JobContext()
     with ws.repo.writer(lock_timeout):
+        ws.repo.chunks.refresh()
+        # Before the first change: metadata and devices trusted, every device writable.
+        refuse_on_doubt(ws, REMOVE)
         plan, going = _plan_removal(ws, refs)  # again, under the lock: nothing changes now
         if plan.labels and not force:
             raise UserError(
                 f"{', '.join(plan.refs)} carries labels ({', '.join(plan.labels)}): move them "
                 "first, or remove anyway with --force"
             )
-        for manifest in going:
-            ws.repo.remove_version(manifest)
-            ws.catalog.remove_version(manifest_key(manifest.model, manifest.seq), manifest.model)
-        crash_point("after-removal-catalog")
-        freed = 0
-        for n, (cid, size) in enumerate(plan.freed):  # not cancellable: finish, leave no garbage
-            ws.repo.chunks.delete(cid)
-            freed += size
-            ctx.report(n + 1, len(plan.freed), cid[:12])
-            crash_point("removal-chunk-deleted")
-        ws.repo.chunks.flush()
+        removed: list[str] = []
+        freed = deleted = 0
+
+        def done() -> str:
+            gone = ", ".join(removed) or "nothing"
+            return (f"removing {gone} and deleting {deleted} of {len(plan.freed)} unused chunks"
+                    + ("; 'gc' deletes the rest once the device is writable" if removed
+                       else ""))  # fmt: skip
+
+        with reporting("removal", done):
+            for manifest in going:
+                ws.repo.remove_version(manifest)
+                removed.append(manifest.ref)
+                ws.catalog.remove_version(manifest_key(manifest.model, manifest.seq),
+                                          manifest.model)  # fmt: skip
+            crash_point("after-removal-catalog")
+            for n, (cid, size) in enumerate(plan.freed):  # not cancellable: leave no garbage
+                ws.repo.chunks.delete(cid)
+                deleted += 1
+                freed += size
+                ctx.report(n + 1, len(plan.freed), cid[:12])
+                crash_point("removal-chunk-deleted")
+            ws.repo.chunks.flush()
     models = frozenset(m.model for m in going)
     return RemovalResult(plan, freed, Changes(models, plan.refs, storage=bool(plan.freed)))

@@ -16,6 +16,7 @@ from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
 from modelmanager.errors import IntegrityError, ModelManagerError
 from modelmanager.services import Changes, Workspace
+from modelmanager.services.safety import refuse_missing, refuse_on_doubt, reporting
 
 
 @dataclass(frozen=True)
@@ -181,13 +182,26 @@ def all_manifests(ws: Workspace, doing: str) -> list[Manifest]:
     return manifests
 
 
+GC = "collect garbage"
+
+
 def plan_gc(ws: Workspace) -> GcPlan:
     """Chunks no version references, and temp files dead writers left behind.
 
-    Refuses (IntegrityError) if any manifest cannot be read: its chunks would look unused.
+    Refuses if any manifest cannot be read (IntegrityError: its chunks would look unused), and
+    on any doubt (DoubtError, see :mod:`services.safety`): a metadata record failing its check,
+    a device unmounted or not what it claims, too many needed chunks missing everywhere.
     """
-    referenced = set().union(*(m.chunk_ids() for m in all_manifests(ws, "collect garbage")))
-    unused = tuple(sorted((c, s) for c, s in ws.repo.chunks.iter_stored() if c not in referenced))
+    refuse_on_doubt(ws, GC, writes=False)
+    return _plan_gc(ws)
+
+
+def _plan_gc(ws: Workspace) -> GcPlan:
+    """:func:`plan_gc` once the doubts are checked."""
+    referenced = set().union(*(m.chunk_ids() for m in all_manifests(ws, GC)))
+    stored = dict(ws.repo.chunks.iter_stored())
+    refuse_missing(ws, GC, referenced, stored)
+    unused = tuple(sorted((c, s) for c, s in stored.items() if c not in referenced))
     return GcPlan(unused, tuple(_leftovers(ws)))
 
 
@@ -218,19 +232,29 @@ def collect_garbage(
     """
     ctx = ctx or JobContext()
     with ws.repo.writer(lock_timeout):
-        plan = plan_gc(ws)
+        ws.repo.chunks.refresh()
+        refuse_on_doubt(ws, GC, writes=not dry_run)  # every device probed before a deletion
+        plan = _plan_gc(ws)
         if dry_run:
             return GcResult(plan, 0, 0)
-        freed = 0
-        for n, (cid, size) in enumerate(plan.chunks):
-            ctx.check()
-            ws.repo.chunks.delete(cid)
-            freed += size
-            ctx.report(n + 1, len(plan.chunks), cid[:12])
-        for path, size in plan.temp_files:
-            path.unlink(missing_ok=True)
-            freed += size
-        ws.repo.blobs.flush()
+        freed = deleted = 0
+
+        def done() -> str:
+            return (f"deleting {deleted} of {len(plan.chunks)} unused chunks; run 'gc' again "
+                    "once the device is writable")  # fmt: skip
+
+        with reporting("garbage collection", done):
+            for n, (cid, size) in enumerate(plan.chunks):
+                ctx.check()
+                ws.repo.chunks.delete(cid)
+                deleted += 1
+                freed += size
+                ctx.report(n + 1, len(plan.chunks), cid[:12])
+            for path, size in plan.temp_files:
+                path.unlink(missing_ok=True)
+                freed += size
+            ws.repo.blobs.flush()
+            ws.repo.chunks.flush()
     return GcResult(plan, len(plan.chunks), freed, Changes(storage=bool(plan.chunks)))
 
 

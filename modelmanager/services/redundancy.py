@@ -43,6 +43,7 @@ from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies
 from modelmanager.errors import ModelManagerError
 from modelmanager.services import Changes, Workspace
+from modelmanager.services.safety import refuse_on_doubt, reporting
 
 #: Public names; the engine's (ChunkHealth, MovePlan, ...) are re-exported for the CLI and GUI.
 __all__ = [
@@ -91,10 +92,12 @@ class RepairReport:
     failed: tuple[NotRepaired, ...]
     device_problems: dict[str, str] = field(default_factory=dict)
     changes: Changes = field(default_factory=Changes)
+    #: Why nothing was deleted (metadata in doubt: pieces were only added), or "".
+    held_back: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.lost and not self.failed
+        return not self.lost and not self.failed and not self.held_back
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +109,7 @@ class RepairReport:
             "lost": [x.to_json() for x in self.lost],
             "failed": [x.to_json() for x in self.failed],
             "device_problems": self.device_problems,
+            "held_back": self.held_back,
         }
 
 
@@ -123,20 +127,39 @@ def repair(
     Corrupt pieces are removed (they are never a source); new pieces go where placement puts
     them; once a chunk's policy layout is complete, pieces of other layouts (after a policy
     change) are removed. A chunk with too few good pieces is reported lost, never invented.
+
+    Refused up front (nothing changed) while a device is not what it claims (another
+    device's or another repository's disk, an unreadable identity). A device that is not
+    mounted, or refuses writes, does not stop it: rebuilding what a lost or failing disk held
+    elsewhere is repair's job; each piece goes to the next device that takes it, and a
+    deletion a device refuses is reported, not fatal. While a metadata record fails its
+    check, pieces are only added, never deleted (a policy record it cannot trust must not
+    lower redundancy): ``held_back`` says so.
     """
     ctx = ctx or JobContext()
     repo = ws.repo
     with repo.writer(lock_timeout):
         chunks = repo.chunks
+        chunks.refresh()
+        refuse_on_doubt(ws, "repair", metadata=False, writes=False, unmounted=False)
+        doubts = repo.metadata_problems()
         health = survey(ws, JobContext(cancel_event=ctx.cancel_event))
         todo = to_repair(chunks, health)
         need = sum(repair_need(h) for h in todo)
         chunks.require_room(need, f"repairing {len(todo)} chunks")
-        done = repair_chunks(chunks, todo, ctx)
+        with reporting("repair", lambda: "rebuilding what it could; run 'repair' again"):
+            done = repair_chunks(chunks, todo, ctx, keep=bool(doubts))
         problems = chunks.write_problems()
+        held_back = ""
+        if doubts and done.kept_pieces:
+            held_back = (
+                f"{done.kept_pieces} corrupt or surplus piece(s) were kept, not deleted, "
+                f"because {len(doubts)} metadata record(s) fail their check (first: "
+                f"{doubts[0]}); run 'modelmanager verify'"
+            )
     return RepairReport(
         done.chunks, done.written_pieces, done.written_bytes, done.removed_pieces, done.lost,
-        done.failed, problems, Changes(storage=True),
+        done.failed, problems, Changes(storage=True), held_back,
     )  # fmt: skip
 
 
@@ -146,6 +169,7 @@ def preview_moves(ws: Workspace, draining: str | None = None) -> MovePlan:
     chunks = ws.repo.chunks
     chunks.refresh()
     ids = frozenset({ws.repo.devices.get(draining).id}) if draining else frozenset()
+    refuse_on_doubt(ws, f"drain {draining}" if draining else "rebalance", writes=False)
     return plan_moves(chunks, ids)
 
 
@@ -160,7 +184,9 @@ def rebalance(
     repo = ws.repo
     with repo.writer(lock_timeout):
         repo.chunks.refresh()
-        return execute_moves(repo.chunks, plan_moves(repo.chunks), ctx or JobContext())
+        refuse_on_doubt(ws, "rebalance")  # before the first move: every device writable
+        with reporting("rebalance", lambda: "some moves; run 'rebalance' again"):
+            return execute_moves(repo.chunks, plan_moves(repo.chunks), ctx or JobContext())
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from modelmanager.core.faults import crash_point
 from modelmanager.core.formats import index_file
 from modelmanager.core.ids import BytesLike, content_id, new_hasher
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.localfiles import open_regular
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.stores import KINDS, Store, StoreFile, StoreModel, discover
-from modelmanager.errors import FormatError, NotFoundError, UserError
-from modelmanager.services import Workspace, settings
+from modelmanager.errors import FormatError, ModelManagerError, NotFoundError, UserError
+from modelmanager.services import Changes, Workspace, settings
 from modelmanager.services.importing import ImportResult, import_paths
 from modelmanager.services.loading import Fetcher, Sink
+from modelmanager.services.safety import probe_folder, refuse_on_doubt
 
 READ_SIZE = 1 << 20
 
@@ -266,13 +268,18 @@ def _comparer(f: BinaryIO, source: Path) -> Sink:
 
 def verify_against(ws: Workspace, manifest: Manifest, originals: dict[str, Path],
                    ctx: JobContext, identities: dict[str, tuple[int, int]] | None = None,
-                   ) -> int:  # fmt: skip
+                   *, subset: bool = False) -> int:  # fmt: skip
     """Read every file of ``manifest`` back through the repository (decoded and checked
     against its chunk ids) and compare it with the original; raises naming the first file
     that differs. ``identities``: the (device, inode) each original was listed with; only
-    that regular file is read. The number of files checked."""
+    that regular file is read. The number of files checked. ``subset``: only the files
+    ``originals`` names are checked (an adoption resumed after some were removed)."""
+    checked = 0
     with Fetcher(ws, manifest, ctx) as fetcher:
         for rec in manifest.files:
+            if subset and rec.path not in originals:
+                continue
+            checked += 1
             source = originals[rec.path]
             try:
                 identity = (identities or {}).get(rec.path) or _identity(source)
@@ -284,7 +291,7 @@ def verify_against(ws: Workspace, manifest: Manifest, originals: dict[str, Path]
                 if os.fstat(f.fileno()).st_size != rec.size:
                     raise UserError("changed while it was adopted (its size)", path=source)
                 fetcher.fetch(rec, _comparer(f, source))
-    return len(manifest.files)
+    return checked
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -368,12 +375,34 @@ def adopt(
             raise UserError("changed since it was listed (a download still running?): "
                             "list the store again", path=f.path)  # fmt: skip
     names = {f.path: f.name for f in model.files}
-    meta = {"adopted_from": f"{store.kind}:{store.root}:{model.ref}"}
-    result = import_paths(ws, list(names), into, message=f"adopted from {store.title} {model.ref}",
-                          metadata=meta, ctx=ctx, names=names,
-                          confine=store.root)  # fmt: skip
-    verified = verify_against(ws, result.manifest, {f.name: f.path for f in model.files}, ctx,
-                              {f.name: f.identity for f in model.files})  # fmt: skip
+    source = f"{store.kind}:{store.root}:{model.ref}"
+    earlier = _adopted_before(ws, into, source, model)
+    if earlier is not None and len(earlier.files) > len(model.files) and not remove_original:
+        raise UserError(
+            f"{model.ref} was adopted as {earlier.ref} and {len(earlier.files) - len(model.files)}"
+            " of its files have been removed since (an adoption with --remove-original was "
+            "interrupted): run it again with --remove-original to finish; nothing was imported"
+        )
+    if remove_original:
+        # Before the first change: the repository trusted and writable, and every folder
+        # the originals are removed from writable (a read-only store would stop half way).
+        refuse_on_doubt(ws, "adopt and remove the originals")
+        for folder in sorted({p.parent for p in removal_preview(store, model).paths}):
+            probe_folder(folder, "adopt and remove the originals")
+    originals = {f.name: f.path for f in model.files}
+    identities = {f.name: f.identity for f in model.files}
+    if earlier is not None and remove_original:
+        # Resumed: the version exists (some originals may be gone); never a second, partial
+        # one. What is left is checked against it, then removed.
+        result = ImportResult(earlier, len(earlier.files), earlier.logical_bytes, 0, 0, 0,
+                              Changes())  # fmt: skip
+        verified = verify_against(ws, earlier, originals, ctx, identities, subset=True)
+    else:
+        meta = {"adopted_from": source}
+        result = import_paths(ws, list(names), into, message=f"adopted from {store.title} "
+                              f"{model.ref}", metadata=meta, ctx=ctx, names=names,
+                              confine=store.root)  # fmt: skip
+        verified = verify_against(ws, result.manifest, originals, ctx, identities)
     if not remove_original:
         return AdoptResult(result, verified)
     plan = removal_preview(store, model)
@@ -397,6 +426,7 @@ def adopt(
             path.unlink()
         except FileNotFoundError:
             continue
+        crash_point("adopt-original-removed")
         removed.append(path)
         freed += size
     for f in model.files:  # folders the removal left empty (an HF snapshot, an LM Studio model)
@@ -405,6 +435,24 @@ def adopt(
             parent.rmdir()
             parent = parent.parent
     return AdoptResult(result, verified, tuple(removed), freed, plan.shared)
+
+
+def _adopted_before(ws: Workspace, into: str, source: str, model: StoreModel) -> Manifest | None:
+    """The newest version of ``into`` adopted from ``source`` that has every file ``model``
+    still has, with the same size (the rest may have been removed by that adoption): an
+    adoption to resume rather than repeat."""
+    sizes = {f.name: f.size for f in model.files}
+    for seq in reversed(ws.repo.version_numbers(into)):
+        try:
+            manifest = ws.repo.read_manifest(into, seq)
+        except ModelManagerError:
+            continue
+        if manifest.metadata.get("adopted_from") != source:
+            continue
+        have = {rec.path: rec.size for rec in manifest.files}
+        if all(have.get(name) == size for name, size in sizes.items()):
+            return manifest
+    return None
 
 
 def _is_empty(folder: Path) -> bool:

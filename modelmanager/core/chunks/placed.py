@@ -12,6 +12,7 @@ chunks/fetch.py (issue 16).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -58,7 +59,7 @@ from modelmanager.core.storage import (
     page_cache,
 )
 from modelmanager.core.units import human_bytes
-from modelmanager.errors import IntegrityError, UserError
+from modelmanager.errors import DeviceError, IntegrityError, UserError
 
 __all__ = ["DevicePools", "Layout", "Piece", "PlacedChunkStore", "PlacementError", "fragment_key"]
 
@@ -112,6 +113,21 @@ class PlacedChunkStore:
         )
         self._available[device.id] = (now, ok)
         return ok
+
+    def describe(self, device: Device) -> str:
+        """A device as messages name it: "device NAME (PATH)"."""
+        return f"device {device.name} ({device.root(self.repo_root)})"
+
+    @contextlib.contextmanager
+    def faults_of(self, device: Device, doing: str) -> Iterator[None]:
+        """Turn an OSError of the block (a full, read-only or failing device) into a
+        DeviceError naming ``device`` and what was being done."""
+        try:
+            yield
+        except (DeviceError, FileExistsError, FileNotFoundError):
+            raise
+        except OSError as e:
+            raise DeviceError.of(e, self.describe(device), doing) from e
 
     def refresh(self) -> None:
         """Forget what was learnt about devices (mounted, full, failing): jobs start fresh."""
@@ -382,7 +398,8 @@ class PlacedChunkStore:
     def flush(self) -> None:
         """Make every piece written so far durable on every device."""
         for d in self.devices.devices:
-            self.stores[d.id].flush()
+            with self.faults_of(d, "making written pieces durable"):
+                self.stores[d.id].flush()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -541,12 +558,14 @@ class PlacedChunkStore:
         return sum(self.stores[d.id].size(key) or 0 for d, key in pieces)
 
     def delete_piece(self, piece: Piece) -> None:
-        self.stores[piece.device.id].delete(piece.key)
+        with self.faults_of(piece.device, f"deleting {piece.key}"):
+            self.stores[piece.device.id].delete(piece.key)
 
     def delete(self, chunk_id: str) -> None:
         """Remove every piece of a chunk from every readable device."""
         for d, key in self.piece_keys(chunk_id):
-            self.stores[d.id].delete(key)
+            with self.faults_of(d, f"deleting {key}"):
+                self.stores[d.id].delete(key)
 
 
 class DevicePools:

@@ -180,6 +180,7 @@ class Repaired:
     removed_pieces: int
     lost: tuple[Unrecoverable, ...]
     failed: tuple[NotRepaired, ...]
+    kept_pieces: int = 0  # corrupt or surplus pieces left in place (``keep``)
 
 
 def to_repair(chunks: PlacedChunkStore, health: list[ChunkHealth]) -> list[ChunkHealth]:
@@ -187,26 +188,45 @@ def to_repair(chunks: PlacedChunkStore, health: list[ChunkHealth]) -> list[Chunk
     return [h for h in health if not h.healthy or surplus(h, chunks)]
 
 
-def repair_chunks(chunks: PlacedChunkStore, todo: list[ChunkHealth], ctx: JobContext) -> Repaired:
+def repair_chunks(
+    chunks: PlacedChunkStore, todo: list[ChunkHealth], ctx: JobContext, *, keep: bool = False
+) -> Repaired:
     """Bring each chunk back to its policy (under the writer lock): rebuild missing or corrupt
     pieces from good ones only, then drop surplus pieces the policy no longer needs.
 
     Corrupt pieces are removed (they are never a source); new pieces go where placement puts
-    them; a chunk with too few good pieces is reported lost, never invented.
+    them; a chunk with too few good pieces is reported lost, never invented. ``keep`` (the
+    metadata is in doubt) only adds pieces: nothing corrupt or surplus is deleted.
     """
     total = sum(h.length for h in todo)
-    repaired = written = written_bytes = removed = done = 0
+    repaired = written = written_bytes = removed = kept = done = 0
     lost: list[Unrecoverable] = []
     failed: list[NotRepaired] = []
+
+    def drop(h: ChunkHealth, pieces: list[Piece]) -> int:
+        """Delete ``pieces`` (or, with ``keep``, count them); a device refusing the deletion
+        is reported for the chunk, not fatal. The number deleted."""
+        nonlocal kept
+        if keep:
+            kept += len(pieces)
+            return 0
+        gone = 0
+        for piece in pieces:
+            try:
+                chunks.delete_piece(piece)
+            except OSError as e:
+                failed.append(NotRepaired(h.chunk_id, f"could not delete {piece.key}: {e}"))
+                continue
+            gone += 1
+        return gone
+
     for h in todo:
         ctx.check()
         obj = recover_object(chunks, h)
         if obj is None:
             lost.append(Unrecoverable(h.chunk_id, tuple(sorted(h.refs))))
             continue
-        for piece, _why in h.corrupt:
-            chunks.delete_piece(piece)
-            removed += 1
+        removed += drop(h, [piece for piece, _why in h.corrupt])
         try:
             written_bytes += chunks.write_pieces(h.chunk_id, obj, h.policy, h.good_layout())
         except PlacementError as e:
@@ -217,11 +237,9 @@ def repair_chunks(chunks: PlacedChunkStore, todo: list[ChunkHealth], ctx: JobCon
         written += max(0, len(fresh.good) - (len(h.good)))
         extra = surplus(fresh, chunks) if fresh.healthy else []
         if extra and keeps_readable(chunks, fresh, extra):
-            for piece in extra:
-                chunks.delete_piece(piece)
-                removed += 1
+            removed += drop(fresh, extra)
         repaired += 1
         done += h.length
         ctx.report(done, total, h.chunk_id[:12])
     chunks.flush()
-    return Repaired(repaired, written, written_bytes, removed, tuple(lost), tuple(failed))
+    return Repaired(repaired, written, written_bytes, removed, tuple(lost), tuple(failed), kept)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import shutil
 import stat
@@ -13,6 +14,7 @@ from pathlib import Path
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.storage.atomic import REPLACE_SUFFIX, TEMP_PREFIX, fsync_dir, replace_file
 from modelmanager.core.storage.base import BlobNotFound, Capacity, check_key
+from modelmanager.errors import DeviceError
 
 
 def disk_capacity(folder: Path) -> Capacity | None:
@@ -26,13 +28,48 @@ def disk_capacity(folder: Path) -> Capacity | None:
     return Capacity(usage.total, usage.free, volume)
 
 
+def describe_folder(root: Path) -> str:
+    """How an error names the device a folder is: "device NAME (PATH)" when the folder says
+    which device it is (its identity file, or the repository's own config: main), else
+    "folder PATH". Only for messages: a damaged or unreadable identity just gives the path."""
+    # Imported here: the device and repository layers are built on this module.
+    from modelmanager.core.placement import MAIN, read_identity
+    from modelmanager.core.repo.repository import CONFIG_KEY
+
+    try:
+        identity = read_identity(root)
+        if identity is not None:
+            name = identity.get("name")
+        else:
+            name = MAIN if (root / CONFIG_KEY).is_file() else None
+    except OSError:  # a message must never fail because the disk does
+        name = None
+    return f"device {name} ({root})" if isinstance(name, str) and name else f"folder {root}"
+
+
 class LocalBlobStore:
-    """Blobs as files under ``root``; the folder layout mirrors the keys."""
+    """Blobs as files under ``root``; the folder layout mirrors the keys.
+
+    An OSError other than "no such blob" leaves as a :class:`DeviceError` (itself an OSError
+    with the same errno) naming the device and the file: a full, read-only or failing disk is
+    one line for the user, never a traceback."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._pending_dirs: set[Path] = set()
         self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _faults(self, doing: str) -> Iterator[None]:
+        """Turn an OSError of the block into a DeviceError naming this device and ``doing``."""
+        try:
+            yield
+        except DeviceError:
+            raise
+        except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise  # answers about keys, which callers handle, not faults of the device
+        except OSError as e:
+            raise DeviceError.of(e, describe_folder(self.root), doing) from e
 
     def path(self, key: str) -> Path:
         """The file that holds ``key``."""
@@ -61,10 +98,11 @@ class LocalBlobStore:
         sync: bool = True,
     ) -> int:
         path = self.path(key)
-        self._ensure_parent(path)
-        if path.is_dir() and not any(path.iterdir()):
-            path.rmdir()  # an empty folder where the blob belongs (damage): clear it
-        size = replace_file(path, data, exclusive=exclusive)
+        with self._faults(f"writing {key}"):
+            self._ensure_parent(path)
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # an empty folder where the blob belongs (damage): clear it
+            size = replace_file(path, data, exclusive=exclusive)
         with self._lock:
             self._pending_dirs.add(path.parent)
         if sync:
@@ -78,7 +116,7 @@ class LocalBlobStore:
         """Bytes ``offset``..``offset + length`` (``length`` -1: to the end)."""
         path = self.path(key)
         try:
-            with open(path, "rb", buffering=0) as f:
+            with self._faults(f"reading {key}"), open(path, "rb", buffering=0) as f:
                 if offset:
                     f.seek(offset)
                 return f.readall() if length < 0 else f.read(length)
@@ -91,7 +129,7 @@ class LocalBlobStore:
         """Fill ``dest`` from ``offset`` straight from the file; bytes read (fewer at the end)."""
         path = self.path(key)
         try:
-            with open(path, "rb", buffering=0) as f:
+            with self._faults(f"reading {key}"), open(path, "rb", buffering=0) as f:
                 if offset:
                     f.seek(offset)
                 done = 0
@@ -108,7 +146,8 @@ class LocalBlobStore:
 
     def size(self, key: str) -> int | None:
         try:
-            st = self.path(key).stat()
+            with self._faults(f"looking for {key}"):
+                st = self.path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
         return None if stat.S_ISDIR(st.st_mode) else st.st_size  # a folder is no blob
@@ -133,7 +172,8 @@ class LocalBlobStore:
     def delete(self, key: str) -> None:
         path = self.path(key)
         try:
-            path.unlink()
+            with self._faults(f"deleting {key}"):
+                path.unlink()
         except FileNotFoundError:
             return
         with self._lock:
@@ -145,7 +185,8 @@ class LocalBlobStore:
         # Deepest first, so a new folder's entries are durable before its own name is.
         for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
             if d.exists():
-                fsync_dir(d)
+                with self._faults(f"syncing {d}"):
+                    fsync_dir(d)
 
     def capacity(self) -> Capacity | None:
         """Size and free space of the volume the folder is on (None when it cannot be read)."""
