@@ -32,7 +32,8 @@ def cmd_remote_add(args: argparse.Namespace) -> int:
             secret = sys.stdin.readline().strip()
     spec = remotes.add_remote(args.name, args.url, endpoint=args.endpoint, profile=args.profile,
                               access_key=args.access_key_id, secret_key=secret,
-                              retries=args.retries)  # fmt: skip
+                              retries=args.retries,
+                              conditional_writes=args.conditional_writes)  # fmt: skip
     if args.json:
         print_json(spec.to_json())
     else:
@@ -91,8 +92,12 @@ def _transfer_report(args: argparse.Namespace, verb: str, r: remotes.TransferRes
     if args.json:
         print_json(r.to_json())
         return
+    if r.notice:  # the other side numbers it differently: say so before anything else
+        print(shown(r.notice), file=sys.stderr)
+    stored = r.stored_ref or r.ref
+    name = shown(r.ref) if stored == r.ref else f"{shown(r.ref)} as {shown(stored)}"
     state = "" if r.manifest_written else " (it was there already)"
-    print(f"{verb} {shown(r.ref)}{state}: {plural(r.chunks_sent, 'chunk')} "
+    print(f"{verb} {name}{state}: {plural(r.chunks_sent, 'chunk')} "
           f"({human_bytes(r.bytes_sent)}) moved, {r.chunks_skipped} already there")  # fmt: skip
     if r.labels:
         print(shown(f"  labels set: {', '.join(r.labels)}"))
@@ -104,7 +109,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     remote = remotes.open_remote(args.remote)
     with ProgressLine("pushing", enabled=not args.json) as ctx:
         result = remotes.push(workspace(args), args.ref, remote, ctx=ctx,
-                              move_labels=args.move_labels)  # fmt: skip
+                              move_labels=args.move_labels, exact=args.exact)  # fmt: skip
     _transfer_report(args, "Pushed", result)
     return EXIT_OK
 
@@ -113,7 +118,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     remote = remotes.open_remote(args.remote)
     with ProgressLine("pulling", enabled=not args.json) as ctx:
         result = remotes.pull(workspace(args), remote, args.ref, ctx=ctx, lock_timeout=args.wait,
-                              move_labels=args.move_labels)  # fmt: skip
+                              move_labels=args.move_labels, exact=args.exact)  # fmt: skip
     _transfer_report(args, "Pulled", result)
     return EXIT_OK
 
@@ -130,6 +135,8 @@ def _retries(text: str) -> int:
 
 MOVE_LABELS_HELP = ("also move a label the other side has on another version (default: keep "
                     "it there and say so)")  # fmt: skip
+EXACT_HELP = ("refuse when the other side has this version number for another version "
+              "(default: take the next free number there and say so)")  # fmt: skip
 
 
 def add_parsers(commands: Commands) -> None:
@@ -147,6 +154,9 @@ def add_parsers(commands: Commands) -> None:
     r.add_argument("--retries", type=_retries, default=DEFAULT_RETRIES, metavar="N",
                    help=f"attempts per S3 request before a transfer fails (default "
                    f"{DEFAULT_RETRIES})")  # fmt: skip
+    r.add_argument("--no-conditional-writes", dest="conditional_writes", action="store_false",
+                   help="claim version numbers under a lease lock object, not with S3 "
+                   "conditional writes (for a server that mishandles If-None-Match)")  # fmt: skip
     commands.action(rem, "ls", cmd_remote_ls, "list remotes")
     r = commands.action(rem, "rm", cmd_remote_rm, "forget a remote (its data stays)")
     r.add_argument("name")
@@ -161,9 +171,11 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("ref")
     p.add_argument("remote")
     p.add_argument("--move-labels", action="store_true", help=MOVE_LABELS_HELP)
+    p.add_argument("--exact", action="store_true", help=EXACT_HELP)
 
     p = commands.add("pull", cmd_pull, "fetch a version, the chunks this repository lacks, and "
                      "its labels")  # fmt: skip
     p.add_argument("remote")
     p.add_argument("ref")
     p.add_argument("--move-labels", action="store_true", help=MOVE_LABELS_HELP)
+    p.add_argument("--exact", action="store_true", help=EXACT_HELP)

@@ -4,9 +4,12 @@ A remote holds what a repository's main device holds: ``config.json``, ``models/
 labels) and ``chunks/`` (whole chunk objects). Push and pull move only the chunks the other side
 lacks (content addresses make that a set difference), several at a time, then write the
 manifest, then the labels of that version: until the manifest is there, readers of the other
-side do not see the version. Running the same command again after an interruption resumes,
-because chunks already sent are skipped. Every received chunk is checked against its hash
-before it is kept.
+side do not see the version. A version is known on either side by its content, not its number
+(``core.remote.versions``): when another repository pushed its own ``NAME@1`` first, ours is
+claimed as the next free number and the result says so; a remote's numbers are claimed
+atomically, so no push ever overwrites another. Running the same command again after an
+interruption resumes, because chunks already sent are skipped. Every received chunk is checked
+against its hash before it is kept.
 
 Remote names and URLs live in ``remotes.json`` in the data folder. Credentials never do: they go
 to the OS keyring, or come from the standard AWS environment variables and profiles. The engine
@@ -30,6 +33,14 @@ from modelmanager.core.remote.labels import LabelConflict, plan_labels
 from modelmanager.core.remote.layout import RemoteRepository
 from modelmanager.core.remote.spec import DEFAULT_RETRIES, SCHEMES, RemoteSpec
 from modelmanager.core.remote.transfer import needed_chunks, transfer
+from modelmanager.core.remote.versions import (
+    find_version,
+    numbered,
+    read_version,
+    translate_parent,
+    version_identity,
+)
+from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import check_model_name
 from modelmanager.core.repo.repository import (
     DEFAULT_LOCK_TIMEOUT,
@@ -76,6 +87,8 @@ def _entry(spec: RemoteSpec) -> dict[str, Any]:
     doc = asdict(spec)
     if spec.retries == DEFAULT_RETRIES:
         del doc["retries"]  # files stay as they were before retries could be set
+    if spec.conditional_writes:
+        del doc["conditional_writes"]  # likewise: only the setting that differs is written
     return doc
 
 
@@ -95,11 +108,13 @@ def get_remote(name: str) -> RemoteSpec:
 def add_remote(
     name: str, url: str, *, endpoint: str | None = None, profile: str | None = None,
     access_key: str | None = None, secret_key: str | None = None,
-    retries: int = DEFAULT_RETRIES,
+    retries: int = DEFAULT_RETRIES, conditional_writes: bool = True,
 ) -> RemoteSpec:  # fmt: skip
-    """Remember a remote; S3 keys, if given, go to the OS keyring (refused without one)."""
+    """Remember a remote; S3 keys, if given, go to the OS keyring (refused without one).
+    ``conditional_writes=False`` claims version numbers under a lease lock instead (a server
+    whose conditional writes cannot be trusted)."""
     check_model_name(name)  # the same rules: portable, no slashes at the ends
-    spec = RemoteSpec(name, url.rstrip("/"), endpoint, profile, retries)
+    spec = RemoteSpec(name, url.rstrip("/"), endpoint, profile, retries, conditional_writes)
     if spec.scheme not in SCHEMES or "://" not in url:
         raise UserError(f"remote URL must start with s3://, http(s):// or file://, not {url!r}")
     if any(r.name == name for r in list_remotes()):
@@ -160,7 +175,7 @@ def list_versions(remote: RemoteRepository) -> list[RemoteVersion]:
 class TransferResult:
     """What a push or pull moved: chunks, the manifest, and the labels of the version."""
 
-    ref: str
+    ref: str  # the version as the sending side numbers it
     chunks_sent: int
     bytes_sent: int
     chunks_skipped: int
@@ -168,33 +183,80 @@ class TransferResult:
     labels: tuple[str, ...] = ()  # set on the receiving side (new there, or moved when asked)
     label_conflicts: tuple[LabelConflict, ...] = ()  # left as the receiving side had them
     changes: Changes = field(default_factory=Changes)  # in this repository (pull only)
+    stored_ref: str = ""  # the version as the receiving side numbers it ("": as ``ref``)
+    notice: str = ""  # why the two differ, for the user (its number was taken by another version)
 
     def to_json(self) -> dict[str, Any]:
         """Push and pull alike: chunks and bytes moved (sent or received), labels set."""
-        return {"ref": self.ref, "chunks_moved": self.chunks_sent, "bytes_moved": self.bytes_sent,
+        return {"ref": self.ref, "stored_ref": self.stored_ref or self.ref,
+                "chunks_moved": self.chunks_sent, "bytes_moved": self.bytes_sent,
                 "chunks_skipped": self.chunks_skipped, "manifest_written": self.manifest_written,
                 "labels": list(self.labels),
-                "label_conflicts": [c.to_json() for c in self.label_conflicts]}  # fmt: skip
+                "label_conflicts": [c.to_json() for c in self.label_conflicts],
+                "notice": self.notice}  # fmt: skip
+
+
+#: Numbers a push tries to claim before it gives up (each loss means another push just won).
+MAX_CLAIMS = 50
+
+
+def _taken_on_remote(ref: str, exact: bool) -> str:
+    text = f"the remote already has {ref} from another repository"
+    return f"{text}; without --exact it is pushed under the next free number" if exact else text
+
+
+def _claim(ws: Workspace, remote: RemoteRepository, manifest: Manifest, exact: bool,
+           ctx: JobContext) -> tuple[int, bool, int | None]:  # fmt: skip
+    """Claim a number for ``manifest`` on the remote and write it there, atomically.
+
+    Its own number when free, else the next free one (``exact``: refuse instead). Returns the
+    number, whether this push wrote it (False: the same version was pushed meanwhile by
+    another process) and the number another repository had taken first (or None).
+    """
+    model, seq = manifest.model, manifest.seq
+    numbers = remote.version_numbers(model)
+    taken = seq if seq in numbers else None
+    target = max(numbers) + 1 if taken else seq
+    for _attempt in range(MAX_CLAIMS):
+        ctx.check()
+        parent = translate_parent(ws.repo, remote, manifest, target)
+        body = numbered(manifest, target, parent).to_bytes()
+        try:
+            remote.claim(manifest_key(model, target), body)
+        except FileExistsError:
+            pass  # another push claimed it between our listing and our write
+        else:
+            return target, True, taken
+        other = read_version(remote, model, target)
+        if other is not None and version_identity(other) == version_identity(manifest):
+            return target, False, taken  # the same version, pushed at the same time
+        if exact:
+            raise UserError(_taken_on_remote(f"{model}@{target}", exact=True))
+        taken = target if taken is None else taken
+        target = max([target, *remote.version_numbers(model)]) + 1
+    raise RemoteError(f"could not claim a number for {manifest.ref} in {MAX_CLAIMS} tries: "
+                      "other pushes kept winning; try again", path=remote.spec.url)  # fmt: skip
 
 
 def push(ws: Workspace, ref: str, remote: RemoteRepository, *, ctx: JobContext | None = None,
-         move_labels: bool = False) -> TransferResult:  # fmt: skip
+         move_labels: bool = False, exact: bool = False) -> TransferResult:  # fmt: skip
     """Send a version, the chunks the remote lacks, the manifest, then the version's labels.
 
-    A label the remote has on another version is kept there and reported, unless
-    ``move_labels``.
+    The version is found on the remote by its content, whatever its number there. A new one
+    takes its own number when free; when another repository has that number, the next free
+    one (said in ``notice``), or with ``exact`` the push refuses. Numbers are claimed
+    atomically (:meth:`RemoteRepository.claim`): two pushes never both get one. A label the
+    remote has on another version is kept there and reported, unless ``move_labels``.
     """
     ctx = ctx or JobContext()
     if remote.spec.read_only:
         raise RemoteError("cannot push to an HTTP remote: it is read-only", path=remote.spec.url)
     manifest = ws.repo.resolve(ref)
-    key = manifest_key(manifest.model, manifest.seq)
-    body = manifest.to_bytes()
-    existing = remote.blobs.size(key)
-    if existing is not None and remote.blobs.get(key) != body:
-        raise UserError(f"the remote has a different {manifest.ref}: the two repositories "
-                        "have diverged; push under another model name")  # fmt: skip
-    if not remote.is_repository():
+    model, seq = manifest.model, manifest.seq
+    there = find_version(remote, manifest, seq)
+    if there is None and exact and seq in remote.version_numbers(model):
+        raise UserError(_taken_on_remote(manifest.ref, exact=True))  # before any chunk moves
+    if there is None and not remote.is_repository():
         c = ws.repo.config
         remote.create(RepoConfig(uuid.uuid4().hex, utc_now(), c.chunk_size, c.group_size, c.codec))
     needed = needed_chunks(manifest)
@@ -208,16 +270,37 @@ def push(ws: Workspace, ref: str, remote: RemoteRepository, *, ctx: JobContext |
 
     total = sum(n for _c, n in missing)
     sent = transfer(missing, send, ctx, total, f"push {manifest.ref}")
-    written = existing is None
-    if written:
-        remote.blobs.put(key, body)  # the version appears only when all its chunks are there
+    written, taken = False, None
+    if there is None:  # the version appears only when all its chunks are there
+        there, written, taken = _claim(ws, remote, manifest, exact, ctx)
     ctx.check()
-    plan = plan_labels(manifest.model, manifest.seq, ws.repo.read_labels(manifest.model),
-                       remote.read_labels(manifest.model), move=move_labels)  # fmt: skip
+    stored = f"{model}@{there}"
+    notice = ""
+    if taken is not None:
+        notice = f"{_taken_on_remote(f'{model}@{taken}', exact=False)}; pushed yours as {stored}"
+    elif there != seq:
+        notice = f"the remote has {manifest.ref} already, as {stored}"
+    plan = plan_labels(model, seq, ws.repo.read_labels(model), remote.read_labels(model),
+                       move=move_labels, target_seq=there)  # fmt: skip
     for label in plan.labels:  # after the manifest: a label never names a missing version
-        remote.write_label(manifest.model, label, manifest.seq, plan.previous[label])
+        remote.write_label(model, label, there, plan.previous[label])
     return TransferResult(manifest.ref, len(missing), sent, len(needed) - len(missing), written,
-                          plan.labels, plan.conflicts)  # fmt: skip
+                          plan.labels, plan.conflicts, stored_ref=stored,
+                          notice=notice)  # fmt: skip
+
+
+def _local_number(ws: Workspace, manifest: Manifest, exact: bool) -> tuple[int, str]:
+    """The number a pulled version gets here (under the writer lock) and the notice for it:
+    its own when free, else the next free one (``exact``: refuse)."""
+    model, seq = manifest.model, manifest.seq
+    if seq not in ws.repo.version_numbers(model):
+        return seq, ""  # a removed number with other content is refused on commit, as ever
+    if exact:
+        raise UserError(f"this repository has a different {manifest.ref}; without --exact it is "
+                        "pulled under the next free number")  # fmt: skip
+    target = ws.repo.next_seq(model)
+    return target, (f"this repository already has {manifest.ref} with other content; pulled "
+                    f"it as {model}@{target}")  # fmt: skip
 
 
 def pull(
@@ -228,34 +311,39 @@ def pull(
     ctx: JobContext | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     move_labels: bool = False,
+    exact: bool = False,
 ) -> TransferResult:
     """Fetch a version and the chunks this repository lacks, verified, then commit it with the
-    remote's labels on it. A label this repository has on another version is kept and
-    reported, unless ``move_labels``."""
+    remote's labels on it. The version is found here by its content, whatever its number; a
+    new one whose number this repository has for other content gets the next free number
+    (said in ``notice``), or with ``exact`` the pull refuses. A label this repository has on
+    another version is kept and reported, unless ``move_labels``."""
     ctx = ctx or JobContext()
     manifest = remote.resolve(ref)  # validated: names, paths, sizes, chunk ids
     model, seq = manifest.model, manifest.seq
-    body = manifest.to_bytes()
     repo = ws.repo
-    local_key = manifest_key(model, seq)
     needed = needed_chunks(manifest)
     there = remote.read_labels(model)
-    changed = Changes(frozenset({model}), (manifest.ref,))
-    if repo.blobs.size(local_key) is not None:
-        if repo.blobs.get(local_key) != body:
-            raise UserError(f"this repository has a different {manifest.ref}: the two have "
-                            "diverged")  # fmt: skip
-        plan = plan_labels(model, seq, there, repo.read_labels(model), move=move_labels)
+    here = find_version(repo, manifest, seq)
+    if here is not None:
+        stored = f"{model}@{here}"
+        notice = "" if here == seq else f"this repository has {manifest.ref} already, as {stored}"
+        plan = plan_labels(model, seq, there, repo.read_labels(model), move=move_labels,
+                           target_seq=here)  # fmt: skip
         if plan.labels:  # only labels to bring: no chunk moves
             with repo.writer(lock_timeout):
-                plan = plan_labels(model, seq, there, repo.read_labels(model), move=move_labels)
+                plan = plan_labels(model, seq, there, repo.read_labels(model), move=move_labels,
+                                   target_seq=here)  # fmt: skip
                 for label in plan.labels:
-                    repo.set_label(model, label, seq)
+                    repo.set_label(model, label, here)
                 ws.catalog.refresh_labels(model)
+        changed = Changes(frozenset({model}), (stored,)) if plan.labels else Changes()
         return TransferResult(manifest.ref, 0, 0, len(needed), False, plan.labels,
-                              plan.conflicts, changed if plan.labels else Changes())  # fmt: skip
+                              plan.conflicts, changed, stored, notice)  # fmt: skip
     with repo.writer(lock_timeout):
-        repo.check_not_removed(manifest)  # before any chunk moves
+        target, notice = _local_number(ws, manifest, exact)
+        copy = numbered(manifest, target, translate_parent(remote, repo, manifest, target))
+        repo.check_not_removed(copy)  # before any chunk moves
         repo.chunks.refresh()
         policy = repo.policy_for(model)
         missing = [(c, n) for c, n in needed.items() if not repo.chunks.has(c, policy)]
@@ -279,8 +367,10 @@ def pull(
         received = transfer(missing, fetch, ctx, total, f"pull {manifest.ref}")
         ctx.check()
         repo.chunks.flush()
-        plan = plan_labels(model, seq, there, repo.read_labels(model), move=move_labels)
-        size = repo.commit_version(manifest, plan.labels)  # manifest, then labels
-        ws.catalog.add_version(local_key, manifest, size)
+        plan = plan_labels(model, seq, there, repo.read_labels(model), move=move_labels,
+                           target_seq=target)  # fmt: skip
+        size = repo.commit_version(copy, plan.labels)  # manifest, then labels
+        ws.catalog.add_version(manifest_key(model, target), copy, size)
+    changed = Changes(frozenset({model}), (copy.ref,))
     return TransferResult(manifest.ref, len(missing), received, len(needed) - len(missing), True,
-                          plan.labels, plan.conflicts, changed)  # fmt: skip
+                          plan.labels, plan.conflicts, changed, copy.ref, notice)  # fmt: skip

@@ -198,13 +198,6 @@ def test_push_sends_the_labels_of_its_version_and_pull_brings_them(
         assert got.labels == ("prod", "rc1", "stable")
         assert other.repo.read_labels("tiny") == {"prod": 1, "rc1": 1, "stable": 1}
         assert other.catalog.versions("tiny")[0].labels == ("prod", "rc1", "stable")
-        # the local label format, unchanged: {"version", "set", "previous"}
-        doc = json.loads(other.repo.blobs.get("models/tiny/labels/prod.json"))
-        assert (doc["version"], doc["previous"], sorted(doc)) == (
-            1,
-            None,
-            ["previous", "set", "version"],
-        )
     finally:
         other.close()
 

@@ -49,7 +49,8 @@ def open_blob_store(spec: RemoteSpec) -> BlobStore:
     if not sep:
         raise UserError(f"unsupported remote URL {spec.url!r}")
     if scheme == "s3":
-        return FsspecBlobStore(s3_filesystem(spec), rest, spec.url)
+        return FsspecBlobStore(s3_filesystem(spec), rest, spec.url,
+                               conditional=spec.conditional_writes)  # fmt: skip
     if scheme in ("http", "https"):
         return FsspecBlobStore(http_filesystem(), spec.url, spec.url, read_only=True)
     if scheme == "file":

@@ -3,6 +3,8 @@
 The labels that point at the version on the sending side go to the receiving side. One the
 receiving side already has on another version is a conflict: reported, and kept as it is unless
 the caller asks to move it. Labels never travel alone: they follow the version they point at.
+The two sides may number that version differently (a push renumbered on a busy remote): the
+labels on version ``seq`` of the sending side go to version ``target_seq`` of the other.
 """
 
 from __future__ import annotations
@@ -51,17 +53,19 @@ def _valid(label: str) -> bool:
 
 def plan_labels(
     model: str, seq: int, source: Mapping[str, int], target: Mapping[str, int], *,
-    move: bool = False,
+    move: bool = False, target_seq: int | None = None,
 ) -> LabelPlan:  # fmt: skip
     """The labels of version ``seq`` on the ``source`` side and what to do with each on the
-    ``target`` side. A name that is no valid label (a stray file on a remote) is skipped."""
+    ``target`` side, where that version is ``target_seq`` (default: the same number). A name
+    that is no valid label (a stray file on a remote) is skipped."""
     labels, previous, conflicts = [], {}, []
+    wanted = seq if target_seq is None else target_seq
     for label in sorted(k for k, n in source.items() if n == seq and _valid(k)):
         there = target.get(label)
-        if there == seq:
+        if there == wanted:
             continue  # already there
         if there is not None and not move:
-            conflicts.append(LabelConflict(model, label, wanted=seq, kept=there))
+            conflicts.append(LabelConflict(model, label, wanted=wanted, kept=there))
             continue
         labels.append(label)
         previous[label] = there

@@ -1,4 +1,5 @@
-"""A remote's description: its URL and, for S3, an endpoint, an AWS profile and a retry budget."""
+"""A remote's description: its URL and, for S3, an endpoint, an AWS profile, a retry budget and
+whether version numbers are claimed with conditional writes."""
 
 from __future__ import annotations
 
@@ -22,16 +23,23 @@ class RemoteSpec:
     endpoint: str | None = None
     profile: str | None = None
     retries: int = DEFAULT_RETRIES
+    #: Claim version numbers with S3 conditional writes (``If-None-Match: *``) when the server
+    #: honours them (probed); False always uses the lease lock (a server that mishandles them).
+    conditional_writes: bool = True
 
     def __post_init__(self) -> None:
         r = self.retries
         if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= MAX_RETRIES:
             raise UserError(f"retries must be a whole number from 1 to {MAX_RETRIES}, not {r!r}")
+        if not isinstance(self.conditional_writes, bool):
+            raise UserError(f"conditional_writes must be true or false, not "
+                            f"{self.conditional_writes!r}")  # fmt: skip
 
     def to_json(self) -> dict[str, object]:
         """The remote as the fronts' JSON names it (no credential is ever part of it)."""
         return {"name": self.name, "url": self.url, "endpoint": self.endpoint,
                 "profile": self.profile, "retries": self.retries,
+                "conditional_writes": self.conditional_writes,
                 "read_only": self.read_only}  # fmt: skip
 
     @property
