@@ -64,19 +64,18 @@ def device_doubts(
     """Every device (not offline, not named in ``skip``) that is not what the repository says
     it is, and (with ``unmounted``) every one whose folder is missing."""
     repo = ws.repo
+    config_doubt = _config_doubt(ws)
+    if config_doubt is not None:
+        return [config_doubt]
     doubts: list[DeviceDoubt] = []
-    others: dict[str, list[Device]] = {}  # foreign repository id -> devices carrying it
-    checked = 0
     for d in repo.devices.devices:
         if d.state == OFFLINE or d.name in skip or d.path == ".":
             continue
-        checked += 1
         root = d.root(repo.root)
         if not root.is_dir():
-            if not unmounted:
-                continue
-            doubts.append(DeviceDoubt(d, root, "is not mounted (the folder is missing)",
-                                      _fix_unmounted(d.name)))  # fmt: skip
+            if unmounted:
+                doubts.append(DeviceDoubt(d, root, "is not mounted (the folder is missing)",
+                                          _fix_unmounted(d.name)))  # fmt: skip
             continue
         identity = read_identity(root)
         if identity is None:
@@ -88,7 +87,6 @@ def device_doubts(
             continue
         repo_id, device_id = identity.get("repository_id"), identity.get("device_id")
         if repo_id != repo.config.id:
-            others.setdefault(str(repo_id), []).append(d)
             doubts.append(DeviceDoubt(
                 d, root, f"belongs to another repository ({repo_id}; this one is "
                 f"{repo.config.id})", "mount this repository's disk there, or "
@@ -100,16 +98,32 @@ def device_doubts(
                 d, root, f"holds {which} of this repository, not {d.name}",
                 f"mount {d.name}'s disk at {root}, or re-register a moved disk with "
                 "'modelmanager device add PATH'"))  # fmt: skip
-    if checked and len(others) == 1:
-        ((foreign, holders),) = others.items()
-        if len(holders) == checked:  # every device agrees, against config.json
-            main = next((d for d in repo.devices.devices if d.path == "."), holders[0])
-            return [DeviceDoubt(
-                main, repo.root, f"has config.json saying repository {repo.config.id}, but "
-                f"every device says {foreign}: config.json is damaged or from another "
-                "repository", "run 'modelmanager verify', and restore config.json from a "
-                "device's copy ('modelmanager repair')")]  # fmt: skip
     return doubts
+
+
+def _config_doubt(ws: Workspace) -> DeviceDoubt | None:
+    """When two or more devices (every one mounted, not offline) agree on one repository id
+    that is not config.json's, config.json is the odd one out: named as main's doubt."""
+    repo = ws.repo
+    ids: set[object] = set()
+    count = 0
+    for d in repo.devices.devices:
+        if d.state == OFFLINE or d.path == "." or not d.root(repo.root).is_dir():
+            continue
+        identity = read_identity(d.root(repo.root))
+        ids.add(identity.get("repository_id") if identity else None)
+        count += 1
+    if count < 2 or len(ids) != 1:
+        return None
+    (foreign,) = ids
+    if foreign is None or foreign == repo.config.id:
+        return None
+    main = next((d for d in repo.devices.devices if d.path == "."), repo.devices.devices[0])
+    return DeviceDoubt(
+        main, repo.root, f"has config.json saying repository {repo.config.id}, but every "
+        f"device says {foreign}: config.json is damaged or from another repository",
+        "run 'modelmanager verify', and restore config.json from a device's copy "
+        "('modelmanager repair')")  # fmt: skip
 
 
 def refuse_metadata_doubts(ws: Workspace, action: str) -> None:
