@@ -164,6 +164,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def _print_repair_problems(report: RepairReport) -> None:
+    if report.held_back:
+        print(f"  held back: {shown(report.held_back)}", file=sys.stderr)
     for device, why in sorted(report.device_problems.items()):
         print(f"  device {device} took no new pieces: {why}", file=sys.stderr)
     for item in report.lost:
