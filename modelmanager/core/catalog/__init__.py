@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelmanager.core.catalog.db import busy_is_locked, connect, immediate, is_damaged
 from modelmanager.core.ids import content_id
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import Repository
@@ -160,45 +161,38 @@ def _fts_query(text: str) -> str:
 
 
 class Catalog:
-    """The catalog of one repository. Safe to share between threads."""
+    """The catalog of one repository. Safe to share between threads, and between processes
+    (see :mod:`modelmanager.core.catalog.db`): reads never block, writes take turns."""
 
     def __init__(self, path: Path, repo: Repository) -> None:
         self.path = path
         self.repo = repo
         self._lock = threading.RLock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = self._connect()
-        except sqlite3.DatabaseError:
-            # A damaged cache is thrown away and rebuilt: the manifests are the truth.
-            self._discard_files()
-            self._db = self._connect()
+        with busy_is_locked(path):
+            try:
+                self._db = connect(path, _SCHEMA, SCHEMA_VERSION)
+            except sqlite3.DatabaseError as e:
+                if not is_damaged(e):
+                    raise  # busy is not damage: never throw away a file another process uses
+                # A damaged cache is thrown away and rebuilt: the manifests are the truth.
+                self._discard_files()
+                self._db = connect(path, _SCHEMA, SCHEMA_VERSION)
 
     @classmethod
     def open(cls, cache_dir: Path, repo: Repository) -> Catalog:
         """Open (creating or repairing as needed) and sync the catalog of ``repo``."""
         catalog = cls(catalog_path(cache_dir, repo), repo)
-        catalog.sync()
+        try:
+            catalog.sync()
+        except BaseException:
+            catalog.close()
+            raise
         return catalog
 
     def _discard_files(self) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        (version,) = db.execute("PRAGMA user_version").fetchone()
-        if version != SCHEMA_VERSION:
-            for (name,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'search_%'"
-            ).fetchall():
-                db.execute(f'DROP TABLE IF EXISTS "{name}"')
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            db.commit()
-        return db
 
     def close(self) -> None:
         with self._lock:
@@ -206,13 +200,9 @@ class Catalog:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self._db
-                self._db.commit()
-            except BaseException:
-                self._db.rollback()
-                raise
+        """A write transaction: this thread's turn, then this process's (waiting for others)."""
+        with self._lock, busy_is_locked(self.path), immediate(self._db) as db:
+            yield db
 
     # -- keeping up with the repository -----------------------------------------------
 
@@ -259,39 +249,75 @@ class Catalog:
         with self._tx() as db:
             self._sync_labels(db, [model])
 
+    def _stored(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """What the catalog holds now: manifest sizes by key, labels by model."""
+        with self._lock:
+            sizes = {k: s for k, s in self._db.execute("SELECT key, size FROM versions")}
+            labels: dict[str, dict[str, int]] = {}
+            for model, label, seq in self._db.execute("SELECT model, label, seq FROM labels"):
+                labels.setdefault(model, {})[label] = seq
+        return sizes, labels
+
+    def _on_disk_labels(self) -> dict[str, dict[str, int]]:
+        found = {model: self.repo.read_labels(model) for model in self.repo.model_names()}
+        return {model: labels for model, labels in found.items() if labels}
+
     def sync(self) -> SyncResult:
-        """Bring the catalog in line with the manifests and labels on disk."""
+        """Bring the catalog in line with the manifests and labels on disk.
+
+        A catalog already in line is only read (every command syncs on opening, so readers
+        must not queue for the write lock). New manifests are read before the transaction;
+        inside it the folders are listed again, so a version another process removed (or
+        labels it moved) meanwhile is never written back over its newer catalog entry.
+        """
         on_disk = dict(self.repo.manifest_keys())
+        known, known_labels = self._stored()
+        fresh: dict[str, tuple[Manifest, int]] = {}
+        for key, size in on_disk.items():
+            if known.get(key) == size:
+                continue
+            try:
+                fresh[key] = (self.repo.read_manifest_key(key), size)
+            except ModelManagerError:
+                continue  # verify reports damaged manifests; listing shows the rest
+        stale = [k for k in known if k not in on_disk]
+        if not fresh and not stale and self._on_disk_labels() == known_labels:
+            return SyncResult(0, 0)
         with self._tx() as db:
+            on_disk = dict(self.repo.manifest_keys())
             known = {k: s for k, s in db.execute("SELECT key, size FROM versions")}
             gone = [k for k in known if k not in on_disk]
             db.executemany("DELETE FROM versions WHERE key=?", [(k,) for k in gone])
             db.executemany("DELETE FROM search WHERE key=?", [(k,) for k in gone])
             added = 0
-            for key, size in on_disk.items():
-                if known.get(key) == size:
-                    continue
-                try:
-                    manifest = self.repo.read_manifest_key(key)
-                except ModelManagerError:
-                    continue  # verify reports damaged manifests; listing shows the rest
-                self._insert(db, key, manifest, size)
-                added += 1
+            for key, (manifest, size) in fresh.items():
+                if on_disk.get(key) == size and known.get(key) != size:
+                    self._insert(db, key, manifest, size)
+                    added += 1
             db.execute("DELETE FROM labels")
             self._sync_labels(db, self.repo.model_names())
         return SyncResult(added, len(gone))
 
     def rebuild(self) -> SyncResult:
-        """Forget everything and read it all again from the manifests.
+        """Forget every version and label and read them all again from the manifests.
 
-        Benchmark history is not in any manifest: it is kept across a rebuild (but not across
-        a damaged file, which is thrown away).
+        The rows are emptied in a transaction, not the file deleted: another process may
+        have it open. Benchmark history is not in any manifest: it is kept across a rebuild
+        (but not across a damaged file, which is thrown away).
         """
-        with self._lock:
-            bench = self.bench_rows()
-            self._db.close()
-            self._discard_files()
-            self._db = self._connect()
+        try:
+            with self._tx() as db:
+                for table in ("versions", "labels", "search"):
+                    db.execute(f"DELETE FROM {table}")
+        except sqlite3.DatabaseError:  # tables broken (busy was raised as LockedError)
+            try:
+                bench = self.bench_rows()
+            except sqlite3.DatabaseError:
+                bench = []
+            with self._lock:
+                self._db.close()
+                self._discard_files()
+                self._db = connect(self.path, _SCHEMA, SCHEMA_VERSION)
             self.add_bench(bench)
         return self.sync()
 

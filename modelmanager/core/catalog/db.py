@@ -1,0 +1,112 @@
+"""The catalog's SQLite file shared by several processes: opening it, one writer at a time.
+
+Every command opens the catalog, so several processes use one file at once. SQLite (WAL) lets
+readers run beside one writer, but only if writers say they write *before* they read: a
+deferred transaction that has read (FTS5 reads its config first) and then wants to write gets
+"database is locked" at once, without waiting, when another process writes. So every write here
+runs in ``BEGIN IMMEDIATE``, which waits (up to :data:`BUSY_TIMEOUT`) for the write lock, and
+the schema is made inside such a transaction after checking again that no other process has
+made it meanwhile. A busy or locked file is never mistaken for a damaged one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from modelmanager.errors import LockedError
+
+#: How long (seconds) a catalog write waits for another process's catalog write. Those are
+#: short (rows are prepared before the transaction), so this is only ever reached when a
+#: process hangs inside one.
+BUSY_TIMEOUT = 60.0
+
+_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
+_DAMAGED = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_BUSY_TEXT = ("database is locked", "database table is locked", "database schema is locked")
+_DAMAGED_TEXT = ("file is not a database", "database disk image is malformed")
+
+
+def _matches(e: sqlite3.Error, codes: set[int], texts: tuple[str, ...]) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
+    if isinstance(code, int):
+        return code & 0xFF in codes
+    return any(t in str(e) for t in texts)
+
+
+def is_busy(e: sqlite3.Error) -> bool:
+    """True when SQLite gave up waiting for another connection (not a damaged file)."""
+    return _matches(e, _BUSY, _BUSY_TEXT)
+
+
+def is_damaged(e: sqlite3.Error) -> bool:
+    """True when the file is not a sound SQLite database (so it may be thrown away)."""
+    return _matches(e, _DAMAGED, _DAMAGED_TEXT)
+
+
+@contextmanager
+def busy_is_locked(path: Path) -> Iterator[None]:
+    """Turn SQLite's "database is locked" into a one-line LockedError naming the catalog file."""
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if not is_busy(e):
+            raise
+        raise LockedError(
+            f"the catalog is being written by another process for more than "
+            f"{BUSY_TIMEOUT:g} s; try again when it finishes",
+            path=path,
+        ) from None
+
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes the write lock first (waiting for it), then commits."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def user_version(db: sqlite3.Connection) -> int:
+    """The schema version stamped in the file (0 in a new one)."""
+    row = db.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def connect(path: Path, schema: str, version: int) -> sqlite3.Connection:
+    """Open (making the schema of ``version`` when the file lacks it) a shared catalog file.
+
+    Autocommit mode (``isolation_level=None``): transactions are begun only by :func:`immediate`,
+    never implicitly, so no read can sit in front of a write in one transaction.
+    """
+    db = sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if user_version(db) != version:
+            with immediate(db):
+                if user_version(db) != version:  # no other process made it while we waited
+                    _make_schema(db, schema, version)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _make_schema(db: sqlite3.Connection, schema: str, version: int) -> None:
+    """Drop the tables of another schema version and make ours (inside a transaction)."""
+    for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'search_%'"
+    ).fetchall():
+        db.execute(f'DROP TABLE IF EXISTS "{name}"')
+    # One statement at a time: executescript would commit the transaction first.
+    for statement in schema.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version={version}")
