@@ -4,24 +4,37 @@ JSON of a version's details."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from modelmanager import paths
 from modelmanager.core.repo.manifest import Manifest
-from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, VersionStore
+from modelmanager.core.repo.repository import VersionStore
 from modelmanager.services import Workspace, open_workspace
 
 Handler = Callable[[argparse.Namespace], int]
+
+#: How long a command waits for another process's writer lock by default: until that writer
+#: finishes (an import may take many minutes), saying who holds it; Ctrl+C stops waiting.
+CLI_LOCK_WAIT = math.inf
 
 STRATEGY_HELP = "which copy to read when several devices hold one (default: the best measured)"
 
 
 def workspace(args: argparse.Namespace) -> Workspace:
     """The repository named by --repo / MODELMANAGER_REPO, else the default (made on first use)."""
-    return open_workspace(Path(args.repo) if args.repo else None)
+    ws = open_workspace(Path(args.repo) if args.repo else None)
+    ws.repo.lock.notify = _tell_waiting
+    return ws
+
+
+def _tell_waiting(text: str) -> None:
+    """Say on stderr why a write has not started yet, and how to stop it."""
+    print(f"modelmanager: {text} (Ctrl+C to stop waiting)", file=sys.stderr, flush=True)
 
 
 def when(created: str) -> str:
@@ -41,9 +54,9 @@ def global_options(*, after_command: bool) -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--wait", type=float, metavar="SECONDS",
-        default=argparse.SUPPRESS if after_command else DEFAULT_LOCK_TIMEOUT,
-        help=f"how long a write waits for another writer to finish (default "
-        f"{DEFAULT_LOCK_TIMEOUT:g})",
+        default=argparse.SUPPRESS if after_command else CLI_LOCK_WAIT,
+        help="how long a write waits for another writer to finish before exiting with 3 "
+        "(default: until it finishes; Ctrl+C stops waiting)",
     )  # fmt: skip
     return p
 

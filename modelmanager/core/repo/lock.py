@@ -3,10 +3,15 @@
 The lock is an OS advisory lock (flock, or msvcrt on Windows) on ``locks/writer.lock``, so it
 vanishes with the process that held it: a killed writer leaves no stale lock behind. Beside it,
 ``writer.json`` records host, pid, command and time so a waiting writer can say who holds it.
+
+A writer that finds the lock taken waits for it (as long as its caller allows, which on the
+command line is until the holder finishes or Ctrl+C), saying once who holds it. A lock whose
+holder died is free at once: there is nothing to take over, the OS let it go.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -17,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from modelmanager.core.storage.atomic import atomic_write
 from modelmanager.errors import Cancelled, LockedError
 
 #: How often (seconds) a waiting writer retries the lock and looks at its cancel flag.
@@ -33,6 +39,7 @@ if sys.platform == "win32":
     import msvcrt
 
     def _try_lock(f: IO[bytes]) -> bool:
+        f.seek(0)  # the byte locked is the one at the file position: always the first
         try:
             msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
         except OSError:
@@ -57,6 +64,37 @@ else:
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def _both(
+    first: Callable[[str], None] | None, second: Callable[[str], None] | None
+) -> Callable[[str], None] | None:
+    """One callback telling both (either may be None)."""
+    if first is None or second is None:
+        return first or second
+
+    def tell(text: str) -> None:
+        first(text)
+        second(text)
+
+    return tell
+
+
+def _same_file(f: IO[bytes], path: Path) -> bool:
+    """True when the open file ``f`` is still the file named ``path``."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(f.fileno())
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _command_line() -> str:
+    """This process's command as a person typed it: ``modelmanager import ...``."""
+    program = Path(sys.argv[0])
+    name = program.parent.name if program.name == "__main__.py" else program.name
+    return " ".join([name, *sys.argv[1:]])
+
+
 class WriterLock:
     """An exclusive writer lock on a repository folder, re-entrant within one thread.
 
@@ -71,6 +109,8 @@ class WriterLock:
         self._depth = 0
         self._owner: int | None = None
         self._mutex = threading.RLock()
+        #: Also told (once) when a take of this lock has to wait: the command line prints it.
+        self.notify: Callable[[str], None] | None = None
 
     def holder(self) -> dict[str, Any] | None:
         """Who holds (or last held) the lock, as recorded beside it."""
@@ -102,6 +142,7 @@ class WriterLock:
         :class:`Cancelled` is raised and the lock is not taken, so a cancelled job writes nothing.
         """
         deadline = time.monotonic() + timeout
+        on_wait = _both(on_wait, self.notify)
         if not self._take_mutex(deadline, on_wait, cancelled):
             raise LockedError(
                 "repository is being written by another job of this program; "
@@ -140,23 +181,31 @@ class WriterLock:
         self, deadline: float, on_wait: Callable[[str], None] | None,
         cancelled: Callable[[], bool] | None,
     ) -> None:  # fmt: skip
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
-        try:
-            self._wait_for(f, deadline, on_wait, cancelled)
-        except BaseException:
+        while True:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(self.path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
+            try:
+                self._wait_for(f, deadline, on_wait, cancelled)
+                if _same_file(f, self.path):
+                    break
+                # The lock file was deleted or replaced while we waited: the lock we hold is
+                # on a name nobody else will open. Let it go and lock the file there now.
+                _unlock(f)
+            except BaseException:
+                f.close()
+                raise
             f.close()
-            raise
         self._file = f
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "command": " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))[
-                :200
-            ],
+            "command": _command_line()[:200],
             "time": time.time(),
         }
-        self.info_path.write_text(json.dumps(info), "utf-8")
+        # Atomic, so a waiting writer never reads half of it; only used to name the holder
+        # in messages, so a full or read-only disk does not stop the write here.
+        with contextlib.suppress(OSError):
+            atomic_write(self.info_path, json.dumps(info).encode())
 
     def _wait_for(
         self, f: IO[bytes], deadline: float, on_wait: Callable[[str], None] | None,
