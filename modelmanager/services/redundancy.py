@@ -151,11 +151,11 @@ def repair(
             done = repair_chunks(chunks, todo, ctx, keep=bool(doubts))
         problems = chunks.write_problems()
         held_back = ""
-        if doubts and done.kept_pieces:
+        if doubts:  # exit 1 until the records are healed: the repository is not whole
             held_back = (
-                f"{done.kept_pieces} corrupt or surplus piece(s) were kept, not deleted, "
-                f"because {len(doubts)} metadata record(s) fail their check (first: "
-                f"{doubts[0]}); run 'modelmanager verify'"
+                f"{len(doubts)} metadata record(s) fail their check (first: {doubts[0]}), so "
+                f"nothing was deleted ({done.kept_pieces} corrupt or surplus piece(s) kept, "
+                "not deleted); run 'modelmanager verify'"
             )
     return RepairReport(
         done.chunks, done.written_pieces, done.written_bytes, done.removed_pieces, done.lost,
