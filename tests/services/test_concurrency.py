@@ -178,6 +178,20 @@ def test_many_processes_opening_a_new_catalog_at_once(tmp_path: Path) -> None:
         assert [_finish(p)[0] for p in procs] == [0] * 5
 
 
+def test_processes_started_together_on_first_use_make_one_default_repository(
+    tmp_path: Path,
+) -> None:
+    # Before the fix 2 of 40 such starts failed: "no repository here" (the folder was half
+    # made by another process) or "database is locked".
+    for r in range(3):
+        env = subprocess_env(tmp_path, MODELMANAGER_DATA=str(tmp_path / f"data{r}"))
+        procs = [_start([sys.executable, "-m", "modelmanager", "ls", "--json"], env)
+                 for _ in range(4)]  # fmt: skip
+        assert [_finish(p)[0] for p in procs] == [0] * 4
+        made = open_workspace(tmp_path / f"data{r}" / "repository")
+        made.close()
+
+
 HOLD_CATALOG = """
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
