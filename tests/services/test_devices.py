@@ -78,6 +78,8 @@ def _pieces_under(root: Path) -> set[tuple[str, str]]:
     for p in root.rglob("*"):
         if not p.is_file() or p.name == IDENTITY_FILE or p.name.startswith(".tmp-"):
             continue
+        if p.relative_to(root).parts[0] == "meta":  # metadata replicas, not chunk pieces
+            continue
         cid, _, index = p.name.partition(".")
         if "fragments" in p.parts:
             k, m = p.parent.parent.name.split("+")

@@ -13,7 +13,6 @@ whose top devices changed (about the new device's share of the weight).
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Iterable, Sequence
@@ -23,9 +22,9 @@ from typing import Any
 
 import blake3
 
-from modelmanager.core.formats.jsonstrict import loads_strict
+from modelmanager.core.repo.records import seal, unseal
 from modelmanager.core.storage.atomic import atomic_write
-from modelmanager.errors import RepositoryError, UserError
+from modelmanager.errors import IntegrityError, RepositoryError, UserError
 
 IDENTITY_FILE = ".modelmanager-device.json"
 DEVICES_FILE = "devices.json"
@@ -58,24 +57,25 @@ class Device:
         return self.state == ONLINE
 
 
-def read_identity(root: Path) -> dict[str, Any] | None:
-    """The identity file of a device root, or None when absent or unreadable."""
+def read_identity(root: Path, *, legacy: bool = False) -> dict[str, Any] | None:
+    """The identity file of a device root, or None when absent, unreadable or damaged.
+
+    ``legacy`` accepts an identity written before records were sealed (format 1)."""
     try:
-        doc = loads_strict((root / IDENTITY_FILE).read_bytes())
-    except (OSError, ValueError):
+        return unseal((root / IDENTITY_FILE).read_bytes(), str(root), legacy=legacy)
+    except (OSError, IntegrityError):
         return None
-    return doc if isinstance(doc, dict) else None
 
 
 def write_identity(root: Path, device: Device, repository_id: str) -> None:
-    """Mark ``root`` as ``device`` of the repository (atomic, durable)."""
+    """Mark ``root`` as ``device`` of the repository (a sealed record, atomic, durable)."""
     doc = {
         "format": "modelmanager-device",
         "device_id": device.id,
         "repository_id": repository_id,
         "name": device.name,
     }
-    atomic_write(root / IDENTITY_FILE, json.dumps(doc, indent=2).encode() + b"\n")
+    atomic_write(root / IDENTITY_FILE, seal(doc))
 
 
 def identity_matches(root: Path, device: Device, repository_id: str) -> bool:
@@ -114,23 +114,19 @@ class DeviceSet:
         return cls((Device(main_id, MAIN, "."),))
 
     @classmethod
-    def load(cls, repo_root: Path, main_id: str) -> DeviceSet:
+    def from_doc(cls, doc: dict[str, Any], source: Path | str) -> DeviceSet:
+        """The device list a ``devices.json`` record holds; RepositoryError when malformed."""
         try:
-            data = (repo_root / DEVICES_FILE).read_bytes()
-        except FileNotFoundError:
-            return cls.default(main_id)
-        try:
-            doc = loads_strict(data)
             devices = tuple(Device(**d) for d in doc["devices"])
         except (ValueError, KeyError, TypeError) as e:
-            raise RepositoryError(
-                f"damaged device list ({e})", path=repo_root / DEVICES_FILE
-            ) from None
+            raise RepositoryError(f"damaged device list ({e})", path=source) from None
+        if sum(d.name == MAIN for d in devices) != 1:
+            raise RepositoryError("damaged device list (no single 'main')", path=source)
         return cls(devices)
 
-    def save(self, repo_root: Path) -> None:
-        doc = {"format": 1, "devices": [asdict(d) for d in self.devices]}
-        atomic_write(repo_root / DEVICES_FILE, json.dumps(doc, indent=2).encode() + b"\n")
+    def to_doc(self) -> dict[str, Any]:
+        """The ``devices.json`` record (written through the repository's records)."""
+        return {"format": 1, "devices": [asdict(d) for d in self.devices]}
 
     def get(self, name: str) -> Device:
         """The device called ``name``; UserError listing the devices otherwise."""

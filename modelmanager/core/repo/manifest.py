@@ -138,6 +138,16 @@ class Manifest:
         except (ValueError, TypeError, KeyError, UserError) as e:
             raise IntegrityError(f"invalid manifest ({e})", path=source) from None
 
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], source: str) -> Manifest:
+        """Validate a manifest record already read (and checked) as JSON."""
+        try:
+            return _parse(doc, source)
+        except RepositoryError:
+            raise
+        except (ValueError, TypeError, KeyError, UserError) as e:
+            raise IntegrityError(f"invalid manifest ({e})", path=source) from None
+
 
 # The rules an import checks every parser's index with (core/formats/rules.py): one set of
 # rules, so nothing an import stores can fail them when read back.

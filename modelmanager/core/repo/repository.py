@@ -9,7 +9,6 @@ always the highest version number, so it can never lag behind a committed versio
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,16 +19,35 @@ from typing import Any
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
-from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.ids import content_id
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.lanes import current_job
-from modelmanager.core.placement import DEVICES_FILE, DeviceSet
+from modelmanager.core.placement import (
+    DEVICES_FILE,
+    IDENTITY_FILE,
+    MAIN,
+    OFFLINE,
+    Device,
+    DeviceSet,
+    identity_matches,
+    read_identity,
+    write_identity,
+)
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.hints import did_you_mean, number_ranges
 from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import Ref, check_label, model_key, parse_ref
+from modelmanager.core.repo.records import seal, unseal
+from modelmanager.core.repo.replicas import (
+    BOOTSTRAP_KEYS,
+    META,
+    Copy,
+    CopyProblem,
+    Records,
+    ReplicatedRecords,
+    SingleRecords,
+)
 from modelmanager.core.storage import (
     BlobNotFound,
     BlobStore,
@@ -40,7 +58,9 @@ from modelmanager.core.storage import (
 from modelmanager.errors import IntegrityError, NotFoundError, RepositoryError, UserError
 
 REPO_FORMAT = "modelmanager-repository"
-REPO_VERSION = 1
+REPO_VERSION = 2
+#: Format 1 (records not sealed, metadata only on main) is read, and upgraded in place on open.
+READABLE_VERSIONS = (1, 2)
 CONFIG_KEY = "config.json"
 POLICY_KEY = "policy.json"
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
@@ -59,8 +79,8 @@ class RepoConfig:
     group_size: int = DEFAULT_GROUP_SIZE
     codec: CodecSettings = field(default_factory=CodecSettings)
 
-    def to_bytes(self) -> bytes:
-        doc = {
+    def to_doc(self) -> dict[str, Any]:
+        return {
             "format": REPO_FORMAT,
             "version": REPO_VERSION,
             "id": self.id,
@@ -68,17 +88,26 @@ class RepoConfig:
             "chunking": {"chunk_size": self.chunk_size, "group_size": self.group_size},
             "codec": asdict(self.codec),
         }
-        return json.dumps(doc, indent=2).encode() + b"\n"
+
+    def to_bytes(self) -> bytes:
+        """The sealed record (as every copy of ``config.json`` stores it)."""
+        return seal(self.to_doc())
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: Path) -> RepoConfig:
+    def from_bytes(cls, data: bytes, source: Path | str) -> RepoConfig:
+        """Read a config of format 2 (sealed) or 1 (not yet sealed: upgraded on open)."""
+        return cls.from_doc(unseal(data, str(source), legacy=True), source)[0]
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], source: Path | str) -> tuple[RepoConfig, int]:
+        """The config and its format version; RepositoryError when it is not one we read."""
         try:
-            doc = loads_strict(data)
             if doc.get("format") != REPO_FORMAT:
                 raise RepositoryError("not a ModelManager repository config", path=source)
-            if doc.get("version") != REPO_VERSION:
+            version = doc.get("version")
+            if version not in READABLE_VERSIONS:
                 raise RepositoryError(
-                    f"repository format {doc.get('version')!r} is not one this ModelManager "
+                    f"repository format {version!r} is not one this ModelManager "
                     f"reads ({REPO_VERSION}); upgrade ModelManager",
                     path=source,
                 )
@@ -94,7 +123,7 @@ class RepoConfig:
             raise RepositoryError(f"damaged repository config ({e})", path=source) from None
         if not 0 < config.group_size <= config.chunk_size <= 256 * 1024 * 1024:
             raise RepositoryError("repository config has impossible chunk sizes", path=source)
-        return config
+        return config, int(version)
 
 
 @dataclass(frozen=True)
@@ -109,19 +138,18 @@ class Policies:
     def for_model(self, model: str) -> Policy:
         return self.models.get(model, self.default)
 
-    def to_bytes(self) -> bytes:
-        doc = {
+    def to_doc(self) -> dict[str, Any]:
+        return {
             "format": 1,
             "default": str(self.default),
             "models": {k: str(v) for k, v in sorted(self.models.items())},
             "codecs": {k: asdict(v) for k, v in sorted(self.codecs.items())},
+            "written": utc_now(),
         }
-        return json.dumps(doc, indent=2).encode() + b"\n"
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: Path) -> Policies:
+    def from_doc(cls, doc: dict[str, Any], source: Path | str) -> Policies:
         try:
-            doc = loads_strict(data)
             return cls(
                 Policy.parse(doc["default"]),
                 {str(k): Policy.parse(v) for k, v in doc["models"].items()},
@@ -162,33 +190,55 @@ def removed_key(model: str, seq: int) -> str:
 
 
 class VersionStore:
-    """Models, versions and labels as stored under ``models/`` of any BlobStore.
+    """Models, versions and labels as stored under ``models/``, as sealed records.
 
-    The read side of a repository: a local one (Repository) and a remote one (on S3, HTTP or a
-    shared folder) read their versions the same way, and validate them the same way.
+    The read side of a repository: a local one (Repository, records on every device) and a
+    remote one (on S3, HTTP or a shared folder, records kept once) read their versions the same
+    way, and validate them the same way.
     """
 
     blobs: BlobStore
+    _records: Records | None = None
+
+    @property
+    def records(self) -> Records:
+        """Where the metadata records are (a remote: its one store, older unsealed ones read)."""
+        if self._records is None:
+            self._records = SingleRecords(self.blobs, legacy=True)
+        return self._records
 
     def model_names(self) -> list[str]:
         """Every model with at least one version, read from the folders (the truth)."""
         names = set()
-        for key, _size in self.blobs.list("models"):
-            parts = key.split("/")
-            if len(parts) == 4 and parts[2] == "versions":
-                names.add(parts[1].replace("~", "/"))
+        for key, _size in self.manifest_keys():
+            names.add(key.split("/")[1].replace("~", "/"))
         return sorted(names)
 
     def manifest_keys(self) -> Iterator[tuple[str, int]]:
-        """Every manifest in the repository as (key, size)."""
-        for key, size in self.blobs.list("models"):
+        """Every manifest of a version that exists, as (key, size)."""
+        gone: dict[str, set[int]] = {}
+        for key, size in self.records.keys("models"):
             parts = key.split("/")
             if len(parts) == 4 and parts[2] == "versions" and parts[3].endswith(".json"):
+                stem = parts[3].removesuffix(".json")
+                if parts[1] not in gone:
+                    gone[parts[1]] = set(self._left_behind(parts[1].replace("~", "/")))
+                if stem.isdigit() and int(stem) in gone[parts[1]]:
+                    continue
                 yield key, size
+
+    def _left_behind(self, model: str) -> list[int]:
+        """Removed versions whose manifest is still on some copy, but not on the primary: a
+        device that was away when the version was removed. They do not exist.
+
+        (A removal that stopped before it deleted the primary's manifest leaves the version
+        there; running ``rm`` again finishes it.)"""
+        return [n for n in self.removed_numbers(model)
+                if not self.records.on_primary(manifest_key(model, n))]  # fmt: skip
 
     def _numbers(self, model: str, folder: str) -> list[int]:
         seqs = []
-        for key, _size in self.blobs.list(f"{model_key(model)}/{folder}"):
+        for key, _size in self.records.keys(f"{model_key(model)}/{folder}"):
             stem = key.rsplit("/", 1)[-1].removesuffix(".json")
             if stem.isdigit():
                 seqs.append(int(stem))
@@ -196,19 +246,29 @@ class VersionStore:
 
     def version_numbers(self, model: str) -> list[int]:
         """The versions of ``model``, ascending (empty when the model does not exist)."""
-        return self._numbers(model, "versions")
+        removed = set(self._left_behind(model))
+        return [n for n in self._numbers(model, "versions") if n not in removed]
 
     def removed_numbers(self, model: str) -> list[int]:
-        """Versions of ``model`` that were removed, ascending."""
-        return self._numbers(model, "removed")
+        """Versions of ``model`` that were removed (and not brought back), ascending."""
+        out = []
+        for seq in self._numbers(model, "removed"):
+            try:
+                record = self.records.read(removed_key(model, seq))
+            except (BlobNotFound, IntegrityError):
+                out.append(seq)  # a damaged record: the number still counts as taken
+                continue
+            if not record.get("restored"):
+                out.append(seq)
+        return out
 
     def read_manifest_key(self, key: str) -> Manifest:
         """Load and validate the manifest stored under ``key``."""
         try:
-            data = self.blobs.get(key)
+            doc = self.records.read(key)
         except BlobNotFound:
             raise NotFoundError("no such version", path=key) from None
-        manifest = Manifest.from_bytes(data, key)
+        manifest = Manifest.from_doc(doc, key)
         if manifest_key(manifest.model, manifest.seq) != key:
             raise IntegrityError(
                 f"manifest says it is {manifest.ref}, but is stored as {key}", path=key
@@ -217,20 +277,29 @@ class VersionStore:
 
     def read_manifest(self, model: str, seq: int) -> Manifest:
         """Version ``seq`` of ``model``; NotFoundError when absent."""
-        if self.blobs.size(manifest_key(model, seq)) is None:
+        if seq not in self.version_numbers(model):
             raise NotFoundError(f"model {model!r} has no version {seq}")
         return self.read_manifest_key(manifest_key(model, seq))
+
+    def label_records(self, model: str) -> dict[str, dict[str, Any]]:
+        """Every label record of ``model`` (a removed label is a record whose version is
+        null, so a copy left on a device that was away cannot bring it back)."""
+        out = {}
+        for key, _size in self.records.keys(f"{model_key(model)}/labels"):
+            name = key.rsplit("/", 1)[-1].removesuffix(".json")
+            try:
+                out[name] = self.records.read(key)
+            except (BlobNotFound, IntegrityError):
+                continue  # a damaged label is reported by verify, not fatal to reading
+        return out
 
     def read_labels(self, model: str) -> dict[str, int]:
         """The labels of ``model`` and the versions they point at."""
         labels = {}
-        for key, _size in self.blobs.list(f"{model_key(model)}/labels"):
-            name = key.rsplit("/", 1)[-1].removesuffix(".json")
-            try:
-                doc = loads_strict(self.blobs.get(key))
-                labels[name] = int(doc["version"])
-            except (ValueError, KeyError, TypeError, BlobNotFound):
-                continue  # a damaged label is reported by verify, not fatal to reading
+        for name, doc in self.label_records(model).items():
+            version = doc.get("version")
+            if isinstance(version, int) and not isinstance(version, bool):
+                labels[name] = version
         return labels
 
     def resolve(self, ref: str | Ref) -> Manifest:
@@ -268,14 +337,21 @@ class Repository(VersionStore):
     blobs: FolderStore
 
     def __init__(
-        self, root: Path, config: RepoConfig, blob_stores: StoreFactory = LocalBlobStore
-    ) -> None:
+        self, root: Path, config: RepoConfig, blob_stores: StoreFactory = LocalBlobStore,
+        *, format_version: int = REPO_VERSION,
+    ) -> None:  # fmt: skip
         self.root = root
         self.config = config
         self.blob_stores = blob_stores
         self.blobs = blob_stores(root)
+        self.format_version = format_version
         self.lock = WriterLock(root / "locks")
         self.reload_layout()
+
+    @property
+    def legacy(self) -> bool:
+        """True for a format-1 repository not yet upgraded (unsealed records, main only)."""
+        return self.format_version < REPO_VERSION
 
     def _layout_stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
         """What the device list and policy files are now (time, size, inode), to notice
@@ -290,30 +366,108 @@ class Repository(VersionStore):
                 stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
         return tuple(stamp)
 
+    def main_copies(self) -> list[Copy]:
+        """Main's own records, and its second copy of the records that find the devices."""
+        return [
+            Copy(MAIN, str(self.root), self.blobs),
+            Copy(f"{MAIN} (second copy)", str(self.root / META),
+                 self.blob_stores(self.root / META), lambda key: key in BOOTSTRAP_KEYS),
+        ]  # fmt: skip
+
+    def replica_devices(self) -> list[Device]:
+        """The devices other than main that hold metadata replicas now: mounted (their
+        identity checks) and not set offline."""
+        return [
+            d for d in self.devices.devices
+            if d.name != MAIN and d.state != OFFLINE
+            and identity_matches(d.root(self.root), d, self.config.id)
+        ]  # fmt: skip
+
     def reload_layout(self) -> None:
         """(Re)read devices and policies, e.g. after another command changed them."""
         self._layout_seen = self._layout_stamp()
-        self.devices = DeviceSet.load(self.root, self.config.id)
+        boot = ReplicatedRecords(self.main_copies(), legacy=self.legacy)
         try:
-            self.policies = Policies.from_bytes(self.blobs.get(POLICY_KEY), self.root / POLICY_KEY)
+            self.devices = DeviceSet.from_doc(boot.read(DEVICES_FILE), self.root / DEVICES_FILE)
+        except BlobNotFound:
+            self.devices = DeviceSet.default(self.config.id)
+        except IntegrityError as e:
+            raise RepositoryError(
+                f"{e.message}; every copy of the device list on main is damaged: rebuild the "
+                "repository with 'modelmanager recover' from its devices",
+                path=self.root / DEVICES_FILE,
+            ) from None
+        copies = self.main_copies() + [
+            Copy(d.name, str(d.root(self.root) / META), self.blob_stores(d.root(self.root) / META))
+            for d in self.replica_devices()
+        ]
+        self._records = ReplicatedRecords(copies, legacy=self.legacy)
+        try:
+            self.policies = Policies.from_doc(self.records.read(POLICY_KEY), self.root / POLICY_KEY)
         except BlobNotFound:
             self.policies = Policies()
+        except IntegrityError as e:
+            # Never guess a policy: a weaker one would make repair delete good copies.
+            raise RepositoryError(
+                f"{e.message}; no intact copy of the policy: run 'modelmanager recover' or "
+                "restore policy.json from a device's meta/ folder", path=self.root / POLICY_KEY,
+            ) from None  # fmt: skip
         self.chunks = PlacedChunkStore(
             self.root, self.config.id, self.devices, self.config.codec,
             lambda: self.policies.default, self.blob_stores,
         )  # fmt: skip
 
+    @property
+    def replicated(self) -> ReplicatedRecords:
+        """The metadata records with all their copies (for survey and heal)."""
+        assert isinstance(self._records, ReplicatedRecords)
+        return self._records
+
     def save_devices(self, devices: DeviceSet) -> None:
-        """Replace the device list (under the writer lock) and reopen the chunk store."""
+        """Replace the device list (under the writer lock), reopen the chunk store, and give a
+        device that now holds replicas every record it lacks."""
         self._require_writer()
-        devices.save(self.root)
+        self.records.write(DEVICES_FILE, devices.to_doc() | {"written": utc_now()})
         self.reload_layout()
+        self.sync_replicas()
 
     def save_policies(self, policies: Policies) -> None:
         """Replace the redundancy policies (under the writer lock)."""
         self._require_writer()
-        self.blobs.put(POLICY_KEY, policies.to_bytes())
+        self.records.write(POLICY_KEY, policies.to_doc())
         self.reload_layout()
+
+    def sync_replicas(self) -> list[CopyProblem]:
+        """Rewrite every missing, damaged or stale copy of a record from its current content,
+        and a damaged device identity whose metadata copy shows the device is ours; returns
+        the copies that could not be healed."""
+        self._require_writer()
+        healed_identity = False
+        for device in self.devices.devices:
+            root = device.root(self.root)
+            if device.name == MAIN or device.state == OFFLINE or not root.is_dir():
+                continue
+            if (root / IDENTITY_FILE).exists() and read_identity(root) is None:
+                try:
+                    config = unseal((root / META / CONFIG_KEY).read_bytes(), str(root))
+                except (OSError, IntegrityError):
+                    continue
+                if config.get("id") == self.config.id:
+                    write_identity(root, device, self.config.id)
+                    healed_identity = True
+        if healed_identity:
+            self.reload_layout()
+        return self.replicated.heal(self.survey())
+
+    def survey(self) -> list[CopyProblem]:
+        """Every copy of a metadata record that is missing, damaged, stale or left behind."""
+        gone = {manifest_key(model, n) for model in self._models_on_any_copy()
+                for n in self._left_behind(model)}  # fmt: skip
+        return self.replicated.survey(["models"], gone.__contains__)
+
+    def _models_on_any_copy(self) -> set[str]:
+        return {key.split("/")[1].replace("~", "/") for key, _s in self.records.keys("models")
+                if key.count("/") == 3}  # fmt: skip
 
     def policy_for(self, model: str) -> Policy:
         """The redundancy policy new chunks of ``model`` are stored with."""
@@ -355,29 +509,37 @@ class Repository(VersionStore):
             raise UserError("chunk sizes must satisfy 0 < group size <= chunk size")
         root.mkdir(parents=True, exist_ok=True)
         repo = cls(root, config, blob_stores)
-        repo.blobs.put(CONFIG_KEY, config.to_bytes(), exclusive=True)
+        # The device list and policy are written even when they say "main only, one copy":
+        # an absent record then always means damage, never a default to fall back to.
+        with repo.writer():
+            repo.records.write(DEVICES_FILE, repo.devices.to_doc() | {"written": utc_now()})
+            repo.records.write(POLICY_KEY, repo.policies.to_doc())
+            repo.records.write(CONFIG_KEY, config.to_doc(), exclusive=True)
         return repo
 
     @classmethod
     def open(
         cls, root: Path, *, create: bool = False, blob_stores: StoreFactory = LocalBlobStore
     ) -> Repository:
-        """Open the repository in ``root``; with ``create``, make it if the folder is new."""
+        """Open the repository in ``root``; with ``create``, make it if the folder is new.
+
+        A format-1 repository is upgraded in place (see core/repo/upgrade.py); one that cannot
+        be written (a read-only mount) is opened for reading only."""
         root = Path(root).absolute()
-        config_path = root / CONFIG_KEY
-        try:
-            data = config_path.read_bytes()
-        except FileNotFoundError:
+        found = read_config(root, blob_stores)
+        if found is None:
             if create and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
                 return cls.create(root, blob_stores=blob_stores)
             raise RepositoryError(
                 "no repository here (run 'modelmanager init' to make one)", path=root
-            ) from None
-        except OSError as e:
-            raise RepositoryError(
-                f"cannot read repository config ({e.strerror})", path=root
-            ) from None
-        return cls(root, RepoConfig.from_bytes(data, config_path), blob_stores)
+            )
+        config, version = found
+        repo = cls(root, config, blob_stores, format_version=version)
+        if repo.legacy:
+            from modelmanager.core.repo.upgrade import upgrade_in_place
+
+            upgrade_in_place(repo)
+        return repo
 
     # -- writer lock ---------------------------------------------------------------------
 
@@ -399,6 +561,12 @@ class Repository(VersionStore):
             for h in hear:
                 h(text)
 
+        if self.legacy:
+            raise RepositoryError(
+                f"this repository is format {self.format_version} and could not be upgraded "
+                f"to format {REPO_VERSION} (is it read-only?); it can be read, not changed",
+                path=self.root,
+            )
         outermost = not self.lock.held
         try:
             self.lock.acquire(timeout, told, ctx.cancel_event.is_set if ctx is not None else None)
@@ -420,12 +588,31 @@ class Repository(VersionStore):
 
     # -- checking ------------------------------------------------------------------------
 
-    def metadata_problems(self) -> list[RecordProblem]:
-        """Every metadata record (on main or a replica) that is missing, damaged or stale.
+    def metadata_problems(self, *, copies: bool = False) -> list[RecordProblem]:
+        """Metadata records that fail their check, or are missing or stale on main.
 
         Destructive commands refuse while this is not empty: a record they cannot trust could
-        make good data look unused."""
-        return []
+        make good data look unused. With ``copies``, also the replicas that are only missing
+        or out of date on a device (verify and scrub report them; repair rewrites them)."""
+        if self.legacy:
+            return [RecordProblem(str(self.root / CONFIG_KEY),
+                                  f"format {self.format_version}, not upgraded")]  # fmt: skip
+        problems = [
+            RecordProblem(p.where, f"{p.what} (the copy on {p.copy})")
+            for p in self.survey()
+            if copies or p.copy == MAIN or p.what not in ("missing", "stale")
+        ]
+        for key in (CONFIG_KEY, DEVICES_FILE, POLICY_KEY):
+            if not self.records.exists(key):
+                problems.append(RecordProblem(str(self.root / key), "missing on every copy"))
+        for device in self.devices.devices:
+            root = device.root(self.root)
+            if device.name == MAIN or device.state == OFFLINE or not root.is_dir():
+                continue
+            if (root / IDENTITY_FILE).exists() and read_identity(root) is None:
+                what = f"damaged identity of device {device.name}"
+                problems.append(RecordProblem(str(root / IDENTITY_FILE), what))
+        return problems
 
     # -- writing (under the writer lock) ------------------------------------------------
 
@@ -446,47 +633,57 @@ class Repository(VersionStore):
         self._require_writer()
         crash_point("before-manifest")
         key = manifest_key(manifest.model, manifest.seq)
-        body = manifest.to_bytes()
         removal = self.check_not_removed(manifest)
+        if removal is None and self.records.exists(key):
+            raise RepositoryError(f"version {manifest.ref} already exists", path=self.root)
         try:
-            size = self.blobs.put(key, body, exclusive=True)
+            size = self.records.write(key, manifest.to_json(), exclusive=removal is None)
         except FileExistsError:
             raise RepositoryError(
                 f"version {manifest.ref} already exists", path=self.root
             ) from None
         crash_point("after-manifest")
         if removal is not None:  # the same version back (pulled again): it is no longer removed
-            self.blobs.delete(removed_key(manifest.model, manifest.seq))
+            now = utc_now()
+            self.records.write(removed_key(manifest.model, manifest.seq),
+                               removal | {"restored": now, "written": now})  # fmt: skip
         for label in labels:
             self.set_label(manifest.model, label, manifest.seq)
         crash_point("after-labels")
         return size
 
+    def _write_label(self, model: str, label: str, seq: int | None, previous: int | None) -> None:
+        now = utc_now()
+        doc: dict[str, Any] = {"version": seq, "set": now, "previous": previous, "written": now}
+        self.records.write(label_key(model, label), doc)
+
     def set_label(self, model: str, label: str, seq: int) -> int | None:
         """Point ``label`` at version ``seq``; returns the version it pointed at before."""
         self._require_writer()
         check_label(label)
-        if self.blobs.size(manifest_key(model, seq)) is None:
+        if seq not in self.version_numbers(model):
             raise NotFoundError(f"model {model!r} has no version {seq}")
         previous = self.read_labels(model).get(label)
-        doc: dict[str, Any] = {"version": seq, "set": utc_now(), "previous": previous}
-        self.blobs.put(label_key(model, label), json.dumps(doc).encode())
+        self._write_label(model, label, seq, previous)
         return previous
 
     def check_not_removed(self, manifest: Manifest) -> dict[str, Any] | None:
         """Refuse a version whose number belonged to a removed version of other content.
 
         The same content may come back (pulled again); returns the removal record then, or
-        None when the number was never removed.
+        None when the number was never removed (or its version was already brought back).
         """
+        key = removed_key(manifest.model, manifest.seq)
         try:
-            record = loads_strict(self.blobs.get(removed_key(manifest.model, manifest.seq)))
+            record: dict[str, Any] | None = self.records.read(key)
         except BlobNotFound:
             return None
-        except ValueError:
+        except IntegrityError:
             record = None  # a damaged record: the number still counts as taken
+        if record is not None and record.get("restored"):
+            return None
         wanted = content_id(manifest.to_bytes())
-        if not (isinstance(record, dict) and record.get("manifest") == wanted):
+        if not (record is not None and record.get("manifest") == wanted):
             raise RepositoryError(
                 f"{manifest.ref} was removed from this repository and had other content; its "
                 "number is never given to another version", path=self.root,
@@ -496,7 +693,7 @@ class Repository(VersionStore):
     def next_seq(self, model: str) -> int:
         """The number a new version of ``model`` gets: never one a removed version had, so a
         reference like ``NAME@3`` names one content for ever (here and on any remote)."""
-        used = self.version_numbers(model) + self.removed_numbers(model)
+        used = self._numbers(model, "versions") + self._numbers(model, "removed")
         return max(used) + 1 if used else 1
 
     def remove_version(self, manifest: Manifest) -> list[str]:
@@ -508,29 +705,62 @@ class Repository(VersionStore):
         """
         self._require_writer()
         key = manifest_key(manifest.model, manifest.seq)
+        now = utc_now()
         record = {
-            "version": manifest.seq, "removed": utc_now(), "created": manifest.created,
+            "version": manifest.seq, "removed": now, "created": manifest.created,
             "message": manifest.message, "logical_bytes": manifest.logical_bytes,
             "manifest": content_id(manifest.to_bytes()),  # as check_not_removed compares it
+            "written": now,
         }  # fmt: skip
-        self.blobs.put(removed_key(manifest.model, manifest.seq), json.dumps(record).encode())
+        self.records.write(removed_key(manifest.model, manifest.seq), record)
         crash_point("after-removal-record")
         dropped = sorted(n for n, seq in self.read_labels(manifest.model).items()
                          if seq == manifest.seq)  # fmt: skip
         for label in dropped:
-            self.blobs.delete(label_key(manifest.model, label))
-        self.blobs.flush()
+            self._write_label(manifest.model, label, None, manifest.seq)
+        self.records.flush()
         crash_point("after-removal-labels")
-        self.blobs.delete(key)
-        self.blobs.flush()
+        self.records.delete(key)
         return dropped
 
     def delete_label(self, model: str, label: str) -> int:
-        """Remove a label; returns the version it pointed at (NotFoundError if absent)."""
+        """Remove a label; returns the version it pointed at (NotFoundError if absent).
+
+        The label's record stays, pointing at nothing, so a copy on a device that was away
+        cannot bring the label back."""
         self._require_writer()
         labels = self.read_labels(model)
         if label not in labels:
             raise NotFoundError(f"model {model!r} has no label {label!r}")
-        self.blobs.delete(label_key(model, label))
-        self.blobs.flush()
+        self._write_label(model, label, None, labels[label])
         return labels[label]
+
+
+def read_config(
+    root: Path, blob_stores: StoreFactory = LocalBlobStore
+) -> tuple[RepoConfig, int] | None:
+    """The config of the repository in ``root`` and its format version, from main's first
+    intact copy; None when there is none at all (no repository here)."""
+    main = blob_stores(root)
+    second = Copy(f"{MAIN} (second copy)", str(root / META), blob_stores(root / META))
+    copies = [Copy(MAIN, str(root), main), second]
+    try:
+        try:
+            doc = ReplicatedRecords(copies).read(CONFIG_KEY)
+        except IntegrityError:
+            # Format 1 wrote no checksums; only a config that says so may lack one.
+            doc = ReplicatedRecords(copies, legacy=True).read(CONFIG_KEY)
+            if doc.get("version") != 1:
+                raise
+    except BlobNotFound:
+        return None
+    except IntegrityError as e:
+        raise RepositoryError(
+            f"{e.message}; no intact copy of the repository config: rebuild it with "
+            "'modelmanager recover' from the repository's devices", path=root / CONFIG_KEY,
+        ) from None  # fmt: skip
+    except OSError as e:
+        raise RepositoryError(
+            f"cannot read repository config ({e.strerror})", path=root / CONFIG_KEY
+        ) from None
+    return RepoConfig.from_doc(doc, root / CONFIG_KEY)

@@ -1,0 +1,87 @@
+"""Sealed records: metadata files that carry the BLAKE3 of their own content.
+
+Every metadata file of a repository (config, device list, policy, manifests, labels, removal
+records, device identities) is one JSON object in a canonical form (sorted keys, no spaces,
+ASCII) with a last member ``"check"``: the lower-case hex BLAKE3-256 of the canonical form of
+the object without it. A reader re-derives the exact bytes from what it parsed, so any changed
+byte is found: invalid JSON, a different layout, or a checksum that no longer matches. A record
+that fails is never used (restic and git name metadata by its hash for the same reason).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import blake3
+
+from modelmanager.core.formats.jsonstrict import loads_strict
+from modelmanager.errors import IntegrityError
+
+CHECK = "check"
+
+
+class RecordDamaged(IntegrityError):
+    """A metadata record that fails its check: it must not be used (a replica may be)."""
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    """The one byte form of a JSON object: sorted keys, no spaces, ASCII only."""
+    return json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
+
+
+def _with_check(body: bytes, check: str) -> bytes:
+    member = f'"{CHECK}":"{check}"}}\n'.encode()
+    return body[:-1] + (member if body == b"{}" else b"," + member)
+
+
+def seal(doc: dict[str, Any]) -> bytes:
+    """The stored bytes of ``doc``: its canonical form with its checksum as the last member."""
+    body = canonical({k: v for k, v in doc.items() if k != CHECK})
+    return _with_check(body, blake3.blake3(body).hexdigest())
+
+
+def unseal(data: bytes, source: str, *, legacy: bool = False) -> dict[str, Any]:
+    """The object a sealed record holds; RecordDamaged naming ``source`` when any byte is off.
+
+    ``legacy`` accepts a record written before records were sealed (format 1, no ``check``);
+    a record that has a check is always verified."""
+    try:
+        doc = loads_strict(data)
+    except ValueError as e:
+        raise RecordDamaged(f"damaged record: not valid JSON ({e})", path=source) from None
+    if not isinstance(doc, dict):
+        raise RecordDamaged("damaged record: not a JSON object", path=source)
+    check = doc.pop(CHECK, None)
+    if check is None:
+        if legacy:
+            return doc
+        raise RecordDamaged("damaged record: it has no checksum", path=source)
+    try:
+        body = canonical(doc)
+    except ValueError as e:
+        raise RecordDamaged(f"damaged record ({e})", path=source) from None
+    if not isinstance(check, str) or blake3.blake3(body).hexdigest() != check:
+        raise RecordDamaged("damaged record: its content does not match its checksum", path=source)
+    if _with_check(body, check) != data:
+        raise RecordDamaged("damaged record: its bytes are not in the sealed form", path=source)
+    return doc
+
+
+def is_sealed(data: bytes) -> bool:
+    """True when ``data`` is an intact sealed record."""
+    try:
+        unseal(data, "")
+    except IntegrityError:
+        return False
+    return True
+
+
+def written(doc: dict[str, Any]) -> str:
+    """When a mutable record was written (ISO UTC text, sorts as time); '' when it does not say.
+
+    Of two intact copies of one record the later is the current one."""
+    value = doc.get("written", "")
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,197 @@
+"""Metadata records are sealed, kept on every device, healed from a copy and recoverable.
+
+These drive the real repository on real folders: every byte of every metadata file flipped,
+main deleted and rebuilt from its devices, a format-1 repository upgraded in place.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelmanager.core.placement import IDENTITY_FILE
+from modelmanager.core.repo.records import seal, unseal
+from modelmanager.core.repo.recovery import recover
+from modelmanager.core.repo.repository import Repository
+from modelmanager.errors import IntegrityError
+from modelmanager.services import Workspace, init_repository, open_workspace
+from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.exporting import export_ref
+from modelmanager.services.history import remove_versions, set_label
+from modelmanager.services.importing import import_paths
+from tests.support.builders import random_weights, tree_bytes, write_safetensors
+
+CHUNK = 4096
+
+
+def _model(folder: Path, seed: int, tensors: int = 3) -> Path:
+    rng = np.random.default_rng(seed)
+    data = {f"t{i}": random_weights(rng, (CHUNK // 4,)) for i in range(tensors)}
+    write_safetensors(folder / "model.safetensors", data)
+    return folder
+
+
+def _small_repository(tmp_path: Path, devices: int = 1) -> tuple[Workspace, dict[str, Path]]:
+    """Two models, three versions (one removed), two labels, on main and ``devices`` more."""
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    for i in range(devices):
+        add_device(ws, tmp_path / f"dev{i}", name=f"d{i}")
+    sources = {}
+    for seed, (name, ref) in enumerate([("m", "m@1"), ("m", "m@2"), ("n", "n@1"), ("m", "m@3")]):
+        sources[ref] = _model(tmp_path / f"src{seed}", seed)
+        import_paths(ws, [sources[ref]], name)
+    set_label(ws, "m@2", "prod")
+    set_label(ws, "n@1", "prod")
+    remove_versions(ws, ["m@3"])
+    del sources["m@3"]
+    return ws, sources
+
+
+def _exports_exactly(ws: Workspace, sources: dict[str, Path], out: Path) -> None:
+    for ref, src in sources.items():
+        export_ref(ws, ref, out / ref, force=True)
+        assert tree_bytes(out / ref) == tree_bytes(src), ref
+
+
+def _metadata_files(root: Path) -> list[Path]:
+    files = [root / n for n in ("config.json", "devices.json", "policy.json")]
+    return files + sorted(p for p in (root / "models").rglob("*.json"))
+
+
+def test_a_sealed_record_finds_every_single_bit_and_byte_change() -> None:
+    body = seal({"version": 3, "set": "2026-11-23T18:00:00.000000Z", "previous": None})
+    assert unseal(body, "x") == {"version": 3, "set": "2026-11-23T18:00:00.000000Z",
+                                 "previous": None}  # fmt: skip
+    for i in range(len(body)):
+        for mask in (0x01, 0x20, 0xFF):
+            flipped = bytearray(body)
+            flipped[i] ^= mask
+            with pytest.raises(IntegrityError, match="damaged record"):
+                unseal(bytes(flipped), "x")
+    with pytest.raises(IntegrityError, match="no checksum"):
+        unseal(b'{"version":3}', "x")
+    assert unseal(b'{"version": 3}', "x", legacy=True) == {"version": 3}
+
+
+def test_every_byte_flip_of_every_metadata_file_is_found_named_and_healed(
+    tmp_path: Path,
+) -> None:
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    add_device(ws, tmp_path / "dev0", name="d0")
+    sources = {"m@2": _model(tmp_path / "src2", 2, tensors=1)}
+    import_paths(ws, [_model(tmp_path / "src1", 1, tensors=1)], "m")
+    import_paths(ws, [sources["m@2"]], "m", labels=["prod"])
+    remove_versions(ws, ["m@1"])
+    root = ws.repo.root
+    files = [*_metadata_files(root), tmp_path / "dev0" / IDENTITY_FILE]
+    kinds = {p.name if p.parent == root else p.parent.name for p in files}
+    assert {"versions", "labels", "removed", "config.json", "devices.json"} <= kinds
+    flips = 0
+    for path in files:
+        original = path.read_bytes()
+        for i in range(len(original)):
+            flipped = bytearray(original)
+            flipped[i] ^= 0x01
+            path.write_bytes(bytes(flipped))
+            repo = Repository.open(root)
+            problems = repo.metadata_problems()
+            assert [p.path for p in problems] == [str(path)], (path, i)
+            with repo.writer():
+                assert repo.sync_replicas() == []
+            assert path.read_bytes() == original, (path, i)
+            flips += 1
+    assert flips > 1500
+    assert Repository.open(root).metadata_problems(copies=True) == []
+    _exports_exactly(open_workspace(root), sources, tmp_path / "out")
+
+
+def test_deleted_records_on_main_are_read_from_a_copy_and_rewritten(tmp_path: Path) -> None:
+    ws, sources = _small_repository(tmp_path)
+    root = ws.repo.root
+    for name in ("config.json", "devices.json", "policy.json"):
+        (root / name).unlink()
+    shutil.rmtree(root / "models")
+    repo = Repository.open(root)
+    assert repo.version_numbers("m") == [1, 2]
+    assert repo.read_labels("n") == {"prod": 1}
+    assert len(repo.metadata_problems()) == 3 + len(
+        list((tmp_path / "dev0/meta/models").rglob("*.json"))
+    )
+    with repo.writer():
+        assert repo.sync_replicas() == []
+    assert repo.metadata_problems(copies=True) == []
+    _exports_exactly(open_workspace(root), sources, tmp_path / "out")
+
+
+def test_a_copy_left_on_a_device_that_was_away_brings_nothing_back(tmp_path: Path) -> None:
+    """A version removed and a label dropped while a device was offline stay removed when the
+    device comes back, even with main's records lost."""
+    ws, _sources = _small_repository(tmp_path)
+    set_device(ws, "d0", state="offline")
+    remove_versions(ws, ["m@1"])
+    from modelmanager.services.history import remove_label
+
+    remove_label(ws, "n", "prod")
+    set_device(ws, "d0", state="online")
+    repo = Repository.open(ws.repo.root)
+    assert repo.version_numbers("m") == [2]
+    assert repo.read_labels("n") == {}
+    assert repo.metadata_problems(copies=True) == []  # coming back online resynced it
+
+
+def test_recover_rebuilds_main_from_its_devices_after_main_and_two_devices_are_lost(
+    tmp_path: Path,
+) -> None:
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    set_device(ws, "main", state="offline")
+    roots = [tmp_path / f"dev{i}" for i in range(6)]
+    for i, r in enumerate(roots):
+        add_device(ws, r, name=f"d{i}")
+    set_policy(ws, "ec=4+2")
+    sources = {}
+    for seed, ref in enumerate(["m@1", "m@2", "n@1"]):
+        sources[ref] = _model(tmp_path / f"src{seed}", seed)
+        import_paths(ws, [sources[ref]], ref.split("@")[0])
+    set_label(ws, "m@1", "stable")
+    shutil.rmtree(ws.repo.root)
+    for lost in (roots[1], roots[4]):
+        shutil.rmtree(lost)
+    survivors = [r for r in roots if r.exists()]
+
+    done = recover(tmp_path / "new", survivors)
+    assert sorted(done.found) == ["d0", "d2", "d3", "d5"]
+    assert sorted(done.offline) == ["d1", "d4"]
+    assert done.damaged == ()
+    ws2 = open_workspace(tmp_path / "new")
+    assert ws2.repo.version_numbers("m") == [1, 2]
+    assert ws2.repo.read_labels("m") == {"stable": 1}
+    assert str(ws2.repo.policies.default) == "ec=4+2"
+    assert ws2.repo.metadata_problems(copies=True) == []
+    _exports_exactly(ws2, sources, tmp_path / "out")
+
+
+def test_a_format_1_repository_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A repository as the previous release wrote it (unsealed records, main only) opens,
+    is sealed and replicated, and gives back every version exactly."""
+    ws, sources = _small_repository(tmp_path)
+    root = ws.repo.root
+    for path in [*_metadata_files(root), tmp_path / "dev0" / IDENTITY_FILE]:
+        doc = unseal(path.read_bytes(), str(path))
+        doc.pop("written", None)
+        if path.name == "config.json":
+            doc["version"] = 1
+        path.write_text(json.dumps(doc, indent=2))
+    shutil.rmtree(root / "meta")
+    shutil.rmtree(tmp_path / "dev0" / "meta")
+    repo = Repository.open(root)
+    assert not repo.legacy
+    assert json.loads((root / "config.json").read_bytes())["version"] == 2
+    for path in _metadata_files(root):
+        unseal(path.read_bytes(), str(path))  # sealed now
+    assert repo.metadata_problems(copies=True) == []
+    assert (tmp_path / "dev0" / "meta" / "models").is_dir()
+    _exports_exactly(open_workspace(root), sources, tmp_path / "out")
