@@ -18,6 +18,7 @@ from modelmanager.cli import (
     app,
     maintenance,
     performance,
+    recovery,
     storage,
     store_commands,
     transfer,
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_subparsers(dest="stores_command", metavar="ACTION")
     store_commands.add_parsers(group, commands.action)
     storage.add_parsers(commands)
+    recovery.add_parsers(commands)
     return parser
 
 
