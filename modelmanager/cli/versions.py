@@ -210,7 +210,34 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_label_log(args: argparse.Namespace) -> int:
+    """``label log NAME``: every move of the model's labels, from its journal."""
+    ws = workspace(args)
+    model = ws.repo.resolve(args.name).model
+    moves = ws.repo.label_log(model)
+    if args.json:
+        print_json([{k: e.get(k) for k in ("time", "label", "old", "new", "why", "host", "user")}
+                    for e in moves])  # fmt: skip
+        return EXIT_OK
+    if not moves:
+        print(shown(f"No label of {model} was moved since the journal began"))
+        return EXIT_OK
+    print_table(
+        ["TIME", "LABEL", "FROM", "TO", "WHY", "BY"],
+        [[str(e.get("time", ""))[:19].replace("T", " "), e.get("label", ""),
+          _version_or_dash(e.get("old")), _version_or_dash(e.get("new")), e.get("why", ""),
+          f"{e.get('user', '?')}@{e.get('host', '?')}"] for e in moves],
+    )  # fmt: skip
+    return EXIT_OK
+
+
+def _version_or_dash(seq: object) -> str:
+    return "-" if seq is None else str(seq)
+
+
 def cmd_label(args: argparse.Namespace) -> int:
+    if args.ref == "log" and not args.delete:
+        return cmd_label_log(args)
     ws = workspace(args)
     if args.delete:
         result = history.remove_label(ws, args.ref, args.name, lock_timeout=args.wait)
@@ -319,8 +346,10 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("a", metavar="REF")
     p.add_argument("b", metavar="REF")
 
-    p = commands.add("label", cmd_label, "point a label at a version (or remove it)")
-    p.add_argument("ref", help="the version (with --delete: the model)")
+    p = commands.add("label", cmd_label, "point a label at a version (or remove it); "
+                     "'label log NAME' shows every move of the model's labels")  # fmt: skip
+    p.add_argument("ref", help="the version (with --delete: the model); 'log' for the history "
+                   "(a model called log: write log@N)")  # fmt: skip
     p.add_argument("name", help="label name, e.g. prod")
     p.add_argument("--delete", action="store_true", help="remove the label")
 

@@ -195,3 +195,35 @@ def test_a_format_1_repository_is_upgraded_in_place(tmp_path: Path) -> None:
     assert repo.metadata_problems(copies=True) == []
     assert (tmp_path / "dev0" / "meta" / "models").is_dir()
     _exports_exactly(open_workspace(root), sources, tmp_path / "out")
+
+
+def test_label_moves_and_policy_changes_are_journalled_and_a_label_off_its_journal_is_healed(
+    tmp_path: Path,
+) -> None:
+    from modelmanager.services.history import remove_label
+
+    ws, _sources = _small_repository(tmp_path)
+    set_label(ws, "m@1", "prod")  # a rollback is a journal entry like any move
+    remove_label(ws, "n", "prod")
+    set_policy(ws, "copies=2")
+    moves = [(e["label"], e["old"], e["new"], e["why"]) for e in ws.repo.label_log("m")]
+    assert moves == [("prod", None, 2, "set"), ("prod", 2, 1, "set")]
+    assert [(e["old"], e["new"]) for e in ws.repo.label_log("n")] == [(None, 1), (1, None)]
+    assert all(e["user"] and e["host"] and e["time"] for e in ws.repo.label_log("m"))
+    policy = [e for e in ws.repo.repository_log() if e["kind"] == "policy"][-1]
+    assert (policy["old"]["default"], policy["new"]["default"]) == ("copies=1", "copies=2")
+
+    # A label record that says otherwise than its journal (a writer killed between the two,
+    # or a record restored from an old backup) is reported and set back from the journal.
+    label = ws.repo.root / "models" / "m" / "labels" / "prod.json"
+    doc = unseal(label.read_bytes(), str(label))
+    for copy in (label, tmp_path / "dev0" / "meta" / "models" / "m" / "labels" / "prod.json"):
+        copy.write_bytes(seal(doc | {"version": 2}))
+    repo = Repository.open(ws.repo.root)
+    assert [p.what for p in repo.metadata_problems()] == [
+        "label m@prod points at 2, its journal says 1"
+    ]
+    with repo.writer():
+        repo.sync_replicas()
+    assert repo.read_labels("m") == {"prod": 1}
+    assert repo.metadata_problems(copies=True) == []

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from modelmanager.core.placement import DEVICES_FILE, MAIN, OFFLINE, DeviceSet, read_identity
+from modelmanager.core.repo.journal import REPOSITORY_JOURNAL
 from modelmanager.core.repo.replicas import BOOTSTRAP_KEYS, META, Copy, ReplicatedRecords
 from modelmanager.core.repo.repository import (
     CONFIG_KEY,
@@ -71,7 +72,8 @@ def recover(
     dest.mkdir(parents=True, exist_ok=True)
     main = blob_stores(dest)
     written, damaged = 0, []
-    for key, _size in records.keys("models"):
+    keys = [k for prefix in ("models", REPOSITORY_JOURNAL) for k, _s in records.keys(prefix)]
+    for key in keys:
         chosen = records.best(key)
         if chosen is None:
             damaged.append(key)

@@ -34,6 +34,7 @@ from modelmanager.core.placement import (
     write_identity,
 )
 from modelmanager.core.redundancy import Policy
+from modelmanager.core.repo import journal
 from modelmanager.core.repo.hints import did_you_mean, number_ranges
 from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import Manifest
@@ -427,13 +428,21 @@ class Repository(VersionStore):
         """Replace the device list (under the writer lock), reopen the chunk store, and give a
         device that now holds replicas every record it lacks."""
         self._require_writer()
-        self.records.write(DEVICES_FILE, devices.to_doc() | {"written": utc_now()})
+        now = utc_now()
+        change = {"kind": "devices", "old": self.devices.to_doc(), "new": devices.to_doc()}
+        journal.append(self.records, None, change, now)
+        self.records.write(DEVICES_FILE, devices.to_doc() | {"written": now})
         self.reload_layout()
         self.sync_replicas()
 
     def save_policies(self, policies: Policies) -> None:
         """Replace the redundancy policies (under the writer lock)."""
         self._require_writer()
+        new = policies.to_doc()
+        old = self.policies.to_doc()
+        for doc in (old, new):
+            doc.pop("written")
+        journal.append(self.records, None, {"kind": "policy", "old": old, "new": new}, utc_now())
         self.records.write(POLICY_KEY, policies.to_doc())
         self.reload_layout()
 
@@ -457,13 +466,30 @@ class Repository(VersionStore):
                     healed_identity = True
         if healed_identity:
             self.reload_layout()
-        return self.replicated.heal(self.survey())
+        left = self.replicated.heal(self.survey())
+        for model, label, wanted, _current in self._labels_off_journal():
+            now = utc_now()
+            doc = {"version": wanted, "set": now, "previous": None, "written": now}
+            self.records.write(label_key(model, label), doc)
+        return left
+
+    def _labels_off_journal(self) -> list[tuple[str, str, int | None, int | None]]:
+        """(model, label, what the journal says, what the label record says) for every label
+        whose record disagrees with the last journal entry about it."""
+        off = []
+        for model in self._models_on_any_copy():
+            records = self.label_records(model)
+            for label, wanted in journal.last_label_moves(self.records, model).items():
+                current = records.get(label, {}).get("version")
+                if current != wanted:
+                    off.append((model, label, wanted, current))
+        return off
 
     def survey(self) -> list[CopyProblem]:
         """Every copy of a metadata record that is missing, damaged, stale or left behind."""
         gone = {manifest_key(model, n) for model in self._models_on_any_copy()
                 for n in self._left_behind(model)}  # fmt: skip
-        return self.replicated.survey(["models"], gone.__contains__)
+        return self.replicated.survey(["models", journal.REPOSITORY_JOURNAL], gone.__contains__)
 
     def _models_on_any_copy(self) -> set[str]:
         return {key.split("/")[1].replace("~", "/") for key, _s in self.records.keys("models")
@@ -602,6 +628,11 @@ class Repository(VersionStore):
             for p in self.survey()
             if copies or p.copy == MAIN or p.what not in ("missing", "stale")
         ]
+        for model, label, wanted, current in self._labels_off_journal():
+            problems.append(RecordProblem(
+                str(self.root / label_key(model, label)),
+                f"label {model}@{label} points at {current}, its journal says {wanted}",
+            ))  # fmt: skip
         for key in (CONFIG_KEY, DEVICES_FILE, POLICY_KEY):
             if not self.records.exists(key):
                 problems.append(RecordProblem(str(self.root / key), "missing on every copy"))
@@ -652,10 +683,23 @@ class Repository(VersionStore):
         crash_point("after-labels")
         return size
 
-    def _write_label(self, model: str, label: str, seq: int | None, previous: int | None) -> None:
+    def _write_label(
+        self, model: str, label: str, seq: int | None, previous: int | None, why: str
+    ) -> None:
+        """The journal entry first (the truth), then the label's current record."""
         now = utc_now()
+        entry = {"kind": "label", "label": label, "old": previous, "new": seq, "why": why}
+        journal.append(self.records, model, entry, now)
         doc: dict[str, Any] = {"version": seq, "set": now, "previous": previous, "written": now}
         self.records.write(label_key(model, label), doc)
+
+    def label_log(self, model: str) -> list[dict[str, Any]]:
+        """Every move of every label of ``model``, oldest first (time, host, user, old, new)."""
+        return [e for e in journal.entries(self.records, model) if e.get("kind") == "label"]
+
+    def repository_log(self) -> list[dict[str, Any]]:
+        """Every policy, codec and device change, oldest first."""
+        return journal.entries(self.records, None)
 
     def set_label(self, model: str, label: str, seq: int) -> int | None:
         """Point ``label`` at version ``seq``; returns the version it pointed at before."""
@@ -664,7 +708,7 @@ class Repository(VersionStore):
         if seq not in self.version_numbers(model):
             raise NotFoundError(f"model {model!r} has no version {seq}")
         previous = self.read_labels(model).get(label)
-        self._write_label(model, label, seq, previous)
+        self._write_label(model, label, seq, previous, "set")
         return previous
 
     def check_not_removed(self, manifest: Manifest) -> dict[str, Any] | None:
@@ -717,7 +761,7 @@ class Repository(VersionStore):
         dropped = sorted(n for n, seq in self.read_labels(manifest.model).items()
                          if seq == manifest.seq)  # fmt: skip
         for label in dropped:
-            self._write_label(manifest.model, label, None, manifest.seq)
+            self._write_label(manifest.model, label, None, manifest.seq, "version removed")
         self.records.flush()
         crash_point("after-removal-labels")
         self.records.delete(key)
@@ -732,7 +776,7 @@ class Repository(VersionStore):
         labels = self.read_labels(model)
         if label not in labels:
             raise NotFoundError(f"model {model!r} has no label {label!r}")
-        self._write_label(model, label, None, labels[label])
+        self._write_label(model, label, None, labels[label], "removed")
         return labels[label]
 
 
