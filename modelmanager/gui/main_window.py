@@ -31,6 +31,7 @@ from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import NotFoundError
 from modelmanager.gui.controllers.imports import ImportsController
 from modelmanager.gui.controllers.maintenance import Cleanup
+from modelmanager.gui.controllers.recovery import Recovery
 from modelmanager.gui.controllers.remotes import RemotesController
 from modelmanager.gui.controllers.repositories import Repositories
 from modelmanager.gui.dialogs import LogDialog
@@ -46,7 +47,7 @@ from modelmanager.gui.models import (
 from modelmanager.gui.resources import icon
 from modelmanager.gui.stores_view import Listing, StoresView
 from modelmanager.gui.tabs.devices import DevicesTab
-from modelmanager.gui.tabs.history import HistoryTab
+from modelmanager.gui.tabs.history import HistoryTab, LabelMoves, history_page
 from modelmanager.gui.tabs.jobs import JobsTab, is_user_job
 from modelmanager.gui.tabs.layout import LayoutTab
 from modelmanager.gui.tabs.overview import OverviewTab, plain_label
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
         self.repositories = Repositories(
             self, self, self.tree_model, listed=self._listed, remember=remember
         )
+        self.recovery = Recovery(self, self, self.repositories, self.activate)
         self._build()
         self.resize(1280, 800)
         geometry = QSettings("ModelManager", "ModelManager").value("geometry") if remember else None
@@ -124,7 +126,8 @@ class MainWindow(QMainWindow):
         self.overview_tab = OverviewTab()
         self.tabs.addTab(self.overview_tab, "Overview")
         self.history = HistoryTab(self, self.cleanup.ask_remove)
-        self.tabs.addTab(self.history, "History")
+        self.label_moves = LabelMoves()
+        self.tabs.addTab(history_page(self.history, self.label_moves), "History")
         self.tensors_tab = TensorsTab()
         self.tabs.addTab(self.tensors_tab, "Tensors")
         self.layout_tab = LayoutTab()
@@ -174,6 +177,10 @@ class MainWindow(QMainWindow):
             lambda: self.close_repository(str(self.ws.repo.root))
         )
         file_menu.addAction(self.close_repo_action)
+        act = QAction("Re&cover repository…", self)
+        act.setToolTip("Rebuild a repository whose main folder is lost, from its devices")
+        act.triggered.connect(self.recovery.open_dialog)
+        file_menu.addAction(act)
         act = QAction(icon("refresh"), "&Refresh", self,
                       shortcut=QKeySequence(QKeySequence.StandardKey.Refresh))  # fmt: skip
         act.triggered.connect(self.refresh_all)
@@ -314,8 +321,8 @@ class MainWindow(QMainWindow):
 
     def activate(self, key: str) -> None:
         """Make the repository ``key`` the one the tabs show."""
-        if key == str(self.ws.repo.root) or key not in self.repositories.workspaces:
-            return
+        if self.repositories.workspaces.get(key, self.ws) is self.ws:
+            return  # shown already (a recovered folder replaces the workspace, not the key)
         self.ws = self.repositories.workspaces[key]
         self.overview_tab.details = None
         self.history.shown_model = None  # its rows are the other repository's versions
@@ -362,7 +369,8 @@ class MainWindow(QMainWindow):
                 return None  # removed meanwhile (by another process): nothing to show
             layout = version_layout(ws, ref)
             rows = tensor_rows(details)
-            return details, ws.catalog.versions(details.manifest.model), layout, rows
+            model = details.manifest.model
+            return details, ws.catalog.versions(model), layout, rows, ws.repo.label_log(model)
 
         self.runner.submit(f"Read {ref}", load, self._show_details)
 
@@ -371,6 +379,7 @@ class MainWindow(QMainWindow):
         self.current_ref = None
         self.overview_tab.clear()
         self.history.show_versions(None, [])
+        self.label_moves.show_moves(None, [])
         self.tensors_tab.set_rows([])
         self.layout_tab.clear()
 
@@ -378,11 +387,12 @@ class MainWindow(QMainWindow):
         if result is None:
             self.clear_details()
             return
-        details, versions, layout, rows = result
+        details, versions, layout, rows, moves = result
         self.layout_tab.set_layout(layout)
         model = details.manifest.model
         self.overview_tab.show_details(details, str(self.ws.repo.policy_for(model)))
         self.history.show_versions(model, versions)
+        self.label_moves.show_moves(model, moves)
         self.tensors_tab.set_rows(rows)
 
     # -- import -------------------------------------------------------------------------

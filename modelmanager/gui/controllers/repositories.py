@@ -96,13 +96,21 @@ class Repositories:
             return None
         title = f"Open repository {folder}" if not quiet else f"Read repository {folder}"
 
-        def opened(ws: Workspace) -> None:
-            self.workspaces[str(ws.repo.root)] = ws
-            self.watches[str(ws.repo.root)] = self._watch(ws)
-            self._save()
-            self.read(str(ws.repo.root), ws)
+        return self.context.runner.submit(title, lambda _ctx: open_workspace(folder), self.adopt)
 
-        return self.context.runner.submit(title, lambda _ctx: open_workspace(folder), opened)
+    def adopt(self, ws: Workspace) -> None:
+        """List (and watch) a repository opened elsewhere, e.g. just recovered; it replaces
+        one listed at the same folder (whose folder was lost). Its key is its root."""
+        key = str(ws.repo.root)
+        old = self.workspaces.get(key)
+        if old is not None and old is not ws:
+            self.watches.pop(key).stop()
+            self.context.runner.submit(f"Close repository {key}", lambda _ctx: old.close())
+        self.workspaces[key] = ws
+        if key not in self.watches:
+            self.watches[key] = self._watch(ws)
+        self._save()
+        self.read(key, ws)
 
     def close(self, key: str, activate: Callable[[str], None]) -> None:
         """Stop listing a repository opened besides the default one (nothing is deleted);

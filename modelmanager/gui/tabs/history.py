@@ -1,18 +1,23 @@
-"""The History tab: the shown model's versions; label, compare or remove them from its menu."""
+"""The History tab: the shown model's versions (label, compare or remove them from its menu),
+and below them every move of its labels, from the label journal (who moved which label when)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
+    QLabel,
     QMenu,
     QMessageBox,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from modelmanager.core.catalog import VersionRow
@@ -119,3 +124,60 @@ class HistoryTab(QTableWidget):
         box.setTextFormat(Qt.TextFormat.PlainText)
         box.setDetailedText(self.diff_text)
         box.open()
+
+
+def _version(seq: object) -> str:
+    """A journal entry's version number as the tables show one ("—": none, e.g. removed)."""
+    return f"@{seq}" if isinstance(seq, int) else "—"
+
+
+class LabelMoves(QTableWidget):
+    """Every move of the shown model's labels, newest first: when, which, from, to, why, who."""
+
+    HEADERS = ("Time", "Label", "From", "To", "Why", "By")
+
+    def __init__(self) -> None:
+        super().__init__(0, len(self.HEADERS))
+        self.shown_model: str | None = None  # whose label journal the rows are
+        self.setHorizontalHeaderLabels(list(self.HEADERS))
+        self.horizontalHeader().setStretchLastSection(True)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.verticalHeader().setVisible(False)
+        self.setWordWrap(False)
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+
+    def show_moves(self, model: str | None, moves: Sequence[Mapping[str, Any]]) -> None:
+        """List the journal entries ``moves`` (oldest first, as read) of ``model``."""
+        self.shown_model = model
+        self.setRowCount(len(moves))
+        for row, e in enumerate(reversed(moves)):
+            cells = [str(e.get("time", ""))[:19].replace("T", " "), str(e.get("label", "")),
+                     _version(e.get("old")), _version(e.get("new")), str(e.get("why", "")),
+                     f"{e.get('user', '?')}@{e.get('host', '?')}"]  # fmt: skip
+            for col, text in enumerate(cells):
+                self.setItem(row, col, QTableWidgetItem(shown(text)))
+
+    def rows(self) -> list[list[str]]:
+        """The cells shown, row by row (what a person reads; tests compare it)."""
+        cells = (
+            (self.item(r, c) for c in range(self.columnCount())) for r in range(self.rowCount())
+        )
+        return [[item.text() if item is not None else "" for item in row] for row in cells]
+
+
+def history_page(versions: HistoryTab, moves: LabelMoves) -> QWidget:
+    """The History tab: the versions above, the label moves below (a splitter between)."""
+    lower = QWidget()
+    layout = QVBoxLayout(lower)
+    layout.setContentsMargins(0, 6, 0, 0)
+    title = QLabel("Label moves (newest first)")
+    title.setStyleSheet("font-weight: bold;")
+    layout.addWidget(title)
+    layout.addWidget(moves)
+    split = QSplitter(Qt.Orientation.Vertical)
+    split.addWidget(versions)
+    split.addWidget(lower)
+    split.setStretchFactor(0, 3)
+    split.setStretchFactor(1, 2)
+    return split
