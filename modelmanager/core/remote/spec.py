@@ -39,7 +39,6 @@ class RemoteSpec:
         """The remote as the fronts' JSON names it (no credential is ever part of it)."""
         return {"name": self.name, "url": self.url, "endpoint": self.endpoint,
                 "profile": self.profile, "retries": self.retries,
-                "conditional_writes": self.conditional_writes,
                 "read_only": self.read_only}  # fmt: skip
 
     @property
