@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from modelmanager.core.placement import IDENTITY_FILE
+from modelmanager.core.placement import IDENTITY_FILE, read_identity
 from modelmanager.core.repo.replicas import META
 from modelmanager.core.repo.repository import CONFIG_KEY
 from modelmanager.core.text import shown
@@ -41,6 +41,8 @@ def device_folder_problem(folder: Path) -> str | None:
                if not (folder / name).is_file()]  # fmt: skip
     if missing:
         return f"{folder} is not a device folder: it has no {' and no '.join(missing)}"
+    if read_identity(folder) is None:
+        return f"{folder}: its {IDENTITY_FILE} is damaged or unreadable"
     return None
 
 
@@ -148,7 +150,8 @@ class RecoverDialog(QDialog):
             self.error.setText(shown(problem))
             return False
         if str(folder) not in self.folders():
-            self.sources.addItem(shown(str(folder)))
+            name = str((read_identity(folder) or {}).get("name", "?"))
+            self.sources.addItem(shown(f"{name}    {folder}"))  # the device's name, then where
             self.sources.item(self.sources.count() - 1).setData(Qt.ItemDataRole.UserRole,
                                                                 str(folder))  # fmt: skip
         self.error.clear()

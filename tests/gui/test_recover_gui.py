@@ -204,3 +204,25 @@ def test_a_recovery_that_fails_says_why_in_one_line_and_keeps_the_dialog(
         lost.close()
         other.close()
     assert job.state != DONE
+
+
+def test_the_list_names_each_device_and_a_damaged_identity_is_refused(
+    qtbot, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    lost, devices, _sources = _lost_repository(tmp_path, tmp_path / "repo")
+    home = init_repository(tmp_path / "home")
+    try:
+        with shown_window(qtbot, home) as win:
+            dialog = win.recovery.open_dialog()
+            _fill(dialog, tmp_path / "recovered", devices[1:])
+            shown = [dialog.sources.item(i).text() for i in range(dialog.sources.count())]
+            assert shown == [f"d1    {devices[1]}", f"d2    {devices[2]}"]
+            identity = devices[0] / ".modelmanager-device.json"
+            identity.write_bytes(identity.read_bytes().replace(b"d0", b"dX"))  # check fails
+            assert not dialog.add_folder(devices[0])
+            assert dialog.error.text() == (
+                f"{devices[0]}: its .modelmanager-device.json is damaged or unreadable"
+            )
+    finally:
+        lost.close()
+        home.close()
