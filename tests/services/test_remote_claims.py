@@ -36,6 +36,8 @@ from modelmanager.services.remotes import (
     RemoteRepository,
     RemoteSpec,
     TransferResult,
+    add_remote,
+    list_remotes,
     open_remote,
     pull,
     push,
@@ -312,3 +314,22 @@ def test_two_push_commands_at_once_one_is_told_and_exit_codes_are_clean(
         "modelmanager: error: the remote already has shared@1 from another repository; without "
         "--exact it is pushed under the next free number"
     ]
+
+
+def test_the_lease_setting_is_kept_and_used(endpoint: str, tmp_path: Path) -> None:
+    env = {**subprocess_env(tmp_path), **TEST_KEYS}
+    url = f"s3://{ATOMIC}/setting"
+    subprocess.run([sys.executable, "-m", "modelmanager", "remote", "add", "team", url,
+                    "--endpoint", endpoint, "--no-conditional-writes"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    add_remote("plain", url, endpoint=endpoint)
+    assert [(r.name, r.conditional_writes) for r in list_remotes()] == [
+        ("plain", True),
+        ("team", False),
+    ]
+    saved = json.loads((tmp_path / "data" / "remotes.json").read_text())["remotes"]
+    assert [("conditional_writes" in r) for r in saved] == [True, False]  # only when not default
+    for name, atomic in (("team", False), ("plain", True)):
+        blobs = open_remote(name).blobs
+        assert isinstance(blobs, FsspecBlobStore)
+        assert blobs.conditional_writes() is atomic  # moto honours If-None-Match: probed
