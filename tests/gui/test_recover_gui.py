@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from modelmanager.gui.jobs_bridge import DONE, FAILED
+from modelmanager.gui.jobs_bridge import CANCELLED, DONE, FAILED
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.models import REF_ROLE
 from modelmanager.gui.recover_dialog import RecoverDialog
@@ -224,5 +225,35 @@ def test_the_list_names_each_device_and_a_damaged_identity_is_refused(
                 f"{devices[0]}: its .modelmanager-device.json is damaged or unreadable"
             )
     finally:
+        lost.close()
+        home.close()
+
+
+def test_cancel_stops_the_recovery_and_the_dialog_says_so(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The recovery waits behind another write to its folder; Cancel drops it: nothing written."""
+    lost, devices, _sources = _lost_repository(tmp_path, tmp_path / "repo")
+    home = init_repository(tmp_path / "home")
+    dest = tmp_path / "recovered"
+    gate = threading.Event()
+    try:
+        with shown_window(qtbot, home) as win:
+            blocker = win.runner.submit("Hold the folder", lambda _ctx: gate.wait(60), writes=dest)
+            dialog = win.recovery.open_dialog()
+            _fill(dialog, dest, devices)
+            dialog.go.click()
+            job = win.recovery.job
+            assert job is not None
+            assert dialog.busy
+            dialog.buttons.button(dialog.buttons.StandardButton.Cancel).click()
+            qtbot.waitUntil(lambda: job.state == CANCELLED, timeout=20_000)
+            assert dialog.error.text().startswith("Stopped.")
+            assert dialog.isVisible()
+            assert not dialog.busy
+            gate.set()
+            qtbot.waitUntil(lambda: blocker.state == DONE and not win.runner.running())
+            assert not dest.exists()  # the recovery never started: nothing written
+            assert str(dest) not in win.repositories.workspaces
+    finally:
+        gate.set()
         lost.close()
         home.close()
