@@ -42,6 +42,7 @@ from modelmanager.core.remote.versions import (
 )
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import check_model_name
+from modelmanager.core.repo.records import seal
 from modelmanager.core.repo.repository import (
     DEFAULT_LOCK_TIMEOUT,
     RepoConfig,
@@ -220,7 +221,7 @@ def _claim(ws: Workspace, remote: RemoteRepository, manifest: Manifest, exact: b
     for _attempt in range(MAX_CLAIMS):
         ctx.check()
         parent = translate_parent(ws.repo, remote, manifest, target)
-        body = numbered(manifest, target, parent).to_bytes()
+        body = seal(numbered(manifest, target, parent).to_json())  # a sealed record
         try:
             remote.claim(manifest_key(model, target), body)
         except FileExistsError:

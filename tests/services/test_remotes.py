@@ -22,6 +22,7 @@ from moto.server import ThreadedMotoServer
 
 from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.repo.records import seal, unseal
 from modelmanager.core.repo.repository import manifest_key
 from modelmanager.errors import Cancelled, IntegrityError, UserError
 from modelmanager.services import Workspace, init_repository
@@ -157,9 +158,9 @@ def test_a_manifest_naming_a_path_outside_the_repository_is_refused(
     remote = open_remote(s3_spec)
     push(local, "tiny@1", remote)
     key = manifest_key("tiny", 1)
-    doc = json.loads(remote.blobs.get(key))
+    doc = unseal(remote.blobs.get(key), key)
     doc["files"][0]["path"] = "../../outside.safetensors"
-    remote.blobs.put(key, json.dumps(doc).encode())
+    remote.blobs.put(key, seal(doc))  # a hostile remote seals what it forges: the rules still hold
     other = init_repository(tmp_path / "other")
     try:
         with pytest.raises(IntegrityError, match="unsafe file path"):
