@@ -30,7 +30,7 @@ from pathlib import Path
 from modelmanager.core.placement import IDENTITY_FILE, MAIN, OFFLINE, Device, read_identity
 from modelmanager.core.storage import BlobStore
 from modelmanager.core.storage.atomic import TEMP_PREFIX, fsync_dir, write_parts
-from modelmanager.errors import DeviceError, DoubtError
+from modelmanager.errors import DeviceError, DoubtError, fault_words
 from modelmanager.services import Workspace
 
 #: How many problems a refusal names before "and N more".
@@ -178,10 +178,11 @@ def probe_store(name: str, store: BlobStore, action: str) -> None:
         store.delete(key)
         store.flush()
     except OSError as e:
-        raise DeviceError.of(e, name, "checking it can be written").then(
-            f"cannot {action}: nothing was changed. Make it writable (remount it read-write), "
-            "or set it offline first"
-        ) from None
+        raise DeviceError(
+            f"{name}: {fault_words(e)} while checking it can be written; cannot {action}: "
+            "nothing was changed. Make it writable (remount it read-write), or set it offline "
+            "first", err=e.errno, device=name,
+        ) from None  # fmt: skip
 
 
 def probe_folder(folder: Path, action: str) -> None:
