@@ -183,7 +183,8 @@ def cmd_scrub(args: argparse.Namespace) -> int:
         return EXIT_OK if report.ok else EXIT_PROBLEMS
     found = (
         f"{len(report.missing)} missing, {len(report.corrupt)} corrupt, "
-        f"{len(report.under_replicated)} under-replicated, {len(report.lost)} lost"
+        f"{len(report.under_replicated)} under-replicated, {len(report.lost)} lost, "
+        f"{len(report.metadata)} metadata copies to rewrite"
     )
     print(f"scrub: {report.chunks} chunks, {report.pieces} pieces: "
           f"{'all good' if report.ok else found}")  # fmt: skip
@@ -191,6 +192,8 @@ def cmd_scrub(args: argparse.Namespace) -> int:
         print(f"  device {device}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     for model, counts in sorted(report.by("models").items()):
         print(f"  model {shown(model)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for problem in report.metadata:
+        print(shown(f"  metadata: {problem}"), file=sys.stderr)
     if not report.ok:
         print("Run 'modelmanager repair' to rebuild what redundancy allows.", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_PROBLEMS

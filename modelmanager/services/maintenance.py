@@ -93,6 +93,9 @@ def verify(
     manifests, problems = _load_manifests(ws, ref)
     for model in sorted({m.model for m in manifests} if ref else set(ws.repo.model_names())):
         problems.extend(_check_labels(ws, model))
+    if ref is None:  # every copy of every metadata record: damaged, missing, stale, off-journal
+        problems.extend(Problem("metadata", p.path, p.what)
+                        for p in ws.repo.metadata_problems(copies=True))  # fmt: skip
     needed: dict[str, int] = {}
     users: dict[str, list[str]] = {}
     for m in manifests:

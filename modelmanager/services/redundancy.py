@@ -10,7 +10,7 @@ policy; rebalance moves pieces to the devices placement now prefers.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelmanager.core.jobs import JobContext
@@ -76,8 +76,11 @@ def survey(ws: Workspace, ctx: JobContext | None = None) -> list[ChunkHealth]:
 
 
 def scrub(ws: Workspace, ctx: JobContext | None = None) -> ScrubReport:
-    """Read every stored piece and check its hash; see :class:`ScrubReport`."""
-    return scrub_report(survey(ws, ctx))
+    """Read every stored piece and check its hash, and every copy of every metadata record;
+    see :class:`ScrubReport`."""
+    report = scrub_report(survey(ws, ctx))
+    metadata = tuple(str(p) for p in ws.repo.metadata_problems(copies=True))
+    return replace(report, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,9 @@ def repair(
         chunks = repo.chunks
         chunks.refresh()
         refuse_on_doubt(ws, "repair", metadata=False, writes=False, unmounted=False)
+        # Metadata first: every copy that is missing, damaged or stale is rewritten from an
+        # intact one, so the chunk survey below reads the records the repository really has.
+        repo.sync_replicas()
         doubts = repo.metadata_problems()
         health = survey(ws, JobContext(cancel_event=ctx.cancel_event))
         todo = to_repair(chunks, health)

@@ -19,7 +19,7 @@ from modelmanager.core.catalog import Catalog, catalog_path
 from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.repository import Repository
-from modelmanager.errors import Cancelled, IntegrityError, LockedError
+from modelmanager.errors import Cancelled, DoubtError, IntegrityError, LockedError
 from modelmanager.services import Workspace, history, open_workspace
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
@@ -110,11 +110,14 @@ def test_verify_reports_a_damaged_manifest_and_a_dangling_label(
     (ws.repo.root / "models" / "m" / "versions" / "00000001.json").write_text("{broken")
     (ws.repo.root / "models" / "m" / "labels" / "prod.json").write_text('{"version": 7}')
     report = verify(ws)
+    manifest = ws.repo.root / "models" / "m" / "versions" / "00000001.json"
+    label = ws.repo.root / "models" / "m" / "labels" / "prod.json"
     assert {(p.kind, p.subject) for p in report.problems} == {
-        ("manifest", "models/m/versions/00000001.json"),
-        ("label", "m@prod"),
+        ("manifest", "models/m/versions/00000001.json"),  # no intact copy: unreadable
+        ("metadata", str(manifest)),  # each damaged record is named with its file
+        ("metadata", str(label)),
     }
-    with pytest.raises(IntegrityError, match="manifest is unreadable"):
+    with pytest.raises(DoubtError, match="fail their check"):
         plan_gc(ws)  # never delete chunks while a manifest cannot be read
 
 

@@ -13,6 +13,7 @@ import pytest
 from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.placement import DEVICES_FILE, IDENTITY_FILE, write_identity
 from modelmanager.core.redundancy import Policy
+from modelmanager.core.repo.records import seal, unseal
 from modelmanager.core.repo.repository import CONFIG_KEY, RecordProblem, Repository
 from modelmanager.errors import DoubtError, UserError
 from modelmanager.services import Workspace, init_repository, open_workspace
@@ -78,15 +79,45 @@ def _all_refuse(tmp_path: Path, *words: str) -> None:
 
 
 def test_a_flipped_digit_of_the_repository_id_deletes_nothing(tmp_path: Path) -> None:
+    """A flipped digit fails config.json's seal: nothing destructive runs, and repair (which
+    restores metadata from its copies) puts the right id back."""
     ws, roots, sources = _cluster(tmp_path)
     config = tmp_path / "repo" / CONFIG_KEY
     good = config.read_bytes()
     wrong = ws.repo.config.id[:-1] + ("0" if ws.repo.config.id[-1] != "0" else "1")
     config.write_bytes(good.replace(ws.repo.config.id.encode(), wrong.encode()))
     before = _files(roots)
+    for args in DESTRUCTIVE:
+        if args != ["repair"]:
+            done = _mm(tmp_path, *args)
+            assert done.returncode not in (0, 70), (args, done.stdout, done.stderr)
+            assert "config.json" in done.stderr
+    assert _files(roots) == before
+    done = _mm(tmp_path, "repair")
+    assert done.returncode == 0, done.stderr
+    assert config.read_bytes() == good
+    assert _files(roots) == before
+    ws = open_workspace(tmp_path / "repo")
+    assert ws.repo.version_numbers("m") == [1, 2]
+    _exports(ws, tmp_path, sources, "out")
+    ws.close()
+
+
+def test_a_wrong_repository_id_with_a_valid_seal_deletes_nothing(tmp_path: Path) -> None:
+    """Both copies of config.json on main replaced by a well-formed record with another id
+    (restored from the wrong backup): the devices disagree, so every destructive command,
+    repair included, refuses and names config.json."""
+    ws, roots, sources = _cluster(tmp_path)
+    good = (tmp_path / "repo" / CONFIG_KEY).read_bytes()
+    doc = unseal(good, CONFIG_KEY)
+    forged = seal(doc | {"id": doc["id"][:-1] + ("0" if doc["id"][-1] != "0" else "1")})
+    for copy in (tmp_path / "repo" / CONFIG_KEY, tmp_path / "repo" / "meta" / CONFIG_KEY):
+        copy.write_bytes(forged)
+    before = _files(roots)
     _all_refuse(tmp_path, "config.json")
     assert _files(roots) == before
-    config.write_bytes(good)
+    for copy in (tmp_path / "repo" / CONFIG_KEY, tmp_path / "repo" / "meta" / CONFIG_KEY):
+        copy.write_bytes(good)
     ws = open_workspace(tmp_path / "repo")
     assert ws.repo.version_numbers("m") == [1, 2]
     _exports(ws, tmp_path, sources, "out")

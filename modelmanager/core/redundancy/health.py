@@ -284,10 +284,12 @@ class ScrubReport:
     under_replicated: tuple[UnderReplicated, ...]
     lost: tuple[LostChunk, ...]
     transient: tuple[TransientPiece, ...]
+    #: Metadata record copies that are missing, damaged, stale or left behind ("file: what").
+    metadata: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.corrupt or self.under_replicated)
+        return not (self.missing or self.corrupt or self.under_replicated or self.metadata)
 
     def by(self, field_name: str) -> dict[str, dict[str, int]]:
         """Counts of each finding kind per device (``"device"``) or per model (``"models"``)."""
@@ -311,6 +313,7 @@ class ScrubReport:
             "under_replicated": [x.to_json() for x in self.under_replicated],
             "lost": [x.to_json() for x in self.lost],
             "transient": [x.to_json() for x in self.transient],
+            "metadata": list(self.metadata),
             "devices": self.by("device"),
             "models": self.by("models"),
         }

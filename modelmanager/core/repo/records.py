@@ -51,7 +51,7 @@ def unseal(data: bytes, source: str, *, legacy: bool = False) -> dict[str, Any]:
     try:
         doc = loads_strict(data)
     except ValueError as e:
-        raise RecordDamaged(f"damaged record: not valid JSON ({e})", path=source) from None
+        raise RecordDamaged(f"damaged record ({e})", path=source) from None
     if not isinstance(doc, dict):
         raise RecordDamaged("damaged record: not a JSON object", path=source)
     check = doc.pop(CHECK, None)

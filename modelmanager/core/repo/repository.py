@@ -480,6 +480,8 @@ class Repository(VersionStore):
         for model in self._models_on_any_copy():
             records = self.label_records(model)
             for label, wanted in journal.last_label_moves(self.records, model).items():
+                if label not in records and self.records.exists(label_key(model, label)):
+                    continue  # damaged: reported as such, and healed from a copy first
                 current = records.get(label, {}).get("version")
                 if current != wanted:
                     off.append((model, label, wanted, current))
@@ -631,7 +633,8 @@ class Repository(VersionStore):
         for model, label, wanted, current in self._labels_off_journal():
             problems.append(RecordProblem(
                 str(self.root / label_key(model, label)),
-                f"label {model}@{label} points at {current}, its journal says {wanted}",
+                f"label {model}@{label} points at {_version(current)}, its journal says "
+                f"{_version(wanted)}",
             ))  # fmt: skip
         for key in (CONFIG_KEY, DEVICES_FILE, POLICY_KEY):
             if not self.records.exists(key):
@@ -778,6 +781,10 @@ class Repository(VersionStore):
             raise NotFoundError(f"model {model!r} has no label {label!r}")
         self._write_label(model, label, None, labels[label], "removed")
         return labels[label]
+
+
+def _version(seq: int | None) -> str:
+    return "no version (removed)" if seq is None else str(seq)
 
 
 def read_config(
