@@ -227,3 +227,26 @@ def test_label_moves_and_policy_changes_are_journalled_and_a_label_off_its_journ
         repo.sync_replicas()
     assert repo.read_labels("m") == {"prod": 1}
     assert repo.metadata_problems(copies=True) == []
+
+
+def test_a_repository_written_by_the_previous_release_is_upgraded_in_place(
+    tmp_path: Path,
+) -> None:
+    """tests/data/format1 was written by ModelManager 0.1.0 (format 1): it opens, is sealed,
+    keeps every version, label and removed number, and takes new versions."""
+    data = Path(__file__).parent.parent / "data" / "format1"
+    shutil.copytree(data / "repo", tmp_path / "repo")
+    before = (tmp_path / "repo" / "config.json").read_bytes()
+    assert json.loads(before)["version"] == 1
+    ws = open_workspace(tmp_path / "repo")
+    assert json.loads((tmp_path / "repo" / "config.json").read_bytes())["version"] == 2
+    assert ws.repo.model_names() == ["org/tiny", "other"]
+    assert ws.repo.version_numbers("other") == [2]
+    assert ws.repo.removed_numbers("other") == [1]
+    assert ws.repo.read_labels("org/tiny") == {"prod": 2, "stable": 1}
+    assert ws.repo.metadata_problems(copies=True) == []
+    _exports_exactly(ws, {"org/tiny@1": data / "src1", "org/tiny@2": data / "src2",
+                          "other@2": data / "src2"}, tmp_path / "out")  # fmt: skip
+    result = import_paths(ws, [data / "src1"], "other")
+    assert result.manifest.seq == 3  # the removed number 1 stays taken
+    ws.close()
