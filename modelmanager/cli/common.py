@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmanager import paths
+from modelmanager.core.catalog import VersionRow
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import VersionStore
 from modelmanager.services import Workspace, open_workspace
@@ -96,22 +97,19 @@ def parent_removed(store: VersionStore, m: Manifest) -> bool:
 
 
 def manifest_json(m: Manifest, labels: dict[str, int], tensors: bool) -> dict[str, Any]:
-    """A version in detail, as ``show`` and ``remote show NAME REF`` print it: the version's
-    keys (as ``log``), its files listed, and with ``tensors`` every tensor."""
+    """A version in detail, as ``show`` and ``remote show NAME REF`` print it: exactly the keys
+    ``log`` gives the version (``files`` and ``tensors`` are counts), plus ``file_list`` and,
+    with ``tensors``, ``tensor_list``."""
     doc: dict[str, Any] = {
-        "ref": m.ref, "model": m.model, "version": m.seq, "parent": m.parent,
-        "created": m.created, "message": m.message,
-        "labels": sorted(k for k, v in labels.items() if v == m.seq),
-        "metadata": m.metadata, "logical_bytes": m.logical_bytes, "parameters": m.parameters,
-        "dtypes": m.dtype_bytes(),
-        "files": [
+        **VersionRow.of(m, labels).to_json(),
+        "file_list": [
             {"path": f.path, "size": f.size, "format": f.format, "chunks": len(f.chunks),
              "tensors": len(f.tensors)}
             for f in m.files
         ],
     }  # fmt: skip
     if tensors:
-        doc["tensors"] = [
+        doc["tensor_list"] = [
             {"file": f.path, "name": t.name, "dtype": t.dtype, "shape": list(t.shape),
              "parameters": t.numel, "offsets": [t.start, t.end], "digest": t.digest}
             for f, t in m.tensors

@@ -22,12 +22,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with ProgressLine("verifying", enabled=not args.json) as ctx:
         report = verify(workspace(args), args.ref, quick=args.quick, ctx=ctx)
     if args.json:
-        print_json({
-            "ok": report.ok, "versions": report.versions, "chunks": report.chunks,
-            "bytes": report.bytes, "transient": list(report.transient),
-            "problems": [{"kind": p.kind, "subject": p.subject, "detail": p.detail,
-                          "versions": list(p.versions)} for p in report.problems],
-        })  # fmt: skip
+        print_json(report.to_json())
     else:
         what = "quick check" if args.quick else "full check"
         print(
@@ -47,13 +42,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     result = collect_garbage(workspace(args), dry_run=args.dry_run, lock_timeout=args.wait)
     plan = result.plan
     if args.json:
-        print_json({
-            "dry_run": args.dry_run, "chunks": len(plan.chunks), "temp_files": len(plan.temp_files),
-            "bytes": plan.bytes, "deleted_chunks": result.deleted_chunks,
-            "freed_bytes": result.freed_bytes,
-            "unused_chunks": [{"chunk": c, "stored_bytes": n} for c, n in plan.chunks],
-            "temp_file_paths": [str(p) for p, _n in plan.temp_files],
-        })  # fmt: skip
+        print_json({"dry_run": args.dry_run, **result.to_json()})
         return EXIT_OK
     verb, freeing = ("Would delete", "freeing") if args.dry_run else ("Deleted", "freed")
     size = plan.bytes if args.dry_run else result.freed_bytes

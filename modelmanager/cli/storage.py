@@ -42,13 +42,7 @@ def cmd_device_add(args: argparse.Namespace) -> int:
 def cmd_device_ls(args: argparse.Namespace) -> int:
     infos = devices.list_devices(workspace(args))
     if args.json:
-        print_json([
-            {"name": i.device.name, "id": i.device.id, "path": str(i.root),
-             "weight": i.device.weight, "tier": i.device.tier, "state": i.status,
-             "capacity": i.capacity, "free": i.free, "used": i.used, "pieces": i.pieces,
-             "chunks": i.chunks}
-            for i in infos
-        ])  # fmt: skip
+        print_json([i.to_json() for i in infos])
         return EXIT_OK
     print_table(
         ["DEVICE", "STATE", "TIER", "WEIGHT", "USED", "FREE", "CAPACITY", "CHUNKS", "PATH"],
@@ -88,8 +82,7 @@ def cmd_device_rm(args: argparse.Namespace) -> int:
             ctx=ctx, lock_timeout=args.wait,
         )  # fmt: skip
     if args.json:
-        print_json({"removed": result.device.name, "moved_pieces": result.drained_pieces,
-                    "moved_bytes": result.drained_bytes})  # fmt: skip
+        print_json(result.to_json())
     elif args.drain:
         print(f"Moved {result.drained_pieces} pieces ({human_bytes(result.drained_bytes)}) off "
               f"{result.device.name} and removed it")  # fmt: skip

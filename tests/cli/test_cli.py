@@ -81,8 +81,8 @@ def test_full_workflow_through_the_command_line(cli: Cli, tmp_path: Path) -> Non
     assert shown["version"] == 1
     assert shown["metadata"]["task"] == "text-generation"
     assert shown["metadata"]["architecture"] == "TinyForCausalLM"
-    assert len(shown["tensors"]) == 8
-    assert sum(t["parameters"] for t in shown["tensors"]) == shown["parameters"]
+    assert len(shown["tensor_list"]) == 8
+    assert sum(t["parameters"] for t in shown["tensor_list"]) == shown["parameters"]
 
     d = cli.json("diff", "org/tiny@1", "org/tiny@2")
     assert {t["name"]: t["status"] for t in d["tensors"]} == {
@@ -184,7 +184,7 @@ def test_verify_exits_1_and_names_the_damage(cli: Cli, tmp_path: Path) -> None:
     write_safetensors(tmp_path / "m.safetensors", {"w": np.arange(50000, dtype=np.float32)})
     cli("import", str(tmp_path / "m.safetensors"), "--model", "m")
     shown = cli.json("show", "m")
-    assert shown["files"][0]["chunks"] > 1
+    assert shown["file_list"][0]["chunks"] > 1
     victim = next(p for p in (cli.repo / "chunks").rglob("*") if p.is_file())
     blob = bytearray(victim.read_bytes())
     blob[-1] ^= 0x01

@@ -180,11 +180,6 @@ def test_cli_json_is_the_result_to_json(
                        "moved_bytes": removed["moved_bytes"]}  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="waits for the lead: show's lists move to file_list/tensor_list (cli/common.py "
-    "manifest_json), so show's keys are log's keys plus the details",
-)
 def test_show_is_log_row_plus_details(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
     row = next(v for v in cli.json("log", "org/tiny") if v["version"] == 1)
     shown = cli.json("show", "org/tiny@1", "--tensors")

@@ -75,10 +75,10 @@ def test_json_and_export_keep_the_exact_text(tmp_path: Path) -> None:
 
     # No raw hidden character: each is a \uXXXX escape inside a JSON string, parsed back exact.
     doc: dict[str, Any] = json.loads(out(tmp_path, "show", "evil", "--tensors", "--json"))
-    assert {t["name"] for t in doc["tensors"]} == set(TENSORS)
+    assert {t["name"] for t in doc["tensor_list"]} == set(TENSORS)
     assert doc["metadata"]["architecture"] == ARCH
     assert doc["message"] == MESSAGE
-    assert FILE in {f["path"] for f in doc["files"]}
+    assert FILE in {f["path"] for f in doc["file_list"]}
     found = json.loads(out(tmp_path, "search", "searchable", "--json"))
     assert [v["message"] for v in found] == [MESSAGE]
 
