@@ -23,7 +23,9 @@ from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import Repository
 from modelmanager.errors import ModelManagerError
 
-SCHEMA_VERSION = 2
+#: 3: the search table is keyed by the versions row's rowid (2 had an UNINDEXED key column,
+#: so every delete scanned the whole table and a rebuild took quadratic time).
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE versions(
     key TEXT PRIMARY KEY, model TEXT NOT NULL, seq INTEGER NOT NULL, parent INTEGER,
@@ -33,13 +35,15 @@ CREATE TABLE versions(
 CREATE UNIQUE INDEX versions_model ON versions(model, seq);
 CREATE TABLE labels(model TEXT NOT NULL, label TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY(model, label));
-CREATE VIRTUAL TABLE search USING fts5(key UNINDEXED, name, message, metadata);
+CREATE VIRTUAL TABLE search USING fts5(name, message, metadata);
 CREATE TABLE bench(run TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
     device TEXT NOT NULL, device_id TEXT NOT NULL, ref TEXT NOT NULL, strategy TEXT NOT NULL,
     threads INTEGER NOT NULL, cache TEXT NOT NULL, bytes INTEGER NOT NULL,
     seconds REAL NOT NULL);
 CREATE INDEX bench_run ON bench(run);
 """
+#: Tables kept across a schema change (when unchanged): benchmark history is in no manifest.
+_KEEP = ("bench",)
 #: Benchmark kinds: raw reads of one device's pieces; a whole load (default settings); a load
 #: with a given thread count; a load with a given replica-selection strategy.
 BENCH_KINDS = ("device", "load", "threads", "strategy")
@@ -171,13 +175,13 @@ class Catalog:
         path.parent.mkdir(parents=True, exist_ok=True)
         with busy_is_locked(path):
             try:
-                self._db = connect(path, _SCHEMA, SCHEMA_VERSION)
+                self._db = connect(path, _SCHEMA, SCHEMA_VERSION, _KEEP)
             except sqlite3.DatabaseError as e:
                 if not is_damaged(e):
                     raise  # busy is not damage: never throw away a file another process uses
                 # A damaged cache is thrown away and rebuilt: the manifests are the truth.
                 self._discard_files()
-                self._db = connect(path, _SCHEMA, SCHEMA_VERSION)
+                self._db = connect(path, _SCHEMA, SCHEMA_VERSION, _KEEP)
 
     @classmethod
     def open(cls, cache_dir: Path, repo: Repository) -> Catalog:
@@ -206,21 +210,31 @@ class Catalog:
 
     # -- keeping up with the repository -----------------------------------------------
 
+    @staticmethod
+    def _delete(db: sqlite3.Connection, keys: list[str]) -> None:
+        """Forget the versions ``keys`` name: each an indexed lookup (search rows share the
+        rowid of their versions row)."""
+        rows = [(k,) for k in keys]
+        db.executemany(
+            "DELETE FROM search WHERE rowid=(SELECT rowid FROM versions WHERE key=?)", rows
+        )
+        db.executemany("DELETE FROM versions WHERE key=?", rows)
+
     def _insert(self, db: sqlite3.Connection, key: str, m: Manifest, size: int) -> None:
         metadata = json.dumps(m.metadata, sort_keys=True)
-        db.execute(
-            "INSERT OR REPLACE INTO versions VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        self._delete(db, [key])
+        cursor = db.execute(
+            "INSERT INTO versions VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 key, m.model, m.seq, m.parent, m.created, m.message, metadata, len(m.files),
                 sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
                 json.dumps(m.dtype_bytes()), size,
             ),
         )  # fmt: skip
-        db.execute("DELETE FROM search WHERE key=?", (key,))
         meta_text = " ".join(f"{k} {v}" for k, v in m.metadata.items())
         db.execute(
-            "INSERT INTO search(key, name, message, metadata) VALUES(?,?,?,?)",
-            (key, m.model.replace("/", " "), m.message, meta_text),
+            "INSERT INTO search(rowid, name, message, metadata) VALUES(?,?,?,?)",
+            (cursor.lastrowid, m.model.replace("/", " "), m.message, meta_text),
         )
 
     def add_version(self, key: str, manifest: Manifest, size: int) -> None:
@@ -232,8 +246,7 @@ class Catalog:
     def remove_version(self, key: str, model: str) -> None:
         """Forget a version just removed (the writer calls this after deleting its manifest)."""
         with self._tx() as db:
-            db.execute("DELETE FROM versions WHERE key=?", (key,))
-            db.execute("DELETE FROM search WHERE key=?", (key,))
+            self._delete(db, [key])
             self._sync_labels(db, [model])
 
     def _sync_labels(self, db: sqlite3.Connection, models: list[str]) -> None:
@@ -287,8 +300,7 @@ class Catalog:
             on_disk = dict(self.repo.manifest_keys())
             known = {k: s for k, s in db.execute("SELECT key, size FROM versions")}
             gone = [k for k in known if k not in on_disk]
-            db.executemany("DELETE FROM versions WHERE key=?", [(k,) for k in gone])
-            db.executemany("DELETE FROM search WHERE key=?", [(k,) for k in gone])
+            self._delete(db, gone)
             added = 0
             for key, (manifest, size) in fresh.items():
                 if on_disk.get(key) == size and known.get(key) != size:
@@ -317,7 +329,7 @@ class Catalog:
             with self._lock:
                 self._db.close()
                 self._discard_files()
-                self._db = connect(self.path, _SCHEMA, SCHEMA_VERSION)
+                self._db = connect(self.path, _SCHEMA, SCHEMA_VERSION, _KEEP)
             self.add_bench(bench)
         return self.sync()
 
@@ -405,7 +417,8 @@ class Catalog:
         words = [w.lower() for w in re.findall(r"\w+", text)]
         with self._lock:
             keys = {k for (k,) in self._db.execute(
-                "SELECT key FROM search WHERE search MATCH ?", (query,)
+                "SELECT v.key FROM search JOIN versions v ON v.rowid=search.rowid "
+                "WHERE search MATCH ?", (query,)
             )}  # fmt: skip
             labelled: dict[tuple[str, int], list[str]] = self._labels_by_version()
             for (model, seq), names in labelled.items():

@@ -11,6 +11,7 @@ made it meanwhile. A busy or locked file is never mistaken for a damaged one.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,11 +80,15 @@ def user_version(db: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def connect(path: Path, schema: str, version: int) -> sqlite3.Connection:
+def connect(
+    path: Path, schema: str, version: int, keep: tuple[str, ...] = ()
+) -> sqlite3.Connection:
     """Open (making the schema of ``version`` when the file lacks it) a shared catalog file.
 
     Autocommit mode (``isolation_level=None``): transactions are begun only by :func:`immediate`,
-    never implicitly, so no read can sit in front of a write in one transaction.
+    never implicitly, so no read can sit in front of a write in one transaction. Tables named
+    in ``keep`` survive a schema change when their definition did not change (data that is in
+    no manifest, so no rebuild could bring it back).
     """
     db = sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT, isolation_level=None)
     try:
@@ -92,21 +97,35 @@ def connect(path: Path, schema: str, version: int) -> sqlite3.Connection:
         if user_version(db) != version:
             with immediate(db):
                 if user_version(db) != version:  # no other process made it while we waited
-                    _make_schema(db, schema, version)
+                    _make_schema(db, schema, version, keep)
     except BaseException:
         db.close()
         raise
     return db
 
 
-def _make_schema(db: sqlite3.Connection, schema: str, version: int) -> None:
-    """Drop the tables of another schema version and make ours (inside a transaction)."""
-    for (name,) in db.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'search_%'"
+def _made(statement: str) -> str:
+    """The name of the table or index a CREATE statement makes."""
+    found = re.match(r"CREATE\s+(?:UNIQUE\s+|VIRTUAL\s+)?(?:TABLE|INDEX)\s+(\w+)", statement)
+    return found.group(1) if found else ""
+
+
+def _make_schema(
+    db: sqlite3.Connection, schema: str, version: int, keep: tuple[str, ...] = ()
+) -> None:
+    """Drop the tables of another schema version (bar unchanged ``keep`` ones) and make ours
+    (inside a transaction)."""
+    statements = [s.strip() for s in schema.split(";") if s.strip()]
+    wanted = {_made(s): " ".join(s.split()) for s in statements}
+    for name, sql in db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type='table' AND name NOT LIKE 'search_%'"
     ).fetchall():
+        if name in keep and " ".join(str(sql).split()) == wanted.get(name):
+            continue
         db.execute(f'DROP TABLE IF EXISTS "{name}"')
+    present = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
     # One statement at a time: executescript would commit the transaction first.
-    for statement in schema.split(";"):
-        if statement.strip():
+    for statement in statements:
+        if _made(statement) not in present:  # a kept table and its indexes are there
             db.execute(statement)
     db.execute(f"PRAGMA user_version={version}")

@@ -1,0 +1,158 @@
+"""Does ModelManager feel the same with 10 or 10,000 models? (issue 18)
+
+    python benchmarks/scale.py [--sizes 10,100,1000] [--versions 5] [--repeat 3] [--work DIR]
+
+Grows ONE repository through the real import path (``services.importing.import_paths``, a tiny
+safetensors file per version, each version different) to every size in ``--sizes`` in turn,
+and at each size prints:
+
+- ``import``: median seconds of the last model's imports (one per version), in process;
+- ``rebuild``: ``Catalog.rebuild`` in process (forget every row, read every manifest again);
+- ``cold X``: the command ``X`` as a subprocess right after the catalog file is deleted;
+- ``warm X``: the median of ``--repeat`` runs of ``X`` as a subprocess;
+- ``floor``: ``modelmanager --version`` as a subprocess (what any command costs at least).
+
+The last column is the growth exponent k (time ~ N^k) from the previous size, computed on the
+time above the floor for subprocess rows. Run from another checkout's folder (with
+``PYTHONPATH=.``) to measure that checkout's code: the subprocesses run ``-m modelmanager``
+from the current folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+# Appended, not inserted: PYTHONPATH (another checkout being measured) comes first.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.timing import median_seconds
+from modelmanager import paths
+from modelmanager.core.catalog import catalog_path
+from modelmanager.services import Workspace, init_repository, open_workspace
+from modelmanager.services.importing import import_paths
+
+COMMANDS = ("ls", "log", "search", "show")
+
+
+def model_name(i: int) -> str:
+    """The i-th model's name: 37 organisations, so names sort and search like real ones."""
+    return f"org{i % 37}/model-{i:05d}"
+
+
+def import_model(ws: Workspace, scratch: Path, i: int, versions: int) -> list[float]:
+    """Import ``versions`` versions of model ``i``; seconds of each import."""
+    seconds = []
+    for seq in range(1, versions + 1):
+        path = scratch / "model.safetensors"
+        weights = np.full((4, 4), i * 100 + seq, dtype=np.float32)
+        save_file({"weight": weights, "bias": np.arange(4, dtype=np.float32)}, str(path))
+        start = time.perf_counter()
+        labels = ("prod",) if seq == versions else ()
+        import_paths(ws, [path], model_name(i), message=f"epoch {seq} checkpoint",
+                     metadata={"run": f"run{i}"}, labels=labels)  # fmt: skip
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def run(args: list[str], repo: Path) -> float:
+    """Seconds of one ``modelmanager`` subprocess (which must succeed)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "modelmanager", "--repo", str(repo), *args],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return time.perf_counter() - start
+
+
+def command(name: str, n: int) -> list[str]:
+    """The arguments of command ``name`` on a repository of ``n`` models."""
+    middle = model_name(n // 2)
+    return {"ls": ["ls"], "log": ["log", middle], "search": ["search", "epoch 3"],
+            "show": ["show", f"{middle}@3"]}[name]  # fmt: skip
+
+
+def measure(
+    repo: Path, ws: Workspace, n: int, repeat: int, imports: list[float]
+) -> dict[str, float]:
+    """Every row's seconds at size ``n``."""
+    rows: dict[str, float] = {"import": sorted(imports)[len(imports) // 2]}
+    rows["rebuild"] = median_seconds(ws.catalog.rebuild, 1)[0]
+    catalog = catalog_path(paths.cache_dir(), ws.repo)
+
+    def drop_catalog() -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{catalog}{suffix}").unlink(missing_ok=True)
+
+    ws.close()
+    rows["floor"] = median_seconds(lambda: run(["--version"], repo), repeat)[0]
+    for name in COMMANDS:
+        args = command(name, n)
+        rows[f"cold {name}"] = median_seconds(lambda a=args: run(a, repo), 1, drop_catalog)[0]  # type: ignore[misc]
+        rows[f"warm {name}"] = median_seconds(lambda a=args: run(a, repo), repeat)[0]  # type: ignore[misc]
+    return rows
+
+
+def exponent(n0: int, t0: float, n1: int, t1: float) -> float:
+    """k in t ~ n^k between two sizes (nan when a time is not positive)."""
+    if t0 <= 0 or t1 <= 0:
+        return math.nan
+    return math.log(t1 / t0) / math.log(n1 / n0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10,100,1000", help="model counts, ascending")
+    parser.add_argument("--versions", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--work", type=Path, help="folder to build in (default: a temp folder)")
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    work = Path(tempfile.mkdtemp(prefix="mm-scale-", dir=args.work))
+    os.environ[paths.ENV_CACHE] = str(work / "cache")
+    os.environ[paths.ENV_DATA] = str(work / "data")
+    repo, scratch = work / "repo", work / "scratch"
+    scratch.mkdir()
+    ws = init_repository(repo)
+    built = 0
+    previous: tuple[int, dict[str, float]] | None = None
+    print(f"{args.versions} versions per model; seconds; k = growth exponent from the previous "
+          "size (on the time above the floor for subprocesses)", flush=True)  # fmt: skip
+    try:
+        for n in sizes:
+            start = time.perf_counter()
+            imports: list[float] = []
+            while built < n:
+                imports = import_model(ws, scratch, built, args.versions)
+                built += 1
+            build = time.perf_counter() - start
+            rows = measure(repo, ws, n, args.repeat, imports)
+            ws = open_workspace(repo)
+            print(f"\nN = {n} models ({n * args.versions} versions; built in {build:.1f} s)")
+            for name, seconds in rows.items():
+                line = f"  {name:12} {seconds:8.3f}"
+                if name not in ("import", "rebuild", "floor"):
+                    line += f"  (+{seconds - rows['floor']:.3f} over the floor)"
+                if previous is not None:
+                    n0, before = previous
+                    floor0 = 0.0 if name in ("import", "rebuild", "floor") else before["floor"]
+                    floor1 = 0.0 if name in ("import", "rebuild", "floor") else rows["floor"]
+                    k = exponent(n0, before[name] - floor0, n, seconds - floor1)
+                    line += f"  k={k:.2f}"
+                print(line, flush=True)
+            previous = (n, rows)
+    finally:
+        ws.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
