@@ -14,6 +14,7 @@ that is missing, damaged or stale; :meth:`ReplicatedRecords.heal` rewrites them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -54,6 +55,10 @@ class Records(Protocol):
         """True when some copy of ``key`` exists (intact or not)."""
         ...
 
+    def folders(self, prefix: str) -> set[str]:
+        """The names of the folders right under ``prefix`` on any copy (one listing each)."""
+        ...
+
     def on_primary(self, key: str) -> bool:
         """True when the primary copy of ``key`` exists (intact or not)."""
         ...
@@ -88,6 +93,9 @@ class SingleRecords:
 
     def on_primary(self, key: str) -> bool:
         return self.exists(key)
+
+    def folders(self, prefix: str) -> set[str]:
+        return _folders(self.blobs, prefix)
 
     def flush(self) -> None:
         self.blobs.flush()
@@ -193,6 +201,15 @@ class ReplicatedRecords:
     def on_primary(self, key: str) -> bool:
         return self.copies[0].store.size(key) is not None
 
+    def folders(self, prefix: str) -> set[str]:
+        found: set[str] = set()
+        for copy in self.copies:
+            try:
+                found |= {n for n in _folders(copy.store, prefix) if copy.holds(f"{prefix}/{n}")}
+            except OSError:
+                continue
+        return found
+
     def flush(self) -> None:
         for copy in self.copies:
             try:
@@ -267,6 +284,20 @@ def _choose(
         return None
     _w, _i, data, doc = max(found, key=lambda f: (f[0], f[1]))
     return data, doc
+
+
+def _folders(store: BlobStore, prefix: str) -> set[str]:
+    """The folders right under ``prefix`` in ``store``: one directory listing for a local
+    folder; for other stores, the first part of every key below it."""
+    path = getattr(store, "path", None)
+    if callable(path):
+        try:
+            with os.scandir(path(prefix)) as entries:
+                return {e.name for e in entries if e.is_dir()}
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+    start = len(prefix) + 1
+    return {key[start:].split("/", 1)[0] for key, _size in store.list(prefix) if "/" in key[start:]}
 
 
 def _where(copy: Copy, key: str) -> str:

@@ -651,11 +651,20 @@ class Repository(VersionStore):
     # -- writing (under the writer lock) ------------------------------------------------
 
     def existing_model_name(self, model: str) -> str | None:
-        """The stored spelling of a model whose name equals ``model`` ignoring case."""
+        """The stored spelling of a model whose name equals ``model`` ignoring case.
+
+        One listing of ``models/`` per copy (every import asks), not a walk of every record:
+        only a folder whose name matches is looked into, for a version that exists."""
         folded = model.casefold()
-        for name in self.model_names():
-            if name.casefold() == folded:
-                return name
+        for folder in sorted(self.records.folders("models")):
+            name = folder.replace("~", "/")
+            if name.casefold() != folded:
+                continue
+            try:
+                if self.version_numbers(name):
+                    return name
+            except UserError:
+                continue  # not a model's folder (a name no model may have)
         return None
 
     def commit_version(self, manifest: Manifest, labels: tuple[str, ...] = ()) -> int:
