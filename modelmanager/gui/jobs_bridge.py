@@ -45,6 +45,8 @@ class JobRecord:
     total: int = 0
     text: str = ""
     error: str = ""
+    #: What the Details… button shows: the full message, or the traceback of a bug.
+    details: str = ""
     waiting: str = ""  # what a running job waits for (another writer), "" when it works
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
@@ -75,7 +77,7 @@ class _Signals(QObject):
     started = Signal(int)
     waiting = Signal(int, str)
     finished = Signal(int)
-    failed = Signal(int, str, bool)
+    failed = Signal(int, str, str, bool)  # id, one line, details, cancelled
 
 
 def _run(
@@ -86,14 +88,14 @@ def _run(
     try:
         results[job.id] = fn(job.ctx)
     except Cancelled:
-        signals.failed.emit(job.id, "cancelled", True)
+        signals.failed.emit(job.id, "cancelled", "", True)
     except ModelManagerError as e:
         logs.failure(job.title, e)  # integrity errors with their traceback, others one line
-        signals.failed.emit(job.id, str(e), False)
+        signals.failed.emit(job.id, str(e), str(e), False)
     except Exception as e:  # a bug: keep the app alive, show the traceback's last line
         logs.failure(job.title, e)  # the whole traceback goes to the log
         text = traceback.format_exc()
-        signals.failed.emit(job.id, text.strip().splitlines()[-1], False)
+        signals.failed.emit(job.id, text.strip().splitlines()[-1], text, False)
     else:
         signals.finished.emit(job.id)
 
@@ -101,7 +103,7 @@ def _run(
 def _stopped_at_start(future: Future[None], job_id: int, signals: _Signals) -> None:
     """Signal the end of a job cancelled as it left its queue (``_run`` never ran)."""
     if future.cancelled() or isinstance(future.exception(), Cancelled):
-        signals.failed.emit(job_id, "cancelled", True)
+        signals.failed.emit(job_id, "cancelled", "", True)
 
 
 class JobRunner(QObject):
@@ -168,6 +170,13 @@ class JobRunner(QObject):
         """Jobs whose code is still running (what closing the window would stop)."""
         return [self.jobs[i] for i, (lane, _done) in self._live.items() if not lane.future.done()]
 
+    def forget_finished(self) -> list[int]:
+        """Drop the records of jobs seen to end ("Clear finished"); their ids, in order."""
+        gone = [i for i, j in self.jobs.items() if not j.active]
+        for i in gone:
+            del self.jobs[i]
+        return gone
+
     def cancel_all_and_wait(self, timeout_ms: int = 30_000) -> bool:
         """Drop every queued job, ask the running ones to stop and wait; False if one runs on."""
         for job in self.running():
@@ -177,21 +186,21 @@ class JobRunner(QObject):
         return not pending
 
     def _on_started(self, job_id: int) -> None:
-        job = self.jobs[job_id]
-        if job.state == QUEUED:
+        job = self.jobs.get(job_id)
+        if job is not None and job.state == QUEUED:
             job.state, job.started = RUNNING, time.monotonic()
             self.changed.emit(job_id)
 
     def _on_waiting(self, job_id: int, text: str) -> None:
-        job = self.jobs[job_id]
-        if job.active:
+        job = self.jobs.get(job_id)
+        if job is not None and job.active:
             job.waiting = text
             self.changed.emit(job_id)
 
     def _on_progress(self, job_id: int, done: int, total: int, text: str) -> None:
-        job = self.jobs[job_id]
-        if not job.active:
-            return  # a late report of a job already seen to end
+        job = self.jobs.get(job_id)
+        if job is None or not job.active:
+            return  # a late report of a job already seen to end (or cleared)
         job.done, job.total, job.text = done, total, text
         self.changed.emit(job_id)
 
@@ -209,9 +218,11 @@ class JobRunner(QObject):
             on_done(result)
         self.succeeded.emit(job_id)
 
-    def _on_failed(self, job_id: int, message: str, cancelled: bool) -> None:
-        if not self.jobs[job_id].active:
+    def _on_failed(self, job_id: int, message: str, details: str, cancelled: bool) -> None:
+        job = self.jobs.get(job_id)
+        if job is None or not job.active:
             return  # already seen to end
+        job.details = details
         self._end(job_id, CANCELLED if cancelled else FAILED, "" if cancelled else message)
         if not cancelled:
             self.failed.emit(job_id, message)

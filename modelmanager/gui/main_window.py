@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QSettings, QSortFilterProxyModel, Qt, QTimer
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QHeaderView,
     QLineEdit,
@@ -29,13 +29,16 @@ from modelmanager import __version__
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import NotFoundError
+from modelmanager.gui.controllers.health import Health
 from modelmanager.gui.controllers.imports import ImportsController
 from modelmanager.gui.controllers.maintenance import Cleanup
 from modelmanager.gui.controllers.recovery import Recovery
 from modelmanager.gui.controllers.remotes import RemotesController
 from modelmanager.gui.controllers.repositories import Repositories
+from modelmanager.gui.controllers.versions import VersionActions
 from modelmanager.gui.dialogs import LogDialog
 from modelmanager.gui.jobs_bridge import JobRunner
+from modelmanager.gui.menus import build_menus
 from modelmanager.gui.models import (
     REF_ROLE,
     REMOTE_ROLE,
@@ -44,11 +47,11 @@ from modelmanager.gui.models import (
     RepoTreeModel,
     tensor_rows,
 )
-from modelmanager.gui.resources import icon
+from modelmanager.gui.notices import FailureNotice
 from modelmanager.gui.stores_view import Listing, StoresView
 from modelmanager.gui.tabs.devices import DevicesTab
 from modelmanager.gui.tabs.history import HistoryTab, LabelMoves, history_page
-from modelmanager.gui.tabs.jobs import JobsTab, is_user_job
+from modelmanager.gui.tabs.jobs import JobsTab, is_user_job, jobs_page
 from modelmanager.gui.tabs.layout import LayoutTab
 from modelmanager.gui.tabs.overview import OverviewTab, plain_label
 from modelmanager.gui.tabs.performance import PerformanceTab
@@ -72,7 +75,11 @@ class MainWindow(QMainWindow):
         self.ws = ws  # the repository the tabs show: the one of the selected tree item
         self.runner = runner or JobRunner()
         self.stores_view = StoresView(self, self)
-        self.cleanup = Cleanup(self, self, self.clear_details)
+        self.health = Health(self, self)
+        self.cleanup = Cleanup(self, self, self.clear_details, self.health.show_report)
+        self.versions = VersionActions(self, self)
+        self.version_actions: list[QAction] = []
+        self.close_repo_action = QAction("&Close repository", self)  # build_menus wires it
         self.current_ref: str | None = None
         self.setWindowTitle(f"ModelManager — {ws.repo.root}")
         self.setAcceptDrops(True)
@@ -135,7 +142,7 @@ class MainWindow(QMainWindow):
         self.devices_tab = DevicesTab(self)
         self.tabs.addTab(self.devices_tab, "Devices")
         self.jobs_table = JobsTab(self)
-        self.tabs.addTab(self.jobs_table, "Jobs")
+        self.tabs.addTab(jobs_page(self.jobs_table), "Jobs")
         self.performance_tab = PerformanceTab(self)
         self.tabs.addTab(self.performance_tab, "Performance")
 
@@ -151,73 +158,26 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(split)
-        self.setCentralWidget(self.stack)
+        self.failure_notice = FailureNotice()
+        self.runner.failed.connect(self._job_failed)
+        central = QWidget()
+        cv = QVBoxLayout(central)
+        cv.setContentsMargins(0, 0, 0, 0)
+        cv.addWidget(self.failure_notice)
+        cv.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
         self._menus()
         self.status = plain_label()
         self.statusBar().addPermanentWidget(self.status)
 
     def _menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        tools = self.addToolBar("Main")
-        tools.setObjectName("main-toolbar")
-        tools.setMovable(False)
-        tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        act = QAction(icon("import"), "&Import…", self, shortcut=QKeySequence("Ctrl+I"))
-        act.setToolTip("Import a checkpoint folder (or drop files anywhere on the window)")
-        act.triggered.connect(self.imports.choose)
-        file_menu.addAction(act)
-        tools.addAction(act)
-        act = QAction(icon("open"), "&Open repository…", self,
-                      shortcut=QKeySequence(QKeySequence.StandardKey.Open))  # fmt: skip
-        act.triggered.connect(self.repositories.choose)
-        file_menu.addAction(act)
-        tools.addAction(act)
-        self.close_repo_action = QAction("&Close repository", self)
-        self.close_repo_action.triggered.connect(
-            lambda: self.close_repository(str(self.ws.repo.root))
-        )
-        file_menu.addAction(self.close_repo_action)
-        act = QAction("Re&cover repository…", self)
-        act.setToolTip("Rebuild a repository whose main folder is lost, from its devices")
-        act.triggered.connect(self.recovery.open_dialog)
-        file_menu.addAction(act)
-        act = QAction(icon("refresh"), "&Refresh", self,
-                      shortcut=QKeySequence(QKeySequence.StandardKey.Refresh))  # fmt: skip
-        act.triggered.connect(self.refresh_all)
-        file_menu.addAction(act)
-        tools.addAction(act)
-        tools.addSeparator()
-        act = QAction(icon("benchmark"), "&Benchmark", self, shortcut=QKeySequence("Ctrl+B"))
-        act.setToolTip("Measure how fast the selected version loads from each device")
-        act.triggered.connect(self.performance_tab.run_benchmark)
-        tools.addAction(act)
-        act = QAction(icon("warm"), "Keep &warm", self)
-        act.setToolTip("Read the selected version into memory so its next load is fast")
-        act.triggered.connect(self.performance_tab.keep_warm)
-        tools.addAction(act)
-        act = QAction("Find &duplicates…", self)
-        act.setToolTip("Files kept more than once across the model stores and repositories")
-        act.triggered.connect(self.stores_view.find_duplicates)
-        file_menu.addAction(act)
-        act = QAction("&Free unused space…", self)
-        act.setToolTip("Delete chunks no version uses (garbage collection), after a preview")
-        act.triggered.connect(self.cleanup.ask_gc)
-        file_menu.addAction(act)
-        file_menu.addSeparator()
-        act = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
-        act.triggered.connect(self.close)
-        file_menu.addAction(act)
-        act = QAction("Find", self, shortcut=QKeySequence(QKeySequence.StandardKey.Find))
-        act.triggered.connect(self.search.setFocus)
-        self.addAction(act)
-        help_menu = self.menuBar().addMenu("&Help")
-        act = QAction("Show &log", self)
-        act.setToolTip("What went wrong, with details for a bug report")
-        act.triggered.connect(self.show_log)
-        help_menu.addAction(act)
-        act = QAction("&About ModelManager", self)
-        act.triggered.connect(self.about)
-        help_menu.addAction(act)
+        build_menus(self)
+        self.set_version_enabled(False)
+
+    def set_version_enabled(self, enabled: bool) -> None:
+        """The Version menu's actions work only while a version is shown."""
+        for act in self.version_actions:
+            act.setEnabled(enabled)
 
     # -- data ---------------------------------------------------------------------------
 
@@ -268,6 +228,12 @@ class MainWindow(QMainWindow):
         if store_item:
             self.stores_view.add_actions(menu, *store_item)
         elif ref and "@" in ref and index.data(REPO_ROLE):
+            v = self.versions
+            menu.addAction("Export…", lambda: v.choose_export(ref))
+            menu.addAction("Verify", lambda: v.verify(ref))
+            menu.addAction("Copy reference", lambda: v.copy_reference(ref))
+            menu.addAction("Label…", lambda: v.ask_label(ref))
+            menu.addSeparator()
             push_menu = menu.addMenu(f"Push {ref} to")
             for name in self.remotes.names:
                 push_menu.addAction(name, functools.partial(self.remotes.push, ref, name))
@@ -327,6 +293,7 @@ class MainWindow(QMainWindow):
         self.overview_tab.details = None
         self.history.shown_model = None  # its rows are the other repository's versions
         self.current_ref = None
+        self.set_version_enabled(False)
         self.devices_tab.refresh()
         self.performance_tab.refresh()
         self._update_status()
@@ -360,6 +327,7 @@ class MainWindow(QMainWindow):
 
     def _load(self, ref: str) -> None:
         self.current_ref = ref
+        self.set_version_enabled(True)
         ws = self.ws
 
         def load(_ctx: JobContext) -> tuple[Any, ...] | None:
@@ -377,6 +345,7 @@ class MainWindow(QMainWindow):
     def clear_details(self) -> None:
         """Show no version (the one shown was removed)."""
         self.current_ref = None
+        self.set_version_enabled(False)
         self.overview_tab.clear()
         self.history.show_versions(None, [])
         self.label_moves.show_moves(None, [])
@@ -398,16 +367,31 @@ class MainWindow(QMainWindow):
     # -- import -------------------------------------------------------------------------
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Local files and folders are welcome, always as a Copy: a Move would let some file
+        managers delete the source once the drop is accepted."""
         if event.mimeData().hasUrls() and all(u.isLocalFile() for u in event.mimeData().urls()):
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
             QTimer.singleShot(0, lambda: self.imports.open_dialog(paths))
 
     # -- window -------------------------------------------------------------------------
+
+    def _job_failed(self, job_id: int, _message: str) -> None:
+        """A user job's failure stays in the banner until dismissed."""
+        job = self.runner.jobs.get(job_id)
+        if job is not None and is_user_job(job.title):
+            self.failure_notice.add(job)
 
     def notify(self, message: str, timeout_ms: int = 15_000) -> None:
         """Show ``message`` on the status line (the tabs' and controllers' one way to talk)."""
@@ -446,7 +430,7 @@ class MainWindow(QMainWindow):
         if busy and self.ask_before_close:
             answer = QMessageBox.question(
                 self, "Jobs are running",
-                f"{len(busy)} jobs are still running. Cancel them and quit?",
+                f"{plural(len(busy), 'job')} still running. Cancel and quit?",
             )  # fmt: skip
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()

@@ -394,7 +394,7 @@ def test_closing_with_jobs_running_asks_and_no_keeps_the_window(  # type: ignore
     assert not window.close()
     assert window.isVisible()
     qtbot.waitUntil(lambda: job.state == "running")  # queued until its thread takes it
-    assert "1 jobs are still running" in asked[0]
+    assert "1 job still running" in asked[0]  # "1 job", not "1 jobs"
     job.ctx.cancel()
     release.set()
     qtbot.waitUntil(lambda: job.state == CANCELLED)

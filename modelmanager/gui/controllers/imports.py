@@ -26,12 +26,27 @@ class ImportsController:
         self.parent = parent  # the dialogs' parent window
         self.tree_model = tree_model
         self.dialog: ImportDialog | None = None  # the last one opened
+        self.chooser: QFileDialog | None = None  # the last file chooser (tests fill it)
 
     def choose(self) -> None:
-        """File > Import: pick a model folder, then the dialog."""
+        """File > Import folder…: pick a model folder, then the dialog."""
         folder = QFileDialog.getExistingDirectory(self.parent, "Import a model folder")
         if folder:
             self.open_dialog([Path(folder)])
+
+    def choose_files(self) -> QFileDialog:
+        """File > Import… (Ctrl+I): pick checkpoint files (a single .gguf or .pt too), then
+        the dialog. Folders come through Import folder… or a drop."""
+        chooser = QFileDialog(self.parent, "Import checkpoint files")
+        chooser.setFileMode(QFileDialog.FileMode.ExistingFiles)
+        chooser.setNameFilters([
+            "Checkpoints (*.safetensors *.pt *.pth *.bin *.ckpt *.npy *.npz *.gguf *.h5 "
+            "*.keras *.onnx *.json)", "All files (*)",
+        ])  # fmt: skip
+        chooser.filesSelected.connect(lambda files: self.open_dialog([Path(f) for f in files]))
+        self.chooser = chooser
+        chooser.open()
+        return chooser
 
     def existing_models(self) -> list[str]:
         """Model names of the repository the tabs show (the import dialog offers them)."""

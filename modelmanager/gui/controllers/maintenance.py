@@ -15,6 +15,7 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT
+from modelmanager.gui.reports import Report, gc_report
 from modelmanager.services import history
 from modelmanager.services.maintenance import GcPlan, GcResult, collect_garbage, plan_gc
 
@@ -52,11 +53,13 @@ class Cleanup:
     """The window's "Remove version…" and "Free unused space…" actions, each previewed first."""
 
     def __init__(
-        self, context: WindowContext, parent: QWidget, clear_details: Callable[[], None]
-    ) -> None:
+        self, context: WindowContext, parent: QWidget, clear_details: Callable[[], None],
+        show_report: Callable[[Report], object] | None = None,
+    ) -> None:  # fmt: skip
         self.context = context
         self.parent = parent  # the question boxes' window
         self.clear_details = clear_details  # shows no version, when the shown one is removed
+        self.show_report = show_report  # the results dialog, after a garbage collection
         self.box: QMessageBox | None = None
 
     def _confirm(self, title: str, text: str, details: str, button: str,
@@ -131,6 +134,7 @@ class Cleanup:
         return self.context.runner.submit("Read unused space", lambda _ctx: plan_gc(ws), ask)
 
     def collect(self) -> JobRecord:
+        """Delete what the preview showed (planned again under the writer lock), as a job."""
         ws = self.context.ws
 
         def done(r: GcResult) -> None:
@@ -138,6 +142,8 @@ class Cleanup:
                 f"Deleted {plural(r.deleted_chunks, 'unused chunk')}; freed "
                 f"{human_bytes(r.freed_bytes)}")  # fmt: skip
             self.context.apply_changes(ws, r.changes)
+            if self.show_report is not None:
+                self.show_report(gc_report(r))
 
         return self.context.runner.submit(
             "Free unused space",

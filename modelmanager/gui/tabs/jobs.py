@@ -1,18 +1,42 @@
-"""The Jobs tab: every user job with its progress, rate, state and a Cancel button."""
+"""The Jobs tab: every user job with its progress, rate, state and a Cancel button.
+
+A failed job's row says "failed" in red with its whole message, and its button becomes
+Details…; "Clear finished" drops the rows of jobs that ended.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QHeaderView, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.gui.context import WindowContext
-from modelmanager.gui.jobs_bridge import FAILED
+from modelmanager.gui.jobs_bridge import FAILED, JobRecord
+from modelmanager.gui.notices import FAILED_COLOR, details_box
 
 
 def is_user_job(title: str) -> bool:
     """Background reads ("Read ...") are not user jobs: no row, no question at quit."""
     return not title.startswith("Read ")
+
+
+def _rate(job: JobRecord) -> str:
+    """Rate and time left while it means something: not before it started, not once it ended
+    with nothing counted (an "Add device" job reports no bytes)."""
+    if not job.done:
+        return ""
+    eta = f", {job.eta:.0f} s left" if job.eta is not None else ""
+    return f"{human_bytes(job.rate)}/s{eta}"
 
 
 class JobsTab(QTableWidget):
@@ -22,8 +46,16 @@ class JobsTab(QTableWidget):
         super().__init__(0, 5)
         self.context = context
         self.rows: dict[int, int] = {}  # job id -> its row
+        self.box: object | None = None  # the last Details… box (tests read it)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.setToolTip("Remove the rows of jobs that ended (done, failed or "
+                                     "cancelled)")  # fmt: skip
+        self.clear_button.clicked.connect(self.clear_finished)
         self.setHorizontalHeaderLabels(["Job", "Progress", "Rate / ETA", "State", ""])
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
+        self.setColumnWidth(3, 260)
+        self.setWordWrap(True)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         context.runner.changed.connect(self.job_changed)
         context.runner.failed.connect(self.job_failed)
@@ -31,8 +63,8 @@ class JobsTab(QTableWidget):
     def job_changed(self, job_id: int) -> None:
         """Add or update the job's row; the status line counts the running ones."""
         runner = self.context.runner
-        job = runner.jobs[job_id]
-        if not is_user_job(job.title):
+        job = runner.jobs.get(job_id)
+        if job is None or not is_user_job(job.title):
             return
         row = self.rows.get(job_id)
         if row is None:
@@ -46,22 +78,61 @@ class JobsTab(QTableWidget):
         progress = self.cellWidget(row, 1)
         assert isinstance(progress, QProgressBar)
         progress.setRange(0, 1000)
-        progress.setValue(int(1000 * job.done / job.total) if job.total else 0)
+        finished = job.state == "done"
+        value = int(1000 * job.done / job.total) if job.total else 0
+        progress.setValue(1000 if finished else value)
         progress.setFormat("waiting for another writer…" if job.waiting else "%p%")
         progress.setToolTip(shown(job.waiting))
-        eta = f", {job.eta:.0f} s left" if job.eta is not None else ""
-        self.setItem(row, 2, QTableWidgetItem(f"{human_bytes(job.rate)}/s{eta}"))
-        state = QTableWidgetItem(shown(job.error or job.state))
+        self.setItem(row, 2, QTableWidgetItem(_rate(job)))
+        failed = job.state == FAILED
+        state = QTableWidgetItem(shown(f"failed: {job.error}" if failed else job.state))
         state.setToolTip(shown(job.error))
+        if failed:
+            state.setForeground(QBrush(QColor(FAILED_COLOR)))
+            self._details_button(row, job)
         self.setItem(row, 3, state)
         button = self.cellWidget(row, 4)
-        if button is not None:
+        if button is not None and not failed:
             button.setEnabled(job.active)
         running = len([j for j in runner.running() if is_user_job(j.title)])
         self.context.notify(f"{plural(running, 'job')} running" if running else "", 0)
 
+    def _details_button(self, row: int, job: JobRecord) -> None:
+        """A failed job's Cancel becomes Details…: its whole message and traceback."""
+        button = QPushButton("Details…")
+        button.clicked.connect(lambda: self.show_details(job.id))
+        self.setCellWidget(row, 4, button)
+        self.resizeRowToContents(row)
+
+    def show_details(self, job_id: int) -> None:
+        """The Details… box of a failed job."""
+        job = self.context.runner.jobs.get(job_id)
+        if job is not None:
+            self.box = details_box(self.window(), job)
+
     def job_failed(self, job_id: int, message: str) -> None:
-        """A failed job says so on the status line."""
+        """A failed job says so on the status line (the banner keeps user jobs' failures)."""
         job = self.context.runner.jobs[job_id]
         if job.state == FAILED:
             self.context.notify(shown(f"{job.title} failed: {message}"))
+
+    def clear_finished(self) -> None:
+        """Drop the rows (and records) of every job that ended; running ones stay."""
+        gone = set(self.context.runner.forget_finished())
+        keep = sorted((row, job_id) for job_id, row in self.rows.items() if job_id not in gone)
+        for row in sorted((r for j, r in self.rows.items() if j in gone), reverse=True):
+            self.removeRow(row)
+        self.rows = {job_id: n for n, (_row, job_id) in enumerate(keep)}
+
+
+def jobs_page(table: JobsTab) -> QWidget:
+    """The Jobs tab's page: the table under a "Clear finished" button."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    layout.setContentsMargins(0, 0, 0, 0)
+    bar = QHBoxLayout()
+    bar.addStretch(1)
+    bar.addWidget(table.clear_button)
+    layout.addLayout(bar)
+    layout.addWidget(table)
+    return page

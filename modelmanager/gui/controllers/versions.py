@@ -1,0 +1,171 @@
+"""The Version menu and the version's context menu: Export…, Verify, Copy reference, Label….
+
+Each runs the service the CLI runs (``export``, ``verify REF``, ``label``) as a job on the
+window's runner, with progress and Cancel in the Jobs tab, and ends in a results dialog.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.text import shown
+from modelmanager.gui.context import WindowContext
+from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
+from modelmanager.gui.label_dialog import LabelDialog
+from modelmanager.gui.report_dialog import ReportDialog
+from modelmanager.gui.reports import export_report, verify_report
+from modelmanager.services import history
+from modelmanager.services.exporting import ExportResult, export_ref
+from modelmanager.services.maintenance import VerifyReport, verify
+
+
+def _is_empty(folder: Path) -> bool:
+    """True for a folder that does not exist yet or holds nothing."""
+    try:
+        return not any(folder.iterdir())
+    except FileNotFoundError:
+        return True
+
+
+class VersionActions:
+    """What can be done with one version from the window."""
+
+    def __init__(self, context: WindowContext, parent: QWidget) -> None:
+        self.context = context
+        self.parent = parent
+        self.chooser: QFileDialog | None = None  # the last folder chooser (tests fill it)
+        self.box: QMessageBox | None = None  # the last question
+        self.dialog: ReportDialog | None = None  # the last results dialog
+        self.label_dialog: LabelDialog | None = None
+
+    def _ref(self, ref: str | None) -> str | None:
+        ref = ref or self.context.current_ref
+        if ref is None:
+            self.context.notify("Select a version first.")
+        return ref
+
+    def _report(self, dialog: ReportDialog) -> ReportDialog:
+        self.dialog = dialog
+        dialog.show()
+        return dialog
+
+    # -- export ---------------------------------------------------------------------------
+
+    def choose_export(self, ref: str | None = None) -> QFileDialog | None:
+        """Version > Export…: choose a folder, then export into it."""
+        target = self._ref(ref)
+        if target is None:
+            return None
+        chooser = QFileDialog(self.parent, f"Export {shown(target)} into a folder")
+        chooser.setFileMode(QFileDialog.FileMode.Directory)
+        chooser.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        chooser.fileSelected.connect(lambda folder: self.export(target, Path(folder)))
+        self.chooser = chooser
+        chooser.open()
+        return chooser
+
+    def export(self, ref: str, dest: Path, *, force: bool = False) -> JobRecord | None:
+        """Export ``ref`` into ``dest``; a folder with files in it is only written after the
+        user agrees to overwrite (``export --force``)."""
+        if not force and not _is_empty(dest):
+            box = QMessageBox(QMessageBox.Icon.Warning, "Folder is not empty",
+                              shown(f"{dest} is not empty. Files of {ref} with the same names "
+                                    "are overwritten; other files stay."),
+                              QMessageBox.StandardButton.Cancel, self.parent)  # fmt: skip
+            go = box.addButton("Overwrite", QMessageBox.ButtonRole.DestructiveRole)
+            go.clicked.connect(lambda: self.export(ref, dest, force=True))
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            self.box = box
+            box.open()
+            return None
+        ws = self.context.ws
+
+        def run(ctx: JobContext) -> ExportResult:
+            return export_ref(ws, ref, dest, force=force, ctx=ctx)
+
+        def done(result: ExportResult) -> None:
+            self.context.notify(export_report(result).summary)
+            self._report(ReportDialog(export_report(result), self.parent,
+                                      {"Open folder": lambda: open_folder(dest)}))  # fmt: skip
+
+        return self.context.runner.submit(f"Export {ref} to {dest}", run, done)
+
+    # -- verify, copy, label --------------------------------------------------------------
+
+    def verify(self, ref: str | None = None) -> JobRecord | None:
+        """Version > Verify: re-hash every chunk the version needs (``verify REF``)."""
+        target = self._ref(ref)
+        if target is None:
+            return None
+        ws = self.context.ws
+
+        def done(report: VerifyReport) -> None:
+            self._report(ReportDialog(verify_report(report, False, target), self.parent))
+
+        return self.context.runner.submit(
+            f"Verify {target}", lambda ctx: verify(ws, target, ctx=ctx), done
+        )
+
+    def copy_reference(self, ref: str | None = None) -> None:
+        """Version > Copy reference: ``model@N`` on the clipboard, for the command line."""
+        target = self._ref(ref)
+        if target is not None:
+            QGuiApplication.clipboard().setText(target)
+            self.context.notify(shown(f"Copied {target}"))
+
+    def ask_label(self, ref: str | None = None) -> JobRecord | None:
+        """Version > Label…: read the model's labels (a job), then the dialog."""
+        target = self._ref(ref)
+        if target is None:
+            return None
+        ws, model = self.context.ws, target.split("@")[0]
+
+        def show(labels: dict[str, int]) -> None:
+            dialog = LabelDialog(target, labels, self.parent)
+            dialog.set_label.connect(lambda name: self.set_label(target, name))
+            dialog.remove_label.connect(lambda name: self.remove_label(model, name))
+            self.label_dialog = dialog
+            dialog.open()
+
+        return self.context.runner.submit(
+            f"Read labels of {model}", lambda _ctx: ws.repo.read_labels(model), show
+        )
+
+    def set_label(self, ref: str, label: str) -> JobRecord:
+        """Point ``label`` at ``ref`` (new or moved), as a writing job."""
+        ws = self.context.ws
+
+        def done(r: history.LabelResult) -> None:
+            moved = f" (was version {r.previous})" if r.previous is not None else ""
+            self.context.notify(shown(f"{r.model}@{r.label} now names {ref}{moved}"))
+            self.context.apply_changes(ws, r.changes)
+
+        return self.context.runner.submit(
+            f"Label {ref} {label}",
+            lambda _ctx: history.set_label(ws, ref, label, lock_timeout=GUI_LOCK_WAIT),
+            done, writes=ws.repo.root,
+        )  # fmt: skip
+
+    def remove_label(self, model: str, label: str) -> JobRecord:
+        """Take ``label`` off ``model``, as a writing job."""
+        ws = self.context.ws
+
+        def done(r: history.LabelResult) -> None:
+            self.context.notify(shown(f"Removed {r.model}@{r.label} (was version {r.previous})"))
+            self.context.apply_changes(ws, r.changes)
+
+        return self.context.runner.submit(
+            f"Remove label {model}@{label}",
+            lambda _ctx: history.remove_label(ws, model, label, lock_timeout=GUI_LOCK_WAIT),
+            done, writes=ws.repo.root,
+        )  # fmt: skip
+
+
+def open_folder(folder: Path) -> bool:
+    """Show ``folder`` in the system's file manager."""
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
