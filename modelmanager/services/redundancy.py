@@ -144,10 +144,11 @@ def repair(
     with repo.writer(lock_timeout):
         chunks = repo.chunks
         chunks.refresh()
-        refuse_on_doubt(ws, "repair", metadata=False, writes=False, unmounted=False)
         # Metadata first: every copy that is missing, damaged or stale is rewritten from an
-        # intact one, so the chunk survey below reads the records the repository really has.
+        # intact one (and a damaged device identity, where the device's own metadata copy
+        # proves it is ours), so the checks and the survey below see what really is there.
         repo.sync_replicas()
+        refuse_on_doubt(ws, "repair", metadata=False, writes=False, unmounted=False)
         doubts = repo.metadata_problems()
         health = survey(ws, JobContext(cancel_event=ctx.cancel_event))
         todo = to_repair(chunks, health)
