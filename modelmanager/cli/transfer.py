@@ -101,15 +101,22 @@ def _transfer_report(args: argparse.Namespace, verb: str, r: remotes.TransferRes
           f"({human_bytes(r.bytes_sent)}) moved, {r.chunks_skipped} already there")  # fmt: skip
     if r.labels:
         print(shown(f"  labels set: {', '.join(r.labels)}"))
+    if r.labels_back:
+        print(shown(f"  labels set here from the other side's newer moves: "
+                    f"{', '.join(r.labels_back)}"))  # fmt: skip
     for conflict in r.label_conflicts:
-        print(shown(f"  {conflict}; --move-labels moves it"), file=sys.stderr)
+        if isinstance(conflict, remotes.LabelConflict):  # a label without a journal
+            print(shown(f"  {conflict}; --move-labels moves it"), file=sys.stderr)
+        else:
+            print(shown(f"  label conflict in {conflict.model}, {conflict}"), file=sys.stderr)
 
 
 def cmd_push(args: argparse.Namespace) -> int:
     remote = remotes.open_remote(args.remote)
     with ProgressLine("pushing", enabled=not args.json) as ctx:
         result = remotes.push(workspace(args), args.ref, remote, ctx=ctx,
-                              move_labels=args.move_labels, exact=args.exact)  # fmt: skip
+                              move_labels=args.move_labels, exact=args.exact,
+                              keep_local=args.keep_local, lock_timeout=args.wait)  # fmt: skip
     _transfer_report(args, "Pushed", result)
     return EXIT_OK
 
@@ -118,7 +125,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     remote = remotes.open_remote(args.remote)
     with ProgressLine("pulling", enabled=not args.json) as ctx:
         result = remotes.pull(workspace(args), remote, args.ref, ctx=ctx, lock_timeout=args.wait,
-                              move_labels=args.move_labels, exact=args.exact)  # fmt: skip
+                              move_labels=args.move_labels, exact=args.exact,
+                              keep_local=args.keep_local)  # fmt: skip
     _transfer_report(args, "Pulled", result)
     return EXIT_OK
 
@@ -133,8 +141,10 @@ def _retries(text: str) -> int:
     return n
 
 
-MOVE_LABELS_HELP = ("also move a label the other side has on another version (default: keep "
-                    "it there and say so)")  # fmt: skip
+MOVE_LABELS_HELP = ("a label both sides moved differently: the sending side's move wins "
+                    "(default: the newer move wins on both sides, and it is said)")  # fmt: skip
+KEEP_LOCAL_HELP = ("a label both sides moved differently: this repository's move wins and is "
+                   "recorded on both sides (default: the newer move wins)")  # fmt: skip
 EXACT_HELP = ("refuse when the other side has this version number for another version "
               "(default: take the next free number there and say so)")  # fmt: skip
 
@@ -171,6 +181,7 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("ref")
     p.add_argument("remote")
     p.add_argument("--move-labels", action="store_true", help=MOVE_LABELS_HELP)
+    p.add_argument("--keep-local", action="store_true", help=KEEP_LOCAL_HELP)
     p.add_argument("--exact", action="store_true", help=EXACT_HELP)
 
     p = commands.add("pull", cmd_pull, "fetch a version, the chunks this repository lacks, and "
@@ -178,4 +189,5 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("remote")
     p.add_argument("ref")
     p.add_argument("--move-labels", action="store_true", help=MOVE_LABELS_HELP)
+    p.add_argument("--keep-local", action="store_true", help=KEEP_LOCAL_HELP)
     p.add_argument("--exact", action="store_true", help=EXACT_HELP)

@@ -29,7 +29,8 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.remote.cache import ManifestCache
 from modelmanager.core.remote.client import open_blob_store
 from modelmanager.core.remote.credentials import forget_credentials, store_credentials
-from modelmanager.core.remote.labels import LabelConflict, plan_labels
+from modelmanager.core.remote.journals import JournalConflict, Prefer
+from modelmanager.core.remote.labels import LabelConflict
 from modelmanager.core.remote.layout import RemoteRepository
 from modelmanager.core.remote.spec import DEFAULT_RETRIES, SCHEMES, RemoteSpec
 from modelmanager.core.remote.transfer import needed_chunks, transfer
@@ -53,9 +54,11 @@ from modelmanager.core.storage.base import BlobNotFound
 from modelmanager.core.storage.remote import RemoteError
 from modelmanager.errors import IntegrityError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace, settings
+from modelmanager.services.remote_labels import Conflict, LabelSync, sync_labels
 
 # Names the fronts and tests import from here (their home is core.remote).
 __all__ = [
+    "JournalConflict",
     "LabelConflict",
     "RemoteRepository",
     "RemoteSpec",
@@ -181,11 +184,13 @@ class TransferResult:
     bytes_sent: int
     chunks_skipped: int
     manifest_written: bool
-    labels: tuple[str, ...] = ()  # set on the receiving side (new there, or moved when asked)
-    label_conflicts: tuple[LabelConflict, ...] = ()  # left as the receiving side had them
+    labels: tuple[str, ...] = ()  # label records set on the receiving side
+    label_conflicts: tuple[Conflict, ...] = ()  # moved on both sides; or kept (no journal)
     changes: Changes = field(default_factory=Changes)  # in this repository (pull only)
     stored_ref: str = ""  # the version as the receiving side numbers it ("": as ``ref``)
     notice: str = ""  # why the two differ, for the user (its number was taken by another version)
+    labels_back: tuple[str, ...] = ()  # label records set on the sending side (its journal
+    # lacked the other side's newer moves)
 
     def to_json(self) -> dict[str, Any]:
         """Push and pull alike: chunks and bytes moved (sent or received), labels set."""
@@ -194,7 +199,7 @@ class TransferResult:
                 "chunks_skipped": self.chunks_skipped, "manifest_written": self.manifest_written,
                 "labels": list(self.labels),
                 "label_conflicts": [c.to_json() for c in self.label_conflicts],
-                "notice": self.notice}  # fmt: skip
+                "labels_back": list(self.labels_back), "notice": self.notice}  # fmt: skip
 
 
 #: Numbers a push tries to claim before it gives up (each loss means another push just won).
@@ -239,17 +244,31 @@ def _claim(ws: Workspace, remote: RemoteRepository, manifest: Manifest, exact: b
                       "other pushes kept winning; try again", path=remote.spec.url)  # fmt: skip
 
 
+def _prefer(keep_local: bool, move_labels: bool, pushing: bool) -> Prefer:
+    """Who wins a conflicting label move: ``--keep-local`` this repository; ``--move-labels``
+    the sending side (kept as its old meaning); by default the newer move."""
+    if keep_local and move_labels and not pushing:
+        raise UserError("--keep-local and --move-labels ask for opposite sides on a pull")
+    if keep_local or (move_labels and pushing):
+        return "local"
+    return "remote" if move_labels else "newest"
+
+
 def push(ws: Workspace, ref: str, remote: RemoteRepository, *, ctx: JobContext | None = None,
-         move_labels: bool = False, exact: bool = False) -> TransferResult:  # fmt: skip
+         move_labels: bool = False, exact: bool = False, keep_local: bool = False,
+         lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> TransferResult:  # fmt: skip
     """Send a version, the chunks the remote lacks, the manifest, then the version's labels.
 
     The version is found on the remote by its content, whatever its number there. A new one
     takes its own number when free; when another repository has that number, the next free
     one (said in ``notice``), or with ``exact`` the push refuses. Numbers are claimed
-    atomically (:meth:`RemoteRepository.claim`): two pushes never both get one. A label the
-    remote has on another version is kept there and reported, unless ``move_labels``.
+    atomically (:meth:`RemoteRepository.claim`): two pushes never both get one. Then the
+    model's label journals are reconciled both ways (``services.remote_labels``): a label both
+    sides moved differently is reported and the newer move wins on both, unless
+    ``keep_local`` (or ``move_labels``, its old name on a push).
     """
     ctx = ctx or JobContext()
+    prefer = _prefer(keep_local, move_labels, pushing=True)
     if remote.spec.read_only:
         raise RemoteError("cannot push to an HTTP remote: it is read-only", path=remote.spec.url)
     manifest = ws.repo.resolve(ref)
@@ -281,13 +300,15 @@ def push(ws: Workspace, ref: str, remote: RemoteRepository, *, ctx: JobContext |
         notice = f"{_taken_on_remote(f'{model}@{taken}', exact=False)}; pushed yours as {stored}"
     elif there != seq:
         notice = f"the remote has {manifest.ref} already, as {stored}"
-    plan = plan_labels(model, seq, ws.repo.read_labels(model), remote.read_labels(model),
-                       move=move_labels, target_seq=there)  # fmt: skip
-    for label in plan.labels:  # after the manifest: a label never names a missing version
-        remote.write_label(model, label, there, plan.previous[label])
+    with ws.repo.writer(lock_timeout):  # after the manifest: a label never names a missing one
+        synced = sync_labels(ws.repo, remote, model, local_seq=seq, remote_seq=there, push=True,
+                             prefer=prefer, move=move_labels)  # fmt: skip
+        if synced.here:
+            ws.catalog.refresh_labels(model)
+    changed = Changes(frozenset({model})) if synced.here else Changes()
     return TransferResult(manifest.ref, len(missing), sent, len(needed) - len(missing), written,
-                          plan.labels, plan.conflicts, stored_ref=stored,
-                          notice=notice)  # fmt: skip
+                          synced.remote, synced.conflicts, changed, stored, notice,
+                          synced.here)  # fmt: skip
 
 
 def _local_number(ws: Workspace, manifest: Manifest, exact: bool) -> tuple[int, str]:
@@ -313,34 +334,31 @@ def pull(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     move_labels: bool = False,
     exact: bool = False,
+    keep_local: bool = False,
 ) -> TransferResult:
     """Fetch a version and the chunks this repository lacks, verified, then commit it with the
     remote's labels on it. The version is found here by its content, whatever its number; a
     new one whose number this repository has for other content gets the next free number
-    (said in ``notice``), or with ``exact`` the pull refuses. A label this repository has on
-    another version is kept and reported, unless ``move_labels``."""
+    (said in ``notice``), or with ``exact`` the pull refuses. Then the model's label journals
+    are reconciled both ways, as on a push: a label both sides moved differently is reported
+    and the newer move wins, unless ``keep_local`` (this repository's) or ``move_labels``
+    (the remote's)."""
     ctx = ctx or JobContext()
+    prefer = _prefer(keep_local, move_labels, pushing=False)
     manifest = remote.resolve(ref)  # validated: names, paths, sizes, chunk ids
     model, seq = manifest.model, manifest.seq
     repo = ws.repo
     needed = needed_chunks(manifest)
-    there = remote.read_labels(model)
     here = find_version(repo, manifest, seq)
-    if here is not None:
+    if here is not None:  # only labels to bring: no chunk moves
         stored = f"{model}@{here}"
         notice = "" if here == seq else f"this repository has {manifest.ref} already, as {stored}"
-        plan = plan_labels(model, seq, there, repo.read_labels(model), move=move_labels,
-                           target_seq=here)  # fmt: skip
-        if plan.labels:  # only labels to bring: no chunk moves
-            with repo.writer(lock_timeout):
-                plan = plan_labels(model, seq, there, repo.read_labels(model), move=move_labels,
-                                   target_seq=here)  # fmt: skip
-                for label in plan.labels:
-                    repo.set_label(model, label, here)
-                ws.catalog.refresh_labels(model)
-        changed = Changes(frozenset({model}), (stored,)) if plan.labels else Changes()
-        return TransferResult(manifest.ref, 0, 0, len(needed), False, plan.labels,
-                              plan.conflicts, changed, stored, notice)  # fmt: skip
+        with repo.writer(lock_timeout):
+            synced = _sync_pulled(ws, remote, model, here, seq, prefer, move_labels)
+        changed = Changes(frozenset({model}), (stored,)) if synced.here else Changes()
+        return TransferResult(manifest.ref, 0, 0, len(needed), False, synced.here,
+                              synced.conflicts, changed, stored, notice,
+                              synced.remote)  # fmt: skip
     with repo.writer(lock_timeout):
         target, notice = _local_number(ws, manifest, exact)
         copy = numbered(manifest, target, translate_parent(remote, repo, manifest, target))
@@ -368,10 +386,20 @@ def pull(
         received = transfer(missing, fetch, ctx, total, f"pull {manifest.ref}")
         ctx.check()
         repo.chunks.flush()
-        plan = plan_labels(model, seq, there, repo.read_labels(model), move=move_labels,
-                           target_seq=target)  # fmt: skip
-        size = repo.commit_version(copy, plan.labels)  # manifest, then labels
+        size = repo.commit_version(copy)  # the manifest, then (below) the labels
         ws.catalog.add_version(manifest_key(model, target), copy, size)
+        synced = _sync_pulled(ws, remote, model, target, seq, prefer, move_labels)
     changed = Changes(frozenset({model}), (copy.ref,))
     return TransferResult(manifest.ref, len(missing), received, len(needed) - len(missing), True,
-                          plan.labels, plan.conflicts, changed, copy.ref, notice)  # fmt: skip
+                          synced.here, synced.conflicts, changed, copy.ref, notice,
+                          synced.remote)  # fmt: skip
+
+
+def _sync_pulled(ws: Workspace, remote: RemoteRepository, model: str, here: int, there: int,
+                 prefer: Prefer, move: bool) -> LabelSync:  # fmt: skip
+    """The labels of ``model`` after a pull (under the writer lock), the catalog following."""
+    synced = sync_labels(ws.repo, remote, model, local_seq=here, remote_seq=there, push=False,
+                         prefer=prefer, move=move)  # fmt: skip
+    if synced.here:
+        ws.catalog.refresh_labels(model)
+    return synced

@@ -23,6 +23,7 @@ pytest.importorskip("s3fs")
 
 from modelmanager import paths
 from modelmanager.core.remote.cache import ManifestCache
+from modelmanager.core.remote.journals import label_entries
 from modelmanager.core.remote.lease import LeaseLock
 from modelmanager.core.storage.local import LocalBlobStore
 from modelmanager.core.storage.remote import FsspecBlobStore, RemoteError
@@ -32,7 +33,6 @@ from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import set_label
 from modelmanager.services.importing import import_paths
 from modelmanager.services.remotes import (
-    LabelConflict,
     RemoteRepository,
     RemoteSpec,
     TransferResult,
@@ -197,11 +197,19 @@ def test_a_renumbered_version_is_known_by_its_content_on_push_and_pull(
     assert tree_bytes(tmp_path / "out-a") == tree_bytes(tmp_path / "src-a")
     assert b.repo.version_numbers("shared") == [1, 2, 3]
     assert pull(b, remote, "shared@1").manifest_written is False  # found again: no fourth
-    # a label conflict is reported in each side's own numbers
+    # a label conflict is reported in each side's own numbers; the newer move (A's) wins
     set_label(a, "shared@1", "prod")
-    kept = push(a, "shared@1", remote)
-    assert kept.label_conflicts == (LabelConflict("shared", "prod", wanted=1, kept=2),)
-    assert remote.read_labels("shared") == {"prod": 2}
+    moved = push(a, "shared@1", remote)
+    assert [(c.label, c.here, c.remote, c.kept) for c in moved.label_conflicts] == [
+        ("prod", 1, 2, "here")
+    ]
+    assert remote.read_labels("shared") == {"prod": 1}
+    # B pulls: A's move comes in under B's number of that version (B's 3), with its journal
+    assert pull(b, remote, "shared@2").labels == ("prod",)
+    assert b.repo.read_labels("shared") == {"prod": 3}
+    assert [e["new"] for e in b.repo.label_log("shared")] == [1, 3]
+    there = sorted(label_entries(remote, "shared").values(), key=lambda e: e["time"])
+    assert [e["new"] for e in there] == [2, 1]  # the same two moves, in the remote's numbers
 
 
 def test_exact_refuses_instead_of_renumbering(

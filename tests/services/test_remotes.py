@@ -30,7 +30,6 @@ from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import set_label
 from modelmanager.services.importing import import_paths
 from modelmanager.services.remotes import (
-    LabelConflict,
     RemoteSpec,
     add_remote,
     get_remote,
@@ -203,33 +202,29 @@ def test_push_sends_the_labels_of_its_version_and_pull_brings_them(
         other.close()
 
 
-def test_a_label_on_another_version_on_the_other_side_is_reported_and_kept(
+def test_a_label_moved_on_one_side_follows_and_a_conflict_is_settled_as_asked(
     local: Workspace, tmp_path: Path
 ) -> None:
     remote = open_remote(RemoteSpec("shared", f"file://{tmp_path / 'shared'}"))
     set_label(local, "tiny@1", "prod")
     push(local, "tiny@1", remote)
     import_paths(local, [_model(tmp_path / "v2", change=3)], "tiny", labels=["prod"])
-    kept = push(local, "tiny@2", remote)
-    assert kept.labels == ()
-    assert kept.label_conflicts == (LabelConflict("tiny", "prod", wanted=2, kept=1),)
-    assert remote.read_labels("tiny") == {"prod": 1}  # the remote's label stays
-    moved = push(local, "tiny@2", remote, move_labels=True)  # unless asked
+    moved = push(local, "tiny@2", remote)  # only this side moved it since: no conflict
     assert (moved.labels, moved.label_conflicts) == (("prod",), ())
     assert remote.read_labels("tiny") == {"prod": 2}
 
     other = init_repository(tmp_path / "other")
     try:
         pull(other, remote, "tiny@1")
-        assert other.repo.read_labels("tiny") == {}  # the remote's prod is on @2
-        set_label(other, "tiny@1", "prod")
-        got = pull(other, remote, "tiny@2")
-        assert got.label_conflicts == (LabelConflict("tiny", "prod", wanted=2, kept=1),)
-        assert other.repo.read_labels("tiny") == {"prod": 1}  # the local label stays
-        again = pull(other, remote, "tiny@2", move_labels=True)
-        assert (again.labels, again.manifest_written) == (("prod",), False)
+        assert other.repo.read_labels("tiny") == {}  # the remote's prod waits for @2
+        set_label(other, "tiny@1", "prod")  # the newer move, but the remote's is asked for
+        got = pull(other, remote, "tiny@2", move_labels=True)
+        assert [(c.here, c.remote, c.kept) for c in got.label_conflicts] == [(1, 2, "remote")]
+        assert (got.labels, got.manifest_written) == (("prod",), True)
         assert other.repo.read_labels("tiny") == {"prod": 2}
-        assert other.catalog.versions("tiny")[0].labels == ("prod",)
+        assert remote.read_labels("tiny") == {"prod": 2}
+        assert {v.seq: v.labels for v in other.catalog.versions("tiny")} == {1: (), 2: ("prod",)}
+        assert other.repo.metadata_problems() == []  # every label agrees with its journal
     finally:
         other.close()
 

@@ -103,9 +103,10 @@ class RemoteRepository(VersionStore):
             self.claim(CONFIG_KEY, config.to_bytes())
         self._bound = False  # the cache follows the id that won
 
-    def write_label(self, model: str, label: str, seq: int, previous: int | None) -> None:
-        """Point ``label`` at version ``seq``, as a sealed record in the local label shape
-        (Repository.set_label) so a remote stays a repository; only after the manifest."""
+    def write_label(self, model: str, label: str, seq: int | None, previous: int | None) -> None:
+        """Point ``label`` at version ``seq`` (None: removed), as a sealed record in the local
+        label shape (Repository.set_label) so a remote stays a repository; only after the
+        manifest, and after the journal entry that says so."""
         now = utc_now()
         doc: dict[str, Any] = {"version": seq, "set": now, "previous": previous, "written": now}
         self.records.write(label_key(model, label), doc)
