@@ -1,0 +1,135 @@
+"""Version menu from the window: Export… (byte for byte, overwrite asked), Verify, Copy
+reference, Label… (add, move, remove); each through the real actions, dialogs and buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QMessageBox
+
+from modelmanager.gui.main_window import MainWindow
+from modelmanager.gui.report_dialog import ReportDialog
+from modelmanager.services import Workspace
+from modelmanager.services.importing import import_paths
+from tests.gui.test_main_window import _select
+from tests.gui.windows import shown_window
+from tests.support.builders import hf_folder, tree_bytes
+
+
+@pytest.fixture
+def sources(ws: Workspace, tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for n, labels in ((1, ["prod"]), (2, [])):
+        src = hf_folder(tmp_path / f"src{n}", np.random.default_rng(n), shards=2)
+        out[import_paths(ws, [src], "acme/tiny", labels=labels).manifest.ref] = src
+    return out
+
+
+@pytest.fixture
+def window(qtbot, ws: Workspace, sources: dict[str, Path]) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
+    with shown_window(qtbot, ws) as win:
+        yield win
+
+
+def _action(win: MainWindow, text: str) -> object:
+    found = [a for a in win.version_actions if a.text().replace("&", "") == text]
+    assert found, [a.text() for a in win.version_actions]
+    return found[0]
+
+
+def _new_report(qtbot, win: MainWindow, before: ReportDialog | None) -> ReportDialog:  # type: ignore[no-untyped-def]
+    qtbot.waitUntil(lambda: win.versions.dialog not in (None, before))
+    dialog = win.versions.dialog
+    assert dialog is not None and dialog.isVisible()
+    return dialog
+
+
+def test_version_actions_wait_for_a_version(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    assert not any(a.isEnabled() for a in window.version_actions)
+    _select(qtbot, window, "acme/tiny@1")
+    assert all(a.isEnabled() for a in window.version_actions)
+
+
+def test_export_writes_every_file_byte_for_byte_and_asks_before_overwriting(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, sources: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    _select(qtbot, window, "acme/tiny@1")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    _action(window, "Export…").trigger()  # type: ignore[attr-defined]
+    chooser = window.versions.chooser
+    assert chooser is not None
+    qtbot.waitUntil(chooser.isVisible)
+    chooser.selectFile(str(dest))
+    chooser.accept()
+    dialog = _new_report(qtbot, window, None)
+    assert tree_bytes(dest) == tree_bytes(sources["acme/tiny@1"])
+    assert dialog.summary.text().startswith("Exported acme/tiny@1: ")
+    opened: list[str] = []
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
+    dialog.buttons["Open folder"].click()
+    assert opened == [str(dest)]
+    job = [j for j in window.runner.jobs.values() if j.title.startswith("Export")][0]
+    assert job.state == "done" and job.done == job.total > 0  # progress went to the end
+
+    # The folder holds files now: nothing is written until Overwrite is pressed.
+    (dest / "config.json").write_text("changed")
+    window.versions.export("acme/tiny@2", dest)
+    box = window.versions.box
+    assert box is not None and "not empty" in box.text()
+    box.button(QMessageBox.StandardButton.Cancel).click()
+    assert (dest / "config.json").read_text() == "changed"
+    window.versions.export("acme/tiny@2", dest)
+    box2 = window.versions.box
+    assert box2 is not box and box2 is not None
+    [go] = [b for b in box2.buttons() if b.text() == "Overwrite"]
+    go.click()
+    _new_report(qtbot, window, dialog)
+    assert tree_bytes(dest) == tree_bytes(sources["acme/tiny@2"])
+
+
+def test_verify_and_copy_reference(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    _select(qtbot, window, "acme/tiny@2")
+    _action(window, "Verify").trigger()  # type: ignore[attr-defined]
+    dialog = _new_report(qtbot, window, None)
+    assert dialog.report.ok
+    assert dialog.summary.text().startswith("Full verify of acme/tiny@2: all good (1 version, ")
+    _action(window, "Copy reference").trigger()  # type: ignore[attr-defined]
+    assert QGuiApplication.clipboard().text() == "acme/tiny@2"
+
+
+def test_label_adds_moves_and_removes(qtbot, window: MainWindow, ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    _select(qtbot, window, "acme/tiny@2")
+
+    def dialog_after(before: object) -> object:
+        _action(window, "Label…").trigger()  # type: ignore[attr-defined]
+        qtbot.waitUntil(lambda: window.versions.label_dialog not in (None, before))
+        return window.versions.label_dialog
+
+    d = dialog_after(None)
+    d.name.setCurrentText("prod")  # type: ignore[attr-defined]
+    assert "names version 1 now; Set here moves it to acme/tiny@2" in d.note.text()  # type: ignore[attr-defined]
+    d.set_button.click()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: ws.repo.read_labels("acme/tiny") == {"prod": 2})
+    d2 = dialog_after(d)
+    d2.name.setCurrentText("rc1")  # type: ignore[attr-defined]
+    assert not d2.remove_button.isEnabled()  # type: ignore[attr-defined]
+    d2.set_button.click()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: ws.repo.read_labels("acme/tiny") == {"prod": 2, "rc1": 2})
+    d3 = dialog_after(d2)
+    d3.name.setCurrentText("prod")  # type: ignore[attr-defined]
+    assert not d3.set_button.isEnabled()  # already here  # type: ignore[attr-defined]
+    d3.remove_button.click()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: ws.repo.read_labels("acme/tiny") == {"rc1": 2})
+    last = ws.repo.label_log("acme/tiny")[-1]  # the removal is journaled, as the CLI's is
+    assert "prod" in str(last)
+    # The window follows: History shows the version's labels as they are now.
+    qtbot.waitUntil(lambda: window.details is not None and
+                    window.details.manifest.ref == "acme/tiny@2")  # fmt: skip
