@@ -41,7 +41,8 @@ def _maintenance(win: MainWindow, text: str) -> object:
 def _report(qtbot, win: MainWindow, before: ReportDialog | None) -> ReportDialog:  # type: ignore[no-untyped-def]
     qtbot.waitUntil(lambda: win.health.dialog not in (None, before), timeout=20_000)
     dialog = win.health.dialog
-    assert dialog is not None and dialog.isVisible()
+    assert dialog is not None
+    assert dialog.isVisible()
     return dialog
 
 
@@ -96,7 +97,8 @@ def test_scrub_shows_damage_repair_now_heals_it(  # type: ignore[no-untyped-def]
 
     _maintenance(window, "Scrub").trigger()  # type: ignore[attr-defined]
     clean = _report(qtbot, window, repaired)
-    assert clean.report.ok and clean.summary.text().endswith("all good.")
+    assert clean.report.ok
+    assert clean.summary.text().endswith("all good.")
     assert "Repair now" not in clean.buttons
 
     out = tmp_path / "out"
@@ -149,7 +151,8 @@ def _free_space(qtbot, window: MainWindow, ws: Workspace, tmp_path: Path) -> Non
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     dry = json.loads(run.stdout)
-    assert dry["chunks"] > 0 and dry["deleted_chunks"] == 0
+    assert dry["chunks"] > 0
+    assert dry["deleted_chunks"] == 0
     _maintenance(window, "Free unused space…").trigger()  # type: ignore[attr-defined]
     qtbot.waitUntil(lambda: window.cleanup.box is not None and window.cleanup.box.isVisible())
     box = window.cleanup.box

@@ -47,7 +47,8 @@ def _action(win: MainWindow, text: str) -> object:
 def _new_report(qtbot, win: MainWindow, before: ReportDialog | None) -> ReportDialog:  # type: ignore[no-untyped-def]
     qtbot.waitUntil(lambda: win.versions.dialog not in (None, before))
     dialog = win.versions.dialog
-    assert dialog is not None and dialog.isVisible()
+    assert dialog is not None
+    assert dialog.isVisible()
     return dialog
 
 
@@ -76,19 +77,22 @@ def test_export_writes_every_file_byte_for_byte_and_asks_before_overwriting(  # 
     monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: opened.append(url.toLocalFile()))
     dialog.buttons["Open folder"].click()
     assert opened == [str(dest)]
-    job = [j for j in window.runner.jobs.values() if j.title.startswith("Export")][0]
-    assert job.state == "done" and job.done == job.total > 0  # progress went to the end
+    job = next(j for j in window.runner.jobs.values() if j.title.startswith("Export"))
+    assert job.state == "done"
+    assert job.done == job.total > 0
 
     # The folder holds files now: nothing is written until Overwrite is pressed.
     (dest / "config.json").write_text("changed")
     window.versions.export("acme/tiny@2", dest)
     box = window.versions.box
-    assert box is not None and "not empty" in box.text()
+    assert box is not None
+    assert "not empty" in box.text()
     box.button(QMessageBox.StandardButton.Cancel).click()
     assert (dest / "config.json").read_text() == "changed"
     window.versions.export("acme/tiny@2", dest)
     box2 = window.versions.box
-    assert box2 is not box and box2 is not None
+    assert box2 is not box
+    assert box2 is not None
     [go] = [b for b in box2.buttons() if b.text() == "Overwrite"]
     go.click()
     _new_report(qtbot, window, dialog)
