@@ -91,7 +91,8 @@ def test_scrub_shows_damage_repair_now_heals_it(  # type: ignore[no-untyped-def]
 
     dialog.buttons["Repair now"].click()
     repaired = _report(qtbot, window, dialog)
-    assert repaired.report.title == "Repair" and repaired.report.ok, repaired.summary.text()
+    assert repaired.report.title == "Repair"
+    assert repaired.report.ok, repaired.summary.text()
     assert "1 chunk repaired" in repaired.summary.text()
     assert scrub(ws).ok  # the repository, read again, is whole
 

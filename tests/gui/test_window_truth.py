@@ -58,8 +58,13 @@ def test_a_single_file_imports_through_file_import(  # type: ignore[no-untyped-d
     dialog = window.imports.dialog
     assert dialog is not None
     dialog.model.setCurrentText("loose/only")
-    with qtbot.waitSignal(window.runner.succeeded, timeout=30_000):
-        dialog.accept()
+    dialog.accept()
+
+    def imported() -> bool:
+        jobs = [j for j in window.runner.jobs.values() if j.title == "Import loose/only"]
+        return bool(jobs) and jobs[0].state == DONE
+
+    qtbot.waitUntil(imported, timeout=30_000)
     out = tmp_path / "out"
     export_ref(ws, "loose/only@1", out)
     assert (out / "only.safetensors").read_bytes() == single.read_bytes()
