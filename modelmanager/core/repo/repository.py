@@ -216,17 +216,23 @@ class VersionStore:
         return sorted(names)
 
     def manifest_keys(self) -> Iterator[tuple[str, int]]:
-        """Every manifest of a version that exists, as (key, size)."""
-        gone: dict[str, set[int]] = {}
+        """Every manifest of a version that exists, as (key, size): one listing of the
+        records, and the removal records read only for models that have some."""
+        versions: list[tuple[str, int]] = []
+        removed: set[str] = set()
         for key, size in self.records.keys("models"):
             parts = key.split("/")
-            if len(parts) == 4 and parts[2] == "versions" and parts[3].endswith(".json"):
-                stem = parts[3].removesuffix(".json")
-                if parts[1] not in gone:
-                    gone[parts[1]] = set(self._left_behind(parts[1].replace("~", "/")))
-                if stem.isdigit() and int(stem) in gone[parts[1]]:
-                    continue
-                yield key, size
+            if len(parts) == 4 and parts[3].endswith(".json"):
+                if parts[2] == "versions":
+                    versions.append((key, size))
+                elif parts[2] == "removed":
+                    removed.add(parts[1])
+        gone = {m: set(self._left_behind(m.replace("~", "/"))) for m in removed}
+        for key, size in versions:
+            model_dir, stem = key.split("/")[1], key.rsplit("/", 1)[-1].removesuffix(".json")
+            if model_dir in gone and stem.isdigit() and int(stem) in gone[model_dir]:
+                continue
+            yield key, size
 
     def _left_behind(self, model: str) -> list[int]:
         """Removed versions whose manifest is still on some copy, but not on the primary: a
