@@ -233,3 +233,14 @@ def test_a_fresh_repository_gets_every_label_and_its_whole_journal(
     ]
     assert "prod" in mm("ls")
     mm("verify")  # exit 0: every label agrees with its journal
+
+
+def test_a_remote_label_left_off_its_journal_is_set_from_it_again(
+    team: tuple[Workspace, Workspace], spec: RemoteSpec
+) -> None:
+    a, _b = team
+    remote = open_remote(spec)
+    remote.write_label("tiny", "prod", 3, 1)  # two racing pushes: the last label write lost
+    healed = push(a, "tiny@2", remote)
+    assert (healed.labels, healed.label_conflicts) == (("prod",), ())
+    assert remote.read_labels("tiny") == {"prod": 1}  # what every journal says

@@ -164,8 +164,8 @@ def plan_journals(
         theirs = {k: e for k, e in remote.items() if e["label"] == label}
         only_mine = {k: e for k, e in mine.items() if k not in theirs}
         only_theirs = {k: e for k, e in theirs.items() if k not in mine}
-        if not only_mine and not only_theirs:
-            continue  # both sides hold the same moves
+        # (both holding the same moves, the labels are still set from them: a label record a
+        # race left off its journal is healed)
         last_key, last = max({**theirs, **mine}.items(), key=_order)
         newest = "here" if last_key in mine else "remote"
         side, state = newest, _state(last)
