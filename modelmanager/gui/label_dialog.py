@@ -31,6 +31,7 @@ class LabelDialog(QDialog):
         self.ref = ref
         self.labels = labels  # the model's labels: name -> version number
         self.setWindowTitle(f"Label {shown(ref)}")
+        self.setMinimumWidth(520)
         form = QFormLayout(self)
         self.name = QComboBox()
         self.name.setEditable(True)

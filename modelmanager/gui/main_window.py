@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         self.stores_view = StoresView(self, self)
         self.health = Health(self, self)
         self.cleanup = Cleanup(self, self, self.clear_details, self.health.show_report)
-        self.versions = VersionActions(self, self)
+        self.versions = VersionActions(self, self, self.shown_ref)
         self.version_actions: list[QAction] = []
         self.close_repo_action = QAction("&Close repository", self)  # build_menus wires it
         self.current_ref: str | None = None
@@ -102,6 +102,11 @@ class MainWindow(QMainWindow):
     def details(self) -> history.VersionDetails | None:
         """The version the tabs show, as read (None: none is shown)."""
         return self.overview_tab.details
+
+    def shown_ref(self) -> str | None:
+        """The version the tabs show as ``model@N`` (a model's row shows its newest)."""
+        details = self.details
+        return details.manifest.ref if details is not None else self.current_ref
 
     # -- layout -------------------------------------------------------------------------
 

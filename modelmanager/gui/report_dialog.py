@@ -60,6 +60,8 @@ class ReportDialog(QDialog):
             top.setExpanded(len(lines) <= 50)
         self.tree.setVisible(bool(report.sections))
         layout.addWidget(self.tree, 1)
+        if not report.sections:
+            layout.addStretch(1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         self.buttons: dict[str, QPushButton] = {}

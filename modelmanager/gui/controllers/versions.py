@@ -6,6 +6,7 @@ window's runner, with progress and Cancel in the Jobs tab, and ends in a results
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
@@ -35,16 +36,20 @@ def _is_empty(folder: Path) -> bool:
 class VersionActions:
     """What can be done with one version from the window."""
 
-    def __init__(self, context: WindowContext, parent: QWidget) -> None:
+    def __init__(
+        self, context: WindowContext, parent: QWidget, shown_ref: Callable[[], str | None]
+    ) -> None:
         self.context = context
         self.parent = parent
+        #: The version the tabs show, as ``model@N`` (a model's row shows its newest).
+        self.shown_ref = shown_ref
         self.chooser: QFileDialog | None = None  # the last folder chooser (tests fill it)
         self.box: QMessageBox | None = None  # the last question
         self.dialog: ReportDialog | None = None  # the last results dialog
         self.label_dialog: LabelDialog | None = None
 
     def _ref(self, ref: str | None) -> str | None:
-        ref = ref or self.context.current_ref
+        ref = ref or self.shown_ref()
         if ref is None:
             self.context.notify("Select a version first.")
         return ref

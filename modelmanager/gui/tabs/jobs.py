@@ -53,8 +53,7 @@ class JobsTab(QTableWidget):
         self.clear_button.clicked.connect(self.clear_finished)
         self.setHorizontalHeaderLabels(["Job", "Progress", "Rate / ETA", "State", ""])
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
-        self.setColumnWidth(3, 260)
+        self.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.setWordWrap(True)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         context.runner.changed.connect(self.job_changed)
@@ -91,6 +90,8 @@ class JobsTab(QTableWidget):
             state.setForeground(QBrush(QColor(FAILED_COLOR)))
             self._details_button(row, job)
         self.setItem(row, 3, state)
+        if failed:
+            self.resizeRowToContents(row)  # the whole message, wrapped
         button = self.cellWidget(row, 4)
         if button is not None and not failed:
             button.setEnabled(job.active)
@@ -102,7 +103,6 @@ class JobsTab(QTableWidget):
         button = QPushButton("Details…")
         button.clicked.connect(lambda: self.show_details(job.id))
         self.setCellWidget(row, 4, button)
-        self.resizeRowToContents(row)
 
     def show_details(self, job_id: int) -> None:
         """The Details… box of a failed job."""
