@@ -3,10 +3,11 @@
 A remote holds what a repository's main device holds: ``config.json``, ``models/`` (manifests,
 labels) and ``chunks/`` (whole chunk objects). Push and pull move only the chunks the other side
 lacks (content addresses make that a set difference), several at a time, then write the
-manifest, then the labels of that version: until the manifest is there, readers of the other
-side do not see the version. A version is known on either side by its content, not its number
-(``core.remote.versions``): when another repository pushed its own ``NAME@1`` first, ours is
-claimed as the next free number and the result says so; a remote's numbers are claimed
+manifest, then the model's label journals are reconciled both ways (``remote_labels``):
+until the manifest is there, readers of the other side do not see the version. A version is
+known on either side by its content, not its number (``core.remote.versions``): when another
+repository pushed its own ``NAME@1`` first, ours is claimed as the next free number and the
+result says so; a remote's numbers are claimed
 atomically, so no push ever overwrites another. Running the same command again after an
 interruption resumes, because chunks already sent are skipped. Every received chunk is checked
 against its hash before it is kept.
