@@ -122,3 +122,18 @@ def test_a_version_2_catalog_is_upgraded_and_keeps_benchmarks(
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     db.close()
+
+
+def test_search_rows_whose_versions_rows_went_are_ignored_and_replaced(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """Rows deleted from versions alone (by hand) leave search rows behind: they match
+    nothing, and the next sync writes over them instead of failing on their rowid."""
+    _populate(ws, tmp_path)
+    with sqlite3.connect(ws.catalog.path) as db:
+        db.execute("DELETE FROM versions WHERE model='vision'")
+    db.close()
+    assert _found(ws)["vision"] == []
+    ws.catalog.sync()
+    assert _found(ws)["vision"] == ["vision@1", "vision@2", "vision@3"]
+    assert _row_counts(ws.catalog) == (9, 9)

@@ -232,6 +232,9 @@ class Catalog:
             ),
         )  # fmt: skip
         meta_text = " ".join(f"{k} {v}" for k, v in m.metadata.items())
+        # A search row left by a versions row deleted on its own (by hand, say) may hold the
+        # new rowid: it is stale, and in the way.
+        db.execute("DELETE FROM search WHERE rowid=?", (cursor.lastrowid,))
         db.execute(
             "INSERT INTO search(rowid, name, message, metadata) VALUES(?,?,?,?)",
             (cursor.lastrowid, m.model.replace("/", " "), m.message, meta_text),
