@@ -105,22 +105,27 @@ def test_one_thing_has_one_json_shape_whichever_command_prints_it(
     assert "chunks_sent" not in pulled
 
 
-def test_labels_that_disagree_are_kept_and_said_unless_moved(
+def test_labels_moved_on_both_sides_are_settled_and_said(
     cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cli("remote", "add", "team", f"file://{tmp_path}/remote")
+    cli("push", "org/tiny@2", "team")
     cli("push", "org/tiny@1", "team")
-    cli("label", "org/tiny@2", "prod")
-    kept = cli.json("push", "org/tiny@2", "team")
-    assert kept["labels"] == []
-    assert kept["label_conflicts"] == [{"model": "org/tiny", "label": "prod", "wanted": 2,
-                                        "kept": 1}]  # fmt: skip
-    _out, err = cli("push", "org/tiny@2", "team")
-    assert "label 'prod' of org/tiny stays on version 1" in err
-    assert "--move-labels" in err
-    moved = cli.json("push", "org/tiny@2", "team", "--move-labels")
-    assert (moved["labels"], moved["label_conflicts"]) == (["prod"], [])
+    other = Cli(tmp_path / "other", capsys)
+    other("init", "--chunk-size", "64K", "--group-size", "4K")
+    for n in (1, 2):
+        other("pull", "team", f"org/tiny@{n}")
+    cli("label", "org/tiny@2", "prod")  # the older move, not pushed yet
+    other("label", "org/tiny@1", "prod", "--delete")  # the newer one: a removal
+    published = other.json("push", "org/tiny@1", "team")  # only it moved since: it follows
+    assert (published["labels"], published["label_conflicts"]) == (["prod"], [])
+    _out, err = cli("push", "org/tiny@2", "team", "--keep-local")  # both moved: ours, though older
+    assert "label conflict in org/tiny, prod: here -> 2 (" in err
+    assert "remote -> removed (" in err
+    assert err.rstrip().endswith("; kept yours (--keep-local)")
     assert [v["labels"] for v in cli.json("remote", "show", "team")] == [[], ["prod"]]
+    back = other.json("pull", "team", "org/tiny@2")  # the other side takes it: no conflict
+    assert (back["labels"], back["label_conflicts"]) == (["prod"], [])
 
 
 def test_every_result_names_its_version_as_log_does(
