@@ -3,18 +3,18 @@
 Each side receives the label moves (sealed journal records, same keys) it lacks, in its own
 version numbers; then each label record is set to what its journal now says, through the
 normal APIs: here :meth:`Repository.set_label` / :meth:`Repository.delete_label` when this
-side's move must be recorded afresh, else :func:`apply_label` (the journal-driven write that
-``repair`` also does); on the remote :meth:`RemoteRepository.write_label`. The journal entries
-always go first, so a crash between the two leaves the journal right and ``repair`` finishes
-the label here. Labels no side has a journal for (written before journals) follow the version
-moved, as before (``core.remote.labels``). Must run under the writer lock.
+side's move must be recorded afresh, else :meth:`Repository.apply_label_move` (the
+journal-driven write that ``repair`` also does); on the remote
+:meth:`RemoteRepository.write_label`. The journal entries always go first, so a crash between
+the two leaves the journal right and ``repair`` finishes the label here. Labels no side has a
+journal for (written before journals) follow the version moved, as before
+(``core.remote.labels``). Must run under the writer lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
 
 from modelmanager.core.remote.journals import (
     JournalConflict,
@@ -25,21 +25,10 @@ from modelmanager.core.remote.journals import (
 )
 from modelmanager.core.remote.labels import LabelConflict, plan_labels
 from modelmanager.core.remote.layout import RemoteRepository
-from modelmanager.core.repo.repository import Repository, label_key, utc_now
+from modelmanager.core.repo.repository import Repository
 from modelmanager.errors import NotFoundError
 
 Conflict = LabelConflict | JournalConflict
-
-
-def apply_label(repo: Repository, model: str, label: str, seq: int | None,
-                previous: int | None) -> None:  # fmt: skip
-    """Set the label record of ``label`` to what its journal (already written) says, without
-    a new journal entry: what ``Repository.sync_replicas`` does for a label off its journal.
-
-    (Wanted in ``core.repo``: ``Repository.apply_label_move(model, label, seq)``.)"""
-    now = utc_now()
-    doc: dict[str, Any] = {"version": seq, "set": now, "previous": previous, "written": now}
-    repo.records.write(label_key(model, label), doc)
 
 
 @dataclass(frozen=True)
@@ -103,7 +92,7 @@ def sync_labels(repo: Repository, remote: RemoteRepository, model: str, *, local
     now_here = repo.read_labels(model)
     for label, seq in plan.local_state.items():
         if now_here.get(label) != seq:
-            apply_label(repo, model, label, seq, now_here.get(label))
+            repo.apply_label_move(model, label, seq, now_here.get(label))
             set_here.append(label)
     if publish:
         now_there = remote.read_labels(model)

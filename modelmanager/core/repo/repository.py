@@ -473,11 +473,19 @@ class Repository(VersionStore):
         if healed_identity:
             self.reload_layout()
         left = self.replicated.heal(self.survey())
-        for model, label, wanted, _current in self._labels_off_journal():
-            now = utc_now()
-            doc = {"version": wanted, "set": now, "previous": None, "written": now}
-            self.records.write(label_key(model, label), doc)
+        for model, label, wanted, current in self._labels_off_journal():
+            self.apply_label_move(model, label, wanted, current)
         return left
+
+    def apply_label_move(
+        self, model: str, label: str, seq: int | None, previous: int | None
+    ) -> None:
+        """Set a label's current record to what its journal (already written) says, without a
+        new journal entry: a label off its journal, or a move received from a remote."""
+        self._require_writer()
+        now = utc_now()
+        doc = {"version": seq, "set": now, "previous": previous, "written": now}
+        self.records.write(label_key(model, label), doc)
 
     def _labels_off_journal(self) -> list[tuple[str, str, int | None, int | None]]:
         """(model, label, what the journal says, what the label record says) for every label
