@@ -24,7 +24,7 @@ from modelmanager.services import Workspace
 from modelmanager.services.importing import import_paths
 from tests.conftest import subprocess_env
 from tests.gui.windows import shown_window
-from tests.support.builders import hf_folder, raw_safetensors, write_safetensors
+from tests.support.builders import hf_folder, raw_safetensors, small_model, write_safetensors
 
 QStandardPaths.setTestModeEnabled(True)  # QSettings of tests never touch the user's
 
@@ -434,3 +434,28 @@ def test_remotes_appear_in_the_tree_and_push_pull_run_as_jobs(  # type: ignore[n
     assert empty.repo.resolve("acme/tiny").seq == 2
     win.runner.cancel_all_and_wait()
     empty.close()
+
+
+def test_a_push_whose_number_another_repository_took_says_where_it_went(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    """Another repository pushed acme/tiny@1 first: the window's push claims the next number
+    and the status line says so (nothing is overwritten)."""
+    from modelmanager.services import init_repository
+    from modelmanager.services.importing import import_paths
+    from modelmanager.services.remotes import add_remote, open_remote, push
+
+    add_remote("shared", f"file://{tmp_path / 'shared'}")
+    other = init_repository(tmp_path / "other")
+    src = tmp_path / "other-src"
+    write_safetensors(src / "model.safetensors", small_model(np.random.default_rng(99)))
+    import_paths(other, [src], "acme/tiny")
+    push(other, "acme/tiny@1", open_remote("shared"))
+    other.close()
+    job = window.remotes.push("acme/tiny@1", "shared")
+    qtbot.waitUntil(lambda: job.state in (DONE, FAILED), timeout=30_000)
+    assert job.state == DONE, job.error
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Pushed acme/tiny@1 to shared as acme/tiny@2")
+    assert "the remote already has acme/tiny@1 from another repository" in message
+    assert open_remote("shared").version_numbers("acme/tiny") == [1, 2]
