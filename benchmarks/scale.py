@@ -13,9 +13,9 @@ and at each size prints:
 - ``floor``: ``modelmanager --version`` as a subprocess (what any command costs at least).
 
 The last column is the growth exponent k (time ~ N^k) from the previous size, computed on the
-time above the floor for subprocess rows. Run from another checkout's folder (with
-``PYTHONPATH=.``) to measure that checkout's code: the subprocesses run ``-m modelmanager``
-from the current folder.
+time above the floor for subprocess rows (none when that is under 30 ms, which is noise).
+Run from another checkout's folder (with ``PYTHONPATH=.``) to measure that checkout's code:
+the subprocesses run ``-m modelmanager`` from the current folder.
 """
 
 from __future__ import annotations
@@ -101,9 +101,13 @@ def measure(
     return rows
 
 
+#: Below this (seconds above the floor), a subprocess row is noise, and has no exponent.
+NOISE = 0.03
+
+
 def exponent(n0: int, t0: float, n1: int, t1: float) -> float:
-    """k in t ~ n^k between two sizes (nan when a time is not positive)."""
-    if t0 <= 0 or t1 <= 0:
+    """k in t ~ n^k between two sizes (nan when a time is within the noise)."""
+    if t0 < NOISE or t1 < NOISE:
         return math.nan
     return math.log(t1 / t0) / math.log(n1 / n0)
 
@@ -146,7 +150,7 @@ def main() -> None:
                     floor0 = 0.0 if name in ("import", "rebuild", "floor") else before["floor"]
                     floor1 = 0.0 if name in ("import", "rebuild", "floor") else rows["floor"]
                     k = exponent(n0, before[name] - floor0, n, seconds - floor1)
-                    line += f"  k={k:.2f}"
+                    line += "  k=-, at the floor" if math.isnan(k) else f"  k={k:.2f}"
                 print(line, flush=True)
             previous = (n, rows)
     finally:
