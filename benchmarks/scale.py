@@ -105,9 +105,9 @@ def measure(
 NOISE = 0.03
 
 
-def exponent(n0: int, t0: float, n1: int, t1: float) -> float:
-    """k in t ~ n^k between two sizes (nan when a time is within the noise)."""
-    if t0 < NOISE or t1 < NOISE:
+def exponent(n0: int, t0: float, n1: int, t1: float, noise: float = 0.0) -> float:
+    """k in t ~ n^k between two sizes (nan when a time is within ``noise``)."""
+    if t0 <= noise or t1 <= noise:
         return math.nan
     return math.log(t1 / t0) / math.log(n1 / n0)
 
@@ -147,9 +147,11 @@ def main() -> None:
                     line += f"  (+{seconds - rows['floor']:.3f} over the floor)"
                 if previous is not None:
                     n0, before = previous
-                    floor0 = 0.0 if name in ("import", "rebuild", "floor") else before["floor"]
-                    floor1 = 0.0 if name in ("import", "rebuild", "floor") else rows["floor"]
-                    k = exponent(n0, before[name] - floor0, n, seconds - floor1)
+                    inside = name in ("import", "rebuild", "floor")  # no process started
+                    floor0 = 0.0 if inside else before["floor"]
+                    floor1 = 0.0 if inside else rows["floor"]
+                    noise = 0.0 if inside else NOISE
+                    k = exponent(n0, before[name] - floor0, n, seconds - floor1, noise)
                     line += "  k=-, at the floor" if math.isnan(k) else f"  k={k:.2f}"
                 print(line, flush=True)
             previous = (n, rows)
