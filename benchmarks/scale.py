@@ -96,8 +96,8 @@ def measure(
     rows["floor"] = median_seconds(lambda: run(["--version"], repo), repeat)[0]
     for name in COMMANDS:
         args = command(name, n)
-        rows[f"cold {name}"] = median_seconds(lambda a=args: run(a, repo), 1, drop_catalog)[0]  # type: ignore[misc]
-        rows[f"warm {name}"] = median_seconds(lambda a=args: run(a, repo), repeat)[0]  # type: ignore[misc]
+        rows[f"cold {name}"] = median_seconds(lambda a=args: run(a, repo), 1, drop_catalog)[0]
+        rows[f"warm {name}"] = median_seconds(lambda a=args: run(a, repo), repeat)[0]
     return rows
 
 
