@@ -21,6 +21,7 @@ the subprocesses run ``-m modelmanager`` from the current folder.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import shutil
@@ -95,9 +96,9 @@ def measure(
     ws.close()
     rows["floor"] = median_seconds(lambda: run(["--version"], repo), repeat)[0]
     for name in COMMANDS:
-        args = command(name, n)
-        rows[f"cold {name}"] = median_seconds(lambda a=args: run(a, repo), 1, drop_catalog)[0]
-        rows[f"warm {name}"] = median_seconds(lambda a=args: run(a, repo), repeat)[0]
+        once = functools.partial(run, command(name, n), repo)
+        rows[f"cold {name}"] = median_seconds(once, 1, drop_catalog)[0]
+        rows[f"warm {name}"] = median_seconds(once, repeat)[0]
     return rows
 
 
