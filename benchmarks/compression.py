@@ -30,7 +30,7 @@ from modelmanager.core import codecs
 from modelmanager.core.chunks.plan import plan_chunks
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.formats import DtypeHints, index_file
-from modelmanager.core.repo.repository import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_SIZE
+from modelmanager.core.repo.versions import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_SIZE
 
 
 def generate_bf16(path: Path, size_mib: int) -> Path:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QApplication
 
 from modelmanager.core.ids import content_id
 from modelmanager.core.repo.manifest import ChunkRef, FileRecord, Manifest
-from modelmanager.core.repo.repository import manifest_key, utc_now
+from modelmanager.core.repo.versions import manifest_key, utc_now
 from modelmanager.gui.models import RepoTreeModel
 from modelmanager.services import history, init_repository, open_workspace
 

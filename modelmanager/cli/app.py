@@ -11,7 +11,7 @@ from modelmanager import __version__, paths
 from modelmanager.cli.common import Commands, workspace
 from modelmanager.cli.output import human_bytes, plural, print_json
 from modelmanager.core.codecs import CODEC_NAMES, CodecSettings
-from modelmanager.core.repo.repository import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_SIZE
+from modelmanager.core.repo.versions import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_SIZE
 from modelmanager.errors import EXIT_OK, UserError
 from modelmanager.services import history, init_repository
 from modelmanager.tabs import TABS

@@ -14,7 +14,7 @@ from typing import Any
 from modelmanager import paths
 from modelmanager.core.catalog import VersionRow
 from modelmanager.core.repo.manifest import Manifest
-from modelmanager.core.repo.repository import VersionStore
+from modelmanager.core.repo.versions import VersionStore
 from modelmanager.services import Workspace, open_workspace
 
 Handler = Callable[[argparse.Namespace], int]

@@ -21,7 +21,7 @@ from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer
 from modelmanager import logs
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import DEVICES_FILE
-from modelmanager.core.repo.repository import CONFIG_KEY, POLICY_KEY
+from modelmanager.core.repo.versions import CONFIG_KEY, POLICY_KEY
 from modelmanager.errors import LockedError
 from modelmanager.services import Changes, Workspace
 

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from modelmanager.core.placement import IDENTITY_FILE, read_identity
 from modelmanager.core.repo.replicas import META
-from modelmanager.core.repo.repository import CONFIG_KEY
+from modelmanager.core.repo.versions import CONFIG_KEY
 from modelmanager.core.text import shown
 
 

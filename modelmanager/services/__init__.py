@@ -10,11 +10,8 @@ from modelmanager.core.catalog import Catalog
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.ids import content_id
 from modelmanager.core.repo.lock import WriterLock
-from modelmanager.core.repo.repository import (
-    DEFAULT_CHUNK_SIZE,
-    DEFAULT_GROUP_SIZE,
-    Repository,
-)
+from modelmanager.core.repo.repository import Repository
+from modelmanager.core.repo.versions import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_SIZE
 from modelmanager.core.storage import LocalBlobStore, StoreFactory
 from modelmanager.errors import ModelManagerError
 

@@ -7,7 +7,7 @@ device runs the engine's move plans (:mod:`modelmanager.core.redundancy.moves`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from modelmanager.core.chunks.placed import PlacedChunkStore
@@ -28,7 +28,8 @@ from modelmanager.core.placement import (
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.redundancy.moves import MovePlan, execute_moves, plan_moves
 from modelmanager.core.repo.names import check_model_name
-from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies, utc_now
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
+from modelmanager.core.repo.versions import Policies, utc_now
 from modelmanager.core.storage import capacity_of
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import ModelManagerError, NotFoundError, UserError
@@ -64,6 +65,21 @@ class DeviceInfo:
                 "chunks": self.chunks}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class DeviceChange:
+    """A device added or changed: the device as saved, whether an existing device folder was
+    recognised (add), and what the views must refresh (the devices' survey: storage)."""
+
+    device: Device
+    recognised: bool = False
+    changes: Changes = field(default_factory=lambda: Changes(storage=True))
+
+    def to_json(self) -> dict[str, object]:
+        d = self.device
+        return {"name": d.name, "id": d.id, "path": d.path, "weight": d.weight, "tier": d.tier,
+                "state": d.state, "recognised": self.recognised}  # fmt: skip
+
+
 def list_devices(ws: Workspace) -> list[DeviceInfo]:
     """Every device with capacity, free space and what it holds (walks its pieces)."""
     chunks = ws.repo.chunks
@@ -94,8 +110,8 @@ def add_device(
     weight: float = 1.0,
     tier: str = "hot",
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-) -> tuple[Device, bool]:
-    """Register a folder as a device; returns (device, True if it was recognised, not new).
+) -> DeviceChange:
+    """Register a folder as a device; ``recognised`` when it already was one of ours.
 
     A folder that already is a device of this repository (a disk remounted at a new path, a
     device removed earlier, or one the device list lost) is recognised by its identity file
@@ -121,7 +137,7 @@ def add_device(
                 known = _former_device(ws, root, identity, name, weight, tier)
             moved = replace(known, path=str(root))
             repo.save_devices(repo.devices.with_device(moved))
-            return moved, True
+            return DeviceChange(moved, True)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             ours, theirs = _pieces_in(ws, root) if root.is_dir() else (0, 0)
             if not ours:
@@ -135,13 +151,13 @@ def add_device(
             device = new_device(name or _default_name(root), str(root), weight, tier, utc_now())
             write_identity(root, device, repo.config.id)
             repo.save_devices(repo.devices.with_device(device))
-            return device, True
+            return DeviceChange(device, True)
         device = new_device(name or _default_name(root), str(root), weight, tier, utc_now())
         devices = repo.devices.with_device(device)
         root.mkdir(parents=True, exist_ok=True)
         write_identity(root, device, repo.config.id)
         repo.save_devices(devices)
-        return device, False
+        return DeviceChange(device, False)
 
 
 def _former_device(
@@ -195,7 +211,7 @@ def set_device(
     weight: float | None = None,
     tier: str | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-) -> Device:
+) -> DeviceChange:
     """Change a device's state (online/offline), weight or tier."""
     if state not in (None, ONLINE, OFFLINE):
         raise UserError(f"a device can be set online or offline, not {state!r}")
@@ -209,7 +225,7 @@ def set_device(
         )
         check_device_settings(changed.name, changed.weight, changed.tier)
         ws.repo.save_devices(ws.repo.devices.with_device(changed))
-        return changed
+        return DeviceChange(changed)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.hints import did_you_mean
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import check_label, parse_ref
-from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
+from modelmanager.core.repo.versions import manifest_key
 from modelmanager.errors import ModelManagerError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.maintenance import all_manifests

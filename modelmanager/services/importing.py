@@ -31,7 +31,8 @@ from modelmanager.core.localfiles import Listed, list_input, open_regular
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.manifest import ChunkRef, FileRecord, Manifest, TensorRecord
 from modelmanager.core.repo.names import check_label, check_model_name, check_relpath
-from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, manifest_key, utc_now
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
+from modelmanager.core.repo.versions import manifest_key, utc_now
 from modelmanager.errors import UserError
 from modelmanager.services import Changes, Workspace
 

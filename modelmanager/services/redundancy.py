@@ -40,7 +40,8 @@ from modelmanager.core.redundancy.plans import (
 )
 from modelmanager.core.redundancy.plans import plan_policy as plan_chunk_policy
 from modelmanager.core.repo.manifest import Manifest
-from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Policies
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
+from modelmanager.core.repo.versions import Policies
 from modelmanager.errors import ModelManagerError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.safety import refuse_on_doubt, reporting

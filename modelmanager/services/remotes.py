@@ -45,12 +45,8 @@ from modelmanager.core.remote.versions import (
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import check_model_name
 from modelmanager.core.repo.records import seal
-from modelmanager.core.repo.repository import (
-    DEFAULT_LOCK_TIMEOUT,
-    RepoConfig,
-    manifest_key,
-    utc_now,
-)
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
+from modelmanager.core.repo.versions import RepoConfig, manifest_key, utc_now
 from modelmanager.core.storage.base import BlobNotFound
 from modelmanager.core.storage.remote import RemoteError
 from modelmanager.errors import IntegrityError, NotFoundError, UserError

@@ -15,7 +15,7 @@ import pytest
 
 from modelmanager.core.catalog import Catalog, catalog_path
 from modelmanager.core.catalog import db as catalog_db
-from modelmanager.core.repo.repository import manifest_key
+from modelmanager.core.repo.versions import manifest_key
 from modelmanager.errors import EXIT_BUG, LockedError
 from modelmanager.services import Workspace, init_repository, open_workspace
 from modelmanager.services.exporting import export_ref

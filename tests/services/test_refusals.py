@@ -14,7 +14,8 @@ from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.placement import DEVICES_FILE, IDENTITY_FILE, write_identity
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.records import seal, unseal
-from modelmanager.core.repo.repository import CONFIG_KEY, RecordProblem, Repository
+from modelmanager.core.repo.repository import Repository
+from modelmanager.core.repo.versions import CONFIG_KEY, RecordProblem
 from modelmanager.errors import DoubtError, UserError
 from modelmanager.services import Workspace, init_repository, open_workspace
 from modelmanager.services.devices import add_device, remove_device, set_device, set_policy
@@ -187,7 +188,8 @@ def test_a_device_folder_that_lost_its_identity_is_registered_again_not_emptied(
     ws, roots, sources = _cluster(tmp_path)
     remove_device(ws, "d1", drain=False, force=True)
     (roots[1] / IDENTITY_FILE).unlink()
-    device, recognised = add_device(ws, roots[1], name="back")
+    added = add_device(ws, roots[1], name="back")
+    device, recognised = added.device, added.recognised
     assert recognised
     assert device.name == "back"
     assert scrub(ws).ok  # copies=1 over d0 and d1: d1's pieces count again

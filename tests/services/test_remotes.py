@@ -23,7 +23,7 @@ from moto.server import ThreadedMotoServer
 from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.records import seal, unseal
-from modelmanager.core.repo.repository import manifest_key
+from modelmanager.core.repo.versions import manifest_key
 from modelmanager.errors import Cancelled, IntegrityError, UserError
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.exporting import export_ref

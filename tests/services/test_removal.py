@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from modelmanager.core import faults
-from modelmanager.core.repo.repository import removed_key
+from modelmanager.core.repo.versions import removed_key
 from modelmanager.errors import (
     DoubtError,
     NotFoundError,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from modelmanager.core.ids import content_id
 from modelmanager.core.repo.manifest import Manifest
-from modelmanager.core.repo.repository import manifest_key
+from modelmanager.core.repo.versions import manifest_key
 from modelmanager.core.storage.atomic import atomic_write
 from modelmanager.core.storage.base import check_key
 from modelmanager.errors import IntegrityError

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from modelmanager.core.remote.versions import read_version, version_identity
 from modelmanager.core.repo.journal import journal_prefix
 from modelmanager.core.repo.names import check_label
-from modelmanager.core.repo.repository import VersionStore
+from modelmanager.core.repo.versions import VersionStore
 from modelmanager.core.storage import BlobNotFound
 from modelmanager.errors import IntegrityError, UserError
 

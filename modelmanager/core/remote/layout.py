@@ -19,13 +19,7 @@ from modelmanager.core.remote.cache import ManifestCache
 from modelmanager.core.remote.lease import LeaseLock
 from modelmanager.core.remote.spec import RemoteSpec
 from modelmanager.core.repo.manifest import Manifest
-from modelmanager.core.repo.repository import (
-    CONFIG_KEY,
-    RepoConfig,
-    VersionStore,
-    label_key,
-    utc_now,
-)
+from modelmanager.core.repo.versions import CONFIG_KEY, RepoConfig, VersionStore, label_key, utc_now
 from modelmanager.core.storage.base import BlobNotFound, BlobStore
 from modelmanager.core.storage.remote import FsspecBlobStore
 from modelmanager.errors import IntegrityError, RepositoryError

@@ -14,7 +14,7 @@ import dataclasses
 
 from modelmanager.core.ids import content_id
 from modelmanager.core.repo.manifest import Manifest
-from modelmanager.core.repo.repository import VersionStore, manifest_key
+from modelmanager.core.repo.versions import VersionStore, manifest_key
 from modelmanager.errors import IntegrityError, NotFoundError
 
 

@@ -16,12 +16,8 @@ from pathlib import Path
 from modelmanager.core.placement import DEVICES_FILE, MAIN, OFFLINE, DeviceSet, read_identity
 from modelmanager.core.repo.journal import REPOSITORY_JOURNAL
 from modelmanager.core.repo.replicas import BOOTSTRAP_KEYS, META, Copy, ReplicatedRecords
-from modelmanager.core.repo.repository import (
-    CONFIG_KEY,
-    RepoConfig,
-    Repository,
-    utc_now,
-)
+from modelmanager.core.repo.repository import Repository
+from modelmanager.core.repo.versions import CONFIG_KEY, RepoConfig, utc_now
 from modelmanager.core.storage import LocalBlobStore, StoreFactory
 from modelmanager.errors import IntegrityError, RepositoryError, UserError
 

@@ -15,15 +15,8 @@ import logging
 from modelmanager.core.placement import DEVICES_FILE, MAIN, read_identity, write_identity
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.records import seal, unseal
-from modelmanager.core.repo.repository import (
-    CONFIG_KEY,
-    DEFAULT_LOCK_TIMEOUT,
-    POLICY_KEY,
-    REPO_VERSION,
-    Repository,
-    read_config,
-    utc_now,
-)
+from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Repository, read_config
+from modelmanager.core.repo.versions import CONFIG_KEY, POLICY_KEY, REPO_VERSION, utc_now
 from modelmanager.errors import IntegrityError, ModelManagerError
 
 log = logging.getLogger(__name__)

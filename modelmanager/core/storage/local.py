@@ -34,7 +34,7 @@ def describe_folder(root: Path) -> str:
     "folder PATH". Only for messages: a damaged or unreadable identity just gives the path."""
     # Imported here: the device and repository layers are built on this module.
     from modelmanager.core.placement import MAIN, read_identity
-    from modelmanager.core.repo.repository import CONFIG_KEY
+    from modelmanager.core.repo.versions import CONFIG_KEY
 
     try:
         identity = read_identity(root)
