@@ -24,14 +24,14 @@ from modelmanager.services.redundancy import RepairReport
 
 
 def cmd_device_add(args: argparse.Namespace) -> int:
-    device, recognised = devices.add_device(
+    added = devices.add_device(
         workspace(args), Path(args.path), name=args.name, weight=args.weight, tier=args.tier,
         lock_timeout=args.wait,
     )  # fmt: skip
+    device = added.device
     if args.json:
-        print_json({"name": device.name, "id": device.id, "path": device.path,
-                    "recognised": recognised})  # fmt: skip
-    elif recognised:
+        print_json(added.to_json())
+    elif added.recognised:
         print(f"Recognised device {device.name}: now at {device.path}")
     else:
         print(f"Added device {device.name} at {device.path} (weight {device.weight:g}, "
@@ -94,13 +94,13 @@ def cmd_device_rm(args: argparse.Namespace) -> int:
 
 def cmd_device_set(args: argparse.Namespace) -> int:
     state = {"offline": "offline", "online": "online"}.get(args.device_command)
-    device = devices.set_device(
+    changed = devices.set_device(
         workspace(args), args.name, state=state, weight=getattr(args, "weight", None),
         tier=getattr(args, "tier", None), lock_timeout=args.wait,
     )  # fmt: skip
+    device = changed.device
     if args.json:
-        print_json({"name": device.name, "state": device.state, "weight": device.weight,
-                    "tier": device.tier})  # fmt: skip
+        print_json(changed.to_json())
     else:
         print(f"Device {device.name}: {device.state}, weight {device.weight:g}, {device.tier}")
     return EXIT_OK

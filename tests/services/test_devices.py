@@ -409,7 +409,8 @@ def test_device_identity_foreign_folders_and_remounts(tmp_path: Path) -> None:
     moved = tmp_path / "remounted"
     shutil.move(roots[1], moved)
     ws.repo.reload_layout()
-    device, recognised = add_device(ws, moved)
+    added = add_device(ws, moved)
+    device, recognised = added.device, added.recognised
     assert recognised
     assert device.name == "d1"
     assert scrub(ws).ok

@@ -20,10 +20,9 @@ from PySide6.QtWidgets import (
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes
-from modelmanager.gui.changes import changes_of
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT
-from modelmanager.services import Changes, devices, redundancy
+from modelmanager.services import devices, redundancy
 
 COLUMNS = ("Device", "State", "Tier", "Weight", "Usage", "Chunks", "Path")
 
@@ -89,8 +88,10 @@ class DevicesTab(QWidget):
     def _run(self, title: str, fn: Any) -> None:
         """Run a device change as a job; the window refreshes what it changed (storage)."""
         ws = self.context.ws
-        # add_device and set_device return no Changes yet: a device change is a storage one.
-        done = lambda r: self.context.apply_changes(ws, changes_of(r, Changes(storage=True)))  # noqa: E731
+
+        def done(result: devices.DeviceChange | devices.RemoveResult) -> None:
+            self.context.apply_changes(ws, result.changes)
+
         self.context.runner.submit(title, fn, done, writes=ws.repo.root)
 
     def choose_device(self) -> None:
