@@ -236,10 +236,11 @@ def cmd_codec(args: argparse.Namespace) -> int:
                     print(f"{shown(name)}: {value}")
         return EXIT_OK
     model, name = _model_and_value(args.words, "codec set [MODEL] CODEC")
-    settings = devices.set_codec(ws, CodecSettings(name, args.level), model,
-                                 lock_timeout=args.wait)  # fmt: skip
+    changed = devices.set_codec(ws, CodecSettings(name, args.level), model,
+                                lock_timeout=args.wait)  # fmt: skip
+    settings = changed.settings
     if args.json:
-        print_json({"model": model, "codec": settings.name, "level": settings.level})
+        print_json(changed.to_json())
     else:
         print(f"New chunks of {model or 'the repository'} use {settings.name}; "
               "run 'recompress REF --codec ...' to convert what is stored")  # fmt: skip

@@ -371,13 +371,26 @@ def _policies_with(
     return Policies(repo.policies.default, models, codecs), exists
 
 
+@dataclass(frozen=True)
+class CodecChange:
+    """The codec new chunks of ``model`` (None: the repository) get now, and what to refresh:
+    the models whose Overview shows it."""
+
+    settings: CodecSettings
+    model: str | None
+    changes: Changes
+
+    def to_json(self) -> dict[str, object]:
+        return {"model": self.model, "codec": self.settings.name, "level": self.settings.level}
+
+
 def set_codec(
     ws: Workspace,
     settings: CodecSettings,
     model: str | None = None,
     *,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-) -> CodecSettings:
+) -> CodecChange:
     """Set the codec new chunks get, for the repository or one model.
 
     Chunks already stored keep their encoding; ``recompress`` converts them.
@@ -391,4 +404,5 @@ def set_codec(
         codecs = dict(repo.policies.codecs, **{model or "*": settings})
         policies = Policies(repo.policies.default, dict(repo.policies.models), codecs)
         repo.save_policies(policies)
-    return settings
+        models = frozenset({model} if model is not None else repo.model_names())
+    return CodecChange(settings, model, Changes(models=models))
