@@ -60,7 +60,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     ws = workspace(args)
     result = reindex(ws)
     if args.json:
-        print_json({"versions": result.added, "catalog": str(ws.catalog.path)})
+        print_json({**result.to_json(), "catalog": str(ws.catalog.path)})
     else:
         print(f"Rebuilt the catalog from {result.added} manifests")
     return EXIT_OK

@@ -71,7 +71,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not report.cold_supported and not args.json:
             print("(this platform cannot empty the page cache: every figure is a warm one)")
     if args.json:
-        print_json([{**r.__dict__, "bytes_per_second": round(r.throughput)} for r in rows])
+        print_json([r.to_json() for r in rows])
     else:
         _bench_table(rows)
         if not args.history:

@@ -113,9 +113,7 @@ def cmd_stores_dups(args: argparse.Namespace) -> int:
         groups = stores.find_duplicates(found, spaces, ctx)
     freeable = sum(g.freeable for g in groups)
     if args.json:
-        print_json({"freeable": freeable, "groups": [
-            {"size": g.size, "blake3": g.digest, "copies": g.copies, "physical": g.physical,
-             "freeable": g.freeable} for g in groups]})  # fmt: skip
+        print_json({"freeable": freeable, "groups": [g.to_json() for g in groups]})
         return EXIT_OK
     if not groups:
         print("No duplicate files across the stores and this repository.")
@@ -163,9 +161,7 @@ def cmd_stores_adopt(args: argparse.Namespace) -> int:
                               ctx=ctx)  # fmt: skip
     ref = result.imported.manifest.ref
     if args.json:
-        print_json({"ref": ref, "verified": result.verified, "freed": result.freed,
-                    "removed": [str(p) for p in result.removed],
-                    "kept_shared": [str(p) for p in result.kept_shared]})  # fmt: skip
+        print_json(result.to_json())
         return EXIT_OK
     adopted = shown(f"Adopted {store.title} {model.ref} as {ref}")
     print(f"{adopted}: {plural(result.verified, 'file')} read back and identical to the originals")

@@ -181,18 +181,7 @@ def _tensor_type(t: TensorRecord | None) -> str:
 def cmd_diff(args: argparse.Namespace) -> int:
     d = history.diff_refs(workspace(args), args.a, args.b)
     if args.json:
-        print_json({
-            "a": d.a, "b": d.b, "logical_delta": d.logical_delta,
-            "unchanged_tensors": d.unchanged_tensors,
-            "files": [{"path": f.path, "status": f.status, "old_size": f.old_size,
-                       "new_size": f.new_size} for f in d.files],
-            "tensors": [{"name": t.name, "status": t.status, "byte_delta": t.byte_delta,
-                         "old": t.old and {"dtype": t.old.dtype, "shape": list(t.old.shape),
-                                           "bytes": t.old.nbytes},
-                         "new": t.new and {"dtype": t.new.dtype, "shape": list(t.new.shape),
-                                           "bytes": t.new.nbytes}}
-                        for t in d.tensors],
-        })  # fmt: skip
+        print_json(d.to_json())
         return EXIT_OK
     print(
         f"{shown(d.a)} -> {shown(d.b)}: {d.count('added')} tensors added, "
@@ -250,8 +239,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         was = f" (was {result.previous})" if result.previous else ""
         text = f"{result.model}@{result.label} -> version {result.seq}{was}"
     if args.json:
-        print_json({"model": result.model, "label": result.label, "version": result.seq,
-                    "previous": result.previous})  # fmt: skip
+        print_json(result.to_json())
     else:
         print(shown(text))
     return EXIT_OK

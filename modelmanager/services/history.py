@@ -62,6 +62,10 @@ class LabelResult:
     previous: int | None
     changes: Changes
 
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "label": self.label, "version": self.seq,
+                "previous": self.previous}  # fmt: skip
+
 
 def set_label(
     ws: Workspace, ref: str, label: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT

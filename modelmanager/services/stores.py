@@ -15,7 +15,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from modelmanager.core.faults import crash_point
 from modelmanager.core.formats import index_file
@@ -154,6 +154,10 @@ class DuplicateGroup:
     def freeable(self) -> int:
         return (self.physical - 1) * self.size
 
+    def to_json(self) -> dict[str, Any]:
+        return {"size": self.size, "blake3": self.digest, "copies": self.copies,
+                "physical": self.physical, "freeable": self.freeable}  # fmt: skip
+
 
 def _file_digest(path: Path, ctx: JobContext, done: list[int], total: int) -> str:
     hasher = new_hasher()
@@ -249,6 +253,11 @@ class AdoptResult:
     removed: tuple[Path, ...] = ()
     freed: int = 0
     kept_shared: tuple[Path, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ref": self.imported.manifest.ref, "verified": self.verified,
+                "freed": self.freed, "removed": [str(p) for p in self.removed],
+                "kept_shared": [str(p) for p in self.kept_shared]}  # fmt: skip
 
 
 def _comparer(f: BinaryIO, source: Path) -> Sink:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modelmanager.core.repo.manifest import FileRecord, Manifest, TensorRecord
 
@@ -44,6 +45,21 @@ class VersionDiff:
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.tensors if t.status == status)
+
+    def to_json(self) -> dict[str, Any]:
+        """``diff --json``: the two refs, the size change, and each changed file and tensor."""
+        return {
+            "a": self.a, "b": self.b, "logical_delta": self.logical_delta,
+            "unchanged_tensors": self.unchanged_tensors,
+            "files": [{"path": f.path, "status": f.status, "old_size": f.old_size,
+                       "new_size": f.new_size} for f in self.files],
+            "tensors": [{"name": t.name, "status": t.status, "byte_delta": t.byte_delta,
+                         "old": t.old and {"dtype": t.old.dtype, "shape": list(t.old.shape),
+                                           "bytes": t.old.nbytes},
+                         "new": t.new and {"dtype": t.new.dtype, "shape": list(t.new.shape),
+                                           "bytes": t.new.nbytes}}
+                        for t in self.tensors],
+        }  # fmt: skip
 
 
 def _tensor_map(m: Manifest) -> dict[str, TensorRecord]:

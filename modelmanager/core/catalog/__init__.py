@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,10 @@ class BenchRow:
     def throughput(self) -> float:
         """Bytes per second."""
         return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """``bench --json``: every field, and the throughput in bytes per second."""
+        return {**asdict(self), "bytes_per_second": round(self.throughput)}
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,13 @@ class ModelRow:
 
 @dataclass(frozen=True)
 class SyncResult:
+    """What a catalog sync or rebuild did: versions added and forgotten."""
+
     added: int
     removed: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"versions": self.added, "removed": self.removed}
 
 
 def device_speeds(rows: list[BenchRow]) -> dict[str, float]:
