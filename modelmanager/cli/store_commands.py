@@ -145,7 +145,8 @@ def cmd_stores_adopt(args: argparse.Namespace) -> int:
     if args.dry_run:
         plan = stores.removal_preview(store, model)
         if args.json:
-            print_json({"into": into, "files": [str(f.path) for f in model.files],
+            print_json({"into": into, "files": len(model.files),
+                        "file_paths": [str(f.path) for f in model.files],
                         "size": model.size, "remove": [str(p) for p in plan.paths]
                         if args.remove_original else [], "freed": plan.bytes
                         if args.remove_original else 0})  # fmt: skip

@@ -374,6 +374,10 @@ def test_stores_commands(stores, tmp_path: Path, capsys, monkeypatch) -> None:  
     assert str(blob) in out
     assert "Would remove" in out
     assert blob.exists()
+    plan = cli.json("stores", "adopt", "Hugging Face cache", "acme/tiny@" + REV2,
+                    "--remove-original", "--dry-run")  # fmt: skip
+    assert plan["files"] == len(plan["file_paths"]) > 0  # a count, and the list by name
+    assert str(blob) in plan["remove"]
     assert cli.json("ls") == []  # a dry run imports nothing either
     done = cli.json("stores", "adopt", "Hugging Face cache", "acme/tiny@" + REV2, "--into",
                     "acme/tiny", "--remove-original")  # fmt: skip
