@@ -32,6 +32,7 @@ from modelmanager.errors import NotFoundError
 from modelmanager.gui.controllers.health import Health
 from modelmanager.gui.controllers.imports import ImportsController
 from modelmanager.gui.controllers.maintenance import Cleanup
+from modelmanager.gui.controllers.model_actions import ModelActions
 from modelmanager.gui.controllers.recovery import Recovery
 from modelmanager.gui.controllers.remotes import RemotesController
 from modelmanager.gui.controllers.repositories import Repositories
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self.health = Health(self, self)
         self.cleanup = Cleanup(self, self, self.clear_details, self.health.show_report)
         self.versions = VersionActions(self, self, self.shown_ref)
+        self.model_actions = ModelActions(self, self, self.shown_model)
         self.version_actions: list[QAction] = []
         self.close_repo_action = QAction("&Close repository", self)  # build_menus wires it
         self.current_ref: str | None = None
@@ -107,6 +109,11 @@ class MainWindow(QMainWindow):
         """The version the tabs show as ``model@N`` (a model's row shows its newest)."""
         details = self.details
         return details.manifest.ref if details is not None else self.current_ref
+
+    def shown_model(self) -> str | None:
+        """The model of the version the tabs show (the Model menu acts on it)."""
+        ref = self.shown_ref()
+        return ref.split("@")[0] if ref else None
 
     # -- layout -------------------------------------------------------------------------
 
@@ -245,6 +252,10 @@ class MainWindow(QMainWindow):
             push_menu.setEnabled(bool(self.remotes.names))
             menu.addSeparator()
             menu.addAction(f"Remove {ref}…", lambda: self.cleanup.ask_remove([ref]))
+        elif ref and index.data(REPO_ROLE):
+            m = self.model_actions
+            menu.addAction("Redundancy policy…", lambda: m.ask_policy(ref))
+            menu.addAction("Codec…", lambda: m.ask_codec(ref))
         elif remote_item and remote_item[1] and "@" in remote_item[1]:
             name, rref = remote_item
             menu.addAction(f"Pull {rref} into {self.ws.repo.root.name}",

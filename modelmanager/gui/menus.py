@@ -44,7 +44,7 @@ def _toolbar(win: Any, name: str) -> QToolBar:
 
 
 def build_menus(win: Any) -> None:
-    """File, Edit, Version, Maintenance and Help menus, the Main and Maintenance toolbars."""
+    """File, Edit, Version, Model, Maintenance and Help menus, the Main and Maintenance toolbars."""
     bar, tools = win.menuBar(), _toolbar(win, "Main")
     file_menu: QMenu = bar.addMenu("&File")
     imp = _action(
@@ -157,6 +157,18 @@ def build_menus(win: Any) -> None:
     tools.addSeparator()
     for act in (export, bench, warm):
         tools.addAction(act)
+
+    m = win.model_actions
+    model_menu = bar.addMenu("M&odel")
+    model_menu.addAction(_action(
+        win, "Redundancy &policy…", m.ask_policy,
+        tip="Whole copies or erasure coding for the shown model (or the repository), "
+            "after a preview of what it writes and removes",
+    ))  # fmt: skip
+    model_menu.addAction(_action(
+        win, "&Codec…", m.ask_codec,
+        tip="How new chunks of the shown model (or the repository) are compressed",
+    ))  # fmt: skip
 
     h = win.health
     maint = bar.addMenu("&Maintenance")

@@ -1,0 +1,147 @@
+"""The Model menu (and the model's tree menu): Redundancy policy… and Codec….
+
+Each dialog's current state and preview are read as jobs (they touch the devices); the change
+runs the service the CLI runs (``policy set``, ``codec set``) on the repository's writer lane,
+and the window refreshes from what it changed. A policy the devices cannot take is refused in
+the dialog with the service's one line, before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QWidget
+
+from modelmanager.core.codecs.base import CodecSettings
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.redundancy.plans import PolicyPlan
+from modelmanager.core.text import shown
+from modelmanager.errors import ModelManagerError
+from modelmanager.gui.context import WindowContext
+from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
+from modelmanager.gui.policy_dialogs import CodecDialog, PolicyDialog
+from modelmanager.gui.report_dialog import ReportDialog
+from modelmanager.gui.reports import Report, repair_report
+from modelmanager.services import Changes, Workspace, devices
+from modelmanager.services.redundancy import RepairReport
+
+
+def _preview(ws: Workspace, policy: str, model: str | None) -> PolicyPlan | str:
+    """The plan, or the service's one-line refusal (shown in the dialog, not as a failure)."""
+    try:
+        return devices.preview_policy(ws, policy, model)
+    except ModelManagerError as exc:
+        return str(exc)
+
+
+class ModelActions:
+    """Redundancy policy and codec of the shown model (or of the repository)."""
+
+    def __init__(
+        self, context: WindowContext, parent: QWidget, shown_model: Callable[[], str | None]
+    ) -> None:
+        self.context = context
+        self.parent = parent
+        #: The model the tabs show (None: none; the dialogs then set the repository default).
+        self.shown_model = shown_model
+        self.policy_dialog: PolicyDialog | None = None  # the last dialogs (tests drive them)
+        self.codec_dialog: CodecDialog | None = None
+        self.dialog: ReportDialog | None = None  # the last results dialog
+
+    # -- redundancy policy ----------------------------------------------------------------
+
+    def ask_policy(self, model: str | None = None) -> JobRecord:
+        """Model > Redundancy policy…: read the current policy and devices, then the dialog."""
+        ws, model = self.context.ws, model or self.shown_model()
+
+        def read(_ctx: JobContext) -> tuple[str, int]:
+            repo = ws.repo
+            repo.chunks.refresh()
+            current = repo.policy_for(model) if model else repo.policies.default
+            return str(current), repo.chunks.placeable_count()
+
+        def show(state: tuple[str, int]) -> None:
+            dialog = PolicyDialog(model, state[0], state[1], self.parent)
+            dialog.preview_wanted.connect(lambda p, m: self.preview(dialog, ws, p, m))
+            dialog.apply_wanted.connect(lambda p, m: self.set_policy(ws, p, m))
+            self.policy_dialog = dialog
+            dialog.open()
+            dialog.request_preview()
+
+        return self.context.runner.submit("Read the redundancy policy", read, show)
+
+    def preview(self, dialog: PolicyDialog, ws: Workspace, policy: str,
+                model: str | None) -> JobRecord:  # fmt: skip
+        """What ``policy`` would write and remove, into ``dialog``."""
+
+        def show(result: PolicyPlan | str) -> None:
+            if isinstance(result, str):
+                dialog.show_refusal(policy, model, result)
+            else:
+                dialog.show_plan(policy, model, result)
+
+        return self.context.runner.submit(
+            f"Read what {policy} would change", lambda _ctx: _preview(ws, policy, model), show
+        )
+
+    def set_policy(self, ws: Workspace, policy: str, model: str | None) -> JobRecord:
+        """Set the policy and convert the stored chunks to it (``policy set``), as a job."""
+        what = shown(model) if model else "the repository"
+
+        def run(ctx: JobContext) -> RepairReport:
+            return devices.set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)[1]
+
+        def done(r: RepairReport) -> None:
+            base = repair_report(r)
+            report = Report(f"Redundancy policy {policy}",
+                            f"{what} now keeps {policy}. {base.summary}", r.ok,
+                            base.sections)  # fmt: skip
+            self._show(report)
+            names = frozenset({model} if model else ws.repo.model_names())
+            self.context.apply_changes(ws, Changes(models=names | r.changes.models,
+                                                   versions=r.changes.versions,
+                                                   storage=True))  # fmt: skip
+
+        return self.context.runner.submit(f"Set {what} to {policy}", run, done,
+                                          writes=ws.repo.root)  # fmt: skip
+
+    def _show(self, report: Report) -> ReportDialog:
+        dialog = ReportDialog(report, self.parent)
+        self.dialog = dialog
+        dialog.show()
+        self.context.notify(report.summary)
+        return dialog
+
+    # -- codec ------------------------------------------------------------------------------
+
+    def ask_codec(self, model: str | None = None) -> JobRecord:
+        """Model > Codec…: read the codec new chunks get now, then the dialog."""
+        ws, model = self.context.ws, model or self.shown_model()
+
+        def read(_ctx: JobContext) -> CodecSettings:
+            repo = ws.repo
+            return repo.codec_for(model) if model else repo.policies.codecs.get(
+                "*", repo.config.codec)  # fmt: skip
+
+        def show(current: CodecSettings) -> None:
+            dialog = CodecDialog(model, current, self.parent)
+            dialog.apply_wanted.connect(lambda s, m: self.set_codec(ws, s, m))
+            self.codec_dialog = dialog
+            dialog.open()
+
+        return self.context.runner.submit("Read the codec", read, show)
+
+    def set_codec(self, ws: Workspace, settings: CodecSettings, model: str | None) -> JobRecord:
+        """Set the codec new chunks get (``codec set``), as a job; refresh what it names."""
+        what = shown(model) if model else "the repository"
+
+        def done(r: devices.CodecChange) -> None:
+            self.context.notify(f"New chunks of {what} get {r.settings.name} "
+                                f"(level {r.settings.level})")  # fmt: skip
+            self.context.apply_changes(ws, r.changes)
+
+        return self.context.runner.submit(
+            f"Set the codec of {what} to {settings.name}",
+            lambda _ctx: devices.set_codec(ws, settings, model, lock_timeout=GUI_LOCK_WAIT),
+            done, writes=ws.repo.root,
+        )  # fmt: skip
