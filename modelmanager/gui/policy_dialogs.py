@@ -53,11 +53,13 @@ def plan_text(plan: PolicyPlan) -> str:
     if not plan.chunks:
         changes = "Every stored chunk already matches: nothing is written or removed."
     else:
-        changes = (
-            f"Converts {plural(plan.chunks, 'chunk')}: writes "
-            f"{plural(plan.write_pieces, 'piece')} ({human_bytes(plan.write_bytes)}), removes "
-            f"{plural(plan.remove_pieces, 'piece')} ({human_bytes(plan.remove_bytes)})."
-        )
+        removes = (f"removes {plural(plan.remove_pieces, 'piece')} "
+                   f"({human_bytes(plan.remove_bytes)})" if plan.remove_pieces
+                   else "removes nothing")  # fmt: skip
+        writes = (f"writes {plural(plan.write_pieces, 'piece')} "
+                  f"({human_bytes(plan.write_bytes)})" if plan.write_pieces
+                  else "writes nothing")  # fmt: skip
+        changes = f"Converts {plural(plan.chunks, 'chunk')}: {writes}, {removes}."
     survives = (f"Survives losing {plural(plan.tolerates, 'device')}." if plan.tolerates
                 else "Survives losing no device: one lost device loses data.")  # fmt: skip
     return f"{changes}\n{survives}"
