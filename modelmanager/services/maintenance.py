@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,16 +53,20 @@ class VerifyReport:
                 "problems": [p.to_json() for p in self.problems]}  # fmt: skip
 
 
-def _load_manifests(ws: Workspace, ref: str | None) -> tuple[list[Manifest], list[Problem]]:
+def _stream_manifests(
+    ws: Workspace, ref: str | None, problems: list[Problem] | None
+) -> Iterator[Manifest]:
+    """The manifest of ``ref``, or every readable one, one at a time; an unreadable one is
+    added to ``problems`` (when given) and skipped."""
     if ref is not None:
-        return [ws.repo.resolve(ref)], []
-    manifests, problems = [], []
+        yield ws.repo.resolve(ref)
+        return
     for key, _size in ws.repo.manifest_keys():
         try:
-            manifests.append(ws.repo.read_manifest_key(key))
+            yield ws.repo.read_manifest_key(key)
         except ModelManagerError as e:
-            problems.append(Problem("manifest", key, e.message))
-    return manifests, problems
+            if problems is not None:
+                problems.append(Problem("manifest", key, e.message))
 
 
 def _check_labels(ws: Workspace, model: str) -> list[Problem]:
@@ -90,19 +94,23 @@ def verify(
     compares its hash. A chunk that fails is read once more before it is called corrupt.
     """
     ctx = ctx or JobContext()
-    manifests, problems = _load_manifests(ws, ref)
-    for model in sorted({m.model for m in manifests} if ref else set(ws.repo.model_names())):
+    # One pass over the manifests keeps only each needed chunk's length (and the models):
+    # never every manifest, nor who uses every chunk; users are looked up for problems alone.
+    problems: list[Problem] = []
+    needed: dict[str, int] = {}
+    models: set[str] = set()
+    versions = 0
+    for m in _stream_manifests(ws, ref, problems):
+        versions += 1
+        models.add(m.model)
+        for f in m.files:
+            for c in f.chunks:
+                needed[c.id] = c.length
+    for model in sorted(models if ref else set(ws.repo.model_names())):
         problems.extend(_check_labels(ws, model))
     if ref is None:  # every copy of every metadata record: damaged, missing, stale, off-journal
         problems.extend(Problem("metadata", p.path, p.what)
                         for p in ws.repo.metadata_problems(copies=True))  # fmt: skip
-    needed: dict[str, int] = {}
-    users: dict[str, list[str]] = {}
-    for m in manifests:
-        for f in m.files:
-            for c in f.chunks:
-                needed[c.id] = c.length
-                users.setdefault(c.id, []).append(m.ref)
     total = sum(needed.values())
     chunks = ws.repo.chunks
 
@@ -123,6 +131,7 @@ def verify(
 
     done = 0
     transient = []
+    found: list[tuple[str, str, str]] = []
     with threaded(check, sorted(needed), default_workers(), "mm-verify", ctx=ctx,
                   ordered=True) as checked:  # fmt: skip
         for _cid, fut in checked:
@@ -132,8 +141,24 @@ def verify(
             if was_transient:
                 transient.append(cid)
             if kind:
-                problems.append(Problem(kind, cid, detail, tuple(sorted(set(users[cid])))))
-    return VerifyReport(len(manifests), len(needed), total, tuple(problems), tuple(transient))
+                found.append((cid, kind, detail))
+    users = _users(ws, ref, {cid for cid, _k, _d in found})
+    problems.extend(Problem(kind, cid, detail, tuple(sorted(users[cid])))
+                    for cid, kind, detail in found)  # fmt: skip
+    return VerifyReport(versions, len(needed), total, tuple(problems), tuple(transient))
+
+
+def _users(ws: Workspace, ref: str | None, cids: set[str]) -> dict[str, set[str]]:
+    """The versions that need each of ``cids`` (a second pass, only when verify found any)."""
+    users: dict[str, set[str]] = {cid: set() for cid in cids}
+    if not cids:
+        return users
+    for m in _stream_manifests(ws, ref, None):
+        for f in m.files:
+            for c in f.chunks:
+                if c.id in users:
+                    users[c.id].add(m.ref)
+    return users
 
 
 @dataclass(frozen=True)

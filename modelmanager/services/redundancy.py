@@ -17,11 +17,12 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.redundancy.health import (
     ChunkHealth,
+    NeededIndex,
     ScrubReport,
+    iter_survey,
     needed_chunks,
     scrub_report,
 )
-from modelmanager.core.redundancy.health import survey as survey_chunks
 from modelmanager.core.redundancy.moves import (
     Move,
     MovePlan,
@@ -50,7 +51,8 @@ from modelmanager.services.safety import refuse_on_doubt, reporting
 __all__ = [
     "ChunkHealth", "Move", "MovePlan", "NotMoved", "PolicyPlan", "RebalanceReport",
     "RepairReport", "ScrubReport", "VersionLayout", "execute_moves", "plan_moves",
-    "plan_policy", "preview_moves", "rebalance", "repair", "scrub", "survey", "version_layout",
+    "plan_policy", "preview_moves", "rebalance", "repair", "scrub", "stream_survey", "survey",
+    "version_layout",
 ]  # fmt: skip
 
 
@@ -69,17 +71,25 @@ def _needed(ws: Workspace, policies: Policies | None = None) -> dict[str, ChunkH
     return needed_chunks(_readable_manifests(ws), (policies or ws.repo.policies).for_model)
 
 
-def survey(ws: Workspace, ctx: JobContext | None = None) -> list[ChunkHealth]:
-    """Check every piece of every needed chunk on every readable device."""
+def stream_survey(ws: Workspace, ctx: JobContext | None = None) -> Iterator[ChunkHealth]:
+    """Check every piece of every needed chunk on every readable device, one chunk's record
+    at a time (a bounded window in flight; memory for a compact index of the chunks only)."""
     chunks = ws.repo.chunks
     chunks.refresh()
-    return survey_chunks(chunks, _needed(ws), ctx)
+    index = NeededIndex.of(_readable_manifests(ws), ws.repo.policies.for_model)
+    return iter_survey(chunks, index, ctx)
+
+
+def survey(ws: Workspace, ctx: JobContext | None = None) -> list[ChunkHealth]:
+    """Every needed chunk's record (:func:`stream_survey`, kept: repair acts on them)."""
+    return list(stream_survey(ws, ctx))
 
 
 def scrub(ws: Workspace, ctx: JobContext | None = None) -> ScrubReport:
     """Read every stored piece and check its hash, and every copy of every metadata record;
-    see :class:`ScrubReport`."""
-    report = scrub_report(survey(ws, ctx))
+    see :class:`ScrubReport` (findings and counters only: memory does not grow with every
+    chunk's record)."""
+    report = scrub_report(stream_survey(ws, ctx))
     metadata = tuple(str(p) for p in ws.repo.metadata_problems(copies=True))
     return replace(report, metadata=metadata)
 
