@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 from modelmanager.core.remote.versions import read_version, version_identity
 from modelmanager.core.repo.journal import journal_prefix
-from modelmanager.core.repo.names import check_label
+from modelmanager.core.repo.names import is_label
 from modelmanager.core.repo.versions import VersionStore
 from modelmanager.core.storage import BlobNotFound
-from modelmanager.errors import IntegrityError, UserError
+from modelmanager.errors import IntegrityError
 
 #: Which side wins a conflicting label move: the newer move, or always one side.
 Prefer = Literal["newest", "local", "remote"]
@@ -132,14 +132,6 @@ class JournalPlan:
         return set(self.local_state) | set(self.waiting) | set(self.reassert)
 
 
-def _valid(label: str) -> bool:
-    try:
-        check_label(label)
-    except UserError:
-        return False
-    return True
-
-
 def plan_journals(
     model: str, local: Mapping[str, Entry], remote: Mapping[str, Entry],
     pairs: Mapping[int, int], prefer: Prefer = "newest",
@@ -159,7 +151,7 @@ def plan_journals(
 
     plan = JournalPlan()
     labels = {e["label"] for e in (*local.values(), *remote.values())}
-    for label in sorted(x for x in labels if _valid(x)):
+    for label in sorted(x for x in labels if is_label(x)):
         mine = {k: e for k, e in local.items() if e["label"] == label}
         theirs = {k: e for k, e in remote.items() if e["label"] == label}
         only_mine = {k: e for k, e in mine.items() if k not in theirs}

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from modelmanager.core.repo.names import check_label
-from modelmanager.errors import UserError
+from modelmanager.core.repo.names import is_label
 
 
 @dataclass(frozen=True)
@@ -43,14 +42,6 @@ class LabelPlan:
     conflicts: tuple[LabelConflict, ...]
 
 
-def _valid(label: str) -> bool:
-    try:
-        check_label(label)
-    except UserError:
-        return False
-    return True
-
-
 def plan_labels(
     model: str, seq: int, source: Mapping[str, int], target: Mapping[str, int], *,
     move: bool = False, target_seq: int | None = None,
@@ -60,7 +51,7 @@ def plan_labels(
     that is no valid label (a stray file on a remote) is skipped."""
     labels, previous, conflicts = [], {}, []
     wanted = seq if target_seq is None else target_seq
-    for label in sorted(k for k, n in source.items() if n == seq and _valid(k)):
+    for label in sorted(k for k, n in source.items() if n == seq and is_label(k)):
         there = target.get(label)
         if there == wanted:
             continue  # already there

@@ -51,6 +51,15 @@ def check_label(label: str) -> str:
     return label
 
 
+def is_label(label: str) -> bool:
+    """True when ``label`` is a valid label (what :func:`check_label` accepts)."""
+    try:
+        check_label(label)
+    except UserError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Ref:
     """A parsed reference: ``NAME`` (latest), ``NAME@3`` (version 3) or ``NAME@prod`` (label)."""
