@@ -88,3 +88,15 @@ def test_recover_refuses_a_folder_that_is_not_a_device_and_a_non_empty_destinati
     assert proc.returncode == 2
     assert "is not empty" in proc.stderr
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+def test_recover_into_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    add_device(ws, tmp_path / "dev0", name="d0")
+    ws.close()
+    (tmp_path / "a-file").write_text("not a folder")
+    proc = _cli(tmp_path, "recover", str(tmp_path / "a-file" / "new"), "--from",
+                str(tmp_path / "dev0"))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "cannot write the new repository folder" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -19,7 +19,7 @@ from modelmanager.core.repo.replicas import BOOTSTRAP_KEYS, META, Copy, Replicat
 from modelmanager.core.repo.repository import Repository
 from modelmanager.core.repo.versions import CONFIG_KEY, RepoConfig, utc_now
 from modelmanager.core.storage import LocalBlobStore, StoreFactory
-from modelmanager.errors import IntegrityError, RepositoryError, UserError
+from modelmanager.errors import IntegrityError, RepositoryError, UserError, fault_words
 
 
 @dataclass(frozen=True)
@@ -65,28 +65,15 @@ def recover(
         else:
             moved.append(replace(d, state=OFFLINE))
     new_devices = DeviceSet(tuple(moved))
-    dest.mkdir(parents=True, exist_ok=True)
-    main = blob_stores(dest)
-    written, damaged = 0, []
-    keys = [k for prefix in ("models", REPOSITORY_JOURNAL) for k, _s in records.keys(prefix)]
-    for key in keys:
-        chosen = records.best(key)
-        if chosen is None:
-            damaged.append(key)
-            continue
-        main.put(key, chosen[0], sync=False)
-        written += 1
-    main.flush()
-    repo = Repository(dest, config, blob_stores)
-    with repo.writer():
-        best_policy = records.best("policy.json")
-        if best_policy is not None:
-            repo.records.write("policy.json", best_policy[1])
-        repo.records.write(DEVICES_FILE, new_devices.to_doc() | {"written": utc_now()})
-        repo.reload_layout()
-        repo.sync_replicas()
-        # Last: with config.json, DEST is a repository.
-        repo.records.write(CONFIG_KEY, config.to_doc())
+    try:
+        written, damaged = _write_main(dest, records, config, new_devices, blob_stores)
+    except OSError as e:
+        # DEST is no repository until its config.json (written last) exists: run it again.
+        raise RepositoryError(
+            f"cannot write the new repository folder: {fault_words(e)}; choose a folder on a "
+            "writable disk with room and run recover again (no piece on the devices was touched)",
+            path=dest,
+        ) from None  # fmt: skip
     names = {d.id: d.name for d in devices.devices}
     return Recovered(
         dest,
@@ -113,3 +100,34 @@ def _device_copies(
                            blob_stores(root / META)))  # fmt: skip
         found.append((root, {k: str(v) for k, v in identity.items()}))
     return copies, found
+
+
+def _write_main(
+    dest: Path, records: ReplicatedRecords, config: RepoConfig, new_devices: DeviceSet,
+    blob_stores: StoreFactory,
+) -> tuple[int, list[str]]:  # fmt: skip
+    """Write every record into the new main folder, then its device list and config (last);
+    returns the records written and the keys with no intact copy."""
+    dest.mkdir(parents=True, exist_ok=True)
+    main = blob_stores(dest)
+    written, damaged = 0, []
+    keys = [k for prefix in ("models", REPOSITORY_JOURNAL) for k, _s in records.keys(prefix)]
+    for key in keys:
+        chosen = records.best(key)
+        if chosen is None:
+            damaged.append(key)
+            continue
+        main.put(key, chosen[0], sync=False)
+        written += 1
+    main.flush()
+    repo = Repository(dest, config, blob_stores)
+    with repo.writer():
+        best_policy = records.best("policy.json")
+        if best_policy is not None:
+            repo.records.write("policy.json", best_policy[1])
+        repo.records.write(DEVICES_FILE, new_devices.to_doc() | {"written": utc_now()})
+        repo.reload_layout()
+        repo.sync_replicas()
+        # Last: with config.json, DEST is a repository.
+        repo.records.write(CONFIG_KEY, config.to_doc())
+    return written, damaged
