@@ -70,14 +70,14 @@ class JobRecord:
 
 
 class _Signals(QObject):
-    # Only numbers and strings cross threads: results stay in Python (JobRunner.results). Bytes
-    # done and total travel as Python ints (``object``): a Signal(int) is a 32-bit C++ int, and
-    # a 2 GiB shard overflowed it.
-    progress = Signal(int, object, object, str)
-    started = Signal(int)
-    waiting = Signal(int, str)
-    finished = Signal(int)
-    failed = Signal(int, str, str, bool)  # id, one line, details, cancelled
+    # Only numbers and strings cross threads: results stay in Python (JobRunner.results). Every
+    # number travels as a Python int (``object``): a Signal(int) is a 32-bit C++ int, and a
+    # 2 GiB shard overflowed it; job ids go the same way, so no 32-bit int crosses at all.
+    progress = Signal(object, object, object, str)
+    started = Signal(object)
+    waiting = Signal(object, str)
+    finished = Signal(object)
+    failed = Signal(object, str, str, bool)  # id, one line, details, cancelled
 
 
 def _run(
@@ -109,9 +109,10 @@ def _stopped_at_start(future: Future[None], job_id: int, signals: _Signals) -> N
 class JobRunner(QObject):
     """Submit, watch and cancel jobs; signals arrive on the thread that owns the runner."""
 
-    changed = Signal(int)  # a job's state or progress changed
-    succeeded = Signal(int)  # the result is in ``results`` until the next job ends
-    failed = Signal(int, str)
+    # Job ids as Python ints (``object``), as in _Signals: no 32-bit int crosses a signal.
+    changed = Signal(object)  # a job's state or progress changed
+    succeeded = Signal(object)  # the result is in ``results`` until the next job ends
+    failed = Signal(object, str)
 
     def __init__(self, workers: int | None = None) -> None:
         super().__init__()
