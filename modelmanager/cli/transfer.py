@@ -17,7 +17,7 @@ from modelmanager.cli.output import (
 from modelmanager.cli.versions import print_manifest, print_versions
 from modelmanager.core.catalog import VersionRow
 from modelmanager.core.remote.spec import DEFAULT_RETRIES, MAX_RETRIES
-from modelmanager.errors import EXIT_OK
+from modelmanager.errors import EXIT_OK, UserError
 from modelmanager.services import remotes
 
 
@@ -122,12 +122,28 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    if (args.ref is None) == (not args.all):
+        raise UserError("name one version to pull (NAME@N), or --all for every version")
     remote = remotes.open_remote(args.remote)
+    ws = workspace(args)
     with ProgressLine("pulling", enabled=not args.json) as ctx:
-        result = remotes.pull(workspace(args), remote, args.ref, ctx=ctx, lock_timeout=args.wait,
-                              move_labels=args.move_labels, exact=args.exact,
-                              keep_local=args.keep_local)  # fmt: skip
-    _transfer_report(args, "Pulled", result)
+        if args.all:
+            results = remotes.pull_all(ws, remote, ctx=ctx, lock_timeout=args.wait,
+                                       move_labels=args.move_labels, exact=args.exact,
+                                       keep_local=args.keep_local)  # fmt: skip
+        else:
+            results = [remotes.pull(ws, remote, args.ref, ctx=ctx, lock_timeout=args.wait,
+                                    move_labels=args.move_labels, exact=args.exact,
+                                    keep_local=args.keep_local)]  # fmt: skip
+    if args.json:
+        print_json(results[0].to_json() if not args.all else [r.to_json() for r in results])
+        return EXIT_OK
+    for result in results:
+        _transfer_report(args, "Pulled", result)
+    if args.all:
+        new = sum(r.manifest_written for r in results)
+        print(f"{plural(len(results), 'version')} on {shown(args.remote)}, "
+              f"{new} new here")  # fmt: skip
     return EXIT_OK
 
 
@@ -187,7 +203,9 @@ def add_parsers(commands: Commands) -> None:
     p = commands.add("pull", cmd_pull, "fetch a version, the chunks this repository lacks, and "
                      "its labels")  # fmt: skip
     p.add_argument("remote")
-    p.add_argument("ref")
+    p.add_argument("ref", nargs="?", help="the version (NAME@N, NAME@LABEL); or --all")
+    p.add_argument("--all", action="store_true",
+                   help="every version of every model on the remote, with labels")  # fmt: skip
     p.add_argument("--move-labels", action="store_true", help=MOVE_LABELS_HELP)
     p.add_argument("--keep-local", action="store_true", help=KEEP_LOCAL_HELP)
     p.add_argument("--exact", action="store_true", help=EXACT_HELP)

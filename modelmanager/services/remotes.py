@@ -322,6 +322,27 @@ def _local_number(ws: Workspace, manifest: Manifest, exact: bool) -> tuple[int, 
                     f"it as {model}@{target}")  # fmt: skip
 
 
+def pull_all(
+    ws: Workspace,
+    remote: RemoteRepository,
+    *,
+    ctx: JobContext | None = None,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    move_labels: bool = False,
+    exact: bool = False,
+    keep_local: bool = False,
+) -> list[TransferResult]:
+    """Pull every version of every model the remote holds, oldest first, with their labels:
+    a repository restored from a remote (``pull --all``). A version already here moves no
+    chunk, so it can run again after an interruption."""
+    ctx = ctx or JobContext()
+    return [
+        pull(ws, remote, f"{model}@{seq}", ctx=ctx, lock_timeout=lock_timeout,
+             move_labels=move_labels, exact=exact, keep_local=keep_local)
+        for model in remote.model_names() for seq in remote.version_numbers(model)
+    ]  # fmt: skip
+
+
 def pull(
     ws: Workspace,
     remote: RemoteRepository,

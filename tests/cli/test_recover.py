@@ -100,3 +100,38 @@ def test_recover_into_a_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -
     assert proc.returncode == 2, proc.stderr
     assert "cannot write the new repository folder" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_pull_all_restores_every_model_version_and_label_a_remote_holds(tmp_path: Path) -> None:
+    """The other way back from a lost repository: everything the remote holds, by ``pull
+    --all``; run again, it moves nothing."""
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    sources = {}
+    for seed, ref in enumerate(["org/m@1", "org/m@2", "n@1"]):
+        src = tmp_path / f"src{seed}"
+        rng = np.random.default_rng(seed)
+        tensors = {f"t{i}": random_weights(rng, (CHUNK // 2,)) for i in range(3)}
+        write_safetensors(src / "model.safetensors", tensors)
+        import_paths(ws, [src], ref.split("@")[0], labels=["prod"] if seed == 0 else [])
+        sources[ref] = src
+    ws.close()
+    remote = f"file://{tmp_path / 'shared'}"
+    assert _cli(tmp_path, "remote", "add", "team", remote).returncode == 0
+    for ref in sources:
+        assert _cli(tmp_path, "--repo", str(tmp_path / "repo"), "push", ref, "team").returncode == 0
+
+    new = tmp_path / "new"
+    assert _cli(tmp_path, "init", str(new)).returncode == 0
+    done = _cli(tmp_path, "--repo", str(new), "pull", "team", "--all", "--json")
+    assert done.returncode == 0, done.stderr
+    assert sorted(r["ref"] for r in json.loads(done.stdout)) == sorted(sources)
+    log = json.loads(_cli(tmp_path, "--repo", str(new), "log", "org/m", "--json").stdout)
+    assert {row["version"]: row["labels"] for row in log} == {1: ["prod"], 2: []}
+    for ref, src in sources.items():
+        out = tmp_path / "out" / ref.replace("/", "_")
+        assert _cli(tmp_path, "--repo", str(new), "export", ref, str(out)).returncode == 0
+        assert tree_bytes(out) == tree_bytes(src), ref
+    again = json.loads(_cli(tmp_path, "--repo", str(new), "pull", "team", "--all",
+                            "--json").stdout)  # fmt: skip
+    assert [r["manifest_written"] for r in again] == [False, False, False]
+    assert _cli(tmp_path, "--repo", str(new), "pull", "team").returncode == 2  # neither given
