@@ -29,6 +29,17 @@ from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.services import history
 
 
+def _read_only_rows(table: QTableWidget, headers: list[str]) -> None:
+    """A table of whole-row, read-only records with these headers (both tables of the tab)."""
+    table.setHorizontalHeaderLabels(headers)
+    table.horizontalHeader().setStretchLastSection(True)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.verticalHeader().setVisible(False)
+    table.setWordWrap(False)
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+
+
 class HistoryTab(QTableWidget):
     """One row per version of the shown model, newest first; its actions run as jobs."""
 
@@ -37,13 +48,7 @@ class HistoryTab(QTableWidget):
         self.context = context
         self.remove = remove  # asks before removing versions (the window's cleanup)
         self.shown_model: str | None = None  # whose versions the rows are
-        self.setHorizontalHeaderLabels(["Version", "Created", "Labels", "Size", "Message"])
-        self.horizontalHeader().setStretchLastSection(True)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.verticalHeader().setVisible(False)
-        self.setWordWrap(False)
-        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        _read_only_rows(self, ["Version", "Created", "Labels", "Size", "Message"])
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
 
@@ -139,13 +144,7 @@ class LabelMoves(QTableWidget):
     def __init__(self) -> None:
         super().__init__(0, len(self.HEADERS))
         self.shown_model: str | None = None  # whose label journal the rows are
-        self.setHorizontalHeaderLabels(list(self.HEADERS))
-        self.horizontalHeader().setStretchLastSection(True)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.verticalHeader().setVisible(False)
-        self.setWordWrap(False)
-        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        _read_only_rows(self, list(self.HEADERS))
 
     def show_moves(self, model: str | None, moves: Sequence[Mapping[str, Any]]) -> None:
         """List the journal entries ``moves`` (oldest first, as read) of ``model``."""
