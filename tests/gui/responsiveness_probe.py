@@ -1,5 +1,7 @@
 """Run by test_main_window: the real window, a 256 MiB import, and a 10 ms UI-thread timer.
 
+Usage: responsiveness_probe.py FOLDER (an empty folder the caller owns and removes).
+
 It runs in its own process, as the app does, so the measurement sees one window and nothing a
 previous test left behind. (It moved here while a crash was being hunted; the crash was garbage
 collection on worker threads, fixed by gc_guard.) Prints one JSON line: the job's end state,
@@ -11,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +31,9 @@ from tests.support.builders import random_weights, write_safetensors
 
 def main() -> None:
     app = QApplication([])
-    base = Path(tempfile.mkdtemp(prefix="mm-responsive-"))
+    # The test passes its own tmp_path: a folder of our own under /tmp outlived every run
+    # (470 MiB each, 56 of them filled a CI disk).
+    base = Path(sys.argv[1])
     os.environ["MODELMANAGER_CACHE"] = str(base / "cache")
     rng = np.random.default_rng(3)
     src = base / "big"
