@@ -40,3 +40,21 @@ def test_first_file_wins_then_config_json_then_the_user(ws: Workspace, tmp_path:
     m = import_paths(ws, [src], "mixed", metadata={"architecture": "mine"}).manifest
     assert m.metadata["architecture"] == "mine"
     assert m.metadata["framework"] == "transformers"
+
+
+def test_the_catalog_lists_each_models_architecture_and_dtype_mix(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """What the library view sorts by comes from the catalog, not from reading manifests."""
+    src = tmp_path / "hf"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    write_safetensors(src / "model.safetensors", {"w": np.ones((4, 4), np.float32),
+                                                  "b": np.ones(8, np.float16)})  # fmt: skip
+    import_paths(ws, [src], "bert")
+    write_safetensors(tmp_path / "plain.safetensors", {"w": np.ones(2, np.float32)})
+    import_paths(ws, [tmp_path / "plain.safetensors"], "plain")
+    rows = {r.name: r for r in ws.catalog.models()}
+    assert (rows["bert"].architecture, rows["bert"].dtypes) == ("BertModel", {"F32": 64, "F16": 16})
+    assert (rows["plain"].architecture, rows["plain"].dtypes) == ("", {"F32": 8})
+    assert rows["bert"].to_json()["architecture"] == "BertModel"

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +120,17 @@ class ModelRow:
     logical_bytes: int
     parameters: int
     labels: dict[str, int]
+    #: The newest version's architecture (from its config's facts; "" when none says) and
+    #: bytes per dtype: what the library view shows and sorts by without opening a manifest.
+    architecture: str = ""
+    dtypes: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The model as the fronts' JSON names it."""
         return {"model": self.name, "versions": self.versions, "latest": self.latest,
                 "updated": self.updated, "logical_bytes": self.logical_bytes,
-                "parameters": self.parameters, "labels": self.labels}  # fmt: skip
+                "parameters": self.parameters, "labels": self.labels,
+                "architecture": self.architecture, "dtypes": self.dtypes}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -402,14 +407,16 @@ class Catalog:
             for model, label, seq in self._db.execute("SELECT model, label, seq FROM labels"):
                 labels.setdefault(model, {})[label] = seq
             rows = self._db.execute(
-                "SELECT v.model, c.n, v.seq, v.created, v.logical_bytes, v.parameters "
+                "SELECT v.model, c.n, v.seq, v.created, v.logical_bytes, v.parameters, "
+                "v.metadata, v.dtypes "
                 "FROM versions v JOIN (SELECT model, COUNT(*) n, MAX(seq) top FROM versions "
                 "GROUP BY model) c ON v.model=c.model AND v.seq=c.top ORDER BY v.model"
             ).fetchall()
         return [
-            ModelRow(name, n, seq, created, size, params, labels.get(name, {}))
-            for name, n, seq, created, size, params in rows
-        ]
+            ModelRow(name, n, seq, created, size, params, labels.get(name, {}),
+                     str(json.loads(meta).get("architecture", "")), json.loads(dtypes))
+            for name, n, seq, created, size, params, meta, dtypes in rows
+        ]  # fmt: skip
 
     def versions(self, model: str) -> list[VersionRow]:
         """The versions of ``model``, newest first."""
