@@ -247,8 +247,8 @@ def test_the_ui_thread_stays_responsive_during_a_large_import(tmp_path: Path) ->
 
     probe = Path(__file__).with_name("responsiveness_probe.py")
     env = subprocess_env(tmp_path, QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run([sys.executable, str(probe), str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)  # fmt: skip
+    proc = subprocess.run([sys.executable, str(probe), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"UI timer: {result['ticks']} ticks, longest wait {result['longest_ms']} ms, "
