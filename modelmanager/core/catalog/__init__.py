@@ -7,11 +7,12 @@ manifests whenever it is opened, and is rebuilt from scratch by ``reindex`` or w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,11 @@ _KEEP = ("bench",)
 #: Benchmark kinds: raw reads of one device's pieces; a whole load (default settings); a load
 #: with a given thread count; a load with a given replica-selection strategy.
 BENCH_KINDS = ("device", "load", "threads", "strategy")
+#: A sync or rebuild reports (versions read, versions to read) at most this often.
+PROGRESS_EVERY = 100
+
+#: ``progress(done, total)``: how far a sync or rebuild has read the manifests it needs.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -292,24 +298,25 @@ class Catalog:
         found = {model: self.repo.read_labels(model) for model in self.repo.model_names()}
         return {model: labels for model, labels in found.items() if labels}
 
-    def sync(self) -> SyncResult:
+    def sync(self, progress: Progress | None = None) -> SyncResult:
         """Bring the catalog in line with the manifests and labels on disk.
 
         A catalog already in line is only read (every command syncs on opening, so readers
         must not queue for the write lock). New manifests are read before the transaction;
         inside it the folders are listed again, so a version another process removed (or
         labels it moved) meanwhile is never written back over its newer catalog entry.
+        ``progress`` hears (read, to read) every :data:`PROGRESS_EVERY` manifests and at the end.
         """
         on_disk = dict(self.repo.manifest_keys())
         known, known_labels = self._stored()
         fresh: dict[str, tuple[Manifest, int]] = {}
-        for key, size in on_disk.items():
-            if known.get(key) == size:
-                continue
-            try:
+        todo = [(k, s) for k, s in on_disk.items() if known.get(k) != s]
+        for done, (key, size) in enumerate(todo, 1):
+            # verify reports damaged manifests; listing shows the rest
+            with contextlib.suppress(ModelManagerError):
                 fresh[key] = (self.repo.read_manifest_key(key), size)
-            except ModelManagerError:
-                continue  # verify reports damaged manifests; listing shows the rest
+            if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(todo)):
+                progress(done, len(todo))
         stale = [k for k in known if k not in on_disk]
         if not fresh and not stale and self._on_disk_labels() == known_labels:
             return SyncResult(0, 0)
@@ -327,8 +334,9 @@ class Catalog:
             self._sync_labels(db, self.repo.model_names())
         return SyncResult(added, len(gone))
 
-    def rebuild(self) -> SyncResult:
-        """Forget every version and label and read them all again from the manifests.
+    def rebuild(self, progress: Progress | None = None) -> SyncResult:
+        """Forget every version and label and read them all again from the manifests
+        (``progress`` as for :meth:`sync`).
 
         The rows are emptied in a transaction, not the file deleted: another process may
         have it open. Benchmark history is not in any manifest: it is kept across a rebuild
@@ -348,7 +356,7 @@ class Catalog:
                 self._discard_files()
                 self._db = connect(self.path, _SCHEMA, SCHEMA_VERSION, _KEEP)
             self.add_bench(bench)
-        return self.sync()
+        return self.sync(progress)
 
     # -- benchmark history --------------------------------------------------------------
 
