@@ -22,6 +22,7 @@ from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import Device
 from modelmanager.core.redundancy import Policy, encode_fragments, parse_fragment
+from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
 from modelmanager.core.storage.atomic import REPLACE_SUFFIX
 from modelmanager.errors import IntegrityError
@@ -88,13 +89,7 @@ def recompress(
         chunks = repo.chunks
         chunks.refresh()
         policy = repo.policy_for(manifest.model)
-        work: dict[str, tuple[int, str | None]] = {}
-        for f in manifest.files:
-            hints = DtypeHints(FileIndex(f.format, f.tensors))
-            pos = 0
-            for c in f.chunks:
-                work.setdefault(c.id, (c.length, hints.of(pos, pos + c.length)))
-                pos += c.length
+        work = _work([manifest])
         before = sum(chunks.stored_size(cid) or 0 for cid in work)
         total = sum(length for length, _hint in work.values())
         done = rewritten = 0
@@ -108,6 +103,68 @@ def recompress(
         after = sum(chunks.stored_size(cid) or 0 for cid in work)
     return RecompressReport(
         manifest.ref, settings.name, len(work), rewritten, before, after, Changes(storage=True)
+    )
+
+
+def _work(manifests: list[Manifest]) -> dict[str, tuple[int, str | None]]:
+    """Every chunk the manifests use once: its plain length and the dtype hint of its bytes."""
+    work: dict[str, tuple[int, str | None]] = {}
+    for manifest in manifests:
+        for f in manifest.files:
+            hints = DtypeHints(FileIndex(f.format, f.tensors))
+            pos = 0
+            for c in f.chunks:
+                work.setdefault(c.id, (c.length, hints.of(pos, pos + c.length)))
+                pos += c.length
+    return work
+
+
+@dataclass(frozen=True)
+class RecompressPreview:
+    """What recompressing would store: the pieces each chunk has now, encoded with the codec."""
+
+    refs: tuple[str, ...]
+    codec: str
+    chunks: int
+    logical: int
+    stored_before: int
+    stored_after: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "refs": list(self.refs), "codec": self.codec, "chunks": self.chunks,
+            "logical": self.logical, "stored_before": self.stored_before,
+            "stored_after": self.stored_after,
+        }  # fmt: skip
+
+
+def preview_recompress(
+    ws: Workspace, refs: list[str], settings: CodecSettings, *, ctx: JobContext | None = None
+) -> RecompressPreview:
+    """Encode every chunk of ``refs`` with ``settings`` in memory (nothing is written) and sum
+    what its present pieces would take: the exact stored size a recompress leaves."""
+    ctx = ctx or JobContext()
+    repo = ws.repo
+    manifests = [repo.resolve(ref) for ref in refs]
+    work = _work(manifests)
+    chunks = repo.chunks
+    chunks.refresh()
+    total = sum(length for length, _hint in work.values())
+    before = after = done = 0
+    for cid, (length, hint) in work.items():
+        ctx.check()
+        layout = chunks.locate(cid)
+        before += chunks.stored_size(cid) or 0
+        _obj, data, _degraded = chunks.read_object(cid, length, layout)
+        target = b"".join(bytes(p) for p in encode_object(data, settings, hint))
+        after += len(layout.copies) * len(target)
+        for (k, m), frags in layout.fragments.items():
+            fragments = encode_fragments(target, k, m)
+            after += sum(len(devs) * sum(len(p) for p in fragments[i]) for i, devs in frags.items())
+        done += length
+        ctx.report(done, total, cid[:12])
+    return RecompressPreview(
+        tuple(m.ref for m in manifests), settings.name, len(work), total, before, after
     )
 
 
