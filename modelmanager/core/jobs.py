@@ -30,9 +30,12 @@ class JobContext:
 
     on_progress: ProgressCallback | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
+    #: What ``done`` and ``total`` count: "" for bytes, else the item's noun ("chunk"), so a
+    #: front shows chunks/s for a job that counts chunks, never a byte rate it does not have.
+    unit: str = ""
 
     def report(self, done: int, total: int, text: str = "") -> None:
-        """Tell the front how far the job is (``done`` of ``total`` bytes or items)."""
+        """Tell the front how far the job is (``done`` of ``total`` bytes, or ``unit`` items)."""
         if self.on_progress is not None:
             self.on_progress(done, total, text)
 

@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, Signal
 
 from modelmanager import logs
 from modelmanager.core.jobs import JobContext
-from modelmanager.core.lanes import LaneJob, Lanes
+from modelmanager.core.lanes import LaneJob, Lanes, lane_key
 from modelmanager.errors import Cancelled, ModelManagerError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -48,6 +48,8 @@ class JobRecord:
     #: What the Details… button shows: the full message, or the traceback of a bug.
     details: str = ""
     waiting: str = ""  # what a running job waits for (another writer), "" when it works
+    #: The writer lane it queues on (a repository's key), None for a read.
+    lane: str | None = None
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
 
@@ -57,8 +59,13 @@ class JobRecord:
         return self.state in (QUEUED, RUNNING)
 
     @property
+    def unit(self) -> str:
+        """What ``done`` and ``total`` count: "" for bytes, else an item's noun ("chunk")."""
+        return self.ctx.unit
+
+    @property
     def rate(self) -> float:
-        """Bytes (or items) per second so far."""
+        """Bytes (or items) per second so far; once it ended, its average."""
         return self.done / max((self.ended or time.monotonic()) - self.started, 1e-6)
 
     @property
@@ -66,7 +73,7 @@ class JobRecord:
         """Seconds left at the current rate, when it can be told."""
         if self.state != RUNNING or not self.total or not self.done:
             return None
-        return (self.total - self.done) / max(self.rate, 1e-9)
+        return max(0, self.total - self.done) / max(self.rate, 1e-9)
 
 
 class _Signals(QObject):
@@ -131,9 +138,12 @@ class JobRunner(QObject):
     def submit(
         self, title: str, fn: Callable[[JobContext], Any],
         on_done: Callable[[Any], None] | None = None, *, writes: Path | None = None,
+        unit: str = "",
     ) -> JobRecord:  # fmt: skip
         """Queue ``fn``: on the writer lane of the repository at ``writes`` if it writes one,
-        else with the reads; ``on_done(result)`` runs on the UI thread if it succeeds."""
+        else with the reads; ``on_done(result)`` runs on the UI thread if it succeeds. ``unit``
+        names what its progress counts when not bytes ("chunk"; the job may also set
+        ``ctx.unit`` itself)."""
         job_id = next(self._ids)
         last = [0.0]
         signals = self._signals
@@ -144,7 +154,8 @@ class JobRunner(QObject):
                 last[0] = now
                 signals.progress.emit(job_id, done, total, text)
 
-        job = JobRecord(job_id, title, JobContext(on_progress=report))
+        lane = lane_key(writes) if writes is not None else None
+        job = JobRecord(job_id, title, JobContext(on_progress=report, unit=unit), lane=lane)
         self.jobs[job_id] = job
         lane_job = self.lanes.submit(
             lambda _ctx: _run(job, fn, signals, self.results), writes=writes, ctx=job.ctx,
@@ -162,6 +173,17 @@ class JobRunner(QObject):
         if job is None or live is None or not job.active:
             return
         live[0].cancel()  # a job dropped from its queue ends through _stopped_at_start
+
+    def ahead(self, job: JobRecord) -> JobRecord | None:
+        """The write this queued write waits behind on its lane (the oldest active one)."""
+        if job.state != QUEUED or job.lane is None:
+            return None
+        for other in self.jobs.values():
+            if other.id >= job.id:
+                return None
+            if other.lane == job.lane and other.active:
+                return other
+        return None
 
     def running(self) -> list[JobRecord]:
         """Jobs queued or running, not yet seen to end (their end signal may still be queued)."""

@@ -58,9 +58,13 @@ def test_a_queued_write_cancelled_in_the_jobs_tab_never_runs(  # type: ignore[no
     row = window.jobs_table.rows[queued.id]
     assert queued.state == QUEUED
     assert window.jobs_table.item(row, 3).text() == QUEUED
+    bar = window.jobs_table.cellWidget(row, 1)
+    assert isinstance(bar, QProgressBar)
+    assert bar.text() == "waiting for Write first…"  # the write it queues behind on the lane
     _click_cancel(qtbot, window, queued.id)
     qtbot.waitUntil(lambda: queued.state == CANCELLED)
     assert window.jobs_table.item(row, 3).text() == CANCELLED
+    assert bar.text() == "0%"
     third = window.runner.submit("Write third", lambda _ctx: ran.append("third"), writes=root)
     go.set()
     qtbot.waitUntil(lambda: busy.state == DONE and third.state == DONE)

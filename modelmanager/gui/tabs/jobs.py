@@ -1,5 +1,9 @@
 """The Jobs tab: every user job with its progress, rate, state and a Cancel button.
 
+Rates and times left only where they mean something: bytes/s for byte jobs, items/s and the
+items left for item jobs (``ctx.unit``), nothing for a job that reports no total; a finished
+job shows 100 % and its average rate. A write queued behind another on its repository's lane,
+or waiting for another process's writer lock, says what it waits for and can be cancelled.
 A failed job's row says "failed" in red with its whole message, and its button becomes
 Details…; "Clear finished" drops the rows of jobs that ended.
 """
@@ -21,7 +25,7 @@ from PySide6.QtWidgets import (
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.gui.context import WindowContext
-from modelmanager.gui.jobs_bridge import FAILED, JobRecord
+from modelmanager.gui.jobs_bridge import DONE, FAILED, JobRecord, JobRunner
 from modelmanager.gui.notices import FAILED_COLOR, details_box
 
 
@@ -30,13 +34,47 @@ def is_user_job(title: str) -> bool:
     return not title.startswith("Read ")
 
 
-def _rate(job: JobRecord) -> str:
-    """Rate and time left while it means something: not before it started, not once it ended
-    with nothing counted (an "Add device" job reports no bytes)."""
-    if not job.done:
+def _seconds(s: float) -> str:
+    """A time left as people read it: "40 s", "3 min 5 s", "2 h 10 min"."""
+    s = round(s)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def _per_second(job: JobRecord) -> str:
+    """The job's rate in its own unit: "12.5 MiB/s" or "3.2 chunks/s"."""
+    if not job.unit:
+        return f"{human_bytes(job.rate)}/s"
+    return f"{job.rate:.3g} {job.unit}s/s"
+
+
+def rate_text(job: JobRecord) -> str:
+    """Rate and time left where they mean something: not for a job that reports no total (an
+    "Add device" job), not before anything was counted; a finished job shows its average."""
+    if not job.total or not job.done:
         return ""
-    eta = f", {job.eta:.0f} s left" if job.eta is not None else ""
-    return f"{human_bytes(job.rate)}/s{eta}"
+    if job.state == DONE:
+        return f"average {_per_second(job)}"
+    if job.eta is None:
+        return ""
+    left = job.total - job.done
+    items = f"{plural(left, job.unit)} left, " if job.unit else ""
+    return f"{_per_second(job)}, {items}{_seconds(job.eta)} left"
+
+
+def progress_text(job: JobRecord, runner: JobRunner) -> str:
+    """What the bar says: what a write waits for, else its percentage (with items counted)."""
+    if job.waiting:
+        return "waiting for another writer…"
+    ahead = runner.ahead(job)
+    if ahead is not None:
+        return shown(f"waiting for {ahead.title}…")
+    if job.unit and job.total:
+        return f"%p% ({job.done:,} of {plural(job.total, job.unit)})"
+    return "%p%"
 
 
 class JobsTab(QTableWidget):
@@ -60,11 +98,25 @@ class JobsTab(QTableWidget):
         context.runner.failed.connect(self.job_failed)
 
     def job_changed(self, job_id: int) -> None:
-        """Add or update the job's row; the status line counts the running ones."""
+        """Add or update the job's row (and those of the writes queued behind it, whose "waiting
+        for" changes when it ends); the status line counts the running ones."""
         runner = self.context.runner
         job = runner.jobs.get(job_id)
-        if job is None or not is_user_job(job.title):
+        if job is None:
             return
+        self._show(job)
+        if job.lane is not None:
+            for other in runner.running():
+                if other.lane == job.lane and other.id > job.id:
+                    self._show(other)
+        running = len([j for j in runner.running() if is_user_job(j.title)])
+        self.context.notify(f"{plural(running, 'job')} running" if running else "", 0)
+
+    def _show(self, job: JobRecord) -> None:
+        """Add or update one user job's row."""
+        if not is_user_job(job.title):
+            return
+        runner, job_id = self.context.runner, job.id
         row = self.rows.get(job_id)
         if row is None:
             row = self.rows[job_id] = self.rowCount()
@@ -77,12 +129,14 @@ class JobsTab(QTableWidget):
         progress = self.cellWidget(row, 1)
         assert isinstance(progress, QProgressBar)
         progress.setRange(0, 1000)
-        finished = job.state == "done"
-        value = int(1000 * job.done / job.total) if job.total else 0
+        finished = job.state == DONE
+        value = min(1000, 1000 * job.done // job.total) if job.total else 0
         progress.setValue(1000 if finished else value)
-        progress.setFormat("waiting for another writer…" if job.waiting else "%p%")
-        progress.setToolTip(shown(job.waiting))
-        self.setItem(row, 2, QTableWidgetItem(_rate(job)))
+        text = progress_text(job, runner)
+        progress.setFormat(text)
+        ahead = runner.ahead(job)
+        progress.setToolTip(shown(job.waiting or (text if ahead is not None else "")))
+        self.setItem(row, 2, QTableWidgetItem(rate_text(job)))
         failed = job.state == FAILED
         state = QTableWidgetItem(shown(f"failed: {job.error}" if failed else job.state))
         state.setToolTip(shown(job.error))
@@ -95,8 +149,6 @@ class JobsTab(QTableWidget):
         button = self.cellWidget(row, 4)
         if button is not None and not failed:
             button.setEnabled(job.active)
-        running = len([j for j in runner.running() if is_user_job(j.title)])
-        self.context.notify(f"{plural(running, 'job')} running" if running else "", 0)
 
     def _details_button(self, row: int, job: JobRecord) -> None:
         """A failed job's Cancel becomes Details…: its whole message and traceback."""
