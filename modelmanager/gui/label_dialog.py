@@ -1,11 +1,13 @@
 """Label…: put a label on a version (new, or moved from another version) or take one off.
 
 The dialog only chooses; the controller runs ``history.set_label`` / ``remove_label`` as jobs.
+When the model's label journal has entries, the dialog lists them (newest first), as
+``label log NAME`` prints them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -14,6 +16,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QLabel,
+    QListWidget,
     QWidget,
 )
 
@@ -26,7 +29,10 @@ class LabelDialog(QDialog):
     set_label = Signal(str)
     remove_label = Signal(str)
 
-    def __init__(self, ref: str, labels: dict[str, int], parent: QWidget | None = None) -> None:
+    def __init__(
+        self, ref: str, labels: dict[str, int], parent: QWidget | None = None,
+        journal: Sequence[Mapping[str, object]] = (),
+    ) -> None:  # fmt: skip
         super().__init__(parent)
         self.ref = ref
         self.labels = labels  # the model's labels: name -> version number
@@ -45,6 +51,13 @@ class LabelDialog(QDialog):
         self.note = QLabel()
         self.note.setWordWrap(True)
         form.addRow("", self.note)
+        self.journal = QListWidget()
+        self.journal.addItems([journal_line(e) for e in reversed(journal)])
+        self.journal.setMinimumHeight(110)
+        if journal:
+            form.addRow("Journal", self.journal)
+        else:
+            self.journal.hide()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.set_button = self.buttons.addButton("Set here", QDialogButtonBox.ButtonRole.AcceptRole)
         self.remove_button = self.buttons.addButton(
@@ -75,3 +88,16 @@ class LabelDialog(QDialog):
     def _done(self, emit: Callable[[str], object]) -> None:
         emit(self.name.currentText().strip())
         self.accept()
+
+
+def _at(seq: object) -> str:
+    return f"@{seq}" if isinstance(seq, int) else "none"
+
+
+def journal_line(e: Mapping[str, object]) -> str:
+    """One label move: when, which label, from, to, why, who (``label log``'s words)."""
+    when = str(e.get("time", ""))[:19].replace("T", " ")
+    why = f" ({e['why']})" if e.get("why") else ""
+    who = f" by {e.get('user', '?')}@{e.get('host', '?')}" if e.get("user") else ""
+    return shown(f"{when}  {e.get('label', '')}: {_at(e.get('old'))} -> {_at(e.get('new'))}"
+                 f"{why}{who}")  # fmt: skip

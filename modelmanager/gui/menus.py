@@ -140,14 +140,22 @@ def build_menus(win: Any) -> None:
         icon_name="warm",
         tip="Read the selected version into memory so its next load is fast",
     )
+    v.compare = win.history.compare
+    v.push_to = win.remotes.push
+    diff = _action(
+        win, "&Diff with…", v.ask_diff, shortcut="Ctrl+D",
+        tip="Compare with another version of the model (tensors and files added, removed, "
+            "changed); the result shows in History",
+    )  # fmt: skip
+    push = _action(win, "&Push to…", v.ask_push, tip="Send the version to a remote")
     remove = _action(
         win,
         "&Remove…",
         lambda: win.current_ref and win.cleanup.ask_remove([win.current_ref]),
         tip="Remove the version, after a preview of what it frees",
     )
-    win.version_actions = [export, verify, copy, label, remove]
-    for act in (export, verify, copy, label):
+    win.version_actions = [export, verify, diff, copy, label, push, remove]
+    for act in (export, verify, diff, copy, label, push):
         version.addAction(act)
     version.addSeparator()
     version.addAction(bench)
@@ -169,6 +177,19 @@ def build_menus(win: Any) -> None:
         win, "&Codec…", m.ask_codec,
         tip="How new chunks of the shown model (or the repository) are compressed",
     ))  # fmt: skip
+    model_menu.addAction(_action(
+        win, "&Recompress…", m.ask_recompress,
+        tip="Re-encode the stored chunks of every version of the shown model, after a "
+            "preview of the stored size it leaves",
+    ))  # fmt: skip
+    model_menu.addSeparator()
+    m.ask_remove = win.cleanup.ask_remove
+    model_menu.addAction(_action(
+        win, "Remove &all versions…", m.ask_remove_all,
+        tip="Remove the shown model, after a preview of its versions, labels and the bytes "
+            "it frees",
+    ))  # fmt: skip
+    win.layout_tab.connect_actions(win, win.health.repair)
 
     h = win.health
     maint = bar.addMenu("&Maintenance")

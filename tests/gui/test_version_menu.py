@@ -12,12 +12,14 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
 
+from modelmanager.gui.jobs_bridge import DONE
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.report_dialog import ReportDialog
-from modelmanager.services import Workspace
+from modelmanager.services import Workspace, history, remotes
 from modelmanager.services.importing import import_paths
+from modelmanager.services.remotes import add_remote
 from tests.gui.test_main_window import _select
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder, tree_bytes
@@ -137,3 +139,69 @@ def test_label_adds_moves_and_removes(qtbot, window: MainWindow, ws: Workspace) 
     # The window follows: History shows the version's labels as they are now.
     qtbot.waitUntil(lambda: window.details is not None and
                     window.details.manifest.ref == "acme/tiny@2")  # fmt: skip
+
+
+def _choose(qtbot, win: MainWindow, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Pick ``text`` in the last "which version / remote" list and press its OK button."""
+    qtbot.waitUntil(lambda: win.versions.chooser_box is not None)
+    box = win.versions.chooser_box
+    assert box is not None
+    qtbot.waitUntil(box.isVisible)
+    box.setTextValue(text)
+    ok = box.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
+    ok.click()
+
+
+def test_diff_with_another_version_shows_the_diff_in_history(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, ws: Workspace
+) -> None:
+    _select(qtbot, window, "acme/tiny@2")
+    _action(window, "Diff with…").trigger()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: window.versions.chooser_box is not None)
+    box = window.versions.chooser_box
+    assert box is not None
+    assert box.comboBoxItems() == ["acme/tiny@1"]  # the other versions only
+    _choose(qtbot, window, "acme/tiny@1")
+    qtbot.waitUntil(lambda: bool(getattr(window.history, "diff_text", "")))
+    d = history.diff_refs(ws, "acme/tiny@1", "acme/tiny@2")  # what `diff` prints
+    first = window.history.diff_text.splitlines()[0]
+    assert first.startswith("acme/tiny@1 -> acme/tiny@2: ")
+    assert f"{d.count('changed')} changed" in first
+
+
+def test_push_to_a_chosen_remote_sends_the_version(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, tmp_path: Path
+) -> None:
+    add_remote("shared", f"file://{tmp_path / 'shared'}")
+    add_remote("backup", f"file://{tmp_path / 'backup'}")
+    _select(qtbot, window, "acme/tiny@1")
+    _action(window, "Push to…").trigger()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: window.versions.chooser_box is not None)
+    assert window.versions.chooser_box.comboBoxItems() == ["backup", "shared"]  # type: ignore[union-attr]
+    _choose(qtbot, window, "backup")
+    qtbot.waitUntil(lambda: any(j.title == "Push acme/tiny@1 to backup" and j.state == DONE
+                                for j in window.runner.jobs.values()), timeout=30_000)  # fmt: skip
+    pushed = remotes.list_versions(remotes.open_remote("backup"))
+    assert [(v.model, v.seq) for v in pushed] == [("acme/tiny", 1)]
+    assert remotes.list_versions(remotes.open_remote("shared")) == []
+
+
+def test_label_dialog_lists_the_label_journal(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, ws: Workspace
+) -> None:
+    _select(qtbot, window, "acme/tiny@2")
+    _action(window, "Label…").trigger()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: window.versions.label_dialog is not None)
+    first = window.versions.label_dialog
+    assert first is not None
+    assert first.journal.count() == len(ws.repo.label_log("acme/tiny"))
+    first.reject()
+    history.set_label(ws, "acme/tiny@2", "prod")  # a move: journaled
+    _action(window, "Label…").trigger()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: window.versions.label_dialog not in (None, first))
+    dialog = window.versions.label_dialog
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible)
+    assert dialog.journal.isVisible()
+    newest = dialog.journal.item(0).text()
+    assert "prod: @1 -> @2" in newest, newest

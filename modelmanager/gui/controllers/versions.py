@@ -1,7 +1,9 @@
-"""The Version menu and the version's context menu: Export…, Verify, Copy reference, Label….
+"""The Version menu and the version's context menu: Export…, Verify, Diff with…, Copy
+reference, Label…, Push to….
 
-Each runs the service the CLI runs (``export``, ``verify REF``, ``label``) as a job on the
-window's runner, with progress and Cancel in the Jobs tab, and ends in a results dialog.
+Each runs the service the CLI runs (``export``, ``verify REF``, ``diff``, ``label``, ``push``)
+as a job on the window's runner, with progress and Cancel in the Jobs tab, and ends in a
+results dialog (a diff shows in History's compare box, a push in the status bar).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
@@ -20,7 +22,7 @@ from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.gui.label_dialog import LabelDialog
 from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.gui.reports import export_report, verify_report
-from modelmanager.services import history
+from modelmanager.services import history, remotes
 from modelmanager.services.exporting import ExportResult, export_ref
 from modelmanager.services.maintenance import VerifyReport, verify
 
@@ -47,6 +49,11 @@ class VersionActions:
         self.box: QMessageBox | None = None  # the last question
         self.dialog: ReportDialog | None = None  # the last results dialog
         self.label_dialog: LabelDialog | None = None
+        self.chooser_box: QInputDialog | None = None  # the last "which version / remote" list
+        #: History's compare (older, newer): where Diff with… shows its result.
+        self.compare: Callable[[str, str], object] | None = None
+        #: The remotes controller's push (ref, remote): Push to… runs it.
+        self.push_to: Callable[[str, str], object] | None = None
 
     def _ref(self, ref: str | None) -> str | None:
         ref = ref or self.shown_ref()
@@ -130,16 +137,17 @@ class VersionActions:
             return None
         ws, model = self.context.ws, target.split("@")[0]
 
-        def show(labels: dict[str, int]) -> None:
-            dialog = LabelDialog(target, labels, self.parent)
+        def read(_ctx: JobContext) -> tuple[dict[str, int], list[dict[str, object]]]:
+            return ws.repo.read_labels(model), ws.repo.label_log(model)
+
+        def show(state: tuple[dict[str, int], list[dict[str, object]]]) -> None:
+            dialog = LabelDialog(target, state[0], self.parent, journal=state[1])
             dialog.set_label.connect(lambda name: self.set_label(target, name))
             dialog.remove_label.connect(lambda name: self.remove_label(model, name))
             self.label_dialog = dialog
             dialog.open()
 
-        return self.context.runner.submit(
-            f"Read labels of {model}", lambda _ctx: ws.repo.read_labels(model), show
-        )
+        return self.context.runner.submit(f"Read labels of {model}", read, show)
 
     def set_label(self, ref: str, label: str) -> JobRecord:
         """Point ``label`` at ``ref`` (new or moved), as a writing job."""
@@ -169,6 +177,64 @@ class VersionActions:
             lambda _ctx: history.remove_label(ws, model, label, lock_timeout=GUI_LOCK_WAIT),
             done, writes=ws.repo.root,
         )  # fmt: skip
+
+    # -- diff, push ------------------------------------------------------------------------
+
+    def _choose(self, title: str, label: str, items: list[str],
+                chosen: Callable[[str], object]) -> QInputDialog:  # fmt: skip
+        box = QInputDialog(self.parent)
+        box.setWindowTitle(title)
+        box.setLabelText(label)
+        box.setComboBoxItems(items)
+        box.setComboBoxEditable(False)
+        box.textValueSelected.connect(chosen)
+        self.chooser_box = box
+        box.open()
+        return box
+
+    def ask_diff(self, ref: str | None = None) -> JobRecord | None:
+        """Version > Diff with…: choose another version of the model (its versions are read
+        as a job); the diff (``diff A B``, older first) shows in History."""
+        target = self._ref(ref)
+        if target is None or self.compare is None:
+            return None
+        ws, (model, _, seq) = self.context.ws, target.rpartition("@")
+        compare = self.compare
+
+        def show(numbers: list[int]) -> None:
+            others = [f"{model}@{n}" for n in sorted(numbers, reverse=True) if str(n) != seq]
+            if not others:
+                self.context.notify(shown(f"{model} has no other version to compare with."))
+                return
+
+            def diff(other: str) -> None:
+                pair = sorted((target, other), key=lambda r: int(r.rpartition("@")[2]))
+                compare(pair[0], pair[1])
+
+            self._choose(f"Diff {shown(target)} with…", "Other version:", others, diff)
+
+        return self.context.runner.submit(
+            f"Read the versions of {model}", lambda _ctx: ws.repo.version_numbers(model), show
+        )
+
+    def ask_push(self, ref: str | None = None) -> JobRecord | None:
+        """Version > Push to…: choose a configured remote (read as a job), then push."""
+        target = self._ref(ref)
+        if target is None or self.push_to is None:
+            return None
+        push_to = self.push_to
+
+        def show(specs: list[remotes.RemoteSpec]) -> None:
+            names = [r.name for r in specs]
+            if not names:
+                self.context.notify("No remote is configured: add one first "
+                                    "(modelmanager remote add NAME URL).", 0)  # fmt: skip
+                return
+            self._choose(f"Push {shown(target)} to…", "Remote:", names,
+                         lambda name: push_to(target, name))  # fmt: skip
+
+        return self.context.runner.submit("Read remotes", lambda _ctx: remotes.list_remotes(),
+                                          show)  # fmt: skip
 
 
 def open_folder(folder: Path) -> bool:
