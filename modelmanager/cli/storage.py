@@ -19,6 +19,7 @@ from modelmanager.cli.output import (
 from modelmanager.core.codecs import CODEC_NAMES, CodecSettings
 from modelmanager.errors import EXIT_OK, EXIT_PROBLEMS, UserError
 from modelmanager.services import devices, redundancy
+from modelmanager.services.device_plans import ForgetPlan, shared_file_systems, sharing_warning
 from modelmanager.services.recompress import recompress
 from modelmanager.services.redundancy import RepairReport
 
@@ -29,6 +30,8 @@ def cmd_device_add(args: argparse.Namespace) -> int:
         lock_timeout=args.wait,
     )  # fmt: skip
     device = added.device
+    if added.shares_with and not args.json:
+        print(f"warning: {added.sharing_text()}", file=sys.stderr)
     if args.json:
         print_json(added.to_json())
     elif added.recognised:
@@ -40,7 +43,8 @@ def cmd_device_add(args: argparse.Namespace) -> int:
 
 
 def cmd_device_ls(args: argparse.Namespace) -> int:
-    infos = devices.list_devices(workspace(args))
+    ws = workspace(args)
+    infos = devices.list_devices(ws)
     if args.json:
         print_json([i.to_json() for i in infos])
         return EXIT_OK
@@ -51,6 +55,9 @@ def cmd_device_ls(args: argparse.Namespace) -> int:
           human_bytes(i.capacity) if i.capacity is not None else "-", i.chunks, str(i.root)]
          for i in infos],
     )  # fmt: skip
+    warning = sharing_warning(shared_file_systems(ws))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -70,16 +77,39 @@ def _print_plan(args: argparse.Namespace, plan: redundancy.MovePlan, what: str) 
     return EXIT_OK if not plan.stuck else EXIT_PROBLEMS
 
 
+def _print_forget(args: argparse.Namespace, plan: ForgetPlan) -> int:
+    """The preview of forgetting a device: chunks left under-replicated, chunks lost."""
+    if args.json:
+        print_json({"dry_run": True, **plan.to_json()})
+        return EXIT_OK if not plan.lost else EXIT_PROBLEMS
+    held = (f"holds {plural(plan.pieces, 'piece')} ({human_bytes(plan.bytes)})" if plan.readable
+            else "cannot be read; counting the chunks placement put on it")  # fmt: skip
+    print(f"Removing device {plan.device} ({held}) would leave:")
+    print(f"    {plural(plan.under_replicated, 'chunk')} under-replicated until 'repair'"
+          + (f" (models: {shown(', '.join(plan.models_under))})" if plan.models_under
+             else ""))  # fmt: skip
+    print(f"    {plural(plan.lost, 'chunk')} lost"
+          + (f" (models: {shown(', '.join(plan.models_lost))})" if plan.models_lost
+             else ""))  # fmt: skip
+    if plan.lost:
+        print(f"It would be refused without --allow-loss: {shown(plan.loss_text())}.",
+              file=sys.stderr)  # fmt: skip
+    print("Nothing was changed (dry run).")
+    return EXIT_OK if not plan.lost else EXIT_PROBLEMS
+
+
 def cmd_device_rm(args: argparse.Namespace) -> int:
+    if args.allow_loss and not args.force:
+        raise UserError("--allow-loss goes with --force (a drain loses nothing)")
     if args.dry_run:
-        if not args.drain:
-            raise UserError("--dry-run goes with --drain (--force moves nothing to preview)")
+        if args.force:
+            return _print_forget(args, devices.preview_forget(workspace(args), args.name))
         plan = redundancy.preview_moves(workspace(args), draining=args.name)
         return _print_plan(args, plan, f"Draining {args.name}")
     with ProgressLine("draining", enabled=not args.json) as ctx:
         result = devices.remove_device(
             workspace(args), args.name, drain=args.drain, force=args.force,
-            ctx=ctx, lock_timeout=args.wait,
+            allow_loss=args.allow_loss, ctx=ctx, lock_timeout=args.wait,
         )  # fmt: skip
     if args.json:
         print_json(result.to_json())
@@ -89,20 +119,28 @@ def cmd_device_rm(args: argparse.Namespace) -> int:
     else:
         print(f"Forgot device {result.device.name}; its pieces count as missing until you run "
               "'repair'")  # fmt: skip
+        gone = result.forgotten
+        if gone is not None and gone.lost:
+            print(f"lost: {shown(gone.loss_text())}", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_device_set(args: argparse.Namespace) -> int:
     state = {"offline": "offline", "online": "online"}.get(args.device_command)
+    weight, tier, rename = (getattr(args, k, None) for k in ("weight", "tier", "rename"))
+    if args.device_command == "set" and weight is None and tier is None and rename is None:
+        raise UserError("say what to change: --weight, --tier and/or --rename")
     changed = devices.set_device(
-        workspace(args), args.name, state=state, weight=getattr(args, "weight", None),
-        tier=getattr(args, "tier", None), lock_timeout=args.wait,
+        workspace(args), args.name, state=state, weight=weight, tier=tier, rename=rename,
+        lock_timeout=args.wait,
     )  # fmt: skip
     device = changed.device
     if args.json:
         print_json(changed.to_json())
     else:
-        print(f"Device {device.name}: {device.state}, weight {device.weight:g}, {device.tier}")
+        renamed = f" (was {args.name})" if device.name != args.name else ""
+        print(f"Device {device.name}{renamed}: {device.state}, weight {device.weight:g}, "
+              f"{device.tier}")  # fmt: skip
     return EXIT_OK
 
 
@@ -137,6 +175,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
               f"({human_bytes(plan.remove_bytes)})")  # fmt: skip
         print("Its chunks would then survive losing " + (
             plural(plan.tolerates, "device") if plan.tolerates else "no device") + ".")  # fmt: skip
+        warning = sharing_warning(shared_file_systems(ws))
+        if warning:  # the figure above counts each file system once
+            print(f"    (devices on one file system count as one: {warning})")
         problem = ws.repo.chunks.room_problem(plan.write_bytes, f"converting to {plan.policy}")
         if problem is not None:
             print(f"It would be refused: {problem}.", file=sys.stderr)
@@ -275,14 +316,22 @@ def add_parsers(commands: Commands) -> None:
     d.add_argument("name")
     how = d.add_mutually_exclusive_group(required=True)
     how.add_argument("--drain", action="store_true", help="move its data off first")
-    how.add_argument("--force", action="store_true", help="forget a dead disk now")
+    how.add_argument("--force", action="store_true",
+                     help="forget a dead disk now (refused while it would lose data)")  # fmt: skip
+    d.add_argument(
+        "--allow-loss",
+        action="store_true",
+        help="with --force: forget it even though chunks are on no other device",
+    )
     d.add_argument("--dry-run", action="store_true",
-                   help="with --drain: say what would move where, and if it fits")  # fmt: skip
+                   help="with --drain: what would move where, and if it fits; with --force: "
+                   "which chunks become under-replicated or lost, of which models")  # fmt: skip
     for state in ("offline", "online"):
         commands.action(dev, state, cmd_device_set, f"mark a device {state}").add_argument("name")
-    d = commands.action(dev, "set", cmd_device_set, "change weight or tier")
+    d = commands.action(dev, "set", cmd_device_set, "rename a device, change weight or tier")
     d.add_argument("name")
-    d.add_argument("--weight", type=float)
+    d.add_argument("--rename", metavar="NEW_NAME", help="a new name (its data stays put)")
+    d.add_argument("--weight", type=float, help="share of new data")
     d.add_argument("--tier", choices=("hot", "warm", "cold"))
 
     p = commands.add("policy", cmd_policy, "redundancy: policy show | policy set [MODEL] POLICY")

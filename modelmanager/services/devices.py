@@ -34,6 +34,12 @@ from modelmanager.core.storage import capacity_of
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import ModelManagerError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
+from modelmanager.services.device_plans import (
+    ForgetPlan,
+    plan_forget,
+    shared_file_systems,
+    sharing_with,
+)
 from modelmanager.services.redundancy import PolicyPlan, RepairReport, plan_policy, repair
 from modelmanager.services.safety import refuse_on_doubt, reporting
 
@@ -50,6 +56,8 @@ class DeviceInfo:
     used: int
     pieces: int
     chunks: int
+    #: Other devices on this one's file system: copies on them are not independent.
+    shares_with: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
@@ -62,27 +70,41 @@ class DeviceInfo:
         return {"name": d.name, "id": d.id, "path": str(self.root), "weight": d.weight,
                 "tier": d.tier, "state": self.status, "capacity": self.capacity,
                 "free": self.free, "used": self.used, "pieces": self.pieces,
-                "chunks": self.chunks}  # fmt: skip
+                "chunks": self.chunks,
+                "shares_file_system_with": list(self.shares_with)}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class DeviceChange:
     """A device added or changed: the device as saved, whether an existing device folder was
-    recognised (add), and what the views must refresh (the devices' survey: storage)."""
+    recognised (add), the other devices on its file system (not independent copies), and
+    what the views must refresh (the devices' survey: storage)."""
 
     device: Device
     recognised: bool = False
     changes: Changes = field(default_factory=lambda: Changes(storage=True))
+    shares_with: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         d = self.device
         return {"name": d.name, "id": d.id, "path": d.path, "weight": d.weight, "tier": d.tier,
-                "state": d.state, "recognised": self.recognised}  # fmt: skip
+                "state": d.state, "recognised": self.recognised,
+                "shares_file_system_with": list(self.shares_with)}  # fmt: skip
+
+    def sharing_text(self) -> str:
+        """The warning when the device shares a file system with others, or ""."""
+        if not self.shares_with:
+            return ""
+        return (f"{self.device.name} is on the same file system as "
+                f"{', '.join(self.shares_with)}: copies on them are not independent (one "
+                "disk lost loses them all); use a folder on another disk for "
+                "redundancy")  # fmt: skip
 
 
 def list_devices(ws: Workspace) -> list[DeviceInfo]:
     """Every device with capacity, free space and what it holds (walks its pieces)."""
     chunks = ws.repo.chunks
+    groups = shared_file_systems(ws)
     out = []
     for d in ws.repo.devices.devices:
         root = d.root(ws.repo.root)
@@ -98,7 +120,9 @@ def list_devices(ws: Workspace) -> list[DeviceInfo]:
             space = capacity_of(chunks.stores[d.id])
             if space is not None:
                 capacity, free = space.total, space.free
-        out.append(DeviceInfo(d, root, chunks.available(d), capacity, free, used, pieces, len(ids)))
+        shares = next((tuple(n for n in g if n != d.name) for g in groups if d.name in g), ())
+        out.append(DeviceInfo(d, root, chunks.available(d), capacity, free, used, pieces,
+                              len(ids), shares))  # fmt: skip
     return out
 
 
@@ -137,7 +161,7 @@ def add_device(
                 known = _former_device(ws, root, identity, name, weight, tier)
             moved = replace(known, path=str(root))
             repo.save_devices(repo.devices.with_device(moved))
-            return DeviceChange(moved, True)
+            return DeviceChange(moved, True, shares_with=sharing_with(ws, moved.name))
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             ours, theirs = _pieces_in(ws, root) if root.is_dir() else (0, 0)
             if not ours:
@@ -151,13 +175,13 @@ def add_device(
             device = new_device(name or _default_name(root), str(root), weight, tier, utc_now())
             write_identity(root, device, repo.config.id)
             repo.save_devices(repo.devices.with_device(device))
-            return DeviceChange(device, True)
+            return DeviceChange(device, True, shares_with=sharing_with(ws, device.name))
         device = new_device(name or _default_name(root), str(root), weight, tier, utc_now())
         devices = repo.devices.with_device(device)
         root.mkdir(parents=True, exist_ok=True)
         write_identity(root, device, repo.config.id)
         repo.save_devices(devices)
-        return DeviceChange(device, False)
+        return DeviceChange(device, False, shares_with=sharing_with(ws, device.name))
 
 
 def _former_device(
@@ -210,34 +234,72 @@ def set_device(
     state: str | None = None,
     weight: float | None = None,
     tier: str | None = None,
+    rename: str | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> DeviceChange:
-    """Change a device's state (online/offline), weight or tier."""
+    """Change a device's state (online/offline), weight, tier or name.
+
+    A renamed device keeps its id (placement and its pieces do not change); its identity
+    file is rewritten with the new name when it is mounted.
+    """
     if state not in (None, ONLINE, OFFLINE):
         raise UserError(f"a device can be set online or offline, not {state!r}")
-    with ws.repo.writer(lock_timeout):
-        d = ws.repo.devices.get(name)
+    repo = ws.repo
+    with repo.writer(lock_timeout):
+        d = repo.devices.get(name)
+        if rename is not None and rename != d.name and MAIN in (d.name, rename):
+            raise UserError("'main' is the repository folder's own device: it cannot be "
+                            "renamed, nor can another device take its name")  # fmt: skip
         changed = replace(
             d,
+            name=rename or d.name,
             state=state or d.state,
             weight=float(weight) if weight is not None else d.weight,
             tier=tier or d.tier,
         )
         check_device_settings(changed.name, changed.weight, changed.tier)
-        ws.repo.save_devices(ws.repo.devices.with_device(changed))
-        return DeviceChange(changed)
+        devices = repo.devices.with_device(changed)  # refuses a name already taken
+        if changed.name != d.name and d.path != "." and repo.chunks.available(d):
+            write_identity(d.root(repo.root), changed, repo.config.id)
+        repo.save_devices(devices)
+        return DeviceChange(changed, shares_with=sharing_with(ws, changed.name))
 
 
 @dataclass(frozen=True)
 class RemoveResult:
+    """A device removed: what a drain moved, or (forgotten) what it left behind."""
+
     device: Device
     drained_pieces: int
     drained_bytes: int
     changes: Changes
+    forgotten: ForgetPlan | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"removed": self.device.name, "moved_pieces": self.drained_pieces,
-                "moved_bytes": self.drained_bytes}  # fmt: skip
+        out: dict[str, object] = {"removed": self.device.name,
+                                  "moved_pieces": self.drained_pieces,
+                                  "moved_bytes": self.drained_bytes}  # fmt: skip
+        if self.forgotten is not None:
+            out["forgotten"] = self.forgotten.to_json()
+        return out
+
+
+def preview_forget(ws: Workspace, name: str) -> ForgetPlan:
+    """What ``remove_device(force=True)`` would leave under-replicated or lose; refused as the
+    removal itself is (the device 'main', doubts about the other devices)."""
+    ws.repo.chunks.refresh()
+    device = ws.repo.devices.get(name)
+    _refuse_main(device)
+    refuse_on_doubt(ws, f"remove device {name}", writes=False, skip={name})
+    return plan_forget(ws, device)
+
+
+def _refuse_main(device: Device) -> None:
+    if device.name == MAIN:
+        raise UserError(
+            "'main' is the repository folder itself and cannot be removed; "
+            "set it offline, or give other devices more weight"
+        )
 
 
 def remove_device(
@@ -246,6 +308,7 @@ def remove_device(
     *,
     drain: bool,
     force: bool,
+    allow_loss: bool = False,
     ctx: JobContext | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> RemoveResult:
@@ -253,7 +316,8 @@ def remove_device(
 
     ``drain`` moves every piece off it first (rebalance with the device excluded), then
     forgets it. ``force`` forgets it at once (a dead disk): its pieces count as missing until
-    ``repair`` rebuilds them elsewhere.
+    ``repair`` rebuilds them elsewhere; refused, naming the chunks and models, when chunks
+    would be on no other device, unless ``allow_loss`` (the user confirmed it).
     """
     if drain == force:
         raise UserError("say how: --drain (move its data off first) or --force (forget it now)")
@@ -261,12 +325,9 @@ def remove_device(
     with repo.writer(lock_timeout):
         repo.chunks.refresh()
         device = repo.devices.get(name)
-        if device.name == MAIN:
-            raise UserError(
-                "'main' is the repository folder itself and cannot be removed; "
-                "set it offline, or give other devices more weight"
-            )
+        _refuse_main(device)
         moved = moved_bytes = 0
+        forgotten = None
         if drain:
             if not repo.chunks.available(device):
                 raise UserError(
@@ -277,6 +338,13 @@ def remove_device(
             refuse_on_doubt(ws, f"drain {name}")
         else:  # forgetting this device is the fix for its own doubt, not for another's
             refuse_on_doubt(ws, f"remove device {name}", skip={name})
+            forgotten = plan_forget(ws, device)
+            if forgotten.lost and not allow_loss:
+                raise UserError(
+                    f"removing device {name} would lose data: {forgotten.loss_text()}. "
+                    "Nothing was changed; bring the device back and drain it, or confirm the "
+                    "loss (--allow-loss)"
+                )
         if drain:
             # Planned once, before the device is marked draining: a drain that cannot fit is
             # refused with nothing moved, and the same plan is then carried out.
@@ -294,7 +362,8 @@ def remove_device(
                     "(see 'scrub'); it stays registered as draining"
                 )
         repo.save_devices(repo.devices.without(device.id))
-    return RemoveResult(device, moved, moved_bytes, Changes(storage=True))
+    models = frozenset(forgotten.models_lost + forgotten.models_under) if forgotten else frozenset()
+    return RemoveResult(device, moved, moved_bytes, Changes(models, storage=True), forgotten)
 
 
 def _refuse_stuck(plan: MovePlan, chunks: PlacedChunkStore, device: Device) -> None:

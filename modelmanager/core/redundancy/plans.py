@@ -3,6 +3,8 @@ policy would write and remove, and repairing chunks back to their policy."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,7 @@ from modelmanager.core.chunks.layout import Piece, PlacementError
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.placement import OFFLINE, Device, rank
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.redundancy.health import (
     ChunkHealth,
@@ -17,6 +20,7 @@ from modelmanager.core.redundancy.health import (
     gather_pieces,
     recheck,
 )
+from modelmanager.core.storage import capacity_of
 from modelmanager.errors import IntegrityError
 
 
@@ -116,7 +120,9 @@ class PolicyPlan:
     write_bytes: int
     remove_pieces: int
     remove_bytes: int
-    tolerates: int  # devices that may be lost afterwards, for the chunks it covers
+    #: File systems (disks) that may be lost afterwards without losing any chunk it covers:
+    #: two device folders on one file system are one disk, not two independent copies.
+    tolerates: int
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,10 +138,16 @@ def plan_policy(
 ) -> PolicyPlan:
     """Preview converting the ``needed`` chunks (each with its new policy) to ``policy``:
     pieces are counted where the devices hold them (by presence; scrub checks their bytes),
-    nothing is read or written."""
+    nothing is read or written. ``tolerates`` counts file systems, not device folders."""
     gather_pieces(chunks, needed)
+    volumes = file_systems(chunks)
+    eligible = [d for d in chunks.devices.devices if d.placeable and chunks.available(d)]
+    tolerates = worst_tolerance(policy, [volumes[d.id] for d in eligible])
     changed = write_pieces = write_bytes = remove_pieces = remove_bytes = 0
     for h in needed.values():
+        if h.policy == policy:
+            after = devices_after(h, rank(h.chunk_id, eligible))
+            tolerates = min(tolerates, survives(policy, [volumes[d.id] for d in after]))
         pieces, size = lacking(h)
         extra = left_over(h)
         if pieces or extra:
@@ -145,7 +157,69 @@ def plan_policy(
             remove_pieces += len(extra)
             remove_bytes += sum(piece.size for piece in extra)
     return PolicyPlan(policy, changed, write_pieces, write_bytes, remove_pieces, remove_bytes,
-                      policy.tolerates)  # fmt: skip
+                      max(0, tolerates))  # fmt: skip
+
+
+def file_systems(chunks: PlacedChunkStore) -> dict[str, object]:
+    """Each device's file system (its volume, ``st_dev``) by device id; a device whose volume
+    cannot be read (not mounted) counts as a file system of its own."""
+    out: dict[str, object] = {}
+    for d in chunks.devices.devices:
+        seen = chunks.available(d) or d.state == OFFLINE
+        space = capacity_of(chunks.stores[d.id]) if seen else None
+        out[d.id] = space.volume if space is not None else ("device", d.id)
+    return out
+
+
+def survives(policy: Policy, volumes: list[object]) -> int:
+    """How many file systems may be lost without losing a chunk whose pieces lie on
+    ``volumes`` (one per piece; fragment i on ``volumes[i]``); -1 when it is short already."""
+    counts = sorted(Counter(volumes).values(), reverse=True)
+    if not policy.erasure:
+        return len(counts) - 1
+    if len(volumes) < policy.k:
+        return -1
+    room, lost = len(volumes) - policy.k, 0
+    for c in counts:  # the file systems holding most pieces go first
+        if c > room:
+            break
+        room -= c
+        lost += 1
+    return lost
+
+
+def worst_tolerance(policy: Policy, volumes: Iterable[object]) -> int:
+    """What the unluckiest chunk survives when placement may pick any of the devices whose
+    file systems are ``volumes``: its pieces crowd onto the fewest file systems."""
+    sizes = sorted(Counter(volumes).values(), reverse=True)
+    placed: list[object] = []
+    for n, size in enumerate(sizes):
+        placed += [n] * min(size, policy.pieces - len(placed))
+    return survives(policy, placed) if len(placed) == policy.pieces else -1
+
+
+def devices_after(h: ChunkHealth, ranked: list[Device]) -> list[Device]:
+    """Where a chunk's pieces lie once repaired to ``h.policy``: the pieces of its layout it
+    keeps, then the devices placement ranks first for those it lacks (``ranked``)."""
+    p = h.policy
+    if p.erasure:
+        have = h.good_layout().fragments.get((p.k, p.m), {})
+        kept = {i: devs[0] for i, devs in have.items() if devs}
+        spare = [d for d in ranked if d.id not in {k.id for k in kept.values()}]
+        out = []
+        for i in range(p.k + p.m):
+            if i in kept:
+                out.append(kept[i])
+            elif spare:
+                out.append(spare.pop(0))
+        return out
+    holding: list[Device] = []
+    for piece in h.good:
+        if piece.index is None and piece.device.id not in {d.id for d in holding}:
+            holding.append(piece.device)
+    holding = holding[: p.copies]
+    extra = [d for d in ranked if d.id not in {k.id for k in holding}]
+    return holding + extra[: p.copies - len(holding)]
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,18 @@
-"""The Devices tab: capacity, usage and state of each storage device; add, drain, offline."""
+"""The Devices tab: capacity, usage and state of each storage device, and devices sharing a
+file system; add, rename / weight / tier, offline / online, drain, remove a dead device."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -19,12 +23,33 @@ from PySide6.QtWidgets import (
 )
 
 from modelmanager.core.jobs import JobContext
-from modelmanager.core.units import human_bytes
+from modelmanager.core.units import human_bytes, plural
 from modelmanager.gui.context import WindowContext
+from modelmanager.gui.device_dialogs import DeviceSettingsDialog, ForgetDeviceDialog
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT
+from modelmanager.gui.notices import FAILED_COLOR
 from modelmanager.services import devices, redundancy
+from modelmanager.services.device_plans import ForgetPlan, sharing_warning
 
-COLUMNS = ("Device", "State", "Tier", "Weight", "Usage", "Chunks", "Path")
+COLUMNS = ("Device", "State", "Tier", "Weight", "Usage", "Free", "Chunks", "File system", "Path")
+USAGE, FREE, SHARED = 4, 5, 7
+#: Bar steps: a percentage with one decimal (byte counts never reach Qt's 32-bit ints).
+BAR_STEPS = 1000
+
+
+def usage_bar(info: devices.DeviceInfo) -> QProgressBar:
+    """How full the device's file system is, scaled to ``BAR_STEPS`` (64-bit sizes safe)."""
+    bar = QProgressBar()
+    bar.setRange(0, BAR_STEPS)
+    if info.capacity:
+        taken = info.capacity - (info.free or 0)
+        bar.setValue(round(BAR_STEPS * taken / info.capacity))
+        bar.setFormat(f"{100 * taken / info.capacity:.0f} % used; {human_bytes(info.used)} "
+                      f"ours of {human_bytes(info.capacity)}")  # fmt: skip
+    else:
+        bar.setValue(0)
+        bar.setFormat("not mounted" if not info.available else "size unknown")
+    return bar
 
 
 class DevicesTab(QWidget):
@@ -41,19 +66,35 @@ class DevicesTab(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(USAGE, QHeaderView.ResizeMode.Stretch)
         buttons = QHBoxLayout()
         self.add_button = QPushButton("Add device…")
         self.add_button.clicked.connect(self.choose_device)
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.setToolTip("Rename the device, set its weight and tier")
+        self.settings_button.clicked.connect(self.edit_selected)
         self.toggle_button = QPushButton("Take offline / bring online")
         self.toggle_button.clicked.connect(self.toggle_selected)
         self.drain_button = QPushButton("Drain and remove")
         self.drain_button.clicked.connect(self.drain_selected)
-        for b in (self.add_button, self.toggle_button, self.drain_button):
+        self.remove_button = QPushButton("Remove dead device…")
+        self.remove_button.setToolTip("Forget a device that cannot be read (previewed first)")
+        self.remove_button.clicked.connect(self.remove_selected)
+        for b in (self.add_button, self.settings_button, self.toggle_button, self.drain_button,
+                  self.remove_button):  # fmt: skip
             buttons.addWidget(b)
         buttons.addStretch()
+        self.warning = QLabel()
+        self.warning.setTextFormat(Qt.TextFormat.PlainText)
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet(f"color: {FAILED_COLOR};")
+        self.warning.hide()
+        self.settings_dialog: DeviceSettingsDialog | None = None
+        self.forget_dialog: ForgetDeviceDialog | None = None
+        self.added_box: QMessageBox | None = None
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
+        layout.addWidget(self.warning)
         layout.addWidget(self.table)
 
     def refresh(self) -> None:
@@ -65,21 +106,22 @@ class DevicesTab(QWidget):
         self.table.setRowCount(len(infos))
         for row, info in enumerate(infos):
             d = info.device
-            cells = [d.name, info.status, d.tier, f"{d.weight:g}", "", str(info.chunks),
-                     str(info.root)]  # fmt: skip
+            free = human_bytes(info.free) if info.free is not None else "-"
+            shared = (f"shared with {', '.join(info.shares_with)}" if info.shares_with
+                      else "own")  # fmt: skip
+            cells = [d.name, info.status, d.tier, f"{d.weight:g}", "", free, str(info.chunks),
+                     shared, str(info.root)]  # fmt: skip
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
-            bar = QProgressBar()
-            if info.capacity:
-                taken = info.capacity - (info.free or 0)
-                bar.setRange(0, 1000)
-                bar.setValue(int(1000 * taken / info.capacity))
-                bar.setFormat(f"{human_bytes(info.used)} ours, {human_bytes(info.free or 0)} free "
-                              f"of {human_bytes(info.capacity)}")  # fmt: skip
-            else:
-                bar.setRange(0, 1)
-                bar.setFormat("not mounted")
-            self.table.setCellWidget(row, 4, bar)
+            item = self.table.item(row, SHARED)
+            if info.shares_with and item is not None:
+                item.setForeground(QColor(FAILED_COLOR))
+                item.setToolTip("Copies on devices of one file system are not independent")
+            self.table.setCellWidget(row, USAGE, usage_bar(info))
+        groups = {tuple(sorted((i.device.name, *i.shares_with))) for i in infos if i.shares_with}
+        text = sharing_warning(sorted(groups))
+        self.warning.setText(f"Warning: {text}." if text else "")
+        self.warning.setVisible(bool(text))
 
     def selected(self) -> devices.DeviceInfo | None:
         rows = {i.row() for i in self.table.selectedIndexes()}
@@ -91,6 +133,8 @@ class DevicesTab(QWidget):
 
         def done(result: devices.DeviceChange | devices.RemoveResult) -> None:
             self.context.apply_changes(ws, result.changes)
+            if isinstance(result, devices.DeviceChange) and result.shares_with:
+                self.context.notify(f"Warning: {result.sharing_text()}", 0)
 
         self.context.runner.submit(title, fn, done, writes=ws.repo.root)
 
@@ -101,9 +145,80 @@ class DevicesTab(QWidget):
 
     def add(self, folder: Path) -> None:
         ws = self.context.ws
-        self._run(f"Add device {folder.name}",
-                  lambda _ctx: devices.add_device(ws, folder,
-                                                  lock_timeout=GUI_LOCK_WAIT))  # fmt: skip
+
+        def added(result: devices.DeviceChange) -> None:
+            self.context.apply_changes(ws, result.changes)
+            if result.shares_with:  # said where the user looks, and kept until closed
+                box = QMessageBox(QMessageBox.Icon.Warning, "Same file system",
+                                  result.sharing_text() + ".", QMessageBox.StandardButton.Ok,
+                                  self)  # fmt: skip
+                box.setTextFormat(Qt.TextFormat.PlainText)
+                self.added_box = box
+                box.open()
+
+        self.context.runner.submit(
+            f"Add device {folder.name}",
+            lambda _ctx: devices.add_device(ws, folder, lock_timeout=GUI_LOCK_WAIT),
+            added, writes=ws.repo.root,
+        )  # fmt: skip
+
+    def edit_selected(self) -> None:
+        """Rename the selected device, set its weight and tier (a small dialog)."""
+        info = self.selected()
+        if info is None:
+            return
+        dialog = DeviceSettingsDialog(info.device, self)
+        dialog.accepted.connect(lambda: self._save_settings(dialog))
+        self.settings_dialog = dialog
+        dialog.open()
+
+    def _save_settings(self, dialog: DeviceSettingsDialog) -> None:
+        rename, weight, tier = dialog.changes()
+        if rename is None and weight is None and tier is None:
+            return
+        ws, name = self.context.ws, dialog.device.name
+
+        def run(_ctx: JobContext) -> Any:
+            return devices.set_device(ws, name, rename=rename, weight=weight, tier=tier,
+                                      lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
+
+        self._run(f"Change device {name}", run)
+
+    def remove_selected(self) -> None:
+        """Preview forgetting the selected device (a job: it looks at every chunk), then ask;
+        the removal is refused while it would lose data unless the user confirms it."""
+        info = self.selected()
+        if info is None:
+            return
+        ws, name = self.context.ws, info.device.name
+
+        def preview(_ctx: JobContext) -> ForgetPlan:
+            return devices.preview_forget(ws, name)
+
+        self.context.runner.submit(f"Plan removing {name}", preview, self.confirm_forget)
+
+    def confirm_forget(self, plan: ForgetPlan) -> None:
+        dialog = ForgetDeviceDialog(plan, self)
+        dialog.accepted.connect(lambda: self._forget(plan.device, dialog.allow_loss))
+        self.forget_dialog = dialog
+        dialog.open()
+
+    def _forget(self, name: str, allow_loss: bool) -> None:
+        ws = self.context.ws
+
+        def run(ctx: JobContext) -> Any:
+            return devices.remove_device(ws, name, drain=False, force=True,
+                                         allow_loss=allow_loss, ctx=ctx,
+                                         lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
+
+        def done(result: devices.RemoveResult) -> None:
+            self.context.apply_changes(ws, result.changes)
+            gone = result.forgotten
+            left = plural(gone.under_replicated + gone.lost, "chunk") if gone else "its chunks"
+            self.context.notify(f"Removed device {name}; {left} below policy until Repair "
+                                "(Maintenance > Repair)", 0)  # fmt: skip
+
+        self.context.runner.submit(f"Remove device {name}", run, done, writes=ws.repo.root)
 
     def toggle_selected(self) -> None:
         info = self.selected()
