@@ -1,6 +1,9 @@
-"""Remotes in the repository tree: list them, push a version to one, pull one from it."""
+"""Remotes in the repository tree: add and remove them, list them, push a version to one, pull
+one (or everything) from one."""
 
 from __future__ import annotations
+
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
@@ -9,7 +12,8 @@ from modelmanager.errors import ModelManagerError
 from modelmanager.gui.changes import changes_of
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
-from modelmanager.gui.models import RepoTreeModel
+from modelmanager.gui.models import REMOTE_ROLE, RepoTreeModel
+from modelmanager.gui.remote_dialog import RemoteDialog
 from modelmanager.services import Changes, remotes
 
 
@@ -20,12 +24,26 @@ class RemotesController:
         self.context = context
         self.tree_model = tree_model
         self.names: list[str] = []  # the configured remotes, for the tree's Push menu
+        self.dialog: RemoteDialog | None = None  # the open Add remote dialog
+        self.remove_box: QMessageBox | None = None  # the open Remove remote question
+
+    @property
+    def parent(self) -> QWidget | None:
+        """The window, as the parent of dialogs (a stand-in context may be no widget)."""
+        return self.context if isinstance(self.context, QWidget) else None
+
+    @property
+    def target_name(self) -> str:
+        """The repository pulls go into, as the menu names it."""
+        return self.context.ws.repo.root.name
 
     def refresh(self) -> None:
-        """List every configured remote's models and versions (manifests only), in jobs."""
+        """List every configured remote's models and versions (manifests only), in jobs; a
+        remote removed meanwhile (here or by the CLI) leaves the tree."""
 
         def listed(specs: list[remotes.RemoteSpec]) -> None:
             self.names = [r.name for r in specs]
+            self._drop_rows(keep=set(self.names))
             for spec in specs:
                 self._read(spec)
 
@@ -42,6 +60,82 @@ class RemotesController:
             self.tree_model.populate_remote(spec.name, spec.url, *result)
 
         self.context.runner.submit(f"Read remote {spec.name}", read, show)
+
+    def _drop_rows(self, keep: set[str]) -> None:
+        place = self.tree_model.item(self.tree_model.rowCount() - 1, 0)
+        for r in reversed(range(place.rowCount())):
+            item = place.child(r, 0).data(REMOTE_ROLE)
+            if item and item[0] not in keep:
+                place.removeRow(r)
+
+    def ask_add(self) -> RemoteDialog:
+        """Open the Add remote dialog; a remote it adds is listed in the tree at once."""
+        dialog = RemoteDialog(self.add, self.parent)
+        dialog.accepted.connect(lambda: self._added(dialog))
+        dialog.open()
+        self.dialog = dialog
+        return dialog
+
+    def add(
+        self, name: str, url: str, *, endpoint: str | None = None, profile: str | None = None,
+        access_key: str | None = None, secret_key: str | None = None,
+    ) -> remotes.RemoteSpec:  # fmt: skip
+        """Remember a remote (keys to the OS keyring); raises to keep the dialog open."""
+        return remotes.add_remote(name, url, endpoint=endpoint, profile=profile,
+                                  access_key=access_key, secret_key=secret_key)  # fmt: skip
+
+    def _added(self, dialog: RemoteDialog) -> None:
+        spec = dialog.added
+        if spec is None:
+            return
+        self.refresh()  # first: the Jobs tab rewrites the status line as a job is queued
+        keys = "; keys kept in the OS keyring" if dialog.secret_used else ""
+        self.context.notify(shown(f"Added remote {spec.name} at {spec.url}{keys}"))
+
+    def ask_remove(self, name: str) -> QMessageBox:
+        """Ask before forgetting a remote (what happens, and what does not, in one line)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "Remove remote",
+            shown(f"Forget remote {name}? Nothing on it is deleted; its keys leave the "
+                  "keyring. It can be added again."),
+            QMessageBox.StandardButton.Cancel, self.parent,
+        )  # fmt: skip
+        go = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        go.clicked.connect(lambda: self.remove(name))
+        box.open()
+        self.remove_box = box
+        return box
+
+    def remove(self, name: str) -> None:
+        """Forget a remote and its keys; its row leaves the tree."""
+        try:
+            spec = remotes.remove_remote(name)
+        except ModelManagerError as e:
+            self.context.notify(shown(str(e)))
+            return
+        self.names = [n for n in self.names if n != name]
+        self._drop_rows(keep=set(self.names))
+        self.context.notify(shown(f"Forgot remote {spec.name} ({spec.url}); nothing on it "
+                                  "was touched"))  # fmt: skip
+
+    def pull_all(self, remote_name: str) -> JobRecord:
+        """Every version and label a remote holds, into the repository the tabs show."""
+        ws, context = self.context.ws, self.context
+
+        def run(ctx: JobContext) -> list[remotes.TransferResult]:
+            return remotes.pull_all(ws, remotes.open_remote(remote_name), ctx=ctx,
+                                    lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
+
+        def done(results: list[remotes.TransferResult]) -> None:
+            new = sum(r.manifest_written for r in results)
+            context.notify(shown(f"Pulled everything from {remote_name}: "
+                                 f"{plural(new, 'new version')}, "
+                                 f"{len(results) - new} already here"), 0)  # fmt: skip
+            for r in results:
+                context.apply_changes(ws, changes_of(r))
+
+        return context.runner.submit(f"Pull everything from {remote_name}", run, done,
+                                     writes=ws.repo.root)  # fmt: skip
 
     def push(self, ref: str, remote_name: str) -> JobRecord:
         """Send a version to a remote as a job (progress in bytes in the Jobs tab). It queues on
