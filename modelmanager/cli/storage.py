@@ -83,7 +83,7 @@ def _print_forget(args: argparse.Namespace, plan: ForgetPlan) -> int:
         print_json({"dry_run": True, **plan.to_json()})
         return EXIT_OK if not plan.lost else EXIT_PROBLEMS
     held = (f"holds {plural(plan.pieces, 'piece')} ({human_bytes(plan.bytes)})" if plan.readable
-            else "cannot be read; counting the chunks placement put on it")  # fmt: skip
+            else "cannot be read; counting every chunk the other devices lack")  # fmt: skip
     print(f"Removing device {plan.device} ({held}) would leave:")
     print(f"    {plural(plan.under_replicated, 'chunk')} under-replicated until 'repair'"
           + (f" (models: {shown(', '.join(plan.models_under))})" if plan.models_under

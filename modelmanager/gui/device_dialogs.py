@@ -81,8 +81,8 @@ class DeviceSettingsDialog(QDialog):
 def forget_text(plan: ForgetPlan) -> str:
     """The removal preview in words: what it holds, what becomes under-replicated or lost."""
     held = (f"It holds {plural(plan.pieces, 'piece')} ({human_bytes(plan.bytes)})."
-            if plan.readable else "It cannot be read: counting the chunks placement put on "
-            "it.")  # fmt: skip
+            if plan.readable else "It cannot be read: every chunk the other devices do not "
+            "hold in full is counted.")  # fmt: skip
     under = (f"{plural(plan.under_replicated, 'chunk')} become under-replicated until Repair"
              + (f" (models: {', '.join(plan.models_under)})" if plan.models_under else "")
              + ".")  # fmt: skip

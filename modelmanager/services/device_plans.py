@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from modelmanager.core.placement import ONLINE, Device, rank
+from modelmanager.core.placement import Device
 from modelmanager.core.redundancy.health import ChunkHealth, gather_pieces, needed_chunks
 from modelmanager.core.redundancy.plans import file_systems
 from modelmanager.core.repo.manifest import Manifest
@@ -50,9 +50,10 @@ def sharing_warning(groups: list[tuple[str, ...]]) -> str:
 class ForgetPlan:
     """What forgetting a device (``device rm --force``) does to the chunks the versions need.
 
-    ``readable``: the device was read (its pieces are known); otherwise the chunks placement
-    put on it are counted. ``lost``: chunks no other device holds enough of to read;
-    ``under_replicated``: readable, but below their policy until ``repair``."""
+    ``readable``: the device was read (its pieces are known); otherwise every chunk the other
+    devices do not hold in full is counted (it may hold what they lack). ``lost``: chunks no
+    other device holds enough of to read; ``under_replicated``: readable, but below their
+    policy until ``repair``."""
 
     device: str
     readable: bool
@@ -98,18 +99,14 @@ def plan_forget(ws: Workspace, device: Device) -> ForgetPlan:
     pieces = size = 0
     under: list[ChunkHealth] = []
     lost: list[ChunkHealth] = []
-    # Where placement put pieces: the online devices, and this one (set offline as it failed).
-    placed = [d for d in ws.repo.devices.devices if d.state == ONLINE or d.id == device.id]
     for h in needed.values():
         mine = [p for p in h.good if p.device.id == device.id]
-        if readable:
-            touched = bool(mine)
-        else:  # its pieces cannot be listed: the chunks placement put there
-            touched = device.id in {d.id for d in rank(h.chunk_id, placed)[: h.policy.pieces]}
-        if not touched:
+        if readable and not mine:
             continue
         pieces += len(mine)
         size += sum(p.size for p in mine)
+        # Unreadable, its pieces cannot be listed (and placement has changed since they were
+        # written): every chunk the others do not hold in full counts below.
         rest = ChunkHealth(h.chunk_id, h.length, h.policy, h.models, h.refs,
                            [p for p in h.good if p.device.id != device.id])  # fmt: skip
         if rest.lost:
