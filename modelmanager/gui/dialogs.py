@@ -1,4 +1,9 @@
-"""The import dialog shown when files or folders are dropped on the window, and the log viewer."""
+"""The import dialog shown when files or folders are dropped on the window, and the log viewer.
+
+Before an import starts the dialog shows the source's size, the stored size to expect (the
+policy's copies or erasure overhead times the size, before compression: "about") and the
+devices its pieces can land on; the controller reads the sizes and devices as a job.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,23 @@ from modelmanager.core.codecs import CODEC_NAMES
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.names import check_label, check_model_name
 from modelmanager.core.text import shown
+from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import UserError
 
 #: Policies offered in the list (any other can be typed).
 POLICY_CHOICES = ("copies=1", "copies=2", "copies=3", "ec=2+1", "ec=4+2")
+
+
+def stored_estimate(size: int, policy: str) -> str:
+    """About how much ``size`` bytes take stored under ``policy`` (before compression)."""
+    try:
+        p = Policy.parse(policy)
+    except UserError:
+        return "—"
+    what = (f"{p.copies} {'copy' if p.copies == 1 else 'copies'}" if not p.erasure
+            else f"ec {p.k}+{p.m}, {p.overhead:.2f} times the size")  # fmt: skip
+    return (f"about {human_bytes(size * p.overhead)} ({what}; compression usually "
+            "makes it less)")  # fmt: skip
 
 
 def suggested_name(paths: list[Path]) -> str:
@@ -52,6 +70,15 @@ class ImportDialog(QDialog):
         what = QLabel(shown(names))
         what.setTextFormat(Qt.TextFormat.PlainText)
         form.addRow("Files:", what)
+        self.size_label = QLabel("Reading sizes…")
+        form.addRow("Size:", self.size_label)
+        self.stored_label = QLabel("")
+        form.addRow("Stored:", self.stored_label)
+        self.devices_label = QLabel("")
+        self.devices_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.devices_label.setWordWrap(True)
+        form.addRow("Lands on:", self.devices_label)
+        self.source_bytes: int | None = None
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.addItems(existing)
@@ -69,11 +96,13 @@ class ImportDialog(QDialog):
         form.addRow("Compression:", self.codec)
         self.policy = QComboBox()
         self.policy.setEditable(True)
+        self.default_value = default_policy
         self.default_policy = f"repository default ({default_policy})"
         self.policy.addItems([self.default_policy, *POLICY_CHOICES])
         self.policy.setToolTip("copies=N keeps N whole copies on different devices; ec=K+M "
                                "splits each chunk into K data and M parity fragments")  # fmt: skip
         form.addRow("Redundancy:", self.policy)
+        self.policy.currentTextChanged.connect(lambda _text: self._estimate())
         self.error = QLabel()
         self.error.setTextFormat(Qt.TextFormat.PlainText)
         self.error.setStyleSheet("color: #c8372d")
@@ -86,13 +115,32 @@ class ImportDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
+    def set_source(self, size: int, files: int, devices: list[str]) -> None:
+        """What the controller read: the source's bytes and files, the devices that take data."""
+        self.source_bytes = size
+        self.size_label.setText(f"{human_bytes(size)} in {plural(files, 'file')}")
+        self.devices_label.setText(shown(", ".join(devices)) if devices
+                             else "no device can take data now")  # fmt: skip
+        self._estimate()
+
+    def effective_policy(self) -> str:
+        """The policy the import writes with: the one chosen, or the repository default."""
+        chosen = self.chosen_policy()
+        return chosen if chosen is not None else self.default_value
+
+    def _estimate(self) -> None:
+        if self.source_bytes is not None:
+            self.stored_label.setText(stored_estimate(self.source_bytes, self.effective_policy()))
+
     def set_default_policy(self, policy: str) -> None:
         """Name the repository's default anew (it was changed while the dialog was open)."""
         was_default = self.policy.currentText() == self.default_policy
+        self.default_value = policy
         self.default_policy = f"repository default ({policy})"
         self.policy.setItemText(0, self.default_policy)
         if was_default:
             self.policy.setCurrentText(self.default_policy)
+        self._estimate()
 
     def chosen_policy(self) -> str | None:
         """The redundancy policy typed or picked; None for the repository's default."""

@@ -1,11 +1,15 @@
-"""Importing: the folder chooser, the import dialog and the import job it starts."""
+"""Importing: the file-or-folder chooser, the import dialog and the import job it starts.
+
+The dialog opens at once; the source's size and the devices that can take data are read as a
+job (a folder may hold many files) and filled in before the user starts the import.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QDialog, QFileDialog, QWidget
 
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
@@ -16,6 +20,33 @@ from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.gui.models import RepoTreeModel
 from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths
+
+
+def source_size(paths: list[Path]) -> tuple[int, int]:
+    """(bytes, files) under ``paths``: files, and every file inside folders."""
+    size = count = 0
+    for path in paths:
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        for f in files:
+            try:
+                size += f.stat().st_size
+                count += 1
+            except OSError:
+                continue
+    return size, count
+
+
+class FileOrFolderDialog(QFileDialog):
+    """Pick checkpoint files, or a model folder: a folder selected when Open is pressed is
+    taken as it is (double-clicking one still enters it)."""
+
+    def accept(self) -> None:
+        chosen = [Path(f) for f in self.selectedFiles()]
+        if chosen and all(p.exists() for p in chosen) and any(p.is_dir() for p in chosen):
+            self.filesSelected.emit([str(p) for p in chosen])
+            QDialog.accept(self)
+            return
+        super().accept()
 
 
 class ImportsController:
@@ -35,10 +66,11 @@ class ImportsController:
             self.open_dialog([Path(folder)])
 
     def choose_files(self) -> QFileDialog:
-        """File > Import… (Ctrl+I): pick checkpoint files (a single .gguf or .pt too), then
-        the dialog. Folders come through Import folder… or a drop."""
-        chooser = QFileDialog(self.parent, "Import checkpoint files")
+        """File > Import… (Ctrl+I): pick checkpoint files (a single .gguf or .pt too) or a
+        model folder (select it and press Open), then the dialog."""
+        chooser = FileOrFolderDialog(self.parent, "Import checkpoint files or a model folder")
         chooser.setFileMode(QFileDialog.FileMode.ExistingFiles)
+        chooser.setOption(QFileDialog.Option.DontUseNativeDialog, True)  # folders too
         chooser.setNameFilters([
             "Checkpoints (*.safetensors *.pt *.pth *.bin *.ckpt *.npy *.npz *.gguf *.h5 "
             "*.keras *.onnx *.json)", "All files (*)",
@@ -59,6 +91,17 @@ class ImportsController:
         self.dialog = dialog
         dialog.accepted.connect(lambda: self.start(dialog))
         dialog.open()
+        ws = self.context.ws
+
+        def read(_ctx: JobContext) -> tuple[int, int, list[str]]:
+            chunks = ws.repo.chunks
+            chunks.refresh()
+            names = [d.name for d in ws.repo.devices.devices
+                     if d.placeable and chunks.available(d)]  # fmt: skip
+            return (*source_size(paths), names)
+
+        self.context.runner.submit("Read the import's size", read,
+                                   lambda r: dialog.set_source(*r))  # fmt: skip
         return dialog
 
     def follow_policy(self) -> None:
