@@ -10,7 +10,8 @@ Details…; "Clear finished" drops the rows of jobs that ended.
 
 from __future__ import annotations
 
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QBrush, QColor, QResizeEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
@@ -23,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from modelmanager.core.text import shown
-from modelmanager.core.units import human_bytes, plural
+from modelmanager.core.units import human_bytes, human_count, plural
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import DONE, FAILED, JobRecord, JobRunner
 from modelmanager.gui.notices import FAILED_COLOR, details_box
@@ -48,7 +49,11 @@ def _per_second(job: JobRecord) -> str:
     """The job's rate in its own unit: "12.5 MiB/s" or "3.2 chunks/s"."""
     if not job.unit:
         return f"{human_bytes(job.rate)}/s"
-    return f"{job.rate:.3g} {job.unit}s/s"
+    rate = job.rate
+    number = (
+        f"{rate:.1f}" if rate < 10 else f"{rate:.0f}" if rate < 1000 else human_count(round(rate))
+    )
+    return f"{number} {job.unit}s/s"
 
 
 def rate_text(job: JobRecord) -> str:
@@ -61,7 +66,7 @@ def rate_text(job: JobRecord) -> str:
     if job.eta is None:
         return ""
     left = job.total - job.done
-    items = f"{plural(left, job.unit)} left, " if job.unit else ""
+    items = f"{left:,} {job.unit}{'' if left == 1 else 's'} left, " if job.unit else ""
     return f"{_per_second(job)}, {items}{_seconds(job.eta)} left"
 
 
@@ -73,7 +78,7 @@ def progress_text(job: JobRecord, runner: JobRunner) -> str:
     if ahead is not None:
         return shown(f"waiting for {ahead.title}…")
     if job.unit and job.total:
-        return f"%p% ({job.done:,} of {plural(job.total, job.unit)})"
+        return f"%p% ({job.done:,} of {job.total:,} {job.unit}{'' if job.total == 1 else 's'})"
     return "%p%"
 
 
@@ -90,8 +95,14 @@ class JobsTab(QTableWidget):
                                      "cancelled)")  # fmt: skip
         self.clear_button.clicked.connect(self.clear_finished)
         self.setHorizontalHeaderLabels(["Job", "Progress", "Rate / ETA", "State", ""])
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)  # a failure's message
+        # Wide enough for "40% (5,200 of 12,800 chunks)" and "2.5 GiB/s, 1 min 40 s left".
+        for column, width in ((0, 170), (1, 210), (2, 180)):
+            header.resizeSection(column, width)
+        # A failed row is as tall as its wrapped message at the State column's current width
+        # (refitted once the layout settles after a resize: see resizeEvent).
+        header.sectionResized.connect(self._section_resized)
         self.setWordWrap(True)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         context.runner.changed.connect(self.job_changed)
@@ -149,6 +160,21 @@ class JobsTab(QTableWidget):
         button = self.cellWidget(row, 4)
         if button is not None and not failed:
             button.setEnabled(job.active)
+
+    def _section_resized(self, column: int, _old: int, _new: int) -> None:
+        if column == 3:
+            self._fit()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._fit)  # after the stretched State column took its width
+
+    def _fit(self) -> None:
+        """Fit the failed rows' heights to their messages (the State column was resized)."""
+        for job_id, row in self.rows.items():
+            job = self.context.runner.jobs.get(job_id)
+            if job is not None and job.state == FAILED:
+                self.resizeRowToContents(row)
 
     def _details_button(self, row: int, job: JobRecord) -> None:
         """A failed job's Cancel becomes Details…: its whole message and traceback."""
