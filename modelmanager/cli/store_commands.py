@@ -176,6 +176,30 @@ def cmd_stores_adopt(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_stores_delete(args: argparse.Namespace) -> int:
+    store = stores.find_store(args.store)
+    models = store.models()
+    model = stores.find_model(store, args.model, models)
+    plan = stores.removal_preview(store, model, models)
+    if args.dry_run:
+        if args.json:
+            print_json({"remove": [str(p) for p in plan.paths], "freed": plan.bytes,
+                        "kept_shared": [str(p) for p in plan.shared]})  # fmt: skip
+        else:
+            _print_removal(store, plan, dry=True)
+        return EXIT_OK
+    result = stores.delete_model(store, model, models)
+    if args.json:
+        print_json(result.to_json())
+        return EXIT_OK
+    paths = plural(len(result.removed), "path")
+    print(shown(f"Deleted {model.ref} from {store.title}: ") +
+          f"{paths}, freed {human_bytes(result.freed)}")  # fmt: skip
+    for p in result.kept_shared:
+        print(f"    kept (another model of the store uses it): {shown(str(p))}")
+    return EXIT_OK
+
+
 def add_parsers(group: Any, action: Any) -> None:
     """The ``stores`` actions, under the command group ``group``."""
     s = action(group, "ls", cmd_stores_ls, "list the stores found and their models")
@@ -202,3 +226,10 @@ def add_parsers(group: Any, action: Any) -> None:
                    help="after the check, delete the originals no other model uses")  # fmt: skip
     s.add_argument("--dry-run", action="store_true",
                    help="only say what would be imported and removed")  # fmt: skip
+    s = action(group, "delete", cmd_stores_delete,
+               "delete a store's model without adopting it (files another model uses stay); "
+               "adopt --remove-original checks a copy first")  # fmt: skip
+    s.add_argument("store")
+    s.add_argument("model", help="MODEL or MODEL@REVISION")
+    s.add_argument("--dry-run", action="store_true",
+                   help="only say which paths would be deleted and the bytes freed")  # fmt: skip

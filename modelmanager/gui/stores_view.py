@@ -1,10 +1,13 @@
-"""The window's part for models other tools keep here: list, adopt, find duplicates (issue 10)."""
+"""The window's part for models other tools keep here: list, show in folder, adopt, delete
+(previewed), find duplicates (issues 10 and 19)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QInputDialog, QMenu, QMessageBox, QWidget
 
 from modelmanager.core.formats import index_file
@@ -14,6 +17,7 @@ from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import ModelManagerError
 from modelmanager.gui.context import WindowContext
+from modelmanager.gui.duplicates_dialog import DuplicatesDialog, total_text
 from modelmanager.services import Workspace, stores
 
 if TYPE_CHECKING:
@@ -46,6 +50,9 @@ class StoresView:
         self.host = host
         self.parent = parent  # of its questions and message boxes
         self.listing: Listing = []
+        self.delete_box: QMessageBox | None = None  # the open deletion preview
+        self.duplicates_box: DuplicatesDialog | None = None  # the last duplicates shown
+        self.last_duplicates: list[stores.DuplicateGroup] = []
 
     def refresh(self) -> JobRecord:
         """List every store found, off the UI thread (a store can be large or slow)."""
@@ -109,7 +116,13 @@ class StoresView:
         return self.host.runner.submit(f"Read {model.ref}", read, show)
 
     def add_actions(self, menu: QMenu, root: str, ref: str | None) -> None:
-        """The tree's context menu on a store's model."""
+        """The tree's context menu on a store (``ref`` None) or one of its models."""
+        store = next((s for s, _models in self.listing if str(s.root) == root), None)
+        if store is not None and ref is None:
+            folder = store.root
+            menu.addAction("Show in folder", lambda: self.show_in_folder(folder))
+            menu.addAction("Find duplicates…", self.find_duplicates)
+            return
         found = self.find(root, ref) if ref else None
         if found is None:
             return
@@ -121,6 +134,57 @@ class StoresView:
         act = menu.addAction("Adopt, then remove the original…",
                              lambda: self.ask_adopt(store, model, remove=True))  # fmt: skip
         act.setEnabled(not model.errors)
+        menu.addAction("Show in folder",
+                       lambda: self.show_in_folder(stores.model_folder(store, model)))  # fmt: skip
+        menu.addSeparator()
+        menu.addAction(shown(f"Delete from {store.title}…"), lambda: self.ask_delete(store, model))
+
+    def show_in_folder(self, folder: Path) -> QUrl:
+        """Open ``folder`` in the desktop's file manager; the status line says when none could."""
+        url = QUrl.fromLocalFile(str(folder))
+        if not QDesktopServices.openUrl(url):
+            self.host.notify(shown(f"No file manager could open {folder}"))
+        return url
+
+    def ask_delete(self, store: Store, model: StoreModel) -> QMessageBox:
+        """Preview what deleting a store's model removes (each path and its bytes, what stays
+        because another model uses it); Delete runs it as a job."""
+        plan = stores.removal_preview(store, model, self.models_of(store))
+        sizes = {f.path.resolve(): f.size for f in model.files}
+        shared = plural(len(plan.shared), "file")
+        kept = f" {shared} another model uses will stay." if plan.shared else ""
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, "Delete from the store?",
+            shown(f"Delete {model.ref} from {store.title}: {plural(len(plan.paths), 'path')}, "
+                  f"{human_bytes(plan.bytes)} freed.{kept} No repository copy is checked first: "
+                  "to keep it, use Adopt, then remove the original."),
+            QMessageBox.StandardButton.Cancel, self.parent,
+        )  # fmt: skip
+        box.setTextFormat(Qt.TextFormat.PlainText)  # store and model names come from disk
+        box.setDetailedText("\n".join(
+            [*(shown(f"{human_bytes(sizes.get(p, 0))}  {p}") for p in plan.paths),
+             *(shown(f"kept (another model uses it): {p}") for p in plan.shared),
+             *(shown(f"left alone (outside the store): {p}") for p in plan.outside)]))  # fmt: skip
+        go = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        go.clicked.connect(lambda: self.delete(store, model))
+        box.open()
+        self.delete_box = box
+        return box
+
+    def delete(self, store: Store, model: StoreModel) -> JobRecord:
+        """Delete a store's model as a job (explicitly asked for); the tree shows the store
+        as it is after."""
+        models = self.models_of(store)
+
+        def done(r: stores.Deletion) -> None:
+            self.refresh()  # first: the Jobs tab rewrites the status line as a job is queued
+            self.host.notify(shown(f"Deleted {model.ref} from {store.title}: "
+                                   f"{plural(len(r.removed), 'path')}, freed "
+                                   f"{human_bytes(r.freed)}"), 0)  # fmt: skip
+
+        return self.host.runner.submit(f"Delete {model.ref} from {store.title}",
+                                       lambda _ctx: stores.delete_model(store, model, models),
+                                       done)  # fmt: skip
 
     def ask_adopt(self, store: Store, model: StoreModel, *, remove: bool) -> JobRecord | None:
         """Ask for the repository model name (and, to remove, confirm the exact list)."""
@@ -160,13 +224,13 @@ class StoresView:
             return stores.adopt(ws, store, model, into, remove_original=remove_original, ctx=ctx)
 
         def done(r: stores.AdoptResult) -> None:
+            self.host.apply_changes(ws, r.imported.changes)
+            self.refresh()  # first: the Jobs tab rewrites the status line as a job is queued
             freed = f"; freed {human_bytes(r.freed)}" if remove_original else ""
             adopted = shown(f"Adopted {model.ref} as {r.imported.manifest.ref}")
             self.host.notify(
                 f"{adopted}: {plural(r.verified, 'file')} identical to the originals{freed}"
             )
-            self.host.apply_changes(ws, r.imported.changes)
-            self.refresh()
 
         return self.host.runner.submit(f"Adopt {model.ref}", run, done, writes=ws.repo.root)
 
@@ -181,16 +245,14 @@ class StoresView:
 
         def show(groups: list[stores.DuplicateGroup]) -> None:
             self.last_duplicates = groups
-            freeable = sum(g.freeable for g in groups)
-            text = (f"{plural(len(groups), 'file')} kept more than once; keeping one copy of "
-                    f"each would free {human_bytes(freeable)}." if groups
-                    else "No file is kept twice in the stores and open repositories.")  # fmt: skip
-            box = QMessageBox(QMessageBox.Icon.Information, "Duplicates", text,
-                              QMessageBox.StandardButton.Close, self.parent)  # fmt: skip
-            box.setDetailedText("\n\n".join(
-                f"{human_bytes(g.size)}, {g.physical} copies ({human_bytes(g.freeable)} freeable)\n"
-                + "\n".join(f"  {shown(str(c))}" for c in g.copies) for g in groups))  # fmt: skip
+            box = DuplicatesDialog(groups, self.parent)
             box.open()
             self.duplicates_box = box
+            self.host.notify(total_text(groups))
 
         return self.host.runner.submit("Find duplicates", run, show)
+
+
+def store_actions(menu: QMenu, view: StoresView, root: str, ref: str | None) -> None:
+    """The stores' part of the tree's context menu (what ``StoresView.add_actions`` adds)."""
+    view.add_actions(menu, root, ref)

@@ -375,14 +375,7 @@ def adopt(
                         f"(first: {model.errors[0]}): nothing adopted")  # fmt: skip
     if not model.files:
         raise UserError(f"{model.ref} has no files: nothing to adopt")
-    for f in model.files:  # what is removed afterwards must be what was listed and checked
-        try:
-            st = f.path.stat()
-        except OSError as e:
-            raise UserError(f"cannot read it any more ({e.strerror or e})", path=f.path) from None
-        if (st.st_size, st.st_mtime, st.st_dev, st.st_ino) != (f.size, f.modified, *f.identity):
-            raise UserError("changed since it was listed (a download still running?): "
-                            "list the store again", path=f.path)  # fmt: skip
+    _check_unchanged(model)  # what is removed afterwards must be what was listed and checked
     names = {f.path: f.name for f in model.files}
     source = f"{store.kind}:{store.root}:{model.ref}"
     earlier = _adopted_before(ws, into, source, model)
@@ -415,7 +408,26 @@ def adopt(
     if not remove_original:
         return AdoptResult(result, verified)
     plan = removal_preview(store, model)
-    checked = {f.identity for f in model.files}  # the bytes just read back and compared
+    removed, freed = _remove(store, model, plan)
+    return AdoptResult(result, verified, tuple(removed), freed, plan.shared)
+
+
+def _check_unchanged(model: StoreModel) -> None:
+    """Refuse when a file of ``model`` changed since it was listed (size, time, identity)."""
+    for f in model.files:
+        try:
+            st = f.path.stat()
+        except OSError as e:
+            raise UserError(f"cannot read it any more ({e.strerror or e})", path=f.path) from None
+        if (st.st_size, st.st_mtime, st.st_dev, st.st_ino) != (f.size, f.modified, *f.identity):
+            raise UserError("changed since it was listed (a download still running?): "
+                            "list the store again", path=f.path)  # fmt: skip
+
+
+def _remove(store: Store, model: StoreModel, plan: Removal) -> tuple[list[Path], int]:
+    """Delete what ``plan`` names that is still what was listed: a link the model had, or a
+    regular file inside the store with a listed identity; then the folders left empty."""
+    checked = {f.identity for f in model.files}  # the bytes listed (and, adopting, compared)
     links = {f.path for f in model.files}
     root = store.root.resolve()
     removed: list[Path] = []
@@ -443,7 +455,45 @@ def adopt(
         while parent != store.root and store.root in parent.parents and _is_empty(parent):
             parent.rmdir()
             parent = parent.parent
-    return AdoptResult(result, verified, tuple(removed), freed, plan.shared)
+    return removed, freed
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What deleting a store's model removed, freed, and kept (another model uses it)."""
+
+    removed: tuple[Path, ...]
+    freed: int
+    kept_shared: tuple[Path, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"removed": [str(p) for p in self.removed], "freed": self.freed,
+                "kept_shared": [str(p) for p in self.kept_shared]}  # fmt: skip
+
+
+def delete_model(
+    store: Store, model: StoreModel, models: list[StoreModel] | None = None
+) -> Deletion:
+    """Delete a store's model when asked explicitly (no repository copy is checked): what
+    :func:`removal_preview` names, only if every file is still as listed; files another model
+    of the store uses stay. The folders written to are probed first (a read-only store would
+    stop half way)."""
+    _check_unchanged(model)
+    plan = removal_preview(store, model, models)
+    for folder in sorted({p.parent for p in plan.paths}):
+        probe_folder(folder, f"delete {model.ref} from {store.title}")
+    removed, freed = _remove(store, model, plan)
+    return Deletion(tuple(removed), freed, plan.shared)
+
+
+def model_folder(store: Store, model: StoreModel) -> Path:
+    """The folder that holds ``model`` in its store (its files' common folder, as listed;
+    the store's own folder when they share none below it): what Show in folder opens."""
+    parents = [f.path.parent for f in model.files]
+    if not parents:
+        return store.root
+    common = Path(os.path.commonpath(parents))
+    return common if common == store.root or store.root in common.parents else store.root
 
 
 def _adopted_before(ws: Workspace, into: str, source: str, model: StoreModel) -> Manifest | None:
