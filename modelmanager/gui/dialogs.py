@@ -64,6 +64,7 @@ class ImportDialog(QDialog):
     ) -> None:  # fmt: skip
         super().__init__(parent)  # type: ignore[arg-type]
         self.setWindowTitle("Import checkpoint")
+        self.setMinimumWidth(540)
         self.paths = paths
         form = QFormLayout(self)
         names = ", ".join(p.name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
@@ -73,12 +74,14 @@ class ImportDialog(QDialog):
         self.size_label = QLabel("Reading sizes…")
         form.addRow("Size:", self.size_label)
         self.stored_label = QLabel("")
+        self.stored_label.setWordWrap(True)
         form.addRow("Stored:", self.stored_label)
         self.devices_label = QLabel("")
         self.devices_label.setTextFormat(Qt.TextFormat.PlainText)
         self.devices_label.setWordWrap(True)
         form.addRow("Lands on:", self.devices_label)
         self.source_bytes: int | None = None
+        self.device_names: list[str] = []
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.addItems(existing)
@@ -119,8 +122,7 @@ class ImportDialog(QDialog):
         """What the controller read: the source's bytes and files, the devices that take data."""
         self.source_bytes = size
         self.size_label.setText(f"{human_bytes(size)} in {plural(files, 'file')}")
-        self.devices_label.setText(shown(", ".join(devices)) if devices
-                             else "no device can take data now")  # fmt: skip
+        self.device_names = devices
         self._estimate()
 
     def effective_policy(self) -> str:
@@ -129,8 +131,20 @@ class ImportDialog(QDialog):
         return chosen if chosen is not None else self.default_value
 
     def _estimate(self) -> None:
-        if self.source_bytes is not None:
-            self.stored_label.setText(stored_estimate(self.source_bytes, self.effective_policy()))
+        if self.source_bytes is None:
+            return
+        policy = self.effective_policy()
+        self.stored_label.setText(stored_estimate(self.source_bytes, policy))
+        names = self.device_names
+        try:
+            pieces = Policy.parse(policy).pieces
+        except UserError:
+            pieces = 0
+        spread = (f" (each chunk on {pieces} of them)" if 0 < pieces < len(names)
+                  else f" (too few: {policy} needs {pieces})" if pieces > len(names)
+                  else "")  # fmt: skip
+        self.devices_label.setText(shown(", ".join(names)) + spread if names
+                                   else "no device can take data now")  # fmt: skip
 
     def set_default_policy(self, policy: str) -> None:
         """Name the repository's default anew (it was changed while the dialog was open)."""

@@ -65,12 +65,15 @@ def test_import_of_a_folder_shows_size_stored_estimate_and_devices_first(  # typ
     qtbot.waitUntil(lambda: dialog.source_bytes is not None)
     assert dialog.size_label.text() == f"{human_bytes(size)} in {files} files"
     assert dialog.stored_label.text().startswith(f"about {human_bytes(size)} (1 copy;")
-    assert dialog.devices_label.text() == ", ".join(d.name for d in ws.repo.devices.devices)
-    assert "d0" in dialog.devices_label.text()
+    names = ", ".join(d.name for d in ws.repo.devices.devices)
+    assert "d0" in names
+    assert dialog.devices_label.text() == f"{names} (each chunk on 1 of them)"
     dialog.policy.setCurrentText("copies=2")
     assert dialog.stored_label.text().startswith(f"about {human_bytes(2 * size)} (2 copies;")
+    assert dialog.devices_label.text() == names  # both devices hold every chunk
     dialog.policy.setCurrentText("ec=2+1")
     assert dialog.stored_label.text().startswith(f"about {human_bytes(size * 1.5)} (ec 2+1")
+    assert dialog.devices_label.text() == f"{names} (too few: ec=2+1 needs 3)"
     dialog.policy.setCurrentIndex(0)  # the repository default again
     dialog.model.setCurrentText("acme/second")
     ok = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)

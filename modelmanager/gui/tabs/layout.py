@@ -119,20 +119,22 @@ CLICK = "Click a cell to see its chunk: tensors, size, codec and where each piec
 
 def placement_text(index: int, count: int, chunk: ChunkPlacement) -> str:
     """What the layout itself says about a chunk (shown at once; the details follow)."""
-    pieces = "\n".join(f"  {device}: {piece}" for device, piece in sorted(chunk.pieces.items()))
+    pieces = "\n".join(f"  {shown(device)}: {piece}"
+                       for device, piece in sorted(chunk.pieces.items()))  # fmt: skip
     return (f"Chunk {index + 1} of {count}: {chunk.chunk_id[:16]}…, "
             f"{human_bytes(chunk.length)}, {chunk.health}\n"
             f"Pieces:\n{pieces or '  none on a readable device'}")  # fmt: skip
 
 
 def details_text(index: int, count: int, health: str, d: ChunkDetails) -> str:
-    """The chunk's tensors, sizes, codec and pieces (device, piece, device state)."""
-    tensors = "\n".join(f"  {t}" for t in d.tensors[:40]) or "  none (file header bytes)"
+    """The chunk's tensors, sizes, codec and pieces (device, piece, device state); names come
+    from files and settings, so each is shown with its control characters visible."""
+    tensors = "\n".join(f"  {shown(t)}" for t in d.tensors[:40]) or "  none (file header bytes)"
     more = f"\n  … and {len(d.tensors) - 40} more" if len(d.tensors) > 40 else ""
-    pieces = "\n".join(f"  {p.device}: {p.piece} (device {p.state})" for p in d.pieces)
-    return shown(
+    pieces = "\n".join(f"  {shown(p.device)}: {p.piece} (device {p.state})" for p in d.pieces)
+    return (
         f"Chunk {index + 1} of {count}: {d.chunk_id[:16]}…, {human_bytes(d.length)}, stored "
-        f"{human_bytes(d.stored)} (all pieces), codec {d.codec}, {health}\n"
+        f"{human_bytes(d.stored)} (all pieces), codec {shown(d.codec)}, {health}\n"
         f"{plural(len(d.tensors), 'tensor')}:\n{tensors}{more}\n"
         f"{plural(len(d.pieces), 'piece')}:\n{pieces or '  none on a readable device'}"
     )
@@ -169,13 +171,12 @@ class LayoutTab(QWidget):
         actions.addStretch(1)
         self.details = QPlainTextEdit(CLICK)
         self.details.setReadOnly(True)
-        self.details.setMaximumHeight(170)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(legend)
         layout.addLayout(actions)
-        layout.addWidget(self.scroll_area, 1)
-        layout.addWidget(self.details)
+        layout.addWidget(self.scroll_area)
+        layout.addWidget(self.details, 1)
         self.context: WindowContext | None = None
         self.repair: Callable[[], object] | None = None
         self.shown_details: ChunkDetails | None = None
@@ -215,11 +216,18 @@ class LayoutTab(QWidget):
             keep = ids.index(chosen) if chosen in ids else None
         self.grid.selected = None
         self.grid.set_layout(data)
+        self._fit()
         self._buttons()
         if keep is not None:
             self.select_chunk(keep)  # read again: its pieces may have changed
         else:
             self.details.setPlainText(CLICK)
+
+    def _fit(self) -> None:
+        """The grid's area as tall as its rows (and the scroll bar): the details get the rest."""
+        bar = self.scroll_area.horizontalScrollBar().sizeHint().height()
+        frame = 2 * self.scroll_area.frameWidth()
+        self.scroll_area.setMaximumHeight(max(self.grid.sizeHint().height() + bar + frame, 60))
 
     def select_chunk(self, col: int) -> None:
         """Select the chunk in column ``col``, scroll to it and read its details."""
@@ -232,7 +240,7 @@ class LayoutTab(QWidget):
         self.scroll_area.ensureVisible(x, ROW, CELL * 4, ROW)
         chunk = data.chunks[col]
         self.shown_details = None
-        self.details.setPlainText(shown(placement_text(col, len(data.chunks), chunk)))
+        self.details.setPlainText(placement_text(col, len(data.chunks), chunk))
         if self.context is None:
             return
         ws, ref, count = self.context.ws, data.ref, len(data.chunks)
