@@ -1,7 +1,8 @@
 """Screenshots of the Shard layout (a chunk selected, a degraded cell), the import dialog, the
 Recompress… dialog and the Label… dialog with its journal, for docs/gui.md.
 
-Run: QT_QPA_PLATFORM=offscreen .venv/bin/python -m tests.gui.take_action_screenshots docs/screenshots
+Run (offscreen): QT_QPA_PLATFORM=offscreen .venv/bin/python -m
+tests.gui.take_action_screenshots docs/screenshots
 (a throwaway repository in a temporary folder; the real widgets, driven as the tests do).
 """
 
