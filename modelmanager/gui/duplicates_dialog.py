@@ -17,7 +17,8 @@ from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.services.stores import DuplicateGroup
 
-COLUMNS = ("Content and where it is kept", "Size", "Copies", "Frees")
+COLUMNS = ("Frees", "Copies", "Size", "Content and where it is kept")
+WHERE = 3  # the column that names the content and its places (the widest: last)
 
 
 def total_text(groups: list[DuplicateGroup]) -> str:
@@ -41,15 +42,16 @@ class DuplicatesDialog(QDialog):
         self.tree.setRootIsDecorated(True)
         for g in groups:
             top = QTreeWidgetItem([
-                shown(f"blake3 {g.digest[:16]}…"), human_bytes(g.size), str(g.physical),
-                human_bytes(g.freeable),
+                human_bytes(g.freeable), str(g.physical), human_bytes(g.size),
+                f"blake3 {g.digest[:16]}…",
             ])  # fmt: skip
-            top.setToolTip(0, g.digest)
+            top.setToolTip(WHERE, g.digest)
             for where in g.copies:
-                top.addChild(QTreeWidgetItem([shown(where), "", "", ""]))
+                top.addChild(QTreeWidgetItem(["", "", "", shown(where)]))
             self.tree.addTopLevelItem(top)
         self.tree.expandAll()
-        self.tree.resizeColumnToContents(0)
+        for column in range(WHERE):
+            self.tree.resizeColumnToContents(column)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -66,5 +68,5 @@ class DuplicatesDialog(QDialog):
             assert top is not None  # i is below the count
             out.append(tuple(top.text(c) for c in range(len(COLUMNS))))
             children = (top.child(j) for j in range(top.childCount()))
-            out += [(c.text(0),) for c in children if c is not None]
+            out += [(c.text(WHERE),) for c in children if c is not None]
         return out

@@ -155,7 +155,8 @@ class StoresView:
         kept = f" {shared} another model uses will stay." if plan.shared else ""
         box = QMessageBox(
             QMessageBox.Icon.Warning, "Delete from the store?",
-            shown(f"Delete {model.ref} from {store.title}: {plural(len(plan.paths), 'path')}, "
+            shown(f"Delete {short_ref(model)} from {store.title}: "
+                  f"{plural(len(plan.paths), 'path')}, "
                   f"{human_bytes(plan.bytes)} freed.{kept} No repository copy is checked first: "
                   "to keep it, use Adopt, then remove the original."),
             QMessageBox.StandardButton.Cancel, self.parent,
@@ -251,6 +252,11 @@ class StoresView:
             self.host.notify(total_text(groups))
 
         return self.host.runner.submit("Find duplicates", run, show)
+
+
+def short_ref(model: StoreModel) -> str:
+    """A store model's reference with its revision cut to 12 characters (HF's are 40)."""
+    return f"{model.name}@{model.revision[:12]}" if len(model.revision) > 12 else model.ref
 
 
 def store_actions(menu: QMenu, view: StoresView, root: str, ref: str | None) -> None:
