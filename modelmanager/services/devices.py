@@ -21,6 +21,7 @@ from modelmanager.core.placement import (
     ONLINE,
     Device,
     check_device_settings,
+    identity_matches,
     new_device,
     read_identity,
     write_identity,
@@ -108,11 +109,12 @@ def list_devices(ws: Workspace) -> list[DeviceInfo]:
     out = []
     for d in ws.repo.devices.devices:
         root = d.root(ws.repo.root)
-        available = chunks.available(d) or (d.state == OFFLINE and root.is_dir())
+        # Looked at now, not the chunk store's cached answer: a disk that just died shows so.
+        mounted = root.is_dir() and (d.path == "." or identity_matches(root, d, ws.repo.config.id))
         used = pieces = 0
         ids: set[str] = set()
         capacity = free = None
-        if available:
+        if mounted:
             for p in chunks.iter_pieces(d):
                 used += p.size
                 pieces += 1
@@ -121,8 +123,8 @@ def list_devices(ws: Workspace) -> list[DeviceInfo]:
             if space is not None:
                 capacity, free = space.total, space.free
         shares = next((tuple(n for n in g if n != d.name) for g in groups if d.name in g), ())
-        out.append(DeviceInfo(d, root, chunks.available(d), capacity, free, used, pieces,
-                              len(ids), shares))  # fmt: skip
+        out.append(DeviceInfo(d, root, mounted and d.state != OFFLINE, capacity, free, used,
+                              pieces, len(ids), shares))  # fmt: skip
     return out
 
 

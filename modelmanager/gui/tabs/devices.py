@@ -89,12 +89,24 @@ class DevicesTab(QWidget):
         self.warning.setWordWrap(True)
         self.warning.setStyleSheet(f"color: {FAILED_COLOR};")
         self.warning.hide()
+        # After a removal: what is below policy now, and the way back to it.
+        self.removed = QLabel()
+        self.removed.setTextFormat(Qt.TextFormat.PlainText)
+        self.removed.setWordWrap(True)
+        self.repair_button = QPushButton("Repair now")
+        self.repair_button.clicked.connect(self.repair)
+        after = QHBoxLayout()
+        after.addWidget(self.removed, 1)
+        after.addWidget(self.repair_button)
+        self.removed.hide()
+        self.repair_button.hide()
         self.settings_dialog: DeviceSettingsDialog | None = None
         self.forget_dialog: ForgetDeviceDialog | None = None
         self.added_box: QMessageBox | None = None
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.warning)
+        layout.addLayout(after)
         layout.addWidget(self.table)
 
     def refresh(self) -> None:
@@ -118,8 +130,10 @@ class DevicesTab(QWidget):
                 item.setForeground(QColor(FAILED_COLOR))
                 item.setToolTip("Copies on devices of one file system are not independent")
             self.table.setCellWidget(row, USAGE, usage_bar(info))
-        groups = {tuple(sorted((i.device.name, *i.shares_with))) for i in infos if i.shares_with}
-        text = sharing_warning(sorted(groups))
+        order = [i.device.name for i in infos]
+        groups = {tuple(sorted((i.device.name, *i.shares_with), key=order.index))
+                  for i in infos if i.shares_with}  # fmt: skip
+        text = sharing_warning(sorted(groups, key=lambda g: order.index(g[0])))
         self.warning.setText(f"Warning: {text}." if text else "")
         self.warning.setVisible(bool(text))
 
@@ -214,11 +228,35 @@ class DevicesTab(QWidget):
         def done(result: devices.RemoveResult) -> None:
             self.context.apply_changes(ws, result.changes)
             gone = result.forgotten
-            left = plural(gone.under_replicated + gone.lost, "chunk") if gone else "its chunks"
-            self.context.notify(f"Removed device {name}; {left} below policy until Repair "
-                                "(Maintenance > Repair)", 0)  # fmt: skip
+            under = plural(gone.under_replicated, "chunk") if gone else "its chunks"
+            lost = f"; {plural(gone.lost, 'chunk')} lost" if gone and gone.lost else ""
+            self.removed.setText(f"Removed device {name}: {under} below policy until "
+                                 f"Repair{lost}.")  # fmt: skip
+            self.removed.show()
+            self.repair_button.show()
 
         self.context.runner.submit(f"Remove device {name}", run, done, writes=ws.repo.root)
+
+    def repair(self) -> None:
+        """Rebuild what the removed device held onto the others (``repair``, with progress)."""
+        ws = self.context.ws
+        self.repair_button.setEnabled(False)
+
+        def run(ctx: JobContext) -> redundancy.RepairReport:
+            return redundancy.repair(ws, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)
+
+        def done(report: redundancy.RepairReport) -> None:
+            self.context.apply_changes(ws, report.changes)
+            self.repair_button.setEnabled(True)
+            if report.ok:
+                self.removed.hide()
+                self.repair_button.hide()
+            else:
+                self.removed.setText(f"Repair rebuilt {plural(report.repaired_chunks, 'chunk')};"
+                                     f" {plural(len(report.lost), 'chunk')} lost, "
+                                     f"{len(report.failed)} not repaired (see Scrub).")  # fmt: skip
+
+        self.context.runner.submit("Repair", run, done, writes=ws.repo.root)
 
     def toggle_selected(self) -> None:
         info = self.selected()
