@@ -11,12 +11,19 @@ from modelmanager.core.catalog import SyncResult
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.chunks.store import ChunkMissing, chunk_key
 from modelmanager.core.formats import DtypeHints, FileIndex
-from modelmanager.core.jobs import JobContext, default_workers, threaded
+from modelmanager.core.jobs import JobContext
+from modelmanager.core.redundancy.health import in_window
+from modelmanager.core.redundancy.table import ChunkTable, Needed
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
 from modelmanager.errors import IntegrityError, ModelManagerError
 from modelmanager.services import Changes, Workspace
-from modelmanager.services.safety import refuse_missing, refuse_on_doubt, reporting
+from modelmanager.services.safety import (
+    MISSING_SHARE,
+    refuse_missing,
+    refuse_on_doubt,
+    reporting,
+)
 
 
 @dataclass(frozen=True)
@@ -94,58 +101,52 @@ def verify(
     compares its hash. A chunk that fails is read once more before it is called corrupt.
     """
     ctx = ctx or JobContext()
-    # One pass over the manifests keeps only each needed chunk's length (and the models):
-    # never every manifest, nor who uses every chunk; users are looked up for problems alone.
+    # One pass over the manifests notes each chunk reference in a table on disk: memory
+    # holds a manifest at a time and a window of checks, never every chunk; the versions
+    # using a chunk are looked up for problems alone.
     problems: list[Problem] = []
-    needed: dict[str, int] = {}
-    models: set[str] = set()
-    versions = 0
-    for m in _stream_manifests(ws, ref, problems):
-        versions += 1
-        models.add(m.model)
-        for f in m.files:
-            for c in f.chunks:
-                needed[c.id] = c.length
-    for model in sorted(models if ref else set(ws.repo.model_names())):
-        problems.extend(_check_labels(ws, model))
-    if ref is None:  # every copy of every metadata record: damaged, missing, stale, off-journal
-        problems.extend(Problem("metadata", p.path, p.what)
-                        for p in ws.repo.metadata_problems(copies=True))  # fmt: skip
-    total = sum(needed.values())
-    chunks = ws.repo.chunks
+    with ChunkTable() as table:
+        table.add_manifests(_stream_manifests(ws, ref, problems))
+        versions = len(table.refs)
+        models = set(table.models)
+        for model in sorted(models if ref else set(ws.repo.model_names())):
+            problems.extend(_check_labels(ws, model))
+        if ref is None:  # every copy of every metadata record: damaged, missing, stale, off-journal
+            problems.extend(Problem("metadata", p.path, p.what)
+                            for p in ws.repo.metadata_problems(copies=True))  # fmt: skip
+        count, total = table.totals()
+        chunks = ws.repo.chunks
 
-    def check(cid: str) -> tuple[str, str, str, bool]:
-        """(chunk id, problem kind or "", detail, passed only when read again)."""
-        length = needed[cid]
-        try:
-            _check_chunk(chunks, cid, length, quick)
-        except ChunkMissing as e:
-            return cid, "missing", e.message, False
-        except IntegrityError:
-            try:  # read once more before calling it corrupt: the first failure may be transient
+        def check(need: Needed) -> tuple[Needed, str, str, bool]:
+            """(the chunk, problem kind or "", detail, passed only when read again)."""
+            cid, length = need.chunk_id, need.length
+            try:
                 _check_chunk(chunks, cid, length, quick)
-            except IntegrityError as e:
-                return cid, "corrupt", e.message, False
-            return cid, "", "", True
-        return cid, "", "", False
+            except ChunkMissing as e:
+                return need, "missing", e.message, False
+            except IntegrityError:
+                try:  # read once more before calling it corrupt: the first failure may be transient
+                    _check_chunk(chunks, cid, length, quick)
+                except IntegrityError as e:
+                    return need, "corrupt", e.message, False
+                return need, "", "", True
+            return need, "", "", False
 
-    done = 0
-    transient = []
-    found: list[tuple[str, str, str]] = []
-    with threaded(check, sorted(needed), default_workers(), "mm-verify", ctx=ctx,
-                  ordered=True) as checked:  # fmt: skip
-        for _cid, fut in checked:
-            cid, kind, detail, was_transient = fut.result()
-            done += needed[cid]
-            ctx.report(done, total, cid[:12])
+        done = 0
+        transient = []
+        found: list[tuple[str, str, str]] = []
+        for need, kind, detail, was_transient in in_window(check, table.needed(), "mm-verify",
+                                                            ctx):  # fmt: skip
+            done += need.length
+            ctx.report(done, total, need.chunk_id[:12])
             if was_transient:
-                transient.append(cid)
+                transient.append(need.chunk_id)
             if kind:
-                found.append((cid, kind, detail))
+                found.append((need.chunk_id, kind, detail))
     users = _users(ws, ref, {cid for cid, _k, _d in found})
     problems.extend(Problem(kind, cid, detail, tuple(sorted(users[cid])))
                     for cid, kind, detail in found)  # fmt: skip
-    return VerifyReport(versions, len(needed), total, tuple(problems), tuple(transient))
+    return VerifyReport(versions, count, total, tuple(problems), tuple(transient))
 
 
 def _users(ws: Workspace, ref: str | None, cids: set[str]) -> dict[str, set[str]]:
@@ -191,23 +192,23 @@ class GcResult:
                 "temp_file_paths": [str(p) for p, _n in plan.temp_files]}  # fmt: skip
 
 
-def all_manifests(ws: Workspace, doing: str) -> list[Manifest]:
-    """Every version's manifest, for deciding which chunks may be deleted.
+def all_manifests(ws: Workspace, doing: str) -> Iterator[Manifest]:
+    """Every version's manifest, one at a time, for deciding which chunks may be deleted.
 
-    Refuses (IntegrityError) if any manifest cannot be read: its chunks would look unused, so
-    ``doing`` (what the caller is about to delete for) could lose data.
+    Refuses (IntegrityError) at the first manifest that cannot be read: its chunks would look
+    unused, so ``doing`` (what the caller is about to delete for) could lose data. Callers
+    decide only once the iteration is complete.
     """
-    manifests = []
     for key, _size in ws.repo.manifest_keys():
         try:
-            manifests.append(ws.repo.read_manifest_key(key))
+            manifest = ws.repo.read_manifest_key(key)
         except ModelManagerError as e:
             raise IntegrityError(
                 f"cannot {doing} while a manifest is unreadable ({e.message}); "
                 "deleting chunks now could lose data",
                 path=key,
             ) from None
-    return manifests
+        yield manifest
 
 
 GC = "collect garbage"
@@ -225,11 +226,16 @@ def plan_gc(ws: Workspace) -> GcPlan:
 
 
 def _plan_gc(ws: Workspace) -> GcPlan:
-    """:func:`plan_gc` once the doubts are checked."""
-    referenced = set().union(*(m.chunk_ids() for m in all_manifests(ws, GC)))
-    stored = dict(ws.repo.chunks.iter_stored())
-    refuse_missing(ws, GC, referenced, stored)
-    unused = tuple(sorted((c, s) for c, s in stored.items() if c not in referenced))
+    """:func:`plan_gc` once the doubts are checked. Every referenced chunk and every stored
+    piece wait in a table on disk (:class:`ChunkTable`): "is this chunk used?" is a query, not
+    a set of every id in memory; only the unused chunks (what gc deletes) are kept."""
+    with ChunkTable() as table:
+        table.add_manifests(all_manifests(ws, GC))
+        table.add_pieces(ws.repo.chunks)
+        missing, needed = table.missing_count()
+        if missing > needed // MISSING_SHARE:  # refused: the sets are made for the message
+            refuse_missing(ws, GC, table.needed_ids(), set(table.stored_ids()))
+        unused = tuple(table.unused())
     return GcPlan(unused, tuple(_leftovers(ws)))
 
 

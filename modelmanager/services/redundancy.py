@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.redundancy.health import (
     ChunkHealth,
-    NeededIndex,
     ScrubReport,
     iter_survey,
     needed_chunks,
@@ -30,16 +30,19 @@ from modelmanager.core.redundancy.moves import (
     RebalanceReport,
     execute_moves,
     plan_moves,
+    stream_moves,
 )
 from modelmanager.core.redundancy.plans import (
     NotRepaired,
     PolicyPlan,
+    Repaired,
     Unrecoverable,
     repair_chunks,
     repair_need,
     to_repair,
 )
 from modelmanager.core.redundancy.plans import plan_policy as plan_chunk_policy
+from modelmanager.core.redundancy.table import ChunkTable
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
 from modelmanager.core.repo.versions import Policies
@@ -73,15 +76,19 @@ def _needed(ws: Workspace, policies: Policies | None = None) -> dict[str, ChunkH
 
 def stream_survey(ws: Workspace, ctx: JobContext | None = None) -> Iterator[ChunkHealth]:
     """Check every piece of every needed chunk on every readable device, one chunk's record
-    at a time (a bounded window in flight; memory for a compact index of the chunks only)."""
+    at a time in chunk-id order (a bounded window in flight; the lists of needed chunks and
+    stored pieces wait on disk in a :class:`ChunkTable`, so memory does not grow with them)."""
     chunks = ws.repo.chunks
     chunks.refresh()
-    index = NeededIndex.of(_readable_manifests(ws), ws.repo.policies.for_model)
-    return iter_survey(chunks, index, ctx)
+    with ChunkTable() as table:
+        table.add_manifests(_readable_manifests(ws), ws.repo.policies.for_model)
+        table.add_pieces(chunks)
+        yield from iter_survey(chunks, table, ctx)
 
 
 def survey(ws: Workspace, ctx: JobContext | None = None) -> list[ChunkHealth]:
-    """Every needed chunk's record (:func:`stream_survey`, kept: repair acts on them)."""
+    """Every needed chunk's record (:func:`stream_survey`, all kept: for small jobs and tests;
+    repair streams)."""
     return list(stream_survey(ws, ctx))
 
 
@@ -149,6 +156,9 @@ def repair(
     deletion a device refuses is reported, not fatal. While a metadata record fails its
     check, pieces are only added, never deleted (a policy record it cannot trust must not
     lower redundancy): ``held_back`` says so.
+
+    Chunks are repaired as the survey streams them, :data:`REPAIR_BATCH` at a time, each
+    batch's room checked before it is written: memory holds a batch, never every chunk.
     """
     ctx = ctx or JobContext()
     repo = ws.repo
@@ -161,12 +171,8 @@ def repair(
         repo.sync_replicas()
         refuse_on_doubt(ws, "repair", metadata=False, writes=False, unmounted=False)
         doubts = repo.metadata_problems()
-        health = survey(ws, JobContext(cancel_event=ctx.cancel_event))
-        todo = to_repair(chunks, health)
-        need = sum(repair_need(h) for h in todo)
-        chunks.require_room(need, f"repairing {len(todo)} chunks")
         with reporting("repair", lambda: "rebuilding what it could; run 'repair' again"):
-            done = repair_chunks(chunks, todo, ctx, keep=bool(doubts))
+            done = _repair_stream(chunks, stream_survey(ws, ctx), ctx, keep=bool(doubts))
         problems = chunks.write_problems()
         held_back = ""
         if doubts:  # exit 1 until the records are healed: the repository is not whole
@@ -178,6 +184,40 @@ def repair(
     return RepairReport(
         done.chunks, done.written_pieces, done.written_bytes, done.removed_pieces, done.lost,
         done.failed, problems, Changes(storage=True), held_back,
+    )  # fmt: skip
+
+
+#: Chunks repair gathers from the survey before rebuilding them: memory holds one batch of
+#: records, and each batch's room is checked before it is written.
+REPAIR_BATCH = 256
+
+
+def _repair_stream(
+    chunks: PlacedChunkStore, health: Iterator[ChunkHealth], ctx: JobContext, *, keep: bool
+) -> Repaired:
+    """Repair chunks as the survey finds them (:func:`to_repair`'s rule), a batch at a time,
+    summing what each batch did; the survey reports progress, repair only checks cancel."""
+    quiet = JobContext(cancel_event=ctx.cancel_event)
+    parts: list[Repaired] = []
+    todo: list[ChunkHealth] = []
+
+    def run() -> None:
+        need = sum(repair_need(h) for h in todo)
+        chunks.require_room(need, f"repairing {len(todo)} chunks")
+        parts.append(repair_chunks(chunks, todo, quiet, keep=keep))
+        todo.clear()
+
+    for h in health:
+        todo.extend(to_repair(chunks, [h]))
+        if len(todo) >= REPAIR_BATCH:
+            run()
+    if todo:
+        run()
+    return Repaired(
+        sum(p.chunks for p in parts), sum(p.written_pieces for p in parts),
+        sum(p.written_bytes for p in parts), sum(p.removed_pieces for p in parts),
+        tuple(x for p in parts for x in p.lost), tuple(x for p in parts for x in p.failed),
+        sum(p.kept_pieces for p in parts),
     )  # fmt: skip
 
 
@@ -196,15 +236,16 @@ def rebalance(
 ) -> RebalanceReport:
     """Move pieces onto the devices placement now prefers (after devices came or went).
 
-    The moves are planned first against each device's free space (:func:`plan_moves`), so a
-    device is never filled past its reserve; :func:`execute_moves` then carries them out.
+    The moves are planned against each device's free space (:func:`iter_moves`), so a device
+    is never filled past its reserve, and carried out a bounded batch at a time as they are
+    planned (:func:`stream_moves`): memory does not grow with the pieces.
     """
     repo = ws.repo
     with repo.writer(lock_timeout):
         repo.chunks.refresh()
         refuse_on_doubt(ws, "rebalance")  # before the first move: every device writable
         with reporting("rebalance", lambda: "some moves; run 'rebalance' again"):
-            return execute_moves(repo.chunks, plan_moves(repo.chunks), ctx or JobContext())
+            return stream_moves(repo.chunks, ctx or JobContext())
 
 
 @dataclass(frozen=True)

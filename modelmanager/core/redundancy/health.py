@@ -4,17 +4,19 @@ It walks every readable device, verifies every piece of every chunk a version ne
 (re-reading once before calling a piece corrupt), and compares what is good with what the
 chunk's policy asks for. Scrub reports it (:func:`scrub_report`); repair and rebalance act on it.
 
-:func:`iter_survey` streams it over a :class:`NeededIndex` (a few hundred bytes per chunk): each
+:func:`iter_survey` streams it over a :class:`~.table.ChunkTable` (on disk): each
 :class:`ChunkHealth` exists only while a bounded window of checks holds it, so scrub, which
-keeps only findings, needs memory for the index alone.
+keeps only findings, needs memory that does not grow with the chunks.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from modelmanager.core.chunks.layout import Layout, Piece, fragment_key
 from modelmanager.core.chunks.placed import PlacedChunkStore
@@ -22,8 +24,12 @@ from modelmanager.core.chunks.store import chunk_key, decode_object
 from modelmanager.core.jobs import JobContext, default_workers, threaded
 from modelmanager.core.placement import ONLINE, Device, rank
 from modelmanager.core.redundancy import Policy, parse_fragment
+from modelmanager.core.redundancy.table import ChunkTable, Needed
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.errors import IntegrityError, ModelManagerError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -183,97 +189,48 @@ def survey(
     return results
 
 
-#: A piece seen on a device, compactly: (device, size, key or None when canonical) for a copy,
-#: plus (index, k, m) for a fragment.
-_Seen = tuple[Any, ...]
-
-
-@dataclass
-class NeededIndex:
-    """Every chunk the versions need, compactly: ``chunks[id] = [length, policy, owners,
-    pieces]`` where owners is the position in ``refs`` of one version needing it (or a set of
-    them) and pieces what :meth:`gather` saw; :meth:`health` makes the full record."""
-
-    refs: list[str] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    chunks: dict[str, list[Any]] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, manifests: Iterable[Manifest], policy_for: Callable[[str], Policy]) -> NeededIndex:
-        """The index of ``manifests`` (read one at a time), each chunk under the strongest
-        policy of the models sharing it (as :func:`needed_chunks`)."""
-        index = cls()
-        for m in manifests:
-            policy, owner = policy_for(m.model), len(index.refs)
-            index.refs.append(m.ref)
-            index.models.append(m.model)
-            for f in m.files:
-                for c in f.chunks:
-                    entry = index.chunks.get(c.id)
-                    if entry is None:
-                        index.chunks[c.id] = [c.length, policy, owner, []]
-                        continue
-                    if policy.tolerates > entry[1].tolerates:
-                        entry[1] = policy
-                    owners = entry[2]
-                    if isinstance(owners, set):
-                        owners.add(owner)
-                    elif owners != owner:
-                        entry[2] = {owners, owner}
-        return index
-
-    def gather(self, chunks: PlacedChunkStore) -> None:
-        """Note every piece on a readable device of a needed chunk, by presence only."""
-        for d in chunks.readable_devices():
-            for p in chunks.iter_pieces(d):
-                entry = self.chunks.get(p.chunk_id)
-                if entry is None:
-                    continue
-                if p.index is None:
-                    key = None if p.key == chunk_key(p.chunk_id) else p.key
-                    entry[3].append((d, p.size, key))
-                else:
-                    canonical = fragment_key(p.k, p.m, p.chunk_id, p.index)
-                    key = None if p.key == canonical else p.key
-                    entry[3].append((d, p.size, key, p.index, p.k, p.m))
-
-    def health(self, chunk_id: str) -> ChunkHealth:
-        """The full record of one chunk, with the pieces gathered as ``good`` (unchecked)."""
-        length, policy, owners, seen = self.chunks[chunk_id]
-        positions = owners if isinstance(owners, set) else {owners}
-        h = ChunkHealth(chunk_id, length, policy, {self.models[i] for i in positions},
-                        {self.refs[i] for i in positions})  # fmt: skip
-        for s in seen:
-            if len(s) == 3:
-                h.good.append(Piece(chunk_id, s[0], s[2] or chunk_key(chunk_id), s[1]))
-            else:
-                d, size, key, i, k, m = s
-                h.good.append(Piece(chunk_id, d, key or fragment_key(k, m, chunk_id, i), size,
-                                    i, k, m))  # fmt: skip
-        return h
+def in_window(fn: Callable[[T], R], items: Iterable[T], name: str, ctx: JobContext) -> Iterator[R]:
+    """``fn(item)`` for each item on a thread pool, results in item order, with at most twice
+    as many items taken from ``items`` as there are threads: a stream of any length is read as
+    it goes (``threaded`` queues every item first)."""
+    workers = default_workers()
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix=name) as pool:
+        try:
+            for item in items:
+                ctx.check()
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                ctx.check()
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
 
 
 def iter_survey(
-    chunks: PlacedChunkStore, index: NeededIndex, ctx: JobContext | None = None
+    chunks: PlacedChunkStore, table: ChunkTable, ctx: JobContext | None = None
 ) -> Iterator[ChunkHealth]:
-    """:func:`survey` as a stream: each chunk's record is made, checked (a bounded window of
-    them at once on a thread pool) and yielded in index order, then dropped by the index."""
+    """:func:`survey` as a stream over a filled :class:`ChunkTable`: each chunk's record is
+    made, checked (a bounded window of them at once on a thread pool) and yielded in chunk-id
+    order; nothing is kept per chunk."""
     ctx = ctx or JobContext()
-    index.gather(chunks)
-    total = sum(entry[0] for entry in index.chunks.values())
+    _count, total = table.totals()
     done = 0
 
-    def check(chunk_id: str) -> ChunkHealth:
-        return _check(chunks, index.health(chunk_id))
+    def check(item: tuple[Needed, list[Piece]]) -> ChunkHealth:
+        need, pieces = item
+        h = ChunkHealth(need.chunk_id, need.length, need.policy,
+                        {table.models[i] for i in need.users},
+                        {table.refs[i] for i in need.users}, good=pieces)  # fmt: skip
+        return _check(chunks, h)
 
-    with threaded(check, index.chunks, default_workers(), "mm-scrub", ctx=ctx,
-                  ordered=True) as checked:  # fmt: skip
-        for _cid, fut in checked:
-            h = fut.result()
-            done += h.length
-            ctx.report(done, total, h.chunk_id[:12])
-            index.chunks[h.chunk_id][3] = []  # its pieces live on in ``h`` alone
-            yield h
+    for h in in_window(check, table.pieces_of_needed(), "mm-scrub", ctx):
+        done += h.length
+        ctx.report(done, total, h.chunk_id[:12])
+        yield h
 
 
 def recheck(chunks: PlacedChunkStore, h: ChunkHealth) -> ChunkHealth:

@@ -3,6 +3,7 @@ or off a device that is leaving (drain), never filling a device past its reserve
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from modelmanager.core.chunks.layout import Piece
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import DRAINING, Device
+from modelmanager.core.redundancy.table import ChunkTable
 from modelmanager.errors import IntegrityError, ModelManagerError
 
 
@@ -92,15 +94,14 @@ def _groups(pieces: list[Piece]) -> list[list[Piece]]:
     return list(groups.values())
 
 
-def plan_moves(chunks: PlacedChunkStore, draining: frozenset[str] = frozenset()) -> MovePlan:
-    """Plan a rebalance: each piece outside its chunk's target devices moves to a target that
-    lacks it and still has room, counting what earlier moves take. Devices in ``draining``
-    (ids) are treated as draining, for a preview of ``device rm --drain`` that saves nothing.
-    """
-    pieces: dict[str, list[Piece]] = {}
-    for d in chunks.readable_devices():
-        for p in chunks.iter_pieces(d):
-            pieces.setdefault(p.chunk_id, []).append(p)
+def iter_moves(
+    chunks: PlacedChunkStore, table: ChunkTable, draining: frozenset[str] = frozenset()
+) -> Iterator[Move | NotMoved]:
+    """Plan a rebalance one chunk at a time over the pieces in ``table`` (chunk-id order):
+    each piece outside its chunk's target devices moves to a target that lacks it and still
+    has room, counting what earlier moves take; a piece that must leave a draining device and
+    fits nowhere is yielded as :class:`NotMoved`. Devices in ``draining`` (ids) are treated
+    as draining, for a preview of ``device rm --drain`` that saves nothing."""
     room: dict[str, int | None] = {}
 
     def fits(d: Device, size: int) -> bool:
@@ -112,9 +113,8 @@ def plan_moves(chunks: PlacedChunkStore, draining: frozenset[str] = frozenset())
     def leaving(d: Device) -> bool:
         return d.state == DRAINING or d.id in draining
 
-    moves: list[Move] = []
-    stuck: list[NotMoved] = []
-    for cid, ps in pieces.items():
+    for ps in table.grouped_pieces():
+        cid = ps[0].chunk_id
         for group in _groups(ps):
             size = max(p.size for p in group)
             eligible = [d for d in chunks.placement(cid, size) if d.id not in draining]
@@ -131,15 +131,58 @@ def plan_moves(chunks: PlacedChunkStore, draining: frozenset[str] = frozenset())
                 if not free:
                     if leaving(p.device):
                         why = "no other device has room for it"
-                        stuck.append(NotMoved(p.key, p.device.name, why, p.size))
+                        yield NotMoved(p.key, p.device.name, why, p.size)
                     continue
                 dest = free[0]
                 holders.add(dest.id)
                 left = room[dest.id]
                 if left is not None:
                     room[dest.id] = left - p.size
-                moves.append(Move(p, dest))
+                yield Move(p, dest)
+
+
+def plan_moves(chunks: PlacedChunkStore, draining: frozenset[str] = frozenset()) -> MovePlan:
+    """Every move :func:`iter_moves` plans, kept (a preview, or a drain that reports them)."""
+    moves: list[Move] = []
+    stuck: list[NotMoved] = []
+    with ChunkTable() as table:
+        table.add_pieces(chunks)
+        for item in iter_moves(chunks, table, draining):
+            (moves if isinstance(item, Move) else stuck).append(item)  # type: ignore[arg-type]
     return MovePlan(tuple(moves), tuple(stuck))
+
+
+def stream_moves(chunks: PlacedChunkStore, ctx: JobContext, batch: int = 1024) -> RebalanceReport:
+    """Plan and carry out a rebalance ``batch`` moves at a time (under the writer lock), so
+    memory holds one batch of moves, never every piece. The plan is walked once first to
+    count the bytes to move, for progress (planning reads nothing but the table)."""
+    moved = moved_bytes = seen = 0
+    failed: list[NotMoved] = []
+    quiet = JobContext(cancel_event=ctx.cancel_event)
+    with ChunkTable() as table:
+        table.add_pieces(chunks)
+        total = sum(m.piece.size for m in iter_moves(chunks, table) if isinstance(m, Move))
+        moves: list[Move] = []
+
+        def run() -> None:
+            nonlocal moved, moved_bytes
+            done = execute_moves(chunks, MovePlan(tuple(moves), ()), quiet)
+            moved += done.moved_pieces
+            moved_bytes += done.moved_bytes
+            failed.extend(done.failed)
+            moves.clear()
+
+        for item in iter_moves(chunks, table):
+            if isinstance(item, NotMoved):
+                failed.append(item)
+                continue
+            moves.append(item)
+            seen += item.piece.size
+            ctx.report(seen, total, item.piece.chunk_id[:12])
+            if len(moves) >= batch:
+                run()
+        run()
+    return RebalanceReport(moved, moved_bytes, tuple(failed))
 
 
 def execute_moves(chunks: PlacedChunkStore, plan: MovePlan, ctx: JobContext) -> RebalanceReport:
