@@ -76,7 +76,8 @@ def progress_text(job: JobRecord, runner: JobRunner) -> str:
         return "waiting for another writer…"
     ahead = runner.ahead(job)
     if ahead is not None:
-        return shown(f"waiting for {ahead.title}…")
+        # Qt's bar format has no escape: a word joiner keeps a title's "%p" from becoming 30%.
+        return shown(f"waiting for {ahead.title}…").replace("%", "%\u2060")
     if job.unit and job.total:
         return f"%p% ({job.done:,} of {job.total:,} {job.unit}{'' if job.total == 1 else 's'})"
     return "%p%"
@@ -113,8 +114,8 @@ class JobsTab(QTableWidget):
         for" changes when it ends); the status line counts the running ones."""
         runner = self.context.runner
         job = runner.jobs.get(job_id)
-        if job is None:
-            return
+        if job is None or not is_user_job(job.title):
+            return  # a background read leaves the status line alone
         self._show(job)
         if job.lane is not None:
             for other in runner.running():
