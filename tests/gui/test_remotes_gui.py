@@ -250,6 +250,8 @@ def test_a_shared_folder_and_an_http_remote_from_the_dialog_then_remove_from_the
         _click_ok(qtbot, dialog)
         assert not dialog.isVisible(), dialog.error.text()
         assert [(r.name, r.read_only) for r in list_remotes()] == [("nas", False), ("web", True)]
+        qtbot.waitUntil(lambda: win.remotes.listed == ["nas", "web"])
+        assert win.remotes.names == ["nas"]  # the Push menu offers no read-only remote
         job = win.remotes.push("tiny@1", "nas")
         qtbot.waitUntil(lambda: job.state == "done", timeout=60_000)
         qtbot.waitUntil(lambda: _remote_rows(win).get("nas") == ["tiny@1"])

@@ -23,7 +23,8 @@ class RemotesController:
     def __init__(self, context: WindowContext, tree_model: RepoTreeModel) -> None:
         self.context = context
         self.tree_model = tree_model
-        self.names: list[str] = []  # the configured remotes, for the tree's Push menu
+        self.names: list[str] = []  # remotes that take pushes (not HTTP), for the Push menu
+        self.listed: list[str] = []  # every configured remote, as the tree shows them
         self.dialog: RemoteDialog | None = None  # the open Add remote dialog
         self.remove_box: QMessageBox | None = None  # the open Remove remote question
 
@@ -42,8 +43,9 @@ class RemotesController:
         remote removed meanwhile (here or by the CLI) leaves the tree."""
 
         def listed(specs: list[remotes.RemoteSpec]) -> None:
-            self.names = [r.name for r in specs]
-            self._drop_rows(keep=set(self.names))
+            self.names = [r.name for r in specs if not r.read_only]
+            self.listed = [r.name for r in specs]
+            self._drop_rows(keep=set(self.listed))
             for spec in specs:
                 self._read(spec)
 
@@ -114,7 +116,8 @@ class RemotesController:
             self.context.notify(shown(str(e)))
             return
         self.names = [n for n in self.names if n != name]
-        self._drop_rows(keep=set(self.names))
+        self.listed = [n for n in self.listed if n != name]
+        self._drop_rows(keep=set(self.listed))
         self.context.notify(shown(f"Forgot remote {spec.name} ({spec.url}); nothing on it "
                                   "was touched"))  # fmt: skip
 
