@@ -11,10 +11,10 @@ from PySide6.QtWidgets import QApplication
 
 from modelmanager import __version__
 from modelmanager.gui import TABS
+from modelmanager.gui.controllers.repositories import open_unsynced
 from modelmanager.gui.gc_guard import MainThreadGarbageCollector
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.resources import icon
-from modelmanager.services import open_workspace
 
 
 def dark_palette() -> QPalette:
@@ -132,7 +132,7 @@ def run(
     dialog for ``files`` if any (file associations start ``gui FILE...``); the exit code."""
     app = application()
     collector = MainThreadGarbageCollector()
-    window = MainWindow(open_workspace(repo), remember=screenshot is None)
+    window = MainWindow(open_unsynced(repo), remember=screenshot is None)  # catches up in a job
     app.installEventFilter(FileOpenHandler(window))
     window.show()
     if files:

@@ -6,10 +6,12 @@ Every repository read or write runs through the JobRunner; the UI thread only sh
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSettings, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QHeaderView,
@@ -39,6 +41,7 @@ from modelmanager.gui.controllers.repositories import Repositories
 from modelmanager.gui.controllers.versions import VersionActions
 from modelmanager.gui.dialogs import LogDialog
 from modelmanager.gui.jobs_bridge import JobRunner
+from modelmanager.gui.library import LibraryProxy, LibrarySearch, TreeState
 from modelmanager.gui.menus import build_menus
 from modelmanager.gui.models import (
     REF_ROLE,
@@ -89,8 +92,9 @@ class MainWindow(QMainWindow):
         self.remotes = RemotesController(self, self.tree_model)
         self.imports = ImportsController(self, self, self.tree_model)
         self.repositories = Repositories(
-            self, self, self.tree_model, listed=self._listed, remember=remember
-        )
+            self, self, self.tree_model, listed=self._listed, keeping=self.keeping_tree,
+            remember=remember,
+        )  # fmt: skip
         self.recovery = Recovery(self, self, self.repositories, self.activate)
         self._build()
         self.resize(1280, 800)
@@ -98,6 +102,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         self.refresh_all()
+        self.repositories.catch_up(self.repositories.default_key, ws)
         self.repositories.reopen_saved()
 
     @property
@@ -118,20 +123,29 @@ class MainWindow(QMainWindow):
     # -- layout -------------------------------------------------------------------------
 
     def _build(self) -> None:
-        self.proxy = QSortFilterProxyModel()
+        self.proxy = LibraryProxy()
         self.proxy.setSourceModel(self.tree_model)
-        self.proxy.setRecursiveFilteringEnabled(True)
-        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search models and versions")
+        self.search.setPlaceholderText("Search models, versions, messages, labels")
         self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self.proxy.setFilterFixedString)
         self.tree = QTreeView()
         self.tree.setModel(self.proxy)
         self.tree.setHeaderHidden(False)
-        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        self.tree.header().setStretchLastSection(False)
+        self.tree.setUniformRowHeights(True)  # thousands of rows scroll without measuring each
+        self.tree.setSortingEnabled(True)
+        self.tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        header = self.tree.header()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(0, 280)
+        for col, width in enumerate((80, 80, 80, 140, 110, 80, 120), start=1):
+            header.resizeSection(col, width)
+        header.setStretchLastSection(False)
+        self.library_search = LibrarySearch(
+            self.tree, self.proxy, self.runner, lambda: self.repositories.workspaces
+        )
+        self.search.textChanged.connect(self.library_search.typed)
+        self._restoring = False  # putting the tree back: the current row is not read again
+        self.stores_listed = False  # the first listing opens the stores' place
         self.tree.selectionModel().currentChanged.connect(self._selected)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._tree_menu)
@@ -231,7 +245,7 @@ class MainWindow(QMainWindow):
     # -- tree menu --------------------------------------------------------------------------
 
     def _tree_menu(self, pos: Any) -> None:
-        index = self.tree.indexAt(pos)
+        index = self.tree.indexAt(pos).siblingAtColumn(0)  # the row's roles are on its name
         if not index.isValid():
             return
         menu = QMenu(self)
@@ -263,18 +277,46 @@ class MainWindow(QMainWindow):
         if not menu.isEmpty():
             menu.popup(self.tree.viewport().mapToGlobal(pos))
 
-    def _listed(self) -> None:
-        """A repository's models reached the tree: show it, and what the window shows."""
-        self.tree.expandToDepth(0)
+    def _listed(self, key: str, first: bool) -> None:
+        """A repository's models reached the tree: open it the first time, search it again if
+        a search is shown, and show what the window shows."""
+        if first:
+            row = self.tree_model.repo_row(key)
+            if row is not None:
+                self.tree.expand(self.proxy.mapFromSource(self.tree_model.index(row, 0)))
+        if self.library_search.active:
+            self.library_search.run()
         self.update_stack()
         self._update_status()
+
+    @contextmanager
+    def keeping_tree(self) -> Iterator[None]:
+        """Re-read rows without losing what the person arranged: expansion, current row,
+        scroll position (any refresh: a job's Changes, F5, another process's write)."""
+        state = TreeState(self.tree)
+        yield
+        self.proxy.keep_places()
+        state.restore(self._reselect)
+
+    def _reselect(self, index: QModelIndex) -> None:
+        """Make ``index`` current again after a re-read, without reading its version again
+        (a refresh that changed it reads it already)."""
+        self._restoring = True
+        try:
+            self.tree.setCurrentIndex(index)
+        finally:
+            self._restoring = False
 
     def show_store_listing(self, listing: Listing) -> None:
         """The models other tools keep here go in the tree (expanded when no repository has
         any model yet)."""
-        self.tree_model.populate_stores(listing)
-        counts = self.repositories.model_counts.values()
-        self.tree.expandToDepth(1 if not any(counts) else 0)
+        first = not self.stores_listed
+        self.stores_listed = True
+        with self.keeping_tree():
+            self.tree_model.populate_stores(listing)
+        if first:
+            counts = self.repositories.model_counts.values()
+            self.tree.expandToDepth(1 if not any(counts) else 0)
         self.update_stack()
 
     def show_tensor_rows(self, rows: list[tuple[Any, ...]]) -> None:
@@ -328,6 +370,7 @@ class MainWindow(QMainWindow):
             self.tree.setCurrentIndex(model)
 
     def _selected(self, index: Any, _previous: Any = None) -> None:
+        index = index.siblingAtColumn(0)  # a click in any column selects the row
         if not index.isValid():
             return
         store_item = index.data(STORE_ROLE)
@@ -338,7 +381,7 @@ class MainWindow(QMainWindow):
         if key:
             self.activate(key)
         ref = index.data(REF_ROLE)
-        if ref:
+        if ref and not (self._restoring and ref == self.current_ref):
             self._load(ref)
 
     def _load(self, ref: str) -> None:
@@ -359,14 +402,28 @@ class MainWindow(QMainWindow):
         self.runner.submit(f"Read {ref}", load, self._show_details)
 
     def clear_details(self) -> None:
-        """Show no version (the one shown was removed)."""
+        """Show no version (the one shown was removed); History goes on listing its model's
+        other versions, read again."""
         self.current_ref = None
         self.set_version_enabled(False)
         self.overview_tab.clear()
-        self.history.show_versions(None, [])
-        self.label_moves.show_moves(None, [])
         self.tensors_tab.set_rows([])
         self.layout_tab.clear()
+        model, ws = self.history.shown_model, self.ws
+        self.history.show_versions(None, [])
+        self.label_moves.show_moves(None, [])
+        if model is None:
+            return
+
+        def read(_ctx: JobContext) -> tuple[list[Any], list[Any]]:
+            return ws.catalog.versions(model), ws.repo.label_log(model)
+
+        def show(result: tuple[list[Any], list[Any]]) -> None:
+            if self.current_ref is None and self.ws is ws and result[0]:
+                self.history.show_versions(model, result[0])
+                self.label_moves.show_moves(model, result[1])
+
+        self.runner.submit(f"Read history of {model}", read, show)
 
     def _show_details(self, result: tuple[Any, ...] | None) -> None:
         if result is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
@@ -12,7 +12,7 @@ from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.codecs import codec_by_id
 from modelmanager.core.stores import Store, StoreModel, disk_size
 from modelmanager.core.text import shown
-from modelmanager.core.units import human_bytes, human_count
+from modelmanager.core.units import human_bytes, human_count, plural
 from modelmanager.errors import IntegrityError
 from modelmanager.services.history import VersionDetails
 from modelmanager.services.remotes import RemoteVersion
@@ -52,21 +52,78 @@ def _version_text(seq: int, labels: Sequence[str], message: str) -> str:
     return f"@{seq}{tag}  {message}".rstrip()
 
 
+#: The library's columns: what a person compares models by (LM Studio's My Models, and more).
+TREE_COLUMNS = ("Name", "Versions", "Size", "Parameters", "Architecture", "Dtypes", "Labels",
+                "Updated")  # fmt: skip
+#: On a row's first item: the texts of its other columns (the proxy shows them; one item per
+#: row, not one per cell, so 50,000 versions fill the tree in a fraction of a second).
+TEXTS_ROLE = Qt.ItemDataRole.UserRole + 5
+#: On a row's first item, the value column ``c`` sorts by is at role SORT_BASE + c; the name
+#: column has one role per order (NAME_ASC, NAME_DESC), so versions stay newest first.
+SORT_BASE = Qt.ItemDataRole.UserRole + 10
+NAME_ASC, NAME_DESC = SORT_BASE, SORT_BASE + len(TREE_COLUMNS)
+
+
+def sort_role(column: int, order: Qt.SortOrder) -> int:
+    """The role that holds what ``column`` sorts by, in ``order``."""
+    if column == 0:
+        return NAME_DESC if order == Qt.SortOrder.DescendingOrder else NAME_ASC
+    return SORT_BASE + column
+
+
+def dtype_mix(dtypes: Mapping[str, int]) -> str:
+    """'bf16' when one dtype holds every byte, else the two largest shares: 'q4_k 81% · f32 19%'."""
+    total = sum(dtypes.values())
+    if not total:
+        return ""
+    top = sorted(dtypes.items(), key=lambda kv: (-kv[1], kv[0]))
+    if len(top) == 1:
+        return top[0][0]
+    return " · ".join(f"{k} {100 * v / total:.0f}%" for k, v in top[:2]) + (
+        " …" if len(top) > 2 else ""
+    )
+
+
+def _figures(
+    item: QStandardItem, versions: int | None, size: int, params: int, arch: str,
+    dtypes: Mapping[str, int], labels: Sequence[str], updated: str,
+) -> None:  # fmt: skip
+    """Put the other columns' texts and sort values on a model's (``versions`` counted) or a
+    version's (None) first item."""
+    mix, tags = dtype_mix(dtypes), ", ".join(labels)
+    texts = (plural(versions, "version") if versions is not None else "", human_bytes(size),
+             human_count(params) if params else "", arch, mix, tags,
+             updated[:16].replace("T", " "))  # fmt: skip
+    item.setData(tuple(shown(t) for t in texts), TEXTS_ROLE)
+    for column, value in enumerate((versions or 0, size, params, arch.lower(), mix, tags,
+                                    updated), start=1):  # fmt: skip
+        item.setData(value, SORT_BASE + column)
+
+
+def _size(item: QStandardItem, size: int) -> QStandardItem:
+    """Show ``size`` in the Size column of a store's or a remote's row."""
+    item.setData(("", human_bytes(size)), TEXTS_ROLE)
+    item.setData(size, SORT_BASE + 2)
+    return item
+
+
 class RepoTreeModel(QStandardItemModel):
     """Repositories -> models -> versions (with their labels), then a place for remotes.
 
-    Each item carries its reference (REF_ROLE) and its repository's key (REPO_ROLE).
+    One item per row: it carries its reference (REF_ROLE), its repository's key (REPO_ROLE),
+    the other columns' texts (TEXTS_ROLE) and sort values (:func:`sort_role`). Rows without
+    sort values (repositories, the stores' and remotes' places) keep their place when sorted.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.setHorizontalHeaderLabels(["Name", "Size"])
+        self.setHorizontalHeaderLabels(list(TREE_COLUMNS))
         stores = _item(STORES, "", tip="Models the Hugging Face cache, Ollama, LM Studio and "
                        "folders you added keep (read-only)")  # fmt: skip
-        self.appendRow([stores, _item("", "")])
+        self.appendRow(stores)
         remotes = _item(REMOTES, "", tip="Repositories on S3-compatible storage or HTTP "
                         "will be listed here")  # fmt: skip
-        self.appendRow([remotes, _item("", "")])
+        self.appendRow(remotes)
 
     def repo_row(self, key: str) -> int | None:
         """The top-level row of the repository ``key``, if it is listed."""
@@ -84,20 +141,38 @@ class RepoTreeModel(QStandardItemModel):
                  versions: dict[str, list[VersionRow]]) -> None:  # fmt: skip
         """Show one repository's models and versions (replacing what was shown of it)."""
         root = _item(repo_name, key, tip=key)
+        root.setData((plural(len(models), "model"),), TEXTS_ROLE)
+        rows = []
         for m in models:
-            item = _item(m.name, key, m.name, f"{m.versions} versions, newest @{m.latest}")
+            item = _item(m.name, key, m.name,
+                         f"{plural(m.versions, 'version')}, newest @{m.latest}")  # fmt: skip
+            name = m.name.lower()
+            item.setData(name, NAME_ASC)
+            item.setData(name, NAME_DESC)
+            _figures(item, m.versions, m.logical_bytes, m.parameters, m.architecture, m.dtypes,
+                     sorted(m.labels), m.updated)  # fmt: skip
+            children = []
             for v in versions.get(m.name, []):
                 child = _item(_version_text(v.seq, v.labels, v.message), key,
                               f"{m.name}@{v.seq}",
                               f"{v.created[:19].replace('T', ' ')}  {v.message}")  # fmt: skip
-                item.appendRow([child, _item(human_bytes(v.logical_bytes), key)])
-            root.appendRow([item, _item(human_bytes(m.logical_bytes), key)])
+                child.setData(-v.seq, NAME_ASC)  # newest first, whichever way names sort
+                child.setData(v.seq, NAME_DESC)
+                _figures(child, None, v.logical_bytes, v.parameters,
+                         str(v.metadata.get("architecture", "")), v.dtypes, v.labels,
+                         v.created)  # fmt: skip
+                children.append(child)
+            item.appendRows(children)
+            item.setColumnCount(len(TREE_COLUMNS))
+            rows.append(item)
+        root.appendRows(rows)
+        root.setColumnCount(len(TREE_COLUMNS))
         row = self.repo_row(key)
         if row is None:  # new repositories go above the stores' and remotes' places
-            self.insertRow(self.rowCount() - FIXED_ROWS, [root, _item("", key)])
+            self.insertRow(self.rowCount() - FIXED_ROWS, root)
         else:
             self.removeRow(row)
-            self.insertRow(row, [root, _item("", key)])
+            self.insertRow(row, root)
 
     def populate_remote(
         self, name: str, url: str, versions: list[RemoteVersion], error: str = ""
@@ -115,29 +190,34 @@ class RepoTreeModel(QStandardItemModel):
             if v.model not in models:
                 models[v.model] = _item(v.model, "")
                 models[v.model].setData((name, v.model), REMOTE_ROLE)
-                top.appendRow([models[v.model], _item("", "")])
-            version = _item(_version_text(v.seq, v.labels, v.message), "")
+                top.appendRow(models[v.model])
+            version = _size(_item(_version_text(v.seq, v.labels, v.message), ""), v.logical_bytes)
             version.setData((name, f"{v.model}@{v.seq}"), REMOTE_ROLE)
-            models[v.model].appendRow([version, _item(human_bytes(v.logical_bytes), "")])
-        remotes.appendRow([top, _item("", "")])
+            models[v.model].appendRow(version)
+            models[v.model].setColumnCount(len(TREE_COLUMNS))
+        top.setColumnCount(len(TREE_COLUMNS))
+        remotes.appendRow(top)
+        remotes.setColumnCount(len(TREE_COLUMNS))
 
     def populate_stores(self, listing: list[tuple[Store, list[StoreModel]]]) -> None:
         """Show the stores found and their models (a model with errors says how many)."""
         place = self.item(self.rowCount() - FIXED_ROWS, 0)
         place.removeRows(0, place.rowCount())
         for store, models in listing:
-            total = disk_size(models)
-            top = _item(f"{store.title}  ({store.root})", "", tip=str(store.root))
+            top = _size(_item(f"{store.title}  ({store.root})", "", tip=str(store.root)),
+                        disk_size(models))  # fmt: skip
             top.setData((str(store.root), None), STORE_ROLE)
             for m in models:
                 refs = f"  [{', '.join(m.refs)}]" if m.refs else ""
                 rev = f"@{m.revision[:10]}" if m.revision else ""
                 bad = f"  — {len(m.errors)} unreadable" if m.errors else ""
-                item = _item(f"{m.name}{rev}{refs}{bad}", "",
-                             tip=m.errors or f"{len(m.files)} files")  # fmt: skip
+                tip = m.errors or plural(len(m.files), "file")
+                item = _size(_item(f"{m.name}{rev}{refs}{bad}", "", tip=tip), m.size)
                 item.setData((str(store.root), m.ref), STORE_ROLE)
-                top.appendRow([item, _item(human_bytes(m.size), "")])
-            place.appendRow([top, _item(human_bytes(total), "")])
+                top.appendRow(item)
+            top.setColumnCount(len(TREE_COLUMNS))
+            place.appendRow(top)
+        place.setColumnCount(len(TREE_COLUMNS))
 
     def models_of(self, key: str) -> list[str]:
         """The model names listed under repository ``key`` (as stored, not as displayed)."""

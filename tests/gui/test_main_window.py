@@ -72,11 +72,11 @@ def test_tabs_show_the_selected_version(qtbot, window: MainWindow, ws: Workspace
 
 
 def test_search_filters_the_tree(qtbot, window: MainWindow) -> None:  # type: ignore[no-untyped-def]
-    window.search.setText("nothing-like-this")
-    root = window.proxy.index(0, 0)
-    assert window.proxy.rowCount(root) == 0
-    window.search.setText("tiny")
-    assert window.proxy.rowCount(window.proxy.index(0, 0)) == 1
+    for text, models in (("nothing-like-this", 0), ("tiny", 1)):
+        window.search.setText(text)  # the catalog answers in a job
+        qtbot.waitUntil(lambda text=text: window.proxy.text == text and not window.runner.running())
+        repo = window.proxy.index(0, 0)
+        assert window.proxy.rowCount(repo) == models
 
 
 def _drop(win: MainWindow, paths: list[Path]) -> None:

@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QWidget
 
+from modelmanager import paths
+from modelmanager.core.catalog import Catalog, catalog_path
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.repo.repository import Repository
+from modelmanager.core.storage import LocalBlobStore
 from modelmanager.gui.changes import RepositoryWatch
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import JobRecord
 from modelmanager.gui.models import RepoTreeModel
-from modelmanager.services import Workspace, history, open_workspace
+from modelmanager.services import Workspace, _default_repository, history, open_workspace
+
+
+def open_unsynced(path: Path | None) -> Workspace:
+    """The repository at ``path`` (the default one without) with its catalog as it is, not
+    brought in line: the window appears at once with what the catalog has, and catches up in
+    a job (:meth:`Repositories.catch_up`); a lost catalog is rebuilt there, not before."""
+    if path is None:
+        repo = _default_repository(paths.default_repo_path(), LocalBlobStore)
+    else:
+        repo = Repository.open(path)
+    return Workspace(repo, Catalog(catalog_path(paths.cache_dir(), repo), repo))
 
 
 def _settings_list(name: str) -> list[str]:
@@ -31,19 +47,25 @@ class Repositories:
         parent: QWidget,
         tree_model: RepoTreeModel,
         *,
-        listed: Callable[[], None],
+        listed: Callable[[str, bool], None],
+        keeping: Callable[[], AbstractContextManager[None]],
         remember: bool,
     ) -> None:
         self.context = context
         self.parent = parent  # the folder chooser's window
         self.tree_model = tree_model
-        self.listed = listed  # called after a repository's models reached the tree
+        #: Called after a repository's models reached the tree, with its key and whether it
+        #: was the first time.
+        self.listed = listed
+        self.keeping = keeping  # re-reads rows keeping the tree's expansion and selection
         self.remember = remember  # False: the list of opened repositories is not saved
         ws = context.ws
         self.default_key = str(ws.repo.root)
         self.workspaces: dict[str, Workspace] = {self.default_key: ws}
         self.model_counts: dict[str, int] = {}
         self.watches = {self.default_key: self._watch(ws)}
+        self.syncing: dict[int, str] = {}  # catalog catch-up jobs -> the repository's name
+        context.runner.changed.connect(self.show_progress)
 
     def _watch(self, ws: Workspace) -> RepositoryWatch:
         return RepositoryWatch(ws, self.context.runner, self.context.apply_changes)
@@ -70,11 +92,47 @@ class Repositories:
             if key not in self.workspaces:
                 return  # closed while it was being read
             models, versions = result
+            first = key not in self.model_counts
             self.model_counts[key] = len(models)
-            self.tree_model.populate(key, Path(key).name, models, versions)
-            self.listed()
+            with self.keeping():
+                self.tree_model.populate(key, Path(key).name, models, versions)
+            self.listed(key, first)
 
         self.context.runner.submit("Read the catalog", load, show)
+
+    def catch_up(self, key: str, ws: Workspace) -> JobRecord:
+        """Bring the catalog in line with the repository (a job: the whole catalog is read
+        again when it was lost), its progress on the status line; the tree, which showed what
+        the catalog had, is read again if anything was added or removed."""
+
+        def sync(ctx: JobContext) -> Any:
+            def progress(done: int, total: int) -> None:
+                ctx.report(done, total, "manifests")
+                ctx.check()  # closing the window need not wait for a long rebuild
+
+            return ws.catalog.sync(progress)
+
+        def done(_result: Any) -> None:
+            self.context.notify("", 1)
+            if key in self.workspaces:
+                self.read(key, ws)  # labels may have moved too (not counted in the result)
+
+        job = self.context.runner.submit(f"Read the catalog of {Path(key).name}", sync, done,
+                                         unit="manifest")  # fmt: skip
+        self.syncing[job.id] = Path(key).name
+        return job
+
+    def show_progress(self, job_id: object) -> None:
+        """A catalog catching up tells how far it read (on the status line)."""
+        name = self.syncing.get(job_id)  # type: ignore[call-overload]
+        job = self.context.runner.jobs.get(job_id)  # type: ignore[call-overload]
+        if name is None or job is None:
+            return
+        if not job.active:
+            del self.syncing[job.id]
+        elif job.total:
+            self.context.notify(f"Reading the catalog of {name}: {job.done:,} of "
+                                f"{job.total:,} manifests", 0)  # fmt: skip
 
     def read_all(self) -> None:
         """Check every watch for writes by others, then re-read every repository."""

@@ -1,0 +1,277 @@
+"""The library view over the repository tree: sorting, the catalog's search, and a tree that
+keeps its expansion, selection and scroll position when its rows are read again.
+
+Sorting is Qt's own over the role :func:`sort_role` names (no Python per comparison: 10,000
+models sort in milliseconds). The top rows (repositories, the stores' and remotes' places)
+keep their place: before each sort they are given their own row number as that role's value
+(negated for a descending sort).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtWidgets import QTreeView
+
+from modelmanager.core.jobs import JobContext
+from modelmanager.gui.jobs_bridge import JobRunner
+from modelmanager.gui.models import (
+    REF_ROLE,
+    REMOTE_ROLE,
+    REPO_ROLE,
+    STORE_ROLE,
+    TEXTS_ROLE,
+    sort_role,
+)
+from modelmanager.services import Workspace
+
+Index = QModelIndex | QPersistentModelIndex
+#: What identifies a tree row across a re-read (its items are new objects each time).
+RowKey = tuple[Any, ...]
+#: Columns whose figures read right-aligned (versions, size, parameters).
+NUMBERS = (1, 2, 3)
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+#: Wait this long after the last keystroke before searching (one search per word typed).
+SEARCH_DELAY_MS = 200
+
+
+def row_key(index: Index) -> RowKey:
+    """The identity of the row at ``index``: repository and reference, remote or store item,
+    else its text (the fixed places)."""
+    first = index.sibling(index.row(), 0)
+    for role in (STORE_ROLE, REMOTE_ROLE):
+        value = first.data(role)
+        if value:
+            return (role, *value)
+    repo, ref = first.data(REPO_ROLE), first.data(REF_ROLE)
+    if repo:
+        return ("repo", repo, ref)
+    return ("text", first.data())
+
+
+class LibraryProxy(QSortFilterProxyModel):
+    """Sorts by each cell's raw value; while a search is on, shows the versions the catalog's
+    full-text search found (and every version of a model whose name matches)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.column = -1  # the column shown sorted (Qt's sort column is always the first)
+        self.setRecursiveFilteringEnabled(True)
+        self.setAutoAcceptChildRows(True)  # a model found by name shows all its versions
+        self.text = ""
+        self.words: list[str] = []
+        #: Repository key -> the references of the versions the search found there.
+        self.hits: dict[str, frozenset[str]] = {}
+
+    def search(self, text: str, hits: dict[str, frozenset[str]]) -> None:
+        """Show only what ``text`` finds (``hits``: the catalog's answer); "" shows all."""
+        begin = getattr(self, "beginFilterChange", None)  # Qt 6.9+; 6.8 has only invalidate
+        if begin is not None:
+            begin()
+        self.text, self.hits = text, hits
+        self.words = [w.lower() for w in re.findall(r"\w+", text)]
+        if begin is not None:
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.invalidateRowsFilter()
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """The first column's own data; the others' from the texts on the row's first item."""
+        column = index.column()
+        if column == 0 or not index.isValid():
+            return super().data(index, role)
+        if role == Qt.ItemDataRole.DisplayRole:
+            texts = super().data(index.sibling(index.row(), 0), TEXTS_ROLE)
+            return texts[column - 1] if texts and len(texts) >= column else None
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMBERS:
+            return _RIGHT
+        return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort every level by ``column``'s values, top rows where they are."""
+        self.column = column
+        if column < 0:
+            super().sort(-1, order)
+            return
+        role = sort_role(column, order)
+        self._place_top_rows(role, order)
+        self.setSortRole(role)
+        super().sort(0, order)
+
+    def _place_top_rows(self, role: int, order: Qt.SortOrder) -> None:
+        source = self.sourceModel()
+        if source is None:
+            return
+        sign = -1 if order == Qt.SortOrder.DescendingOrder else 1
+        for row in range(source.rowCount()):
+            index = source.index(row, 0)
+            if source.data(index, role) != sign * row:
+                source.setData(index, sign * row, role)
+
+    def keep_places(self) -> None:
+        """Put the top rows back in their order after rows came or went (a sorted proxy
+        places an inserted row after its equals)."""
+        if self.column >= 0:
+            self._place_top_rows(self.sortRole(), self.sortOrder())
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        if not self.text:
+            return True
+        index = self.sourceModel().index(source_row, 0, source_parent)
+        repo, ref = index.data(REPO_ROLE), index.data(REF_ROLE)
+        if not repo:  # remotes' and stores' items: their text contains the words
+            shown = str(index.data() or "").lower()
+            return bool(self.words) and all(w in shown for w in self.words)
+        if not ref:
+            return False  # a repository: shown when something in it is
+        if "@" in ref:
+            return ref in self.hits.get(repo, frozenset())
+        name = ref.lower()
+        return bool(self.words) and all(w in name for w in self.words)
+
+
+def _children(view: QTreeView, parent: QModelIndex) -> Iterator[QModelIndex]:
+    model = view.model()
+    for row in range(model.rowCount(parent)):
+        yield model.index(row, 0, parent)
+
+
+def expanded_keys(view: QTreeView, parent: QModelIndex | None = None) -> set[RowKey]:
+    """The rows expanded in ``view`` (only under expanded rows: a collapsed row's children are
+    never visited, so this costs what is open, not what is listed)."""
+    found: set[RowKey] = set()
+    for index in _children(view, parent or QModelIndex()):
+        if view.isExpanded(index):
+            found.add(row_key(index))
+            found |= expanded_keys(view, index)
+    return found
+
+
+def expand_keys(view: QTreeView, keys: set[RowKey], parent: QModelIndex | None = None) -> None:
+    """Expand the rows of ``view`` whose keys are in ``keys`` (and collapse no other)."""
+    if not keys:
+        return
+    for index in _children(view, parent or QModelIndex()):
+        if row_key(index) in keys:
+            view.expand(index)
+            expand_keys(view, keys, index)
+
+
+def find_row(view: QTreeView, key: RowKey) -> QModelIndex:
+    """The index of the row ``key`` names in ``view`` (invalid if it is not there)."""
+    model = view.model()
+    if key[0] == "repo" and key[2]:
+        matches = model.match(model.index(0, 0), REF_ROLE, key[2], -1,
+                              Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly)  # fmt: skip
+        for index in matches:
+            if index.data(REPO_ROLE) == key[1]:
+                return QModelIndex(index)
+        return QModelIndex()
+    for index in _children(view, QModelIndex()):  # a top row, or a remote or store item
+        if row_key(index) == key:
+            return index
+        for child in _children(view, index):
+            if row_key(child) == key:
+                return child
+    return QModelIndex()
+
+
+class TreeState:
+    """What a person arranged in the tree: expanded rows, the current row, the scroll position;
+    taken before its rows are read again and put back after."""
+
+    def __init__(self, view: QTreeView) -> None:
+        self.view = view
+        self.expanded = expanded_keys(view)
+        current = view.currentIndex()
+        self.current: RowKey | None = row_key(current) if current.isValid() else None
+        self.column = current.column() if current.isValid() else 0
+        self.scroll = view.verticalScrollBar().value()
+
+    def restore(self, select: Callable[[QModelIndex], None] | None = None) -> None:
+        """Expand, select and scroll as before; ``select`` makes the found row current (the
+        window's way, which knows not to read the version again)."""
+        expand_keys(self.view, self.expanded)
+        if self.current is not None:
+            index = find_row(self.view, self.current)
+            if index.isValid() and self.view.currentIndex() != index:
+                index = index.siblingAtColumn(self.column)
+                (select or self.view.setCurrentIndex)(index)
+        self.view.verticalScrollBar().setValue(self.scroll)
+
+
+class LibrarySearch:
+    """The search box's answers: the catalog's full-text search of every listed repository,
+    in a job (an FTS query; slow on a network folder), then the hits shown expanded. Clearing
+    the box puts back the tree as it was arranged before the search."""
+
+    def __init__(
+        self, view: QTreeView, proxy: LibraryProxy, runner: JobRunner,
+        workspaces: Callable[[], dict[str, Workspace]],
+    ) -> None:  # fmt: skip
+        self.view, self.proxy, self.runner = view, proxy, runner
+        self.workspaces = workspaces
+        self.text = ""
+        self.before: TreeState | None = None  # the tree as arranged before the search began
+        self.asked = 0  # the newest search asked for: older answers are dropped
+        self.timer = QTimer()
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.run)
+
+    def typed(self, text: str) -> None:
+        """The box changed: search once typing pauses (clearing shows all at once)."""
+        self.text = text.strip()
+        if not self.text:
+            self.timer.stop()
+            self.asked += 1
+            self.clear()
+            return
+        self.timer.start(SEARCH_DELAY_MS)
+
+    def clear(self) -> None:
+        if not self.proxy.text:
+            return
+        self.proxy.search("", {})
+        if self.before is not None:
+            self.view.collapseAll()
+            self.before.restore()
+            self.before = None
+
+    def run(self) -> None:
+        """Ask every listed repository's catalog (again, e.g. after a refresh)."""
+        if not self.text:
+            return
+        text, spaces = self.text, dict(self.workspaces())
+        self.asked += 1
+        asked = self.asked
+
+        def search(_ctx: JobContext) -> dict[str, frozenset[str]]:
+            return {key: frozenset(f"{v.model}@{v.seq}" for v in ws.catalog.search(text))
+                    for key, ws in spaces.items()}  # fmt: skip
+
+        self.runner.submit(f"Read search {text}", search, lambda hits: self.show(asked, hits))
+
+    def show(self, asked: int, hits: dict[str, frozenset[str]]) -> None:
+        """Show the answer to search number ``asked`` (unless a newer one was asked since)."""
+        if asked != self.asked or not self.text:
+            return
+        if self.before is None:
+            self.before = TreeState(self.view)
+        self.proxy.search(self.text, hits)
+        self.view.expandToDepth(0)
+        found = {(key, ref.rpartition("@")[0]) for key, refs in hits.items() for ref in refs}
+        model = self.proxy
+        for r in range(model.rowCount()):
+            top = model.index(r, 0)
+            for m in range(model.rowCount(top)):  # only the rows the search shows
+                item = model.index(m, 0, top)
+                if (item.data(REPO_ROLE), item.data(REF_ROLE)) in found:
+                    self.view.expand(item)
+
+    @property
+    def active(self) -> bool:
+        """A search is shown (refreshes ask again, so new versions are searched too)."""
+        return bool(self.text)
