@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMessageBox, QProgressBar
 from modelmanager.core.placement import Device, read_identity
 from modelmanager.core.units import human_bytes
 from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.tabs.devices import BAR_STEPS, FREE, SHARED, USAGE, usage_bar
+from modelmanager.gui.tabs.devices import BAR_STEPS, FREE, OURS, SHARED, USAGE, usage_bar
 from modelmanager.services import Workspace
 from modelmanager.services.devices import DeviceInfo, add_device, set_device, set_policy
 from modelmanager.services.importing import import_paths
@@ -80,8 +80,9 @@ def test_capacity_bars_free_space_and_shared_file_system_warning(
             taken = (info.capacity - info.free) / info.capacity
             assert bar.maximum() == BAR_STEPS
             assert abs(bar.value() - BAR_STEPS * taken) <= 1
-            assert "% used" in bar.text()
+            assert bar.text() == f"{round(100 * taken)} % of {human_bytes(info.capacity)}"
             assert tab.table.item(row, FREE).text() == human_bytes(info.free)
+            assert tab.table.item(row, OURS).text() == human_bytes(info.used)
 
 
 def test_usage_bar_of_a_disk_of_many_terabytes_does_not_overflow(qapp) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +91,8 @@ def test_usage_bar_of_a_disk_of_many_terabytes_does_not_overflow(qapp) -> None: 
     info = DeviceInfo(device, Path("/nowhere"), True, 16 * tib, 4 * tib, 3 * tib, 10, 10)
     bar = usage_bar(info)
     assert (bar.maximum(), bar.value()) == (BAR_STEPS, 750)
-    assert bar.text().startswith("75 % used; 3.0 TiB ours of 16.0 TiB")
+    assert bar.text() == "75 % of 16.0 TiB"
+    assert bar.toolTip() == "12.0 TiB used, 4.0 TiB free; 3.0 TiB of it ModelManager's pieces"
 
 
 def test_adding_a_folder_on_a_shared_file_system_warns(

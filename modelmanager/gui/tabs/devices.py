@@ -31,8 +31,9 @@ from modelmanager.gui.notices import FAILED_COLOR
 from modelmanager.services import devices, redundancy
 from modelmanager.services.device_plans import ForgetPlan, sharing_warning
 
-COLUMNS = ("Device", "State", "Tier", "Weight", "Usage", "Free", "Chunks", "File system", "Path")
-USAGE, FREE, SHARED = 4, 5, 7
+COLUMNS = ("Device", "State", "Tier", "Weight", "Usage", "Free", "Ours", "Chunks", "File system",
+           "Path")  # fmt: skip
+USAGE, FREE, OURS, SHARED = 4, 5, 6, 8
 #: Bar steps: a percentage with one decimal (byte counts never reach Qt's 32-bit ints).
 BAR_STEPS = 1000
 
@@ -44,8 +45,9 @@ def usage_bar(info: devices.DeviceInfo) -> QProgressBar:
     if info.capacity:
         taken = info.capacity - (info.free or 0)
         bar.setValue(round(BAR_STEPS * taken / info.capacity))
-        bar.setFormat(f"{100 * taken / info.capacity:.0f} % used; {human_bytes(info.used)} "
-                      f"ours of {human_bytes(info.capacity)}")  # fmt: skip
+        bar.setFormat(f"{100 * taken / info.capacity:.0f} % of {human_bytes(info.capacity)}")
+        bar.setToolTip(f"{human_bytes(taken)} used, {human_bytes(info.free or 0)} free; "
+                       f"{human_bytes(info.used)} of it ModelManager's pieces")  # fmt: skip
     else:
         bar.setValue(0)
         bar.setFormat("not mounted" if not info.available else "size unknown")
@@ -121,8 +123,9 @@ class DevicesTab(QWidget):
             free = human_bytes(info.free) if info.free is not None else "-"
             shared = (f"shared with {', '.join(info.shares_with)}" if info.shares_with
                       else "own")  # fmt: skip
-            cells = [d.name, info.status, d.tier, f"{d.weight:g}", "", free, str(info.chunks),
-                     shared, str(info.root)]  # fmt: skip
+            ours = human_bytes(info.used) if info.available or info.used else "-"
+            cells = [d.name, info.status, d.tier, f"{d.weight:g}", "", free, ours,
+                     str(info.chunks), shared, str(info.root)]  # fmt: skip
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
             item = self.table.item(row, SHARED)
