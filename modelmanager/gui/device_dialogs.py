@@ -86,12 +86,9 @@ def forget_text(plan: ForgetPlan) -> str:
     under = (f"{plural(plan.under_replicated, 'chunk')} become under-replicated until Repair"
              + (f" (models: {', '.join(plan.models_under)})" if plan.models_under else "")
              + ".")  # fmt: skip
-    lost = (
-        f"{plural(plan.lost, 'chunk')} would be LOST: {plan.loss_text()}."
-        if plan.lost
-        else "No chunk is lost: every one is readable from other devices."
-    )
-    return shown(f"{held}\n{under}\n{lost}")
+    lost = (f"LOST: {plan.loss_text()}." if plan.lost
+            else "No chunk is lost: every one is readable from other devices.")  # fmt: skip
+    return "\n".join(shown(line) for line in (held, under, lost))  # names shown safely
 
 
 class ForgetDeviceDialog(QDialog):

@@ -202,7 +202,10 @@ def test_removing_the_only_copies_needs_an_explicit_confirmation(
         dialog = tab.forget_dialog
         assert dialog is not None
         assert dialog.plan.lost == len(only)
-        assert f"{len(only)} chunks would be LOST" in dialog.preview.text()
+        assert f"\nLOST: {len(only)} chunks of acme/tiny (1 version: acme/tiny@1)" in (
+            dialog.preview.text()
+        )
+        assert "\\n" not in dialog.preview.text()  # one line each, not an escaped newline
         assert "acme/tiny@1" in dialog.preview.text()
         assert not dialog.remove_button.isEnabled()  # refused until the loss is confirmed
         dialog.confirm.click()
