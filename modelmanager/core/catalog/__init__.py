@@ -3,6 +3,8 @@
 It is never the only copy of anything. It lives in the user's cache folder (SQLite in WAL mode
 must not sit on a network file system, where a repository may), is brought up to date with the
 manifests whenever it is opened, and is rebuilt from scratch by ``reindex`` or when damaged.
+Catching up costs O(changes): the catalog remembers how far it has read the repository's change
+record (core/repo/changes.py) and re-reads only the models named after that.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelmanager.core.catalog.db import busy_is_locked, connect, immediate, is_damaged
+from modelmanager.core.catalog import db as catalog_db
+from modelmanager.core.catalog.db import busy_is_locked, connect, immediate, is_busy, is_damaged
 from modelmanager.core.ids import content_id
+from modelmanager.core.repo.changes import ChangeLog, models_stamp, read_log, start_log
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import Repository
 from modelmanager.errors import ModelManagerError
 
 #: 3: the search table is keyed by the versions row's rowid (2 had an UNINDEXED key column,
 #: so every delete scanned the whole table and a rebuild took quadratic time).
-SCHEMA_VERSION = 3
+#: 4: the sync position (``state``) and the case-insensitive name index.
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE versions(
     key TEXT PRIMARY KEY, model TEXT NOT NULL, seq INTEGER NOT NULL, parent INTEGER,
@@ -34,6 +39,8 @@ CREATE TABLE versions(
     files INTEGER NOT NULL, tensors INTEGER NOT NULL, parameters INTEGER NOT NULL,
     logical_bytes INTEGER NOT NULL, dtypes TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE UNIQUE INDEX versions_model ON versions(model, seq);
+CREATE INDEX versions_folded ON versions(lower(model));
+CREATE TABLE state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE labels(model TEXT NOT NULL, label TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY(model, label));
 CREATE VIRTUAL TABLE search USING fts5(name, message, metadata);
@@ -179,6 +186,10 @@ def catalog_path(cache_dir: Path, repo: Repository) -> Path:
     return cache_dir / "catalogs" / f"{repo.config.id}-{where}.sqlite"
 
 
+#: The ``state`` row holding how far the catalog has read the repository's change record.
+_POSITION = "position"
+
+
 def _fts_query(text: str) -> str:
     words = re.findall(r"\w+", text)
     return " AND ".join(f'"{w}"*' for w in words)
@@ -202,6 +213,7 @@ class Catalog:
                 # A damaged cache is thrown away and rebuilt: the manifests are the truth.
                 self._discard_files()
                 self._db = connect(path, _SCHEMA, SCHEMA_VERSION, _KEEP)
+        repo.model_index = self
 
     @classmethod
     def open(cls, cache_dir: Path, repo: Repository) -> Catalog:
@@ -219,6 +231,8 @@ class Catalog:
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     def close(self) -> None:
+        if self.repo.model_index is self:
+            self.repo.model_index = None
         with self._lock:
             self._db.close()
 
@@ -301,12 +315,151 @@ class Catalog:
     def sync(self, progress: Progress | None = None) -> SyncResult:
         """Bring the catalog in line with the manifests and labels on disk.
 
-        A catalog already in line is only read (every command syncs on opening, so readers
-        must not queue for the write lock). New manifests are read before the transaction;
-        inside it the folders are listed again, so a version another process removed (or
-        labels it moved) meanwhile is never written back over its newer catalog entry.
-        ``progress`` hears (read, to read) every :data:`PROGRESS_EVERY` manifests and at the end.
+        When the repository's change record names what changed since the catalog last read
+        it, only those models are read again; when nothing changed, nothing but that record
+        is read (every command syncs on opening). Otherwise (no record, another epoch, too far
+        behind, the devices or ``models/`` changed outside a writer) everything is compared.
+        ``progress`` hears (read, to read) every :data:`PROGRESS_EVERY` manifests and at the end
+        of a sync that compares everything (one of a few models is too short to report).
         """
+        root = self.repo.root
+        log = read_log(root) or (None if self.repo.legacy else start_log(root))
+        models = None if log is None else self._changed_since(log)
+        if models is None:
+            return self._sync_all(log, progress)
+        if not models:
+            return SyncResult(0, 0)
+        assert log is not None
+        return self._sync_models(sorted(models), log)
+
+    def _layout(self) -> str:
+        """Which copies the records are listed from: another set means other listings."""
+        return "|".join(f"{c.name}={c.where}" for c in self.repo.replicated.copies)
+
+    def _position(self, db: sqlite3.Connection | None = None) -> dict[str, Any] | None:
+        """How far this catalog has read the change record (None: not known)."""
+        with self._lock:
+            row = (
+                (db or self._db)
+                .execute("SELECT value FROM state WHERE key=?", (_POSITION,))
+                .fetchone()
+            )
+        try:
+            found = json.loads(row[0]) if row else None
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) else None
+
+    def _changed_since(self, log: ChangeLog) -> set[str] | None:
+        """The models to read again to catch up with ``log``; None when everything must be."""
+        pos = self._position()
+        if pos is None or pos.get("epoch") != log.epoch or pos.get("layout") != self._layout():
+            return None
+        generation = pos.get("generation")
+        models = log.since(generation) if isinstance(generation, int) else None
+        # No writer at work: models/ must be as the last writer (or full sync) left it, else a
+        # model folder was added or removed by hand, or by an older ModelManager.
+        outside = models_stamp(self.repo.root) not in (log.stamp, pos.get("stamp"))
+        return None if models is not None and not log.pending and outside else models
+
+    def _remember(self, db: sqlite3.Connection, log: ChangeLog | None, stamp: int | None) -> None:
+        """Store the position the rows now reflect (at least); never move it back. ``stamp``:
+        the ``models/`` time a full sync saw (None: keep the one stored)."""
+        if log is None:
+            db.execute("DELETE FROM state WHERE key=?", (_POSITION,))
+            return
+        pos = self._position(db)
+        if stamp is None:
+            stamp = int(pos.get("stamp", 0)) if pos else 0
+        if (
+            pos is not None
+            and pos.get("epoch") == log.epoch
+            and isinstance(pos.get("generation"), int)
+            and pos["generation"] > log.generation
+            and pos.get("layout") == self._layout()
+        ):
+            return  # another process caught up further meanwhile
+        value = {"epoch": log.epoch, "generation": log.generation, "layout": self._layout(),
+                 "stamp": stamp}  # fmt: skip
+        db.execute("INSERT OR REPLACE INTO state VALUES(?,?)", (_POSITION, json.dumps(value)))
+
+    def _model_state(self, model: str) -> tuple[dict[str, int], dict[str, int]]:
+        """(manifest sizes by key, labels) of ``model`` on disk (none for a name no model may
+        have)."""
+        try:
+            return dict(self.repo.model_manifest_keys(model)), self.repo.read_labels(model)
+        except ModelManagerError:
+            return {}, {}
+
+    def _rows_of(self, db: sqlite3.Connection, model: str) -> tuple[dict[str, int], dict[str, int]]:
+        """(manifest sizes by key, labels) of ``model`` as the rows hold them."""
+        sizes = dict(db.execute("SELECT key, size FROM versions WHERE model=?", (model,)))
+        labels = dict(db.execute("SELECT label, seq FROM labels WHERE model=?", (model,)))
+        return sizes, labels
+
+    def _sync_models(self, models: list[str], log: ChangeLog) -> SyncResult:
+        """Read again the versions and labels of ``models`` only.
+
+        Compared first without writing (a catalog already in line is only read, and only
+        remembers the new position when no other process is writing it); then, inside one
+        transaction, listed again, so no older state is written over a newer one."""
+        fresh: dict[tuple[str, int], Manifest] = {}
+        differ = False
+        for model in models:
+            on_disk, labels = self._model_state(model)
+            with self._lock:
+                known, known_labels = self._rows_of(self._db, model)
+            differ = differ or on_disk != known or labels != known_labels
+            for key, size in on_disk.items():
+                if known.get(key) != size:
+                    with contextlib.suppress(ModelManagerError):  # verify reports it
+                        fresh[key, size] = self.repo.read_manifest_key(key)
+        if not differ:
+            self._try_remember(log, None)
+            return SyncResult(0, 0)
+        added = removed = 0
+        with self._tx() as db:
+            for model in models:
+                on_disk, _labels = self._model_state(model)
+                known, _known_labels = self._rows_of(db, model)
+                gone = [k for k in known if k not in on_disk]
+                self._delete(db, gone)
+                removed += len(gone)
+                for key, size in on_disk.items():
+                    if known.get(key) == size:
+                        continue
+                    with contextlib.suppress(ModelManagerError):  # verify reports it
+                        manifest = fresh.get((key, size)) or self.repo.read_manifest_key(key)
+                        self._insert(db, key, manifest, size)
+                        added += 1
+                self._sync_labels(db, [model])
+            self._remember(db, log, None)
+        return SyncResult(added, removed)
+
+    def _try_remember(self, log: ChangeLog | None, stamp: int | None) -> None:
+        """Remember the position if the catalog can be written at once: a catalog in line is
+        only read, so a reader never queues behind another process's write (it will catch up
+        from an older position next time, which is only slower)."""
+        with self._lock:
+            self._db.execute("PRAGMA busy_timeout=0")
+            try:
+                with immediate(self._db) as db:
+                    self._remember(db, log, stamp)
+            except sqlite3.OperationalError as e:
+                if not is_busy(e):
+                    raise
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout={int(catalog_db.BUSY_TIMEOUT * 1000)}")
+
+    def _sync_all(self, log: ChangeLog | None, progress: Progress | None) -> SyncResult:
+        """Compare every manifest and label on disk with the rows.
+
+        New manifests are read before the transaction; inside it the folders are listed again,
+        so a version another process removed (or labels it moved) meanwhile is never written
+        back over its newer catalog entry. ``log`` (read before anything else) is the position
+        the rows then reflect at least.
+        """
+        stamp = models_stamp(self.repo.root)
         on_disk = dict(self.repo.manifest_keys())
         known, known_labels = self._stored()
         fresh: dict[str, tuple[Manifest, int]] = {}
@@ -319,6 +472,8 @@ class Catalog:
                 progress(done, len(todo))
         stale = [k for k in known if k not in on_disk]
         if not fresh and not stale and self._on_disk_labels() == known_labels:
+            if log is not None or self._position() is not None:
+                self._try_remember(log, stamp)
             return SyncResult(0, 0)
         with self._tx() as db:
             on_disk = dict(self.repo.manifest_keys())
@@ -332,6 +487,7 @@ class Catalog:
                     added += 1
             db.execute("DELETE FROM labels")
             self._sync_labels(db, self.repo.model_names())
+            self._remember(db, log, stamp)
         return SyncResult(added, len(gone))
 
     def rebuild(self, progress: Progress | None = None) -> SyncResult:
@@ -344,7 +500,7 @@ class Catalog:
         """
         try:
             with self._tx() as db:
-                for table in ("versions", "labels", "search"):
+                for table in ("versions", "labels", "search", "state"):
                     db.execute(f"DELETE FROM {table}")
         except sqlite3.DatabaseError:  # tables broken (busy was raised as LockedError)
             try:
@@ -357,6 +513,16 @@ class Catalog:
                 self._db = connect(self.path, _SCHEMA, SCHEMA_VERSION, _KEEP)
             self.add_bench(bench)
         return self.sync(progress)
+
+    def existing_model_name(self, model: str) -> str | None:
+        """The stored spelling of a model whose name equals ``model`` ignoring case (names are
+        ASCII): caught up with the repository first, then one indexed lookup."""
+        self.sync()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT model FROM versions WHERE lower(model)=? LIMIT 1", (model.lower(),)
+            ).fetchone()
+        return str(row[0]) if row else None
 
     # -- benchmark history --------------------------------------------------------------
 

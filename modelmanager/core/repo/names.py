@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
 
 from modelmanager.errors import UserError
 
@@ -113,3 +114,12 @@ def check_relpath(path: str) -> str:
 def model_key(name: str) -> str:
     """The folder key of a model in the repository ('/' in ``org/name`` becomes '~')."""
     return "models/" + check_model_name(name).replace("/", "~")
+
+
+class ModelIndex(Protocol):
+    """Something that knows every model's name (the catalog): answers the import name check
+    without listing the repository's folders."""
+
+    def existing_model_name(self, model: str) -> str | None:
+        """The stored spelling of a model whose name equals ``model`` ignoring case."""
+        ...

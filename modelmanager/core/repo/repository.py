@@ -38,9 +38,10 @@ from modelmanager.core.placement import (
 )
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo import journal
+from modelmanager.core.repo.changes import ChangeRecorder
 from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import Manifest
-from modelmanager.core.repo.names import check_label
+from modelmanager.core.repo.names import ModelIndex, check_label
 from modelmanager.core.repo.records import unseal
 from modelmanager.core.repo.replicas import (
     BOOTSTRAP_KEYS,
@@ -94,6 +95,10 @@ class Repository(VersionStore):
         self.blobs = blob_stores(root)
         self.format_version = format_version
         self.lock = WriterLock(root / "locks")
+        #: Writers name each model before changing it (core/repo/changes.py), for the catalog.
+        self.changes = ChangeRecorder(root)
+        #: Answers the case-insensitive name check from an index (the catalog registers itself).
+        self.model_index: ModelIndex | None = None
         self.reload_layout()
 
     @property
@@ -213,7 +218,10 @@ class Repository(VersionStore):
                     healed_identity = True
         if healed_identity:
             self.reload_layout()
-        left = self.replicated.heal(self.survey())
+        problems = self.survey()
+        if problems:
+            self.changes.touch(None)  # copies rewritten: let every catalog read everything
+        left = self.replicated.heal(problems)
         for model, label, wanted, current in self._labels_off_journal():
             self.apply_label_move(model, label, wanted, current)
         return left
@@ -224,6 +232,7 @@ class Repository(VersionStore):
         """Set a label's current record to what its journal (already written) says, without a
         new journal entry: a label off its journal, or a move received from a remote."""
         self._require_writer()
+        self.changes.touch(model)
         now = utc_now()
         doc = {"version": seq, "set": now, "previous": previous, "written": now}
         self.records.write(label_key(model, label), doc)
@@ -363,6 +372,8 @@ class Repository(VersionStore):
                 self.reload_layout()
             yield
         finally:
+            if outermost:
+                self.changes.settle()  # before another writer can start
             self.lock.release()
 
     def _require_writer(self) -> None:
@@ -408,8 +419,10 @@ class Repository(VersionStore):
     def existing_model_name(self, model: str) -> str | None:
         """The stored spelling of a model whose name equals ``model`` ignoring case.
 
-        One listing of ``models/`` per copy (every import asks), not a walk of every record:
-        only a folder whose name matches is looked into, for a version that exists."""
+        Every import asks: the index answers when there is one (the catalog, brought up to date
+        first), else one listing of ``models/`` per copy, looking into matching folders only."""
+        if self.model_index is not None:
+            return self.model_index.existing_model_name(model)
         folded = model.casefold()
         for folder in sorted(self.records.folders("models")):
             name = folder.replace("~", "/")
@@ -429,6 +442,7 @@ class Repository(VersionStore):
         Returns the manifest's size in bytes.
         """
         self._require_writer()
+        self.changes.touch(manifest.model)
         crash_point("before-manifest")
         key = manifest_key(manifest.model, manifest.seq)
         removal = self.check_not_removed(manifest)
@@ -454,6 +468,7 @@ class Repository(VersionStore):
         self, model: str, label: str, seq: int | None, previous: int | None, why: str
     ) -> None:
         """The journal entry first (the truth), then the label's current record."""
+        self.changes.touch(model)
         now = utc_now()
         entry = {"kind": "label", "label": label, "old": previous, "new": seq, "why": why}
         journal.append(self.records, model, entry, now)
@@ -515,6 +530,7 @@ class Repository(VersionStore):
         the caller (or gc). Returns the labels removed.
         """
         self._require_writer()
+        self.changes.touch(manifest.model)
         key = manifest_key(manifest.model, manifest.seq)
         now = utc_now()
         record = {

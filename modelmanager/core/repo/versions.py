@@ -198,6 +198,21 @@ class VersionStore:
                 continue
             yield key, size
 
+    def model_manifest_keys(self, model: str) -> list[tuple[str, int]]:
+        """Every manifest of a version of ``model`` that exists, as (key, size): one listing of
+        its ``versions/`` folder on each copy (what :meth:`manifest_keys` says of it)."""
+        gone = set(self._left_behind(model))
+        found = []
+        for key, size in self.records.keys(f"{model_key(model)}/versions"):
+            stem = key.rsplit("/", 1)[-1].removesuffix(".json")
+            if (
+                key.count("/") == 3
+                and key.endswith(".json")
+                and not (stem.isdigit() and int(stem) in gone)
+            ):
+                found.append((key, size))
+        return found
+
     def _left_behind(self, model: str) -> list[int]:
         """Removed versions whose manifest is still on some copy, but not on the primary: a
         device that was away when the version was removed. They do not exist.
