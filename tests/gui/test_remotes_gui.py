@@ -262,6 +262,12 @@ def test_a_shared_folder_and_an_http_remote_from_the_dialog_then_remove_from_the
         texts = [a.text() for a in menu.actions() if a.text()]
         assert texts == ["Pull everything from nas into repo", "Add remote…",
                          "Remove remote nas…", "Refresh remotes"]  # fmt: skip
+        said: list[str] = []
+        win.statusBar().messageChanged.connect(said.append)
+        next(a for a in menu.actions() if a.text().startswith("Pull everything")).trigger()
+        job = next(j for j in win.runner.jobs.values() if j.title.startswith("Pull everything"))
+        qtbot.waitUntil(lambda: job.state == "done", timeout=60_000)
+        assert "Pulled everything from nas: 0 new versions, 1 already here" in said
         next(a for a in menu.actions() if a.text() == "Remove remote nas…").trigger()
         box = win.remotes.remove_box
         assert box is not None
