@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from modelmanager import paths
-from modelmanager.core.catalog import Catalog
+from modelmanager.core.catalog import Catalog, ModelRow
 from modelmanager.core.faults import ENV_CRASH_AT
 from modelmanager.core.repo.changes import CHANGES_FILE, read_log
 from modelmanager.core.repo.replicas import ReplicatedRecords
@@ -220,3 +220,33 @@ def test_reindex_reads_everything_and_warm_opens_read_nothing_after(
     reads.clear()
     open_workspace(opened.repo.root).close()
     assert reads == []
+
+
+def test_a_settle_lost_to_a_power_loss_never_hides_a_later_change(
+    opened: Workspace, tmp_path: Path
+) -> None:
+    root = opened.repo.root
+    reader = Catalog(tmp_path / "reader.sqlite", opened.repo)
+    try:
+        reader.sync()
+        with opened.repo.writer():
+            import_paths(opened, [_file(tmp_path, 21)], "juliet")
+            synced = (root / CHANGES_FILE).read_bytes()  # what the disk surely holds
+        reader.sync()  # it saw the settled record, which was never synced...
+        (root / CHANGES_FILE).write_bytes(synced)  # ...and is lost with the power
+        import_paths(opened, [_file(tmp_path, 22)], "kilo")
+        reader.sync()
+        assert [m.name for m in reader.models()] == [m.name for m in _truth_models(opened)]
+        assert "kilo" in [m.name for m in reader.models()]
+    finally:
+        reader.close()
+
+
+def _truth_models(ws: Workspace) -> list[ModelRow]:
+    """Every model, from a catalog rebuilt from every manifest."""
+    fresh = Catalog(ws.catalog.path.with_name("truth.sqlite"), ws.repo)
+    try:
+        fresh.rebuild()
+        return fresh.models()
+    finally:
+        fresh.close()

@@ -4,8 +4,10 @@
 one full catalog sync) says how many writer sessions changed models (``generation``), which
 models the last :data:`KEEP` changes touched (``recent``), and which models a writer is
 changing right now (``pending``). Every writer names a model in ``pending`` *before* it changes
-anything of that model (a manifest, a label, a removal), and at the end of its session moves
-``pending`` into ``recent`` under a new generation. A catalog remembers the (epoch, generation)
+anything of that model (a manifest, a label, a removal), synced, and at the end of its session
+moves ``pending`` into ``recent`` under a new generation, not synced (a power loss can only
+lose that last step, and every number it had is given next to a record still naming the
+models as pending). A catalog remembers the (epoch, generation)
 it has caught up with and re-reads only the models named after it, plus ``pending``: a writer
 that crashed between its change and the end of its session leaves its models pending, so
 every reader re-reads them until the next writer settles them.
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmanager.core.repo.records import seal, unseal
-from modelmanager.core.storage.atomic import atomic_write
+from modelmanager.core.storage.atomic import atomic_write, temp_path_for
 from modelmanager.errors import IntegrityError, RepositoryError
 
 CHANGES_FILE = "changes.json"
@@ -100,9 +102,20 @@ def read_log(root: Path) -> ChangeLog | None:
         return None
 
 
-def write_log(root: Path, log: ChangeLog, *, exclusive: bool = False) -> None:
-    """Store ``log`` atomically (``exclusive``: FileExistsError when one exists)."""
-    atomic_write(root / CHANGES_FILE, seal(log.to_doc()), exclusive=exclusive)
+def write_log(root: Path, log: ChangeLog, *, exclusive: bool = False, durable: bool = True) -> None:
+    """Store ``log`` atomically (``exclusive``: FileExistsError when one exists). Not
+    ``durable``: a power loss may leave the old record or a damaged one (then every reader
+    reads everything once), never a wrong one; it saves two syncs per write."""
+    path = root / CHANGES_FILE
+    if durable:
+        atomic_write(path, seal(log.to_doc()), exclusive=exclusive)
+        return
+    tmp = temp_path_for(path)
+    try:
+        tmp.write_bytes(seal(log.to_doc()))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def start_log(root: Path) -> ChangeLog | None:
@@ -135,7 +148,10 @@ class ChangeRecorder:
         if len(pending) > MANY:
             pending = {EVERYTHING}
         try:
-            write_log(self.root, replace(log, pending=tuple(sorted(pending))))
+            # A new generation here too, so a number a lost (unsynced) settle had is never
+            # given to a record that lacks its pending models.
+            named = replace(log, generation=log.generation + 1, pending=tuple(sorted(pending)))
+            write_log(self.root, named)
         except OSError as e:
             raise RepositoryError(
                 f"cannot record the change ({e.strerror or e}); nothing was changed",
@@ -160,5 +176,6 @@ class ChangeRecorder:
         settled = ChangeLog(log.epoch, generation, complete_after, recent, (),
                             models_stamp(self.root))  # fmt: skip
         # On failure the models stay pending: every reader re-reads them until a writer settles.
+        # Not synced: losing this write (power loss) leaves them pending, or the record damaged.
         with contextlib.suppress(OSError):
-            write_log(self.root, settled)
+            write_log(self.root, settled, durable=False)
