@@ -15,7 +15,7 @@ from pathlib import Path
 import keyring
 import numpy as np
 from keyring.backends.fail import Keyring as FailKeyring
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QSplitter
 
 from modelmanager import paths
 from modelmanager.gui.main_window import MainWindow
@@ -56,6 +56,9 @@ def main(out: Path) -> None:
     win.show()
     _wait(app, lambda: bool(win.stores_view.listing) and not win.runner.running())
     win.tree.expandAll()
+    splitter = win.findChild(QSplitter)
+    if splitter is not None:  # the tree wide enough for its size columns
+        splitter.setSizes([820, 460])
     _wait(app, lambda: not win.runner.running())
     _save(win, out, "stores-and-remotes-tree.png")
 
