@@ -14,13 +14,14 @@ import pytest
 
 from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.jobs import default_workers
-from modelmanager.core.redundancy import health, moves
+from modelmanager.core.redundancy import health, moves, table
 from modelmanager.core.redundancy.plans import to_repair
+from modelmanager.errors import UserError
 from modelmanager.services import Workspace, init_repository, redundancy
 from modelmanager.services.devices import add_device, set_device, set_policy
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
-from modelmanager.services.maintenance import collect_garbage, plan_gc
+from modelmanager.services.maintenance import collect_garbage, plan_gc, verify
 from modelmanager.services.redundancy import plan_moves, preview_moves, rebalance, repair, scrub
 from modelmanager.services.redundancy import survey as full_survey
 
@@ -167,3 +168,24 @@ def test_repair_holds_a_window_and_a_batch_of_chunk_records(
     assert {len(_copies(ws, cid)) for cid in ids} == {1}
     # The survey's window, one batch (each record and its re-check), and the one in hand.
     assert 0 < most <= 2 * default_workers() + 2 * 8 + 2
+
+
+def test_a_temporary_list_that_cannot_grow_is_one_line_naming_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=CHUNK)
+    data = tmp_path / "weights.bin"
+    data.write_bytes(os.urandom(300 * CHUNK))
+    import_paths(ws, [data], "m")
+    real = table.ChunkTable.__init__
+
+    def full(self: table.ChunkTable) -> None:  # as a temporary folder with no room left
+        real(self)
+        self.db.execute("PRAGMA max_page_count=1")
+
+    monkeypatch.setattr(table.ChunkTable, "__init__", full)
+    for run in (lambda: verify(ws), lambda: scrub(ws), lambda: plan_gc(ws), lambda: repair(ws)):
+        with pytest.raises(UserError, match=r"cannot keep the temporary list of chunks .*full"):
+            run()
+    monkeypatch.setattr(table.ChunkTable, "__init__", real)
+    assert verify(ws).ok

@@ -13,7 +13,9 @@ chunk. Chunk ids are stored as their 32 raw bytes, so byte order is the hex ids'
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from modelmanager.core.chunks.layout import Piece
@@ -21,6 +23,7 @@ from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.placement import Device
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.manifest import Manifest
+from modelmanager.errors import UserError
 
 #: SQLite's page cache for one table (KiB): all the memory a table takes, however big.
 CACHE_KIB = 4096
@@ -38,19 +41,32 @@ class Needed:
     users: tuple[int, ...]
 
 
+@contextmanager
+def _faults() -> Iterator[None]:
+    """A failing temporary database (its folder full or unwritable) as one line naming it."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        raise UserError(
+            f"cannot keep the temporary list of chunks ({e}); free some space there or point "
+            "TMPDIR at a folder with room",
+            path=tempfile.gettempdir(),
+        ) from None
+
+
 class ChunkTable:
     """Needed chunks and stored pieces of a repository, on disk (see the module)."""
 
     def __init__(self) -> None:
-        # "" is SQLite's private temporary database: on disk once past the cache, deleted on close.
-        self.db = sqlite3.connect("", check_same_thread=False)
-        for pragma in (f"cache_size=-{CACHE_KIB}", "journal_mode=OFF", "synchronous=OFF",
-                       "temp_store=FILE"):  # fmt: skip
-            self.db.execute(f"PRAGMA {pragma}")
-        self.db.execute("CREATE TABLE uses (id BLOB, length INT, policy INT, pos INT)")
-        self.db.execute(
-            "CREATE TABLE pieces (id BLOB, device INT, size INT, key TEXT, idx INT, k INT, m INT)"
-        )
+        with _faults():
+            # "" is SQLite's private temporary database: on disk past the cache, gone on close.
+            self.db = sqlite3.connect("", check_same_thread=False)
+            for pragma in (f"cache_size=-{CACHE_KIB}", "journal_mode=OFF", "synchronous=OFF",
+                           "temp_store=FILE"):  # fmt: skip
+                self.db.execute(f"PRAGMA {pragma}")
+            self.db.execute("CREATE TABLE uses (id BLOB, length INT, policy INT, pos INT)")
+            self.db.execute("CREATE TABLE pieces (id BLOB, device INT, size INT, key TEXT, "
+                            "idx INT, k INT, m INT)")  # fmt: skip
         self.refs: list[str] = []  # one per version (memory per version, not per chunk)
         self.models: list[str] = []
         self.policies: list[Policy] = []
@@ -71,20 +87,21 @@ class ChunkTable:
         self, manifests: Iterable[Manifest], policy_for: Callable[[str], Policy] | None = None
     ) -> None:
         """Note every chunk of ``manifests`` (read one at a time) under its model's policy."""
-        rows: list[tuple[bytes, int, int, int]] = []
-        for m in manifests:
-            pos = len(self.refs)
-            self.refs.append(m.ref)
-            self.models.append(m.model)
-            policy = self._policy(policy_for(m.model) if policy_for else Policy())
-            for f in m.files:
-                for c in f.chunks:
-                    rows.append((bytes.fromhex(c.id), c.length, policy, pos))
-                if len(rows) >= _ROWS:
-                    self.db.executemany("INSERT INTO uses VALUES (?, ?, ?, ?)", rows)
-                    rows.clear()
-        self.db.executemany("INSERT INTO uses VALUES (?, ?, ?, ?)", rows)
-        self.db.execute("CREATE INDEX uses_id ON uses (id)")
+        with _faults():
+            rows: list[tuple[bytes, int, int, int]] = []
+            for m in manifests:
+                pos = len(self.refs)
+                self.refs.append(m.ref)
+                self.models.append(m.model)
+                policy = self._policy(policy_for(m.model) if policy_for else Policy())
+                for f in m.files:
+                    for c in f.chunks:
+                        rows.append((bytes.fromhex(c.id), c.length, policy, pos))
+                        if len(rows) >= _ROWS:
+                            self.db.executemany("INSERT INTO uses VALUES (?, ?, ?, ?)", rows)
+                            rows.clear()
+            self.db.executemany("INSERT INTO uses VALUES (?, ?, ?, ?)", rows)
+            self.db.execute("CREATE INDEX uses_id ON uses (id)")
 
     def _policy(self, policy: Policy) -> int:
         if policy not in self.policies:
@@ -93,46 +110,49 @@ class ChunkTable:
 
     def add_pieces(self, chunks: PlacedChunkStore) -> None:
         """Note every piece on every readable device (by presence: nothing is read)."""
-        rows: list[tuple[bytes, int, int, str, int | None, int, int]] = []
-        for d in chunks.readable_devices():
-            dev = len(self.devices)
-            self.devices.append(d)
-            for p in chunks.iter_pieces(d):
-                rows.append((bytes.fromhex(p.chunk_id), dev, p.size, p.key, p.index, p.k, p.m))
-                if len(rows) >= _ROWS:
-                    self.db.executemany("INSERT INTO pieces VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-                    rows.clear()
-        self.db.executemany("INSERT INTO pieces VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-        self.db.execute("CREATE INDEX pieces_id ON pieces (id)")
+        with _faults():
+            rows: list[tuple[bytes, int, int, str, int | None, int, int]] = []
+            for d in chunks.readable_devices():
+                dev = len(self.devices)
+                self.devices.append(d)
+                for p in chunks.iter_pieces(d):
+                    rows.append((bytes.fromhex(p.chunk_id), dev, p.size, p.key, p.index, p.k, p.m))
+                    if len(rows) >= _ROWS:
+                        self.db.executemany("INSERT INTO pieces VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                        rows.clear()
+            self.db.executemany("INSERT INTO pieces VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self.db.execute("CREATE INDEX pieces_id ON pieces (id)")
 
     # -- walking ------------------------------------------------------------------------
 
     def needed(self) -> Iterator[Needed]:
         """Every needed chunk once, in id order, under the strongest policy of its users."""
-        rows = self.db.execute("SELECT id, length, policy, pos FROM uses ORDER BY id")
-        current: bytes | None = None
-        length = 0
-        policy = Policy()
-        users: list[int] = []
-        for cid, n, pol, pos in rows:
-            if cid != current:
-                if current is not None:
-                    yield Needed(current.hex(), length, policy, tuple(users))
-                current, length, policy, users = cid, n, self.policies[pol], []
-            elif self.policies[pol].tolerates > policy.tolerates:
-                policy = self.policies[pol]
-            if pos not in users:
-                users.append(pos)
-        if current is not None:
-            yield Needed(current.hex(), length, policy, tuple(users))
+        with _faults():
+            rows = self.db.execute("SELECT id, length, policy, pos FROM uses ORDER BY id")
+            current: bytes | None = None
+            length = 0
+            policy = Policy()
+            users: list[int] = []
+            for cid, n, pol, pos in rows:
+                if cid != current:
+                    if current is not None:
+                        yield Needed(current.hex(), length, policy, tuple(users))
+                    current, length, policy, users = cid, n, self.policies[pol], []
+                elif self.policies[pol].tolerates > policy.tolerates:
+                    policy = self.policies[pol]
+                if pos not in users:
+                    users.append(pos)
+            if current is not None:
+                yield Needed(current.hex(), length, policy, tuple(users))
 
     def totals(self) -> tuple[int, int]:
         """(needed chunks, their bytes)."""
-        row = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(length), 0) FROM "
-            "(SELECT MAX(length) AS length FROM uses GROUP BY id)"
-        ).fetchone()
-        return int(row[0]), int(row[1])
+        with _faults():
+            row = self.db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(length), 0) FROM "
+                "(SELECT MAX(length) AS length FROM uses GROUP BY id)"
+            ).fetchone()
+            return int(row[0]), int(row[1])
 
     def _piece(self, row: tuple[bytes, int, int, str, int | None, int, int]) -> Piece:
         cid, dev, size, key, idx, k, m = row
@@ -140,55 +160,61 @@ class ChunkTable:
 
     def pieces_of_needed(self) -> Iterator[tuple[Needed, list[Piece]]]:
         """Each needed chunk (id order) with the pieces the devices hold of it."""
-        pieces = self.db.execute(
-            "SELECT id, device, size, key, idx, k, m FROM pieces ORDER BY id, device, rowid"
-        )
-        ahead = next(pieces, None)
-        for need in self.needed():
-            raw = bytes.fromhex(need.chunk_id)
-            while ahead is not None and ahead[0] < raw:
-                ahead = next(pieces, None)
-            found = []
-            while ahead is not None and ahead[0] == raw:
-                found.append(self._piece(ahead))
-                ahead = next(pieces, None)
-            yield need, found
+        with _faults():
+            pieces = self.db.execute(
+                "SELECT id, device, size, key, idx, k, m FROM pieces ORDER BY id, device, rowid"
+            )
+            ahead = next(pieces, None)
+            for need in self.needed():
+                raw = bytes.fromhex(need.chunk_id)
+                while ahead is not None and ahead[0] < raw:
+                    ahead = next(pieces, None)
+                found = []
+                while ahead is not None and ahead[0] == raw:
+                    found.append(self._piece(ahead))
+                    ahead = next(pieces, None)
+                yield need, found
 
     def grouped_pieces(self) -> Iterator[list[Piece]]:
         """The pieces the devices hold, one chunk's at a time (id order)."""
-        group: list[Piece] = []
-        for row in self.db.execute(
-            "SELECT id, device, size, key, idx, k, m FROM pieces ORDER BY id, device, rowid"
-        ):
-            if group and row[0].hex() != group[0].chunk_id:
+        with _faults():
+            group: list[Piece] = []
+            for row in self.db.execute(
+                "SELECT id, device, size, key, idx, k, m FROM pieces ORDER BY id, device, rowid"
+            ):
+                if group and row[0].hex() != group[0].chunk_id:
+                    yield group
+                    group = []
+                group.append(self._piece(row))
+            if group:
                 yield group
-                group = []
-            group.append(self._piece(row))
-        if group:
-            yield group
 
     def unused(self) -> Iterator[tuple[str, int]]:
         """Stored chunks no version uses (id order), with the bytes all their pieces take."""
-        for cid, size in self.db.execute(
-            "SELECT id, SUM(size) FROM pieces WHERE id NOT IN (SELECT id FROM uses) "
-            "GROUP BY id ORDER BY id"
-        ):
-            yield cid.hex(), int(size)
+        with _faults():
+            for cid, size in self.db.execute(
+                "SELECT id, SUM(size) FROM pieces WHERE id NOT IN (SELECT id FROM uses) "
+                "GROUP BY id ORDER BY id"
+            ):
+                yield cid.hex(), int(size)
 
     def missing_count(self) -> tuple[int, int]:
         """(needed chunks no device holds a piece of, needed chunks)."""
-        row = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(id NOT IN (SELECT id FROM pieces)), 0) "
-            "FROM (SELECT DISTINCT id FROM uses)"
-        ).fetchone()
-        return int(row[1]), int(row[0])
+        with _faults():
+            row = self.db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(id NOT IN (SELECT id FROM pieces)), 0) "
+                "FROM (SELECT DISTINCT id FROM uses)"
+            ).fetchone()
+            return int(row[1]), int(row[0])
 
     def needed_ids(self) -> Iterator[str]:
         """Every needed chunk id once (id order)."""
-        for (cid,) in self.db.execute("SELECT DISTINCT id FROM uses ORDER BY id"):
-            yield cid.hex()
+        with _faults():
+            for (cid,) in self.db.execute("SELECT DISTINCT id FROM uses ORDER BY id"):
+                yield cid.hex()
 
     def stored_ids(self) -> Iterator[str]:
         """Every chunk a device holds a piece of, once (id order)."""
-        for (cid,) in self.db.execute("SELECT DISTINCT id FROM pieces ORDER BY id"):
-            yield cid.hex()
+        with _faults():
+            for (cid,) in self.db.execute("SELECT DISTINCT id FROM pieces ORDER BY id"):
+                yield cid.hex()
