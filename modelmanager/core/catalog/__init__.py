@@ -16,12 +16,16 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelmanager.core.catalog import db as catalog_db
-from modelmanager.core.catalog.db import busy_is_locked, connect, immediate, is_busy, is_damaged
+from modelmanager.core.catalog import position
+from modelmanager.core.catalog.bench import BENCH_KINDS as BENCH_KINDS
+from modelmanager.core.catalog.bench import BenchRow as BenchRow
+from modelmanager.core.catalog.bench import best_strategy as best_strategy
+from modelmanager.core.catalog.bench import device_speeds as device_speeds
+from modelmanager.core.catalog.db import busy_is_locked, connect, immediate, is_damaged
 from modelmanager.core.ids import content_id
 from modelmanager.core.repo.changes import ChangeLog, models_stamp, read_log, start_log
 from modelmanager.core.repo.manifest import Manifest
@@ -52,40 +56,11 @@ CREATE INDEX bench_run ON bench(run);
 """
 #: Tables kept across a schema change (when unchanged): benchmark history is in no manifest.
 _KEEP = ("bench",)
-#: Benchmark kinds: raw reads of one device's pieces; a whole load (default settings); a load
-#: with a given thread count; a load with a given replica-selection strategy.
-BENCH_KINDS = ("device", "load", "threads", "strategy")
 #: A sync or rebuild reports (versions read, versions to read) at most this often.
 PROGRESS_EVERY = 100
 
 #: ``progress(done, total)``: how far a sync or rebuild has read the manifests it needs.
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class BenchRow:
-    """One measurement of a benchmark run (see BENCH_KINDS); ``cache`` is cold or warm."""
-
-    run: str
-    at: str
-    kind: str
-    device: str = ""
-    device_id: str = ""
-    ref: str = ""
-    strategy: str = ""
-    threads: int = 0
-    cache: str = "warm"
-    bytes: int = 0
-    seconds: float = 0.0
-
-    @property
-    def throughput(self) -> float:
-        """Bytes per second."""
-        return self.bytes / self.seconds if self.seconds > 0 else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        """``bench --json``: every field, and the throughput in bytes per second."""
-        return {**asdict(self), "bytes_per_second": round(self.throughput)}
 
 
 @dataclass(frozen=True)
@@ -157,37 +132,10 @@ class SyncResult:
         return {"versions": self.added, "removed": self.removed}
 
 
-def device_speeds(rows: list[BenchRow]) -> dict[str, float]:
-    """Newest measured raw read throughput per device id (bytes/s), cold preferred; ``rows``
-    oldest first."""
-    newest: dict[str, BenchRow] = {}
-    for r in rows:  # oldest first: a later row of the same kind replaces
-        if r.kind != "device" or r.throughput <= 0:
-            continue
-        have = newest.get(r.device_id)
-        if have is None or (r.cache == "cold") >= (have.cache == "cold"):
-            newest[r.device_id] = r
-    return {k: r.throughput for k, r in newest.items()}
-
-
-def best_strategy(rows: list[BenchRow]) -> str | None:
-    """The replica-selection strategy that loaded fastest in the newest run that compared
-    strategies (``rows`` oldest first); None when no run has."""
-    compared = [r for r in rows if r.kind == "strategy" and r.seconds > 0]
-    if not compared:
-        return None
-    newest = [r for r in compared if r.run == compared[-1].run]
-    return max(newest, key=lambda r: r.throughput).strategy
-
-
 def catalog_path(cache_dir: Path, repo: Repository) -> Path:
     """Where the catalog of ``repo`` lives: per repository id and folder, in the cache."""
     where = content_id(str(repo.root).encode())[:12]
     return cache_dir / "catalogs" / f"{repo.config.id}-{where}.sqlite"
-
-
-#: The ``state`` row holding how far the catalog has read the repository's change record.
-_POSITION = "position"
 
 
 def _fts_query(text: str) -> str:
@@ -324,64 +272,16 @@ class Catalog:
         """
         root = self.repo.root
         log = read_log(root) or (None if self.repo.legacy else start_log(root))
-        models = None if log is None else self._changed_since(log)
+        layout = position.layout_of(self.repo)
+        with self._lock:
+            pos = position.load(self._db)
+        models = None if log is None else position.to_read(pos, log, layout, root)
         if models is None:
-            return self._sync_all(log, progress)
+            return self._sync_all(log, layout, progress)
         if not models:
             return SyncResult(0, 0)
         assert log is not None
-        return self._sync_models(sorted(models), log)
-
-    def _layout(self) -> str:
-        """Which copies the records are listed from: another set means other listings."""
-        return "|".join(f"{c.name}={c.where}" for c in self.repo.replicated.copies)
-
-    def _position(self, db: sqlite3.Connection | None = None) -> dict[str, Any] | None:
-        """How far this catalog has read the change record (None: not known)."""
-        with self._lock:
-            row = (
-                (db or self._db)
-                .execute("SELECT value FROM state WHERE key=?", (_POSITION,))
-                .fetchone()
-            )
-        try:
-            found = json.loads(row[0]) if row else None
-        except ValueError:
-            return None
-        return found if isinstance(found, dict) else None
-
-    def _changed_since(self, log: ChangeLog) -> set[str] | None:
-        """The models to read again to catch up with ``log``; None when everything must be."""
-        pos = self._position()
-        if pos is None or pos.get("epoch") != log.epoch or pos.get("layout") != self._layout():
-            return None
-        generation = pos.get("generation")
-        models = log.since(generation) if isinstance(generation, int) else None
-        # No writer at work: models/ must be as the last writer (or full sync) left it, else a
-        # model folder was added or removed by hand, or by an older ModelManager.
-        outside = models_stamp(self.repo.root) not in (log.stamp, pos.get("stamp"))
-        return None if models is not None and not log.pending and outside else models
-
-    def _remember(self, db: sqlite3.Connection, log: ChangeLog | None, stamp: int | None) -> None:
-        """Store the position the rows now reflect (at least); never move it back. ``stamp``:
-        the ``models/`` time a full sync saw (None: keep the one stored)."""
-        if log is None:
-            db.execute("DELETE FROM state WHERE key=?", (_POSITION,))
-            return
-        pos = self._position(db)
-        if stamp is None:
-            stamp = int(pos.get("stamp", 0)) if pos else 0
-        if (
-            pos is not None
-            and pos.get("epoch") == log.epoch
-            and isinstance(pos.get("generation"), int)
-            and pos["generation"] > log.generation
-            and pos.get("layout") == self._layout()
-        ):
-            return  # another process caught up further meanwhile
-        value = {"epoch": log.epoch, "generation": log.generation, "layout": self._layout(),
-                 "stamp": stamp}  # fmt: skip
-        db.execute("INSERT OR REPLACE INTO state VALUES(?,?)", (_POSITION, json.dumps(value)))
+        return self._sync_models(sorted(models), log, layout)
 
     def _model_state(self, model: str) -> tuple[dict[str, int], dict[str, int]]:
         """(manifest sizes by key, labels) of ``model`` on disk (none for a name no model may
@@ -397,7 +297,7 @@ class Catalog:
         labels = dict(db.execute("SELECT label, seq FROM labels WHERE model=?", (model,)))
         return sizes, labels
 
-    def _sync_models(self, models: list[str], log: ChangeLog) -> SyncResult:
+    def _sync_models(self, models: list[str], log: ChangeLog, layout: str) -> SyncResult:
         """Read again the versions and labels of ``models`` only.
 
         Compared first without writing (a catalog already in line is only read, and only
@@ -415,7 +315,8 @@ class Catalog:
                     with contextlib.suppress(ModelManagerError):  # verify reports it
                         fresh[key, size] = self.repo.read_manifest_key(key)
         if not differ:
-            self._try_remember(log, None)
+            with self._lock:
+                position.store_if_free(self._db, log, layout, None)
             return SyncResult(0, 0)
         added = removed = 0
         with self._tx() as db:
@@ -433,25 +334,12 @@ class Catalog:
                         self._insert(db, key, manifest, size)
                         added += 1
                 self._sync_labels(db, [model])
-            self._remember(db, log, None)
+            position.store(db, log, layout, None)
         return SyncResult(added, removed)
 
-    def _try_remember(self, log: ChangeLog | None, stamp: int | None) -> None:
-        """Remember the position if the catalog can be written at once: a catalog in line is
-        only read, so a reader never queues behind another process's write (it will catch up
-        from an older position next time, which is only slower)."""
-        with self._lock:
-            self._db.execute("PRAGMA busy_timeout=0")
-            try:
-                with immediate(self._db) as db:
-                    self._remember(db, log, stamp)
-            except sqlite3.OperationalError as e:
-                if not is_busy(e):
-                    raise
-            finally:
-                self._db.execute(f"PRAGMA busy_timeout={int(catalog_db.BUSY_TIMEOUT * 1000)}")
-
-    def _sync_all(self, log: ChangeLog | None, progress: Progress | None) -> SyncResult:
+    def _sync_all(
+        self, log: ChangeLog | None, layout: str, progress: Progress | None
+    ) -> SyncResult:
         """Compare every manifest and label on disk with the rows.
 
         New manifests are read before the transaction; inside it the folders are listed again,
@@ -472,8 +360,9 @@ class Catalog:
                 progress(done, len(todo))
         stale = [k for k in known if k not in on_disk]
         if not fresh and not stale and self._on_disk_labels() == known_labels:
-            if log is not None or self._position() is not None:
-                self._try_remember(log, stamp)
+            with self._lock:
+                if log is not None or position.load(self._db) is not None:
+                    position.store_if_free(self._db, log, layout, stamp)
             return SyncResult(0, 0)
         with self._tx() as db:
             on_disk = dict(self.repo.manifest_keys())
@@ -487,7 +376,7 @@ class Catalog:
                     added += 1
             db.execute("DELETE FROM labels")
             self._sync_labels(db, self.repo.model_names())
-            self._remember(db, log, stamp)
+            position.store(db, log, layout, stamp)
         return SyncResult(added, len(gone))
 
     def rebuild(self, progress: Progress | None = None) -> SyncResult:
