@@ -186,7 +186,10 @@ def test_a_device_folder_that_lost_its_identity_is_registered_again_not_emptied(
     tmp_path: Path,
 ) -> None:
     ws, roots, sources = _cluster(tmp_path)
-    remove_device(ws, "d1", drain=False, force=True)
+    # copies=1: d1 holds the only copies, so forgetting it is refused unless confirmed.
+    with pytest.raises(UserError, match="removing device d1 would lose data"):
+        remove_device(ws, "d1", drain=False, force=True)
+    remove_device(ws, "d1", drain=False, force=True, allow_loss=True)
     (roots[1] / IDENTITY_FILE).unlink()
     added = add_device(ws, roots[1], name="back")
     device, recognised = added.device, added.recognised
