@@ -64,7 +64,8 @@ class RecompressDialog(QDialog):
         what = shown(f"Re-encodes the stored chunks of {plural(len(refs), 'version')} of "
                      f"{model} ({', '.join(refs[:3])}{' …' if len(refs) > 3 else ''}). "
                      "The files do not change; each piece is verified before it replaces "
-                     "the old one.")  # fmt: skip
+                     "the old one. New chunks still get the codec Model > Codec… "
+                     "sets.")  # fmt: skip
         note = QLabel(what)
         note.setWordWrap(True)
         note.setTextFormat(Qt.TextFormat.PlainText)

@@ -61,6 +61,7 @@ class ModelActions:
         self.policy_dialog: PolicyDialog | None = None  # the last dialogs (tests drive them)
         self.codec_dialog: CodecDialog | None = None
         self.recompress_dialog: RecompressDialog | None = None
+        self._previewing: JobRecord | None = None  # the recompress preview being read
         self.dialog: ReportDialog | None = None  # the last results dialog
 
     # -- redundancy policy ----------------------------------------------------------------
@@ -200,10 +201,15 @@ class ModelActions:
             except ModelManagerError as exc:
                 return str(exc)
 
-        return self.context.runner.submit(
+        previous = self._previewing
+        if previous is not None and previous.active:
+            self.context.runner.cancel(previous.id)  # its codec is no longer the one chosen
+        job = self.context.runner.submit(
             f"Read what {settings.name} would store", run,
             lambda p: dialog.show_preview(settings, p),
         )  # fmt: skip
+        self._previewing = job
+        return job
 
     def recompress(self, ws: Workspace, refs: list[str], settings: CodecSettings) -> JobRecord:
         """Re-encode every chunk of ``refs`` (``recompress REF`` for each), as a writing job."""
