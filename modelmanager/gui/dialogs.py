@@ -82,11 +82,13 @@ class ImportDialog(QDialog):
         form.addRow("Lands on:", self.devices_label)
         self.source_bytes: int | None = None
         self.device_names: list[str] = []
+        self.model_policies: dict[str, str] = {}
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.addItems(existing)
         self.model.setCurrentText(suggested_name(paths))
         self.model.setToolTip("A new name makes a new model; an existing one adds a version")
+        self.model.currentTextChanged.connect(lambda _text: self._estimate())
         form.addRow("Model:", self.model)
         self.message = QLineEdit()
         self.message.setPlaceholderText("what this version is")
@@ -118,8 +120,11 @@ class ImportDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
-    def set_source(self, size: int, files: int, devices: list[str]) -> None:
-        """What the controller read: the source's bytes and files, the devices that take data."""
+    def set_source(self, size: int, files: int, devices: list[str],
+                   model_policies: dict[str, str] | None = None) -> None:  # fmt: skip
+        """What the controller read: the source's bytes and files, the devices that take data,
+        and the existing models' own policies (a new version of one keeps its model's)."""
+        self.model_policies = model_policies or {}
         self.source_bytes = size
         self.size_label.setText(f"{human_bytes(size)} in {plural(files, 'file')}")
         self.device_names = devices
@@ -128,7 +133,9 @@ class ImportDialog(QDialog):
     def effective_policy(self) -> str:
         """The policy the import writes with: the one chosen, or the repository default."""
         chosen = self.chosen_policy()
-        return chosen if chosen is not None else self.default_value
+        if chosen is not None:
+            return chosen
+        return self.model_policies.get(self.model.currentText().strip(), self.default_value)
 
     def _estimate(self) -> None:
         if self.source_bytes is None:

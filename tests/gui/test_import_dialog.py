@@ -18,7 +18,7 @@ from modelmanager.core.units import human_bytes
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.menus import menu_actions
 from modelmanager.services import Workspace
-from modelmanager.services.devices import add_device
+from modelmanager.services.devices import add_device, set_policy
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
 from tests.gui.windows import shown_window
@@ -104,4 +104,18 @@ def test_import_also_takes_single_files(  # type: ignore[no-untyped-def]
     assert dialog.paths == [weights]
     qtbot.waitUntil(lambda: dialog.source_bytes == weights.stat().st_size)
     assert dialog.size_label.text() == f"{human_bytes(weights.stat().st_size)} in 1 file"
+    dialog.reject()
+
+
+def test_a_new_version_of_a_model_is_estimated_with_the_model_s_own_policy(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, ws: Workspace, tmp_path: Path
+) -> None:
+    set_policy(ws, "copies=2", "acme/first")  # the default stays copies=1
+    src = hf_folder(tmp_path / "next", np.random.default_rng(4))
+    size = _size(src)
+    dialog = window.imports.open_dialog([src])
+    qtbot.waitUntil(lambda: dialog.source_bytes is not None)
+    assert dialog.stored_label.text().startswith(f"about {human_bytes(size)} (1 copy;")
+    dialog.model.setCurrentText("acme/first")  # a new version keeps its model's copies=2
+    assert dialog.stored_label.text().startswith(f"about {human_bytes(2 * size)} (2 copies;")
     dialog.reject()

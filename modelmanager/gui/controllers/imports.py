@@ -93,12 +93,13 @@ class ImportsController:
         dialog.open()
         ws = self.context.ws
 
-        def read(_ctx: JobContext) -> tuple[int, int, list[str]]:
+        def read(_ctx: JobContext) -> tuple[int, int, list[str], dict[str, str]]:
             chunks = ws.repo.chunks
             chunks.refresh()
             names = [d.name for d in ws.repo.devices.devices
                      if d.placeable and chunks.available(d)]  # fmt: skip
-            return (*source_size(paths), names)
+            own = {m: str(p) for m, p in ws.repo.policies.models.items()}
+            return (*source_size(paths), names, own)
 
         self.context.runner.submit("Read the import's size", read,
                                    lambda r: dialog.set_source(*r))  # fmt: skip
