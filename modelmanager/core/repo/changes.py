@@ -28,9 +28,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from modelmanager.core.placement import MAIN
 from modelmanager.core.repo.records import seal, unseal
 from modelmanager.core.storage.atomic import atomic_write, temp_path_for
-from modelmanager.errors import IntegrityError, RepositoryError
+from modelmanager.errors import DeviceError, IntegrityError
 
 CHANGES_FILE = "changes.json"
 #: How many (generation, model) entries the record keeps: a catalog further behind reads all.
@@ -152,10 +153,10 @@ class ChangeRecorder:
             # given to a record that lacks its pending models.
             named = replace(log, generation=log.generation + 1, pending=tuple(sorted(pending)))
             write_log(self.root, named)
-        except OSError as e:
-            raise RepositoryError(
-                f"cannot record the change ({e.strerror or e}); nothing was changed",
-                path=self.root / CHANGES_FILE,
+        except OSError as e:  # a full or read-only main: the change itself would fail too
+            where = f"device {MAIN} ({self.root})"
+            raise DeviceError.of(e, where, f"writing {CHANGES_FILE}").then(
+                "nothing was changed"
             ) from None
         self._touched.add(name)
 
