@@ -1,8 +1,9 @@
 """A repository on a local folder: the single owner of its config, manifests and labels.
 
-Write order (an invariant, see docs/repository-format.md): chunk objects (synced) -> manifest
-(exclusive create, synced) -> labels (journal entry first) -> catalog row; every record goes to
-main, then to its copies on the devices. A crash at any point leaves a valid repository: at
+Write order (an invariant, see docs/repository-format.md): chunk objects (synced) -> the model
+named in changes.json (synced) -> manifest (exclusive create, synced) -> labels (journal entry
+first) -> catalog row -> changes.json settled when the writer lock is let go; every record
+goes to main, then to its copies on the devices. A crash at any point leaves a valid repository: at
 worst unreferenced chunks, which ``gc`` removes. "latest" is not stored: it is always the
 highest version number, so it can never lag behind a committed version.
 
