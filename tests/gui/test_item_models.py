@@ -79,7 +79,8 @@ def test_the_tree_and_its_search_proxy_pass_the_model_tester(  # type: ignore[no
     assert _rows(window.tree_model) >= 12  # repository, 2 models, 3 versions, stores, remote
     qtmodeltester.check(window.tree_model)
     qtmodeltester.check(window.proxy)
-    window.search.setText("tiny")
+    window.search.setText("tiny")  # the catalog answers in a job
+    qtbot.waitUntil(lambda: window.proxy.text == "tiny" and not window.runner.running())
     assert 0 < _rows(window.proxy) < _rows(window.tree_model)
     qtmodeltester.check(window.proxy)
     window.search.setText("")
