@@ -43,7 +43,8 @@ class DeviceSettingsDialog(QDialog):
         if device.name == MAIN:  # the repository folder's own device keeps its name
             self.name.setEnabled(False)
             self.name.setToolTip("'main' is the repository folder itself; it keeps its name")
-        self.weight = QDoubleSpinBox(decimals=2, minimum=0.01, maximum=1e6, value=device.weight)
+        self.weight = QDoubleSpinBox(decimals=3, minimum=0.001, maximum=1e6, value=device.weight)
+        self._shown_weight = self.weight.value()  # as rounded for display: unchanged if kept
         self.weight.setToolTip("Share of new data placed on this device, relative to others")
         self.tier = QComboBox()
         self.tier.addItems(list(TIERS))
@@ -73,7 +74,7 @@ class DeviceSettingsDialog(QDialog):
         tier = self.tier.currentText()
         return (
             name if name != self.device.name else None,
-            weight if abs(weight - self.device.weight) > 1e-9 else None,
+            weight if weight != self._shown_weight else None,
             tier if tier != self.device.tier else None,
         )
 
