@@ -268,9 +268,10 @@ class VersionLayout:
     chunks: tuple[ChunkPlacement, ...]
 
 
-def version_layout(ws: Workspace, ref: str) -> VersionLayout:
-    """Which device holds which piece of every chunk of ``ref``, and each chunk's health."""
-    manifest = ws.repo.resolve(ref)
+def version_layout(ws: Workspace, ref: str | Manifest) -> VersionLayout:
+    """Which device holds which piece of every chunk of ``ref``, and each chunk's health
+    (``ref`` may be the manifest already read: the GUI reads a selected version once)."""
+    manifest = ref if isinstance(ref, Manifest) else ws.repo.resolve(ref)
     chunks = ws.repo.chunks
     policy = ws.repo.policy_for(manifest.model)
     seen: dict[str, ChunkPlacement] = {}
