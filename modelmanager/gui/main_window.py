@@ -394,7 +394,7 @@ class MainWindow(QMainWindow):
                 details = history.version_details(ws, ref)
             except NotFoundError:
                 return None  # removed meanwhile (by another process): nothing to show
-            layout = version_layout(ws, ref)
+            layout = version_layout(ws, details.manifest)  # the manifest read once
             rows = tensor_rows(details)
             model = details.manifest.model
             return details, ws.catalog.versions(model), layout, rows, ws.repo.label_log(model)

@@ -125,7 +125,8 @@ def test_sorting_by_a_column_keeps_the_top_rows_and_version_order(window: MainWi
     assert _names(window, QModelIndex()) == top
     llama = _row(window, "acme/llama")
     assert [i.data(REF_ROLE) for i in (window.proxy.index(r, 0, llama) for r in range(2))] == [
-        "acme/llama@2", "acme/llama@1"
+        "acme/llama@2",
+        "acme/llama@1",
     ]  # newest first, whichever way names sort
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QStandardItem
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from modelmanager import paths
@@ -18,7 +18,7 @@ from modelmanager.core.storage import LocalBlobStore
 from modelmanager.gui.changes import RepositoryWatch
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import JobRecord
-from modelmanager.gui.models import RepoTreeModel
+from modelmanager.gui.models import RepoTreeModel, repository_rows
 from modelmanager.services import Workspace, _default_repository, history, open_workspace
 
 
@@ -84,18 +84,20 @@ class Repositories:
     def read(self, key: str, ws: Workspace) -> None:
         """Read a repository's models and versions (a job) into the tree."""
 
-        def load(_ctx: JobContext) -> tuple[list[Any], dict[str, Any]]:
+        def load(_ctx: JobContext) -> tuple[int, QStandardItem]:
             models = history.list_models(ws)
-            return models, {m.name: ws.catalog.versions(m.name) for m in models}
+            versions = {m.name: ws.catalog.versions(m.name) for m in models}
+            # The rows are made here, in no model yet: the UI thread only places them.
+            return len(models), repository_rows(key, Path(key).name, models, versions)
 
-        def show(result: tuple[list[Any], dict[str, Any]]) -> None:
+        def show(result: tuple[int, QStandardItem]) -> None:
             if key not in self.workspaces:
                 return  # closed while it was being read
-            models, versions = result
+            count, rows = result
             first = key not in self.model_counts
-            self.model_counts[key] = len(models)
+            self.model_counts[key] = count
             with self.keeping():
-                self.tree_model.populate(key, Path(key).name, models, versions)
+                self.tree_model.place(key, rows)
             self.listed(key, first)
 
         self.context.runner.submit("Read the catalog", load, show)
@@ -105,17 +107,20 @@ class Repositories:
         again when it was lost), its progress on the status line; the tree, which showed what
         the catalog had, is read again if anything was added or removed."""
 
-        def sync(ctx: JobContext) -> Any:
+        def sync(ctx: JobContext) -> bool:
             def progress(done: int, total: int) -> None:
                 ctx.report(done, total, "manifests")
                 ctx.check()  # closing the window need not wait for a long rebuild
 
-            return ws.catalog.sync(progress)
+            labels = {m.name: m.labels for m in ws.catalog.models()}
+            result = ws.catalog.sync(progress)
+            moved = labels != {m.name: m.labels for m in ws.catalog.models()}
+            return bool(result.added or result.removed or moved)
 
-        def done(_result: Any) -> None:
+        def done(changed: bool) -> None:
             self.context.notify("", 1)
-            if key in self.workspaces:
-                self.read(key, ws)  # labels may have moved too (not counted in the result)
+            if changed and key in self.workspaces:
+                self.read(key, ws)
 
         job = self.context.runner.submit(f"Read the catalog of {Path(key).name}", sync, done,
                                          unit="manifest")  # fmt: skip

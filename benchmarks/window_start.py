@@ -1,0 +1,145 @@
+"""How soon the window shows a large repository, and a version of 100,000 tensors (issue 18).
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/window_start.py [--models 1000] [--versions 5]
+        [--tensors 100000]
+
+Builds N models x V versions (real manifests, one shared chunk: the listing reads no chunk),
+then times the real window (``MainWindow`` over ``open_unsynced``, as ``modelmanager gui``
+opens it), with the catalog warm and then deleted:
+
+- ``appear``: from opening the repository to the window shown (what the UI thread does first);
+- ``full tree``: until every model is in the tree and no job runs (a lost catalog is rebuilt
+  in a job meanwhile, the window answering).
+
+With --tensors N it imports one safetensors file of N tensors and times selecting it in the
+tree until the Tensors tab holds every row (the whole selection path: manifest, chunk sizes
+and codecs, layout, tensor rows, filling the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from benchmarks.gui_listing import build
+from modelmanager import paths
+from modelmanager.core.catalog import catalog_path
+from modelmanager.gui.controllers.repositories import open_unsynced
+from modelmanager.gui.main_window import MainWindow
+from modelmanager.gui.models import REF_ROLE
+
+
+def wait(app: QApplication, done: Callable[[], bool], limit: float = 600.0) -> float:
+    """Process events until ``done()``; the seconds it took."""
+    start = time.perf_counter()
+    while not done():
+        app.processEvents()
+        if time.perf_counter() - start > limit:
+            raise TimeoutError("the window did not get there")
+        time.sleep(0.002)
+    return time.perf_counter() - start
+
+
+def models_listed(win: MainWindow) -> int:
+    return len(win.tree_model.models_of(str(win.ws.repo.root)))
+
+
+def start(app: QApplication, root: Path, models: int) -> tuple[float, float]:
+    """Seconds to the window shown, and to the full tree."""
+    t0 = time.perf_counter()
+    win = MainWindow(open_unsynced(root), remember=False)
+    win.ask_before_close = False
+    win.show()
+    app.processEvents()
+    appear = time.perf_counter() - t0
+    wait(app, lambda: models_listed(win) == models and not win.runner.running())
+    full = time.perf_counter() - t0
+    win.runner.cancel_all_and_wait()
+    win.ws.close()
+    win.close()
+    win.deleteLater()
+    app.processEvents()
+    return appear, full
+
+
+def select_tensors(app: QApplication, base: Path, n: int) -> float:
+    """Seconds from selecting a version of ``n`` tensors to a filled Tensors tab."""
+    import numpy as np
+
+    from modelmanager.services import init_repository
+    from modelmanager.services.importing import import_paths
+    from tests.support.builders import write_safetensors
+
+    rng = np.random.default_rng(0)
+    src = base / "many.safetensors"
+    names = [f"blocks.{i // 100}.t{i % 100}.weight" for i in range(n)]
+    write_safetensors(src, {k: rng.standard_normal(4).astype(np.float32) for k in names})
+    ws = init_repository(base / "tensors-repo")
+    import_paths(ws, [src], "many")
+    ws.close()
+    win = MainWindow(open_unsynced(base / "tensors-repo"), remember=False)
+    win.ask_before_close = False
+    win.show()
+    wait(app, lambda: models_listed(win) == 1 and not win.runner.running())
+    flags = Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly
+    index = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, "many@1", 1, flags)[0]
+    table = win.tensors_tab.tensor_model
+    t0 = time.perf_counter()
+    win.tree.setCurrentIndex(index)
+    wait(app, lambda: table.rowCount() == n)
+    seconds = time.perf_counter() - t0
+    win.runner.cancel_all_and_wait()
+    win.ws.close()
+    win.close()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument("--versions", type=int, default=5)
+    parser.add_argument("--tensors", type=int, default=100_000)
+    args = parser.parse_args()
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        app = QApplication([])
+    base = Path(tempfile.mkdtemp(prefix="mm-window-"))
+    os.environ[paths.ENV_CACHE] = str(base / "cache")
+    os.environ[paths.ENV_DATA] = str(base / "data")
+    try:
+        root = base / "repo"
+        t0 = time.perf_counter()
+        build(root, args.models, args.versions)
+        print(f"built {args.models} models x {args.versions} versions in "
+              f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+        for label in ("warm catalog", "warm catalog", "catalog deleted"):
+            if label == "catalog deleted":
+                from modelmanager.core.repo.repository import Repository
+
+                catalog = catalog_path(paths.cache_dir(), Repository.open(root))
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{catalog}{suffix}").unlink(missing_ok=True)
+            appear, full = start(app, root, args.models)
+            print(f"{label:16} window shown {appear:6.3f} s   full tree {full:6.3f} s")
+        if args.tensors:
+            seconds = select_tensors(app, base, args.tensors)
+            print(f"select a version of {args.tensors:,} tensors: filled Tensors tab in "
+                  f"{seconds:.3f} s")  # fmt: skip
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
