@@ -136,8 +136,8 @@ class MainWindow(QMainWindow):
         self.tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         header = self.tree.header()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(0, 280)
-        for col, width in enumerate((80, 80, 80, 140, 110, 80, 120), start=1):
+        header.resizeSection(0, 210)
+        for col, width in enumerate((72, 72, 72, 130, 100, 60, 110), start=1):
             header.resizeSection(col, width)
         header.setStretchLastSection(False)
         self.library_search = LibrarySearch(
@@ -176,7 +176,7 @@ class MainWindow(QMainWindow):
         split.addWidget(left)
         split.addWidget(self.tabs)
         split.setStretchFactor(1, 3)
-        split.setSizes([400, 880])
+        split.setSizes([700, 580])  # the library's columns, and the tabs beside them
         self.empty = plain_label("Drop a checkpoint file or model folder here to import it.\n\n"
                             "(Or use File > Import..., Ctrl+I.)")  # fmt: skip
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)

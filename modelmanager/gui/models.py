@@ -72,11 +72,13 @@ def sort_role(column: int, order: Qt.SortOrder) -> int:
 
 
 def dtype_mix(dtypes: Mapping[str, int]) -> str:
-    """'bf16' when one dtype holds every byte, else the two largest shares: 'q4_k 81% · f32 19%'."""
+    """'BF16' when one dtype holds (nearly) every byte, else the two largest shares:
+    'Q4_K 81% · F32 19%' (shares under 0.5 % left out: an int64 position table is no mix)."""
     total = sum(dtypes.values())
     if not total:
         return ""
-    top = sorted(dtypes.items(), key=lambda kv: (-kv[1], kv[0]))
+    top = sorted(((k, v) for k, v in dtypes.items() if v * 200 >= total),
+                 key=lambda kv: (-kv[1], kv[0]))  # fmt: skip
     if len(top) == 1:
         return top[0][0]
     return " · ".join(f"{k} {100 * v / total:.0f}%" for k, v in top[:2]) + (

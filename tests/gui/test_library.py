@@ -108,6 +108,7 @@ def test_each_model_shows_its_figures_with_right_plurals(
     repo_row = window.proxy.index(0, 0)
     assert repo_row.siblingAtColumn(1).data() == "3 models"
     assert dtype_mix({"f32": 30, "q4_k": 60, "f16": 10}) == "q4_k 60% · f32 30% …"
+    assert dtype_mix({"F32": 1000, "I64": 1}) == "F32"  # a position table is no mix
 
 
 def test_sorting_by_a_column_keeps_the_top_rows_and_version_order(window: MainWindow) -> None:
