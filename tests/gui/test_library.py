@@ -240,3 +240,43 @@ def test_a_large_tree_fills_and_sorts(qtbot) -> None:  # type: ignore[no-untyped
     sizes = [proxy.index(r, 0, root).data(SORT_BASE + 2) for r in range(500)]
     assert sizes == sorted(sizes, reverse=True)
     assert proxy.rowCount() == 3  # the repository, the stores' place, the remotes' place
+
+
+def test_a_re_read_keeps_the_scroll_position_expansion_and_current_row(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Rows replaced under the view (what every refresh does) come back as arranged."""
+    from PySide6.QtWidgets import QTreeView
+
+    from modelmanager.core.catalog import ModelRow, VersionRow
+    from modelmanager.gui.library import LibraryProxy, TreeState
+    from modelmanager.gui.models import repository_rows
+
+    models = [ModelRow(f"m{i:03d}", 2, 2, "2026", i, i, {}, "A", {}) for i in range(200)]
+    versions: dict[str, list[Any]] = {
+        m.name: [VersionRow(m.name, s, None, "2026", "", {}, 1, 1, 1, s, {}, ()) for s in (2, 1)]
+        for m in models
+    }
+    tree = RepoTreeModel()
+    tree.populate("/r", "r", models, versions)
+    proxy = LibraryProxy()
+    proxy.setSourceModel(tree)
+    view = QTreeView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    view.resize(400, 300)
+    view.show()
+    view.expandToDepth(0)
+    flags = Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly
+    view.expand(proxy.match(proxy.index(0, 0), REF_ROLE, "m150", 1, flags)[0])
+    view.setCurrentIndex(proxy.match(proxy.index(0, 0), REF_ROLE, "m150@1", 1, flags)[0])
+    view.scrollTo(view.currentIndex())
+    scroll = view.verticalScrollBar().value()
+    assert scroll > 0
+    state = TreeState(view)
+    tree.place("/r", repository_rows("/r", "r", models, versions))  # a re-read
+    assert view.verticalScrollBar().value() != scroll or not view.isExpanded(
+        proxy.match(proxy.index(0, 0), REF_ROLE, "m150", 1, flags)[0]
+    )  # without the state, the tree collapsed and lost its place
+    state.restore()
+    assert view.isExpanded(proxy.match(proxy.index(0, 0), REF_ROLE, "m150", 1, flags)[0])
+    assert view.currentIndex().data(REF_ROLE) == "m150@1"
+    assert view.verticalScrollBar().value() == scroll
