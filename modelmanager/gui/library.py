@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
-from PySide6.QtWidgets import QTreeView
+from PySide6.QtWidgets import QHeaderView, QTreeView
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.gui.jobs_bridge import JobRunner
@@ -131,6 +131,22 @@ class LibraryProxy(QSortFilterProxyModel):
             return ref in self.hits.get(repo, frozenset())
         name = ref.lower()
         return bool(self.words) and all(w in name for w in self.words)
+
+
+def library_view(proxy: LibraryProxy) -> QTreeView:
+    """The tree over ``proxy``: sortable by every column (names first, a to z), each column
+    wide enough for its figures."""
+    view = QTreeView()
+    view.setModel(proxy)
+    view.setUniformRowHeights(True)  # thousands of rows scroll without measuring each
+    view.setSortingEnabled(True)
+    view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    header = view.header()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(False)
+    for column, width in enumerate((210, 72, 72, 72, 130, 100, 60, 110)):
+        header.resizeSection(column, width)
+    return view
 
 
 def _children(view: QTreeView, parent: QModelIndex) -> Iterator[QModelIndex]:

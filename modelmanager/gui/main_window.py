@@ -14,7 +14,6 @@ from typing import Any
 from PySide6.QtCore import QEvent, QModelIndex, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
-    QHeaderView,
     QLineEdit,
     QMainWindow,
     QMenu,
@@ -22,7 +21,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTabWidget,
-    QTreeView,
     QVBoxLayout,
     QWidget,
 )
@@ -41,7 +39,7 @@ from modelmanager.gui.controllers.repositories import Repositories
 from modelmanager.gui.controllers.versions import VersionActions
 from modelmanager.gui.dialogs import LogDialog
 from modelmanager.gui.jobs_bridge import JobRunner
-from modelmanager.gui.library import LibraryProxy, LibrarySearch, TreeState
+from modelmanager.gui.library import LibraryProxy, LibrarySearch, TreeState, library_view
 from modelmanager.gui.menus import build_menus
 from modelmanager.gui.models import (
     REF_ROLE,
@@ -128,18 +126,7 @@ class MainWindow(QMainWindow):
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search models, versions, messages, labels")
         self.search.setClearButtonEnabled(True)
-        self.tree = QTreeView()
-        self.tree.setModel(self.proxy)
-        self.tree.setHeaderHidden(False)
-        self.tree.setUniformRowHeights(True)  # thousands of rows scroll without measuring each
-        self.tree.setSortingEnabled(True)
-        self.tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        header = self.tree.header()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(0, 210)
-        for col, width in enumerate((72, 72, 72, 130, 100, 60, 110), start=1):
-            header.resizeSection(col, width)
-        header.setStretchLastSection(False)
+        self.tree = library_view(self.proxy)
         self.library_search = LibrarySearch(
             self.tree, self.proxy, self.runner, lambda: self.repositories.workspaces
         )
