@@ -44,12 +44,14 @@ from modelmanager.gui.menus import build_menus
 from modelmanager.gui.models import (
     REF_ROLE,
     REMOTE_ROLE,
+    REMOTES,
     REPO_ROLE,
     STORE_ROLE,
     RepoTreeModel,
     tensor_rows,
 )
 from modelmanager.gui.notices import FailureNotice
+from modelmanager.gui.remote_dialog import remote_actions
 from modelmanager.gui.stores_view import Listing, StoresView
 from modelmanager.gui.tabs.devices import DevicesTab
 from modelmanager.gui.tabs.history import HistoryTab, LabelMoves, history_page
@@ -232,10 +234,17 @@ class MainWindow(QMainWindow):
     # -- tree menu --------------------------------------------------------------------------
 
     def _tree_menu(self, pos: Any) -> None:
-        index = self.tree.indexAt(pos).siblingAtColumn(0)  # the row's roles are on its name
-        if not index.isValid():
-            return
+        menu = self.tree_menu(self.tree.indexAt(pos))
+        if not menu.isEmpty():
+            menu.popup(self.tree.viewport().mapToGlobal(pos))
+
+    def tree_menu(self, index: QModelIndex) -> QMenu:
+        """The context menu of a tree row (empty for none): what can be done to that version,
+        model, store entry or remote."""
+        index = index.siblingAtColumn(0)  # the row's roles are on its name
         menu = QMenu(self)
+        if not index.isValid():
+            return menu
         ref, remote_item = index.data(REF_ROLE), index.data(REMOTE_ROLE)
         store_item = index.data(STORE_ROLE)
         if store_item:
@@ -246,6 +255,7 @@ class MainWindow(QMainWindow):
             menu.addAction("Verify", lambda: v.verify(ref))
             menu.addAction("Copy reference", lambda: v.copy_reference(ref))
             menu.addAction("Label…", lambda: v.ask_label(ref))
+            menu.addAction("Diff with…", lambda: v.ask_diff(ref))
             menu.addSeparator()
             push_menu = menu.addMenu(f"Push {ref} to")
             for name in self.remotes.names:
@@ -257,12 +267,12 @@ class MainWindow(QMainWindow):
             m = self.model_actions
             menu.addAction("Redundancy policy…", lambda: m.ask_policy(ref))
             menu.addAction("Codec…", lambda: m.ask_codec(ref))
-        elif remote_item and remote_item[1] and "@" in remote_item[1]:
-            name, rref = remote_item
-            menu.addAction(f"Pull {rref} into {self.ws.repo.root.name}",
-                           lambda: self.remotes.pull(name, rref))  # fmt: skip
-        if not menu.isEmpty():
-            menu.popup(self.tree.viewport().mapToGlobal(pos))
+            menu.addAction("Recompress…", lambda: m.ask_recompress(ref))
+            menu.addSeparator()
+            menu.addAction(f"Remove all versions of {ref}…", lambda: m.ask_remove_all(ref))
+        elif remote_item or index.data() == REMOTES:
+            remote_actions(menu, self.remotes, remote_item)
+        return menu
 
     def _listed(self, key: str, first: bool) -> None:
         """A repository's models reached the tree: open it the first time, search it again if

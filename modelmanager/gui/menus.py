@@ -91,8 +91,15 @@ def build_menus(win: Any) -> None:
         win.stores_view.find_duplicates,
         tip="Files kept more than once across the model stores and repositories",
     )
+    add_remote = _action(
+        win,
+        "Add re&mote…",
+        win.remotes.ask_add,
+        tip="Connect an S3 bucket, a shared folder or an HTTP address to push to and pull from",
+    )
     quit_ = _action(win, "&Quit", win.close, shortcut=QKeySequence.StandardKey.Quit)
-    for act in (imp, imp_dir, open_repo, win.close_repo_action, recover, refresh, dupes):
+    for act in (imp, imp_dir, open_repo, win.close_repo_action, recover, add_remote, refresh,
+                dupes):  # fmt: skip
         file_menu.addAction(act)
     file_menu.addSeparator()
     file_menu.addAction(quit_)
