@@ -73,7 +73,8 @@ def test_version_model_and_remote_rows_offer_their_actions(
         add = next(a for a in win.tree_menu(remotes_row).actions() if a.text() == "Add remote…")
         add.trigger()
         dialog = win.remotes.dialog
-        assert dialog is not None and dialog.isVisible()
+        assert dialog is not None
+        assert dialog.isVisible()
         qtbot.keyClicks(dialog.name, "nas")
         dialog.kind.setCurrentIndex(FOLDER)
         qtbot.keyClicks(dialog.folder, str(tmp_path / "shared"))
