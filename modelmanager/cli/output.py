@@ -52,6 +52,7 @@ class ProgressLine:
         self.start = time.monotonic()
         self._last = 0.0
         self._shown = False
+        self.ctx: JobContext | None = None
 
     def __call__(self, done: int, total: int, text: str) -> None:
         now = time.monotonic()
@@ -60,8 +61,12 @@ class ProgressLine:
         self._last = now
         rate = done / max(now - self.start, 1e-6)
         pct = f"{100 * done / total:5.1f}%" if total else "     "
-        line = f"{self.verb} {pct} {human_bytes(done)} of {human_bytes(total)} "
-        line += f"({human_bytes(rate)}/s)  {shown(text)}"
+        unit = self.ctx.unit if self.ctx is not None else ""
+        if unit:  # items, not bytes: "120 of 4,000 chunks (830 chunks/s)"
+            amount = f"{done:,} of {total:,} {unit}s ({rate:,.0f} {unit}s/s)"
+        else:
+            amount = f"{human_bytes(done)} of {human_bytes(total)} ({human_bytes(rate)}/s)"
+        line = f"{self.verb} {pct} {amount}  {shown(text)}"
         self.stream.write("\r" + line[:110].ljust(110))
         self.stream.flush()
         self._shown = True
@@ -72,7 +77,9 @@ class ProgressLine:
             self.stream.flush()
 
     def context(self) -> JobContext:
-        return JobContext(on_progress=self)
+        """The job context whose reports this line draws (its ``unit`` says bytes or items)."""
+        self.ctx = JobContext(on_progress=self)
+        return self.ctx
 
     def __enter__(self) -> JobContext:
         return self.context()

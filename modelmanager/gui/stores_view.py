@@ -90,6 +90,7 @@ class StoresView:
             rows: list[tuple[Any, ...]] = []
             problems = list(model.errors)
             weights = [f for f in model.files if f.weights]
+            ctx.unit = "file"
             for n, f in enumerate(weights):
                 ctx.check()
                 ctx.report(n, len(weights), f.name)

@@ -90,6 +90,7 @@ def run_benchmark(
     samples = _device_samples(ws, manifest)
     steps = 2 * len(samples) + 2 + len(threads) + len(strategies)
     step = [0]
+    ctx.unit = "step"
 
     def record(row: BenchRow) -> None:
         report.rows.append(row)

@@ -284,6 +284,7 @@ def remove_versions(
                 ws.catalog.remove_version(manifest_key(manifest.model, manifest.seq),
                                           manifest.model)  # fmt: skip
             crash_point("after-removal-catalog")
+            ctx.unit = "chunk"  # what the front's rate counts from here
             for n, (cid, size) in enumerate(plan.freed):  # not cancellable: leave no garbage
                 ws.repo.chunks.delete(cid)
                 deleted += 1

@@ -178,6 +178,7 @@ def warm(ws: Workspace, ref: str, ctx: JobContext | None = None) -> WarmResult:
     manifest = ws.repo.resolve(ref)
     chunk_ids = list(dict.fromkeys(c.id for f in manifest.files for c in f.chunks))
     total = 0
+    ctx.unit = "chunk"
     for n, cid in enumerate(chunk_ids, 1):
         ctx.check()
         total += sum(page_cache.prefetch(p) for _d, p in ws.repo.chunks.piece_files(cid))
