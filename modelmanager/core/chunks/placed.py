@@ -1,7 +1,8 @@
 """Chunks spread over devices, as whole copies or erasure-coded fragments (keys: chunks.layout).
 
 Where pieces are is found by looking (a few stats per device), not from a table that could
-disagree with the disks. Writes go to the highest-ranked eligible devices (placement); reads
+disagree with the disks. Writes go to the highest-ranked eligible devices, one per file system
+before a second on any (placement: two folders on one disk are not independent); reads
 prefer them too and fall back to other copies, or rebuild from parity, when a piece is missing
 or corrupt: a degraded read, which is counted and reported.
 
@@ -17,7 +18,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -95,6 +96,7 @@ class PlacedChunkStore:
         self._failed: dict[str, str] = {}  # device id -> why it refused a write in this session
         self._available: dict[str, tuple[float, bool]] = {}
         self._combos: set[tuple[int, int]] | None = None
+        self._volumes: dict[str, object] = {}  # device id -> its file system (st_dev)
         self.degraded_reads = 0
 
     # -- devices ------------------------------------------------------------------------
@@ -136,6 +138,7 @@ class PlacedChunkStore:
             self._full.clear()
             self._failed.clear()
             self._combos = None
+            self._volumes.clear()
 
     def readable_devices(self) -> list[Device]:
         return [d for d in self.devices.devices if self.available(d)]
@@ -198,10 +201,45 @@ class PlacedChunkStore:
         return sum(1 for d in self.devices.devices if d.placeable and self.available(d)
                    and self._room(d, 0))  # fmt: skip
 
-    def placement(self, chunk_id: str, need: int = 0) -> list[Device]:
-        """Devices that may take a new piece of ``chunk_id``, best first."""
-        eligible = [d for d in self.devices.devices if d.placeable and self.available(d)]
-        return [d for d in rank(chunk_id, eligible) if self._room(d, need)]
+    def volume(self, device: Device) -> object:
+        """The file system a device's folder is on (``st_dev``), as services/device_plans.py
+        groups them; a device whose volume cannot be read counts as one of its own."""
+        found = self._volumes.get(device.id)
+        if found is None:
+            space = capacity_of(self.stores[device.id])
+            found = space.volume if space is not None else ("device", device.id)
+            self._volumes[device.id] = found
+        return found
+
+    def spread(self, ranked: list[Device], holding: Collection[Device] = ()) -> list[Device]:
+        """``ranked`` with each file system's best device before any file system's second:
+        two folders on one disk are not independent, so a chunk's pieces go to distinct file
+        systems while there are enough (file systems of ``holding`` count as taken once
+        already); the rank keeps the order within each round, so with one device per file
+        system nothing changes, and with fewer file systems than pieces every device still
+        serves."""
+        taken: dict[object, int] = {}
+        for d in holding:
+            vol = self.volume(d)
+            taken[vol] = taken.get(vol, 0) + 1
+        depth: dict[str, int] = {}
+        for d in ranked:
+            vol = self.volume(d)
+            depth[d.id] = taken.get(vol, 0)
+            taken[vol] = depth[d.id] + 1
+        return sorted(ranked, key=lambda d: depth[d.id])  # stable: rank order within a round
+
+    def placement(
+        self, chunk_id: str, need: int = 0, holding: Collection[Device] = ()
+    ) -> list[Device]:
+        """Devices that may take a new piece of ``chunk_id``, best first: rendezvous rank,
+        spread over file systems (:meth:`spread`); ``holding`` (devices that already hold a
+        piece of it) are left out and their file systems come last."""
+        held = {d.id for d in holding}
+        eligible = [d for d in self.devices.devices
+                    if d.placeable and d.id not in held and self.available(d)]  # fmt: skip
+        ranked = [d for d in rank(chunk_id, eligible) if self._room(d, need)]
+        return self.spread(ranked, holding)
 
     def why_short(self) -> str:
         """Which devices cannot take pieces now, and why (for error messages)."""
@@ -345,10 +383,10 @@ class PlacedChunkStore:
             missing = [i for i in range(k + m) if i not in have]
             if not missing:
                 return 0
-            holding = {d.id for devs in have.values() for d in devs}
+            holding = list({d.id: d for devs in have.values() for d in devs}.values())
             fragments = encode_fragments(obj, k, m)
             piece_size = sum(len(part) for part in fragments[0])
-            targets = [d for d in self.placement(chunk_id, piece_size) if d.id not in holding]
+            targets = self.placement(chunk_id, piece_size, holding)
             for index in missing:
                 while True:
                     if not targets:
@@ -366,8 +404,7 @@ class PlacedChunkStore:
                     self._combos.add((k, m))
             return written
         need = policy.copies - len({d.id for d in layout.copies})
-        holding = {d.id for d in layout.copies}
-        targets = [d for d in self.placement(chunk_id, size) if d.id not in holding]
+        targets = self.placement(chunk_id, size, layout.copies)
         while need > 0:
             if not targets:
                 raise PlacementError(
