@@ -17,6 +17,7 @@ from modelmanager import __version__, logs, paths
 from modelmanager.cli import (
     app,
     maintenance,
+    mount,
     performance,
     recovery,
     storage,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     store_commands.add_parsers(group, commands.action)
     storage.add_parsers(commands)
     recovery.add_parsers(commands)
+    mount.add_parsers(commands)
     return parser
 
 
