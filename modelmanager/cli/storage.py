@@ -222,10 +222,14 @@ def cmd_scrub(args: argparse.Namespace) -> int:
     )
     print(f"scrub: {report.chunks} chunks, {report.pieces} pieces: "
           f"{'all good' if report.ok else found}")  # fmt: skip
+
+    def counted(counts: dict[str, int]) -> str:  # "1 corrupt, 1 under-replicated"
+        return ", ".join(f"{v} {k.replace('_', '-')}" for k, v in counts.items())
+
     for device, counts in sorted(report.by("device").items()):
-        print(f"  device {device}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        print(f"  device {device}: {counted(counts)}")
     for model, counts in sorted(report.by("models").items()):
-        print(f"  model {shown(model)}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        print(f"  model {shown(model)}: {counted(counts)}")
     for problem in report.metadata:
         print(shown(f"  metadata: {problem}"), file=sys.stderr)
     if not report.ok:

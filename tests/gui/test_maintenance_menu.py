@@ -82,9 +82,9 @@ def test_scrub_shows_damage_repair_now_heals_it(  # type: ignore[no-untyped-def]
     assert not dialog.report.ok
     assert "1 corrupt piece" in dialog.summary.text()
     lines = dialog.lines()
-    assert cli_view.by("device") == {"d0": {"missing": 1, "corrupt": 1}}  # its copy slot too
-    assert lines["Per device"] == ["device d0: 1 missing, 1 corrupt"]
-    assert lines["Per model"] == ["model acme/tiny: 1 missing, 1 corrupt, 1 under-replicated"]
+    assert cli_view.by("device") == {"d0": {"corrupt": 1}}  # once: there, but corrupt
+    assert lines["Per device"] == ["device d0: 1 corrupt"]
+    assert lines["Per model"] == ["model acme/tiny: 1 corrupt, 1 under-replicated"]
     assert len(lines["Metadata records"]) == len(cli_view.metadata) == 1
     assert any(record.name in line for line in lines["Metadata records"]), lines
     assert any(piece.name in line and "d0" in line for line in lines["Pieces"]), lines

@@ -128,14 +128,21 @@ def expected_devices(chunks: PlacedChunkStore, chunk_id: str) -> list[Device]:
 
 
 def find_missing(chunks: PlacedChunkStore, h: ChunkHealth) -> None:
-    """Fill ``h.missing``: each piece the policy asks for and no device holds, and where."""
+    """Fill ``h.missing``: each piece the policy asks for and no device holds, and where.
+
+    A piece that is there but corrupt is not also missing: it is reported once, as corrupt
+    (it used to be counted twice, "1 missing, 1 corrupt" for one flipped byte).
+    """
     expected = expected_devices(chunks, h.chunk_id)
     layout = h.good_layout()
     p = h.policy
+    damaged = [piece for piece, _why in h.corrupt]
     if p.erasure:
         have = layout.fragments.get((p.k, p.m), {})
         used = {d.id for devs in have.values() for d in devs}
-        gaps = [i for i in range(p.k + p.m) if i not in have]
+        held = set(have) | {x.index for x in damaged if x.index is not None}
+        used |= {x.device.id for x in damaged if x.index is not None}
+        gaps = [i for i in range(p.k + p.m) if i not in held]
         # Fragment i was written to the i-th ranked device; name that one where it is free.
         named: dict[int, str] = {}
         for i in gaps:
@@ -147,7 +154,7 @@ def find_missing(chunks: PlacedChunkStore, h: ChunkHealth) -> None:
             where = named.get(i) or (spare.pop(0).name if spare else "?")
             h.missing.append((f"fragment {i} of {p.k}+{p.m}", where))
     else:
-        holders = {d.id for d in layout.copies}
+        holders = {d.id for d in layout.copies} | {x.device.id for x in damaged if x.index is None}
         lacking = [d.name for d in expected if d.id not in holders]
         for n in range(p.copies - len(holders)):
             h.missing.append(("copy", lacking[n] if n < len(lacking) else "?"))
