@@ -8,6 +8,7 @@ memory: one buffer per file, with numpy views of each tensor for safetensors and
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,18 +194,20 @@ def warm_version(ws: Workspace, ref: str, ctx: JobContext | None = None) -> int:
 
 def load_version(
     ws: Workspace, ref: str, *, strategy: str | None = None, threads: int | None = None,
-    cold: bool = False, ctx: JobContext | None = None,
+    cold: bool = False, ctx: JobContext | None = None, paths: Collection[str] | None = None,
 ) -> LoadResult:  # fmt: skip
     """Load the version ``ref`` names into memory (see the module text); ``cold`` empties the
-    page cache of its chunks first, so the time includes reading the devices."""
+    page cache of its chunks first, so the time includes reading the devices. ``paths``, when
+    given, loads only those files (``files`` then holds only them)."""
     ctx = ctx or JobContext()
     manifest = ws.repo.resolve(ref)
+    wanted = [f for f in manifest.files if paths is None or f.path in paths]
     if cold:
         evict_version(ws, manifest)
     files: dict[str, LoadedFile] = {}
     started = time.perf_counter()
     with Fetcher(ws, manifest, ctx, threads=threads, strategy=strategy) as fetcher:
-        for f in manifest.files:
+        for f in wanted:
             data = np.empty(f.size, np.uint8)
 
             def into(at: int, plain: BytesLike, data: np.ndarray[Any, Any] = data) -> None:
