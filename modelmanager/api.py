@@ -167,6 +167,13 @@ class Version:
         """Every file path of the version."""
         return [f.path for f in self.manifest.files]
 
+    def __iter__(self) -> Iterator[str]:
+        """The tensor names, as :meth:`keys` lists them."""
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
     def __contains__(self, name: object) -> bool:
         return name in self._tensors
 
