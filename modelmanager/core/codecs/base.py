@@ -31,6 +31,14 @@ class Codec(Protocol):
         ...
 
 
+def _into(data: BytesLike, out: memoryview | None) -> BytesLike:
+    """``data`` copied into ``out`` (a view of it returned), or ``data`` when there is none."""
+    if out is None:
+        return data
+    out[: len(data)] = memoryview(data).cast("B")
+    return out[: len(data)]
+
+
 class RawCodec:
     """Bytes stored as they are."""
 
@@ -105,6 +113,10 @@ class BytegroupCodec:
 
     def decode(self, payload: BytesLike, length: int) -> BytesLike:
         return bytegroup.decode(payload, length)
+
+    def decode_into(self, payload: BytesLike, length: int, out: memoryview) -> BytesLike:
+        """Decode straight into ``out``: no buffer of its own, no copy."""
+        return bytegroup.decode(payload, length, out)
 
 
 #: The id of the codec that stores bytes as they are (a loader can read those into place).
@@ -187,6 +199,16 @@ def encode(
     return codec.id, payload
 
 
-def decode(codec_id: int, payload: BytesLike, length: int) -> BytesLike:
-    """The plain bytes of a payload written by :func:`encode`."""
-    return codec_by_id(codec_id).decode(payload, length)
+def decode(
+    codec_id: int, payload: BytesLike, length: int, out: memoryview | None = None
+) -> BytesLike:
+    """The plain bytes of a payload written by :func:`encode`.
+
+    With ``out`` (writable, ``length`` bytes or more) they land there, a view of it returned:
+    bytegroup decodes straight into it, the others copy. A damaged payload (IntegrityError)
+    may leave ``out`` partly written.
+    """
+    codec = codec_by_id(codec_id)
+    if out is not None and codec is _BYTEGROUP:
+        return _BYTEGROUP.decode_into(payload, length, out)
+    return _into(codec.decode(payload, length), out)
