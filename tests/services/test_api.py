@@ -310,3 +310,21 @@ def test_import_is_cheap_and_a_numpy_load_never_imports_torch(
 def test_errors_are_modelmanager_errors(ws: Workspace) -> None:
     with pytest.raises(ModelManagerError):
         mm.open("nothing@prod", repo=ws.repo.root)
+
+
+def test_a_corrupt_chunk_is_refused_not_returned(ws: Workspace, tmp_path: Path) -> None:
+    """Loading verifies every chunk against its hash: one flipped byte is an IntegrityError."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(6)
+    save_file({"w": random_weights(rng, (128, 128))}, str(_src(tmp_path) / "model.safetensors"))
+    ref = _stored(ws, _src(tmp_path) / "model.safetensors")
+    cid = next(iter(ws.repo.resolve(ref).chunk_ids()))
+    for _device, piece in ws.repo.chunks.piece_files(cid):
+        data = bytearray(Path(piece).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        Path(piece).write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        mm.load(ref, repo=ws.repo.root)
+    with mm.open(ref, repo=ws.repo.root) as v, pytest.raises(IntegrityError):
+        v.tensor("w")
