@@ -24,6 +24,7 @@ from typing import Any
 from modelmanager import paths
 from modelmanager.core.ids import content_id
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import FileRecord, Manifest
 from modelmanager.core.storage.atomic import fsync_dir
 from modelmanager.errors import UserError
@@ -32,6 +33,8 @@ from modelmanager.services.exporting import export_manifest
 
 STAMP = ".stamp.json"
 STAMP_FORMAT = 1
+#: Seconds a checkout waits for another process making a checkout of the same model.
+LOCK_WAIT = 3600.0
 
 
 def checkouts_dir(ws: Workspace) -> Path:
@@ -117,12 +120,32 @@ def _remove(folder: Path) -> None:
 
 
 def checkout(ws: Workspace, ref: str, ctx: JobContext | None = None) -> Path:
-    """The folder holding the version ``ref`` names, made (or made again) if needed."""
+    """The folder holding the version ``ref`` names, made (or made again) if needed.
+
+    Making one holds the model's checkout lock (an OS lock: gone with a killed process), so two
+    processes asking at once make it once and never remove a folder the other returned."""
     manifest = ws.repo.resolve(ref)
     model_dir = _model_dir(ws, manifest.model)
     folder = model_dir / f"v{manifest.seq}"
     if _is_complete(folder, manifest):
         return folder
+    try:
+        (model_dir / "locks").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot make the checkout ({e.strerror or e})", path=folder) from None
+    lock = WriterLock(model_dir / "locks")
+    lock.acquire(LOCK_WAIT)
+    try:
+        if _is_complete(folder, manifest):
+            return folder  # made by another process while this one waited
+        return _make(ws, manifest, folder, ctx)
+    finally:
+        lock.release()
+
+
+def _make(ws: Workspace, manifest: Manifest, folder: Path, ctx: JobContext | None) -> Path:
+    """Export (or link) every file into a temporary folder, rename it into place, stamp it."""
+    model_dir = folder.parent
     stamp = folder.with_name(folder.name + STAMP)
     tmp = model_dir / f".v{manifest.seq}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
@@ -141,12 +164,7 @@ def checkout(ws: Workspace, ref: str, ctx: JobContext | None = None) -> Path:
             os.chmod(tmp.joinpath(*f.path.split("/")), 0o444)  # a shared inode: read only
         stamp.unlink(missing_ok=True)
         _remove(folder)
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if _is_complete(folder, manifest):
-                return folder  # another process finished the same checkout first
-            raise
+        os.rename(tmp, folder)
         doc = {"format": STAMP_FORMAT, "ref": manifest.ref, "manifest": _manifest_digest(manifest),
                "files": {f.path: [file_digest(f), *_stat(folder.joinpath(*f.path.split("/")))]
                          for f in manifest.files}}  # fmt: skip

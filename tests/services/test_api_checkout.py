@@ -93,7 +93,7 @@ def test_an_interrupted_checkout_is_never_returned_as_complete(ws: Workspace, so
     with pytest.raises(ModelManagerError):
         mm.checkout("tiny", repo=ws.repo.root)
     model_dir = next((paths.cache_dir() / "checkouts").iterdir()).iterdir()
-    assert [p.name for p in next(model_dir).iterdir()] == []  # no folder, no temporary left
+    assert [p.name for p in next(model_dir).iterdir()] == ["locks"]  # no folder, no temporary
     for piece, data in saved.items():
         piece.write_bytes(data)
     folder = mm.checkout("tiny", repo=ws.repo.root)
@@ -103,3 +103,23 @@ def test_an_interrupted_checkout_is_never_returned_as_complete(ws: Workspace, so
     (folder / "config.json").chmod(0o644)
     (folder / "config.json").write_text("half")
     assert tree_bytes(mm.checkout("tiny", repo=ws.repo.root)) == tree_bytes(source)
+
+
+def test_checkouts_asked_at_once_make_one_folder(ws: Workspace, source: Path) -> None:
+    """Two processes asking together: one makes it, the other waits and returns it as is."""
+    import subprocess
+    import sys
+
+    from tests.conftest import subprocess_env
+
+    import_paths(ws, [source], "tiny")
+    code = (f"import modelmanager as mm; p = mm.checkout('tiny', repo={str(ws.repo.root)!r}); "
+            "print(p, p.joinpath('config.json').stat().st_ino)")  # fmt: skip
+    env = subprocess_env(Path(paths.cache_dir()).parent)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env=env) for _ in range(2)]  # fmt: skip
+    outs = {p.communicate(timeout=120)[0] for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(outs) == 1  # the same folder, the same files (no second copy made over it)
+    folder = Path(outs.pop().split()[0])
+    assert tree_bytes(folder) == tree_bytes(source)
