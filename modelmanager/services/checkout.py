@@ -147,6 +147,8 @@ def _make(ws: Workspace, manifest: Manifest, folder: Path, ctx: JobContext | Non
     """Export (or link) every file into a temporary folder, rename it into place, stamp it."""
     model_dir = folder.parent
     stamp = folder.with_name(folder.name + STAMP)
+    for stale in model_dir.glob(".v*.tmp"):  # left by a killed checkout (this one holds the lock)
+        _remove(stale)
     tmp = model_dir / f".v{manifest.seq}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         tmp.mkdir(parents=True)

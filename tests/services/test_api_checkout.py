@@ -96,7 +96,10 @@ def test_an_interrupted_checkout_is_never_returned_as_complete(ws: Workspace, so
     assert [p.name for p in next(model_dir).iterdir()] == ["locks"]  # no folder, no temporary
     for piece, data in saved.items():
         piece.write_bytes(data)
+    killed = next(next((paths.cache_dir() / "checkouts").iterdir()).iterdir()) / ".v1.99.x.tmp"
+    (killed / "sub").mkdir(parents=True)  # what a killed checkout leaves: removed by the next
     folder = mm.checkout("tiny", repo=ws.repo.root)
+    assert not killed.exists()
     assert tree_bytes(folder) == tree_bytes(source)
     # a folder in place without its stamp (a stop between the rename and the stamp): made again
     folder.with_name(folder.name + STAMP).unlink()
