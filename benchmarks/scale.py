@@ -1,6 +1,7 @@
 """Does ModelManager feel the same with 10 or 10,000 models? (issue 18)
 
     python benchmarks/scale.py [--sizes 10,100,1000] [--versions 5] [--repeat 3] [--work DIR]
+                               [--keep DIR]
 
 Grows ONE repository through the real import path (``services.importing.import_paths``, a tiny
 safetensors file per version, each version different) to every size in ``--sizes`` in turn,
@@ -10,10 +11,14 @@ and at each size prints:
 - ``rebuild``: ``Catalog.rebuild`` in process (forget every row, read every manifest again);
 - ``cold X``: the command ``X`` as a subprocess right after the catalog file is deleted;
 - ``warm X``: the median of ``--repeat`` runs of ``X`` as a subprocess;
-- ``floor``: ``modelmanager --version`` as a subprocess (what any command costs at least).
+- ``floor``: ``modelmanager --version`` as a subprocess (what any command costs at least);
+- ``verify``, ``scrub``, ``gc``: the whole-repository jobs, once each, as subprocesses.
 
 The last column is the growth exponent k (time ~ N^k) from the previous size, computed on the
-time above the floor for subprocess rows (none when that is under 30 ms, which is noise).
+time above the floor for subprocess rows (none when that is under 30 ms, which is noise); a
+last table repeats it between the two largest sizes for every row.
+``--keep DIR`` builds in DIR and keeps it: a later run with the same DIR starts from the models
+already there (so two checkouts can be measured on one repository without building it twice).
 Run from another checkout's folder (with ``PYTHONPATH=.``) to measure that checkout's code:
 the subprocesses run ``-m modelmanager`` from the current folder.
 """
@@ -43,7 +48,9 @@ from modelmanager.core.catalog import catalog_path
 from modelmanager.services import Workspace, init_repository, open_workspace
 from modelmanager.services.importing import import_paths
 
-COMMANDS = ("ls", "log", "search", "show")
+COMMANDS = ("ls", "log", "search", "show", "stats")
+#: Whole-repository jobs, timed once each (they read every chunk or list every piece).
+JOBS = ("verify", "scrub", "gc")
 
 
 def model_name(i: int) -> str:
@@ -78,14 +85,16 @@ def command(name: str, n: int) -> list[str]:
     """The arguments of command ``name`` on a repository of ``n`` models."""
     middle = model_name(n // 2)
     return {"ls": ["ls"], "log": ["log", middle], "search": ["search", "epoch 3"],
-            "show": ["show", f"{middle}@3"]}[name]  # fmt: skip
+            "show": ["show", f"{middle}@3"], "stats": ["stats"], "verify": ["verify"],
+            "scrub": ["scrub"], "gc": ["gc"]}[name]  # fmt: skip
 
 
 def measure(
     repo: Path, ws: Workspace, n: int, repeat: int, imports: list[float]
 ) -> dict[str, float]:
     """Every row's seconds at size ``n``."""
-    rows: dict[str, float] = {"import": sorted(imports)[len(imports) // 2]}
+    # none imported here when the repository was already this size (--keep)
+    rows: dict[str, float] = {"import": sorted(imports)[len(imports) // 2] if imports else math.nan}
     rows["rebuild"] = median_seconds(ws.catalog.rebuild, 1)[0]
     catalog = catalog_path(paths.cache_dir(), ws.repo)
 
@@ -99,6 +108,8 @@ def measure(
         once = functools.partial(run, command(name, n), repo)
         rows[f"cold {name}"] = median_seconds(once, 1, drop_catalog)[0]
         rows[f"warm {name}"] = median_seconds(once, repeat)[0]
+    for name in JOBS:
+        rows[name] = run(command(name, n), repo)
     return rows
 
 
@@ -119,16 +130,24 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=Path, help="folder to build in (default: a temp folder)")
+    parser.add_argument("--keep", type=Path, help="build in this folder, reuse it, keep it")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    work = Path(tempfile.mkdtemp(prefix="mm-scale-", dir=args.work))
+    if args.keep:
+        work = args.keep.absolute()
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="mm-scale-", dir=args.work))
     os.environ[paths.ENV_CACHE] = str(work / "cache")
     os.environ[paths.ENV_DATA] = str(work / "data")
     repo, scratch = work / "repo", work / "scratch"
-    scratch.mkdir()
-    ws = init_repository(repo)
-    built = 0
+    scratch.mkdir(exist_ok=True)
+    ws = open_workspace(repo) if (repo / "config.json").exists() else init_repository(repo)
+    built = len(ws.catalog.models())
+    if built > sizes[0]:
+        parser.error(f"{work} already holds {built} models, more than {sizes[0]}")
     previous: tuple[int, dict[str, float]] | None = None
+    exponents: dict[str, float] = {}
     print(f"{args.versions} versions per model; seconds; k = growth exponent from the previous "
           "size (on the time above the floor for subprocesses)", flush=True)  # fmt: skip
     try:
@@ -153,12 +172,18 @@ def main() -> None:
                     floor1 = 0.0 if inside else rows["floor"]
                     noise = 0.0 if inside else NOISE
                     k = exponent(n0, before[name] - floor0, n, seconds - floor1, noise)
+                    exponents[name] = k
                     line += "  k=-, at the floor" if math.isnan(k) else f"  k={k:.2f}"
                 print(line, flush=True)
             previous = (n, rows)
+        if len(sizes) > 1:
+            print(f"\ngrowth exponent k between N = {sizes[-2]} and N = {sizes[-1]}:")
+            for name, k in exponents.items():
+                print(f"  {name:12} " + ("-, at the floor" if math.isnan(k) else f"{k:.2f}"))
     finally:
         ws.close()
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
