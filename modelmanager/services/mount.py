@@ -20,7 +20,7 @@ import bisect
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,13 +91,14 @@ def _stamp(created: str) -> float:
 class _Version:
     """A version's files and folders, by path inside the version."""
 
+    mtime: float
     files: dict[str, File] = field(default_factory=dict)
     dirs: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, m: Manifest) -> _Version:
-        v = cls(dirs={"": set()})
         mtime = _stamp(m.created)
+        v = cls(mtime, dirs={"": set()})
         for f in m.files:
             starts, at = [], 0
             for ref in f.chunks:
@@ -112,11 +113,14 @@ class _Version:
 
 @dataclass
 class _Listing:
-    """Models, their versions and labels, as read at ``at`` (monotonic)."""
+    """What was read at ``at`` (monotonic): the model names and the folders their parts make,
+    or one model's versions and labels."""
 
     at: float
-    models: dict[str, tuple[list[int], dict[str, int]]]
-    folders: dict[str, set[str]]  # a folder made of model-name parts -> its entries
+    models: frozenset[str] = frozenset()
+    folders: dict[str, set[str]] = field(default_factory=dict)
+    seqs: tuple[int, ...] = ()
+    labels: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,9 +172,9 @@ class MountView:
         self.threads = threads
         self.started = time.time()
         self.degraded = 0
-        self._lock = threading.Lock()  # the cache, pending reads, listing and versions
+        self._lock = threading.Lock()  # the cache, pending reads and versions
         self._meta = threading.Lock()  # one reader of the repository's lists at a time
-        self._listing: _Listing | None = None
+        self._listings: dict[str, _Listing] = {}
         self._versions: OrderedDict[tuple[str, int], _Version] = OrderedDict()
         self._pending: dict[str, Future[bytes]] = {}
         self._fetchers: dict[str, Fetcher] = {}
@@ -179,36 +183,41 @@ class MountView:
 
     # -- what is where ------------------------------------------------------------------
 
-    def _read_listing(self) -> _Listing:
-        models: dict[str, tuple[list[int], dict[str, int]]] = {}
-        folders: dict[str, set[str]] = {"": set()}
-        repo = self.ws.repo
-        for model in repo.model_names():
-            seqs = repo.version_numbers(model)
-            if not seqs:
-                continue
-            labels = {k: v for k, v in repo.read_labels(model).items() if v in seqs}
-            models[model] = (seqs, labels)
-            parts = model.split("/")
-            for i in range(len(parts)):
-                folders.setdefault("/".join(parts[:i]), set()).add(parts[i])
-        for model, (seqs, labels) in models.items():
-            entries = folders.setdefault(model, set())
-            entries.update(f"@{n}" for n in seqs)
-            entries.add(LATEST)
-            entries.update(name for name in labels if name != LATEST)
-        return _Listing(time.monotonic(), models, folders)
-
-    def listing(self) -> _Listing:
-        """The models, versions and labels, read again when older than ``refresh``."""
-        current = self._listing
-        if current is not None and time.monotonic() - current.at < self.refresh:
-            return current
+    def _fresh(self, key: str, read: Callable[[], _Listing]) -> _Listing:
+        """The listing kept under ``key`` ("" for the models), read again by ``read`` when
+        older than ``refresh`` (only when asked for: an idle mount reads nothing)."""
+        found = self._listings.get(key)
+        if found is not None and time.monotonic() - found.at < self.refresh:
+            return found
         with self._meta:
-            current = self._listing
-            if current is None or time.monotonic() - current.at >= self.refresh:
-                current = self._listing = self._read_listing()
-        return current
+            found = self._listings.get(key)
+            if found is None or time.monotonic() - found.at >= self.refresh:
+                found = self._listings[key] = read()
+        return found
+
+    def models(self) -> _Listing:
+        """Every model's name, and the folders the parts of the names make."""
+
+        def read() -> _Listing:
+            names = frozenset(self.ws.repo.model_names())
+            folders: dict[str, set[str]] = {"": set()}
+            for model in names:
+                parts = model.split("/")
+                for i in range(len(parts)):
+                    folders.setdefault("/".join(parts[:i]), set()).add(parts[i])
+            return _Listing(time.monotonic(), names, folders)
+
+        return self._fresh("", read)
+
+    def versions(self, model: str) -> _Listing:
+        """The versions of ``model`` and its labels (those that name one of them)."""
+
+        def read() -> _Listing:
+            seqs = self.ws.repo.version_numbers(model)
+            labels = {k: v for k, v in self.ws.repo.read_labels(model).items() if v in seqs}
+            return _Listing(time.monotonic(), seqs=tuple(seqs), labels=labels)
+
+        return self._fresh(f"/{model}", read)
 
     def _version(self, model: str, seq: int) -> _Version:
         key = (model, seq)
@@ -228,14 +237,14 @@ class MountView:
         """What is at ``path`` ('/' separated, from the mount's root); NotFoundError if
         nothing is."""
         parts = [p for p in path.split("/") if p]
-        listing = self.listing()
+        models = self.models()
         for i in range(1, len(parts)):
             model = "/".join(parts[:i])
-            if model not in listing.models:
+            if model not in models.models:
                 continue
-            seqs, labels = listing.models[model]
+            listing = self.versions(model)
             entry, rest = parts[i], parts[i + 1 :]
-            seq = _entry_version(entry, seqs, labels)
+            seq = _entry_version(entry, listing.seqs, listing.labels)
             if seq is None:
                 continue
             if not entry.startswith("@"):
@@ -243,8 +252,13 @@ class MountView:
                     break
                 return Link(f"@{seq}", self.started)
             return self._in_version(model, seq, "/".join(rest), path)
-        entries = listing.folders.get("/".join(parts))
-        if entries is None:
+        folder = "/".join(parts)
+        entries = set(models.folders.get(folder, ()))
+        if folder in models.models and (listing := self.versions(folder)).seqs:
+            entries.update(f"@{n}" for n in listing.seqs)
+            entries.add(LATEST)
+            entries.update(listing.labels)
+        elif folder not in models.folders:
             raise NotFoundError("no such file in the mount", path=path)
         return Dir(tuple(sorted(entries)), self.started)
 
@@ -256,9 +270,7 @@ class MountView:
         names = version.dirs.get(inner)
         if names is None:
             raise NotFoundError("no such file in the mount", path=path)
-        mtime = _stamp(version.files[next(iter(version.files))].manifest.created) if (
-            version.files) else self.started  # fmt: skip
-        return Dir(tuple(sorted(names)), mtime)
+        return Dir(tuple(sorted(names)), version.mtime)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -373,7 +385,7 @@ class MountView:
         self._fail([ChunkRef(cid, 0) for cid in list(self._pending)], RuntimeError("closed"))
 
 
-def _entry_version(entry: str, seqs: list[int], labels: dict[str, int]) -> int | None:
+def _entry_version(entry: str, seqs: tuple[int, ...], labels: dict[str, int]) -> int | None:
     """The version a model folder's entry names (``@N``, ``latest``, a label), else None."""
     if entry.startswith("@"):
         digits = entry[1:]
@@ -381,5 +393,5 @@ def _entry_version(entry: str, seqs: list[int], labels: dict[str, int]) -> int |
             return int(digits)
         return None
     if entry == LATEST:
-        return seqs[-1]
+        return seqs[-1] if seqs else None
     return labels.get(entry)

@@ -114,8 +114,7 @@ class Operations:
         attrs = {"st_uid": self.uid, "st_gid": self.gid, "st_atime": ns, "st_mtime": ns,
                  "st_ctime": ns}  # fmt: skip
         if isinstance(node, Dir):
-            dirs = 2
-            return {**attrs, "st_mode": stat.S_IFDIR | 0o555, "st_nlink": dirs}
+            return {**attrs, "st_mode": stat.S_IFDIR | 0o555, "st_nlink": 2}
         if isinstance(node, Link):
             return {**attrs, "st_mode": stat.S_IFLNK | 0o777, "st_nlink": 1,
                     "st_size": len(node.target)}  # fmt: skip
@@ -197,7 +196,7 @@ def mount(
     # (measured: a mounted read ran at half the speed with the default 5 ms).
     sys.setswitchinterval(SWITCH_INTERVAL)
     view = MountView(ws, cache_bytes=cache_bytes, threads=threads)
-    view.listing()  # an unreadable repository fails here, before anything is mounted
+    view.models()  # an unreadable repository fails here, before anything is mounted
     ops = Operations(view, lambda: ready(where) if ready else None)
     options: dict[str, Any] = {"foreground": True, "ro": True, "fsname": "modelmanager",
                                "default_permissions": True}  # fmt: skip

@@ -25,6 +25,7 @@ from safetensors import safe_open
 from modelmanager.cli.main import main
 from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.storage import LocalBlobStore
+from modelmanager.errors import NotFoundError
 from modelmanager.services import Workspace, init_repository, open_workspace
 from modelmanager.services import mount_fuse as binding
 from modelmanager.services.devices import add_device, set_device, set_policy
@@ -246,14 +247,26 @@ def test_a_version_imported_while_mounted_shows_up(
 # -- without FUSE: the view, the cache, the refusals ------------------------------------
 
 
+def _names(view: MountView, path: str) -> tuple[str, ...]:
+    node = view.node(path)
+    assert isinstance(node, Dir), path
+    return node.names
+
+
 def test_the_view_reads_every_byte_at_any_offset_within_its_cache_limit(
     tmp_path: Path, sources: tuple[Path, Path]
 ) -> None:
     ws = _repository(tmp_path, sources)
+    import_paths(ws, [sources[1]], "org")  # a model whose name is a folder of another's
     view = MountView(ws, cache_bytes=3 * TEST_CHUNK, read_ahead=4 * TEST_CHUNK)
     try:
-        assert isinstance(view.node("/org"), Dir)
+        assert _names(view, "/") == ("org",)
+        assert _names(view, "/org") == ("@1", "latest", "tiny")
+        assert view.node("/org/latest") == Link("@1", view.started)
         assert view.node("/org/tiny/prod") == Link("@1", view.started)
+        assert _names(view, "/org/tiny") == ("@1", "@2", "latest", "prod")
+        with pytest.raises(NotFoundError):
+            view.node("/org/tiny/@3")
         rng = np.random.default_rng(2)
         for path in sorted(p.name for p in sources[0].iterdir()):
             node = view.node(f"/org/tiny/@1/{path}")
