@@ -15,9 +15,11 @@ or zstd per chunk); zipnn gets the whole buffer (a fresh copy each time: zipnn 0
 its input); zstd-1 and zstd-3 get the same chunks as ours. Ratios are compressed/original.
 
 Decoding is timed as a load does it: every chunk decoded into its place in one file buffer
-(allocated, untouched, in each timed run, as zipnn allocates its output). The decodes of all
+(allocated in each timed run, as zipnn allocates its output). The decodes of all
 peers run in turn, ``--repeat`` rounds, so a noisy moment on a shared machine hits all of
-them; the median is printed, and ``dec/zipnn`` is the decode speed over zipnn's.
+them; the median is printed, and ``dec/zipnn`` is the decode speed over zipnn's. On a shared
+machine wall time also counts waiting for a core: ``dec MB/cpu-s`` divides by the process's
+CPU time instead (all threads, system time included), and ``cpu/zipnn`` compares that.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def ours_decoder(encoded: Encoded, lengths: list[int],
     jobs = list(zip(encoded, offsets, lengths, strict=True))
 
     def run() -> np.ndarray:
-        dest = np.empty(sum(lengths), np.uint8)
+        dest = np.empty(sum(lengths), np.uint8)  # malloc, as zipnn's output (see _same_memory)
         view = memoryview(dest.data)
 
         def one(job: tuple[tuple[int, BytesLike], int, int]) -> None:
@@ -95,6 +97,21 @@ def ours_decoder(encoded: Encoded, lengths: list[int],
         return dest
 
     return run
+
+
+def _same_memory() -> None:
+    """Our output buffers come from malloc exactly as zipnn's bytearray does.
+
+    numpy madvises big arrays for huge pages; on a kernel whose THP defrag is "madvise" their
+    first touches then wait on memory compaction (seconds of system time on a busy machine),
+    which would time the kernel, not the decoder. Page faults cost as much as the decoding
+    itself, so both must get the same kind of memory.
+    """
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:
+        return
+    _set_madvise_hugepage(False)
 
 
 def report(path: Path, zipnn_dtype: str, repeat: int, threads_list: list[int],
@@ -108,7 +125,8 @@ def report(path: Path, zipnn_dtype: str, repeat: int, threads_list: list[int],
     print(f"\n{path.name}: {len(raw) / 1e6:.1f} MB, median of {repeat}, bytegroup loops in "
           f"{'C' if bytegroup.NATIVE else 'numpy'}")  # fmt: skip
     print(f"  {'codec':20} {'threads':>7} {'ratio':>7} {'comp MB/s':>10} {'dec MB/s':>9}"
-          f" {'size/zipnn':>11} {'dec/zipnn':>10}")  # fmt: skip
+          f" {'size/zipnn':>11} {'dec/zipnn':>10} {'dec MB/cpu-s':>13}"
+          f" {'cpu/zipnn':>10}")  # fmt: skip
     for threads in threads_list:
         sizes: dict[str, int] = {}
         comp: dict[str, float] = {}
@@ -127,18 +145,22 @@ def report(path: Path, zipnn_dtype: str, repeat: int, threads_list: list[int],
                 comp[label] = len(raw) / t_comp / 1e6
                 decoders[label] = ours_decoder(encoded, lengths, pool)
             times: dict[str, list[float]] = {label: [] for label in decoders}
+            cpu: dict[str, list[float]] = {label: [] for label in decoders}
             for _round in range(repeat):  # peers in turn, so a noisy moment hits all of them
                 for label, decode in decoders.items():
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
                     result = decode()
                     times[label].append(time.perf_counter() - started)
+                    cpu[label].append(time.process_time() - cpu_started)
                     assert bytes(result) == raw, f"{label} is not lossless"
                     del result
         dec = {label: len(raw) / statistics.median(t) / 1e6 for label, t in times.items()}
+        per_cpu = {label: len(raw) / statistics.median(t) / 1e6 for label, t in cpu.items()}
         for label in decoders:
             print(f"  {label:20} {threads:7} {sizes[label] / len(raw):7.4f} {comp[label]:10.0f}"
                   f" {dec[label]:9.0f} {sizes[label] / sizes['zipnn 0.5.4']:11.4f}"
-                  f" {dec[label] / dec['zipnn 0.5.4']:10.3f}")  # fmt: skip
+                  f" {dec[label] / dec['zipnn 0.5.4']:10.3f} {per_cpu[label]:13.0f}"
+                  f" {per_cpu[label] / per_cpu['zipnn 0.5.4']:10.3f}")  # fmt: skip
 
 
 def main() -> None:
@@ -153,6 +175,7 @@ def main() -> None:
         "--inputs", nargs="+", default=["bf16", "minilm"], choices=["bf16", "minilm"]
     )
     args = parser.parse_args()
+    _same_memory()
     if "bf16" in args.inputs:
         with tempfile.TemporaryDirectory(prefix="mm-compress-") as tmp:
             report(generate_bf16(Path(tmp) / "generated-bf16.safetensors", args.bf16_mib),
