@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
+from modelmanager.core import codecs
 from modelmanager.core.chunks.layout import Layout
 from modelmanager.core.chunks.placed import DevicePools, PlacedChunkStore
 from modelmanager.core.chunks.selection import Selector
-from modelmanager.core.chunks.store import chunk_key, decode_object
+from modelmanager.core.chunks.store import HEADER, chunk_key, decode_object, parse_header
 from modelmanager.core.ids import BytesLike, content_id
 from modelmanager.core.jobs import InFlight, JobContext, default_workers
 from modelmanager.core.redundancy import Policy
@@ -83,6 +84,22 @@ class _Chunk(Future[int]):
         return False
 
 
+def _decode_into(blob: BytesLike, chunk_id: str, length: int, dest: memoryview) -> None:
+    """``decode_object`` writing into ``dest`` (the chunk's place in the file buffer)."""
+    key = chunk_key(chunk_id)
+    head = parse_header(blob, key)
+    if head.length != length:
+        raise IntegrityError(
+            f"chunk says it holds {head.length} bytes, the manifest says {length}", path=key
+        )
+    try:
+        codecs.decode(head.codec_id, memoryview(blob)[HEADER.size :], length, dest)
+    except IntegrityError as e:
+        raise IntegrityError(e.message, path=key) from None
+    if content_id(dest) != chunk_id:
+        raise IntegrityError("chunk content does not match its hash", path=key)
+
+
 class Fetcher:
     """Per-device reader pools and one decode pool, shared by every file of one version.
 
@@ -145,10 +162,14 @@ class Fetcher:
             good = content_id(dest) == chunk_id
         elif kind == "object":
             try:
-                raw = decode_object(raw, chunk_id, length, chunk_key(chunk_id))
+                if dest is not None:  # decoded straight into place: no buffer, no copy
+                    _decode_into(raw, chunk_id, length, dest)
+                    kind = "placed"
+                else:
+                    raw = decode_object(raw, chunk_id, length, chunk_key(chunk_id))
                 good = True
             except IntegrityError:
-                good = False
+                good = False  # the full path's good bytes then overwrite what it left
         if not good:  # a bad first copy: the full path reads the others (a degraded read)
             kind, raw = "plain", self.chunks.get(chunk_id, length, self.policy, layout)
         elif kind != "plain" and layout.tolerance() < self.policy.tolerates:
@@ -192,7 +213,8 @@ class Fetcher:
         """Every chunk of ``f`` handed to ``sink(offset, plain bytes)``, in any order.
 
         ``into``, the file's whole buffer when loading into memory, lets uncompressed copies
-        be read straight into place (the sink is then skipped for them).
+        be read, and compressed ones decoded, straight into place (the sink is then skipped
+        for them; it still writes the chunks the full path had to rebuild).
         """
         todo: list[tuple[str, str, int, int, Layout]] = []
         offset = 0
