@@ -124,15 +124,15 @@ def _pairs_parts(blob: memoryview, n: int) -> tuple[memoryview, memoryview, np.n
     pos = _PAIRS_HEAD.size
     if size > ESCAPE or n_esc > n or len(blob) < pos + size + n_esc:
         raise IntegrityError("bytegroup pair plane header is inconsistent")
-    packed = _decode_huffman(blob[pos + size + n_esc :], (n + 1) // 2)
+    packed = _decode_huffman(blob[pos + size + n_esc :], (n + 1) // 2, "packed")
     return blob[pos : pos + size], blob[pos + size : pos + size + n_esc], packed
 
 
-def _unpairs(blob: memoryview, n: int, scratch: np.ndarray | None = None) -> np.ndarray:
-    """A pair-coded plane back as ``n`` bytes (into ``scratch`` when given and native)."""
+def _unpairs(blob: memoryview, n: int, j: int = 0) -> np.ndarray:
+    """Pair-coded plane ``j`` back as ``n`` bytes."""
     table_bytes, escapes_bytes, packed = _pairs_parts(blob, n)
     if _native is not None:
-        into = scratch[:n] if scratch is not None else np.empty(n, np.uint8)
+        into = _scratch(("plane", j), n)
         if _native.unpair(into, n, packed, table_bytes, escapes_bytes) != len(escapes_bytes):
             raise IntegrityError("bytegroup pair plane has the wrong number of escapes")
         return into
@@ -156,32 +156,41 @@ def _unpairs(blob: memoryview, n: int, scratch: np.ndarray | None = None) -> np.
     return plane
 
 
-def _decode_huffman(blob: memoryview, expected: int) -> np.ndarray:
+def _decode_huffman(blob: memoryview, expected: int, slot: str | int) -> np.ndarray:
+    """A Huffman-coded plane's ``expected`` bytes, in this thread's scratch buffer ``slot``."""
     try:
         declared = zstandard.frame_content_size(blob)
     except zstandard.ZstdError as e:
         raise IntegrityError(f"bytegroup plane is not a zstd frame ({e})") from None
     if declared != expected:
         raise IntegrityError(f"bytegroup plane declares {declared} bytes, expected {expected}")
-    try:
-        out = _huffman()[1].decompress(blob, max_output_size=expected)
+    out = _scratch(("huffman", slot), expected)
+    got = 0
+    try:  # zstd's streaming decoder writes into our buffer (decompress() would allocate)
+        with _huffman()[1].stream_reader(blob, read_size=max(1, len(blob))) as reader:
+            while got < expected and (step := reader.readinto(out[got:])) > 0:
+                got += step
     except zstandard.ZstdError as e:
         raise IntegrityError(f"bytegroup plane is damaged ({e})") from None
-    if len(out) != expected:
+    if got != expected:
         raise IntegrityError("bytegroup plane has the wrong length")
-    return np.frombuffer(out, dtype=np.uint8)
+    return out
 
 
-def _scratch(j: int, n: int) -> np.ndarray:
-    """This thread's reusable buffer for pair plane ``j`` (no allocation per chunk)."""
-    buffers: list[np.ndarray] | None = getattr(_local, "scratch", None)
+def _scratch(slot: tuple[str, str | int], n: int) -> np.ndarray:
+    """This thread's reusable buffer ``slot``, ``n`` bytes: no allocation per chunk.
+
+    Planes live only while one chunk decodes (they are interleaved into its output before
+    :func:`decode` returns), so each thread needs one buffer per slot, kept at the largest size
+    seen: a few plane-sized buffers per decode thread.
+    """
+    buffers: dict[tuple[str, str | int], np.ndarray] | None = getattr(_local, "scratch", None)
     if buffers is None:
-        buffers = _local.scratch = []
-    while len(buffers) <= j:
-        buffers.append(np.empty(0, np.uint8))
-    if len(buffers[j]) < n:
-        buffers[j] = np.empty(n, np.uint8)
-    return buffers[j]
+        buffers = _local.scratch = {}
+    buffer = buffers.get(slot)
+    if buffer is None or len(buffer) < n:
+        buffer = buffers[slot] = np.empty(n, np.uint8)
+    return buffer[:n]
 
 
 def encode(data: BytesLike, itemsize: int) -> bytes:
@@ -241,9 +250,9 @@ def decode(payload: BytesLike, length: int, out: memoryview | None = None) -> By
                 raise IntegrityError("bytegroup raw plane has the wrong length")
             planes.append(blob)
         elif method == HUFFMAN:
-            planes.append(_decode_huffman(blob, n))
+            planes.append(_decode_huffman(blob, n, j))
         elif method == PAIRS:
-            planes.append(_unpairs(blob, n, _scratch(j, n) if _native is not None else None))
+            planes.append(_unpairs(blob, n, j))
         else:
             raise IntegrityError(f"bytegroup plane has unknown method {method}")
     tail = view[pos:]
