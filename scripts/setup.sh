@@ -99,12 +99,14 @@ fi
 ensure_qt_libs "${QT_LIBS:-offscreen}"
 
 # The tools the packaging tests check the installers with (issue 9): NSIS compiles the
-# Windows script, shellcheck the build scripts, the freedesktop validators the Linux files.
+# Windows script, shellcheck the build scripts, the freedesktop validators the Linux files;
+# FUSE for the mount tests.
 ensure_test_tools() {
   command -v apt-get >/dev/null || return 0
   local missing="" tool
+  # fusermount3 (Debian's fuse3): the mount tests mount a real repository (issue 20).
   for tool in makensis:nsis shellcheck:shellcheck desktop-file-validate:desktop-file-utils \
-              appstreamcli:appstream; do
+              appstreamcli:appstream fusermount3:fuse3; do
     command -v "${tool%%:*}" >/dev/null || missing="$missing ${tool#*:}"
   done
   # shellcheck disable=SC2086  # one word per package
