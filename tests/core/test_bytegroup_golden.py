@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -27,22 +28,19 @@ CASES: dict[str, dict[str, object]] = json.loads((DATA / "cases.json").read_text
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-@pytest.fixture(scope="session")
-def native(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    """The C loops: the installed build, else built here from the source (as an install does)."""
-    if bytegroup.NATIVE:
-        return bytegroup._native  # type: ignore[return-value]
-    out = tmp_path_factory.mktemp("native")
+def _build(out: Path, cflags: str) -> ModuleType | None:
+    """The extension compiled from the source into ``out`` (as an install does), or None."""
+    env = {**os.environ, "CFLAGS": f"{os.environ.get('CFLAGS', '')} {cflags}"}
     build = subprocess.run(
         [sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(out / "lib"),
          "--build-temp", str(out / "tmp")],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
     )  # fmt: skip
     built = sorted((out / "lib").rglob("_bytegroup*"))
     if not built:
-        pytest.skip(f"no C compiler here: {build.stderr.strip()[-200:]}")
-    name = "modelmanager.core.codecs._bytegroup"
-    spec = importlib.util.spec_from_file_location(name, built[0])
+        print(build.stderr[-2000:])
+        return None
+    spec = importlib.util.spec_from_file_location("modelmanager.core.codecs._bytegroup", built[0])
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -50,12 +48,28 @@ def native(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     return module
 
 
-@pytest.fixture(params=["native", "numpy"])
+@pytest.fixture(scope="session")
+def natives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModuleType]:
+    """The C loops: the installed build (else one built here), and the scalar-only build."""
+    found: dict[str, ModuleType] = {}
+    vector = bytegroup._native or _build(tmp_path_factory.mktemp("vector"), "")
+    if vector is not None:
+        found["C"] = vector
+    scalar = _build(tmp_path_factory.mktemp("scalar"), "-DBG_NO_SIMD")
+    if scalar is not None:
+        found["C scalar"] = scalar
+    return found
+
+
+@pytest.fixture(params=["C", "C scalar", "numpy"])
 def decoder(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, native: ModuleType
-) -> str:
-    """Each test runs with the C loops and with the numpy ones."""
-    monkeypatch.setattr(bytegroup, "_native", native if request.param == "native" else None)
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+    natives: dict[str, ModuleType],
+) -> str:  # fmt: skip
+    """Each test runs with the C loops (vector and scalar builds) and with the numpy ones."""
+    if request.param != "numpy" and request.param not in natives:
+        pytest.skip("no C compiler here")
+    monkeypatch.setattr(bytegroup, "_native", natives.get(request.param))
     return str(request.param)
 
 

@@ -11,6 +11,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#define restrict __restrict /* MSVC's C mode before /std:c11 spells it so */
+#endif
+
 #define MAX_PLANES 8
 #define ESCAPE 15
 
@@ -26,7 +30,9 @@ static int vector_ok = 0;
         }                                                                               \
     }
 
-#if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+/* BG_NO_SIMD (a -D flag) builds the scalar loops only: the tests check them that way. */
+#if defined(BG_NO_SIMD)
+#elif defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
 #define BG_SSE2 1
 #include <emmintrin.h>
 #elif defined(__aarch64__) || defined(_M_ARM64)
