@@ -8,13 +8,16 @@ file sizes, tensor ranges must lie inside their file.
 from __future__ import annotations
 
 import json
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from modelmanager.core.formats import rules
 from modelmanager.core.formats.base import TensorEntry
 from modelmanager.core.formats.jsonstrict import loads_strict
+from modelmanager.core.gcpause import paused_gc
 from modelmanager.core.ids import DIGEST_HEX_LEN, is_content_id
 from modelmanager.core.repo.names import check_model_name, check_relpath
 from modelmanager.errors import IntegrityError, RepositoryError, UserError
@@ -131,8 +134,8 @@ class Manifest:
         if len(data) > MAX_MANIFEST_BYTES:
             raise IntegrityError(f"manifest is {len(data)} bytes, over the limit", path=source)
         try:
-            doc = loads_strict(data)
-            return _parse(doc, source)
+            with paused_gc():  # a million acyclic objects: see core/gcpause.py
+                return _parse(loads_strict(data), source)
         except RepositoryError:
             raise
         except (ValueError, TypeError, KeyError, UserError) as e:
@@ -142,7 +145,8 @@ class Manifest:
     def from_doc(cls, doc: dict[str, Any], source: str) -> Manifest:
         """Validate a manifest record already read (and checked) as JSON."""
         try:
-            return _parse(doc, source)
+            with paused_gc():
+                return _parse(doc, source)
         except RepositoryError:
             raise
         except (ValueError, TypeError, KeyError, UserError) as e:
@@ -155,14 +159,77 @@ _int = rules.count
 _str_map = rules.str_map
 
 
+def _fast_chunks(entries: Any, size: int) -> tuple[ChunkRef, ...] | None:
+    """The chunks when every entry is sound, checked column by column in C loops; None when
+    any is not (or has an unusual shape), so :func:`_file` finds and names the problem."""
+    if type(entries) is not list or not set(map(type, entries)) <= {list}:
+        return None
+    if entries and set(map(len, entries)) != {2}:
+        return None
+    ids = [e[0] for e in entries]
+    lengths = [e[1] for e in entries]
+    if not set(map(type, ids)) <= {str} or not set(map(type, lengths)) <= {int}:
+        return None
+    if not all(map(is_content_id, ids)) or (lengths and min(lengths) < 1):
+        return None
+    if sum(lengths) != size:
+        return None
+    return tuple(map(ChunkRef, ids, lengths))
+
+
+def _fast_tensors(entries: Any, size: int) -> tuple[TensorRecord, ...] | None:
+    """The tensors when every entry passes every rule :func:`_file` applies one by one (UTF-8
+    name, known dtype spelling, shape of sizes >= 0, 0 <= start <= end <= file size, digest
+    length), checked column by column in C loops; None when any does not (or an entry has an
+    unusual shape), so the per-entry loop finds it and names it exactly as before."""
+    if type(entries) is not list or not set(map(type, entries)) <= {list}:
+        return None
+    if not entries:
+        return ()
+    if set(map(len, entries)) != {6}:
+        return None
+    names, dtypes, shapes, starts, ends, digests = zip(*entries, strict=True)
+    if not (set(map(type, names)) | set(map(type, dtypes)) | set(map(type, digests))) <= {str}:
+        return None
+    if set(map(len, digests)) != {DIGEST_HEX_LEN} or not set(map(type, shapes)) <= {list}:
+        return None
+    if not (set(map(type, starts)) | set(map(type, ends))) <= {int}:
+        return None
+    if min(starts) < 0 or max(ends) > size or not all(map(operator.le, starts, ends)):
+        return None
+    dims = list(chain.from_iterable(shapes))
+    if dims and (not set(map(type, dims)) <= {int} or min(dims) < 0):
+        return None
+    try:
+        "".join(names).encode("utf-8")  # a lone surrogate fails here, as in rules.text
+        for dtype in set(dtypes):
+            rules.dtype(dtype, "")
+    except (UnicodeEncodeError, ValueError):
+        return None
+    return tuple(map(TensorRecord, names, dtypes, map(tuple, shapes), starts, ends, digests))
+
+
 def _file(doc: Any) -> FileRecord:
     if not isinstance(doc, dict):
         raise ValueError("a file entry is not an object")
     path = check_relpath(doc["path"])
     size = _int(doc["size"], f"size of {path}")
+    fast = _fast_chunks(doc["chunks"], size)
+    chunk_refs = fast if fast is not None else _checked_chunks(doc["chunks"], path, size)
+    tensors = _fast_tensors(doc["tensors"], size)
+    if tensors is None:
+        tensors = _checked_tensors(doc["tensors"], path, size)
+    fmt = doc["format"]
+    if not isinstance(fmt, str):
+        raise ValueError(f"bad format of {path}")
+    return FileRecord(path, size, fmt, chunk_refs, tensors, _str_map(doc["metadata"], "metadata"))
+
+
+def _checked_chunks(entries: Any, path: str, size: int) -> tuple[ChunkRef, ...]:
+    """The chunks checked one by one: the first bad one is named (the slow, exact path)."""
     chunks = []
     total = 0
-    for entry in doc["chunks"]:
+    for entry in entries:
         cid, length = entry
         if not isinstance(cid, str) or not is_content_id(cid):
             raise ValueError(f"bad chunk id in {path}")
@@ -170,8 +237,13 @@ def _file(doc: Any) -> FileRecord:
         total += length
     if total != size:
         raise ValueError(f"chunks of {path} add up to {total} bytes, the file has {size}")
+    return tuple(chunks)
+
+
+def _checked_tensors(entries: Any, path: str, size: int) -> tuple[TensorRecord, ...]:
+    """The tensors checked one by one: the first bad one is named (the slow, exact path)."""
     tensors = []
-    for entry in doc["tensors"]:
+    for entry in entries:
         name, dtype, shape, start, end, digest = entry
         if not isinstance(digest, str) or len(digest) != DIGEST_HEX_LEN:
             raise ValueError(f"bad tensor entry in {path}")
@@ -180,12 +252,7 @@ def _file(doc: Any) -> FileRecord:
         except ValueError as e:
             raise ValueError(f"{e}, in {path}") from None
         tensors.append(TensorRecord(*fields, digest))
-    fmt = doc["format"]
-    if not isinstance(fmt, str):
-        raise ValueError(f"bad format of {path}")
-    return FileRecord(
-        path, size, fmt, tuple(chunks), tuple(tensors), _str_map(doc["metadata"], "metadata")
-    )
+    return tuple(tensors)
 
 
 def _parse(doc: Any, source: str) -> Manifest:
