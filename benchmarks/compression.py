@@ -14,8 +14,11 @@ tensor-aligned 4 MiB chunks an import does and codes them on a thread pool ("aut
 or zstd per chunk); zipnn gets the whole buffer (a fresh copy each time: zipnn 0.5.4 overwrites
 its input); zstd-1 and zstd-3 get the same chunks as ours. Ratios are compressed/original.
 
-Decoding is timed as a load does it: every chunk decoded into its place in one file buffer
-(allocated in each timed run, as zipnn allocates its output). The decodes of all
+Decoding is timed as a load does it: every chunk decoded into its place in one file buffer,
+allocated in each timed run as zipnn allocates its output: plain malloc memory for the
+``ours (auto)`` row (the decoder against zipnn's on equal memory), and as numpy allocates it
+(huge pages where the kernel gives them: fewer page faults) for ``ours, numpy buffer`` (the
+load path as it runs). The decodes of all
 peers run in turn, ``--repeat`` rounds, so a noisy moment on a shared machine hits all of
 them; the median is printed, and ``dec/zipnn`` is the decode speed over zipnn's. On a shared
 machine wall time also counts waiting for a core: ``dec MB/cpu-s`` divides by the process's
@@ -54,7 +57,10 @@ def generate_bf16(path: Path, size_mib: int) -> Path:
 
 
 #: Our contenders: (label, codec name, level); zipnn 0.5.4 is always run.
-PEERS = (("ours (auto)", "auto", 1), ("zstd-1", "zstd", 1), ("zstd-3", "zstd", 3))
+OURS = "ours (auto)"
+PEERS = ((OURS, "auto", 1), ("zstd-1", "zstd", 1), ("zstd-3", "zstd", 3))
+#: Ours again, decoding into the loader's buffer as numpy allocates it (huge pages).
+LOADER = "ours, numpy buffer"
 
 
 def chunks_of(path: Path) -> list[tuple[bytes, str | None]]:
@@ -79,14 +85,24 @@ def ours_encode(chunks: list[tuple[bytes, str | None]], name: str, level: int,
     )
 
 
-def ours_decoder(encoded: Encoded, lengths: list[int],
-                 pool: ThreadPoolExecutor) -> Callable[[], np.ndarray]:  # fmt: skip
-    """A decode of every chunk into one file buffer, each chunk at its offset, as a load does."""
+def ours_decoder(encoded: Encoded, lengths: list[int], pool: ThreadPoolExecutor,
+                 huge_pages: bool) -> Callable[[], np.ndarray]:  # fmt: skip
+    """A decode of every chunk into one file buffer, each chunk at its offset, as a load does.
+
+    The buffer is a fresh ``np.empty`` (as the loader's). numpy asks the kernel for huge pages
+    on big arrays; ``huge_pages=False`` turns that off, so the buffer is plain malloc memory
+    like zipnn's output. Page faults on a fresh buffer cost about as much as the decoding, so
+    the two rows show the decoder on equal memory and the load path as it runs.
+    """
     offsets = [sum(lengths[:i]) for i in range(len(lengths))]
     jobs = list(zip(encoded, offsets, lengths, strict=True))
 
     def run() -> np.ndarray:
-        dest = np.empty(sum(lengths), np.uint8)  # malloc, as zipnn's output (see _same_memory)
+        _madvise_huge_pages(huge_pages)
+        try:
+            dest = np.empty(sum(lengths), np.uint8)
+        finally:
+            _madvise_huge_pages(True)
         view = memoryview(dest.data)
 
         def one(job: tuple[tuple[int, BytesLike], int, int]) -> None:
@@ -99,19 +115,13 @@ def ours_decoder(encoded: Encoded, lengths: list[int],
     return run
 
 
-def _same_memory() -> None:
-    """Our output buffers come from malloc exactly as zipnn's bytearray does.
-
-    numpy madvises big arrays for huge pages; on a kernel whose THP defrag is "madvise" their
-    first touches then wait on memory compaction (seconds of system time on a busy machine),
-    which would time the kernel, not the decoder. Page faults cost as much as the decoding
-    itself, so both must get the same kind of memory.
-    """
+def _madvise_huge_pages(on: bool) -> None:
+    """numpy's huge-page advice for big arrays (on by default; a private numpy switch)."""
     try:
         from numpy._core.multiarray import _set_madvise_hugepage
     except ImportError:
         return
-    _set_madvise_hugepage(False)
+    _set_madvise_hugepage(on)
 
 
 def report(path: Path, zipnn_dtype: str, repeat: int, threads_list: list[int],
@@ -143,7 +153,10 @@ def report(path: Path, zipnn_dtype: str, repeat: int, threads_list: list[int],
                 t_comp, encoded = ours_encode(chunks, name, level, pool, repeat)
                 sizes[label] = sum(len(payload) for _cid, payload in encoded)
                 comp[label] = len(raw) / t_comp / 1e6
-                decoders[label] = ours_decoder(encoded, lengths, pool)
+                decoders[label] = ours_decoder(encoded, lengths, pool, huge_pages=False)
+                if label == OURS:
+                    sizes[LOADER], comp[LOADER] = sizes[label], comp[label]
+                    decoders[LOADER] = ours_decoder(encoded, lengths, pool, huge_pages=True)
             times: dict[str, list[float]] = {label: [] for label in decoders}
             cpu: dict[str, list[float]] = {label: [] for label in decoders}
             for _round in range(repeat):  # peers in turn, so a noisy moment hits all of them
@@ -175,7 +188,6 @@ def main() -> None:
         "--inputs", nargs="+", default=["bf16", "minilm"], choices=["bf16", "minilm"]
     )
     args = parser.parse_args()
-    _same_memory()
     if "bf16" in args.inputs:
         with tempfile.TemporaryDirectory(prefix="mm-compress-") as tmp:
             report(generate_bf16(Path(tmp) / "generated-bf16.safetensors", args.bf16_mib),
