@@ -84,7 +84,8 @@ ensure_qt_libs() {
 # superset of the app's needs, so app.sh after test.sh installs nothing (and test.sh after app.sh
 # only adds the extra): neither undoes the other.
 STAMP="$VENV/.modelmanager-installed"
-SUM="$(cat "$ROOT/pyproject.toml" "$0" | cksum)"
+# setup.py and the C source too: a changed decoder must be compiled again.
+SUM="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/modelmanager/core/codecs/_bytegroup.c" "$0" | cksum)"
 HAVE=""
 [ -f "$STAMP" ] && HAVE="$(cat "$STAMP")"
 if [ "${HAVE%%|*}" != "$SUM" ] || { [ -n "$EXTRAS" ] && [ "${HAVE#*|}" != "$EXTRAS" ]; }; then
