@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar
 
+from modelmanager.gui.controllers.mount import MountController
 from modelmanager.gui.resources import icon
 
 
@@ -97,9 +98,23 @@ def build_menus(win: Any) -> None:
         win.remotes.ask_add,
         tip="Connect an S3 bucket, a shared folder or an HTTP address to push to and pull from",
     )
+    if getattr(win, "mounts", None) is None:  # the window may make it; else it lives here
+        win.mounts = MountController(win, win, win.shown_ref)
+    mount = _action(
+        win,
+        "&Mount…",
+        win.mounts.ask_mount,
+        tip="Show every version as read-only folders (MODEL/@N, MODEL/latest, MODEL/LABEL) "
+            "that any tool can read in place",
+    )  # fmt: skip
+    if win.mounts.problem is not None:  # greyed out, saying what to install
+        mount.setEnabled(False)
+        mount.setToolTip(win.mounts.problem)
+        mount.setStatusTip(win.mounts.problem)
+    win.mount_action = mount
     quit_ = _action(win, "&Quit", win.close, shortcut=QKeySequence.StandardKey.Quit)
-    for act in (imp, imp_dir, open_repo, win.close_repo_action, recover, add_remote, refresh,
-                dupes):  # fmt: skip
+    for act in (imp, imp_dir, open_repo, win.close_repo_action, recover, add_remote, mount,
+                refresh, dupes):  # fmt: skip
         file_menu.addAction(act)
     file_menu.addSeparator()
     file_menu.addAction(quit_)
