@@ -158,6 +158,9 @@ class MountController(QObject):
         env = QProcessEnvironment()
         for key, value in child_environment().items():
             env.insert(key, value)
+        # The JSON must arrive when mounted, not at exit: ``-u`` in Python; a frozen bundle's
+        # interpreter may read this instead (plain Python ignores it under ``-I``).
+        env.insert("PYTHONUNBUFFERED", "1")
         proc.setProcessEnvironment(env)
         m = Mount(repo, where, model, proc)
         proc.readyReadStandardOutput.connect(lambda: self._output(m))
@@ -228,19 +231,20 @@ class MountController(QObject):
         bar = QWidget()
         bar.setObjectName("mount-bar")
         row = QHBoxLayout(bar)
-        row.setContentsMargins(0, 0, 0, 0)
+        row.setContentsMargins(16, 0, 0, 0)  # apart from the repository's line
         text = QLabel(f"Mounted at {m.where}")
+        text.setToolTip(f"{m.repo}, read-only: MODEL/@N, MODEL/latest, MODEL/LABEL")
         text.setTextFormat(text.textFormat().PlainText)
         row.addWidget(text)
         for label, run in (("Open in file manager", lambda: self.open_folder(m)),
                            ("Unmount", lambda: self.unmount(m))):  # fmt: skip
             button = QPushButton(label)
-            button.setFlat(True)
+            button.setToolTip(f"{label} {m.where}")
             button.clicked.connect(lambda _checked=False, run=run: run())
             row.addWidget(button)
         m.bar = bar
         self.window.statusBar().addPermanentWidget(bar)  # type: ignore[attr-defined]
-        self.context.notify(f"Mounted {shown(str(m.repo))} read-only at {m.where}")
+        self.context.notify("")  # "Mounting …" is over; the line above says where it is
 
     def open_folder(self, m: Mount | None = None) -> QUrl | None:
         """Open in file manager: the mounted model's folder (or the mount's)."""
