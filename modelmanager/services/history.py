@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from modelmanager.core.analysis import VersionDiff, diff
 from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.faults import crash_point
@@ -109,32 +111,47 @@ class VersionDetails:
         """(stored bytes, codec id) per tensor of ``manifest.tensors`` (shared chunks pro rata;
         the codec of the first chunk it spans that has one).
 
-        One sweep per file over its tensors by offset and its chunks (which tile the file in
-        order): O(tensors + chunks), not tensors x chunks (a 100,000-tensor version is shown
-        the moment it is selected)."""
+        Per file, the chunks a tensor spans are found by binary search over the chunks' ends
+        (they tile the file in order), in numpy for the common tensor that lies in one chunk;
+        only tensors spanning several chunks take a Python loop. A 100,000-tensor version is
+        shown the moment it is selected (a loop over every tensor in Python took 0.36 s)."""
         out: list[tuple[int, int]] = []
         for f in self.manifest.files:
-            starts, pos = [], 0
-            for c in f.chunks:
-                starts.append(pos)
-                pos += c.length
-            found: list[tuple[int, int]] = [(0, -1)] * len(f.tensors)
-            first = 0  # the first chunk that ends after the current tensor's start
-            for i in sorted(range(len(f.tensors)), key=lambda i: f.tensors[i].start):
-                t = f.tensors[i]
-                while first < len(f.chunks) and starts[first] + f.chunks[first].length <= t.start:
-                    first += 1
-                stored, codec, k = 0.0, -1, first
-                while k < len(f.chunks) and starts[k] < t.end:
-                    c = f.chunks[k]
-                    lo, hi = max(starts[k], t.start), min(starts[k] + c.length, t.end)
-                    if hi > lo:
-                        stored += self.chunk_stored.get(c.id, 0) * (hi - lo) / c.length
-                        codec = self.chunk_codec.get(c.id, -1) if codec == -1 else codec
-                    k += 1
-                found[i] = (round(stored), codec)
-            out += found
+            out += self._file_storage(f)
         return out
+
+    def _file_storage(self, f: Any) -> list[tuple[int, int]]:
+        n, m = len(f.tensors), len(f.chunks)
+        if n == 0:
+            return []
+        if m == 0:
+            return [(0, -1)] * n
+        lens = np.fromiter((c.length for c in f.chunks), np.int64, m)
+        cend = np.cumsum(lens)
+        cstart = cend - lens
+        stored = np.fromiter((self.chunk_stored.get(c.id, 0) for c in f.chunks), np.float64, m)
+        codecs = np.fromiter((self.chunk_codec.get(c.id, -1) for c in f.chunks), np.int64, m)
+        ts = np.fromiter((t.start for t in f.tensors), np.int64, n)
+        te = np.fromiter((t.end for t in f.tensors), np.int64, n)
+        first = np.searchsorted(cend, ts, side="right")  # the first chunk ending after start
+        last = np.searchsorted(cstart, te, side="left")  # chunks starting before the end
+        k = np.minimum(first, m - 1)
+        overlap = np.minimum(cend[k], te) - np.maximum(cstart[k], ts)
+        one = (last - first <= 1) & (first < m) & (overlap > 0)
+        # The same float operations, in the same order, as the loop below: equal answers.
+        per = np.maximum(lens[k], 1)  # an empty chunk spans nothing (``one`` is False)
+        size = np.where(one, np.rint(stored[k] * overlap / per), 0).astype(np.int64)
+        codec = np.where(one, codecs[k], -1)
+        found = list(zip(size.tolist(), codec.tolist(), strict=True))
+        for i in np.flatnonzero(last - first > 1).tolist():  # tensors across several chunks
+            t, total, kind = f.tensors[i], 0.0, -1
+            for j in range(int(first[i]), int(last[i])):
+                lo, hi = max(int(cstart[j]), t.start), min(int(cend[j]), t.end)
+                if hi > lo:
+                    total += stored[j] * (hi - lo) / int(lens[j])
+                    kind = int(codecs[j]) if kind == -1 else kind
+            found[i] = (round(total), kind)
+        return found
 
 
 def version_details(ws: Workspace, ref: str) -> VersionDetails:
