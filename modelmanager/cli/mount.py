@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from modelmanager.cli.app import _size as size_arg
@@ -21,6 +22,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
     def ready(at: Path) -> None:
         if args.json:
             print_json({"mountpoint": str(at), "repository": str(ws.repo.root)})
+            sys.stdout.flush()  # the window waits for this line; a pipe would hold it back
         else:
             print(f"Mounted {ws.repo.root} read-only on {at} (MODEL/@N, MODEL/latest, "
                   f"MODEL/LABEL); Ctrl+C or 'modelmanager umount {at}' unmounts it",

@@ -33,6 +33,7 @@ from modelmanager.gui.controllers.health import Health
 from modelmanager.gui.controllers.imports import ImportsController
 from modelmanager.gui.controllers.maintenance import Cleanup
 from modelmanager.gui.controllers.model_actions import ModelActions
+from modelmanager.gui.controllers.mount import MountController
 from modelmanager.gui.controllers.recovery import Recovery
 from modelmanager.gui.controllers.remotes import RemotesController
 from modelmanager.gui.controllers.repositories import Repositories
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
             remember=remember,
         )  # fmt: skip
         self.recovery = Recovery(self, self, self.repositories, self.activate)
+        self.mounts = MountController(self, self, self.shown_ref)
         self._build()
         self.resize(1280, 800)
         geometry = QSettings("ModelManager", "ModelManager").value("geometry") if remember else None
@@ -256,6 +258,9 @@ class MainWindow(QMainWindow):
             menu.addAction("Copy reference", lambda: v.copy_reference(ref))
             menu.addAction("Label…", lambda: v.ask_label(ref))
             menu.addAction("Diff with…", lambda: v.ask_diff(ref))
+            mount = menu.addAction("Mount…", lambda: self.mounts.ask_mount(ref))
+            mount.setEnabled(self.mounts.problem is None)
+            mount.setToolTip(self.mounts.problem or "")
             menu.addSeparator()
             push_menu = menu.addMenu(f"Push {ref} to")
             for name in self.remotes.names:
@@ -505,6 +510,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
+        self.mounts.unmount_all()  # never leave a mount behind the window
         for watch in self.repositories.watches.values():
             watch.stop()
         self.runner.cancel_all_and_wait()

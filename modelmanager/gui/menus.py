@@ -13,7 +13,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar
 
-from modelmanager.gui.controllers.mount import MountController
 from modelmanager.gui.resources import icon
 
 
@@ -98,8 +97,6 @@ def build_menus(win: Any) -> None:
         win.remotes.ask_add,
         tip="Connect an S3 bucket, a shared folder or an HTTP address to push to and pull from",
     )
-    if getattr(win, "mounts", None) is None:  # the window may make it; else it lives here
-        win.mounts = MountController(win, win, win.shown_ref)
     mount = _action(
         win,
         "&Mount…",

@@ -55,9 +55,8 @@ def ws(tmp_path: Path, source: Path) -> Workspace:
 
 
 def _mounts(win: MainWindow) -> MountController:
-    """The window's mount controller (built with the menus)."""
-    controller: MountController = getattr(win, "mounts")  # noqa: B009
-    return controller
+    """The window's mount controller."""
+    return win.mounts
 
 
 def _mount_action(win: MainWindow) -> QAction:

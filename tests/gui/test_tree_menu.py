@@ -53,7 +53,8 @@ def test_version_model_and_remote_rows_offer_their_actions(
     with shown_window(qtbot, two_versions) as win:
         version = _row(win, REF_ROLE, "acme/tiny@2")
         assert _texts(win, version) == [
-            "Export…", "Verify", "Copy reference", "Label…", "Diff with…", "Push acme/tiny@2 to",
+            "Export…", "Verify", "Copy reference", "Label…", "Diff with…", "Mount…",
+            "Push acme/tiny@2 to",
             "Remove acme/tiny@2…",
         ]  # fmt: skip
         model = _row(win, REF_ROLE, "acme/tiny")
