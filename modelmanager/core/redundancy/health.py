@@ -11,6 +11,7 @@ keeps only findings, needs memory that does not grow with the chunks.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -119,12 +120,34 @@ def check_piece(chunks: PlacedChunkStore, piece: Piece, length: int) -> str | No
 
 
 def expected_devices(chunks: PlacedChunkStore, chunk_id: str) -> list[Device]:
-    """Where placement put (or would put) the chunk's pieces: online devices, mounted or not.
+    """Where placement put (or would put) the chunk's pieces: online devices, mounted or not,
+    in rendezvous rank spread over file systems as placement deals them (one per file system
+    before a second on any), so a missing copy is named on the disk it belongs on.
 
     A device whose folder vanished was eligible when the pieces were written, so it is
     ranked too: that is how scrub names the device a missing piece belongs to.
     """
-    return rank(chunk_id, [d for d in chunks.devices.devices if d.state == ONLINE])
+    ranked = rank(chunk_id, [d for d in chunks.devices.devices if d.state == ONLINE])
+    taken: dict[object, int] = {}
+    depth: dict[str, int] = {}
+    for d in ranked:  # as PlacedChunkStore.spread, with a vanished folder's file system
+        vol = _volume_written(chunks, d)
+        depth[d.id] = taken.get(vol, 0)
+        taken[vol] = depth[d.id] + 1
+    return sorted(ranked, key=lambda d: depth[d.id])  # stable: rank order within a round
+
+
+def _volume_written(chunks: PlacedChunkStore, device: Device) -> object:
+    """The file system a device's folder was on when pieces were written to it: its own, or,
+    when the folder is gone (deleted, its disk replaced), its parent folder's, so a vanished
+    folder beside others on one disk does not count as a disk of its own."""
+    root = device.root(chunks.repo_root)
+    if root.is_dir():
+        return chunks.volume(device)
+    try:
+        return os.stat(root.parent).st_dev
+    except OSError:
+        return ("device", device.id)
 
 
 def find_missing(chunks: PlacedChunkStore, h: ChunkHealth) -> None:
@@ -143,7 +166,7 @@ def find_missing(chunks: PlacedChunkStore, h: ChunkHealth) -> None:
         held = set(have) | {x.index for x in damaged if x.index is not None}
         used |= {x.device.id for x in damaged if x.index is not None}
         gaps = [i for i in range(p.k + p.m) if i not in held]
-        # Fragment i was written to the i-th ranked device; name that one where it is free.
+        # Fragment i was written to the i-th expected device; name that one where it is free.
         named: dict[int, str] = {}
         for i in gaps:
             if i < len(expected) and expected[i].id not in used:

@@ -88,7 +88,7 @@ def repair_need(h: ChunkHealth) -> int:
 def left_over(h: ChunkHealth, chunks: PlacedChunkStore | None = None) -> list[Piece]:
     """The pieces a chunk no longer needs once its policy's layout is complete: other layouts,
     and copies (or fragments of one index) beyond what the policy asks for. With ``chunks``,
-    the copies kept are those on the devices placement ranks first."""
+    the copies kept are those on the devices placement prefers (:func:`kept_copies`)."""
     p = h.policy
     if p.erasure:
         kept: set[int] = set()
@@ -103,11 +103,19 @@ def left_over(h: ChunkHealth, chunks: PlacedChunkStore | None = None) -> list[Pi
             else:
                 extra.append(piece)
         return extra
+    keep = kept_copies(h, chunks)
+    return [piece for piece in h.good if piece not in keep]
+
+
+def kept_copies(h: ChunkHealth, chunks: PlacedChunkStore | None = None) -> list[Piece]:
+    """The whole copies a chunk keeps under its (copies=N) policy: with ``chunks``, those on
+    the devices placement prefers (spread over file systems, :func:`expected_devices`), so
+    lowering copies keeps the copy on a lone disk rather than two on one disk."""
     copies = [piece for piece in h.good if piece.index is None]
     if chunks is not None:
         order = {d.id: n for n, d in enumerate(expected_devices(chunks, h.chunk_id))}
         copies.sort(key=lambda pc: order.get(pc.device.id, 1 << 30))
-    return copies[p.copies :] + [piece for piece in h.good if piece.index is not None]
+    return copies[: h.policy.copies]
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ def plan_policy(
     changed = write_pieces = write_bytes = remove_pieces = remove_bytes = 0
     for h in needed.values():
         if h.policy == policy:
-            after = devices_after(h, rank(h.chunk_id, eligible))
+            after = devices_after(chunks, h, rank(h.chunk_id, eligible))
             tolerates = min(tolerates, survives(policy, [volumes[d.id] for d in after]))
         pieces, size = lacking(h)
         extra = left_over(h)
@@ -190,22 +198,28 @@ def survives(policy: Policy, volumes: list[object]) -> int:
 
 def worst_tolerance(policy: Policy, volumes: Iterable[object]) -> int:
     """What the unluckiest chunk survives when placement may pick any of the devices whose
-    file systems are ``volumes``: its pieces crowd onto the fewest file systems."""
+    file systems are ``volumes``: placement deals pieces one round at a time, one per file
+    system per round (:meth:`PlacedChunkStore.spread`), so only the last round's choice is
+    free, and every file system in a round holds as many pieces as the others in it."""
     sizes = sorted(Counter(volumes).values(), reverse=True)
     placed: list[object] = []
-    for n, size in enumerate(sizes):
-        placed += [n] * min(size, policy.pieces - len(placed))
+    for depth in range(max(sizes, default=0)):
+        for n, size in enumerate(sizes):  # the biggest file systems first
+            if size > depth and len(placed) < policy.pieces:
+                placed.append(n)
     return survives(policy, placed) if len(placed) == policy.pieces else -1
 
 
-def devices_after(h: ChunkHealth, ranked: list[Device]) -> list[Device]:
+def devices_after(chunks: PlacedChunkStore, h: ChunkHealth, ranked: list[Device]) -> list[Device]:
     """Where a chunk's pieces lie once repaired to ``h.policy``: the pieces of its layout it
-    keeps, then the devices placement ranks first for those it lacks (``ranked``)."""
+    keeps, then, for those it lacks, the devices of ``ranked`` (its rendezvous rank) as
+    placement spreads them, the kept pieces' file systems counted as taken."""
     p = h.policy
     if p.erasure:
         have = h.good_layout().fragments.get((p.k, p.m), {})
         kept = {i: devs[0] for i, devs in have.items() if devs}
-        spare = [d for d in ranked if d.id not in {k.id for k in kept.values()}]
+        taken = {k.id for k in kept.values()}
+        spare = chunks.spread([d for d in ranked if d.id not in taken], list(kept.values()))
         out = []
         for i in range(p.k + p.m):
             if i in kept:
@@ -214,11 +228,10 @@ def devices_after(h: ChunkHealth, ranked: list[Device]) -> list[Device]:
                 out.append(spare.pop(0))
         return out
     holding: list[Device] = []
-    for piece in h.good:
-        if piece.index is None and piece.device.id not in {d.id for d in holding}:
+    for piece in kept_copies(h, chunks):
+        if piece.device.id not in {d.id for d in holding}:
             holding.append(piece.device)
-    holding = holding[: p.copies]
-    extra = [d for d in ranked if d.id not in {k.id for k in holding}]
+    extra = chunks.spread([d for d in ranked if d.id not in {k.id for k in holding}], holding)
     return holding + extra[: p.copies - len(holding)]
 
 
