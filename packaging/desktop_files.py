@@ -167,9 +167,9 @@ def nsis_include() -> str:
         lines += [
             f'  WriteRegStr HKLM "Software\\Classes\\{prog}" "" "{t.description}"',
             f'  WriteRegStr HKLM "Software\\Classes\\{prog}\\DefaultIcon" "" '
-            '"$INSTDIR\\ModelManager.exe,0"',
+            '"$INSTDIR\\ModelManagerApp.exe,0"',
             f'  WriteRegStr HKLM "Software\\Classes\\{prog}\\shell\\open\\command" "" '
-            '\'"$INSTDIR\\ModelManager.exe" "%1"\'',
+            '\'"$INSTDIR\\ModelManagerApp.exe" "%1"\'',
         ]
         for s in t.suffixes:
             # OpenWithProgids offers the app without taking the type from another program.

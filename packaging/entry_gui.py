@@ -1,7 +1,9 @@
 """The windowed program of the Windows build: opens the app (and any files it is given).
 
-Windows shows a console for a console program; ModelManager.exe has none, modelmanager.exe
-(entry.py) keeps the command line. Files come from Explorer's "Open with" as arguments.
+Windows shows a console for a console program; ModelManagerApp.exe has none, modelmanager.exe
+(entry.py) keeps the command line. (Not "ModelManager.exe": Windows does not tell it from
+modelmanager.exe, so one would overwrite the other in the install folder.) Files come from
+Explorer's "Open with" as arguments.
 The window's imports start ``sys.executable`` (this program) with ``CHILD_FLAG`` for the
 format sandbox's child, so this entry point dispatches it too, as entry.py does.
 """

@@ -32,7 +32,7 @@ VIAddVersionKey "LegalCopyright" "The ModelManager developers"
 
 !define MUI_ICON "${ASSETS}/modelmanager.ico"
 !define MUI_UNICON "${ASSETS}/modelmanager.ico"
-!define MUI_FINISHPAGE_RUN "$INSTDIR\ModelManager.exe"
+!define MUI_FINISHPAGE_RUN "$INSTDIR\ModelManagerApp.exe"
 !insertmacro MUI_PAGE_WELCOME
 !insertmacro MUI_PAGE_DIRECTORY
 !insertmacro MUI_PAGE_INSTFILES
@@ -51,18 +51,18 @@ Section "ModelManager" SecMain
   File /r "${DIST}/*.*"
   WriteUninstaller "$INSTDIR\Uninstall.exe"
 
-  CreateShortCut "$SMPROGRAMS\${APP_NAME}.lnk" "$INSTDIR\ModelManager.exe"
+  CreateShortCut "$SMPROGRAMS\${APP_NAME}.lnk" "$INSTDIR\ModelManagerApp.exe"
   WriteRegStr HKLM "Software\${APP_NAME}" "InstallDir" "$INSTDIR"
   ; The app opens the checkpoint types it imports ("Open with" offers it; no type is taken).
   !insertmacro RegisterFileTypes
-  WriteRegStr HKLM "Software\Classes\Applications\ModelManager.exe\shell\open\command" "" \
-    '"$INSTDIR\ModelManager.exe" "%1"'
+  WriteRegStr HKLM "Software\Classes\Applications\ModelManagerApp.exe\shell\open\command" "" \
+    '"$INSTDIR\ModelManagerApp.exe" "%1"'
   System::Call 'shell32::SHChangeNotify(i ${SHCNE_ASSOCCHANGED}, i 0, p 0, p 0)'
 
   WriteRegStr HKLM "${UNINSTALL_KEY}" "DisplayName" "${APP_NAME}"
   WriteRegStr HKLM "${UNINSTALL_KEY}" "DisplayVersion" "${APP_DISPLAY_VERSION}"
   WriteRegStr HKLM "${UNINSTALL_KEY}" "Publisher" "The ModelManager developers"
-  WriteRegStr HKLM "${UNINSTALL_KEY}" "DisplayIcon" "$INSTDIR\ModelManager.exe"
+  WriteRegStr HKLM "${UNINSTALL_KEY}" "DisplayIcon" "$INSTDIR\ModelManagerApp.exe"
   WriteRegStr HKLM "${UNINSTALL_KEY}" "UninstallString" '"$INSTDIR\Uninstall.exe"'
   WriteRegDWORD HKLM "${UNINSTALL_KEY}" "NoModify" 1
   WriteRegDWORD HKLM "${UNINSTALL_KEY}" "NoRepair" 1
@@ -72,7 +72,7 @@ Section "Uninstall"
   SetShellVarContext all
   Delete "$SMPROGRAMS\${APP_NAME}.lnk"
   !insertmacro UnregisterFileTypes
-  DeleteRegKey HKLM "Software\Classes\Applications\ModelManager.exe"
+  DeleteRegKey HKLM "Software\Classes\Applications\ModelManagerApp.exe"
   DeleteRegKey HKLM "${UNINSTALL_KEY}"
   DeleteRegKey HKLM "Software\${APP_NAME}"
   System::Call 'shell32::SHChangeNotify(i ${SHCNE_ASSOCCHANGED}, i 0, p 0, p 0)'

@@ -58,7 +58,7 @@ def test_both_frozen_entry_points_answer_the_sandbox_child_flag(
     tmp_path: Path, hostile: tuple[Path, Path], entry: str
 ) -> None:
     """A frozen app's sandbox child is ``sys.executable`` with CHILD_FLAG: the command-line
-    program and the windowed one (Windows' ModelManager.exe, whose imports start itself) must
+    program and the windowed one (Windows' ModelManagerApp.exe, whose imports start itself) must
     both run the parser, not the window, and nothing of the working folder."""
     folder, canaries = hostile
     script = ROOT / "packaging" / entry

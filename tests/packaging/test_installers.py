@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import plistlib
+import re
 import shutil
 import subprocess
 import sys
@@ -108,7 +109,11 @@ def test_windows_installer_script_compiles_with_nsis(assets: Path, tmp_path: Pat
     """The real script, on a stand-in bundle: makensis checks every instruction and macro."""
     dist = tmp_path / "modelmanager"
     (dist / "_internal").mkdir(parents=True)
-    for exe in ("modelmanager.exe", "ModelManager.exe"):
+    spec = (PACKAGING / "modelmanager.spec").read_text()
+    exes = [f"{n}.exe" for n in re.findall(r'name="(\w+)",\s*console=', spec)]  # the EXE()s
+    # Windows file names ignore case: the console and windowed programs share a folder.
+    assert len({e.lower() for e in exes}) == len(exes) == 2, exes
+    for exe in exes:
         (dist / exe).write_bytes(b"MZ stand-in")
     setup = tmp_path / "ModelManager-setup.exe"
     done = run(tool("makensis"), "-V2", "-WX", f"-DDIST={dist}", f"-DASSETS={assets}",
