@@ -203,13 +203,25 @@ class PlacedChunkStore:
 
     def volume(self, device: Device) -> object:
         """The file system a device's folder is on (``st_dev``), as services/device_plans.py
-        groups them; a device whose volume cannot be read counts as one of its own."""
+        groups them. A folder that is gone (deleted, its disk replaced) counts on its parent
+        folder's file system, so a vanished folder beside others on one disk is not a disk of
+        its own; a device whose volume cannot be read at all counts as one of its own. The one
+        answer placement, scrub and the policy previews share."""
         found = self._volumes.get(device.id)
         if found is None:
             space = capacity_of(self.stores[device.id])
-            found = space.volume if space is not None else ("device", device.id)
+            found = space.volume if space is not None else self._vanished_volume(device)
             self._volumes[device.id] = found
         return found
+
+    def _vanished_volume(self, device: Device) -> object:
+        root = device.root(self.repo_root)
+        try:
+            if not root.exists():
+                return os.stat(root.parent).st_dev
+        except OSError:
+            pass
+        return ("device", device.id)
 
     def spread(self, ranked: list[Device], holding: Collection[Device] = ()) -> list[Device]:
         """``ranked`` with each file system's best device before any file system's second:

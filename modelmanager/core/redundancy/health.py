@@ -11,7 +11,6 @@ keeps only findings, needs memory that does not grow with the chunks.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -127,27 +126,7 @@ def expected_devices(chunks: PlacedChunkStore, chunk_id: str) -> list[Device]:
     A device whose folder vanished was eligible when the pieces were written, so it is
     ranked too: that is how scrub names the device a missing piece belongs to.
     """
-    ranked = rank(chunk_id, [d for d in chunks.devices.devices if d.state == ONLINE])
-    taken: dict[object, int] = {}
-    depth: dict[str, int] = {}
-    for d in ranked:  # as PlacedChunkStore.spread, with a vanished folder's file system
-        vol = _volume_written(chunks, d)
-        depth[d.id] = taken.get(vol, 0)
-        taken[vol] = depth[d.id] + 1
-    return sorted(ranked, key=lambda d: depth[d.id])  # stable: rank order within a round
-
-
-def _volume_written(chunks: PlacedChunkStore, device: Device) -> object:
-    """The file system a device's folder was on when pieces were written to it: its own, or,
-    when the folder is gone (deleted, its disk replaced), its parent folder's, so a vanished
-    folder beside others on one disk does not count as a disk of its own."""
-    root = device.root(chunks.repo_root)
-    if root.is_dir():
-        return chunks.volume(device)
-    try:
-        return os.stat(root.parent).st_dev
-    except OSError:
-        return ("device", device.id)
+    return chunks.spread(rank(chunk_id, [d for d in chunks.devices.devices if d.state == ONLINE]))
 
 
 def find_missing(chunks: PlacedChunkStore, h: ChunkHealth) -> None:

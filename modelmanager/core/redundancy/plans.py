@@ -12,7 +12,7 @@ from modelmanager.core.chunks.layout import Piece, PlacementError
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
-from modelmanager.core.placement import OFFLINE, Device, rank
+from modelmanager.core.placement import Device, rank
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.redundancy.health import (
     ChunkHealth,
@@ -20,7 +20,6 @@ from modelmanager.core.redundancy.health import (
     gather_pieces,
     recheck,
 )
-from modelmanager.core.storage import capacity_of
 from modelmanager.errors import IntegrityError
 
 
@@ -169,14 +168,9 @@ def plan_policy(
 
 
 def file_systems(chunks: PlacedChunkStore) -> dict[str, object]:
-    """Each device's file system (its volume, ``st_dev``) by device id; a device whose volume
-    cannot be read (not mounted) counts as a file system of its own."""
-    out: dict[str, object] = {}
-    for d in chunks.devices.devices:
-        seen = chunks.available(d) or d.state == OFFLINE
-        space = capacity_of(chunks.stores[d.id]) if seen else None
-        out[d.id] = space.volume if space is not None else ("device", d.id)
-    return out
+    """Each device's file system by device id (``PlacedChunkStore.volume``: the one rule
+    placement, scrub and previews share)."""
+    return {d.id: chunks.volume(d) for d in chunks.devices.devices}
 
 
 def survives(policy: Policy, volumes: list[object]) -> int:
