@@ -1,0 +1,238 @@
+"""Lineage and module-level change: which versions share weights, and what a fine-tune moved.
+
+Lineage reads no chunk data: a manifest already records each tensor's BLAKE3 digest and each
+file's chunk ids, so two versions share a tensor exactly when a digest matches. The share is
+of the version's tensor bytes (or of its file bytes, by chunk, when it has no tensors).
+
+Wording thresholds (a share of the version's tensor bytes):
+
+- 100 % with the same tensors: "same weights" (a copy, or only config/tokenizer changed);
+- >= 90 %: "likely fine-tuned from it" (the older one is taken as the base): a fine-tune that
+  freezes the backbone or retrains a head or a few layers leaves almost every byte unchanged;
+- >= 50 %: "shares most weights: probably derived from it" (several layers retrained);
+- below: "shares some weights" (typically the embeddings, or one common block).
+
+A full fine-tune changes every tensor and shares nothing by digest: lineage cannot see it
+(only a parent link or the card's base_model says so).
+
+The module diff groups a :class:`VersionDiff`'s tensors by module (the name minus its last
+dotted component) and takes per-tensor relative change norms ``||b - a|| / ||a||`` computed
+by the caller (services/lineage.py reads only the changed tensors).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelmanager.core.analysis import VersionDiff
+from modelmanager.core.repo.manifest import Manifest
+
+#: Shares at or above these fractions get the stronger wording (see the module docstring).
+SAME, FINE_TUNED, DERIVED = 1.0, 0.90, 0.50
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a version is made of, by content: tensor digest -> bytes of the version's tensors
+    with that digest (and how many), chunk id -> bytes."""
+
+    ref: str
+    created: str
+    tensors: dict[str, int]
+    counts: dict[str, int]
+    chunks: dict[str, int]
+
+    @property
+    def tensor_bytes(self) -> int:
+        return sum(self.tensors.values())
+
+    @property
+    def chunk_bytes(self) -> int:
+        return sum(self.chunks.values())
+
+
+def footprint(m: Manifest) -> Footprint:
+    """The version's distinct tensor digests and chunk ids, each with its bytes."""
+    tensors: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for _f, t in m.tensors:
+        if t.digest and t.nbytes:  # two equal tensors (tied weights) both count
+            tensors[t.digest] = tensors.get(t.digest, 0) + t.nbytes
+            counts[t.digest] = counts.get(t.digest, 0) + 1
+    chunks = {c.id: c.length for f in m.files for c in f.chunks}
+    return Footprint(m.ref, m.created, tensors, counts, chunks)
+
+
+@dataclass(frozen=True)
+class Relation:
+    """Another version sharing content with the shown one, and how much of the shown one."""
+
+    ref: str
+    shared_tensors: int
+    shared_tensor_bytes: int
+    shared_chunk_bytes: int
+    share: float  # of the shown version's tensor bytes (file bytes when it has no tensors)
+    older: bool  # the other version was created first (so it is the likely base)
+    parent: bool  # the other version is the shown one's recorded parent, or its child
+
+    @property
+    def wording(self) -> str:
+        """The relation in words, per the thresholds of this module."""
+        pct = f"shares {100 * self.share:.0f} % of its bytes with {self.ref}"
+        if self.share >= SAME:
+            return f"{pct}: same weights"
+        if self.share >= FINE_TUNED:
+            who = "likely fine-tuned from it" if self.older else "likely fine-tuned from this one"
+            return f"{pct}: {who}"
+        if self.share >= DERIVED:
+            return f"{pct}: shares most weights, probably derived"
+        return f"{pct}: shares some weights"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ref": self.ref, "share": round(self.share, 6),
+                "shared_tensors": self.shared_tensors,
+                "shared_tensor_bytes": self.shared_tensor_bytes,
+                "shared_chunk_bytes": self.shared_chunk_bytes, "older": self.older,
+                "parent": self.parent, "wording": self.wording}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The versions sharing content with ``ref``, largest share first, and how far we looked."""
+
+    ref: str
+    tensor_bytes: int
+    logical_bytes: int
+    related: tuple[Relation, ...]
+    scanned: int  # other versions' manifests read
+    candidates: int  # other versions there are
+    note: str = ""  # why not every version was read, when not
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ref": self.ref, "tensor_bytes": self.tensor_bytes,
+                "logical_bytes": self.logical_bytes,
+                "related": [r.to_json() for r in self.related], "scanned": self.scanned,
+                "candidates": self.candidates, "note": self.note}  # fmt: skip
+
+
+def relate(mine: Footprint, other: Footprint, *, parent: bool = False) -> Relation | None:
+    """How much of ``mine`` ``other`` shares (None when nothing)."""
+    digests = mine.tensors.keys() & other.tensors.keys()
+    tensor_bytes = sum(mine.tensors[d] for d in digests)
+    chunk_bytes = sum(mine.chunks[c] for c in mine.chunks.keys() & other.chunks.keys())
+    if not tensor_bytes and not chunk_bytes:
+        return None
+    if mine.tensor_bytes:
+        share = tensor_bytes / mine.tensor_bytes
+    else:
+        share = chunk_bytes / mine.chunk_bytes if mine.chunk_bytes else 0.0
+    count = sum(mine.counts[d] for d in digests)
+    return Relation(other.ref, count, tensor_bytes, chunk_bytes, share,
+                    other.created < mine.created, parent)  # fmt: skip
+
+
+def lineage(m: Manifest, others: Iterable[Manifest], *, candidates: int, note: str = "") -> Lineage:
+    """``m``'s relations to each of ``others`` that shares anything, largest share first."""
+    mine = footprint(m)
+    related, scanned = [], 0
+    for o in others:
+        if o.model == m.model and o.seq == m.seq:
+            continue
+        scanned += 1
+        kin = o.model == m.model and (o.seq == m.parent or o.parent == m.seq)
+        r = relate(mine, footprint(o), parent=kin)
+        if r is not None:
+            related.append(r)
+    related.sort(key=lambda r: (-r.share, -r.shared_chunk_bytes, r.ref))
+    return Lineage(m.ref, mine.tensor_bytes, m.logical_bytes, tuple(related), scanned,
+                   candidates, note)  # fmt: skip
+
+
+def module_of(name: str) -> str:
+    """A tensor's module: its name minus the last dotted component ("" at the top level)."""
+    return name.rpartition(".")[0]
+
+
+@dataclass(frozen=True)
+class TensorNorm:
+    """One changed tensor's relative change ``||b - a|| / ||a||`` (None: not computable)."""
+
+    name: str
+    status: str  # added | removed | changed
+    parameters: int
+    relative: float | None
+    diff_norm: float | None = None  # ||b - a||
+    base_norm: float | None = None  # ||a||
+    why: str = ""  # why there is no norm (shape changed, quantized, added...)
+
+
+@dataclass(frozen=True)
+class ModuleChange:
+    """A module with changed tensors: how many parameters changed and by how much."""
+
+    module: str
+    tensors: tuple[TensorNorm, ...]
+
+    @property
+    def parameters(self) -> int:
+        return sum(t.parameters for t in self.tensors)
+
+    @property
+    def status(self) -> str:
+        kinds = {t.status for t in self.tensors}
+        return kinds.pop() if len(kinds) == 1 else "changed"
+
+    @property
+    def relative(self) -> float | None:
+        """The module's relative change: sqrt(sum ||b-a||^2) / sqrt(sum ||a||^2) over its
+        changed tensors (None when any has no norm)."""
+        if any(t.diff_norm is None or t.base_norm is None for t in self.tensors):
+            return None
+        num = math.sqrt(sum((t.diff_norm or 0.0) ** 2 for t in self.tensors))
+        den = math.sqrt(sum((t.base_norm or 0.0) ** 2 for t in self.tensors))
+        return num / den if den else (0.0 if num == 0 else math.inf)
+
+    def to_json(self) -> dict[str, Any]:
+        rel = self.relative
+        return {"module": self.module, "status": self.status, "parameters": self.parameters,
+                "relative_change": None if rel is None or math.isinf(rel) else rel,
+                "tensors": [{"name": t.name, "status": t.status, "parameters": t.parameters,
+                             "relative_change": t.relative, "why": t.why}
+                            for t in self.tensors]}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StructureDiff:
+    """``diff A B --structure``: the modules that changed from ``a`` to ``b``."""
+
+    a: str
+    b: str
+    modules: tuple[ModuleChange, ...]
+    unchanged_tensors: int
+    bytes_read: int  # tensor bytes read from both versions (only the changed tensors)
+
+    @property
+    def parameters(self) -> int:
+        return sum(m.parameters for m in self.modules)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "unchanged_tensors": self.unchanged_tensors,
+                "changed_parameters": self.parameters, "bytes_read": self.bytes_read,
+                "modules": [m.to_json() for m in self.modules]}  # fmt: skip
+
+
+def structure_diff(
+    d: VersionDiff, norms: Mapping[str, TensorNorm], bytes_read: int
+) -> StructureDiff:
+    """Group ``d``'s changed tensors by module, with the norms found for them (by name)."""
+    grouped: dict[str, list[TensorNorm]] = {}
+    for t in d.tensors:
+        rec = t.new or t.old
+        numel = rec.numel if rec is not None else 0
+        norm = norms.get(t.name) or TensorNorm(t.name, t.status, numel, None, why=t.status)
+        grouped.setdefault(module_of(rec.name if rec else t.name), []).append(norm)
+    modules = tuple(ModuleChange(k, tuple(v)) for k, v in sorted(grouped.items()))
+    return StructureDiff(d.a, d.b, modules, d.unchanged_tensors, bytes_read)

