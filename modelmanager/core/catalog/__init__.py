@@ -14,7 +14,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,8 @@ from modelmanager.core.catalog.bench import BenchRow as BenchRow
 from modelmanager.core.catalog.bench import best_strategy as best_strategy
 from modelmanager.core.catalog.bench import device_speeds as device_speeds
 from modelmanager.core.catalog.db import busy_is_locked, connect, immediate, is_damaged
+from modelmanager.core.catalog.facts import Facts, dtype_name, facts_of
+from modelmanager.core.catalog.filters import ORDER, SearchFilter, where
 from modelmanager.core.ids import content_id
 from modelmanager.core.repo.changes import ChangeLog, models_stamp, read_log, start_log
 from modelmanager.core.repo.manifest import Manifest
@@ -35,13 +37,16 @@ from modelmanager.errors import ModelManagerError
 #: 3: the search table is keyed by the versions row's rowid (2 had an UNINDEXED key column,
 #: so every delete scanned the whole table and a rebuild took quadratic time).
 #: 4: the sync position (``state``) and the case-insensitive name index.
-SCHEMA_VERSION = 4
+#: 5: each version's structured facts (core/catalog/facts.py), as columns search filters on.
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE versions(
     key TEXT PRIMARY KEY, model TEXT NOT NULL, seq INTEGER NOT NULL, parent INTEGER,
     created TEXT NOT NULL, message TEXT NOT NULL, metadata TEXT NOT NULL,
     files INTEGER NOT NULL, tensors INTEGER NOT NULL, parameters INTEGER NOT NULL,
-    logical_bytes INTEGER NOT NULL, dtypes TEXT NOT NULL, size INTEGER NOT NULL);
+    logical_bytes INTEGER NOT NULL, dtypes TEXT NOT NULL, size INTEGER NOT NULL,
+    facts TEXT NOT NULL, architecture TEXT NOT NULL, model_type TEXT NOT NULL,
+    dtype_names TEXT NOT NULL, formats TEXT NOT NULL);
 CREATE UNIQUE INDEX versions_model ON versions(model, seq);
 CREATE INDEX versions_folded ON versions(lower(model));
 CREATE TABLE state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,14 +84,17 @@ class VersionRow:
     logical_bytes: int
     dtypes: dict[str, int]
     labels: tuple[str, ...]
+    facts: Facts = field(default_factory=Facts)
 
     def to_json(self) -> dict[str, Any]:
-        """The version as every front's JSON names it (log, search, remote show)."""
+        """The version as every front's JSON names it (log, search, remote show), its
+        structured facts alongside."""
         return {"model": self.model, "version": self.seq, "ref": f"{self.model}@{self.seq}",
                 "parent": self.parent, "created": self.created, "message": self.message,
                 "labels": list(self.labels), "metadata": self.metadata, "files": self.files,
                 "tensors": self.tensors, "parameters": self.parameters,
-                "logical_bytes": self.logical_bytes, "dtypes": self.dtypes}  # fmt: skip
+                "logical_bytes": self.logical_bytes, "dtypes": self.dtypes,
+                **self.facts.to_json()}  # fmt: skip
 
     @classmethod
     def of(cls, m: Manifest, labels: Mapping[str, int]) -> VersionRow:
@@ -94,7 +102,7 @@ class VersionRow:
         own = tuple(sorted(k for k, n in labels.items() if n == m.seq))
         return cls(m.model, m.seq, m.parent, m.created, m.message, m.metadata, len(m.files),
                    sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
-                   m.dtype_bytes(), own)  # fmt: skip
+                   m.dtype_bytes(), own, facts_of(m))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,11 @@ def catalog_path(cache_dir: Path, repo: Repository) -> Path:
     """Where the catalog of ``repo`` lives: per repository id and folder, in the cache."""
     where = content_id(str(repo.root).encode())[:12]
     return cache_dir / "catalogs" / f"{repo.config.id}-{where}.sqlite"
+
+
+def _spaced(words: Iterable[str]) -> str:
+    """Words between spaces (`` a b ``), so ``LIKE '% a %'`` finds one exactly."""
+    return " " + " ".join(sorted(set(words))) + " "
 
 
 def _fts_query(text: str) -> str:
@@ -204,13 +217,17 @@ class Catalog:
 
     def _insert(self, db: sqlite3.Connection, key: str, m: Manifest, size: int) -> None:
         metadata = json.dumps(m.metadata, sort_keys=True)
+        facts = facts_of(m)
+        dtypes = m.dtype_bytes()
         self._delete(db, [key])
         cursor = db.execute(
-            "INSERT INTO versions VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO versions VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 key, m.model, m.seq, m.parent, m.created, m.message, metadata, len(m.files),
                 sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
-                json.dumps(m.dtype_bytes()), size,
+                json.dumps(dtypes), size, json.dumps(facts.to_json()), facts.architecture,
+                facts.model_type, _spaced(dtype_name(d) for d in dtypes),
+                _spaced(facts.formats),
             ),
         )  # fmt: skip
         meta_text = " ".join(f"{k} {v}" for k, v in m.metadata.items())
@@ -452,15 +469,19 @@ class Catalog:
         return out
 
     def _version_row(self, row: tuple[Any, ...], labels: list[str]) -> VersionRow:
-        model, seq, parent, created, message, metadata, files, tensors, params, size, dtypes = row
+        (model, seq, parent, created, message, metadata, files, tensors, params, size, dtypes,
+         facts) = row  # fmt: skip
+        stated = json.loads(facts)
+        stated["formats"] = tuple(stated.get("formats", ()))
+        stated["quantization"] = tuple(stated.get("quantization", ()))
         return VersionRow(
             model, seq, parent, created, message, json.loads(metadata), files, tensors, params,
-            size, json.loads(dtypes), tuple(sorted(labels)),
+            size, json.loads(dtypes), tuple(sorted(labels)), Facts(**stated),
         )  # fmt: skip
 
     _VERSION_COLS = (
-        "model, seq, parent, created, message, metadata, files, tensors, parameters, "
-        "logical_bytes, dtypes"
+        "v.model, v.seq, v.parent, v.created, v.message, v.metadata, v.files, v.tensors, "
+        "v.parameters, v.logical_bytes, v.dtypes, v.facts"
     )
 
     def models(self) -> list[ModelRow]:
@@ -486,34 +507,38 @@ class Catalog:
         with self._lock:
             labels = self._labels_by_version(model)
             rows = self._db.execute(
-                f"SELECT {self._VERSION_COLS} FROM versions WHERE model=? ORDER BY seq DESC",
+                f"SELECT {self._VERSION_COLS} FROM versions v WHERE model=? ORDER BY seq DESC",
                 (model,),
             ).fetchall()
         return [self._version_row(r, labels.get((model, r[1]), [])) for r in rows]
 
-    def search(self, text: str) -> list[VersionRow]:
-        """Versions whose model name, message, metadata or labels match every word of ``text``."""
+    def search(self, text: str, filters: SearchFilter | None = None) -> list[VersionRow]:
+        """Versions whose model name, message, metadata or labels match every word of ``text``
+        (any version when ``text`` is blank and a filter is set) and that ``filters`` keep,
+        in the filter's order (by name when none)."""
+        filters = filters or SearchFilter()
         query = _fts_query(text)
-        if not query:
+        if not query and not filters.active:
             return []
         words = [w.lower() for w in re.findall(r"\w+", text)]
+        cond, args = where(filters)
         with self._lock:
-            keys = {k for (k,) in self._db.execute(
-                "SELECT v.key FROM search JOIN versions v ON v.rowid=search.rowid "
-                "WHERE search MATCH ?", (query,)
-            )}  # fmt: skip
             labelled: dict[tuple[str, int], list[str]] = self._labels_by_version()
-            for (model, seq), names in labelled.items():
-                if all(any(w in n for n in names) for w in words):
-                    row = self._db.execute(
-                        "SELECT key FROM versions WHERE model=? AND seq=?", (model, seq)
-                    ).fetchone()
-                    if row:
-                        keys.add(row[0])
-            rows = [
-                self._db.execute(
-                    f"SELECT {self._VERSION_COLS} FROM versions WHERE key=?", (k,)
-                ).fetchone()
-                for k in sorted(keys)
-            ]
-        return [self._version_row(r, labelled.get((r[0], r[1]), [])) for r in rows if r]
+            keys: set[str] | None = None
+            if query:
+                keys = {k for (k,) in self._db.execute(
+                    "SELECT v.key FROM search JOIN versions v ON v.rowid=search.rowid "
+                    "WHERE search MATCH ?", (query,)
+                )}  # fmt: skip
+                for (model, seq), names in labelled.items():
+                    if all(any(w in n for n in names) for w in words):
+                        keys.add(f"{model}\0{seq}")
+            rows = self._db.execute(
+                f"SELECT v.key, {self._VERSION_COLS} FROM versions v WHERE {cond} "
+                f"ORDER BY {ORDER[filters.sort]}", args
+            ).fetchall()  # fmt: skip
+        return [
+            self._version_row(r[1:], labelled.get((r[1], r[2]), []))
+            for r in rows
+            if keys is None or r[0] in keys or f"{r[1]}\0{r[2]}" in keys
+        ]
