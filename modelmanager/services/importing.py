@@ -136,13 +136,16 @@ def scan_sources(
 
 def derive_metadata(sources: Sequence[SourceFile]) -> dict[str, Any]:
     """A version's metadata from its inputs: each file's facts (the first file that states one
-    wins), then config.json's (they win), then the parameter count of every tensor."""
+    wins), then config.json's and the model card's (they win), then the parameter count of
+    every tensor."""
     meta: dict[str, Any] = {}
     for src in sources:
         for key, value in src.index.facts.items():
             meta.setdefault(key, value)
         if src.relpath == hf_config.NAME:
             meta.update(hf_config.read_facts(src.path, src.size, src.identity))
+        elif src.relpath == hf_config.CARD:
+            meta.update(hf_config.read_card_facts(src.path, src.size, src.identity))
     params = sum(t.numel for src in sources for t in src.index.tensors)
     if params:
         meta["parameters"] = params
