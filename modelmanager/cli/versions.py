@@ -26,6 +26,10 @@ from modelmanager.cli.output import (
     signed_bytes,
 )
 from modelmanager.core.catalog import VersionRow
+from modelmanager.core.catalog.facts import dtype_name
+from modelmanager.core.catalog.filters import OPTIONS as FILTER_OPTIONS
+from modelmanager.core.catalog.filters import SORTS, UsageError
+from modelmanager.core.catalog.filters import build as build_filter
 from modelmanager.core.chunks.selection import STRATEGIES
 from modelmanager.core.codecs import CODEC_NAMES, CodecSettings
 from modelmanager.core.localfiles import SYMLINK_RULES
@@ -246,16 +250,25 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    rows = workspace(args).catalog.search(args.text)
+    given = {option: getattr(args, option[2:]) for option in FILTER_OPTIONS}
+    filters = build_filter(given)
+    text = " ".join(args.text)
+    if not text.strip() and not filters.active:
+        raise UsageError("search: give TEXT, a filter (--arch, --params, --dtype, --format, "
+                         "--label, --size, --older, --newer), or both")  # fmt: skip
+    rows = workspace(args).catalog.search(text, filters)
     if args.json:
         print_json([v.to_json() for v in rows])
     elif not rows:
-        print(f"Nothing matches {args.text!r}")
+        print(f"Nothing matches {text!r}" if text.strip() else "Nothing matches these filters")
     else:
         print_table(
-            ["REF", "LABELS", "SIZE", "MESSAGE"],
-            [[f"{v.model}@{v.seq}", ",".join(v.labels), human_bytes(v.logical_bytes), v.message]
-             for v in rows],
+            ["REF", "ARCH", "PARAMS", "DTYPES", "FORMAT", "SIZE", "LABELS", "MESSAGE"],
+            [[f"{v.model}@{v.seq}", v.facts.architecture or v.facts.model_type,
+              human_count(v.parameters) if v.parameters else "",
+              ",".join(dtype_name(d) for d in sorted(v.dtypes, key=lambda d: -v.dtypes[d])),
+              ",".join(v.facts.formats), human_bytes(v.logical_bytes), ",".join(v.labels),
+              v.message] for v in rows],
         )  # fmt: skip
     return EXIT_OK
 
@@ -341,8 +354,23 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("name", help="label name, e.g. prod")
     p.add_argument("--delete", action="store_true", help="remove the label")
 
-    p = commands.add("search", cmd_search, "find versions by name, label, message, metadata")
-    p.add_argument("text")
+    p = commands.add("search", cmd_search, "find versions by name, label, message, metadata "
+                     "and facts (architecture, parameters, dtype, format, size, age)")  # fmt: skip
+    p.add_argument("text", nargs="*", metavar="TEXT", help="words to find (optional with filters)")
+    p.add_argument("--arch", help="architecture or model type contains this, e.g. llama")
+    p.add_argument("--params", metavar="RANGE", help="parameter count: 6B..9B, >1B, <500M")
+    p.add_argument("--dtype", help="holds tensors of this dtype, e.g. bf16, f32, q4_k")
+    p.add_argument("--format", help="has a file of this format: safetensors, gguf, pytorch, ...")
+    p.add_argument("--label", help="carries this label")
+    p.add_argument("--size", metavar="RANGE", help="size of its files: '>4GB', 1GiB..8GiB")
+    p.add_argument("--older", metavar="AGE", help="made more than AGE ago: 30d, 12h, 2w")
+    p.add_argument("--newer", metavar="AGE", help="made less than AGE ago: 30d, 12h, 2w")
+    p.add_argument(
+        "--sort",
+        choices=SORTS,
+        default="name",
+        help="name (a to z), or params, size, date (largest, newest first)",
+    )
 
     p = commands.add("rm", cmd_rm, "remove versions, and the chunks only they use")
     p.add_argument("refs", nargs="+", metavar="REF", help="NAME@N or NAME@LABEL (repeatable)")
