@@ -22,6 +22,7 @@ from modelmanager.cli import (
     recovery,
     storage,
     store_commands,
+    tiers,
     transfer,
     versions,
 )
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     storage.add_parsers(commands)
     recovery.add_parsers(commands)
     mount.add_parsers(commands)
+    tiers.add_parsers(commands)
     return parser
 
 

@@ -12,12 +12,14 @@ from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.chunks.store import ChunkMissing, chunk_key
 from modelmanager.core.formats import DtypeHints, FileIndex
 from modelmanager.core.jobs import JobContext
+from modelmanager.core.placement import Device
 from modelmanager.core.redundancy.health import in_window
 from modelmanager.core.redundancy.table import ChunkTable, Needed
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
 from modelmanager.errors import IntegrityError, ModelManagerError
 from modelmanager.services import Changes, Workspace
+from modelmanager.services.pinning import hot_bytes, hot_garbage
 from modelmanager.services.safety import (
     MISSING_SHARE,
     refuse_missing,
@@ -168,10 +170,13 @@ class GcPlan:
 
     chunks: tuple[tuple[str, int], ...]
     temp_files: tuple[tuple[Path, int], ...]
+    #: Hot copies no pinned version needs (services/pinning.py): (device, chunk, bytes).
+    hot: tuple[tuple[Device, str, int], ...] = ()
 
     @property
     def bytes(self) -> int:
-        return sum(s for _c, s in self.chunks) + sum(s for _p, s in self.temp_files)
+        return (sum(s for _c, s in self.chunks) + sum(s for _p, s in self.temp_files)
+                + sum(s for _d, _c, s in self.hot))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,9 @@ class GcResult:
         plan = self.plan
         return {"chunks": len(plan.chunks), "temp_files": len(plan.temp_files),
                 "bytes": plan.bytes, "deleted_chunks": self.deleted_chunks,
-                "freed_bytes": self.freed_bytes,
+                "freed_bytes": self.freed_bytes, "hot_copies": len(plan.hot),
+                "unused_hot_copies": [{"chunk": c, "device": d.name, "bytes": n}
+                                      for d, c, n in plan.hot],
                 "unused_chunks": [{"chunk": c, "stored_bytes": n} for c, n in plan.chunks],
                 "temp_file_paths": [str(p) for p, _n in plan.temp_files]}  # fmt: skip
 
@@ -236,7 +243,7 @@ def _plan_gc(ws: Workspace) -> GcPlan:
         if missing > needed // MISSING_SHARE:  # refused: the sets are made for the message
             refuse_missing(ws, GC, table.needed_ids(), set(table.stored_ids()))
         unused = tuple(table.unused())
-    return GcPlan(unused, tuple(_leftovers(ws)))
+    return GcPlan(unused, tuple(_leftovers(ws)), tuple(hot_garbage(ws.repo)))
 
 
 def _leftovers(ws: Workspace) -> list[tuple[Path, int]]:
@@ -284,12 +291,16 @@ def collect_garbage(
                 deleted += 1
                 freed += size
                 ctx.report(n + 1, len(plan.chunks), cid[:12])
+            for device, cid, size in plan.hot:
+                ctx.check()
+                ws.repo.chunks.delete_hot(device, cid)
+                freed += size
             for path, size in plan.temp_files:
                 path.unlink(missing_ok=True)
                 freed += size
             ws.repo.blobs.flush()
             ws.repo.chunks.flush()
-    return GcResult(plan, len(plan.chunks), freed, Changes(storage=bool(plan.chunks)))
+    return GcResult(plan, len(plan.chunks), freed, Changes(storage=bool(plan.chunks or plan.hot)))
 
 
 def reindex(ws: Workspace) -> SyncResult:
@@ -330,6 +341,9 @@ class Stats:
     by_model: dict[str, Sizes] = field(default_factory=dict)
     by_version: dict[str, Sizes] = field(default_factory=dict)
     by_dtype: dict[str, Sizes] = field(default_factory=dict)
+    #: Bytes of hot copies of pinned versions per device (services/pinning.py): beside
+    #: ``stored_bytes``, which counts the policy's pieces only.
+    hot_bytes: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -344,6 +358,7 @@ class Stats:
             "by_model": {k: v.to_json() for k, v in sorted(self.by_model.items())},
             "by_version": {k: v.to_json() for k, v in sorted(self.by_version.items())},
             "by_dtype": {k: v.to_json() for k, v in sorted(self.by_dtype.items())},
+            "hot_bytes": dict(sorted(self.hot_bytes.items())),
         }
 
 
@@ -388,5 +403,5 @@ def stats(ws: Workspace, manifests: Iterable[Manifest] | None = None) -> Stats:
     by_dtype = {d: Sizes(dtype_logical[d], dtype_stored[d]) for d in dtype_logical}
     return Stats(
         len(model_chunks), versions, logical, sum(unique.values()), sum(on_disk.values()),
-        len(on_disk), by_model, by_version, by_dtype,
+        len(on_disk), by_model, by_version, by_dtype, hot_bytes(ws.repo.chunks),
     )  # fmt: skip

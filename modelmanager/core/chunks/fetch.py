@@ -7,6 +7,10 @@ file). At most ``MAX_IN_FLIGHT`` chunks are between the two (memory stays bounde
 window is refilled per device from whichever finishes first. A chunk whose first piece fails
 (missing, corrupt, erasure-coded) is read by the store's full path, which falls back to other
 copies or rebuilds from parity, and counts as degraded.
+
+A pinned chunk's hot copy (its plain bytes on a hot-tier device) is read first, on that
+device's pool, straight into the destination buffer: no decode, only the hash check. A hot copy
+that fails it is passed over for the policy's pieces (it never counts toward the policy).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from modelmanager.core.chunks.selection import Selector
 from modelmanager.core.chunks.store import HEADER, chunk_key, decode_object, parse_header
 from modelmanager.core.ids import BytesLike, content_id
 from modelmanager.core.jobs import InFlight, JobContext, default_workers
+from modelmanager.core.placement import Device
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.storage import BlobNotFound
 from modelmanager.errors import IntegrityError
@@ -119,6 +124,8 @@ class Fetcher:
         self.devices = DevicePools(self.chunks, max(IO_THREADS, self.threads), selector)
         self.decode = ThreadPoolExecutor(self.threads, "mm-decode")
         self.device_bytes: dict[str, int] = {}  # bytes fetched per lane (device name)
+        #: Hot-tier devices that hold any hot copy, looked at once per fetcher (see module doc).
+        self.hot = [d for d in chunks.hot_devices() if chunks.stores[d.id].path("hot").is_dir()]
         self._degraded_before = self.chunks.degraded_reads
 
     @property
@@ -137,10 +144,21 @@ class Fetcher:
         self.decode.shutdown(wait=True, cancel_futures=True)
 
     def _read(
-        self, chunk_id: str, length: int, layout: Layout, dest: memoryview | None
-    ) -> tuple[str, BytesLike]:
-        """Reader stage: ("placed", b"") when an uncompressed copy went straight into ``dest``;
-        ("object", the first copy's chunk object); or ("plain", bytes) from the full path."""
+        self, chunk_id: str, length: int, layout: Layout, dest: memoryview | None,
+        hot: Device | None = None,
+    ) -> tuple[str, BytesLike]:  # fmt: skip
+        """Reader stage: ("hot", b"") or ("hot", bytes) from the hot copy on ``hot`` (into
+        ``dest`` where given); ("placed", b"") when an uncompressed copy went straight into
+        ``dest``; ("object", the first copy's chunk object); or ("plain", bytes) from the full
+        path."""
+        if hot is not None:
+            try:
+                if dest is None:
+                    return "hot", self.chunks.read_hot(hot, chunk_id)
+                if self.chunks.read_hot_into(hot, chunk_id, dest):
+                    return "hot", b""
+            except (BlobNotFound, OSError):
+                pass  # gone since it was found: the policy's pieces below
         if layout.copies:
             try:
                 if dest is not None and self.chunks.read_raw_copy_into(layout.copies[0],
@@ -156,6 +174,16 @@ class Fetcher:
         sink: Sink, offset: int, dest: memoryview | None,
     ) -> None:  # fmt: skip
         """Decode stage: verify (and decode) the chunk, then hand it to the sink."""
+        if kind == "hot":  # a hot copy: verified like any piece, never decoded
+            data = dest if dest is not None and not len(raw) else raw
+            if len(data) == length and content_id(data) == chunk_id:
+                if layout.tolerance() < self.policy.tolerates:
+                    self.chunks.note_degraded()  # right bytes, but the policy's pieces lack
+                if dest is None:
+                    sink(offset, raw)
+                return
+            self.chunks.note_degraded()  # a bad hot copy: the policy's pieces (a fallback)
+            kind, raw = "plain", self.chunks.get(chunk_id, length, self.policy, layout)
         good = kind == "plain"
         if kind == "placed":
             assert dest is not None
@@ -179,7 +207,7 @@ class Fetcher:
 
     def _start(
         self, lane: str, chunk_id: str, length: int, offset: int, layout: Layout, sink: Sink,
-        dest: memoryview | None,
+        dest: memoryview | None, hot: Device | None = None,
     ) -> _Chunk:  # fmt: skip
         """Read the chunk on its device's pool, then decode it on the shared pool."""
         chunk = _Chunk(length)
@@ -204,7 +232,7 @@ class Fetcher:
             chunk.stage = job
             job.add_done_callback(decoded)
 
-        stage = self.devices.submit(lane, self._read, chunk_id, length, layout, dest)
+        stage = self.devices.submit(lane, self._read, chunk_id, length, layout, dest, hot)
         chunk.stage = stage
         stage.add_done_callback(read)
         return chunk
@@ -216,21 +244,23 @@ class Fetcher:
         be read, and compressed ones decoded, straight into place (the sink is then skipped
         for them; it still writes the chunks the full path had to rebuild).
         """
-        todo: list[tuple[str, str, int, int, Layout]] = []
+        todo: list[tuple[str, str, int, int, Layout, Device | None]] = []
         offset = 0
         for ref in f.chunks:
             lane, layout = self.devices.plan(ref.id)
-            todo.append((lane, ref.id, ref.length, offset, layout))
+            held = self.chunks.hot_holders(ref.id, self.hot) if self.hot else []
+            hot = held[0] if held else None
+            todo.append((hot.name if hot else lane, ref.id, ref.length, offset, layout, hot))
             offset += ref.length
         share = max(2, MAX_IN_FLIGHT // max(1, len({t[0] for t in todo})))
 
-        def start(t: tuple[str, str, int, int, Layout]) -> _Chunk:
-            lane, cid, length, at, layout = t
+        def start(t: tuple[str, str, int, int, Layout, Device | None]) -> _Chunk:
+            lane, cid, length, at, layout, hot = t
             dest = into[at : at + length] if into is not None else None
-            return self._start(lane, cid, length, at, layout, sink, dest)
+            return self._start(lane, cid, length, at, layout, sink, dest, hot)
 
         with InFlight(todo, start, share, ctx=self.ctx, lane=lambda t: t[0]) as chunks:
-            for (lane, _cid, length, _at, _layout), fut in chunks:
+            for (lane, _cid, length, _at, _layout, _hot), fut in chunks:
                 fut.result()
                 self.device_bytes[lane] = self.device_bytes.get(lane, 0) + length
                 self.done += length

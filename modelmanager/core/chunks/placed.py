@@ -33,9 +33,10 @@ from modelmanager.core.chunks.store import (
     chunk_key,
     decode_object,
     encode_object,
+    hot_key,
     parse_header,
 )
-from modelmanager.core.ids import BytesLike, is_content_id
+from modelmanager.core.ids import BytesLike, content_id, is_content_id
 from modelmanager.core.placement import (
     RESERVE_BYTES,
     Device,
@@ -66,6 +67,8 @@ __all__ = ["DevicePools", "Layout", "Piece", "PlacedChunkStore", "PlacementError
 
 T = TypeVar("T")
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+#: The device tier that holds hot copies of pinned versions.
+HOT = "hot"
 #: Seconds a device's "mounted and really this device" answer is trusted before looking again.
 AVAILABILITY_TTL = 1.0
 
@@ -615,6 +618,63 @@ class PlacedChunkStore:
         for d, key in self.piece_keys(chunk_id):
             with self.faults_of(d, f"deleting {key}"):
                 self.stores[d.id].delete(key)
+
+    # -- hot copies (pinned versions: docs/repository-format.md, "Hot copies") --------------
+
+    def hot_devices(self) -> list[Device]:
+        """Readable devices of the hot tier: where hot copies are looked for."""
+        return [d for d in self.readable_devices() if d.tier == HOT]
+
+    def hot_holders(self, chunk_id: str, among: list[Device] | None = None) -> list[Device]:
+        """The hot devices (``among``, default all) holding a hot copy of ``chunk_id``."""
+        held = []
+        for d in self.hot_devices() if among is None else among:
+            try:
+                if self.stores[d.id].size(hot_key(chunk_id)) is not None:
+                    held.append(d)
+            except OSError:
+                continue
+        return held
+
+    def read_hot_into(self, device: Device, chunk_id: str, dest: memoryview) -> bool:
+        """Read a hot copy straight into ``dest``; False when its size is not ``len(dest)``.
+        The caller verifies the hash."""
+        store, key = self.stores[device.id], hot_key(chunk_id)
+        if store.size(key) != len(dest):
+            return False
+        return store.read_into(key, 0, dest) == len(dest)
+
+    def read_hot(self, device: Device, chunk_id: str) -> bytes:
+        """The bytes of a hot copy, unchecked (BlobNotFound when there is none)."""
+        return self.stores[device.id].get(hot_key(chunk_id))
+
+    def check_hot(self, device: Device, chunk_id: str, length: int) -> str | None:
+        """None when the hot copy on ``device`` is the chunk, else why not."""
+        try:
+            data = self.read_hot(device, chunk_id)
+        except (BlobNotFound, OSError) as e:
+            return str(e)
+        if len(data) != length:
+            return f"hot copy holds {len(data)} bytes, the manifest says {length}"
+        if content_id(data) != chunk_id:
+            return "hot copy does not match its hash"
+        return None
+
+    def write_hot(self, device: Device, chunk_id: str, data: BytesLike) -> int:
+        """Write (atomically, unsynced: :meth:`flush`) the hot copy of a verified chunk."""
+        with self.faults_of(device, f"writing {hot_key(chunk_id)}"):
+            return self.stores[device.id].put(hot_key(chunk_id), [data], sync=False)
+
+    def iter_hot(self, device: Device) -> Iterator[tuple[str, int]]:
+        """(chunk id, bytes) of every hot copy on ``device``."""
+        for key, size in self.stores[device.id].list("hot"):
+            name = key.rsplit("/", 1)[-1]
+            if is_content_id(name) and key == hot_key(name):
+                yield name, size
+
+    def delete_hot(self, device: Device, chunk_id: str) -> None:
+        with self.faults_of(device, f"deleting {hot_key(chunk_id)}"):
+            self.stores[device.id].delete(hot_key(chunk_id))
 
 
 class DevicePools:

@@ -17,6 +17,8 @@ from modelmanager.errors import IntegrityError
 MAGIC = b"MMC1"
 HEADER = struct.Struct("<4sB3xQ")
 PREFIX = "chunks"
+#: Where a device keeps hot copies of pinned chunks: the plain bytes, no header, named by id.
+HOT_PREFIX = "hot"
 
 
 class ChunkMissing(IntegrityError):
@@ -26,6 +28,17 @@ class ChunkMissing(IntegrityError):
 def chunk_key(chunk_id: str) -> str:
     """The blob key of a chunk."""
     return f"{PREFIX}/{chunk_id[:2]}/{chunk_id}"
+
+
+def hot_key(chunk_id: str) -> str:
+    """The blob key of a chunk's hot copy (``hot/<id[:2]>/<id>``: its plain bytes, so a load
+    reads it straight into place and verifies it by hashing, like any piece)."""
+    return f"{HOT_PREFIX}/{chunk_id[:2]}/{chunk_id}"
+
+
+def is_hot_key(key: str) -> bool:
+    """True for the key of a hot copy (never one of the policy's pieces)."""
+    return key.startswith(HOT_PREFIX + "/")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from modelmanager.core.chunks.layout import Layout, Piece, fragment_key
 from modelmanager.core.chunks.placed import PlacedChunkStore
-from modelmanager.core.chunks.store import chunk_key, decode_object
+from modelmanager.core.chunks.store import chunk_key, decode_object, hot_key, is_hot_key
 from modelmanager.core.jobs import JobContext, default_workers, threaded
 from modelmanager.core.placement import ONLINE, Device, rank
 from modelmanager.core.redundancy import Policy, parse_fragment
@@ -138,7 +138,7 @@ def find_missing(chunks: PlacedChunkStore, h: ChunkHealth) -> None:
     expected = expected_devices(chunks, h.chunk_id)
     layout = h.good_layout()
     p = h.policy
-    damaged = [piece for piece, _why in h.corrupt]
+    damaged = [piece for piece, _why in h.corrupt if not is_hot_key(piece.key)]  # hot: extra
     if p.erasure:
         have = layout.fragments.get((p.k, p.m), {})
         used = {d.id for devs in have.values() for d in devs}
@@ -175,8 +175,23 @@ def _check(chunks: PlacedChunkStore, h: ChunkHealth) -> ChunkHealth:
                 h.corrupt.append((piece, second))
                 continue
         h.good.append(piece)
+    check_hot_copies(chunks, h)
     find_missing(chunks, h)
     return h
+
+
+def check_hot_copies(chunks: PlacedChunkStore, h: ChunkHealth) -> None:
+    """Verify the chunk's hot copies (a pinned version's, services/pinning.py); a bad one
+    (twice) joins ``h.corrupt``, so scrub reports it and repair deletes it. Hot copies are
+    never added to ``h.good``: they do not count toward the policy."""
+    for d in chunks.hot_devices():
+        store = chunks.stores[d.id]
+        if not store.path("hot").is_dir() or store.size(hot_key(h.chunk_id)) is None:
+            continue
+        why = chunks.check_hot(d, h.chunk_id, h.length)
+        if why is not None and chunks.check_hot(d, h.chunk_id, h.length) is not None:
+            key = hot_key(h.chunk_id)
+            h.corrupt.append((Piece(h.chunk_id, d, key, store.size(key) or 0), why))
 
 
 def survey(

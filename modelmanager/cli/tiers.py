@@ -1,0 +1,54 @@
+"""``pin`` and ``unpin``: keep a version's chunks hot (plain copies on a hot-tier device)."""
+
+from __future__ import annotations
+
+import argparse
+
+from modelmanager.cli.common import Commands, workspace
+from modelmanager.cli.output import ProgressLine, plural, print_json, print_table, shown
+from modelmanager.core.units import human_bytes
+from modelmanager.errors import EXIT_OK, UserError
+from modelmanager.services.pinning import pin, pins, unpin
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    ws = workspace(args)
+    if args.list:
+        found = pins(ws.repo)
+        if args.json:
+            print_json({"pins": [p.to_json() for p in found]})
+        elif found:
+            print_table(["VERSION", "PINNED"], [[shown(p.ref), p.since] for p in found])
+        else:
+            print("No version is pinned.")
+        return EXIT_OK
+    if not args.ref:
+        raise UserError("pin needs a version (NAME[@ref]), or --list")
+    with ProgressLine("pinning", enabled=not args.json) as ctx:
+        r = pin(ws, args.ref, ctx=ctx)
+    if args.json:
+        print_json(r.to_json())
+    else:
+        print(f"Pinned {shown(r.ref)} hot on {shown(r.device)}: {plural(r.chunks, 'chunk')}, "
+              f"{r.written} new hot {'copy' if r.written == 1 else 'copies'} "
+              f"({human_bytes(r.written_bytes)})")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_unpin(args: argparse.Namespace) -> int:
+    ref = unpin(workspace(args), args.ref)
+    if args.json:
+        print_json({"unpinned": ref})
+    else:
+        print(f"Unpinned {shown(ref)}; 'modelmanager gc' deletes its hot copies")
+    return EXIT_OK
+
+
+def add_parsers(commands: Commands) -> None:
+    """The pin and unpin commands."""
+    p = commands.add("pin", cmd_pin, "keep a version hot: a plain copy of each of its chunks "
+                     "on a hot-tier device, read first by loads")  # fmt: skip
+    p.add_argument("ref", nargs="?", help="NAME[@VERSION|@LABEL] (default: the latest)")
+    p.add_argument("--list", action="store_true", help="list the pinned versions")
+    p = commands.add("unpin", cmd_unpin, "stop keeping a version hot (gc deletes its copies)")
+    p.add_argument("ref", help="NAME[@VERSION|@LABEL]")

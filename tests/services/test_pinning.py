@@ -1,0 +1,187 @@
+"""Pinning a version hot (issue 20), on real device folders: hot copies, loads that read them
+first, scrub, repair, gc and rm that know them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import modelmanager as mm
+from modelmanager.core.chunks.store import hot_key
+from modelmanager.core.codecs import CodecSettings
+from modelmanager.core.ids import content_id
+from modelmanager.errors import DoubtError, IntegrityError, UserError
+from modelmanager.services import Workspace, init_repository
+from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.history import remove_versions
+from modelmanager.services.importing import import_paths
+from modelmanager.services.maintenance import collect_garbage, stats
+from modelmanager.services.pinning import pin, pin_key, pins, unpin
+from modelmanager.services.redundancy import repair, scrub
+from tests.support.builders import random_weights, write_safetensors
+
+CHUNK = 64 * 1024
+
+
+def _source(folder: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    tensors = {f"layer.{i}.weight": random_weights(rng, (64, 256)) for i in range(6)}
+    write_safetensors(folder / "model.safetensors", tensors)
+    (folder / "config.json").write_text('{"architectures": ["Tiny"]}')
+    return folder
+
+
+def _workspace(tmp_path: Path) -> Workspace:
+    """main (cold) plus two warm devices holding copies=2, and one hot device."""
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024,
+                         codec=CodecSettings("zstd"))  # fmt: skip
+    set_device(ws, "main", tier="cold")
+    for i in range(2):
+        add_device(ws, tmp_path / f"warm{i}", name=f"w{i}", tier="warm")
+    set_policy(ws, "copies=2")
+    import_paths(ws, [_source(tmp_path / "src")], "m")
+    import_paths(ws, [_source(tmp_path / "src2", seed=1)], "m")
+    add_device(ws, tmp_path / "fast", name="fast", tier="hot")  # after: holds no policy piece
+    return ws
+
+
+def _chunk_ids(ws: Workspace, ref: str) -> dict[str, int]:
+    m = ws.repo.resolve(ref)
+    return {c.id: c.length for f in m.files for c in f.chunks}
+
+
+def _hot_files(tmp_path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (tmp_path / "fast" / "hot").rglob("*") if p.is_file()}
+
+
+def test_pin_writes_one_plain_copy_of_each_chunk_on_the_hot_device(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    r = pin(ws, "m@1")
+    assert r.device == "fast"
+    assert r.written == r.chunks == len(_chunk_ids(ws, "m@1"))
+    hot = _hot_files(tmp_path)
+    assert set(hot) == set(_chunk_ids(ws, "m@1"))
+    for cid, data in hot.items():  # raw bytes named by their hash, equal to the chunk's
+        assert content_id(data) == cid
+        assert data == ws.repo.chunks.get(cid, len(data))
+    # The record is sealed and replicated like every record, on every device's meta/.
+    key = pin_key("m", 1)
+    assert ws.repo.records.read(key)["pinned"] is True
+    for dev in ("warm0", "warm1", "fast"):
+        assert (tmp_path / dev / "meta" / key).is_file()
+    assert [p.ref for p in pins(ws.repo)] == ["m@1"]
+    assert pin(ws, "m@1").written == 0  # pinning again reuses the copies
+    assert stats(ws).hot_bytes == {"fast": sum(len(d) for d in hot.values())}
+    # Hot copies never count toward the policy: scrub is clean, nothing under-replicated.
+    assert scrub(ws).ok
+
+
+def test_a_pinned_load_reads_only_hot_copies(tmp_path: Path) -> None:
+    """Every policy piece of the version deleted: the load still returns the right tensors,
+    so they came from the hot copies."""
+    ws = _workspace(tmp_path)
+    pin(ws, "m@1")
+    expected = load_file(tmp_path / "src" / "model.safetensors")
+    for cid in _chunk_ids(ws, "m@1"):
+        for _device, path in ws.repo.chunks.piece_files(cid):
+            path.unlink()
+    got = mm.load("m@1", repo=tmp_path / "repo")
+    assert set(got) == set(expected)
+    for name, arr in expected.items():
+        np.testing.assert_array_equal(got[name], arr)
+
+
+def test_a_corrupt_hot_copy_is_reported_passed_over_and_dropped(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    pin(ws, "m@1")
+    cid = sorted(_chunk_ids(ws, "m@1"))[0]
+    path = tmp_path / "fast" / hot_key(cid)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    report = scrub(ws)
+    assert [(c.chunk, c.device, c.piece) for c in report.corrupt] == [(cid, "fast", hot_key(cid))]
+    assert not report.missing
+    assert not report.under_replicated
+    # The load falls back to the policy's pieces and returns the right bytes.
+    expected = load_file(tmp_path / "src" / "model.safetensors")
+    got = mm.load("m@1", repo=tmp_path / "repo")
+    for name, arr in expected.items():
+        np.testing.assert_array_equal(got[name], arr)
+    assert repair(ws).removed_pieces == 1
+    assert not path.exists()
+    assert scrub(ws).ok
+
+
+def test_unpin_then_gc_removes_the_hot_copies(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    pin(ws, "m@1")
+    pin(ws, "m@2")
+    unpin(ws, "m@1")
+    assert [p.ref for p in pins(ws.repo)] == ["m@2"]
+    assert ws.repo.records.read(pin_key("m", 1))["pinned"] is False  # a record, not a deletion
+    only_1 = set(_chunk_ids(ws, "m@1")) - set(_chunk_ids(ws, "m@2"))
+    assert only_1
+    assert only_1 <= set(_hot_files(tmp_path))
+    result = collect_garbage(ws)
+    assert {c for _d, c, _n in result.plan.hot} == only_1
+    assert set(_hot_files(tmp_path)) == set(_chunk_ids(ws, "m@2"))
+    with pytest.raises(UserError, match="not pinned"):
+        unpin(ws, "m@1")
+
+
+def test_rm_of_a_pinned_version_leaves_no_hot_copy_after_gc(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    pin(ws, "m@2")
+    remove_versions(ws, ["m@2"])
+    assert pins(ws.repo) == []  # a pin of a removed version is none
+    collect_garbage(ws)
+    assert _hot_files(tmp_path) == {}
+
+
+def test_gc_refuses_while_a_pin_record_is_damaged(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    pin(ws, "m@1")
+    unpin(ws, "m@1")
+    for root in (tmp_path / "repo", *(tmp_path / d / "meta" for d in ("warm0", "warm1", "fast"))):
+        (root / pin_key("m", 1)).write_bytes(b'{"pinned": true}')
+    with pytest.raises((DoubtError, IntegrityError)):
+        collect_garbage(ws)
+    assert _hot_files(tmp_path)  # nothing deleted on doubt
+
+
+def test_pin_without_a_hot_device_is_one_clear_refusal(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    set_device(ws, "fast", tier="cold")
+    with pytest.raises(UserError, match="no online hot-tier device"):
+        pin(ws, "m@1")
+    assert pins(ws.repo) == []
+
+
+def _cli(*args: str, repo: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelmanager", "--repo", str(repo), *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_cli_pin_list_unpin(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    repo = tmp_path / "repo"
+    ws.close()
+    done = _cli("pin", "m@1", repo=repo)
+    assert done.returncode == 0, done.stderr
+    assert "Pinned m@1 hot on fast" in done.stdout
+    listed = _cli("pin", "--list", "--json", repo=repo)
+    assert [p["version"] for p in json.loads(listed.stdout)["pins"]] == ["m@1"]
+    assert _cli("unpin", "m@1", repo=repo).returncode == 0
+    assert _cli("device", "set", "fast", "--tier", "cold", repo=repo).returncode == 0
+    refused = _cli("pin", "m@1", repo=repo)
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "no online hot-tier device" in lines[0]
