@@ -16,7 +16,9 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtWidgets import QHeaderView, QTreeView
 
+from modelmanager.core.catalog.filters import parse_query
 from modelmanager.core.jobs import JobContext
+from modelmanager.errors import UserError
 from modelmanager.gui.jobs_bridge import JobRunner
 from modelmanager.gui.models import (
     REF_ROLE,
@@ -54,7 +56,7 @@ def row_key(index: Index) -> RowKey:
 
 class LibraryProxy(QSortFilterProxyModel):
     """Sorts by each cell's raw value; while a search is on, shows the versions the catalog's
-    full-text search found (and every version of a model whose name matches)."""
+    search found (and, with no filter, every version of a model whose name matches)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,14 +67,21 @@ class LibraryProxy(QSortFilterProxyModel):
         self.words: list[str] = []
         #: Repository key -> the references of the versions the search found there.
         self.hits: dict[str, frozenset[str]] = {}
+        #: Filters are on: only the versions found show (no model by its name alone).
+        self.filtered = False
 
-    def search(self, text: str, hits: dict[str, frozenset[str]]) -> None:
-        """Show only what ``text`` finds (``hits``: the catalog's answer); "" shows all."""
+    def search(
+        self, text: str, hits: dict[str, frozenset[str]], words: str | None = None,
+        filtered: bool = False,
+    ) -> None:  # fmt: skip
+        """Show only what ``text`` finds (``hits``: the catalog's answer; ``words``: its free
+        text when it holds filters, which then hide every row they did not find); "" shows
+        all."""
         begin = getattr(self, "beginFilterChange", None)  # Qt 6.9+; 6.8 has only invalidate
         if begin is not None:
             begin()
-        self.text, self.hits = text, hits
-        self.words = [w.lower() for w in re.findall(r"\w+", text)]
+        self.text, self.hits, self.filtered = text, hits, filtered
+        self.words = [w.lower() for w in re.findall(r"\w+", text if words is None else words)]
         if begin is not None:
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
         else:
@@ -122,6 +131,8 @@ class LibraryProxy(QSortFilterProxyModel):
             return True
         index = self.sourceModel().index(source_row, 0, source_parent)
         repo, ref = index.data(REPO_ROLE), index.data(REF_ROLE)
+        if self.filtered and (not repo or not ref or "@" not in ref):
+            return False  # facts are the catalog's: only its versions (and their models) show
         if not repo:  # remotes' and stores' items: their text contains the words
             shown = str(index.data() or "").lower()
             return bool(self.words) and all(w in shown for w in self.words)
@@ -220,16 +231,25 @@ class TreeState:
 
 
 class LibrarySearch:
-    """The search box's answers: the catalog's full-text search of every listed repository,
-    in a job (an FTS query; slow on a network folder), then the hits shown expanded. Clearing
-    the box puts back the tree as it was arranged before the search."""
+    """The search box's answers: the catalog's search of every listed repository, in a job
+    (an FTS query; slow on a network folder), then the hits shown expanded. Clearing the box
+    puts back the tree as it was arranged before the search.
+
+    The box is also the filter bar: it takes the command line's filters, written the same way
+    (``llama --params 6B..9B --dtype bf16 --size '>4GB'``), read by the same parser and run by
+    the same :meth:`Catalog.search`, so a query pasted from a terminal finds the same versions.
+    A filter it cannot read is one line in :attr:`problem` (and given to ``report``); the tree
+    stays as it was. ``--sort`` is accepted but the tree keeps its own column sort."""
 
     def __init__(
         self, view: QTreeView, proxy: LibraryProxy, runner: JobRunner,
         workspaces: Callable[[], dict[str, Workspace]],
+        report: Callable[[str], None] | None = None,
     ) -> None:  # fmt: skip
         self.view, self.proxy, self.runner = view, proxy, runner
         self.workspaces = workspaces
+        self.report = report
+        self.problem = ""  # the filter the box holds cannot be read: why, in one line
         self.text = ""
         self.before: TreeState | None = None  # the tree as arranged before the search began
         self.asked = 0  # the newest search asked for: older answers are dropped
@@ -243,6 +263,7 @@ class LibrarySearch:
         if not self.text:
             self.timer.stop()
             self.asked += 1
+            self._problem("")
             self.clear()
             return
         self.timer.start(SEARCH_DELAY_MS)
@@ -260,23 +281,41 @@ class LibrarySearch:
         """Ask every listed repository's catalog (again, e.g. after a refresh)."""
         if not self.text:
             return
-        text, spaces = self.text, dict(self.workspaces())
+        line, spaces = self.text, dict(self.workspaces())
         self.asked += 1
         asked = self.asked
+        try:
+            text, filters = parse_query(line)
+        except UserError as e:
+            self._problem(str(e))
+            return
+        self._problem("")
 
         def search(_ctx: JobContext) -> dict[str, frozenset[str]]:
-            return {key: frozenset(f"{v.model}@{v.seq}" for v in ws.catalog.search(text))
+            return {key: frozenset(f"{v.model}@{v.seq}" for v in ws.catalog.search(text, filters))
                     for key, ws in spaces.items()}  # fmt: skip
 
-        self.runner.submit(f"Read search {text}", search, lambda hits: self.show(asked, hits))
+        def show(hits: dict[str, frozenset[str]]) -> None:
+            self.show(asked, hits, text, filters.active)
 
-    def show(self, asked: int, hits: dict[str, frozenset[str]]) -> None:
+        self.runner.submit(f"Read search {line}", search, show)
+
+    def _problem(self, line: str) -> None:
+        if line != self.problem:
+            self.problem = line
+            if self.report is not None:
+                self.report(line)
+
+    def show(
+        self, asked: int, hits: dict[str, frozenset[str]], words: str | None = None,
+        filtered: bool = False,
+    ) -> None:  # fmt: skip
         """Show the answer to search number ``asked`` (unless a newer one was asked since)."""
         if asked != self.asked or not self.text:
             return
         if self.before is None:
             self.before = TreeState(self.view)
-        self.proxy.search(self.text, hits)
+        self.proxy.search(self.text, hits, words, filtered)
         self.view.expandToDepth(0)
         found = {(key, ref.rpartition("@")[0]) for key, refs in hits.items() for ref in refs}
         model = self.proxy
