@@ -1,0 +1,282 @@
+"""A version's module tree from its tensor names, shapes and dtypes alone (no data read).
+
+``model.layers.12.self_attn.q_proj.weight`` becomes model > layers > 12 > self_attn > q_proj >
+weight (names split at ``.`` and ``/``). Each node carries its parameter count, bytes and bytes
+per dtype. Consecutive numbered siblings that are identical (the same relative tensor names,
+shapes and dtypes) fold into one *run* node ("0-5 x 6"), whose children are one block's.
+Parameters are also split into shares (embedding, attention, MLP, norm, other) by name
+heuristics, see :func:`category`. A file whose tensor names clash with names already placed
+(a folder holding the same weights as .bin and .safetensors) gets its own root, named
+``[path]``, so the counts always add up to the version's parameter count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelmanager.core.repo.manifest import FileRecord, Manifest, TensorRecord
+
+CATEGORIES = ("embedding", "attention", "mlp", "norm", "other")
+_SPLIT = re.compile(r"[./]")
+_NORM = re.compile(r"norm|^ln(_?[a-z0-9]*)?$|^bn\d*$")
+_EMBED = re.compile(r"embed|^wte$|^wpe$|^lm_head$|^token_embd$")
+_ATTN = re.compile(r"attn|attention|^(q|k|v|o|out)_proj$|^(query|key|value|qkv)$|^w[qkvo]$")
+_MLP = re.compile(
+    r"mlp|ffn|feed_?forward|intermediate|expert|densereludense|"
+    r"^(gate|up|down)_proj$|^fc\d$|^c_fc$|^w[123]$"
+)
+#: GGUF files keep a few well-known keys worth showing; ``{arch}`` is general.architecture.
+GGUF_KEYS = (("general.architecture", "architecture"), ("general.name", "name"),
+             ("{arch}.context_length", "context length"), ("{arch}.block_count", "blocks"),
+             ("{arch}.embedding_length", "hidden size"), ("tokenizer.ggml.model", "tokenizer"),
+             ("general.file_type", "file type"))  # fmt: skip
+ONNX_KEYS = (("producer", "producer"), ("opset", "opset"), ("ir_version", "IR version"))
+
+
+def category(name: str) -> str:
+    """The share a tensor counts in, from its name: norms first (``attn_norm`` is a norm),
+    then embeddings and the output head (``lm_head``, GGUF ``output``), attention, MLP
+    (BERT's ``layer.N.output`` is the feed-forward's second half), else "other"."""
+    parts = [p.lower() for p in _SPLIT.split(name) if p]
+    owners = parts[:-1] or parts  # the tensor's own name (weight, bias) says nothing
+    if any(_NORM.search(p) for p in owners):
+        return "norm"
+    if any(_EMBED.search(p) for p in owners) or (len(parts) == 2 and parts[0] == "output"):
+        return "embedding"
+    if any(_ATTN.search(p) for p in owners):
+        return "attention"
+    if any(_MLP.search(p) for p in owners):
+        return "mlp"
+    if any(a.isdigit() and b == "output" for a, b in itertools.pairwise(owners)):
+        return "mlp"
+    return "other"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A module (or a tensor, where ``shape`` is set) with its totals; ``run`` when folded."""
+
+    name: str
+    parameters: int
+    bytes: int
+    dtypes: dict[str, int]  # bytes per dtype
+    tensors: int
+    children: tuple[Node, ...] = ()
+    shape: tuple[int, ...] | None = None
+    run: Run | None = None
+
+    @property
+    def label(self) -> str:
+        """The name as shown: "0-5 x 6" for a run, "[file]" for a file's own root."""
+        if self.run is None:
+            return self.name
+        return f"{self.run.first}-{self.run.last} x {self.run.count}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The node and its children; a run gives its members and one block's size."""
+        doc: dict[str, Any] = {"name": self.label, "parameters": self.parameters,
+                               "bytes": self.bytes, "dtypes": dict(sorted(self.dtypes.items())),
+                               "tensors": self.tensors}  # fmt: skip
+        if self.shape is not None:
+            doc["shape"] = list(self.shape)
+        if self.run is not None:
+            doc["run"] = self.run.to_json()
+        if self.children:
+            doc["children"] = [c.to_json() for c in self.children]
+        return doc
+
+
+@dataclass(frozen=True)
+class Run:
+    """Identical numbered blocks first..last folded into one node; children are one block's."""
+
+    first: int
+    last: int
+    count: int
+    each_parameters: int
+    each_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"first": self.first, "last": self.last, "count": self.count,
+                "each_parameters": self.each_parameters, "each_bytes": self.each_bytes}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A version's module tree, parameter shares and the format facts its files state."""
+
+    ref: str
+    root: Node
+    shares: dict[str, int]  # parameters per category, every category present
+    facts: tuple[tuple[str, dict[str, str]], ...] = field(default=())  # (file path, facts)
+
+    @property
+    def parameters(self) -> int:
+        return self.root.parameters
+
+    def runs(self) -> list[tuple[str, Node]]:
+        """Every folded run with its dotted path ("encoder.layer.0-5 x 6"), depth first."""
+        found: list[tuple[str, Node]] = []
+
+        def walk(node: Node, prefix: str) -> None:
+            for c in node.children:
+                path = f"{prefix}.{c.label}" if prefix else c.label
+                if c.run is not None:
+                    found.append((path, c))
+                walk(c, path)
+
+        walk(self.root, "")
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        """``show --structure --json``: the tree, the shares and each file's facts."""
+        return {"ref": self.ref, "parameters": self.parameters, "bytes": self.root.bytes,
+                "shares": self.shares, "tree": self.root.to_json(),
+                "facts": [{"file": path, **f} for path, f in self.facts]}  # fmt: skip
+
+
+class _Trie:
+    """A mutable module node while the tree is built."""
+
+    __slots__ = ("kids", "own")
+
+    def __init__(self) -> None:
+        self.own: list[TensorRecord] = []
+        self.kids: dict[str, _Trie] = {}
+
+    def add(self, parts: list[str], t: TensorRecord) -> None:
+        node = self
+        for p in parts:
+            node = node.kids.setdefault(p, _Trie())
+        node.own.append(t)
+
+
+def _leaf(name: str, t: TensorRecord) -> Node:
+    return Node(name, t.numel, t.nbytes, {t.dtype: t.nbytes}, 1, shape=tuple(t.shape))
+
+
+def _total(name: str, children: tuple[Node, ...], run: Run | None = None) -> Node:
+    dtypes: dict[str, int] = {}
+    for c in children:
+        for d, n in c.dtypes.items():
+            dtypes[d] = dtypes.get(d, 0) + n
+    return Node(name, sum(c.parameters for c in children), sum(c.bytes for c in children),
+                dtypes, sum(c.tensors for c in children), children, run=run)  # fmt: skip
+
+
+def _signature(node: Node) -> tuple[Any, ...]:
+    """What makes two blocks identical: relative names, shapes and dtypes, in order."""
+    if node.shape is not None:
+        return (node.label, node.shape, tuple(node.dtypes))
+    return (node.label, tuple(_signature(c) for c in node.children))
+
+
+def _fold(children: list[Node]) -> list[Node]:
+    """Fold runs (2 or more) of consecutive numbered siblings with equal signatures."""
+    out: list[Node] = []
+    i = 0
+    while i < len(children):
+        j = i + 1
+        c = children[i]
+        if c.shape is None and c.name.isdigit():
+            sig = _signature(Node("", 0, 0, {}, 0, c.children))
+            while (j < len(children) and children[j].shape is None
+                   and children[j].name.isdigit()
+                   and int(children[j].name) == int(children[j - 1].name) + 1
+                   and _signature(Node("", 0, 0, {}, 0, children[j].children)) == sig):  # fmt: skip
+                j += 1
+        if j - i >= 2:
+            members = children[i:j]
+            block = _total("", c.children)
+            run = Run(int(c.name), int(children[j - 1].name), j - i, block.parameters, block.bytes)
+            summed = _total(c.name, tuple(members))
+            out.append(Node(c.name, summed.parameters, summed.bytes, summed.dtypes,
+                            summed.tensors, c.children, run=run))  # fmt: skip
+        else:
+            out.extend(children[i:j])
+        i = j
+    return out
+
+
+def _order(key: str) -> tuple[int, int]:
+    return (0, int(key)) if key.isdigit() else (1, 0)
+
+
+def _freeze(name: str, trie: _Trie) -> Node:
+    """The node of ``trie``: own tensors as leaves, numbered children in number order."""
+    leaves = [_leaf(name if not trie.kids else "(tensor)", t) for t in trie.own]
+    if not trie.kids and len(leaves) == 1:
+        return leaves[0]
+    keys = sorted(trie.kids, key=_order)  # stable: names keep their first-seen order
+    kids = _fold([_freeze(k, trie.kids[k]) for k in keys])
+    return _total(name, tuple(leaves + kids))
+
+
+def _parts(name: str) -> list[str]:
+    return [p for p in _SPLIT.split(name) if p] or [name]
+
+
+def _facts(f: FileRecord) -> dict[str, str]:
+    """The format facts a file's index recorded (GGUF metadata keys, ONNX opset, producer)."""
+    meta = f.metadata
+    if f.format == "gguf":
+        arch = meta.get("general.architecture", "")
+        keys = [(k.replace("{arch}", arch), n) for k, n in GGUF_KEYS]
+    elif f.format == "onnx":
+        keys = list(ONNX_KEYS)
+    else:
+        return {}
+    return {n: meta[k] for k, n in keys if meta.get(k)}
+
+
+def structure(m: Manifest) -> Structure:
+    """The module tree of ``m`` built from its manifest (names, dtypes, shapes; no data)."""
+    main = _Trie()
+    placed: set[str] = set()
+    own_roots: list[tuple[str, _Trie]] = []
+    shares = dict.fromkeys(CATEGORIES, 0)
+    facts: list[tuple[str, dict[str, str]]] = []
+    for f in m.files:
+        if fact := _facts(f):
+            facts.append((f.path, fact))
+        if not f.tensors:
+            continue
+        names = {t.name for t in f.tensors}
+        target = main
+        if names & placed:  # the same weights again in another file: a root of its own
+            target = _Trie()
+            own_roots.append((f"[{f.path}]", target))
+        else:
+            placed |= names
+        for t in f.tensors:
+            target.add(_parts(t.name), t)
+            shares[category(t.name)] += t.numel
+    top = _freeze(m.ref, main) if main.kids or main.own else _total(m.ref, ())
+    if top.shape is not None:  # a single tensor: still a root above it
+        top = _total(m.ref, (top,))
+    if own_roots:
+        extra = tuple(_freeze(n, t) for n, t in own_roots)
+        top = _total(m.ref, top.children + extra)
+    return Structure(m.ref, top, shares, tuple(facts))
+
+
+def mix_text(dtypes: dict[str, int]) -> str:
+    """A dtype mix as read: "F32", or "Q4_K 80%, F32 20%" by bytes, largest first."""
+    total = sum(dtypes.values())
+    if len(dtypes) <= 1 or total == 0:
+        return ", ".join(dtypes)
+    ranked = sorted(dtypes.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{d} {_pct(n, total)}" for d, n in ranked)
+
+
+def _pct(n: int, total: int) -> str:
+    share = round(100 * n / total)
+    return "<1%" if share == 0 and n else f"{share}%"
+
+
+def percent(part: int, whole: int) -> str:
+    """A share as read: "52.4 %" ("0 %" of nothing)."""
+    return f"{100 * part / whole:.1f} %" if whole else "0 %"

