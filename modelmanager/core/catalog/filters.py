@@ -58,15 +58,16 @@ class SearchFilter:
                     or self.size or self.before or self.after)  # fmt: skip
 
 
-def _number(option: str, text: str, units: dict[str, int], what: str) -> int:
+def _number(option: str, text: str, units: dict[str, int], what: str, whole: str) -> int:
+    """The figure ``text`` states (part of ``whole``, the value as given, for the message)."""
     found = _NUMBER.match(text)
     if not found:
-        raise UsageError(f"{option}: {text!r} is not a {what} (e.g. {_EXAMPLES[option]})")
+        raise UsageError(f"{option}: {whole!r} is not a {what} (e.g. {_EXAMPLES[option]})")
     value, unit = found.groups()
     scale = units.get(unit.lower())
     if scale is None:
         known = ", ".join(u for u in units if u) or "none"
-        raise UsageError(f"{option}: unknown unit {unit!r} in {text!r} (units: {known})")
+        raise UsageError(f"{option}: unknown unit {unit!r} in {whole!r} (units: {known})")
     return int(float(value) * scale)
 
 
@@ -79,18 +80,18 @@ def parse_range(option: str, text: str, units: dict[str, int], what: str
     """``A..B``, ``>A``, ``<B`` (or one figure: exactly it) -> (low, high), inclusive."""
     text = text.strip()
     if text.startswith((">", "<")):
-        bound = _number(option, text[1:].lstrip("="), units, what)
+        bound = _number(option, text[1:].lstrip("="), units, what, text)
         return (bound, None) if text[0] == ">" else (None, bound)
     if ".." in text:
         lo, _, hi = text.partition("..")
         if not lo.strip() and not hi.strip():
             raise UsageError(f"{option}: {text!r} has no bounds (e.g. {_EXAMPLES[option]})")
-        low = _number(option, lo, units, what) if lo.strip() else None
-        high = _number(option, hi, units, what) if hi.strip() else None
+        low = _number(option, lo, units, what, text) if lo.strip() else None
+        high = _number(option, hi, units, what, text) if hi.strip() else None
         if low is not None and high is not None and low > high:
             raise UsageError(f"{option}: {text!r} runs backwards (the low end comes first)")
         return low, high
-    exact = _number(option, text, units, what)
+    exact = _number(option, text, units, what, text)
     return exact, exact
 
 
