@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from modelmanager.cli.main import main
 from tests.support.builders import hf_folder, raw_safetensors, write_gguf, write_safetensors
 
 #: What each model is (the facts the tests expect search to find by).
-KNOWN = {
+KNOWN: dict[str, dict[str, Any]] = {
     "org/llama-bf16@1": {"architecture": "LlamaForCausalLM", "model_type": "llama",
                          "parameters": 3 * 1000 * 64, "formats": ["safetensors"],
                          "dtypes": ["bf16"], "layers": 3, "hidden_size": 64,
