@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from modelmanager import __version__
+from modelmanager.core.analysis.structure import structure
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import NotFoundError
@@ -60,6 +61,7 @@ from modelmanager.gui.tabs.jobs import JobsTab, is_user_job, jobs_page
 from modelmanager.gui.tabs.layout import LayoutTab
 from modelmanager.gui.tabs.overview import OverviewTab, plain_label
 from modelmanager.gui.tabs.performance import PerformanceTab
+from modelmanager.gui.tabs.structure import StructureTab
 from modelmanager.gui.tabs.tensors import TensorsTab
 from modelmanager.services import Changes, Workspace, history
 from modelmanager.services.maintenance import stats
@@ -162,6 +164,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(jobs_page(self.jobs_table), "Jobs")
         self.performance_tab = PerformanceTab(self)
         self.tabs.addTab(self.performance_tab, "Performance")
+        self.structure_tab = StructureTab()
+        self.tabs.addTab(self.structure_tab, "Structure")
 
         split = QSplitter()
         split.addWidget(left)
@@ -399,7 +403,8 @@ class MainWindow(QMainWindow):
             layout = version_layout(ws, details.manifest)  # the manifest read once
             rows = tensor_rows(details)
             model = details.manifest.model
-            return details, ws.catalog.versions(model), layout, rows, ws.repo.label_log(model)
+            tree = structure(details.manifest)
+            return details, ws.catalog.versions(model), layout, rows, ws.repo.label_log(model), tree
 
         self.runner.submit(f"Read {ref}", load, self._show_details)
 
@@ -411,6 +416,7 @@ class MainWindow(QMainWindow):
         self.overview_tab.clear()
         self.tensors_tab.set_rows([])
         self.layout_tab.clear()
+        self.structure_tab.clear()
         model, ws = self.history.shown_model, self.ws
         self.history.show_versions(None, [])
         self.label_moves.show_moves(None, [])
@@ -431,13 +437,14 @@ class MainWindow(QMainWindow):
         if result is None:
             self.clear_details()
             return
-        details, versions, layout, rows, moves = result
+        details, versions, layout, rows, moves, tree = result
         self.layout_tab.set_layout(layout)
         model = details.manifest.model
         self.overview_tab.show_details(details, str(self.ws.repo.policy_for(model)))
         self.history.show_versions(model, versions)
         self.label_moves.show_moves(model, moves)
         self.tensors_tab.set_rows(rows)
+        self.structure_tab.show_structure(tree)
 
     # -- import -------------------------------------------------------------------------
 

