@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import TextIO
 
 from modelmanager.cli.output import print_table, shown
-from modelmanager.core.analysis.lineage import Lineage, StructureDiff
+from modelmanager.core.analysis.lineage import Lineage, StructureDiff, relative_text
 from modelmanager.core.units import human_bytes, human_count, plural
-
-
-def relative_text(value: float | None, why: str = "") -> str:
-    """A relative change as people read it: '1.23 %' ('—' and the reason when there is none)."""
-    if value is None:
-        return f"— ({why})" if why else "—"
-    if math.isinf(value):
-        return "∞ (was all zeros)"
-    return f"{100 * value:.3g} %"
 
 
 def print_related(lin: Lineage, out: TextIO | None = None) -> None:

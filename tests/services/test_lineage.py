@@ -4,26 +4,24 @@ changed (written by safetensors), checked against numpy on the files themselves.
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
 from modelmanager.cli.lineage import print_related, print_structure
-from modelmanager.core.analysis.lineage import FINE_TUNED, module_of
+from modelmanager.core.analysis.lineage import FINE_TUNED, module_of, percent
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.importing import import_paths
 from modelmanager.services.lineage import related, structure
 from tests.support.builders import minilm_folder, small_model, write_safetensors
+from tests.support.finetune import CHANGED, write_fine_tune
 
 BASE = "minilm-base"
 TUNED = "minilm-tuned"
-#: The two tensors the fine-tune changes, and by how much (relative noise).
-CHANGED = {"encoder.layer.3.attention.self.query.weight": 0.01, "pooler.dense.weight": 0.05}
 
 
 @dataclass(frozen=True)
@@ -31,21 +29,6 @@ class FineTune:
     ws: Workspace
     base: Path
     tuned: Path
-
-
-def write_fine_tune(src: Path, dest: Path, seed: int = 3) -> Path:
-    """A copy of the MiniLM folder whose model.safetensors has the CHANGED tensors nudged."""
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("model.safetensors"))
-    tensors = load_file(str(src / "model.safetensors"))
-    rng = np.random.default_rng(seed)
-    for name, scale in CHANGED.items():
-        a = tensors[name]
-        noise = rng.standard_normal(a.shape).astype(np.float32)
-        tensors[name] = (a + scale * np.linalg.norm(a) / np.linalg.norm(noise) * noise).astype(
-            a.dtype
-        )
-    save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
-    return dest
 
 
 @pytest.fixture
@@ -130,3 +113,7 @@ def test_structure_diff_names_exactly_the_two_modules_with_numpys_norms(
     assert any(line.startswith("encoder.layer.3.attention.self.query ") and "1 %" in line
                for line in lines)  # fmt: skip
     assert d.to_json()["modules"][1]["module"] == "pooler.dense"
+
+
+def test_a_share_just_below_all_is_never_worded_as_all() -> None:
+    assert [percent(s) for s in (0.93, 0.987, 0.9999, 1.0)] == ["93 %", "99 %", "99.9 %", "100 %"]

@@ -66,6 +66,14 @@ def footprint(m: Manifest) -> Footprint:
     return Footprint(m.ref, m.created, tensors, counts, chunks)
 
 
+def percent(share: float) -> str:
+    """A share as '93 %'; with a decimal where rounding would say 100 % of a share below 1."""
+    whole = f"{100 * share:.0f}"
+    if whole == "100" and share < 1:
+        return f"{min(100 * share, 99.9):.1f} %"
+    return f"{whole} %"
+
+
 @dataclass(frozen=True)
 class Relation:
     """Another version sharing content with the shown one, and how much of the shown one."""
@@ -81,7 +89,7 @@ class Relation:
     @property
     def wording(self) -> str:
         """The relation in words, per the thresholds of this module."""
-        pct = f"shares {100 * self.share:.0f} % of its bytes with {self.ref}"
+        pct = f"shares {percent(self.share)} of its bytes with {self.ref}"
         if self.share >= SAME:
             return f"{pct}: same weights"
         if self.share >= FINE_TUNED:
@@ -154,6 +162,15 @@ def lineage(m: Manifest, others: Iterable[Manifest], *, candidates: int, note: s
 def module_of(name: str) -> str:
     """A tensor's module: its name minus the last dotted component ("" at the top level)."""
     return name.rpartition(".")[0]
+
+
+def relative_text(value: float | None, why: str = "") -> str:
+    """A relative change as people read it: '1.23 %' ('—' and the reason when there is none)."""
+    if value is None:
+        return f"— ({why})" if why else "—"
+    if math.isinf(value):
+        return "∞ (was all zeros)"
+    return f"{100 * value:.3g} %"
 
 
 @dataclass(frozen=True)

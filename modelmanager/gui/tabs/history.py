@@ -8,11 +8,13 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
     QHeaderView,
     QInputDialog,
     QLabel,
     QMenu,
-    QMessageBox,
+    QPlainTextEdit,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -20,13 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from modelmanager.core.analysis import VersionDiff
+from modelmanager.core.analysis.lineage import StructureDiff, relative_text
 from modelmanager.core.catalog import VersionRow
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
-from modelmanager.core.units import human_bytes, plural, signed_bytes
+from modelmanager.core.units import human_bytes, human_count, plural, signed_bytes
+from modelmanager.errors import Cancelled, ModelManagerError
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
-from modelmanager.services import history
+from modelmanager.gui.tabs.overview import plain_label
+from modelmanager.services import history, lineage
 
 
 def _read_only_rows(table: QTableWidget, headers: list[str]) -> None:
@@ -106,15 +112,23 @@ class HistoryTab(QTableWidget):
         return context.runner.submit(f"Label {ref} {label}", run, done, writes=ws.repo.root)
 
     def compare(self, older: str, newer: str) -> JobRecord:
-        """Diff two versions in the background and show the result."""
+        """Diff two versions in the background (the tensors, then the modules: only changed
+        tensors are read, for their relative change) and show the result."""
         ws = self.context.ws
 
-        def run(_ctx: JobContext) -> Any:
-            return history.diff_refs(ws, older, newer)
+        def run(ctx: JobContext) -> tuple[VersionDiff, StructureDiff | None, str]:
+            d = history.diff_refs(ws, older, newer)
+            try:
+                return d, lineage.structure(ws, older, newer, ctx), ""
+            except Cancelled:
+                raise
+            except ModelManagerError as e:  # e.g. a chunk lost everywhere: still show the rest
+                return d, None, e.message
 
         return self.context.runner.submit(f"Read diff {older} {newer}", run, self._show_diff)
 
-    def _show_diff(self, d: Any) -> None:
+    def _show_diff(self, result: tuple[VersionDiff, StructureDiff | None, str]) -> None:
+        d, modules, why = result
         lines = [
             f"{d.a} -> {d.b}: {d.count('added')} added, {d.count('removed')} removed, "
             f"{d.count('changed')} changed, {d.unchanged_tensors} unchanged",
@@ -123,12 +137,63 @@ class HistoryTab(QTableWidget):
         ]
         lines += [f"{t.status:8} {t.name}  {signed_bytes(t.byte_delta)}" for t in d.tensors[:200]]
         lines += [f"file {f.status:8} {f.path}" for f in d.files]
+        if modules is not None:
+            lines += ["", "modules:"]
+            lines += [f"{m.status:8} {m.module or '(top level)'}  {m.parameters} parameters  "
+                      f"{relative_text(m.relative)}" for m in modules.modules]  # fmt: skip
+        elif why:
+            lines += ["", f"modules: not read ({why})"]
         lines = [shown(line) for line in lines]  # names and paths come from files
         self.diff_text = "\n".join(lines)
-        box = QMessageBox(QMessageBox.Icon.Information, "Compare versions", lines[0], parent=self)
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setDetailedText(self.diff_text)
-        box.open()
+        self.diff_dialog = CompareDialog(self, lines[0], modules, self.diff_text)
+        self.diff_dialog.open()
+
+
+class CompareDialog(QDialog):
+    """Two versions compared: the summary, the changed modules with their relative change
+    (||b - a|| / ||a|| over the module's changed tensors), and every changed tensor."""
+
+    HEADERS = ("Module", "Status", "Tensors", "Parameters", "Relative change")
+
+    def __init__(
+        self, parent: QWidget, summary: str, modules: StructureDiff | None, details: str
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Compare versions")
+        self.resize(760, 480)
+        layout = QVBoxLayout(self)
+        layout.addWidget(plain_label(summary))
+        self.modules = QTableWidget(0, len(self.HEADERS))
+        _read_only_rows(self.modules, list(self.HEADERS))
+        rows = modules.modules if modules is not None else ()
+        self.modules.setRowCount(len(rows))
+        for row, m in enumerate(rows):
+            tip = "\n".join(
+                shown(f"{t.name}: {relative_text(t.relative, t.why)}") for t in m.tensors
+            )
+            cells = [m.module or "(top level)", m.status, str(len(m.tensors)),
+                     human_count(m.parameters), relative_text(m.relative)]  # fmt: skip
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(shown(text))
+                item.setToolTip(tip)
+                self.modules.setItem(row, col, item)
+        title = "Changed modules (relative change ||b - a|| / ||a||)"
+        if modules is not None:
+            title += f", {human_bytes(modules.bytes_read)} read"
+        layout.addWidget(plain_label(title))
+        layout.addWidget(self.modules, 2)
+        self.text = QPlainTextEdit(details)
+        self.text.setReadOnly(True)
+        layout.addWidget(self.text, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def rows(self) -> list[list[str]]:
+        """The module table's cells (what a person reads; tests compare it)."""
+        t = self.modules
+        return [[(t.item(r, c) or QTableWidgetItem()).text() for c in range(t.columnCount())]
+                for r in range(t.rowCount())]  # fmt: skip
 
 
 def _version(seq: object) -> str:

@@ -1,18 +1,25 @@
-"""The Overview tab: the shown version's figures, and its memory estimate in a chosen dtype."""
+"""The Overview tab: the shown version's figures, its memory estimate in a chosen dtype, and
+the versions that share its weights (found by a read job of its own, from manifests only)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QWidget
 
+from modelmanager.core.analysis.lineage import Lineage
 from modelmanager.core.analysis.memory import TARGETS, estimate
+from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, human_count
-from modelmanager.services import history
+from modelmanager.gui.context import WindowContext
+from modelmanager.gui.jobs_bridge import JobRecord
+from modelmanager.services import history, lineage
 
 FIELDS = ("Version", "Created", "Message", "Labels", "Files", "Logical size", "Stored size",
           "Stored / logical", "Redundancy", "Parameters", "Dtype mix", "Memory: inference",
-          "Memory: training (Adam)", "Architecture")  # fmt: skip
+          "Memory: training (Adam)", "Architecture", "Related")  # fmt: skip
+#: Relations the Related line lists (the rest are counted).
+RELATED_SHOWN = 3
 
 
 def plain_label(text: str = "") -> QLabel:
@@ -26,9 +33,11 @@ def plain_label(text: str = "") -> QLabel:
 class OverviewTab(QWidget):
     """One labelled line per figure of the shown version ("—" when none is shown)."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: WindowContext | None = None) -> None:
         super().__init__()
+        self.context = context  # with one, each shown version's relatives are looked up
         self.details: history.VersionDetails | None = None
+        self.lineage: Lineage | None = None
         form = QFormLayout(self)
         self.ov: dict[str, QLabel] = {}
         for key in FIELDS:
@@ -48,6 +57,7 @@ class OverviewTab(QWidget):
     def clear(self) -> None:
         """Show no version."""
         self.details = None
+        self.lineage = None
         for label in self.ov.values():
             label.setText("—")
 
@@ -76,6 +86,41 @@ class OverviewTab(QWidget):
         for key, text in values.items():
             self.ov[key].setText(shown(text))  # message and metadata come from files
         self._show_memory()
+        self.lineage = None
+        self.ov["Related"].setText("—")
+        if self.context is not None:
+            self.find_related(self.context)
+
+    def find_related(self, context: WindowContext) -> JobRecord | None:
+        """Look up the shown version's relatives in a read job; the Related line shows them."""
+        if self.details is None:
+            return None
+        ref, ws = self.details.manifest.ref, context.ws
+        self.ov["Related"].setText("looking…")
+
+        def run(_ctx: JobContext) -> Lineage:
+            return lineage.related(ws, ref)
+
+        return context.runner.submit(f"Find versions related to {ref}", run, self.show_related)
+
+    def show_related(self, lin: Lineage) -> None:
+        """Fill the Related line from ``lin`` (ignored when another version is shown now)."""
+        if self.details is None or self.details.manifest.ref != lin.ref:
+            return
+        self.lineage = lin
+        lines = [r.wording for r in lin.related[:RELATED_SHOWN]]
+        if len(lin.related) > RELATED_SHOWN:
+            lines.append(f"and {len(lin.related) - RELATED_SHOWN} more")
+        if not lines:
+            lines.append("shares no tensor with any other version")
+        if lin.note:
+            lines.append(f"({lin.note})")
+        self.ov["Related"].setText("\n".join(map(shown, lines)))  # names come from files
+        self.ov["Related"].setToolTip(
+            "Shares of this version's tensor bytes, from the tensor digests in the manifests "
+            "(no weights read). 90 % or more: likely a fine-tune of the older one; 50 % or "
+            "more: probably derived; a full fine-tune changes every tensor and shows nothing."
+        )
 
     def _show_memory(self) -> None:
         if self.details is None:
