@@ -147,8 +147,8 @@ class StructureTab(QWidget):
             self.summary.setText("")
             return
         total = s.parameters
-        lines = [f"{s.ref}: {human_count(total)} parameters, {human_bytes(s.root.bytes)}.  "
-                 + " · ".join(f"{k.capitalize() if k != 'mlp' else 'MLP'} "
+        lines = [f"{s.ref}: {human_count(total)} parameters, {human_bytes(s.root.bytes)}",
+                 "Shares: " + " · ".join(f"{k.capitalize() if k != 'mlp' else 'MLP'} "
                               f"{percent(v, total)}" for k, v in s.shares.items())]  # fmt: skip
         lines += [f"{path}: " + ", ".join(f"{k} {v}" for k, v in facts.items())
                   for path, facts in s.facts]  # fmt: skip
