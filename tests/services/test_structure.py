@@ -183,3 +183,19 @@ def test_the_same_weights_in_two_files_get_a_root_each_and_still_add_up(
 )  # fmt: skip
 def test_share_heuristics(name: str, share: str) -> None:
     assert category(name) == share
+
+
+def test_experts_fold_inside_folded_layers(ws: Workspace, tmp_path: Path) -> None:
+    tensors: dict[str, np.ndarray] = {}
+    for i in range(3):
+        for e in range(4):
+            tensors[f"layers.{i}.moe.experts.{e}.w1.weight"] = np.zeros((4, 2), np.float32)
+        tensors[f"layers.{i}.moe.gate.weight"] = np.zeros((4, 2), np.float32)
+    m = import_paths(ws, [write_safetensors(tmp_path / "moe.safetensors", tensors)], "moe").manifest
+    s = structure(m)
+    _adds_up(s, m)
+    assert [(path, n.parameters) for path, n in s.runs()] == [
+        ("layers.0-2 x 3", 3 * 5 * 8),
+        ("layers.0-2 x 3.moe.experts.0-3 x 4", 4 * 8),
+    ]
+    assert s.shares["mlp"] == 3 * 5 * 8  # experts and their gate

@@ -25,7 +25,7 @@ _NORM = re.compile(r"norm|^ln(_?[a-z0-9]*)?$|^bn\d*$")
 _EMBED = re.compile(r"embed|^wte$|^wpe$|^lm_head$|^token_embd$")
 _ATTN = re.compile(r"attn|attention|^(q|k|v|o|out)_proj$|^(query|key|value|qkv)$|^w[qkvo]$")
 _MLP = re.compile(
-    r"mlp|ffn|feed_?forward|intermediate|expert|densereludense|"
+    r"mlp|ffn|moe|feed_?forward|intermediate|expert|densereludense|"
     r"^(gate|up|down)_proj$|^fc\d$|^c_fc$|^w[123]$"
 )
 #: GGUF files keep a few well-known keys worth showing; ``{arch}`` is general.architecture.
