@@ -117,3 +117,20 @@ def test_structure_diff_names_exactly_the_two_modules_with_numpys_norms(
 
 def test_a_share_just_below_all_is_never_worded_as_all() -> None:
     assert [percent(s) for s in (0.93, 0.987, 0.9999, 1.0)] == ["93 %", "99 %", "99.9 %", "100 %"]
+
+
+def test_same_names_and_shapes_with_other_weights_are_not_related(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(5)
+    a = small_model(rng, n=4)
+    del a["final.bias"]  # the header then has a chunk of its own, the same in a and b
+    b = {k: v + 1 for k, v in a.items()}  # same header bytes, every tensor different
+    import_paths(ws, [write_safetensors(tmp_path / "a" / "model.safetensors", a)], "a")
+    import_paths(ws, [write_safetensors(tmp_path / "b" / "model.safetensors", b)], "b")
+    c = dict(a, **{"layer.0.weight": b["layer.0.weight"]})
+    import_paths(ws, [write_safetensors(tmp_path / "c" / "model.safetensors", c)], "c")
+    lin = related(ws, "b")
+    assert [r.ref for r in lin.related] == ["c@1"]  # c shares b's layer.0 only
+    assert lin.related[0].wording.endswith(": shares some weights")
+    assert lin.related[0].shared_tensors == 1

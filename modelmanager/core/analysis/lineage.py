@@ -131,8 +131,8 @@ def relate(mine: Footprint, other: Footprint, *, parent: bool = False) -> Relati
     digests = mine.tensors.keys() & other.tensors.keys()
     tensor_bytes = sum(mine.tensors[d] for d in digests)
     chunk_bytes = sum(mine.chunks[c] for c in mine.chunks.keys() & other.chunks.keys())
-    if not tensor_bytes and not chunk_bytes:
-        return None
+    if not tensor_bytes and (mine.tensor_bytes or not chunk_bytes):
+        return None  # a shared file header or tokenizer alone says nothing about the weights
     if mine.tensor_bytes:
         share = tensor_bytes / mine.tensor_bytes
     else:
