@@ -12,6 +12,7 @@ heuristics, see :func:`category`. A file whose tensor names clash with names alr
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -40,7 +41,12 @@ def category(name: str) -> str:
     """The share a tensor counts in, from its name: norms first (``attn_norm`` is a norm),
     then embeddings and the output head (``lm_head``, GGUF ``output``), attention, MLP
     (BERT's ``layer.N.output`` is the feed-forward's second half), else "other"."""
-    parts = [p.lower() for p in _SPLIT.split(name) if p]
+    # blocks repeat: one answer per name with its numbers zeroed (layers.0 ~ layers.31)
+    return _category(tuple("0" if p.isdigit() else p.lower() for p in _SPLIT.split(name) if p))
+
+
+@functools.lru_cache(maxsize=4096)
+def _category(parts: tuple[str, ...]) -> str:
     owners = parts[:-1] or parts  # the tensor's own name (weight, bias) says nothing
     if any(_NORM.search(p) for p in owners):
         return "norm"
