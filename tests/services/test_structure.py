@@ -199,3 +199,27 @@ def test_experts_fold_inside_folded_layers(ws: Workspace, tmp_path: Path) -> Non
         ("layers.0-2 x 3.moe.experts.0-3 x 4", 4 * 8),
     ]
     assert s.shares["mlp"] == 3 * 5 * 8  # experts and their gate
+
+
+def test_an_onnx_file_gives_its_initializers_and_opset(ws: Workspace, tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = [numpy_helper.from_array(np.zeros((4, 4), np.float32), name=f"blocks.{i}.fc1.weight")
+               for i in range(2)]  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "blocks.0.fc1.weight"], ["H"]),
+         helper.make_node("MatMul", ["H", "blocks.1.fc1.weight"], ["Y"])], "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4])], weights,
+    )  # fmt: skip
+    model = helper.make_model(graph, producer_name="structure-test",
+                              opset_imports=[helper.make_opsetid("", 17)])  # fmt: skip
+    onnx.save(model, tmp_path / "m.onnx")
+    m = import_paths(ws, [tmp_path / "m.onnx"], "onnx").manifest
+    s = structure(m)
+    _adds_up(s, m)
+    assert [p for p, _n in s.runs()] == ["blocks.0-1 x 2"]
+    assert s.shares["mlp"] == 32
+    assert s.facts == (("m.onnx", {"producer": "structure-test", "opset": "ai.onnx:17",
+                                   "IR version": str(model.ir_version)}),)  # fmt: skip
