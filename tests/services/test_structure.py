@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from modelmanager.core.analysis.structure import CATEGORIES, Node, Structure, category, structure
+from modelmanager.core.analysis.structure import (
+    CATEGORIES,
+    MAX_DEPTH,
+    Node,
+    Structure,
+    category,
+    structure,
+)
 from modelmanager.services import Workspace
 from modelmanager.services.importing import import_paths
 from tests.support.builders import minilm_folder, write_gguf, write_safetensors
@@ -223,3 +231,19 @@ def test_an_onnx_file_gives_its_initializers_and_opset(ws: Workspace, tmp_path: 
     assert s.shares["mlp"] == 32
     assert s.facts == (("m.onnx", {"producer": "structure-test", "opset": "ai.onnx:17",
                                    "IR version": str(model.ir_version)}),)  # fmt: skip
+
+
+def test_a_name_of_two_thousand_parts_is_a_deep_but_bounded_tree(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    deep = ".".join(["a"] * 2000) + ".weight"  # within the 4096-character name limit
+    tensors = {deep: np.zeros(3, np.float32), "b.weight": np.zeros(2, np.float32)}
+    m = import_paths(ws, [write_safetensors(tmp_path / "deep.safetensors", tensors)], "d").manifest
+    s = structure(m)
+    _adds_up(s, m)
+    json.dumps(s.to_json())
+    depth, node = 0, s.root
+    while node.children:
+        node, depth = node.children[0], depth + 1
+    assert depth == MAX_DEPTH
+    assert node.name.endswith("a.a.weight")

@@ -21,6 +21,9 @@ from typing import Any
 from modelmanager.core.repo.manifest import FileRecord, Manifest, TensorRecord
 
 CATEGORIES = ("embedding", "attention", "mlp", "norm", "other")
+#: Levels of the tree: the parts of a longer name past this are kept whole in the last one
+#: (a 4096-character name may have 2048 parts; the tree is walked by recursion).
+MAX_DEPTH = 64
 _SPLIT = re.compile(r"[./]")
 _NORM = re.compile(r"norm|^ln(_?[a-z0-9]*)?$|^bn\d*$")
 _EMBED = re.compile(r"embed|^wte$|^wpe$|^lm_head$|^token_embd$")
@@ -222,7 +225,11 @@ def _freeze(name: str, trie: _Trie) -> Node:
 
 
 def _parts(name: str) -> list[str]:
-    return [p for p in _SPLIT.split(name) if p] or [name]
+    """The path of a tensor in the tree, at most MAX_DEPTH parts (the rest kept whole)."""
+    parts = [p for p in _SPLIT.split(name) if p] or [name]
+    if len(parts) > MAX_DEPTH:
+        parts[MAX_DEPTH - 1 :] = [".".join(parts[MAX_DEPTH - 1 :])]
+    return parts
 
 
 def _facts(f: FileRecord) -> dict[str, str]:
