@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmanager.core.chunks.placed import PlacedChunkStore
+from modelmanager.core.chunks.placed import HOT, PlacedChunkStore
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import Device
 from modelmanager.core.repo.manifest import Manifest
@@ -181,14 +181,16 @@ def unpin(ws: Workspace, ref: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 
 def hot_garbage(repo: Repository) -> list[tuple[Device, str, int]]:
     """(device, chunk, bytes) of every hot copy no pinned version needs, on any readable
-    device (a hot copy left on a device since moved to another tier too)."""
+    device; and every hot copy on a device no longer of the hot tier (loads never read it
+    there: 'pin' again puts the version's copies on a hot device)."""
     try:
         keep = pinned_chunks(repo)
     except NotFoundError as e:  # a pinned version's manifest vanished meanwhile
         raise IntegrityError(f"cannot tell which hot copies are pinned ({e})") from None
     out = []
     for d in repo.chunks.readable_devices():
-        out += [(d, cid, size) for cid, size in repo.chunks.iter_hot(d) if cid not in keep]
+        out += [(d, cid, size) for cid, size in repo.chunks.iter_hot(d)
+                if cid not in keep or d.tier != HOT]  # fmt: skip
     return out
 
 

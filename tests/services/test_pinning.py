@@ -185,3 +185,13 @@ def test_cli_pin_list_unpin(tmp_path: Path) -> None:
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "no online hot-tier device" in lines[0]
+
+
+def test_gc_drops_hot_copies_on_a_device_moved_off_the_hot_tier(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path)
+    pin(ws, "m@1")
+    set_device(ws, "fast", tier="warm")  # loads no longer read there
+    collect_garbage(ws)
+    assert _hot_files(tmp_path) == {}
+    set_device(ws, "fast", tier="hot")
+    assert pin(ws, "m@1").written == len(_chunk_ids(ws, "m@1"))  # pinning again restores them

@@ -12,6 +12,10 @@ to the next on any failure, so a strategy only decides speed, never correctness.
   every device works and a fast one does proportionally more.
 - ``fastest``: the holder with the best measured throughput first, the others as fallback.
 
+A pinned version's hot copies (plain bytes on a hot-tier device, services/pinning.py) come
+before any strategy: the fetcher reads one first and uses the order below only when a chunk
+has none, or it fails its hash.
+
 Throughputs (bytes per second per device id) come from the benchmark; a device never measured
 counts as the median of those that were (all equal when none was).
 """
