@@ -19,6 +19,7 @@ from modelmanager.core.ids import content_id
 from modelmanager.errors import DoubtError, IntegrityError, UserError
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import remove_versions
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage, stats
@@ -195,3 +196,15 @@ def test_gc_drops_hot_copies_on_a_device_moved_off_the_hot_tier(tmp_path: Path) 
     assert _hot_files(tmp_path) == {}
     set_device(ws, "fast", tier="hot")
     assert pin(ws, "m@1").written == len(_chunk_ids(ws, "m@1"))  # pinning again restores them
+
+
+def test_export_of_a_pinned_version_reads_the_hot_copies(tmp_path: Path) -> None:
+    """The file sink path (no buffer to read into): export still gets the bytes hot."""
+    ws = _workspace(tmp_path)
+    pin(ws, "m@1")
+    for cid in _chunk_ids(ws, "m@1"):
+        for _device, path in ws.repo.chunks.piece_files(cid):
+            path.unlink()
+    export_ref(ws, "m@1", tmp_path / "out")
+    for name in ("model.safetensors", "config.json"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "src" / name).read_bytes()
