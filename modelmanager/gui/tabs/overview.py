@@ -11,6 +11,7 @@ from modelmanager.core.analysis.memory import TARGETS, estimate
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, human_count
+from modelmanager.errors import ModelManagerError
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import JobRecord
 from modelmanager.services import history, lineage
@@ -98,10 +99,19 @@ class OverviewTab(QWidget):
         ref, ws = self.details.manifest.ref, context.ws
         self.ov["Related"].setText("looking…")
 
-        def run(_ctx: JobContext) -> Lineage:
-            return lineage.related(ws, ref)
+        def run(_ctx: JobContext) -> Lineage | str:
+            try:
+                return lineage.related(ws, ref)
+            except ModelManagerError as e:  # removed meanwhile, unreadable: one clear line
+                return f"not read: {e.message}"
 
-        return context.runner.submit(f"Find versions related to {ref}", run, self.show_related)
+        def done(result: Lineage | str) -> None:
+            if isinstance(result, Lineage):
+                self.show_related(result)
+            elif self.details is not None and self.details.manifest.ref == ref:
+                self.ov["Related"].setText(shown(result))
+
+        return context.runner.submit(f"Read versions related to {ref}", run, done)
 
     def show_related(self, lin: Lineage) -> None:
         """Fill the Related line from ``lin`` (ignored when another version is shown now)."""
