@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
         lv.addWidget(self.tree)
 
         self.tabs = QTabWidget()
-        self.overview_tab = OverviewTab()
+        self.overview_tab = OverviewTab(self)
         self.tabs.addTab(self.overview_tab, "Overview")
         self.history = HistoryTab(self, self.cleanup.ask_remove)
         self.label_moves = LabelMoves()
