@@ -14,9 +14,8 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,9 @@ from modelmanager.core.catalog.bench import device_speeds as device_speeds
 from modelmanager.core.catalog.db import busy_is_locked, connect, immediate, is_damaged
 from modelmanager.core.catalog.facts import Facts, dtype_name, facts_of
 from modelmanager.core.catalog.filters import ORDER, SearchFilter, where
+from modelmanager.core.catalog.rows import ModelRow as ModelRow
+from modelmanager.core.catalog.rows import SyncResult as SyncResult
+from modelmanager.core.catalog.rows import VersionRow as VersionRow
 from modelmanager.core.ids import content_id
 from modelmanager.core.repo.changes import ChangeLog, models_stamp, read_log, start_log
 from modelmanager.core.repo.manifest import Manifest
@@ -66,78 +68,6 @@ PROGRESS_EVERY = 100
 
 #: ``progress(done, total)``: how far a sync or rebuild has read the manifests it needs.
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    """A version as the catalog lists it (no file or tensor detail)."""
-
-    model: str
-    seq: int
-    parent: int | None
-    created: str
-    message: str
-    metadata: dict[str, Any]
-    files: int
-    tensors: int
-    parameters: int
-    logical_bytes: int
-    dtypes: dict[str, int]
-    labels: tuple[str, ...]
-    facts: Facts = field(default_factory=Facts)
-
-    def to_json(self) -> dict[str, Any]:
-        """The version as every front's JSON names it (log, search, remote show), its
-        structured facts alongside."""
-        return {"model": self.model, "version": self.seq, "ref": f"{self.model}@{self.seq}",
-                "parent": self.parent, "created": self.created, "message": self.message,
-                "labels": list(self.labels), "metadata": self.metadata, "files": self.files,
-                "tensors": self.tensors, "parameters": self.parameters,
-                "logical_bytes": self.logical_bytes, "dtypes": self.dtypes,
-                **self.facts.to_json()}  # fmt: skip
-
-    @classmethod
-    def of(cls, m: Manifest, labels: Mapping[str, int]) -> VersionRow:
-        """The row of manifest ``m``, with the labels (of its model) that point at it."""
-        own = tuple(sorted(k for k, n in labels.items() if n == m.seq))
-        return cls(m.model, m.seq, m.parent, m.created, m.message, m.metadata, len(m.files),
-                   sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
-                   m.dtype_bytes(), own, facts_of(m))  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ModelRow:
-    """A model: its versions count, newest version and labels."""
-
-    name: str
-    versions: int
-    latest: int
-    updated: str
-    logical_bytes: int
-    parameters: int
-    labels: dict[str, int]
-    #: The newest version's architecture (from its config's facts; "" when none says) and
-    #: bytes per dtype: what the library view shows and sorts by without opening a manifest.
-    architecture: str = ""
-    dtypes: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """The model as the fronts' JSON names it."""
-        return {"model": self.name, "versions": self.versions, "latest": self.latest,
-                "updated": self.updated, "logical_bytes": self.logical_bytes,
-                "parameters": self.parameters, "labels": self.labels,
-                "architecture": self.architecture, "dtypes": self.dtypes}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What a catalog sync or rebuild did: versions added and forgotten."""
-
-    added: int
-    removed: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {"versions": self.added, "removed": self.removed}
 
 
 def catalog_path(cache_dir: Path, repo: Repository) -> Path:
