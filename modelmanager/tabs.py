@@ -7,4 +7,4 @@ without depending on the GUI (an import-linter contract keeps the two independen
 from __future__ import annotations
 
 #: The main window's tabs, in order.
-TABS = ("overview", "history", "tensors", "layout", "devices", "jobs", "performance")
+TABS = ("overview", "history", "tensors", "layout", "devices", "jobs", "performance", "structure")

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from modelmanager import paths
 from modelmanager.gui.main_window import MainWindow
+from modelmanager.tabs import TABS
 from modelmanager.services import init_repository
 from modelmanager.services.devices import add_device, set_policy
 from modelmanager.services.importing import import_paths
@@ -92,7 +93,7 @@ def main(out: Path) -> None:
     _wait(app, lambda: win.failure_notice.isVisible())
     win.runner.submit("Export acme/tiny-llama@2 to /tmp/x", lambda _c: None)
     _wait(app, lambda: not win.runner.running())
-    win.tabs.setCurrentIndex(win.tabs.count() - 2)  # Jobs
+    win.tabs.setCurrentIndex(TABS.index("jobs"))
     app.processEvents()
     _save(win, out, "jobs-failed.png")
     win.jobs_table.show_details(max(win.runner.jobs))  # the last failure: "Export" is done
