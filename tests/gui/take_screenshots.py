@@ -17,10 +17,10 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from modelmanager import paths
 from modelmanager.gui.main_window import MainWindow
-from modelmanager.tabs import TABS
 from modelmanager.services import init_repository
 from modelmanager.services.devices import add_device, set_policy
 from modelmanager.services.importing import import_paths
+from modelmanager.tabs import TABS
 from tests.support.builders import hf_folder, raw_safetensors
 
 
