@@ -32,7 +32,7 @@ def print_related(lin: Lineage, out: TextIO | None = None) -> None:
         )  # fmt: skip
 
 
-def print_structure(d: StructureDiff, out: TextIO | None = None) -> None:
+def print_module_diff(d: StructureDiff, out: TextIO | None = None) -> None:
     """The modules that changed, each with its parameters and relative change."""
     out = out or sys.stdout
     out.write(shown(f"{d.a} -> {d.b}: {plural(len(d.modules), 'module')} changed, "

@@ -15,6 +15,7 @@ from modelmanager.cli.common import (
     when,
     workspace,
 )
+from modelmanager.cli.lineage import print_module_diff, print_related
 from modelmanager.cli.output import (
     ProgressLine,
     human_bytes,
@@ -25,6 +26,7 @@ from modelmanager.cli.output import (
     shown,
     signed_bytes,
 )
+from modelmanager.cli.structure import add_structure_option, print_structure
 from modelmanager.core.catalog import VersionRow
 from modelmanager.core.catalog.facts import dtype_name
 from modelmanager.core.catalog.filters import OPTIONS as FILTER_OPTIONS
@@ -35,7 +37,7 @@ from modelmanager.core.codecs import CODEC_NAMES, CodecSettings
 from modelmanager.core.localfiles import SYMLINK_RULES
 from modelmanager.core.repo.manifest import Manifest, TensorRecord
 from modelmanager.errors import EXIT_OK, UserError
-from modelmanager.services import history
+from modelmanager.services import history, lineage
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
 
@@ -124,11 +126,19 @@ def print_versions(rows: list[VersionRow], *, model: bool = False) -> None:
 def cmd_show(args: argparse.Namespace) -> int:
     ws = workspace(args)
     m, labels = history.show(ws, args.ref)
+    if args.structure:
+        print_structure(m, as_json=args.json)
+        return EXIT_OK
     removed = parent_removed(ws.repo, m)
+    lin = lineage.related(ws, m.ref) if args.related else None
     if args.json:
-        print_json({**manifest_json(m, labels, args.tensors), "parent_removed": removed})
+        doc = {**manifest_json(m, labels, args.tensors), "parent_removed": removed}
+        print_json(doc if lin is None else {**doc, "related": lin.to_json()})
         return EXIT_OK
     print_manifest(m, labels, args.tensors, " (removed)" if removed else "")
+    if lin is not None:
+        print()
+        print_related(lin)
     return EXIT_OK
 
 
@@ -183,6 +193,14 @@ def _tensor_type(t: TensorRecord | None) -> str:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    if args.structure:
+        with ProgressLine("reading changed tensors", enabled=not args.json) as ctx:
+            sd = lineage.structure(workspace(args), args.a, args.b, ctx)
+        if args.json:
+            print_json(sd.to_json())
+        else:
+            print_module_diff(sd)
+        return EXIT_OK
     d = history.diff_refs(workspace(args), args.a, args.b)
     if args.json:
         print_json(d.to_json())
@@ -336,6 +354,9 @@ def add_parsers(commands: Commands) -> None:
     p = commands.add("show", cmd_show, "show a version (REF is NAME, NAME@3 or NAME@label)")
     p.add_argument("ref")
     p.add_argument("--tensors", action="store_true", help="list every tensor")
+    add_structure_option(p)
+    p.add_argument("--related", action="store_true", help="the versions sharing its tensors and "
+                   "what share of its bytes (from the manifests: no weights read)")  # fmt: skip
 
     p = commands.add("export", cmd_export, "write a version's files, byte for byte, under DEST")
     p.add_argument("ref")
@@ -346,6 +367,9 @@ def add_parsers(commands: Commands) -> None:
     p = commands.add("diff", cmd_diff, "tensors and files added, removed and changed")
     p.add_argument("a", metavar="REF")
     p.add_argument("b", metavar="REF")
+    p.add_argument("--structure", action="store_true",
+                   help="the modules that changed, with each changed tensor's relative change "
+                   "||b-a||/||a|| (reads those tensors)")  # fmt: skip
 
     p = commands.add("label", cmd_label, "point a label at a version (or remove it); "
                      "'label log NAME' shows every move of the model's labels")  # fmt: skip

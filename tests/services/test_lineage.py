@@ -4,6 +4,7 @@ changed (written by safetensors), checked against numpy on the files themselves.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from modelmanager.cli.lineage import print_related, print_structure
+from modelmanager.cli.lineage import print_module_diff, print_related
 from modelmanager.core.analysis.lineage import FINE_TUNED, module_of, percent
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.importing import import_paths
@@ -106,7 +107,7 @@ def test_structure_diff_names_exactly_the_two_modules_with_numpys_norms(
     assert d.bytes_read == 2 * sum(a[n].nbytes for n in CHANGED)  # only the changed tensors
 
     out = io.StringIO()
-    print_structure(d, out)
+    print_module_diff(d, out)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith(f"{BASE}@1 -> {TUNED}@1: 2 modules changed")
     assert any(line.startswith("pooler.dense ") and "5 %" in line for line in lines)
@@ -134,3 +135,24 @@ def test_same_names_and_shapes_with_other_weights_are_not_related(
     assert [r.ref for r in lin.related] == ["c@1"]  # c shares b's layer.0 only
     assert lin.related[0].wording.endswith(": shares some weights")
     assert lin.related[0].shared_tensors == 1
+
+
+def test_the_command_line_shows_related_versions_and_the_modules_that_changed(
+    fine_tune: FineTune, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`show REF --related` and `diff A B --structure`, through the real command line."""
+    from modelmanager.cli.main import main
+
+    repo = str(fine_tune.ws.repo.root)
+    assert main(["--repo", repo, "show", f"{TUNED}@1", "--related"]) == 0
+    out = capsys.readouterr().out
+    assert f"{BASE}@1: likely fine-tuned from it" in out, out
+    assert "other@" not in out
+
+    assert main(["--repo", repo, "show", f"{TUNED}@1", "--related", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["ref"] for r in doc["related"]["related"]] == [f"{BASE}@1"]
+
+    assert main(["--repo", repo, "diff", f"{BASE}@1", f"{TUNED}@1", "--structure", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [m["module"] for m in doc["modules"]] == sorted(module_of(n) for n in CHANGED)
