@@ -130,12 +130,15 @@ class MainWindow(QMainWindow):
         self.proxy = LibraryProxy()
         self.proxy.setSourceModel(self.tree_model)
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search models, versions, messages, labels")
+        self.search.setPlaceholderText(
+            "Search, or filter: --arch llama --params 6B..9B --dtype bf16 --size '>4GB'"
+        )
         self.search.setClearButtonEnabled(True)
         self.tree = library_view(self.proxy)
         self.library_search = LibrarySearch(
-            self.tree, self.proxy, self.runner, lambda: self.repositories.workspaces
-        )
+            self.tree, self.proxy, self.runner, lambda: self.repositories.workspaces,
+            report=lambda line: self.statusBar().showMessage(line, 15_000),
+        )  # fmt: skip
         self.search.textChanged.connect(self.library_search.typed)
         self._restoring = False  # putting the tree back: the current row is not read again
         self.stores_listed = False  # the first listing opens the stores' place
