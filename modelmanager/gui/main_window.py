@@ -406,8 +406,7 @@ class MainWindow(QMainWindow):
             layout = version_layout(ws, details.manifest)  # the manifest read once
             rows = tensor_rows(details)
             model = details.manifest.model
-            tree = structure(details.manifest)
-            return details, ws.catalog.versions(model), layout, rows, ws.repo.label_log(model), tree
+            return details, ws.catalog.versions(model), layout, rows, ws.repo.label_log(model)
 
         self.runner.submit(f"Read {ref}", load, self._show_details)
 
@@ -440,14 +439,27 @@ class MainWindow(QMainWindow):
         if result is None:
             self.clear_details()
             return
-        details, versions, layout, rows, moves, tree = result
+        details, versions, layout, rows, moves = result
         self.layout_tab.set_layout(layout)
         model = details.manifest.model
         self.overview_tab.show_details(details, str(self.ws.repo.policy_for(model)))
         self.history.show_versions(model, versions)
         self.label_moves.show_moves(model, moves)
         self.tensors_tab.set_rows(rows)
-        self.structure_tab.show_structure(tree)
+        self._read_structure(details.manifest)
+
+    def _read_structure(self, manifest: Any) -> None:
+        """The Structure tab, in a read of its own after the other tabs are filled: building
+        the module tree of a 100,000-tensor version takes about a second, which the Tensors
+        tab must not wait for."""
+        ref = manifest.ref
+        self.structure_tab.clear()
+
+        def show(tree: Any) -> None:
+            if self.current_ref is not None and self.shown_ref() == ref:
+                self.structure_tab.show_structure(tree)
+
+        self.runner.submit(f"Read structure of {ref}", lambda _ctx: structure(manifest), show)
 
     # -- import -------------------------------------------------------------------------
 
