@@ -137,3 +137,22 @@ def test_search_rows_whose_versions_rows_went_are_ignored_and_replaced(
     ws.catalog.sync()
     assert _found(ws)["vision"] == ["vision@1", "vision@2", "vision@3"]
     assert _row_counts(ws.catalog) == (9, 9)
+
+
+def test_all_versions_is_every_models_versions_in_one_read(tmp_path: Path) -> None:
+    """What the library tree reads at once equals asking model by model."""
+    from modelmanager.services import init_repository
+    from modelmanager.services.history import set_label
+    from modelmanager.services.importing import import_paths
+    from tests.support.builders import write_safetensors
+
+    ws = init_repository(tmp_path / "repo")
+    for name, n in (("b/one", 2), ("a", 1), ("c", 3)):
+        for i in range(n):
+            src = tmp_path / f"{name}-{i}" / "w.safetensors"
+            write_safetensors(src, {"w": np.full(4, i, np.float32)})
+            import_paths(ws, [src.parent], name)
+    set_label(ws, "c@2", "prod")
+    everything = ws.catalog.all_versions()
+    assert everything == {m: ws.catalog.versions(m) for m in ("a", "b/one", "c")}
+    assert [v.labels for v in everything["c"]] == [(), ("prod",), ()]

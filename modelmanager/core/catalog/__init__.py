@@ -442,6 +442,19 @@ class Catalog:
             ).fetchall()
         return [self._version_row(r, labels.get((model, r[1]), [])) for r in rows]
 
+    def all_versions(self) -> dict[str, list[VersionRow]]:
+        """Every model's versions, newest first, in one query (the library tree of 10,000
+        models asked ``versions`` 10,000 times: 0.8 s)."""
+        with self._lock:
+            labels = self._labels_by_version()
+            rows = self._db.execute(
+                f"SELECT {self._VERSION_COLS} FROM versions v ORDER BY model, seq DESC"
+            ).fetchall()
+        out: dict[str, list[VersionRow]] = {}
+        for r in rows:
+            out.setdefault(r[0], []).append(self._version_row(r, labels.get((r[0], r[1]), [])))
+        return out
+
     def search(self, text: str, filters: SearchFilter | None = None) -> list[VersionRow]:
         """Versions whose model name, message, metadata or labels match every word of ``text``
         (any version when ``text`` is blank and a filter is set) and that ``filters`` keep,

@@ -86,7 +86,8 @@ class Repositories:
 
         def load(_ctx: JobContext) -> tuple[int, QStandardItem]:
             models = history.list_models(ws)
-            versions = {m.name: ws.catalog.versions(m.name) for m in models}
+            everything = ws.catalog.all_versions()
+            versions = {m.name: everything.get(m.name, []) for m in models}
             # The rows are made here, in no model yet: the UI thread only places them.
             return len(models), repository_rows(key, Path(key).name, models, versions)
 
