@@ -189,3 +189,18 @@ def test_bugs_are_logged_with_traceback_and_help_shows_the_log(
             QDesktopServices.unsetUrlHandler("file")
         assert [Path(u.toLocalFile()) for u in catcher.urls] == [tmp_path / "data" / "logs"]
         dialog.close()
+
+
+def test_watching_costs_the_same_with_many_models(ws: Workspace, tmp_path: Path) -> None:
+    """Two folders are watched and no manifest is looked at, however many models there are
+    (a watch per model folder ran into the thousands, and each check stat'ed every file)."""
+    from modelmanager.gui.changes import _watched_folders
+
+    rng = np.random.default_rng(4)
+    for i in range(3):
+        import_paths(ws, [hf_folder(tmp_path / f"m{i}", rng, shards=1)], f"org/m{i}")
+    root = ws.repo.root
+    assert _watched_folders(root) == [str(root), str(root / "models")]
+    stamp = metadata_stamp(root)
+    assert stamp.names == {"org/m0", "org/m1", "org/m2"}
+    assert {name for name, _mtime, _size in stamp.files} >= {"changes.json", "config.json"}
