@@ -440,12 +440,14 @@ class MainWindow(QMainWindow):
             self.clear_details()
             return
         details, versions, layout, rows, moves = result
+        # The Tensors tab first: Overview starts the relatives' lookup (up to 500 manifests
+        # read on a worker), which would hold the GIL while a 100,000-row table fills.
+        self.tensors_tab.set_rows(rows)
         self.layout_tab.set_layout(layout)
         model = details.manifest.model
         self.overview_tab.show_details(details, str(self.ws.repo.policy_for(model)))
         self.history.show_versions(model, versions)
         self.label_moves.show_moves(model, moves)
-        self.tensors_tab.set_rows(rows)
         self._read_structure(details.manifest)
 
     def _read_structure(self, manifest: Any) -> None:
