@@ -284,6 +284,7 @@ def collect_garbage(
             return (f"deleting {deleted} of {len(plan.chunks)} unused chunks; run 'gc' again "
                     "once the device is writable")  # fmt: skip
 
+        ctx.unit = "chunk"  # the front shows chunks/s, not a byte rate it does not have
         with reporting("garbage collection", done):
             for n, (cid, size) in enumerate(plan.chunks):
                 ctx.check()
