@@ -21,7 +21,7 @@ from modelmanager.gui.models import REF_ROLE
 from modelmanager.services import Workspace, history
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import plan_gc, stats
-from tests.gui.test_main_window import _select
+from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
 from tests.support.builders import small_model, write_safetensors
 

@@ -26,6 +26,7 @@ from modelmanager.services import Changes, Workspace, open_workspace
 from modelmanager.services.importing import import_paths
 from modelmanager.services.redundancy import version_layout
 from tests.conftest import subprocess_env
+from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder
 
@@ -45,11 +46,6 @@ def _matches(win: MainWindow, ref: str) -> list[Any]:
 
 def _listed(win: MainWindow, ref: str) -> bool:
     return bool(_matches(win, ref))
-
-
-def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
-    win.tree.setCurrentIndex(_matches(win, ref)[0])
-    qtbot.waitUntil(lambda: win.details is not None and win.details.manifest.ref == ref)
 
 
 def test_writes_by_the_command_line_appear_and_the_next_import_uses_the_new_policy(

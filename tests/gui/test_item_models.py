@@ -22,12 +22,11 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import QAbstractItemModel, Qt
 
 from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.models import REF_ROLE
 from modelmanager.services import Workspace, devices
 from modelmanager.services.history import set_label
 from modelmanager.services.importing import import_paths
 from modelmanager.services.remotes import add_remote, open_remote, push
-from tests.gui.windows import shown_window
+from tests.gui.windows import select_ref, shown_window
 from tests.services.test_stores import hf_cache, ollama_store
 from tests.support.builders import hf_folder, small_model, write_safetensors
 
@@ -55,11 +54,7 @@ def window(qtbot, ws: Workspace, tmp_path: Path, monkeypatch) -> Iterator[MainWi
 
 
 def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
-    matches = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, ref, 1,
-                              Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly)  # fmt: skip
-    assert matches, ref
-    win.tree.setCurrentIndex(matches[0])
-    qtbot.waitUntil(lambda: win.details is not None and win.details.manifest.ref == ref)
+    select_ref(qtbot, win, ref)
     qtbot.waitUntil(lambda: not win.runner.running())
 
 

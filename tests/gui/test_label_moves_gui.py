@@ -17,15 +17,14 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt
 
 from modelmanager.gui.jobs_bridge import DONE
 from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.models import REF_ROLE
 from modelmanager.services import Workspace
 from modelmanager.services.history import set_label
 from modelmanager.services.importing import import_paths
 from tests.conftest import subprocess_env
+from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder
 
@@ -36,12 +35,6 @@ def _cli(tmp_path: Path, ws: Workspace, *args: str) -> None:
         [sys.executable, "-m", "modelmanager", "--repo", str(ws.repo.root), *args],
         env=subprocess_env(tmp_path), check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-
-
-def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
-    flags = Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly
-    win.tree.setCurrentIndex(win.proxy.match(win.proxy.index(0, 0), REF_ROLE, ref, 1, flags)[0])
-    qtbot.waitUntil(lambda: win.details is not None and win.details.manifest.ref == ref)
 
 
 def _moves(win: MainWindow) -> list[tuple[str, ...]]:

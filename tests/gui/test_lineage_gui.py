@@ -10,15 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from modelmanager.gui.jobs_bridge import DONE
-from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.models import REF_ROLE
 from modelmanager.gui.tabs.overview import OverviewTab
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.importing import import_paths
+from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
 from tests.support.builders import minilm_folder
 from tests.support.finetune import write_fine_tune
@@ -45,14 +43,6 @@ def _save(widget: QWidget, tmp_path: Path, name: str) -> None:
     folder = os.environ.get("MM_SCREENSHOTS")
     if folder:
         widget.grab().save(str(Path(folder) / name))
-
-
-def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
-    matches = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, ref, 1,
-                              Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly)  # fmt: skip
-    assert matches, ref
-    win.tree.setCurrentIndex(matches[0])
-    qtbot.waitUntil(lambda: win.details is not None and win.details.manifest.ref == ref)
 
 
 def test_overview_names_the_base_a_fine_tune_came_from(  # type: ignore[no-untyped-def]

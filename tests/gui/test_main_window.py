@@ -19,10 +19,10 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.gui import TABS
 from modelmanager.gui.jobs_bridge import CANCELLED, DONE, FAILED
 from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.models import REF_ROLE
 from modelmanager.services import Workspace
 from modelmanager.services.importing import import_paths
 from tests.conftest import subprocess_env
+from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder, raw_safetensors, small_model, write_safetensors
 
@@ -36,14 +36,6 @@ def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # typ
     import_paths(ws, [src], "acme/tiny", message="again")
     with shown_window(qtbot, ws) as win:
         yield win
-
-
-def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
-    matches = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, ref, 1,
-                              Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly)  # fmt: skip
-    assert matches, ref
-    win.tree.setCurrentIndex(matches[0])
-    qtbot.waitUntil(lambda: win.details is not None and win.details.manifest.ref == ref)
 
 
 def test_tabs_show_the_selected_version(qtbot, window: MainWindow, ws: Workspace) -> None:  # type: ignore[no-untyped-def]

@@ -27,7 +27,7 @@ from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats, verify
 from modelmanager.services.recompress import preview_recompress
 from modelmanager.services.redundancy import scrub
-from tests.gui.test_main_window import _select
+from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder, tree_bytes
 

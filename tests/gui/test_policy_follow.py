@@ -18,15 +18,13 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt
 
 from modelmanager.gui.jobs_bridge import DONE
-from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.models import REF_ROLE
 from modelmanager.services import Workspace, open_workspace
 from modelmanager.services.importing import import_paths
 from modelmanager.services.redundancy import version_layout
 from tests.conftest import subprocess_env
+from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder
 
@@ -37,13 +35,6 @@ def _cli(tmp_path: Path, ws: Workspace, *args: str) -> str:
         [sys.executable, "-m", "modelmanager", "--repo", str(ws.repo.root), *args],
         env=subprocess_env(tmp_path), check=True, capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
-
-
-def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
-    flags = Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly
-    [index] = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, ref, 1, flags)
-    win.tree.setCurrentIndex(index)
-    qtbot.waitUntil(lambda: win.details is not None and win.details.manifest.ref == ref)
 
 
 def test_policy_set_by_the_cli_reaches_an_open_import_dialog_and_what_it_writes(  # type: ignore[no-untyped-def]

@@ -13,11 +13,10 @@ from PySide6.QtCore import QModelIndex, Qt
 
 from modelmanager.core.analysis.structure import structure
 from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.models import REF_ROLE
 from modelmanager.gui.tabs.structure import StructureModel
 from modelmanager.services import Workspace
 from modelmanager.services.importing import import_paths
-from tests.gui.windows import shown_window
+from tests.gui.windows import shown_window, tree_row
 from tests.support.builders import minilm_folder, write_safetensors
 
 
@@ -29,10 +28,7 @@ def _minilm(ws: Workspace) -> None:
 
 
 def _select(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
-    matches = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, ref, 1,
-                              Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly)  # fmt: skip
-    assert matches, ref
-    win.tree.setCurrentIndex(matches[0])
+    win.tree.setCurrentIndex(tree_row(win, ref))
     qtbot.waitUntil(lambda: win.structure_tab.structure is not None
                     and win.structure_tab.structure.ref == ref)  # fmt: skip
 

@@ -20,7 +20,7 @@ from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.services import Workspace, history, remotes
 from modelmanager.services.importing import import_paths
 from modelmanager.services.remotes import add_remote
-from tests.gui.test_main_window import _select
+from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder, tree_bytes
 

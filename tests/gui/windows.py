@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from PySide6.QtCore import QModelIndex, Qt
+
 from modelmanager.gui.main_window import MainWindow
+from modelmanager.gui.models import REF_ROLE
 from modelmanager.services import Workspace
 
 
@@ -31,3 +34,17 @@ def shown_window(  # type: ignore[no-untyped-def]
         yield win
     finally:
         win.runner.cancel_all_and_wait()
+
+
+def tree_row(win: MainWindow, ref: str) -> QModelIndex:
+    """The tree's row of ``ref`` (a model or ``model@N``), as the view shows it."""
+    flags = Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly
+    matches = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, ref, 1, flags)
+    assert matches, ref
+    return matches[0]
+
+
+def select_ref(qtbot, win: MainWindow, ref: str) -> None:  # type: ignore[no-untyped-def]
+    """Select ``ref`` in the tree as a click does, and wait until the tabs show it."""
+    win.tree.setCurrentIndex(tree_row(win, ref))
+    qtbot.waitUntil(lambda: win.details is not None and win.details.manifest.ref == ref)
