@@ -12,6 +12,9 @@ import re
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("torch")  # the page's examples load with framework="torch"
+
 import torch
 from safetensors.torch import save_file
 
