@@ -13,8 +13,8 @@ def test_no_signal_or_slot_is_declared_with_int() -> None:
     found = []
     for path in sorted(GUI.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("Signal", "Slot")):  # fmt: skip
-                if any(isinstance(a, ast.Name) and a.id == "int" for a in node.args):
-                    found.append(f"{path.relative_to(GUI)}:{node.lineno}")
+            declared = (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                        and node.func.id in ("Signal", "Slot"))  # fmt: skip
+            if declared and any(isinstance(a, ast.Name) and a.id == "int" for a in node.args):
+                found.append(f"{path.relative_to(GUI)}:{node.lineno}")
     assert found == []
