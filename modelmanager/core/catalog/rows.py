@@ -62,13 +62,18 @@ class ModelRow:
     #: bytes per dtype: what the library view shows and sorts by without opening a manifest.
     architecture: str = ""
     dtypes: dict[str, int] = field(default_factory=dict)
+    #: Bytes the model's versions take on the devices: every copy and fragment counted, a
+    #: chunk shared by several of its versions once. None until the pieces were measured
+    #: (:meth:`Catalog.measure_stored`) after its newest chunks were written.
+    stored_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The model as the fronts' JSON names it."""
         return {"model": self.name, "versions": self.versions, "latest": self.latest,
                 "updated": self.updated, "logical_bytes": self.logical_bytes,
                 "parameters": self.parameters, "labels": self.labels,
-                "architecture": self.architecture, "dtypes": self.dtypes}  # fmt: skip
+                "architecture": self.architecture, "dtypes": self.dtypes,
+                "stored_bytes": self.stored_bytes}  # fmt: skip
 
 
 @dataclass(frozen=True)
