@@ -1,6 +1,7 @@
 """File > Mount… in the window: a real ``modelmanager mount`` child started through QProcess,
 read through FUSE (sha256 equal to the original), Open in file manager, Unmount, closing the
-window, a child killed while mounted, a refused folder, and the action greyed out without FUSE.
+window, a child killed while mounted, a refused folder, the action greyed out on first use
+without FUSE, and a window start that does not import the FUSE binding.
 The FUSE tests are skipped (with the reason) where /dev/fuse, fusermount3 or mfusepy is missing.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +116,7 @@ def test_mount_open_and_unmount_from_the_window(  # type: ignore[no-untyped-def]
             type(win.status))]  # fmt: skip
 
         catcher = UrlCatcher()
-        QDesktopServices.setUrlHandler("file", catcher, "open")
+        QDesktopServices.setUrlHandler("file", catcher, b"open")
         try:
             _button(win, "Open in file manager").click()
         finally:
@@ -177,7 +179,7 @@ def test_a_refusal_of_the_child_shows_as_one_line(  # type: ignore[no-untyped-de
         assert (full / "keep.txt").read_text() == "mine"
 
 
-def test_mount_is_greyed_out_with_the_reason_without_fuse(  # type: ignore[no-untyped-def]
+def test_mount_is_greyed_out_with_the_reason_on_first_use_without_fuse(  # type: ignore[no-untyped-def]
     qtbot, ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reason = "/dev/fuse is missing: install FUSE 3 (Debian/Ubuntu: apt-get install fuse3)"
@@ -185,8 +187,28 @@ def test_mount_is_greyed_out_with_the_reason_without_fuse(  # type: ignore[no-un
     with shown_window(qtbot, ws) as win:
         assert isinstance(_mounts(win), MountController)
         action = _mount_action(win)
+        action.trigger()  # the first use asks, says why, and greys the action out
+        assert _mounts(win).last_error == f"Cannot mount: {reason}"
+        assert win.statusBar().currentMessage() == f"Cannot mount: {reason}"
         assert not action.isEnabled()
         assert action.toolTip() == reason
         assert _mounts(win).ask_mount() is None
-        assert _mounts(win).last_error == f"Cannot mount: {reason}"
+        assert _mounts(win).chooser is None
         assert not _mounts(win).mounts
+
+
+def test_window_start_does_not_import_the_fuse_binding(  # type: ignore[no-untyped-def]
+    qtbot, ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mfusepy loads libfuse when imported (20-30 ms): File > Mount… pays it, not the start."""
+    pytest.importorskip(mount_fuse.BINDING)
+    monkeypatch.delitem(sys.modules, mount_fuse.BINDING)  # put back at the end
+    with shown_window(qtbot, ws) as win:
+        assert mount_fuse.BINDING not in sys.modules
+        assert _mount_action(win).isEnabled()  # not known to fail before it is asked
+        win.select_first_model()
+        qtbot.waitUntil(lambda: win.details is not None and not win.runner.running())
+        assert mount_fuse.BINDING not in sys.modules
+        problem = _mounts(win).check()  # what File > Mount… asks first
+        assert mount_fuse.BINDING in sys.modules or problem is not None
+        assert problem == mount_fuse.fuse_problem()

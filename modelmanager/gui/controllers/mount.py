@@ -27,7 +27,7 @@ from PySide6.QtCore import (
     QTimer,
     QUrl,
 )
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from modelmanager import paths
@@ -107,7 +107,9 @@ class MountController(QObject):
         self.shown_ref = shown_ref
         self.mounts: list[Mount] = []  # running or starting, in the order started
         self.chooser: QFileDialog | None = None  # the last folder chooser (tests fill it)
-        self.problem = mount_fuse.fuse_problem()  # why no mount can start here, or None
+        #: Why no mount can start here, once :meth:`check` found it (None: none found yet).
+        self.problem: str | None = None
+        self.checked = False  # check() ran: mfusepy is imported on first use, not at start
         self.last_error = ""  # the last failure shown, as one line
         window.installEventFilter(self)  # closing the window unmounts (see eventFilter)
         app = QCoreApplication.instance()
@@ -116,9 +118,23 @@ class MountController(QObject):
 
     # -- starting -----------------------------------------------------------------------
 
+    def check(self) -> str | None:
+        """Why no mount can start here (None: it can), asked once, on first use: the check
+        imports mfusepy (20-30 ms), which window start need not pay. A problem greys out
+        File > Mount… (the window's ``mount_action``) with the reason as its tooltip."""
+        if not self.checked:
+            self.checked = True
+            self.problem = mount_fuse.fuse_problem()
+            action = getattr(self.window, "mount_action", None)
+            if self.problem is not None and isinstance(action, QAction):
+                action.setEnabled(False)
+                action.setToolTip(self.problem)
+                action.setStatusTip(self.problem)
+        return self.problem
+
     def ask_mount(self, ref: str | None = None) -> QFileDialog | None:
         """Mount…: choose an empty folder (the per-user default is made and offered)."""
-        if self.problem is not None:
+        if self.check() is not None:
             self._fail(f"Cannot mount: {self.problem}")
             return None
         repo = self.context.ws.repo.root
