@@ -116,7 +116,7 @@ def test_mount_open_and_unmount_from_the_window(  # type: ignore[no-untyped-def]
             type(win.status))]  # fmt: skip
 
         catcher = UrlCatcher()
-        QDesktopServices.setUrlHandler("file", catcher, b"open")
+        QDesktopServices.setUrlHandler("file", catcher, "open")  # type: ignore[arg-type]  # the stubs say bytes; PySide takes str only
         try:
             _button(win, "Open in file manager").click()
         finally:
