@@ -134,7 +134,7 @@ def checkout(ws: Workspace, ref: str, ctx: JobContext | None = None) -> Path:
     except OSError as e:
         raise UserError(f"cannot make the checkout ({e.strerror or e})", path=folder) from None
     lock = WriterLock(model_dir / "locks")
-    lock.acquire(LOCK_WAIT)
+    lock.acquire(LOCK_WAIT, cancelled=ctx.cancel_event.is_set if ctx is not None else None)
     try:
         if _is_complete(folder, manifest):
             return folder  # made by another process while this one waited

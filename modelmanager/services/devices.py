@@ -324,7 +324,7 @@ def remove_device(
     if drain == force:
         raise UserError("say how: --drain (move its data off first) or --force (forget it now)")
     repo = ws.repo
-    with repo.writer(lock_timeout):
+    with repo.writer(lock_timeout, ctx=ctx):
         repo.chunks.refresh()
         device = repo.devices.get(name)
         _refuse_main(device)
@@ -397,7 +397,7 @@ def set_policy(
     """
     parsed = Policy.parse(policy)
     repo = ws.repo
-    with repo.writer(lock_timeout):
+    with repo.writer(lock_timeout, ctx=ctx):
         policies, exists = _policies_with(ws, parsed, model, new_model)
         if model is not None and not exists:
             repo.save_policies(policies)

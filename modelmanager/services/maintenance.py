@@ -271,8 +271,8 @@ def collect_garbage(
     The plan is made under the lock too: a chunk an import wrote a moment ago is referenced by
     then, or belongs to an import that died and will never reference it.
     """
-    ctx = ctx or JobContext()
-    with ws.repo.writer(lock_timeout):
+    with ws.repo.writer(lock_timeout, ctx=ctx):  # the given one (None: the lane job's)
+        ctx = ctx or JobContext()
         ws.repo.chunks.refresh()
         refuse_on_doubt(ws, GC, writes=not dry_run)  # every device probed before a deletion
         plan = _plan_gc(ws)

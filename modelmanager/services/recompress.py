@@ -82,9 +82,9 @@ def recompress(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> RecompressReport:
     """Re-encode every chunk of the version ``ref`` names with ``settings``."""
-    ctx = ctx or JobContext()
     repo = ws.repo
-    with repo.writer(lock_timeout):
+    with repo.writer(lock_timeout, ctx=ctx):  # the given one (None: the lane job's)
+        ctx = ctx or JobContext()
         manifest = repo.resolve(ref)
         chunks = repo.chunks
         chunks.refresh()

@@ -264,7 +264,7 @@ def push(ws: Workspace, ref: str, remote: RemoteRepository, *, ctx: JobContext |
     sides moved differently is reported and the newer move wins on both, unless
     ``keep_local`` (or ``move_labels``, its old name on a push).
     """
-    ctx = ctx or JobContext()
+    given, ctx = ctx, ctx or JobContext()  # the lock watches the given one (None: the lane's)
     prefer = _prefer(keep_local, move_labels, pushing=True)
     if remote.spec.read_only:
         raise RemoteError("cannot push to an HTTP remote: it is read-only", path=remote.spec.url)
@@ -297,7 +297,8 @@ def push(ws: Workspace, ref: str, remote: RemoteRepository, *, ctx: JobContext |
         notice = f"{_taken_on_remote(f'{model}@{taken}', exact=False)}; pushed yours as {stored}"
     elif there != seq:
         notice = f"the remote has {manifest.ref} already, as {stored}"
-    with ws.repo.writer(lock_timeout):  # after the manifest: a label never names a missing one
+    # After the manifest: a label never names a missing one.
+    with ws.repo.writer(lock_timeout, ctx=given):
         synced = sync_labels(ws.repo, remote, model, local_seq=seq, remote_seq=there, push=True,
                              prefer=prefer, move=move_labels)  # fmt: skip
         if synced.here:
@@ -361,7 +362,7 @@ def pull(
     are reconciled both ways, as on a push: a label both sides moved differently is reported
     and the newer move wins, unless ``keep_local`` (this repository's) or ``move_labels``
     (the remote's)."""
-    ctx = ctx or JobContext()
+    given, ctx = ctx, ctx or JobContext()  # the lock watches the given one (None: the lane's)
     prefer = _prefer(keep_local, move_labels, pushing=False)
     manifest = remote.resolve(ref)  # validated: names, paths, sizes, chunk ids
     model, seq = manifest.model, manifest.seq
@@ -371,13 +372,13 @@ def pull(
     if here is not None:  # only labels to bring: no chunk moves
         stored = f"{model}@{here}"
         notice = "" if here == seq else f"this repository has {manifest.ref} already, as {stored}"
-        with repo.writer(lock_timeout):
+        with repo.writer(lock_timeout, ctx=given):
             synced = _sync_pulled(ws, remote, model, here, seq, prefer, move_labels)
         changed = Changes(frozenset({model}), (stored,)) if synced.here else Changes()
         return TransferResult(manifest.ref, 0, 0, len(needed), False, synced.here,
                               synced.conflicts, changed, stored, notice,
                               synced.remote)  # fmt: skip
-    with repo.writer(lock_timeout):
+    with repo.writer(lock_timeout, ctx=given):
         target, notice = _local_number(ws, manifest, exact)
         copy = numbered(manifest, target, translate_parent(remote, repo, manifest, target))
         repo.check_not_removed(copy)  # before any chunk moves
