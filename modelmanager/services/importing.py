@@ -23,7 +23,7 @@ from modelmanager.core.chunks.plan import Range, plan_chunks
 from modelmanager.core.chunks.writer import ChunkWriter
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
-from modelmanager.core.formats import DtypeHints, FileIndex, hf_config, index_file
+from modelmanager.core.formats import DtypeHints, FileIndex, index_file, merge_facts
 from modelmanager.core.ids import content_id
 from modelmanager.core.jobs import InFlight, JobContext
 from modelmanager.core.jobs import default_workers as default_workers  # re-exported
@@ -127,7 +127,7 @@ def scan_sources(
             f.path,
             f.size,
             f.mtime_ns,
-            index_file(f.path, f.size, f.identity),
+            index_file(f.path, f.size, f.identity, f.relpath),
             f.identity,
         )
         for f in collect_files(paths, names, symlinks=symlinks, confine=confine)
@@ -135,17 +135,10 @@ def scan_sources(
 
 
 def derive_metadata(sources: Sequence[SourceFile]) -> dict[str, Any]:
-    """A version's metadata from its inputs: each file's facts (the first file that states one
-    wins), then config.json's and the model card's (they win), then the parameter count of
-    every tensor."""
-    meta: dict[str, Any] = {}
-    for src in sources:
-        for key, value in src.index.facts.items():
-            meta.setdefault(key, value)
-        if src.relpath == hf_config.NAME:
-            meta.update(hf_config.read_facts(src.path, src.size, src.identity))
-        elif src.relpath == hf_config.CARD:
-            meta.update(hf_config.read_card_facts(src.path, src.size, src.identity))
+    """A version's metadata from its inputs: the facts each file's index states, merged in
+    file order (:func:`~modelmanager.core.formats.merge_facts`: config.json and the model card
+    win), then the parameter count of every tensor."""
+    meta: dict[str, Any] = merge_facts(src.index for src in sources)
     params = sum(t.numel for src in sources for t in src.index.tensors)
     if params:
         meta["parameters"] = params

@@ -14,8 +14,8 @@ from tests.support.builders import write_gguf, write_safetensors
 from tests.support.hostile_folder import write_hdf5, write_onnx
 
 
-def _facts(path: Path) -> dict[str, str]:
-    return index_file(path, path.stat().st_size).facts
+def _facts(path: Path) -> dict[str, str | int]:
+    return dict(index_file(path, path.stat().st_size).facts)
 
 
 def test_safetensors_says_pytorch_only_when_torch_wrote_it(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_onnx_states_its_opsets_and_keras_hdf5_its_framework(tmp_path: Path) -> 
     pytest.importorskip("h5py")
     onnx_facts = _facts(write_onnx(tmp_path / "m.onnx"))
     assert onnx_facts["framework"] == "onnx"
-    assert onnx_facts["opset"].startswith("ai.onnx:")
+    assert str(onnx_facts["opset"]).startswith("ai.onnx:")
     assert _facts(write_hdf5(tmp_path / "k.h5")) == {"framework": "keras"}
     import h5py
 
@@ -90,3 +90,35 @@ def test_config_json_facts(tmp_path: Path) -> None:
         assert hf_config.read_facts(path, path.stat().st_size) == {}
     assert hf_config.read_facts(path, hf_config.MAX_BYTES + 1) == {}  # too large: not read
     assert hf_config.read_facts(tmp_path / "absent.json", 10) == {}
+
+
+def test_a_folders_own_config_and_card_state_facts_that_win(tmp_path: Path) -> None:
+    """config.json and README.md are generic files whose index states the model's facts and
+    wins over weight files' facts; named otherwise (a subfolder's), they state nothing."""
+    from modelmanager.core.formats import merge_facts
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"architectures": ["Bert"], "num_hidden_layers": 6}))
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: mit\n---\n")
+    size = config.stat().st_size
+    index = index_file(config, size, name="config.json")
+    assert (index.format, index.tensors, index.facts_win) == ("generic", (), True)
+    assert index.facts == {"architecture": "Bert", "num_hidden_layers": 6}
+    assert index_file(card, card.stat().st_size, name="README.md").facts == {"license": "mit"}
+    for other in ("sub/config.json", None):
+        assert index_file(config, size, name=other).facts == {}
+    weights = write_safetensors(tmp_path / "w.safetensors", {"w": np.ones(2, np.float32)},
+                                {"format": "pt"})  # fmt: skip
+    w = index_file(weights, weights.stat().st_size, name="w.safetensors")
+    w2 = type(w)("safetensors", facts={"architecture": "Later", "framework": "other"})
+    assert merge_facts([w, index, w2]) == {"framework": "pytorch", "architecture": "Bert",
+                                           "num_hidden_layers": 6}  # fmt: skip
+
+
+def test_a_config_fact_that_is_not_unicode_is_left_out(tmp_path: Path) -> None:
+    """JSON's \\ud800 escape is a lone surrogate no manifest or catalog can hold: before, the
+    import stored the manifest and then died in the catalog with a traceback (exit 70)."""
+    path = tmp_path / "config.json"
+    path.write_text('{"architectures": ["\\ud800x"], "model_type": "\\udfff", "vocab_size": 9}')
+    assert hf_config.read_facts(path, path.stat().st_size) == {"vocab_size": 9}

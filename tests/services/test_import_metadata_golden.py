@@ -25,7 +25,8 @@ GOLDEN = Path(__file__).parent / "golden" / "import_metadata.json"
 
 CONFIG = {"architectures": ["BertModel"], "model_type": "bert", "torch_dtype": "float32",
           "transformers_version": "4.44.0", "num_hidden_layers": 6, "hidden_size": 384,
-          "vocab_size": 30522, "max_position_embeddings": 512, "num_parameters": 22713216}  # fmt: skip
+          "vocab_size": 30522, "max_position_embeddings": 512,
+          "num_parameters": 22713216}  # fmt: skip
 CARD = "---\nlicense: apache-2.0\nbase_model:\n- org/base\ntags: [x]\n---\n# A card\n"
 
 
@@ -118,7 +119,8 @@ def _metadata(tmp_path: Path, case: str) -> dict[str, Any]:
     ws = open_workspace(tmp_path / "repo", create=True)
     meta = import_paths(ws, [root], "m").manifest.metadata
     assert ws.repo.read_manifest("m", 1).metadata == meta  # what was written, read back
-    return json.loads(json.dumps(meta))
+    out: dict[str, Any] = json.loads(json.dumps(meta))
+    return out
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

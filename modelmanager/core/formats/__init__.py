@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from modelmanager.core.formats import npy, pytorch, rules, safetensors, sandbox
+from modelmanager.core.formats import hf_config, npy, pytorch, rules, safetensors, sandbox
 from modelmanager.core.formats.base import (
     GENERIC,
     DtypeHints,
@@ -20,13 +20,14 @@ from modelmanager.core.formats.base import (
     NotThisFormat,
     RefusedContent,
     TensorEntry,
+    merge_facts,
 )
 from modelmanager.core.localfiles import open_regular
 from modelmanager.errors import FormatError, UserError
 
 __all__ = [
     "FILE_TYPES", "GENERIC", "DtypeHints", "FileIndex", "FileType", "RefusedContent",
-    "TensorEntry", "index_file",
+    "TensorEntry", "index_file", "merge_facts",
 ]  # fmt: skip
 
 
@@ -98,7 +99,7 @@ def _check_index(index: FileIndex, size: int) -> None:
         names.add(t.name)
     del names
     rules.str_map(index.metadata, "metadata")
-    rules.str_map(index.facts, "facts")
+    rules.fact_map(index.facts, "facts")
     _check_layout(index, size)
 
 
@@ -136,18 +137,25 @@ def _attempt(read: Callable[[], FileIndex], claimed: bool) -> FileIndex | None:
     return index
 
 
-def index_file(path: Path, size: int, identity: tuple[int, int] | None = None) -> FileIndex:
+def index_file(
+    path: Path, size: int, identity: tuple[int, int] | None = None, name: str | None = None
+) -> FileIndex:
     """The tensor index of a file, chosen by content (and name); unknown files are generic.
 
     A file named like a known format whose content breaks the format's rules is an error;
     content that is no known format is stored generically, whatever its name. Running out of
     memory on a file is that file's error too (one line, never a traceback). The file is
     opened without blocking and only if it is regular (and the ``identity`` listed, if given).
+    ``name`` is the file's name in the version: a folder's own config.json and model card are
+    generic files that state the model's facts (:func:`hf_config.index`).
     """
     try:
-        return _index(path, size, identity)
+        index = _index(path, size, identity)
+        if index is GENERIC and name is not None:
+            index = hf_config.index(name, path, size, identity) or index
     except MemoryError:
         raise FormatError("out of memory while reading this file", path=path) from None
+    return index
 
 
 def _index(path: Path, size: int, identity: tuple[int, int] | None) -> FileIndex:

@@ -8,6 +8,7 @@ import math
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -46,14 +47,31 @@ class FileIndex:
     #: False where tensors may overlap (views of one storage): chunks follow ``regions`` only.
     tensor_regions: bool = True
     #: Model facts the file states in its format's own terms (framework, architecture, ...),
-    #: named as a version's metadata names them; an import merges them, the first file first.
-    facts: dict[str, str] = field(default_factory=dict)
+    #: named as a version's metadata names them (text, or a whole number for a size); an
+    #: import merges them, the first file first (see :func:`merge_facts`).
+    facts: Mapping[str, str | int] = field(default_factory=dict)
+    #: True when the file names the model that loads the others (a folder's config.json, its
+    #: model card): its facts replace the weight files' instead of only filling gaps.
+    facts_win: bool = False
 
     def chunk_regions(self) -> list[tuple[int, int]]:
         """Every byte range chunks should be cut around: headers plus tensors (or storages)."""
         if not self.tensor_regions:
             return list(self.regions)
         return [*self.regions, *((t.start, t.end) for t in self.tensors)]
+
+
+def merge_facts(indexes: Iterable[FileIndex]) -> dict[str, str | int]:
+    """The facts a version's files state together, in file order: a weight file's fill only
+    what no earlier file stated, a file that names the model (``facts_win``) replaces them."""
+    out: dict[str, str | int] = {}
+    for index in indexes:
+        if index.facts_win:
+            out.update(index.facts)
+        else:
+            for key, value in index.facts.items():
+                out.setdefault(key, value)
+    return out
 
 
 #: Members one zip may hold: torch.save writes one per storage plus a few records, np.savez

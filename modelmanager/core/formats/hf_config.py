@@ -1,7 +1,8 @@
-"""A Hugging Face model folder's ``config.json``: the model facts it states.
+"""A Hugging Face model folder's ``config.json`` and model card: the model facts they state.
 
-Not a weight format (the file is stored as it is); its facts are read for a version's metadata
-and win over the facts of weight files, since the config names the model that loads them.
+Not weight formats (the files are stored as they are, as generic files); their facts are read
+for a version's metadata and win over the facts of weight files, since the config and the
+card name the model that loads them (:func:`index`, ``FileIndex.facts_win``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from modelmanager.core.formats.base import FileIndex
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.localfiles import open_regular
 
@@ -25,10 +27,10 @@ def facts(config: Any) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {}
     archs = config.get("architectures")
-    if isinstance(archs, list) and archs and isinstance(archs[0], str):
+    if isinstance(archs, list) and archs and _is_text(archs[0]):
         out["architecture"] = archs[0]
     for key in ("model_type", "torch_dtype"):
-        if isinstance(config.get(key), str):
+        if _is_text(config.get(key)):
             out[key] = config[key]
     if "transformers_version" in config:
         out["framework"] = "transformers"
@@ -41,6 +43,18 @@ def facts(config: Any) -> dict[str, Any]:
             if type(value) is int and value > 0:
                 out.setdefault(name, value)
     return out
+
+
+def _is_text(value: Any) -> bool:
+    """A string a version can store: JSON's ``\\ud800`` escapes give lone surrogates, which
+    no UTF-8 manifest or catalog can hold (such a fact is left out, the file still stored)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 #: Size facts (the names a version's metadata gives them) and the config keys that state them
@@ -102,3 +116,14 @@ def read_facts(path: Path, size: int, identity: tuple[int, int] | None = None) -
             return facts(loads_strict(f.read(size)))
     except (OSError, ValueError):
         return {}
+
+
+def index(name: str, path: Path, size: int, identity: tuple[int, int] | None = None
+          ) -> FileIndex | None:  # fmt: skip
+    """A generic index stating the facts of the folder's own config.json or model card (its
+    ``name`` in the version, not a subfolder's); None for any other file."""
+    if name == NAME:
+        return FileIndex("generic", facts=read_facts(path, size, identity), facts_win=True)
+    if name == CARD:
+        return FileIndex("generic", facts=read_card_facts(path, size, identity), facts_win=True)
+    return None

@@ -8,6 +8,7 @@ Each rule raises ValueError saying what is wrong; the caller adds the file.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from modelmanager.core.text import clipped
@@ -57,6 +58,19 @@ def str_map(value: Any, what: str) -> dict[str, str]:
         except UnicodeEncodeError:
             raise ValueError(f"{what} {escaped(k)} has a value {escaped(v)} that is not valid "
                              "Unicode") from None  # fmt: skip
+    return value
+
+
+def fact_map(value: Any, what: str) -> Mapping[str, str | int]:
+    """Model facts: UTF-8 names to UTF-8 text or whole numbers (a size: layers, vocabulary)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what} must map strings to strings or integers")
+    for k, v in value.items():
+        text(k, f"{what} key")
+        if type(v) is not int:
+            if not isinstance(v, str):
+                raise ValueError(f"{what} {escaped(k)} must be a string or an integer")
+            text(v, f"{what} {escaped(k)} value")
     return value
 
 
