@@ -16,15 +16,18 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from modelmanager.core.catalog import position
+from modelmanager.core.catalog import content, position
 from modelmanager.core.catalog.bench import BENCH_KINDS as BENCH_KINDS
 from modelmanager.core.catalog.bench import BenchRow as BenchRow
 from modelmanager.core.catalog.bench import best_strategy as best_strategy
 from modelmanager.core.catalog.bench import device_speeds as device_speeds
-from modelmanager.core.catalog.db import busy_is_locked, connect, immediate, is_damaged
+from modelmanager.core.catalog.content import Sharing as Sharing
+from modelmanager.core.catalog.content import Totals as Totals
+from modelmanager.core.catalog.db import busy_is_locked, connect, if_free, immediate, is_damaged
 from modelmanager.core.catalog.facts import Facts, dtype_name, facts_of
 from modelmanager.core.catalog.filters import ORDER, SearchFilter, where
 from modelmanager.core.catalog.rows import ModelRow as ModelRow
@@ -40,7 +43,9 @@ from modelmanager.errors import ModelManagerError
 #: so every delete scanned the whole table and a rebuild took quadratic time).
 #: 4: the sync position (``state``) and the case-insensitive name index.
 #: 5: each version's structured facts (core/catalog/facts.py), as columns search filters on.
-SCHEMA_VERSION = 5
+#: 6: license and base model columns (filters); each version's tensor digests and chunks
+#: (core/catalog/content.py: lineage and stats without a manifest read); models' stored bytes.
+SCHEMA_VERSION = 6
 _SCHEMA = """
 CREATE TABLE versions(
     key TEXT PRIMARY KEY, model TEXT NOT NULL, seq INTEGER NOT NULL, parent INTEGER,
@@ -48,7 +53,8 @@ CREATE TABLE versions(
     files INTEGER NOT NULL, tensors INTEGER NOT NULL, parameters INTEGER NOT NULL,
     logical_bytes INTEGER NOT NULL, dtypes TEXT NOT NULL, size INTEGER NOT NULL,
     facts TEXT NOT NULL, architecture TEXT NOT NULL, model_type TEXT NOT NULL,
-    dtype_names TEXT NOT NULL, formats TEXT NOT NULL);
+    dtype_names TEXT NOT NULL, formats TEXT NOT NULL, license TEXT NOT NULL,
+    base_model TEXT NOT NULL);
 CREATE UNIQUE INDEX versions_model ON versions(model, seq);
 CREATE INDEX versions_folded ON versions(lower(model));
 CREATE TABLE state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,7 +66,7 @@ CREATE TABLE bench(run TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
     threads INTEGER NOT NULL, cache TEXT NOT NULL, bytes INTEGER NOT NULL,
     seconds REAL NOT NULL);
 CREATE INDEX bench_run ON bench(run);
-"""
+""" + content.SCHEMA
 #: Tables kept across a schema change (when unchanged): benchmark history is in no manifest.
 _KEEP = ("bench",)
 #: A sync or rebuild reports (versions read, versions to read) at most this often.
@@ -143,6 +149,13 @@ class Catalog:
         db.executemany(
             "DELETE FROM search WHERE rowid=(SELECT rowid FROM versions WHERE key=?)", rows
         )
+        db.executemany(
+            "DELETE FROM model_stored WHERE model=(SELECT model FROM versions WHERE key=?)", rows
+        )
+        for table in content.PER_VERSION:
+            db.executemany(
+                f"DELETE FROM {table} WHERE vid=(SELECT rowid FROM versions WHERE key=?)", rows
+            )
         db.executemany("DELETE FROM versions WHERE key=?", rows)
 
     def _insert(self, db: sqlite3.Connection, key: str, m: Manifest, size: int) -> None:
@@ -151,15 +164,17 @@ class Catalog:
         dtypes = m.dtype_bytes()
         self._delete(db, [key])
         cursor = db.execute(
-            "INSERT INTO versions VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO versions VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 key, m.model, m.seq, m.parent, m.created, m.message, metadata, len(m.files),
                 sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
                 json.dumps(dtypes), size, json.dumps(facts.to_json()), facts.architecture,
                 facts.model_type, _spaced(dtype_name(d) for d in dtypes),
-                _spaced(facts.formats),
+                _spaced(facts.formats), facts.license.lower(), facts.base_model.lower(),
             ),
         )  # fmt: skip
+        assert cursor.lastrowid is not None
+        content.insert(db, cursor.lastrowid, m)
         meta_text = " ".join(f"{k} {v}" for k, v in m.metadata.items())
         # A search row left by a versions row deleted on its own (by hand, say) may hold the
         # new rowid: it is stale, and in the way.
@@ -336,7 +351,8 @@ class Catalog:
         """
         try:
             with self._tx() as db:
-                for table in ("versions", "labels", "search", "state"):
+                for table in ("versions", "labels", "search", "state", "model_stored",
+                              *content.PER_VERSION):  # fmt: skip
                     db.execute(f"DELETE FROM {table}")
         except sqlite3.DatabaseError:  # tables broken (busy was raised as LockedError)
             try:
@@ -422,15 +438,47 @@ class Catalog:
                 labels.setdefault(model, {})[label] = seq
             rows = self._db.execute(
                 "SELECT v.model, c.n, v.seq, v.created, v.logical_bytes, v.parameters, "
-                "v.metadata, v.dtypes "
+                "v.metadata, v.dtypes, s.bytes "
                 "FROM versions v JOIN (SELECT model, COUNT(*) n, MAX(seq) top FROM versions "
-                "GROUP BY model) c ON v.model=c.model AND v.seq=c.top ORDER BY v.model"
+                "GROUP BY model) c ON v.model=c.model AND v.seq=c.top "
+                "LEFT JOIN model_stored s ON s.model=v.model ORDER BY v.model"
             ).fetchall()
         return [
             ModelRow(name, n, seq, created, size, params, labels.get(name, {}),
-                     str(json.loads(meta).get("architecture", "")), json.loads(dtypes))
-            for name, n, seq, created, size, params, meta, dtypes in rows
+                     str(json.loads(meta).get("architecture", "")), json.loads(dtypes), stored)
+            for name, n, seq, created, size, params, meta, dtypes, stored in rows
         ]  # fmt: skip
+
+    # -- content: lineage and sizes without a manifest read (core/catalog/content.py) -----
+
+    def sharing(self, model: str, seq: int) -> Sharing | None:
+        """The versions sharing tensor digests or chunks with ``model@seq``, from the index
+        (None when the catalog has no such version). Reads no manifest."""
+        with self._lock:
+            return content.shared_with(self._db, model, seq)
+
+    def measure_stored(self) -> Totals:
+        """List the pieces on the devices once and return every ``stats`` total (no manifest
+        read); keep each model's stored bytes (:attr:`ModelRow.stored_bytes`) for models whose
+        versions did not change meanwhile. The library's background job and ``stats`` call it.
+
+        Keeping them needs the write lock at once; when another process holds it, the figures
+        are returned but not kept (the next measurement keeps them).
+        """
+        with self._lock:
+            before = content.snapshot(self._db)
+        on_disk = dict(self.repo.chunks.iter_stored())
+        with self._lock:
+            totals = content.totals(self._db, on_disk)
+            at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if_free(self._db, lambda db: content.keep_stored(db, totals, before, at))
+        return totals
+
+    def forget_stored(self) -> None:
+        """Forget every kept stored size: call after a job that changes the pieces of chunks
+        still in use (recompress, a redundancy change, a device removed or rebalanced)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM model_stored")
 
     def versions(self, model: str) -> list[VersionRow]:
         """The versions of ``model``, newest first."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -72,6 +72,24 @@ def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def if_free(db: sqlite3.Connection, write: Callable[[sqlite3.Connection], object]) -> bool:
+    """Run ``write`` in a write transaction if the catalog can be written at once (False, and
+    nothing written, when another process is writing it): for writes that only save work
+    later, so a reader never queues behind another process's write."""
+    db.execute("PRAGMA busy_timeout=0")
+    try:
+        with immediate(db):
+            write(db)
+    except sqlite3.OperationalError as e:
+        if not is_busy(e):
+            raise
+        return False
+    else:
+        return True
+    finally:
+        db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
 
 
 def user_version(db: sqlite3.Connection) -> int:

@@ -11,8 +11,7 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from modelmanager.core.catalog import db as catalog_db
-from modelmanager.core.catalog.db import immediate, is_busy
+from modelmanager.core.catalog.db import if_free
 from modelmanager.core.repo.changes import ChangeLog, models_stamp
 from modelmanager.core.repo.repository import Repository
 
@@ -78,12 +77,4 @@ def store_if_free(
     """:func:`store`, if the catalog can be written at once: a catalog in line is only read,
     so a reader never queues behind another process's write (it catches up from an older
     position next time, which is only slower)."""
-    db.execute("PRAGMA busy_timeout=0")
-    try:
-        with immediate(db):
-            store(db, log, layout, stamp)
-    except sqlite3.OperationalError as e:
-        if not is_busy(e):
-            raise
-    finally:
-        db.execute(f"PRAGMA busy_timeout={int(catalog_db.BUSY_TIMEOUT * 1000)}")
+    if_free(db, lambda free: store(free, log, layout, stamp))
