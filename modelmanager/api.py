@@ -104,6 +104,7 @@ def load(
     per file, as ``safetensors.numpy.load_file``'s do not need to: nothing is copied twice.
     """
     from modelmanager.services.loading import load_version
+    from modelmanager.services.pinning import note_use
     from modelmanager.services.tensors import FileTensors
 
     convert = _converter(_framework(framework))
@@ -116,6 +117,7 @@ def load(
         wanted = {f.path for f in manifest.files
                   if f.tensors and (files is None or f.path in files)}  # fmt: skip
         result = load_version(ws, manifest.ref, threads=threads, paths=wanted)
+        note_use(ws.repo, manifest.model, manifest.seq)  # the hot tier's least-recently-used
     out: dict[str, Any] = {}
     for f in manifest.files:
         if f.path not in result.files:
@@ -136,6 +138,7 @@ class Version:
     """One version opened for lazy reads (see :func:`open`); use it in a ``with`` block."""
 
     def __init__(self, ws: Workspace, ref: str, framework: str, threads: int | None) -> None:
+        from modelmanager.services.pinning import note_use
         from modelmanager.services.reading import VersionReader
 
         self._ws = ws
@@ -143,6 +146,7 @@ class Version:
             self.manifest: Manifest = ws.repo.resolve(ref)
             self._convert = _converter(framework)
             self._reader = VersionReader(ws, self.manifest, threads=threads)
+            note_use(ws.repo, self.manifest.model, self.manifest.seq)
         except BaseException:
             ws.close()
             raise

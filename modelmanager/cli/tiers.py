@@ -8,11 +8,19 @@ from modelmanager.cli.common import Commands, workspace
 from modelmanager.cli.output import ProgressLine, plural, print_json, print_table, shown
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import EXIT_OK, UserError
-from modelmanager.services.pinning import pin, pins, unpin
+from modelmanager.services.pinning import fill_limit, pin, pins, set_fill_limit, unpin
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
     ws = workspace(args)
+    if args.fill_limit is not None:
+        limit = set_fill_limit(ws, args.fill_limit)
+        if args.json:
+            print_json({"fill_limit": limit})
+        else:
+            print(f"Hot devices are filled by pins to at most {limit:.0%} of their size")
+        if not args.ref:
+            return EXIT_OK
     if args.list:
         found = pins(ws.repo)
         if args.json:
@@ -21,6 +29,8 @@ def cmd_pin(args: argparse.Namespace) -> int:
             print_table(["VERSION", "PINNED"], [[shown(p.ref), p.since] for p in found])
         else:
             print("No version is pinned.")
+        if not args.json:
+            print(f"Fill limit of hot devices: {fill_limit(ws.repo):.0%}")
         return EXIT_OK
     if not args.ref:
         raise UserError("pin needs a version (NAME[@ref]), or --list")
@@ -32,6 +42,10 @@ def cmd_pin(args: argparse.Namespace) -> int:
         print(f"Pinned {shown(r.ref)} hot on {shown(r.device)}: {plural(r.chunks, 'chunk')}, "
               f"{r.written} new hot {'copy' if r.written == 1 else 'copies'} "
               f"({human_bytes(r.written_bytes)})")  # fmt: skip
+        if r.demoted:
+            print(f"Demoted {', '.join(shown(d) for d in r.demoted)} (least recently used) to "
+                  f"stay under the fill limit: {human_bytes(r.freed_bytes)} of hot copies "
+                  "dropped; their pieces stay")  # fmt: skip
     return EXIT_OK
 
 
@@ -50,5 +64,8 @@ def add_parsers(commands: Commands) -> None:
                      "on a hot-tier device, read first by loads")  # fmt: skip
     p.add_argument("ref", nargs="?", help="NAME[@VERSION|@LABEL] (default: the latest)")
     p.add_argument("--list", action="store_true", help="list the pinned versions")
+    p.add_argument("--fill-limit", type=float, metavar="SHARE",
+                   help="set the share of a hot device pins may fill (default 0.9); past it "
+                   "the least recently used pinned versions are demoted")  # fmt: skip
     p = commands.add("unpin", cmd_unpin, "stop keeping a version hot (gc deletes its copies)")
     p.add_argument("ref", help="NAME[@VERSION|@LABEL]")

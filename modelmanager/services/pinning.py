@@ -9,10 +9,20 @@ sealed metadata record per version, ``models/<model-dir>/pins/<NNNNNNNN>.json``
 ``"pinned": false`` rather than deleting it, so a device that was away cannot bring a pin back.
 A pin of a version that no longer exists (``rm``) counts as none. ``gc`` deletes the hot
 copies no pinned version needs.
+
+A hot device is filled by pins to at most a fill limit (a share of its volume, ``tiers.json``,
+default :data:`DEFAULT_FILL_LIMIT`). A pin or promotion that would pass it first drops hot
+copies no pinned version needs, then demotes the least recently used pinned versions (last use
+is the later of the pin and the last load, ``hot-use.json`` on main, a hint like
+``changes.json``): their records say ``"pinned": false, "demoted"`` and their hot copies go,
+their policy pieces stay. A promotion never demotes a version pinned explicitly after the
+promoted version's use. The plan (:func:`plan_pin`) is computed first and executed as computed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +35,20 @@ from modelmanager.core.repo.names import model_key
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT, Repository
 from modelmanager.core.repo.versions import utc_now
 from modelmanager.core.storage import BlobNotFound
+from modelmanager.core.storage.atomic import atomic_write
+from modelmanager.core.storage.base import capacity_of
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import IntegrityError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.safety import reporting
 
 PINS = "pins"
+#: The record holding the hot tier's settings (``{"fill_limit": share, "written"}``).
+TIERS_KEY = "tiers.json"
+#: Share of a hot device's volume that pins may fill before the least recently used are demoted.
+DEFAULT_FILL_LIMIT = 0.9
+#: Last load of each version on main (a hint, not replicated; see the module docstring).
+USE_FILE = "hot-use.json"
 
 
 def pin_key(model: str, seq: int) -> str:
@@ -64,10 +82,13 @@ class PinResult:
     written: int  # hot copies written now
     written_bytes: int
     changes: Changes = field(default_factory=Changes)
+    demoted: tuple[str, ...] = ()  # pinned versions demoted to stay under the fill limit
+    freed_bytes: int = 0  # hot copies deleted on the device for it
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.ref, "device": self.device, "chunks": self.chunks,
-                "written": self.written, "written_bytes": self.written_bytes}  # fmt: skip
+                "written": self.written, "written_bytes": self.written_bytes,
+                "demoted": list(self.demoted), "freed_bytes": self.freed_bytes}  # fmt: skip
 
 
 def _pin_records(repo: Repository, *, strict: bool) -> Iterator[tuple[str, int, dict[str, Any]]]:
@@ -124,46 +145,212 @@ def _unique_chunks(manifest: Manifest) -> dict[str, int]:
     return {c.id: c.length for f in manifest.files for c in f.chunks}
 
 
+def pin_state(repo: Repository, model: str, seq: int) -> Pin | None:
+    """The pin of one version (one record read), or None when it is not pinned."""
+    try:
+        doc = repo.records.read(pin_key(model, seq))
+    except (BlobNotFound, IntegrityError):
+        return None
+    if doc.get("pinned") is not True or seq not in repo.version_numbers(model):
+        return None
+    return Pin(model, seq, str(doc.get("set", "")))
+
+
+def fill_limit(repo: Repository) -> float:
+    """The share of a hot device's volume pins may fill (``tiers.json``, else the default)."""
+    try:
+        value = repo.records.read(TIERS_KEY).get("fill_limit")
+    except (BlobNotFound, IntegrityError):
+        return DEFAULT_FILL_LIMIT
+    if isinstance(value, float | int) and 0 < value <= 1:
+        return float(value)
+    return DEFAULT_FILL_LIMIT
+
+
+def set_fill_limit(
+    ws: Workspace, limit: float, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> float:
+    """Set the hot devices' fill limit (a share of each volume, above 0 and at most 1)."""
+    if not 0 < limit <= 1:
+        raise UserError(f"a fill limit is a share of the device above 0 and at most 1, not {limit}")
+    with ws.repo.writer(lock_timeout):
+        ws.repo.records.write(TIERS_KEY, {"fill_limit": limit, "written": utc_now()})
+    return limit
+
+
+def last_uses(repo: Repository) -> dict[str, str]:
+    """When each version (``model@N``) was last loaded here, as recorded by :func:`note_use`."""
+    try:
+        doc = json.loads((repo.root / USE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return {}  # a hint: none yet, or unreadable, means "never loaded"
+    if not isinstance(doc, dict):
+        return {}
+    return {k: v for k, v in doc.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def note_use(repo: Repository, model: str, seq: int) -> None:
+    """Record that ``model@seq`` was loaded now (best effort: a read-only main keeps no hint)."""
+    uses = last_uses(repo)
+    uses[f"{model}@{seq}"] = utc_now()
+    with contextlib.suppress(OSError):  # the hint is lost, never the load
+        atomic_write(repo.root / USE_FILE, json.dumps(uses, sort_keys=True).encode())
+
+
+@dataclass(frozen=True)
+class Demotion:
+    """A pinned version whose hot copies a pin drops to stay under the fill limit."""
+
+    ref: str
+    last_use: str
+    explicit: bool
+
+
+@dataclass(frozen=True)
+class PinPlan:
+    """What a pin writes and drops on its hot device, computed before anything is done."""
+
+    ref: str
+    model: str
+    version: int
+    device: Device
+    chunks: int  # the version's distinct chunks
+    write: dict[str, int]  # chunk -> bytes of the hot copies to write
+    demote: tuple[Demotion, ...]  # oldest use first
+    drop: tuple[tuple[str, int], ...]  # (chunk, bytes) of hot copies deleted on the device
+    limit: int  # bytes the device may hold filled (its fill limit); 0: unknown size
+    used: int  # bytes in use on the device's volume now
+
+    @property
+    def write_bytes(self) -> int:
+        return sum(self.write.values())
+
+    @property
+    def freed(self) -> int:
+        return sum(n for _c, n in self.drop)
+
+
+def _use_of(p: Pin, uses: dict[str, str]) -> str:
+    return max(p.since, uses.get(p.ref, ""))
+
+
+def _explicit(repo: Repository, p: Pin) -> bool:
+    try:
+        return repo.records.read(pin_key(p.model, p.version)).get("auto") is not True
+    except (BlobNotFound, IntegrityError):
+        return True  # unknown: treated as the user's
+
+
+def plan_pin(repo: Repository, ref: str, *, promoted_at: str | None = None) -> PinPlan:
+    """Plan pinning ``ref`` hot (``promoted_at``: an automatic promotion for a load at that
+    time, which never demotes a version pinned explicitly later). Refuses (UserError) when even
+    demoting every candidate leaves the hot copies past the fill limit or the free space."""
+    chunks = repo.chunks
+    manifest = repo.resolve(ref)
+    targets = hot_targets(chunks)
+    if not targets:
+        raise _no_hot_device(repo)
+    device = targets[0]
+    wanted = _unique_chunks(manifest)
+    hot = chunks.hot_devices()
+    todo = {cid: n for cid, n in wanted.items() if not chunks.hot_holders(cid, hot)}
+    need = sum(todo.values())
+    space = capacity_of(chunks.stores[device.id])
+    limit = int(space.total * fill_limit(repo)) if space is not None else 0
+    used = space.total - space.free if space is not None else 0
+    room = chunks.usable(device)
+    over = max(used + need - limit if limit else 0, need - room)
+    demote: list[Demotion] = []
+    drop: list[tuple[str, int]] = []
+    if over > 0:
+        held = dict(chunks.iter_hot(device))
+        uses = last_uses(repo)
+        others = [p for p in pins(repo, strict=True)
+                  if (p.model, p.version) != (manifest.model, manifest.seq)]  # fmt: skip
+        candidates = sorted(
+            ((p, _explicit(repo, p)) for p in others
+             if promoted_at is None or not (_explicit(repo, p) and p.since > promoted_at)),
+            key=lambda c: _use_of(c[0], uses),
+        )  # fmt: skip
+        keep_pins = {(p.model, p.version) for p in others}
+        needs = {(p.model, p.version): repo.read_manifest(p.model, p.version).chunk_ids()
+                 for p in others}  # fmt: skip
+
+        def freeable() -> list[tuple[str, int]]:
+            keep = set(wanted).union(*(needs[k] for k in keep_pins))
+            return sorted((c, n) for c, n in held.items() if c not in keep)
+
+        drop = freeable()  # hot copies no pinned version needs come first
+        for p, explicit in candidates:
+            if sum(n for _c, n in drop) >= over:
+                break
+            keep_pins.discard((p.model, p.version))
+            demote.append(Demotion(p.ref, _use_of(p, uses), explicit))
+            drop = freeable()
+        if sum(n for _c, n in drop) < over:
+            cap = (f"its fill limit {human_bytes(limit)} ({fill_limit(repo):.0%})" if limit
+                   else "its free space")  # fmt: skip
+            raise UserError(
+                f"the hot copies of {manifest.ref} ({human_bytes(need)}) do not fit "
+                f"{chunks.describe(device)} under {cap}, even after demoting "
+                f"{len(demote)} least recently used pinned "
+                f"version{'s' if len(demote) != 1 else ''}; nothing was pinned (raise it with "
+                "'modelmanager pin --fill-limit SHARE', or add a hot-tier device)"
+            )
+    return PinPlan(manifest.ref, manifest.model, manifest.seq, device, len(wanted), todo,
+                   tuple(demote), tuple(drop), limit, used)  # fmt: skip
+
+
 def pin(
     ws: Workspace, ref: str, *, ctx: JobContext | None = None,
-    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT, promoted_at: str | None = None,
 ) -> PinResult:  # fmt: skip
     """Pin the version ``ref`` hot: a hot copy of each chunk (read verified from its pieces)
-    on one hot-tier device, then the pin record. Chunks already hot anywhere are kept."""
+    on one hot-tier device, then the pin record. Chunks already hot anywhere are kept; past the
+    fill limit the least recently used pinned versions are demoted first (:func:`plan_pin`)."""
     ctx = ctx or JobContext()
     repo = ws.repo
     with repo.writer(lock_timeout):
         chunks = repo.chunks
         chunks.refresh()
-        manifest = repo.resolve(ref)
-        targets = hot_targets(chunks)
-        if not targets:
-            raise _no_hot_device(repo)
-        device = targets[0]
-        hot = chunks.hot_devices()
-        todo = {cid: n for cid, n in _unique_chunks(manifest).items()
-                if not chunks.hot_holders(cid, hot)}  # fmt: skip
-        need = sum(todo.values())
-        if need > chunks.usable(device):
-            raise UserError(
-                f"not enough space for the hot copies of {manifest.ref}: they need "
-                f"{human_bytes(need)} and {chunks.describe(device)} can take "
-                f"{human_bytes(chunks.usable(device))}; nothing was pinned"
-            )
+        plan = plan_pin(repo, ref, promoted_at=promoted_at)
+        device, need = plan.device, plan.write_bytes
+        now = utc_now()
+        for d in plan.demote:  # the records first: a crash leaves garbage, never a broken pin
+            model, _, seq = d.ref.rpartition("@")
+            repo.records.write(pin_key(model, int(seq)), {
+                "version": int(seq), "pinned": False, "set": now, "written": now,
+                "demoted": now, "for": plan.ref,
+            })  # fmt: skip
         done = written = 0
         with reporting("pin", lambda: f"{written} hot copies; run 'pin' again"):
-            for cid, length in todo.items():
+            for cid, _n in plan.drop:
+                ctx.check()
+                chunks.delete_hot(device, cid)
+            for cid, length in plan.write.items():
                 ctx.check()
                 chunks.write_hot(device, cid, chunks.get(cid, length))  # verified on read
                 written += 1
                 done += length
                 ctx.report(done, need, cid[:12])
             chunks.flush()
-        now = utc_now()
-        record = {"version": manifest.seq, "pinned": True, "set": now, "written": now}
-        repo.records.write(pin_key(manifest.model, manifest.seq), record)
-    return PinResult(manifest.ref, device.name, len(_unique_chunks(manifest)), written, need,
-                     Changes(storage=True))  # fmt: skip
+        record: dict[str, Any] = {"version": plan.version, "pinned": True, "set": now,
+                                  "written": utc_now()}  # fmt: skip
+        if promoted_at is not None:
+            record["auto"] = True
+        repo.records.write(pin_key(plan.model, plan.version), record)
+    return PinResult(plan.ref, device.name, plan.chunks, written, need,
+                     Changes(storage=True), tuple(d.ref for d in plan.demote),
+                     plan.freed)  # fmt: skip
+
+
+def promote(ws: Workspace, ref: str, *, ctx: JobContext | None = None,
+            lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> PinResult:  # fmt: skip
+    """Pin ``ref`` hot because it was loaded (its last use, or now): demotes only versions
+    used less recently and never one pinned explicitly after that use."""
+    manifest = ws.repo.resolve(ref)
+    at = last_uses(ws.repo).get(manifest.ref) or utc_now()
+    return pin(ws, manifest.ref, ctx=ctx, lock_timeout=lock_timeout, promoted_at=at)
 
 
 def unpin(ws: Workspace, ref: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> str:

@@ -4,6 +4,7 @@ first, scrub, repair, gc and rm that know them."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +24,22 @@ from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import remove_versions
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage, stats
-from modelmanager.services.pinning import pin, pin_key, pins, unpin
+from modelmanager.services.pinning import (
+    DEFAULT_FILL_LIMIT,
+    fill_limit,
+    last_uses,
+    note_use,
+    pin,
+    pin_key,
+    pins,
+    plan_pin,
+    promote,
+    set_fill_limit,
+    unpin,
+)
 from modelmanager.services.redundancy import repair, scrub
 from tests.support.builders import random_weights, write_safetensors
+from tests.support.mounts import small_tmpfs
 
 CHUNK = 64 * 1024
 
@@ -208,3 +222,89 @@ def test_export_of_a_pinned_version_reads_the_hot_copies(tmp_path: Path) -> None
     export_ref(ws, "m@1", tmp_path / "out")
     for name in ("model.safetensors", "config.json"):
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "src" / name).read_bytes()
+
+
+def _tiny_hot_workspace(tmp_path: Path, hot: Path) -> Workspace:
+    """main (cold) and two warm devices with copies=2 holding models a, b and c (about 390 KB
+    each, no chunk shared), and ``hot`` (a small real file system) as the hot device."""
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024,
+                         codec=CodecSettings("zstd"))  # fmt: skip
+    set_device(ws, "main", tier="cold")
+    for i in range(2):
+        add_device(ws, tmp_path / f"warm{i}", name=f"w{i}", tier="warm")
+    set_policy(ws, "copies=2")
+    for seed, name in enumerate("abc"):
+        import_paths(ws, [_source(tmp_path / f"src-{name}", seed=seed)], name)
+    add_device(ws, hot, name="fast", tier="hot")
+    return ws
+
+
+def _hot_on(folder: Path) -> set[str]:
+    return {p.name for p in (folder / "hot").rglob("*") if p.is_file()}
+
+
+def test_a_pin_past_the_fill_limit_demotes_the_least_recently_used(tmp_path: Path) -> None:
+    """A 1 MiB hot device (a real tmpfs) holds two of the three versions under its 90 % fill
+    limit: pinning the third demotes the one loaded least recently, whose policy pieces still
+    load it; the one loaded after its pin stays hot."""
+    with small_tmpfs(tmp_path / "fast", "1m") as fast:
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        repo = tmp_path / "repo"
+        assert fill_limit(ws.repo) == DEFAULT_FILL_LIMIT
+        pin(ws, "a@1")
+        pin(ws, "b@1")
+        mm.load("a@1", repo=repo)  # a is used after b was pinned: b is the least recently used
+        assert set(last_uses(ws.repo)) == {"a@1"}
+        plan = plan_pin(ws.repo, "c@1")  # the preview: nothing done yet
+        assert [d.ref for d in plan.demote] == ["b@1"]
+        only_b = (
+            set(_chunk_ids(ws, "b@1")) - set(_chunk_ids(ws, "a@1")) - set(_chunk_ids(ws, "c@1"))
+        )
+        assert {c for c, _n in plan.drop} == only_b  # config.json's chunk is c's too: kept
+        assert _hot_on(fast) == set(_chunk_ids(ws, "a@1")) | set(_chunk_ids(ws, "b@1"))
+        r = pin(ws, "c@1")
+        assert r.demoted == ("b@1",)
+        assert r.freed_bytes == sum(n for c, n in _chunk_ids(ws, "b@1").items() if c in only_b)
+        assert [p.ref for p in pins(ws.repo)] == ["a@1", "c@1"]
+        record = ws.repo.records.read(pin_key("b", 1))
+        assert record["pinned"] is False
+        assert record["for"] == "c@1"
+        assert _hot_on(fast) == set(_chunk_ids(ws, "a@1")) | set(_chunk_ids(ws, "c@1"))
+        space = shutil.disk_usage(fast)
+        assert space.used <= DEFAULT_FILL_LIMIT * space.total
+        # b stays readable from its policy pieces, and every piece checks.
+        expected = load_file(tmp_path / "src-b" / "model.safetensors")
+        got = mm.load("b@1", repo=repo)
+        for name, arr in expected.items():
+            np.testing.assert_array_equal(got[name], arr)
+        assert scrub(ws).ok
+
+
+def test_a_promotion_never_demotes_a_version_pinned_explicitly_after_its_use(
+    tmp_path: Path,
+) -> None:
+    with small_tmpfs(tmp_path / "fast", "1m") as fast:
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        note_use(ws.repo, "c", 1)  # c loaded first...
+        pin(ws, "a@1")  # ...then a and b pinned by the user
+        pin(ws, "b@1")
+        before = _hot_on(fast)
+        with pytest.raises(UserError, match="do not fit device fast") as e:
+            promote(ws, "c@1")
+        assert "even after demoting 0 least recently used" in str(e.value)
+        assert [p.ref for p in pins(ws.repo)] == ["a@1", "b@1"]  # nothing was done
+        assert _hot_on(fast) == before
+        # An explicit pin of c is newer than both: it demotes the least recently used, a.
+        assert pin(ws, "c@1").demoted == ("a@1",)
+
+
+def test_a_lower_fill_limit_is_kept_and_applies(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "fast", "1m") as fast:
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        pin(ws, "a@1")
+        set_fill_limit(ws, 0.5)
+        assert fill_limit(ws.repo) == 0.5
+        assert pin(ws, "b@1").demoted == ("a@1",)  # both do not fit in half of 1 MiB
+        with pytest.raises(UserError, match="above 0 and at most 1"):
+            set_fill_limit(ws, 1.5)
+        assert _hot_on(fast) == set(_chunk_ids(ws, "b@1"))
