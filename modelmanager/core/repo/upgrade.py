@@ -79,9 +79,11 @@ def _upgrade(repo: Repository) -> None:
     now = utc_now()
     repo.records.write(DEVICES_FILE, repo.devices.to_doc() | {"written": now})
     repo.records.write(POLICY_KEY, repo.policies.to_doc())
-    left = repo.replicated.heal(repo.survey())
+    # config.json is left out: it is still unsealed here, and step 4 writes every copy of it.
+    left = repo.replicated.heal([p for p in repo.survey() if p.key != CONFIG_KEY])
     for problem in left:
-        log.warning("metadata copy not written during upgrade: %s", problem)
+        log.warning("metadata copy %s not written during upgrade (%s); 'modelmanager "
+                    "repair' writes it", problem.where, problem.what)  # fmt: skip
     # 4. Last, the config says format 2: until then a reader treats the repository as format 1.
     repo.records.write(CONFIG_KEY, repo.config.to_doc())
     log.info("repository %s upgraded to format %d", repo.root, REPO_VERSION)
