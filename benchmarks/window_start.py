@@ -1,7 +1,10 @@
 """How soon the window shows a large repository, and a version of 100,000 tensors (issue 18).
 
     QT_QPA_PLATFORM=offscreen python benchmarks/window_start.py [--models 1000] [--versions 5]
-        [--tensors 100000]
+        [--tensors 100000] [--keep DIR]
+
+With --keep DIR the repositories (and the catalog) are made in DIR and kept: a later run with
+the same DIR and sizes times them again without building (10,000 models take minutes to make).
 
 Builds N models x V versions (real manifests, one shared chunk: the listing reads no chunk),
 then times the real window (``MainWindow`` over ``open_unsynced``, as ``modelmanager gui``
@@ -89,12 +92,14 @@ def select_tensors(app: QApplication, base: Path, n: int) -> float:
 
     rng = np.random.default_rng(0)
     src = base / "many.safetensors"
-    names = [f"blocks.{i // 100}.t{i % 100}.weight" for i in range(n)]
-    write_safetensors(src, {k: rng.standard_normal(4).astype(np.float32) for k in names})
-    ws = init_repository(base / "tensors-repo")
-    import_paths(ws, [src], "many")
-    ws.close()
-    win = MainWindow(open_unsynced(base / "tensors-repo"), remember=False)
+    repo = base / f"tensors-repo-{n}"
+    if not repo.exists():
+        names = [f"blocks.{i // 100}.t{i % 100}.weight" for i in range(n)]
+        write_safetensors(src, {k: rng.standard_normal(4).astype(np.float32) for k in names})
+        ws = init_repository(repo)
+        import_paths(ws, [src], "many")
+        ws.close()
+    win = MainWindow(open_unsynced(repo), remember=False)
     win.ask_before_close = False
     win.show()
     wait(app, lambda: models_listed(win) == 1 and not win.runner.running())
@@ -116,19 +121,23 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--versions", type=int, default=5)
     parser.add_argument("--tensors", type=int, default=100_000)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="make (or reuse) the repositories in this folder and keep them")
     args = parser.parse_args()
     app = QApplication.instance()
     if not isinstance(app, QApplication):
         app = QApplication([])
-    base = Path(tempfile.mkdtemp(prefix="mm-window-"))
+    base = args.keep or Path(tempfile.mkdtemp(prefix="mm-window-"))
+    base.mkdir(parents=True, exist_ok=True)
     os.environ[paths.ENV_CACHE] = str(base / "cache")
     os.environ[paths.ENV_DATA] = str(base / "data")
     try:
-        root = base / "repo"
-        t0 = time.perf_counter()
-        build(root, args.models, args.versions)
-        print(f"built {args.models} models x {args.versions} versions in "
-              f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+        root = base / f"repo-{args.models}x{args.versions}"
+        if not root.exists():
+            t0 = time.perf_counter()
+            build(root, args.models, args.versions)
+            print(f"built {args.models} models x {args.versions} versions in "
+                  f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
         for label in ("warm catalog", "warm catalog", "catalog deleted"):
             if label == "catalog deleted":
                 from modelmanager.core.repo.repository import Repository
@@ -143,7 +152,8 @@ def main() -> None:
             print(f"select a version of {args.tensors:,} tensors: filled Tensors tab in "
                   f"{seconds:.3f} s")  # fmt: skip
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

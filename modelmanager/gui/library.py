@@ -10,7 +10,7 @@ keep their place: before each sort they are given their own row number as that r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
@@ -26,6 +26,7 @@ from modelmanager.gui.models import (
     REPO_ROLE,
     STORE_ROLE,
     TEXTS_ROLE,
+    RepoTreeModel,
     sort_role,
 )
 from modelmanager.services import Workspace
@@ -33,8 +34,8 @@ from modelmanager.services import Workspace
 Index = QModelIndex | QPersistentModelIndex
 #: What identifies a tree row across a re-read (its items are new objects each time).
 RowKey = tuple[Any, ...]
-#: Columns whose figures read right-aligned (versions, size, parameters).
-NUMBERS = (1, 2, 3)
+#: Columns whose figures read right-aligned (versions, on disk, size, parameters).
+NUMBERS = (1, 2, 3, 4)
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 #: Wait this long after the last keystroke before searching (one search per word typed).
 SEARCH_DELAY_MS = 200
@@ -126,6 +127,30 @@ class LibraryProxy(QSortFilterProxyModel):
         if self.column >= 0:
             self._place_top_rows(self.sortRole(), self.sortOrder())
 
+    def fetch_models(self, key: str | None, names: Iterable[str]) -> None:
+        """Make the version rows of these models (of repository ``key``; None: any) in the
+        tree under this proxy, which makes them only when asked."""
+        source = self.sourceModel()
+        if isinstance(source, RepoTreeModel):
+            source.fetch_models(key, names)
+
+    def match(
+        self, start: Index, role: int, value: Any, hits: int = 1,
+        flags: Qt.MatchFlag = Qt.MatchFlag.MatchStartsWith | Qt.MatchFlag.MatchWrap,
+    ) -> list[QModelIndex]:  # fmt: skip
+        """Qt's match, which also finds versions whose rows are not made yet: a recursive
+        search by reference makes its model's versions first (any other recursive search
+        makes every model's)."""
+        if flags & Qt.MatchFlag.MatchRecursive:
+            source = self.sourceModel()
+            if isinstance(source, RepoTreeModel):
+                if role == REF_ROLE and isinstance(value, str) and "@" in value:
+                    source.fetch_models(None, [value.partition("@")[0]])
+                elif role != REF_ROLE:
+                    for key in source.listed_keys():
+                        source.fetch_models(key, list(source.model_items(key)))
+        return super().match(start, role, value, hits, flags)
+
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         if not self.text:
             return True
@@ -155,7 +180,7 @@ def library_view(proxy: LibraryProxy) -> QTreeView:
     header = view.header()
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     header.setStretchLastSection(False)
-    for column, width in enumerate((210, 72, 72, 72, 130, 100, 60, 110)):
+    for column, width in enumerate((210, 72, 72, 72, 72, 130, 100, 60, 110)):
         header.resizeSection(column, width)
     return view
 
@@ -181,8 +206,11 @@ def expand_keys(view: QTreeView, keys: set[RowKey], parent: QModelIndex | None =
     """Expand the rows of ``view`` whose keys are in ``keys`` (and collapse no other)."""
     if not keys:
         return
+    model = view.model()
     for index in _children(view, parent or QModelIndex()):
         if row_key(index) in keys:
+            if model.canFetchMore(index):  # a hidden view makes them only when laid out
+                model.fetchMore(index)
             view.expand(index)
             expand_keys(view, keys, index)
 
@@ -190,6 +218,8 @@ def expand_keys(view: QTreeView, keys: set[RowKey], parent: QModelIndex | None =
 def find_row(view: QTreeView, key: RowKey) -> QModelIndex:
     """The index of the row ``key`` names in ``view`` (invalid if it is not there)."""
     model = view.model()
+    if key[0] == "repo" and key[2] and "@" in key[2] and isinstance(model, LibraryProxy):
+        model.fetch_models(key[1], [key[2].partition("@")[0]])  # its version rows, if not made
     if key[0] == "repo" and key[2]:
         matches = model.match(model.index(0, 0), REF_ROLE, key[2], -1,
                               Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly)  # fmt: skip
@@ -315,6 +345,8 @@ class LibrarySearch:
             return
         if self.before is None:
             self.before = TreeState(self.view)
+        for key, refs in hits.items():  # the versions found must have rows to be shown
+            self.proxy.fetch_models(key, {ref.rpartition("@")[0] for ref in refs})
         self.proxy.search(self.text, hits, words, filtered)
         self.view.expandToDepth(0)
         found = {(key, ref.rpartition("@")[0]) for key, refs in hits.items() for ref in refs}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 
 from modelmanager.core.catalog import ModelRow, VersionRow
@@ -53,15 +54,26 @@ def _version_text(seq: int, labels: Sequence[str], message: str) -> str:
 
 
 #: The library's columns: what a person compares models by (LM Studio's My Models, and more).
-TREE_COLUMNS = ("Name", "Versions", "Size", "Parameters", "Architecture", "Dtypes", "Labels",
-                "Updated")  # fmt: skip
+#: "On disk" is what a model's chunks take on the devices (every copy); "Size" its newest
+#: version's logical size.
+TREE_COLUMNS = ("Name", "Versions", "On disk", "Size", "Parameters", "Architecture", "Dtypes",
+                "Labels", "Updated")  # fmt: skip
+#: Column numbers of the library's figures.
+ON_DISK, SIZE = 2, 3
 #: On a row's first item: the texts of its other columns (the proxy shows them; one item per
 #: row, not one per cell, so 50,000 versions fill the tree in a fraction of a second).
 TEXTS_ROLE = Qt.ItemDataRole.UserRole + 5
+#: On a model's first item while its versions are not made yet: a :class:`Pending` holding
+#: them. Version rows are made when the model is expanded, searched or selected
+#: (:meth:`RepoTreeModel.fetchMore`): 10,000 models list without making 50,000 version items.
+PENDING_ROLE = Qt.ItemDataRole.UserRole + 6
 #: On a row's first item, the value column ``c`` sorts by is at role SORT_BASE + c; the name
 #: column has one role per order (NAME_ASC, NAME_DESC), so versions stay newest first.
 SORT_BASE = Qt.ItemDataRole.UserRole + 10
 NAME_ASC, NAME_DESC = SORT_BASE, SORT_BASE + len(TREE_COLUMNS)
+#: Every role a model's row carries, copied when a re-read model updates its row in place.
+_ROW_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, REF_ROLE, TEXTS_ROLE,
+              *range(SORT_BASE + 1, NAME_DESC), NAME_ASC, NAME_DESC)  # fmt: skip
 
 
 def sort_role(column: int, order: Qt.SortOrder) -> int:
@@ -87,58 +99,76 @@ def dtype_mix(dtypes: Mapping[str, int]) -> str:
 
 
 def _figures(
-    item: QStandardItem, versions: int | None, size: int, params: int, arch: str,
-    dtypes: Mapping[str, int], labels: Sequence[str], updated: str,
+    item: QStandardItem, versions: int | None, stored: int | None, size: int, params: int,
+    arch: str, dtypes: Mapping[str, int], labels: Sequence[str], updated: str,
 ) -> None:  # fmt: skip
     """Put the other columns' texts and sort values on a model's (``versions`` counted) or a
-    version's (None) first item."""
+    version's (None) first item. ``stored`` None on a model: not measured yet ("…", sorted
+    first); versions show none (their chunks are shared)."""
     mix, tags = dtype_mix(dtypes), ", ".join(labels)
-    texts = (plural(versions, "version") if versions is not None else "", human_bytes(size),
-             human_count(params) if params else "", arch, mix, tags,
+    on_disk = "" if versions is None else "…" if stored is None else human_bytes(stored)
+    texts = (plural(versions, "version") if versions is not None else "", on_disk,
+             human_bytes(size), human_count(params) if params else "", arch, mix, tags,
              updated[:16].replace("T", " "))  # fmt: skip
     item.setData(tuple(shown(t) for t in texts), TEXTS_ROLE)
-    for column, value in enumerate((versions or 0, size, params, arch.lower(), mix, tags,
-                                    updated), start=1):  # fmt: skip
+    values = (versions or 0, -1 if stored is None else stored, size, params, arch.lower(), mix,
+              tags, updated)  # fmt: skip
+    for column, value in enumerate(values, start=1):
         item.setData(value, SORT_BASE + column)
 
 
-def _size(item: QStandardItem, size: int) -> QStandardItem:
-    """Show ``size`` in the Size column of a store's or a remote's row."""
-    item.setData(("", human_bytes(size)), TEXTS_ROLE)
-    item.setData(size, SORT_BASE + 2)
+def _size(item: QStandardItem, size: int, on_disk: bool) -> QStandardItem:
+    """Show ``size`` in the Size column of a store's or a remote's row (and in On disk for a
+    store's, whose files are kept as they are)."""
+    texts = ("", human_bytes(size) if on_disk else "", human_bytes(size))
+    item.setData(texts, TEXTS_ROLE)
+    if on_disk:
+        item.setData(size, SORT_BASE + ON_DISK)
+    item.setData(size, SORT_BASE + SIZE)
+    return item
+
+
+class Pending:
+    """The versions of a model whose rows are not made yet (on its item, PENDING_ROLE)."""
+
+    __slots__ = ("versions",)
+
+    def __init__(self, versions: Sequence[VersionRow]) -> None:
+        self.versions = versions
+
+
+def version_item(key: str, model: str, v: VersionRow) -> QStandardItem:
+    """The row of version ``v`` of ``model`` (in repository ``key``)."""
+    child = _item(_version_text(v.seq, v.labels, v.message), key, f"{model}@{v.seq}",
+                  f"{v.created[:19].replace('T', ' ')}  {v.message}")  # fmt: skip
+    child.setData(-v.seq, NAME_ASC)  # newest first, whichever way names sort
+    child.setData(v.seq, NAME_DESC)
+    _figures(child, None, None, v.logical_bytes, v.parameters,
+             str(v.metadata.get("architecture", "")), v.dtypes, v.labels, v.created)  # fmt: skip
+    return child
+
+
+def model_item(key: str, m: ModelRow, versions: Sequence[VersionRow]) -> QStandardItem:
+    """The row of model ``m`` (in repository ``key``), its versions kept to be made on demand."""
+    item = _item(m.name, key, m.name, f"{plural(m.versions, 'version')}, newest @{m.latest}")
+    name = m.name.lower()
+    item.setData(name, NAME_ASC)
+    item.setData(name, NAME_DESC)
+    _figures(item, m.versions, m.stored_bytes, m.logical_bytes, m.parameters, m.architecture,
+             m.dtypes, sorted(m.labels), m.updated)  # fmt: skip
+    if versions:
+        item.setData(Pending(versions), PENDING_ROLE)
+    item.setColumnCount(len(TREE_COLUMNS))  # its versions' rows, when made, have every column
     return item
 
 
 def repository_rows(key: str, repo_name: str, models: list[ModelRow],
                     versions: dict[str, list[VersionRow]]) -> QStandardItem:  # fmt: skip
-    """A repository's row with its models and versions under it, in no model yet: a job can
-    make it (a few seconds' work at 10,000 models), the UI thread only places it."""
+    """A repository's row with its models under it, in no model yet: a job can make it, the UI
+    thread only places it. Versions' rows are made when a model is opened (fetchMore)."""
     root = _item(repo_name, key, tip=key)
     root.setData((plural(len(models), "model"),), TEXTS_ROLE)
-    rows = []
-    for m in models:
-        item = _item(m.name, key, m.name,
-                     f"{plural(m.versions, 'version')}, newest @{m.latest}")  # fmt: skip
-        name = m.name.lower()
-        item.setData(name, NAME_ASC)
-        item.setData(name, NAME_DESC)
-        _figures(item, m.versions, m.logical_bytes, m.parameters, m.architecture, m.dtypes,
-                 sorted(m.labels), m.updated)  # fmt: skip
-        children = []
-        for v in versions.get(m.name, []):
-            child = _item(_version_text(v.seq, v.labels, v.message), key,
-                          f"{m.name}@{v.seq}",
-                          f"{v.created[:19].replace('T', ' ')}  {v.message}")  # fmt: skip
-            child.setData(-v.seq, NAME_ASC)  # newest first, whichever way names sort
-            child.setData(v.seq, NAME_DESC)
-            _figures(child, None, v.logical_bytes, v.parameters,
-                     str(v.metadata.get("architecture", "")), v.dtypes, v.labels,
-                     v.created)  # fmt: skip
-            children.append(child)
-        item.appendRows(children)
-        item.setColumnCount(len(TREE_COLUMNS))
-        rows.append(item)
-    root.appendRows(rows)
+    root.appendRows([model_item(key, m, versions.get(m.name, ())) for m in models])
     root.setColumnCount(len(TREE_COLUMNS))
     return root
 
@@ -160,6 +190,9 @@ class RepoTreeModel(QStandardItemModel):
         remotes = _item(REMOTES, "", tip="Repositories on S3-compatible storage or HTTP "
                         "will be listed here")  # fmt: skip
         self.appendRow(remotes)
+        #: Per repository: its models' rows by name (see :meth:`model_items`).
+        self._named: dict[str, dict[str, QStandardItem]] = {}
+        self._busy = 0  # rows are being inserted or removed (see _changing)
 
     def repo_row(self, key: str) -> int | None:
         """The top-level row of the repository ``key``, if it is listed."""
@@ -169,7 +202,9 @@ class RepoTreeModel(QStandardItemModel):
         return None
 
     def remove_repository(self, key: str) -> None:
+        """Stop showing the repository ``key``."""
         row = self.repo_row(key)
+        self._named.pop(key, None)
         if row is not None:
             self.removeRow(row)
 
@@ -179,13 +214,146 @@ class RepoTreeModel(QStandardItemModel):
         self.place(key, repository_rows(key, repo_name, models, versions))
 
     def place(self, key: str, root: QStandardItem) -> None:
-        """Show a repository's rows made by :func:`repository_rows` (replacing its old ones)."""
+        """Show a repository's rows made by :func:`repository_rows` (replacing its old ones).
+        Models whose versions were made in the old rows (opened, searched) get them made again,
+        so a search or an expansion shown does not flicker through a re-read."""
         row = self.repo_row(key)
-        if row is None:  # new repositories go above the stores' and remotes' places
-            self.insertRow(self.rowCount() - FIXED_ROWS, root)
+        made: list[str] = []
+        if row is not None:
+            old = self.item(row, 0)
+            made = [old.child(r, 0).data(REF_ROLE) for r in range(old.rowCount())
+                    if old.child(r, 0).rowCount()]  # fmt: skip
+        self._named.pop(key, None)
+        with self._changing():
+            if row is None:  # new repositories go above the stores' and remotes' places
+                self.insertRow(self.rowCount() - FIXED_ROWS, root)
+            else:
+                self.removeRow(row)
+                self.insertRow(row, root)
+        self.fetch_models(key, made)
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Rows are being inserted or removed: a fetchMore asked meanwhile (by whoever watches
+        rowsInserted) waits until the change is done, not nesting an insertion inside it."""
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+
+    # -- versions made on demand ----------------------------------------------------------
+
+    def hasChildren(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
+        """A model whose versions are not made yet has children (the view shows its arrow)."""
+        if parent.isValid() and parent.column() == 0 and parent.data(PENDING_ROLE) is not None:
+            return True
+        return super().hasChildren(parent)
+
+    def canFetchMore(self, parent: Index) -> bool:
+        """A model's versions can be made (they are not yet)."""
+        return parent.isValid() and parent.data(PENDING_ROLE) is not None
+
+    def fetchMore(self, parent: Index) -> None:
+        """Make the versions' rows of the model at ``parent`` (when it is expanded)."""
+        item = self.itemFromIndex(self.index(parent.row(), 0, parent.parent()))
+        if item is None:
+            return
+        if self._busy:
+            QTimer.singleShot(0, self, lambda: self._make_versions_later(item))
         else:
-            self.removeRow(row)
-            self.insertRow(row, root)
+            self._make_versions(item)
+
+    def _make_versions_later(self, item: QStandardItem) -> None:
+        try:
+            self._make_versions(item)
+        except RuntimeError:  # its row was removed meanwhile (the item with it)
+            return
+
+    def _make_versions(self, item: QStandardItem) -> None:
+        pending = item.data(PENDING_ROLE)
+        if not isinstance(pending, Pending):
+            return
+        item.setData(None, PENDING_ROLE)
+        key, model = item.data(REPO_ROLE), item.data(REF_ROLE)
+        item.appendRows([version_item(key, model, v) for v in pending.versions])
+
+    def model_items(self, key: str) -> dict[str, QStandardItem]:
+        """The rows of repository ``key``'s models by name (kept until its rows change)."""
+        named = self._named.get(key)
+        if named is None:
+            row = self.repo_row(key)
+            root = self.item(row, 0) if row is not None else None
+            children = (root.child(r, 0) for r in range(root.rowCount())) if root else ()
+            named = self._named[key] = {c.data(REF_ROLE): c for c in children}
+        return named
+
+    def listed_keys(self) -> list[str]:
+        """The keys of the repositories listed, in their order."""
+        return [self.item(r, 0).data(REPO_ROLE) for r in range(self.rowCount() - FIXED_ROWS)]
+
+    def fetch_models(self, key: str | None, names: Iterable[str]) -> None:
+        """Make the versions' rows of the models ``names`` in repository ``key`` (every one
+        listed when None), e.g. before a search shows the versions it found."""
+        for k in [key] if key is not None else self.listed_keys():
+            items = self.model_items(k)
+            for name in names:
+                item = items.get(name)
+                if item is not None:
+                    self._make_versions(item)
+
+    def update_models(
+        self, key: str, models: Mapping[str, ModelRow | None],
+        versions: Mapping[str, Sequence[VersionRow]], count: int,
+    ) -> None:  # fmt: skip
+        """Show a few re-read models of repository ``key`` (None: it is gone) without touching
+        the others' rows: each row is updated in place (so its expansion and selection stay),
+        a new model's row added; ``count`` is how many models the repository now has."""
+        row = self.repo_row(key)
+        if row is None:
+            return
+        root = self.item(row, 0)
+        items = self.model_items(key)
+        for name, m in models.items():
+            old = items.get(name)
+            if m is None:
+                if old is not None:
+                    del items[name]
+                    with self._changing():
+                        root.removeRow(old.row())
+                continue
+            new = model_item(key, m, versions.get(name, ()))
+            if old is None:
+                with self._changing():
+                    root.appendRow(new)
+                items[name] = root.child(root.rowCount() - 1, 0)
+                continue
+            for role in _ROW_ROLES:
+                if old.data(role) != new.data(role):
+                    old.setData(new.data(role), role)
+            if old.rowCount() or old.data(PENDING_ROLE) is None:
+                self._update_versions(old, key, name, versions.get(name, ()))
+            else:
+                old.setData(new.data(PENDING_ROLE), PENDING_ROLE)
+        root.setData((plural(count, "model"),), TEXTS_ROLE)
+
+    def _update_versions(self, item: QStandardItem, key: str, model: str,
+                         versions: Sequence[VersionRow]) -> None:  # fmt: skip
+        """Bring a made model's version rows in line with ``versions`` (rows of versions kept
+        are updated in place, gone ones removed, new ones added)."""
+        wanted = {f"{model}@{v.seq}": v for v in versions}
+        for r in reversed(range(item.rowCount())):
+            child = item.child(r, 0)
+            v = wanted.pop(child.data(REF_ROLE), None)
+            if v is None:
+                item.removeRow(r)
+                continue
+            new = version_item(key, model, v)
+            for role in _ROW_ROLES:
+                if child.data(role) != new.data(role):
+                    child.setData(new.data(role), role)
+        if wanted:
+            item.appendRows([version_item(key, model, v) for v in wanted.values()])
 
     def populate_remote(
         self, name: str, url: str, versions: list[RemoteVersion], error: str = ""
@@ -204,7 +372,8 @@ class RepoTreeModel(QStandardItemModel):
                 models[v.model] = _item(v.model, "")
                 models[v.model].setData((name, v.model), REMOTE_ROLE)
                 top.appendRow(models[v.model])
-            version = _size(_item(_version_text(v.seq, v.labels, v.message), ""), v.logical_bytes)
+            version = _size(_item(_version_text(v.seq, v.labels, v.message), ""), v.logical_bytes,
+                            False)
             version.setData((name, f"{v.model}@{v.seq}"), REMOTE_ROLE)
             models[v.model].appendRow(version)
             models[v.model].setColumnCount(len(TREE_COLUMNS))
@@ -218,14 +387,14 @@ class RepoTreeModel(QStandardItemModel):
         place.removeRows(0, place.rowCount())
         for store, models in listing:
             top = _size(_item(f"{store.title}  ({store.root})", "", tip=str(store.root)),
-                        disk_size(models))  # fmt: skip
+                        disk_size(models), True)  # fmt: skip
             top.setData((str(store.root), None), STORE_ROLE)
             for m in models:
                 refs = f"  [{', '.join(m.refs)}]" if m.refs else ""
                 rev = f"@{m.revision[:10]}" if m.revision else ""
                 bad = f"  — {len(m.errors)} unreadable" if m.errors else ""
                 tip = m.errors or plural(len(m.files), "file")
-                item = _size(_item(f"{m.name}{rev}{refs}{bad}", "", tip=tip), m.size)
+                item = _size(_item(f"{m.name}{rev}{refs}{bad}", "", tip=tip), m.size, True)
                 item.setData((str(store.root), m.ref), STORE_ROLE)
                 top.appendRow(item)
             top.setColumnCount(len(TREE_COLUMNS))

@@ -7,7 +7,7 @@ unreadable) garbage collection uses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,27 @@ from modelmanager.services.safety import refuse_on_doubt, reporting
 def list_models(ws: Workspace) -> list[ModelRow]:
     """Every model with its newest version's figures."""
     return ws.catalog.models()
+
+
+@dataclass(frozen=True)
+class ModelsRead:
+    """Some models as the catalog now has them (None: gone), their versions newest first, and
+    how many models the repository has: what a front needs to refresh only those models."""
+
+    models: dict[str, ModelRow | None]
+    versions: dict[str, list[VersionRow]]
+    count: int
+
+
+def read_models(ws: Workspace, names: Iterable[str]) -> ModelsRead:
+    """The catalog's rows of the models ``names`` (a job's Changes name them), for a refresh
+    of those rows alone."""
+    wanted = set(names)
+    rows = ws.catalog.models()
+    found: dict[str, ModelRow | None] = dict.fromkeys(wanted)
+    found.update((m.name, m) for m in rows if m.name in wanted)
+    versions = {name: ws.catalog.versions(name) for name, m in found.items() if m is not None}
+    return ModelsRead(found, versions, len(rows))
 
 
 def log(ws: Workspace, model: str) -> list[VersionRow]:

@@ -20,7 +20,14 @@ from modelmanager.core.catalog import catalog_path
 from modelmanager.core.units import human_bytes
 from modelmanager.gui.controllers.repositories import open_unsynced
 from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.models import REF_ROLE, SORT_BASE, TREE_COLUMNS, RepoTreeModel, dtype_mix
+from modelmanager.gui.models import (
+    REF_ROLE,
+    SIZE,
+    SORT_BASE,
+    TREE_COLUMNS,
+    RepoTreeModel,
+    dtype_mix,
+)
 from modelmanager.services import Workspace, history
 from modelmanager.services.importing import import_paths
 from tests.gui.windows import shown_window
@@ -111,13 +118,15 @@ def test_each_model_shows_its_figures_with_right_plurals(
     assert dtype_mix({"F32": 1000, "I64": 1}) == "F32"  # a position table is no mix
 
 
-def test_sorting_by_a_column_keeps_the_top_rows_and_version_order(window: MainWindow) -> None:
+def test_sorting_by_a_column_keeps_the_top_rows_and_version_order(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow
+) -> None:
     root = window.proxy.index(0, 0)
     top = _names(window, QModelIndex())
     assert _names(window, root) == ["acme/llama", "gguf/quant", "zoo/half"]
     for order in (Qt.SortOrder.DescendingOrder, Qt.SortOrder.AscendingOrder):
-        window.tree.sortByColumn(2, order)  # size
-        sizes = [window.proxy.index(r, 0, root).data(SORT_BASE + 2)
+        window.tree.sortByColumn(SIZE, order)
+        sizes = [window.proxy.index(r, 0, root).data(SORT_BASE + SIZE)
                  for r in range(window.proxy.rowCount(root))]  # fmt: skip
         assert sizes == sorted(sizes, reverse=order == Qt.SortOrder.DescendingOrder)
         assert _names(window, QModelIndex()) == top  # repositories, stores, remotes stay
@@ -125,6 +134,8 @@ def test_sorting_by_a_column_keeps_the_top_rows_and_version_order(window: MainWi
     assert _names(window, root) == ["zoo/half", "gguf/quant", "acme/llama"]
     assert _names(window, QModelIndex()) == top
     llama = _row(window, "acme/llama")
+    window.tree.expand(llama)  # its versions' rows are made when it is opened
+    qtbot.waitUntil(lambda: window.proxy.rowCount(llama) == 2)
     assert [i.data(REF_ROLE) for i in (window.proxy.index(r, 0, llama) for r in range(2))] == [
         "acme/llama@2",
         "acme/llama@1",
@@ -235,9 +246,9 @@ def test_a_large_tree_fills_and_sorts(qtbot) -> None:  # type: ignore[no-untyped
     tree.populate("/r", "r", models, versions)
     proxy = LibraryProxy()
     proxy.setSourceModel(tree)
-    proxy.sort(2, Qt.SortOrder.DescendingOrder)
+    proxy.sort(SIZE, Qt.SortOrder.DescendingOrder)
     root = proxy.index(0, 0)
-    sizes = [proxy.index(r, 0, root).data(SORT_BASE + 2) for r in range(500)]
+    sizes = [proxy.index(r, 0, root).data(SORT_BASE + SIZE) for r in range(500)]
     assert sizes == sorted(sizes, reverse=True)
     assert proxy.rowCount() == 3  # the repository, the stores' place, the remotes' place
 

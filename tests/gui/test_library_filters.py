@@ -47,6 +47,8 @@ def _shown_versions(win: MainWindow, parent: QModelIndex | None = None) -> set[s
     """The version rows the tree shows (under every row, expanded or not)."""
     parent = parent or QModelIndex()
     found: set[str] = set()
+    if parent.isValid() and win.proxy.canFetchMore(parent):
+        win.proxy.fetchMore(parent)  # what opening the row does: its versions' rows are made
     for r in range(win.proxy.rowCount(parent)):
         index = win.proxy.index(r, 0, parent)
         ref = index.data(REF_ROLE)

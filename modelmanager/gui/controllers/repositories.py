@@ -19,7 +19,16 @@ from modelmanager.gui.changes import RepositoryWatch
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import JobRecord
 from modelmanager.gui.models import RepoTreeModel, repository_rows
-from modelmanager.services import Workspace, _default_repository, history, open_workspace
+from modelmanager.services import (
+    Changes,
+    Workspace,
+    _default_repository,
+    history,
+    open_workspace,
+)
+
+#: A Changes naming more models than this re-reads the repository's whole tree instead.
+MAX_MODELS_UPDATED = 200
 
 
 def open_unsynced(path: Path | None) -> Workspace:
@@ -99,6 +108,37 @@ class Repositories:
             self.model_counts[key] = count
             with self.keeping():
                 self.tree_model.place(key, rows)
+            self.listed(key, first)
+
+        self.context.runner.submit("Read the catalog", load, show)
+
+    def apply(self, key: str, ws: Workspace, changes: Changes) -> None:
+        """Show what ``changes`` did to repository ``key``: the rows of the models it names
+        are read again (in a job) and updated in place, the others left alone; many models
+        at once (another process's writes it could not tell apart) re-read the whole tree."""
+        if key not in self.workspaces:
+            return
+        names = set(changes.models) | {ref.partition("@")[0] for ref in changes.versions}
+        if not names:
+            return
+        if key not in self.model_counts or len(names) > MAX_MODELS_UPDATED:
+            self.read(key, ws)
+        else:
+            self.read_models(key, ws, names)
+
+    def read_models(self, key: str, ws: Workspace, names: set[str]) -> None:
+        """Read the models ``names`` of repository ``key`` again (a job) and update their rows
+        alone: a label moved on one model of 10,000 costs one model's rows, not the tree's."""
+
+        def load(_ctx: JobContext) -> history.ModelsRead:
+            return history.read_models(ws, names)
+
+        def show(read: history.ModelsRead) -> None:
+            if key not in self.workspaces:
+                return
+            first = key not in self.model_counts
+            self.model_counts[key] = read.count
+            self.tree_model.update_models(key, read.models, read.versions, read.count)
             self.listed(key, first)
 
         self.context.runner.submit("Read the catalog", load, show)
