@@ -10,22 +10,18 @@ then labels, then the catalog row: a crash at any point leaves no partial versio
 
 from __future__ import annotations
 
-import os
-from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from modelmanager.core.chunks.digests import TensorDigests
 from modelmanager.core.chunks.plan import Range, plan_chunks
-from modelmanager.core.chunks.writer import ChunkWriter
+from modelmanager.core.chunks.writer import ChunkWriter, FileToWrite, write_file
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
-from modelmanager.core.formats import DtypeHints, FileIndex, index_file, merge_facts
+from modelmanager.core.formats import FileIndex, index_file, merge_facts
 from modelmanager.core.ids import content_id
-from modelmanager.core.jobs import InFlight, JobContext
+from modelmanager.core.jobs import JobContext
 from modelmanager.core.jobs import default_workers as default_workers  # re-exported
 from modelmanager.core.localfiles import Listed, list_input, open_regular
 from modelmanager.core.redundancy import Policy
@@ -145,15 +141,6 @@ def derive_metadata(sources: Sequence[SourceFile]) -> dict[str, Any]:
     return meta
 
 
-def _read_exact(f: BinaryIO, view: memoryview, src: SourceFile) -> None:
-    got = 0
-    while got < len(view):
-        n = f.readinto(view[got:])  # type: ignore[attr-defined]
-        if not n:
-            raise UserError("file shrank while it was being imported; try again", path=src.path)
-        got += n
-
-
 def _chunk_ranges(ws: Workspace, src: SourceFile) -> list[Range]:
     """The (start, end) of each chunk of ``src``, as this repository cuts it."""
     config = ws.repo.config
@@ -165,51 +152,20 @@ def _import_file(
     src: SourceFile, writer: ChunkWriter, ws: Workspace, ctx: JobContext, done: list[int],
     total: int,
 ) -> FileRecord:  # fmt: skip
-    """Read ``src`` once, in order, into the writer's buffers; the writer stores the chunks
-    (at most its window in flight) while this thread digests tensors."""
+    """Store ``src`` (:func:`~modelmanager.core.chunks.writer.write_file`) and describe it as
+    a version's file record; progress counts its bytes into ``done``."""
     ranges = _chunk_ranges(ws, src)
-    digests = TensorDigests(src.index.tensors)
-    hints = DtypeHints(src.index)
-    ids: list[str] = []
-    buffers: deque[bytearray] = deque()  # of the chunks in flight, in order
 
-    def read_and_store(chunk: tuple[int, Range]) -> Future[tuple[str, int]]:
-        chunk_no, (start, end) = chunk
-        buf = writer.buffer()
-        buffers.append(buf)
-        view = memoryview(buf)[: end - start]
-        _read_exact(f, view, src)
-        digests.feed(chunk_no, start, view)
-        return writer.submit(view, hints.of(start, end))
+    def stored(n: int) -> None:
+        done[0] += n
+        ctx.report(done[0], total, src.relpath)
 
-    try:
-        with open_regular(src.path, src.identity, buffering=0) as f:
-            st = os.fstat(f.fileno())
-            if (st.st_size, st.st_mtime_ns) != (src.size, src.mtime_ns):
-                raise UserError("file changed since it was checked; try again", path=src.path)
-            with InFlight(enumerate(ranges), read_and_store, writer.window, ctx=ctx,
-                          ordered=True) as stored:  # fmt: skip
-                for (_no, (start, end)), fut in stored:
-                    cid, _stored = fut.result()
-                    writer.release(buffers.popleft())
-                    ids.append(cid)
-                    done[0] += end - start
-                    ctx.report(done[0], total, src.relpath)
-            if f.read(1):  # more than its size: still being written, or a /proc-like file
-                raise UserError("holds more bytes than its size says (still being written?); "
-                                "try again", path=src.path)  # fmt: skip
-            st = os.fstat(f.fileno())
-            if (st.st_size, st.st_mtime_ns) != (src.size, src.mtime_ns):
-                raise UserError(
-                    "file changed while it was being imported; try again", path=src.path
-                )
-    except OSError as e:
-        raise UserError(f"cannot read file ({e.strerror or e})", path=src.path) from None
-    chunks = tuple(ChunkRef(cid, e - s) for cid, (s, e) in zip(ids, ranges, strict=True))
-    tensors = tuple(
-        TensorRecord(t.name, t.dtype, t.shape, t.start, t.end, digest)
-        for t, digest in digests.results(ids)
-    )
+    written = write_file(FileToWrite(src.path, src.size, src.mtime_ns, src.identity, src.index,
+                                     ranges), writer, ctx, stored)  # fmt: skip
+    chunks = tuple(ChunkRef(cid, e - s) for cid, (s, e) in zip(written.chunk_ids, ranges,
+                                                                strict=True))  # fmt: skip
+    tensors = tuple(TensorRecord(t.name, t.dtype, t.shape, t.start, t.end, digest)
+                    for t, digest in written.tensors)  # fmt: skip
     return FileRecord(src.relpath, src.size, src.index.format, chunks, tensors,
                       dict(src.index.metadata))  # fmt: skip
 
