@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from modelmanager.core.chunks.plan import Range, plan_chunks
-from modelmanager.core.chunks.writer import ChunkWriter, FileToWrite, write_file
+from modelmanager.core.chunks.writer import ChunkWriter, FileToWrite, unstored_bytes, write_file
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.faults import crash_point
 from modelmanager.core.formats import FileIndex, index_file, merge_facts
-from modelmanager.core.ids import content_id
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.jobs import default_workers as default_workers  # re-exported
-from modelmanager.core.localfiles import Listed, list_input, open_regular
+from modelmanager.core.localfiles import Listed, list_input
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.manifest import ChunkRef, FileRecord, Manifest, TensorRecord
 from modelmanager.core.repo.names import check_label, check_model_name, check_relpath
@@ -148,20 +147,26 @@ def _chunk_ranges(ws: Workspace, src: SourceFile) -> list[Range]:
                        group_size=config.group_size)  # fmt: skip
 
 
+def _to_write(ws: Workspace, src: SourceFile) -> FileToWrite:
+    """``src`` as the chunk writer takes it, with the ranges this repository cuts it into."""
+    return FileToWrite(src.path, src.size, src.mtime_ns, src.identity, src.index,
+                       _chunk_ranges(ws, src))  # fmt: skip
+
+
 def _import_file(
     src: SourceFile, writer: ChunkWriter, ws: Workspace, ctx: JobContext, done: list[int],
     total: int,
 ) -> FileRecord:  # fmt: skip
     """Store ``src`` (:func:`~modelmanager.core.chunks.writer.write_file`) and describe it as
     a version's file record; progress counts its bytes into ``done``."""
-    ranges = _chunk_ranges(ws, src)
+    target = _to_write(ws, src)
+    ranges = target.ranges
 
     def stored(n: int) -> None:
         done[0] += n
         ctx.report(done[0], total, src.relpath)
 
-    written = write_file(FileToWrite(src.path, src.size, src.mtime_ns, src.identity, src.index,
-                                     ranges), writer, ctx, stored)  # fmt: skip
+    written = write_file(target, writer, ctx, stored)
     chunks = tuple(ChunkRef(cid, e - s) for cid, (s, e) in zip(written.chunk_ids, ranges,
                                                                 strict=True))  # fmt: skip
     tensors = tuple(TensorRecord(t.name, t.dtype, t.shape, t.start, t.end, digest)
@@ -182,20 +187,7 @@ def _check_room(ws: Workspace, sources: list[SourceFile], policy: Policy, ctx: J
     bound = sum(s.size for s in sources) * policy.overhead
     if total is None or bound <= total:
         return
-    new = 0
-    seen: set[str] = set()
-    for src in sources:
-        try:
-            with open_regular(src.path, src.identity) as f:
-                for start, end in _chunk_ranges(ws, src):
-                    ctx.check()
-                    f.seek(start)
-                    cid = content_id(f.read(end - start))
-                    if cid not in seen and not chunks.has(cid, policy):
-                        new += end - start
-                    seen.add(cid)
-        except OSError as e:
-            raise UserError(f"cannot read file ({e.strerror or e})", path=src.path) from None
+    new = unstored_bytes(chunks, [_to_write(ws, src) for src in sources], policy, ctx)
     chunks.require_room(int(new * policy.overhead), f"this import ({len(sources)} files)")
 
 

@@ -161,3 +161,24 @@ def write_file(src: FileToWrite, writer: ChunkWriter, ctx: JobContext,
     except OSError as e:
         raise UserError(f"cannot read file ({e.strerror or e})", path=src.path) from None
     return WrittenFile(tuple(ids), tuple(digests.results(ids)))
+
+
+def unstored_bytes(chunks: PlacedChunkStore, files: Sequence[FileToWrite], policy: Policy,
+                   ctx: JobContext) -> int:  # fmt: skip
+    """Bytes of the chunks of ``files`` not yet stored to ``policy`` (each counted once),
+    found by hashing them (BLAKE3) without storing anything: what an import would write."""
+    new = 0
+    seen: set[str] = set()
+    for src in files:
+        try:
+            with open_regular(src.path, src.identity) as f:
+                for start, end in src.ranges:
+                    ctx.check()
+                    f.seek(start)
+                    cid = content_id(f.read(end - start))
+                    if cid not in seen and not chunks.has(cid, policy):
+                        new += end - start
+                    seen.add(cid)
+        except OSError as e:
+            raise UserError(f"cannot read file ({e.strerror or e})", path=src.path) from None
+    return new
