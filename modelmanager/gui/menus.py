@@ -173,9 +173,21 @@ def build_menus(win: Any) -> None:
         lambda: win.current_ref and win.cleanup.ask_remove([win.current_ref]),
         tip="Remove the version, after a preview of what it frees",
     )
-    win.version_actions = [export, verify, diff, copy, label, push, remove]
+    pin = _action(
+        win,
+        "Pin &hot",
+        v.pin,
+        tip="Keep a plain copy of each chunk on a hot-tier device, read first by loads",
+    )
+    unpin = _action(win, "&Unpin", v.unpin, tip="Stop keeping the version hot")  # fmt: skip
+    v.pin_actions = (pin, unpin)
+    version.aboutToShow.connect(lambda: win.current_ref and v.read_pin())
+    win.version_actions = [export, verify, diff, copy, label, push, pin, unpin, remove]
     for act in (export, verify, diff, copy, label, push):
         version.addAction(act)
+    version.addSeparator()
+    version.addAction(pin)
+    version.addAction(unpin)
     version.addSeparator()
     version.addAction(bench)
     version.addAction(warm)

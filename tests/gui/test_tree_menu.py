@@ -21,7 +21,9 @@ from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.models import REF_ROLE, REMOTES
 from modelmanager.gui.remote_dialog import FOLDER
 from modelmanager.services import Workspace
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
+from modelmanager.services.pinning import pin_key, pins
 from modelmanager.services.remotes import list_remotes
 from tests.gui.windows import shown_window
 from tests.support.builders import write_safetensors
@@ -100,3 +102,32 @@ def test_remove_all_versions_from_the_tree_previews_then_removes_the_model(
         next(b for b in box.buttons() if b.text() == "Remove").click()
         qtbot.waitUntil(lambda: not ws.catalog.versions("acme/tiny"), timeout=20_000)
     assert ws.repo.model_names() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="MainWindow.tree_menu does not offer Pin hot / Unpin until the lead wires "
+    "VersionActions.add_pin_actions into it (then drop this mark)",
+)
+def test_pin_hot_from_a_version_row_shows_the_pin_and_unpins(
+    qtbot, two_versions: Workspace, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    ws = two_versions
+    set_device(ws, "main", tier="cold")
+    add_device(ws, tmp_path / "fast", name="fast", tier="hot")
+    with shown_window(qtbot, ws) as win:
+        row = _row(win, REF_ROLE, "acme/tiny@1")
+        menu = win.tree_menu(row)
+        next(a for a in menu.actions() if a.text() == "Pin &hot").trigger()
+        qtbot.waitUntil(lambda: [p.ref for p in pins(ws.repo)] == ["acme/tiny@1"], timeout=30_000)
+        hot = {p.name for p in (tmp_path / "fast" / "hot").rglob("*") if p.is_file()}
+        assert hot == ws.repo.resolve("acme/tiny@1").chunk_ids()
+        qtbot.waitUntil(lambda: not win.runner.running())
+        menu = win.tree_menu(row)  # a new menu: the row's pin is read as it is built
+        pinned = next(a for a in menu.actions() if a.text().startswith("Pinned &hot (since"))
+        assert pinned.isChecked()
+        unpin = next(a for a in menu.actions() if a.text() == "Unpin")
+        qtbot.waitUntil(unpin.isEnabled)
+        unpin.trigger()
+        qtbot.waitUntil(lambda: not pins(ws.repo), timeout=30_000)
+    assert ws.repo.records.read(pin_key("acme/tiny", 1))["pinned"] is False

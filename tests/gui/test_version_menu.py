@@ -12,13 +12,16 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
+from PySide6.QtWidgets import QDialogButtonBox, QMenu, QMessageBox
 
+from modelmanager.core.ids import content_id
 from modelmanager.gui.jobs_bridge import DONE
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.services import Workspace, history, remotes
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
+from modelmanager.services.pinning import pin_key, pins
 from modelmanager.services.remotes import add_remote
 from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
@@ -205,3 +208,53 @@ def test_label_dialog_lists_the_label_journal(  # type: ignore[no-untyped-def]
     assert dialog.journal.isVisible()
     newest = dialog.journal.item(0).text()
     assert "prod: @1 -> @2" in newest, newest
+
+
+def _version_menu(win: MainWindow) -> QMenu:
+    menu = next(a.menu() for a in win.menuBar().actions() if a.text() == "&Version")
+    assert isinstance(menu, QMenu)
+    return menu
+
+
+def _opened(qtbot, win: MainWindow) -> QMenu:  # type: ignore[no-untyped-def]
+    """The Version menu as it opens (its pin state is read then: the offscreen platform
+    warns on a real popup), once the read is done."""
+    menu = _version_menu(win)
+    menu.aboutToShow.emit()
+    qtbot.waitUntil(lambda: not win.runner.running())
+    return menu
+
+
+def test_pin_hot_and_unpin_from_the_version_menu(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, ws: Workspace, tmp_path: Path
+) -> None:
+    set_device(ws, "main", tier="cold")
+    add_device(ws, tmp_path / "fast", name="fast", tier="hot")
+    _select(qtbot, window, "acme/tiny@1")
+    _opened(qtbot, window)
+    pin_act = _action(window, "Pin hot")
+    unpin_act = _action(window, "Unpin")
+    assert not pin_act.isChecked()  # type: ignore[attr-defined]
+    assert not unpin_act.isEnabled()  # type: ignore[attr-defined]
+    pin_act.trigger()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: any(j.title == "Pin acme/tiny@1 hot" and j.state == DONE
+                                for j in window.runner.jobs.values()), timeout=30_000)  # fmt: skip
+    job = next(j for j in window.runner.jobs.values() if j.title == "Pin acme/tiny@1 hot")
+    assert job.done == job.total > 0  # progress in bytes, to the end
+    # The pin record and a verified plain copy of every chunk on the hot device.
+    assert [p.ref for p in pins(ws.repo)] == ["acme/tiny@1"]
+    chunks = {c.id: c.length for f in ws.repo.resolve("acme/tiny@1").files for c in f.chunks}
+    hot = {p.name: p.read_bytes() for p in (tmp_path / "fast" / "hot").rglob("*") if p.is_file()}
+    assert set(hot) == set(chunks)
+    assert all(content_id(data) == cid for cid, data in hot.items())
+    assert "Pinned acme/tiny@1 hot on fast" in window.statusBar().currentMessage()
+    # The menu shows it: checked, saying since when, and Unpin offered.
+    _opened(qtbot, window)
+    qtbot.waitUntil(lambda: pin_act.text().startswith("Pinned &hot (since "))  # type: ignore[attr-defined]
+    assert pin_act.isChecked()  # type: ignore[attr-defined]
+    assert unpin_act.isEnabled()  # type: ignore[attr-defined]
+    unpin_act.trigger()  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: not pins(ws.repo), timeout=30_000)
+    assert ws.repo.records.read(pin_key("acme/tiny", 1))["pinned"] is False
+    qtbot.waitUntil(lambda: pin_act.text() == "Pin &hot")  # type: ignore[attr-defined]
+    assert not pin_act.isChecked()  # type: ignore[attr-defined]

@@ -1,9 +1,11 @@
 """The Version menu and the version's context menu: Export…, Verify, Diff with…, Copy
-reference, Label…, Push to….
+reference, Label…, Push to…, Pin hot / Unpin.
 
-Each runs the service the CLI runs (``export``, ``verify REF``, ``diff``, ``label``, ``push``)
-as a job on the window's runner, with progress and Cancel in the Jobs tab, and ends in a
-results dialog (a diff shows in History's compare box, a push in the status bar).
+Each runs the service the CLI runs (``export``, ``verify REF``, ``diff``, ``label``, ``push``,
+``pin``, ``unpin``) as a job on the window's runner, with progress and Cancel in the Jobs tab,
+and ends in a results dialog (a diff shows in History's compare box, a push and a pin in the
+status bar). The pin actions show the version's state: "Pinned hot (since …)", checked, once
+its pin record is read (a small job run whenever a menu holding them opens).
 """
 
 from __future__ import annotations
@@ -12,17 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QDesktopServices, QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox, QWidget
 
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
+from modelmanager.core.units import human_bytes
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.gui.label_dialog import LabelDialog
 from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.gui.reports import export_report, verify_report
-from modelmanager.services import history, remotes
+from modelmanager.services import Changes, history, pinning, remotes
 from modelmanager.services.exporting import ExportResult, export_ref
 from modelmanager.services.maintenance import VerifyReport, verify
 
@@ -54,6 +57,10 @@ class VersionActions:
         self.compare: Callable[[str, str], object] | None = None
         #: The remotes controller's push (ref, remote): Push to… runs it.
         self.push_to: Callable[[str, str], object] | None = None
+        #: The Version menu's Pin hot and Unpin (build_menus sets them).
+        self.pin_actions: tuple[QAction, QAction] | None = None
+        #: The pin state last read, by ref (None: not pinned).
+        self.pinned: dict[str, pinning.Pin | None] = {}
 
     def _ref(self, ref: str | None) -> str | None:
         ref = ref or self.shown_ref()
@@ -235,6 +242,97 @@ class VersionActions:
 
         return self.context.runner.submit("Read remotes", lambda _ctx: remotes.list_remotes(),
                                           show)  # fmt: skip
+
+    # -- pin hot, unpin ---------------------------------------------------------------------
+
+    def pin(self, ref: str | None = None) -> JobRecord | None:
+        """Version > Pin hot: a hot copy of every chunk on a hot-tier device (``pin REF``), as
+        a writing job with progress; past the fill limit the least recently used are demoted."""
+        target = self._ref(ref)
+        if target is None:
+            return None
+        ws = self.context.ws
+
+        def run(ctx: JobContext) -> pinning.PinResult:
+            return pinning.pin(ws, target, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)
+
+        def done(r: pinning.PinResult) -> None:
+            note = (f"; demoted {', '.join(r.demoted)} ({human_bytes(r.freed_bytes)} of hot "
+                    "copies dropped)" if r.demoted else "")  # fmt: skip
+            made = f"{r.written} new hot copies ({human_bytes(r.written_bytes)})"
+            self.context.notify(shown(f"Pinned {r.ref} hot on {r.device}: {made}{note}"))
+            self.context.apply_changes(ws, r.changes)
+            self.read_pin(r.ref)
+
+        return self.context.runner.submit(f"Pin {target} hot", run, done, writes=ws.repo.root)
+
+    def unpin(self, ref: str | None = None) -> JobRecord | None:
+        """Version > Unpin: the version is no longer kept hot (``unpin REF``); Free unused
+        space deletes its hot copies."""
+        target = self._ref(ref)
+        if target is None:
+            return None
+        ws = self.context.ws
+
+        def done(unpinned: str) -> None:
+            self.context.notify(shown(f"Unpinned {unpinned}; Free unused space deletes its "
+                                      "hot copies"))  # fmt: skip
+            self.context.apply_changes(ws, Changes(storage=True))
+            self.read_pin(unpinned)
+
+        return self.context.runner.submit(
+            f"Unpin {target}",
+            lambda _ctx: pinning.unpin(ws, target, lock_timeout=GUI_LOCK_WAIT),
+            done, writes=ws.repo.root,
+        )  # fmt: skip
+
+    def read_pin(
+        self, ref: str | None = None, actions: tuple[QAction, QAction] | None = None
+    ) -> JobRecord | None:
+        """Read whether ``ref`` (default: the shown version) is pinned, as a job, then show it
+        on ``actions`` (default: the Version menu's Pin hot and Unpin)."""
+        target = ref or self.shown_ref()
+        acts = actions or self.pin_actions
+        if target is None:
+            return None
+        ws = self.context.ws
+        model, _, seq = target.rpartition("@")
+        if acts is not None and target in self.pinned:
+            show_pin_state(acts, self.pinned[target])  # the last known state meanwhile
+
+        def show(state: pinning.Pin | None) -> None:
+            self.pinned[target] = state
+            if acts is not None and (actions is not None or self.shown_ref() == target):
+                show_pin_state(acts, state)
+
+        return self.context.runner.submit(
+            f"Read pin of {target}", lambda _ctx: pinning.pin_state(ws.repo, model, int(seq)),
+            show,
+        )  # fmt: skip
+
+    def add_pin_actions(self, menu: QMenu, ref: str) -> tuple[QAction, QAction]:
+        """Pin hot and Unpin for ``ref`` in a context menu, showing its pin once read."""
+        pin_act = menu.addAction("Pin hot", lambda: self.pin(ref))
+        unpin_act = menu.addAction("Unpin", lambda: self.unpin(ref))
+        acts = (pin_act, unpin_act)
+        show_pin_state(acts, self.pinned.get(ref))
+        self.read_pin(ref, acts)
+        return acts
+
+
+def show_pin_state(actions: tuple[QAction, QAction], state: pinning.Pin | None) -> None:
+    """Pin hot checked and saying since when while the version is pinned; Unpin only then."""
+    pin_act, unpin_act = actions
+    pin_act.setCheckable(True)
+    pin_act.setChecked(state is not None)
+    since = state.since[:16].replace("T", " ") if state is not None else ""
+    pin_act.setText(f"Pinned &hot (since {since} UTC)" if state is not None else "Pin &hot")
+    tip = ("Pinned: a plain copy of each chunk is kept on a hot-tier device and read first by "
+           "loads; choose again to restore missing hot copies" if state is not None else
+           "Keep a plain copy of each chunk on a hot-tier device, read first by loads")  # fmt: skip
+    pin_act.setToolTip(tip)
+    pin_act.setStatusTip(tip)
+    unpin_act.setEnabled(state is not None)
 
 
 def open_folder(folder: Path) -> bool:
