@@ -1,0 +1,140 @@
+"""Metadata copies through the real command line: one flipped byte in each kind of metadata
+file (main's records, main's second copies, a device's copies, a device identity) is named by
+``verify`` (exit 1) and healed by ``repair``; ``scrub`` names a device's copy that is missing,
+damaged or stale, and ``repair`` rewrites it. Every version still exports byte for byte."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from modelmanager.core.placement import IDENTITY_FILE
+from modelmanager.services import init_repository
+from modelmanager.services.devices import add_device
+from modelmanager.services.history import remove_versions, set_label
+from modelmanager.services.importing import import_paths
+from tests.conftest import subprocess_env
+from tests.support.builders import random_weights, tree_bytes, write_safetensors
+
+CHUNK = 4096
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelmanager", "--repo", str(tmp_path / "repo"), *args],
+        capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=300,
+    )  # fmt: skip
+
+
+def _repository(tmp_path: Path) -> dict[str, Path]:
+    """main and d0; m@1 removed, m@2 (prod, moved once) and n@1 kept: every record kind."""
+    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024)
+    add_device(ws, tmp_path / "dev0", name="d0")
+    sources = {}
+    for seed, ref in enumerate(["m@1", "m@2", "n@1", "m@3"]):
+        rng = np.random.default_rng(seed)
+        src = tmp_path / f"src{seed}"
+        write_safetensors(src / "model.safetensors",
+                          {f"t{i}": random_weights(rng, (CHUNK // 4,)) for i in range(3)})  # fmt: skip
+        import_paths(ws, [src], ref.split("@")[0])
+        sources[ref] = src
+    set_label(ws, "m@2", "prod")
+    set_label(ws, "m@3", "prod")
+    remove_versions(ws, ["m@1"])
+    del sources["m@1"]
+    ws.close()
+    return sources
+
+
+def _exports_exactly(tmp_path: Path, sources: dict[str, Path], tag: str) -> None:
+    for ref, src in sources.items():
+        out = tmp_path / tag / ref
+        done = _cli(tmp_path, "export", ref, str(out))
+        assert done.returncode == 0, done.stderr
+        assert tree_bytes(out) == tree_bytes(src), ref
+
+
+def test_one_flip_in_each_kind_of_metadata_file_is_named_by_verify_and_healed_by_repair(
+    tmp_path: Path,
+) -> None:
+    sources = _repository(tmp_path)
+    repo, dev = tmp_path / "repo", tmp_path / "dev0"
+    journal = sorted((repo / "journal").glob("*.json"))
+    label_journal = sorted((repo / "models" / "m" / "journal").glob("*.json"))
+    files = {
+        "config": repo / "config.json",
+        "device list": repo / "devices.json",
+        "policy": repo / "policy.json",
+        "manifest": repo / "models/m/versions/00000002.json",
+        "label": repo / "models/m/labels/prod.json",
+        "removal record": repo / "models/m/removed/00000001.json",
+        "label journal entry": label_journal[-1],
+        "repository journal entry": journal[-1],
+        "main's second copy of config": repo / "meta/config.json",
+        "main's second copy of the policy": repo / "meta/policy.json",
+        "device copy of a manifest": dev / "meta/models/n/versions/00000001.json",
+        "device copy of a label": dev / "meta/models/m/labels/prod.json",
+        "device copy of the device list": dev / "meta/devices.json",
+        "device identity": dev / IDENTITY_FILE,
+    }
+    for kind, path in files.items():
+        original = path.read_bytes()
+        flipped = bytearray(original)
+        flipped[len(flipped) // 2] ^= 0x01
+        path.write_bytes(bytes(flipped))
+        done = _cli(tmp_path, "verify")
+        assert done.returncode == 1, (kind, done.stdout, done.stderr)
+        assert str(path) in done.stderr, (kind, done.stderr)
+        assert "Traceback" not in done.stderr
+        done = _cli(tmp_path, "repair")
+        assert done.returncode == 0, (kind, done.stdout, done.stderr)
+        assert path.read_bytes() == original, kind
+        assert _cli(tmp_path, "verify").returncode == 0, kind
+    _exports_exactly(tmp_path, sources, "out")
+    assert "prod" in _cli(tmp_path, "log", "m").stdout
+
+
+def test_scrub_names_a_device_copy_that_is_missing_damaged_or_stale_and_repair_rewrites_it(
+    tmp_path: Path,
+) -> None:
+    sources = _repository(tmp_path)
+    meta = tmp_path / "dev0" / "meta"
+    label = meta / "models/m/labels/prod.json"
+    before_move = label.read_bytes()  # prod -> m@3: the copy as it was
+    assert _cli(tmp_path, "label", "m@2", "prod").returncode == 0  # a rollback
+    moved = label.read_bytes()
+    assert moved != before_move
+    label.write_bytes(before_move)  # stale: an older record, intact
+    manifest = meta / "models/n/versions/00000001.json"
+    good_manifest = manifest.read_bytes()
+    manifest.write_bytes(good_manifest.replace(b'"n"', b'"N"', 1))  # damaged
+    policy = meta / "policy.json"
+    good_policy = policy.read_bytes()
+    policy.unlink()  # missing
+
+    done = _cli(tmp_path, "scrub")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "3 metadata copies to rewrite" in done.stdout
+    lines = done.stderr.splitlines()
+    for path, what in ((label, "stale"), (manifest, "damaged"), (policy, "missing")):
+        assert [line for line in lines if f"{path}: {what}" in line and "the copy on d0" in line
+                ], (path, what, done.stderr)  # fmt: skip
+    # A damaged copy anywhere is doubt enough: gc refuses and names it (a stale or missing
+    # copy alone would not stop it).
+    done = _cli(tmp_path, "gc")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert str(manifest) in done.stderr
+
+    done = _cli(tmp_path, "repair")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (label.read_bytes(), manifest.read_bytes(), policy.read_bytes()) == (
+        moved, good_manifest, good_policy)  # fmt: skip
+    done = _cli(tmp_path, "scrub")
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = _cli(tmp_path, "label", "log", "m").stdout.splitlines()
+    assert [line.split()[2:5] for line in log[1:]] == [["prod", "-", "2"], ["prod", "2", "3"],
+                                                       ["prod", "3", "2"]]  # fmt: skip
+    _exports_exactly(tmp_path, sources, "out")
