@@ -111,8 +111,10 @@ def _figures(
              human_bytes(size), human_count(params) if params else "", arch, mix, tags,
              updated[:16].replace("T", " "))  # fmt: skip
     item.setData(tuple(shown(t) for t in texts), TEXTS_ROLE)
-    values = (versions or 0, -1 if stored is None else stored, size, params, arch.lower(), mix,
-              tags, updated)  # fmt: skip
+    # Figures sort as floats: Qt compares an int and a 64-bit int wrongly (3 GiB sorted below
+    # 5 MiB), and a float holds every byte count up to 8 PiB exactly.
+    values = (float(versions or 0), -1.0 if stored is None else float(stored), float(size),
+              float(params), arch.lower(), mix, tags, updated)  # fmt: skip
     for column, value in enumerate(values, start=1):
         item.setData(value, SORT_BASE + column)
 
@@ -123,8 +125,8 @@ def _size(item: QStandardItem, size: int, on_disk: bool) -> QStandardItem:
     texts = ("", human_bytes(size) if on_disk else "", human_bytes(size))
     item.setData(texts, TEXTS_ROLE)
     if on_disk:
-        item.setData(size, SORT_BASE + ON_DISK)
-    item.setData(size, SORT_BASE + SIZE)
+        item.setData(float(size), SORT_BASE + ON_DISK)
+    item.setData(float(size), SORT_BASE + SIZE)  # a float: see _figures
     return item
 
 
