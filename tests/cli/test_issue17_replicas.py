@@ -37,8 +37,8 @@ def _repository(tmp_path: Path) -> dict[str, Path]:
     for seed, ref in enumerate(["m@1", "m@2", "n@1", "m@3"]):
         rng = np.random.default_rng(seed)
         src = tmp_path / f"src{seed}"
-        write_safetensors(src / "model.safetensors",
-                          {f"t{i}": random_weights(rng, (CHUNK // 4,)) for i in range(3)})  # fmt: skip
+        tensors = {f"t{i}": random_weights(rng, (CHUNK // 4,)) for i in range(3)}
+        write_safetensors(src / "model.safetensors", tensors)
         import_paths(ws, [src], ref.split("@")[0])
         sources[ref] = src
     set_label(ws, "m@2", "prod")
