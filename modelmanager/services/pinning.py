@@ -389,3 +389,32 @@ def hot_bytes(chunks: PlacedChunkStore) -> dict[str, int]:
         if total:
             out[d.name] = total
     return out
+
+
+def pin_summary(repo: Repository, model: str, seq: int) -> str:
+    """One line saying whether a version is kept hot, for Overview: "pinned hot since …, N of
+    its M chunks hot on DEVICE", or "not pinned" (a demoted one says so)."""
+    try:
+        doc = repo.records.read(pin_key(model, seq))
+    except BlobNotFound:
+        return "not pinned"
+    except IntegrityError:
+        return "pin record unreadable (scrub, then repair)"
+    if doc.get("pinned") is not True:
+        demoted = doc.get("demoted")
+        if not isinstance(demoted, str):
+            return "not pinned"
+        return f"not pinned (demoted {_minute(demoted)} UTC for {doc.get('for', '?')})"
+    wanted = _unique_chunks(repo.read_manifest(model, seq))
+    hot = repo.chunks.hot_devices()
+    on: dict[str, int] = {}
+    for cid in wanted:
+        for d in repo.chunks.hot_holders(cid, hot)[:1]:
+            on[d.name] = on.get(d.name, 0) + 1
+    where = ", ".join(f"{n} on {name}" for name, n in sorted(on.items())) or "none hot yet"
+    since = _minute(str(doc.get("set", "")))
+    return f"pinned hot since {since} UTC; {sum(on.values())} of {len(wanted)} chunks hot ({where})"
+
+
+def _minute(iso: str) -> str:
+    return iso[:16].replace("T", " ")

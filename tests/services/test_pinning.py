@@ -31,6 +31,7 @@ from modelmanager.services.pinning import (
     note_use,
     pin,
     pin_key,
+    pin_summary,
     pins,
     plan_pin,
     promote,
@@ -194,6 +195,12 @@ def test_cli_pin_list_unpin(tmp_path: Path) -> None:
     listed = _cli("pin", "--list", "--json", repo=repo)
     assert [p["version"] for p in json.loads(listed.stdout)["pins"]] == ["m@1"]
     assert _cli("unpin", "m@1", repo=repo).returncode == 0
+    limit = _cli("pin", "--fill-limit", "0.5", "--json", repo=repo)
+    assert json.loads(limit.stdout) == {"fill_limit": 0.5}, limit.stderr
+    assert "Fill limit of hot devices: 50%" in _cli("pin", "--list", repo=repo).stdout
+    bad = _cli("pin", "--fill-limit", "2", repo=repo)
+    assert bad.returncode == 2
+    assert "at most 1" in bad.stderr
     assert _cli("device", "set", "fast", "--tier", "cold", repo=repo).returncode == 0
     refused = _cli("pin", "m@1", repo=repo)
     assert refused.returncode == 2
@@ -296,6 +303,10 @@ def test_a_promotion_never_demotes_a_version_pinned_explicitly_after_its_use(
         assert _hot_on(fast) == before
         # An explicit pin of c is newer than both: it demotes the least recently used, a.
         assert pin(ws, "c@1").demoted == ("a@1",)
+        assert pin_summary(ws.repo, "a", 1).startswith("not pinned (demoted ")
+        assert pin_summary(ws.repo, "a", 1).endswith(" UTC for c@1)")
+        n = len(_chunk_ids(ws, "c@1"))
+        assert pin_summary(ws.repo, "c", 1).endswith(f"; {n} of {n} chunks hot ({n} on fast)")
 
 
 def test_a_lower_fill_limit_is_kept_and_applies(tmp_path: Path) -> None:
