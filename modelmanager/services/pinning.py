@@ -381,11 +381,20 @@ def hot_garbage(repo: Repository) -> list[tuple[Device, str, int]]:
     return out
 
 
+def hot_bytes_of(chunks: PlacedChunkStore, device: Device) -> int:
+    """Bytes of hot copies on one device (0 when it holds none or cannot be read): the
+    Hot column of ``device ls`` and the Devices tab."""
+    try:
+        return sum(size for _cid, size in chunks.iter_hot(device))
+    except OSError:
+        return 0
+
+
 def hot_bytes(chunks: PlacedChunkStore) -> dict[str, int]:
     """Bytes of hot copies per device name (readable devices that hold any)."""
     out: dict[str, int] = {}
     for d in chunks.readable_devices():
-        total = sum(size for _cid, size in chunks.iter_hot(d))
+        total = hot_bytes_of(chunks, d)
         if total:
             out[d.name] = total
     return out

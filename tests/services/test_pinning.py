@@ -27,6 +27,7 @@ from modelmanager.services.maintenance import collect_garbage, stats
 from modelmanager.services.pinning import (
     DEFAULT_FILL_LIMIT,
     fill_limit,
+    hot_bytes_of,
     last_uses,
     note_use,
     pin,
@@ -94,6 +95,8 @@ def test_pin_writes_one_plain_copy_of_each_chunk_on_the_hot_device(tmp_path: Pat
     assert [p.ref for p in pins(ws.repo)] == ["m@1"]
     assert pin(ws, "m@1").written == 0  # pinning again reuses the copies
     assert stats(ws).hot_bytes == {"fast": sum(len(d) for d in hot.values())}
+    per_device = {d.name: hot_bytes_of(ws.repo.chunks, d) for d in ws.repo.devices.devices}
+    assert per_device == {"main": 0, "w0": 0, "w1": 0, "fast": sum(len(d) for d in hot.values())}
     # Hot copies never count toward the policy: scrub is clean, nothing under-replicated.
     assert scrub(ws).ok
 
