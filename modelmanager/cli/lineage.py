@@ -13,10 +13,11 @@ from modelmanager.core.units import human_bytes, human_count, plural
 def print_related(lin: Lineage, out: TextIO | None = None) -> None:
     """The versions sharing content with ``lin.ref``, largest share first."""
     out = out or sys.stdout
+    how = (f"compared with all {lin.candidates} other versions by the catalog's digest index"
+           if lin.from_index else
+           f"read {lin.scanned} of {lin.candidates} other versions' manifests")  # fmt: skip
     out.write(shown(f"{lin.ref}: {human_bytes(lin.tensor_bytes)} of tensors, "
-                    f"{plural(len(lin.related), 'related version')} "
-                    f"(read {lin.scanned} of {lin.candidates} other versions' manifests)")
-              + "\n")  # fmt: skip
+                    f"{plural(len(lin.related), 'related version')} ({how})") + "\n")  # fmt: skip
     if lin.note:
         out.write(f"  note: {shown(lin.note)}\n")
     for r in lin.related:

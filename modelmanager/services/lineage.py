@@ -1,8 +1,10 @@
 """Lineage of a version (``show REF --related``) and the module diff (``diff A B --structure``).
 
-Lineage reads manifests only, never chunk data, and a bounded number of them: the catalog has
-no tensor-digest index, so a query reads the shown model's own versions, then the versions of
-the other models closest in parameter count (from the catalog, no manifest read), up to
+Lineage reads no chunk data, and on a warm catalog no manifest either: the catalog indexes
+every version's tensor digests and chunks (core/catalog/content.py), and two indexed joins
+find every version sharing any. Without the index (a version the catalog could not list), it
+falls back to reading manifests, a bounded number of them (:func:`scan_related`): the shown
+model's own versions, then the versions of the other models closest in parameter count, up to
 ``limit`` manifests in all, and says so in :attr:`Lineage.note` when it stopped short.
 
 The module diff reads only the tensors whose digest differs, one at a time from each version
@@ -26,11 +28,13 @@ from modelmanager.core.analysis.lineage import (
     StructureDiff,
     TensorNorm,
     lineage,
+    lineage_of,
     structure_diff,
 )
-from modelmanager.core.catalog import ModelRow
+from modelmanager.core.catalog import ModelRow, Sharing
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import FileRecord, Manifest, TensorRecord
+from modelmanager.core.repo.names import parse_ref
 from modelmanager.errors import FormatError, ModelManagerError
 from modelmanager.services import Workspace
 from modelmanager.services.reading import VersionReader
@@ -63,8 +67,32 @@ def candidates(ws: Workspace, m: Manifest) -> tuple[Iterator[tuple[str, int]], i
     return pool(), len(own) + sum(r.versions for r in others)
 
 
+def _indexed(ws: Workspace, ref: str) -> Sharing | None:
+    """What the catalog's index says ``ref`` shares (None when the catalog does not list the
+    version ``ref`` names: then the manifests say why, or what it is)."""
+    r = parse_ref(ref)
+    ws.catalog.sync()  # warm: only the change record is read
+    seq = r.seq
+    if seq is None:
+        rows = ws.catalog.versions(r.model)  # newest first
+        found = [v.seq for v in rows if r.label is None or r.label in v.labels]
+        if not found:
+            return None
+        seq = found[0]
+    return ws.catalog.sharing(r.model, seq)
+
+
 def related(ws: Workspace, ref: str, *, limit: int = MAX_SCAN) -> Lineage:
-    """The versions sharing tensors or chunks with ``ref``, from at most ``limit`` manifests."""
+    """The versions sharing tensors or chunks with ``ref``: every version, from the catalog's
+    index (no manifest read); from at most ``limit`` manifests when the catalog lacks it."""
+    found = _indexed(ws, ref)
+    if found is not None:
+        return lineage_of(found)
+    return scan_related(ws, ref, limit=limit)
+
+
+def scan_related(ws: Workspace, ref: str, *, limit: int = MAX_SCAN) -> Lineage:
+    """:func:`related` by reading manifests: at most ``limit`` of them, the likeliest first."""
     m = ws.repo.resolve(ref)
     pool, count = candidates(ws, m)
     skipped: list[str] = []

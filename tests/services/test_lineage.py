@@ -14,10 +14,11 @@ import pytest
 from safetensors.numpy import load_file
 
 from modelmanager.cli.lineage import print_module_diff, print_related
-from modelmanager.core.analysis.lineage import FINE_TUNED, module_of, percent
+from modelmanager.core.analysis.lineage import FINE_TUNED, Lineage, module_of, percent
+from modelmanager.errors import ModelManagerError
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.importing import import_paths
-from modelmanager.services.lineage import related, structure
+from modelmanager.services.lineage import related, scan_related, structure
 from tests.support.builders import minilm_folder, small_model, write_safetensors
 from tests.support.finetune import CHANGED, write_fine_tune
 
@@ -80,7 +81,7 @@ def test_fine_tune_is_related_to_its_base_with_the_share_numpy_finds(fine_tune: 
 
 
 def test_a_bounded_scan_says_how_much_it_read(fine_tune: FineTune) -> None:
-    lin = related(fine_tune.ws, TUNED, limit=1)
+    lin = scan_related(fine_tune.ws, TUNED, limit=1)
     assert (lin.scanned, lin.candidates) == (1, 2)
     assert lin.note.startswith("read 1 of 2 other versions")
     # The closest in parameter count is read first: the base, not the small model.
@@ -156,3 +157,71 @@ def test_the_command_line_shows_related_versions_and_the_modules_that_changed(
     assert main(["--repo", repo, "diff", f"{BASE}@1", f"{TUNED}@1", "--structure", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [m["module"] for m in doc["modules"]] == sorted(module_of(n) for n in CHANGED)
+
+
+def _answer(lin: Lineage) -> tuple[object, ...]:
+    """What a lineage says, bar how it was found (scanned, notes, from_index)."""
+    return lin.ref, lin.tensor_bytes, lin.logical_bytes, [r.to_json() for r in lin.related]
+
+
+def _every_ref(ws: Workspace) -> list[str]:
+    return [f"{m.name}@{v.seq}" for m in ws.catalog.models() for v in ws.catalog.versions(m.name)]
+
+
+@pytest.fixture
+def family(fine_tune: FineTune, tmp_path: Path) -> Workspace:
+    """The fine-tune repository plus: the base again as the tuned model's version 2 (same
+    weights, its parent is @1), tied weights, and two text-only models sharing a file."""
+    ws = fine_tune.ws
+    import_paths(ws, [fine_tune.base], TUNED)
+    rng = np.random.default_rng(8)
+    a = small_model(rng, n=3)
+    tied = dict(a, **{"head.weight": a["layer.0.weight"].copy()})  # two tensors, one digest
+    import_paths(ws, [write_safetensors(tmp_path / "tied" / "model.safetensors", tied)], "tied")
+    import_paths(ws, [write_safetensors(tmp_path / "a" / "model.safetensors", a)], "untied")
+    for name, extra in (("docs-a", "a"), ("docs-b", "b")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "README.md").write_text("# Notes\n" + "shared words\n" * 4000)
+        (folder / "extra.txt").write_text(extra * 50_000)
+        import_paths(ws, [folder], name)
+    return ws
+
+
+def test_the_index_finds_what_reading_every_manifest_finds(family: Workspace) -> None:
+    refs = _every_ref(family)
+    assert len(refs) == 8
+    for ref in refs:
+        indexed = related(family, ref)
+        scanned = scan_related(family, ref, limit=10**6)
+        assert (indexed.from_index, scanned.from_index) == (True, False)
+        assert _answer(indexed) == _answer(scanned), ref
+        assert (indexed.scanned, indexed.candidates) == (scanned.scanned, scanned.candidates)
+    # The cases above are all there: same weights with a parent link, tied weights, text only.
+    kin = related(family, f"{TUNED}@2").related
+    assert [(r.ref, r.wording.endswith("same weights"), r.parent) for r in kin[:2]] == [
+        (f"{BASE}@1", True, False), (f"{TUNED}@1", False, True)]  # fmt: skip
+    (tied,) = related(family, "untied").related
+    assert (tied.ref, tied.shared_tensors) == ("tied@1", 4)
+    assert related(family, "tied").related[0].shared_tensors == 5  # layer.0 twice in tied
+    (text,) = related(family, "docs-a").related
+    assert (text.ref, text.shared_tensors) == ("docs-b@1", 0)
+    assert 0 < text.share < 1
+
+
+def test_a_warm_related_lookup_reads_no_manifest(family: Workspace) -> None:
+    """Every manifest is overwritten in place (same size, not JSON): the catalog is warm and
+    the change record says nothing changed, so the index answers as before; the scan, which
+    reads them, cannot."""
+    before = related(family, TUNED)
+    manifests = sorted(family.repo.root.glob("**/versions/*.json"))
+    assert len(manifests) >= 8
+    for path in manifests:
+        size = path.stat().st_size
+        with path.open("r+b") as f:
+            f.write(b"\0" * size)
+    after = related(family, TUNED)
+    assert _answer(after) == _answer(before)
+    assert after.related[0].ref == f"{BASE}@1"
+    with pytest.raises(ModelManagerError, match="no intact copy"):
+        scan_related(family, TUNED)  # reading manifests fails now: the index read none

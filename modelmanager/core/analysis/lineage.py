@@ -15,6 +15,10 @@ Wording thresholds (a share of the version's tensor bytes):
 A full fine-tune changes every tensor and shares nothing by digest: lineage cannot see it
 (only a parent link or the card's base_model says so).
 
+The catalog indexes every version's digests and chunks (core/catalog/content.py), so a lookup
+reads no manifest: :func:`lineage_of` words what the index found with the same rule
+(:func:`_relation`) as :func:`lineage` applies to manifests read one by one.
+
 The module diff groups a :class:`VersionDiff`'s tensors by module (the name minus its last
 dotted component) and takes per-tensor relative change norms ``||b - a|| / ||a||`` computed
 by the caller (services/lineage.py reads only the changed tensors).
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmanager.core.analysis import VersionDiff
+from modelmanager.core.catalog.content import Sharing
 from modelmanager.core.repo.manifest import Manifest
 
 #: Shares at or above these fractions get the stronger wording (see the module docstring).
@@ -115,15 +120,32 @@ class Lineage:
     tensor_bytes: int
     logical_bytes: int
     related: tuple[Relation, ...]
-    scanned: int  # other versions' manifests read
+    scanned: int  # other versions compared (their manifests read, unless from_index)
     candidates: int  # other versions there are
     note: str = ""  # why not every version was read, when not
+    #: Compared through the catalog's digest index (every version, no manifest read).
+    from_index: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"ref": self.ref, "tensor_bytes": self.tensor_bytes,
                 "logical_bytes": self.logical_bytes,
                 "related": [r.to_json() for r in self.related], "scanned": self.scanned,
-                "candidates": self.candidates, "note": self.note}  # fmt: skip
+                "candidates": self.candidates, "note": self.note,
+                "from_index": self.from_index}  # fmt: skip
+
+
+def _relation(ref: str, count: int, tensor_bytes: int, chunk_bytes: int, mine: tuple[int, int],
+              older: bool, parent: bool) -> Relation | None:  # fmt: skip
+    """The relation to ``ref`` sharing ``count`` tensors (``tensor_bytes``) and ``chunk_bytes``
+    of a version of ``mine`` = (tensor bytes, chunk bytes); None when it says nothing."""
+    mine_tensors, mine_chunks = mine
+    if not tensor_bytes and (mine_tensors or not chunk_bytes):
+        return None  # a shared file header or tokenizer alone says nothing about the weights
+    if mine_tensors:
+        share = tensor_bytes / mine_tensors
+    else:
+        share = chunk_bytes / mine_chunks if mine_chunks else 0.0
+    return Relation(ref, count, tensor_bytes, chunk_bytes, share, older, parent)
 
 
 def relate(mine: Footprint, other: Footprint, *, parent: bool = False) -> Relation | None:
@@ -131,15 +153,15 @@ def relate(mine: Footprint, other: Footprint, *, parent: bool = False) -> Relati
     digests = mine.tensors.keys() & other.tensors.keys()
     tensor_bytes = sum(mine.tensors[d] for d in digests)
     chunk_bytes = sum(mine.chunks[c] for c in mine.chunks.keys() & other.chunks.keys())
-    if not tensor_bytes and (mine.tensor_bytes or not chunk_bytes):
-        return None  # a shared file header or tokenizer alone says nothing about the weights
-    if mine.tensor_bytes:
-        share = tensor_bytes / mine.tensor_bytes
-    else:
-        share = chunk_bytes / mine.chunk_bytes if mine.chunk_bytes else 0.0
     count = sum(mine.counts[d] for d in digests)
-    return Relation(other.ref, count, tensor_bytes, chunk_bytes, share,
-                    other.created < mine.created, parent)  # fmt: skip
+    return _relation(other.ref, count, tensor_bytes, chunk_bytes,
+                     (mine.tensor_bytes, mine.chunk_bytes), other.created < mine.created,
+                     parent)  # fmt: skip
+
+
+def _ordered(related: Iterable[Relation]) -> tuple[Relation, ...]:
+    """Largest share first (then most chunk bytes, then by reference)."""
+    return tuple(sorted(related, key=lambda r: (-r.share, -r.shared_chunk_bytes, r.ref)))
 
 
 def lineage(m: Manifest, others: Iterable[Manifest], *, candidates: int, note: str = "") -> Lineage:
@@ -154,9 +176,22 @@ def lineage(m: Manifest, others: Iterable[Manifest], *, candidates: int, note: s
         r = relate(mine, footprint(o), parent=kin)
         if r is not None:
             related.append(r)
-    related.sort(key=lambda r: (-r.share, -r.shared_chunk_bytes, r.ref))
-    return Lineage(m.ref, mine.tensor_bytes, m.logical_bytes, tuple(related), scanned,
+    return Lineage(m.ref, mine.tensor_bytes, m.logical_bytes, _ordered(related), scanned,
                    candidates, note)  # fmt: skip
+
+
+def lineage_of(s: Sharing) -> Lineage:
+    """The lineage the catalog's index found (:meth:`Catalog.sharing`): the same relations
+    :func:`lineage` finds reading every other version's manifest."""
+    related = []
+    for o in s.shared:
+        kin = o.model == s.model and (o.seq == s.parent or o.parent == s.seq)
+        r = _relation(f"{o.model}@{o.seq}", o.tensors, o.tensor_bytes, o.chunk_bytes,
+                      (s.tensor_bytes, s.chunk_bytes), o.created < s.created, kin)  # fmt: skip
+        if r is not None:
+            related.append(r)
+    return Lineage(f"{s.model}@{s.seq}", s.tensor_bytes, s.logical_bytes, _ordered(related),
+                   s.others, s.others, from_index=True)  # fmt: skip
 
 
 def module_of(name: str) -> str:

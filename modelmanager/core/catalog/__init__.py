@@ -66,7 +66,8 @@ CREATE TABLE bench(run TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
     threads INTEGER NOT NULL, cache TEXT NOT NULL, bytes INTEGER NOT NULL,
     seconds REAL NOT NULL);
 CREATE INDEX bench_run ON bench(run);
-""" + content.SCHEMA
+"""
+_SCHEMA += content.SCHEMA
 #: Tables kept across a schema change (when unchanged): benchmark history is in no manifest.
 _KEEP = ("bench",)
 #: A sync or rebuild reports (versions read, versions to read) at most this often.

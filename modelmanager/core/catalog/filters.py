@@ -1,10 +1,11 @@
 """Search filters: one parser for the command line's options and the window's filter line.
 
 ``--arch llama --params 6B..9B --dtype bf16 --format gguf --label prod --size '>4GB'
---older 30d --newer 2d --sort params``. Ranges are ``A..B`` (either end may be left out),
-``>A`` or ``<B``, with units (K, M, B, T for parameters; KB, MB, GB, TB and KiB, MiB, GiB,
-TiB for sizes; s, m, h, d, w for ages). A bad value is a one-line :class:`UsageError` naming
-the option and the cause.
+--older 30d --newer 2d --license apache-2.0 --base llama-2 --sort params``; the filter line
+also takes ``NAME:VALUE`` (``license:mit base:llama-2 size:>4GB``). Ranges are ``A..B``
+(either end may be left out), ``>A`` or ``<B``, with units (K, M, B, T for parameters; KB,
+MB, GB, TB and KiB, MiB, GiB, TiB for sizes; s, m, h, d, w for ages). A bad value is a
+one-line :class:`UsageError` naming the option and the cause.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ SORTS = ("name", "params", "size", "date")
 #: The filter options, as both fronts spell them.
 OPTIONS = ("--arch", "--params", "--dtype", "--format", "--label", "--size", "--older",
            "--newer", "--sort")  # fmt: skip
+#: Every filter option: :data:`OPTIONS` and the card's license (exactly, ignoring case) and
+#: base model (contains). The command line offers the last two once it declares them.
+ALL_OPTIONS = (*OPTIONS, "--license", "--base")
+#: ``NAME:VALUE`` in a filter line, NAME an option without its dashes.
+_SHORT = re.compile(r"^([a-z]+):(.+)$")
 
 _COUNT_UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
 _SIZE_UNITS = {
@@ -50,12 +56,16 @@ class SearchFilter:
     before: str = ""
     after: str = ""
     sort: str = "name"
+    #: The model card's license, exactly (lower case); its base model contains this.
+    license: str = ""
+    base: str = ""
 
     @property
     def active(self) -> bool:
         """Some filter is set (a sort alone filters nothing)."""
         return bool(self.arch or self.dtype or self.format or self.label or self.params
-                    or self.size or self.before or self.after)  # fmt: skip
+                    or self.size or self.before or self.after or self.license
+                    or self.base)  # fmt: skip
 
 
 def _number(option: str, text: str, units: dict[str, int], what: str, whole: str) -> int:
@@ -108,7 +118,7 @@ def build(values: dict[str, str | None], now: datetime | None = None) -> SearchF
     """A filter from option values as given (``{"--arch": "llama", ...}``; None: not given)."""
     now = now or datetime.now(timezone.utc)
     got = {k: v for k, v in values.items() if v is not None}
-    for option in ("--arch", "--dtype", "--format", "--label"):
+    for option in ("--arch", "--dtype", "--format", "--label", "--license", "--base"):
         if option in got and not got[option].strip():
             raise UsageError(f"{option}: needs a value")
     sort = got.get("--sort", "name").strip().lower()
@@ -120,6 +130,8 @@ def build(values: dict[str, str | None], now: datetime | None = None) -> SearchF
         format=got.get("--format", "").strip().lower(),
         label=got.get("--label", "").strip(),
         sort=sort,
+        license=got.get("--license", "").strip().lower(),
+        base=got.get("--base", "").strip().lower(),
     )
     if "--params" in got:
         out = replace(out, params=parse_range("--params", got["--params"], _COUNT_UNITS,
@@ -135,7 +147,8 @@ def build(values: dict[str, str | None], now: datetime | None = None) -> SearchF
 
 def parse_query(line: str, now: datetime | None = None) -> tuple[str, SearchFilter]:
     """(free text, filter) of a filter line such as ``mistral --arch llama --size '>4GB'``:
-    the command line's options, written the same way (``--opt value`` or ``--opt=value``)."""
+    the command line's options, written the same way (``--opt value`` or ``--opt=value``), or
+    ``opt:value`` (``license:apache-2.0``; a word whose ``opt`` names no filter is text)."""
     try:
         words = shlex.split(line)
     except ValueError as e:
@@ -145,10 +158,14 @@ def parse_query(line: str, now: datetime | None = None) -> tuple[str, SearchFilt
     i = 0
     while i < len(words):
         word = words[i]
-        if word.startswith("--"):
+        short = _SHORT.match(word)
+        if short and f"--{short.group(1)}" in ALL_OPTIONS:
+            values[f"--{short.group(1)}"] = short.group(2)
+        elif word.startswith("--"):
             option, eq, value = word.partition("=")
-            if option not in OPTIONS:
-                raise UsageError(f"{option}: unknown filter (filters: {' '.join(OPTIONS)})")
+            if option not in ALL_OPTIONS:
+                known = " ".join(ALL_OPTIONS)
+                raise UsageError(f"{option}: unknown filter (filters: {known})")
             if not eq:
                 if i + 1 >= len(words):
                     raise UsageError(f"{option}: needs a value")
@@ -174,6 +191,12 @@ def where(f: SearchFilter) -> tuple[str, list[object]]:
     if f.format:
         conds.append("v.formats LIKE ?")
         args.append(f"% {f.format} %")
+    if f.license:
+        conds.append("v.license = ?")
+        args.append(f.license)
+    if f.base:
+        conds.append("v.base_model LIKE ?")
+        args.append(f"%{f.base}%")
     if f.label:
         conds.append("EXISTS (SELECT 1 FROM labels l WHERE l.model=v.model AND l.seq=v.seq "
                      "AND l.label=?)")  # fmt: skip
