@@ -1,5 +1,7 @@
 """The History tab: the shown model's versions (label, compare or remove them from its menu),
-and below them every move of its labels, from the label journal (who moved which label when)."""
+their lineage graph (parent links, and the models sharing tensors with the shown version; a
+click opens one), and every move of its labels, from the label journal (who moved which label
+when)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QPlainTextEdit,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -31,6 +34,7 @@ from modelmanager.core.units import human_bytes, human_count, plural, signed_byt
 from modelmanager.errors import Cancelled, ModelManagerError
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
+from modelmanager.gui.lineage_graph import Graph, LineageView, read_graph
 from modelmanager.gui.tabs.overview import plain_label
 from modelmanager.services import history, lineage
 
@@ -49,24 +53,83 @@ def _read_only_rows(table: QTableWidget, headers: list[str]) -> None:
 class HistoryTab(QTableWidget):
     """One row per version of the shown model, newest first; its actions run as jobs."""
 
-    def __init__(self, context: WindowContext, remove: Callable[[list[str]], Any]) -> None:
+    def __init__(
+        self,
+        context: WindowContext,
+        remove: Callable[[list[str]], Any],
+        select: Callable[[str], Any] | None = None,
+    ) -> None:
         super().__init__(0, 5)
         self.context = context
         self.remove = remove  # asks before removing versions (the window's cleanup)
+        #: Opens a version or model in the window (a click on the lineage graph), if given.
+        self.select = select
         self.shown_model: str | None = None  # whose versions the rows are
+        self.versions: list[VersionRow] = []
         _read_only_rows(self, ["Version", "Created", "Labels", "Size", "Message"])
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
+        self.graph = LineageView()
+        self.graph.activated.connect(self.open_ref)
+        self.graph.became_visible.connect(self._graph_shown)
+        self.graph_key: tuple[Any, ...] | None = None  # what the graph shows or is read for
+        self.graph_stale = False  # the versions changed while the graph was hidden
 
     def show_versions(self, model: str | None, versions: Sequence[VersionRow]) -> None:
-        """List ``versions`` of ``model`` (none: show no version)."""
+        """List ``versions`` of ``model`` (none: show no version); the lineage graph is read
+        again when it is visible (else once its tab is opened)."""
         self.shown_model = model
+        self.versions = list(versions)
         self.setRowCount(len(versions))
         for row, v in enumerate(versions):
             cells = [f"@{v.seq}", v.created[:19].replace("T", " "), ", ".join(v.labels),
                      human_bytes(v.logical_bytes), v.message]  # fmt: skip
             for col, text in enumerate(cells):
                 self.setItem(row, col, QTableWidgetItem(shown(text)))
+        self.graph_stale = True
+        self.read_graph()
+
+    def _graph_shown(self) -> None:
+        if self.graph_stale:
+            self.read_graph()
+
+    def read_graph(self) -> JobRecord | None:
+        """Read the lineage graph in a job (the shown version's relatives: up to 500 manifests,
+        no chunk data), when the graph is visible; None when nothing was started."""
+        model = self.shown_model
+        if model is None or not self.versions:
+            self.graph_key, self.graph_stale = None, False
+            self.graph.show_text("No model is shown.")
+            return None
+        if not self.graph.isVisible():
+            return None  # read when its tab is opened: Overview reads the relatives already
+        ws, ref, versions = self.context.ws, self.context.current_ref, list(self.versions)
+        key = (id(ws), model, ref, tuple((v.seq, v.parent, v.labels) for v in versions))
+        self.graph_stale = False
+        if key == self.graph_key:
+            return None
+        self.graph_key = key
+        self.graph.show_text(f"Reading the lineage of {shown(ref or model)}…")
+
+        def done(graph: Graph) -> None:
+            if self.graph_key == key:
+                self.graph.set_graph(graph)
+
+        return self.context.runner.submit(
+            f"Read lineage of {ref or model}",
+            lambda _ctx: read_graph(ws, model, versions, ref),
+            done,
+        )
+
+    def open_ref(self, ref: str) -> None:
+        """A click on the lineage graph: select the version's row here when it is one of the
+        shown model's, and open ``ref`` in the window."""
+        for row in range(self.rowCount()):
+            item = self.item(row, 0)
+            if item is not None and f"{self.shown_model}{item.text()}" == ref:
+                self.selectRow(row)
+        if self.select is not None:
+            self.select(ref)
 
     def selected_versions(self) -> list[str]:
         """References of the selected versions, newest first."""
@@ -230,8 +293,27 @@ class LabelMoves(QTableWidget):
         return [[item.text() if item is not None else "" for item in row] for row in cells]
 
 
+def _lineage_box(versions: HistoryTab) -> QWidget:
+    """The lineage graph under its title, scrolled sideways when wider than the tab."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 6, 0, 0)
+    title = QLabel("Lineage: parent links, and models sharing tensors with the shown version "
+                   "(click a box to open it)")  # fmt: skip
+    title.setStyleSheet("font-weight: bold;")
+    layout.addWidget(title)
+    scroll = QScrollArea()
+    scroll.setWidget(versions.graph)
+    scroll.setWidgetResizable(True)
+    scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setMinimumHeight(versions.graph.minimumHeight() + 4)
+    layout.addWidget(scroll)
+    return box
+
+
 def history_page(versions: HistoryTab, moves: LabelMoves) -> QWidget:
-    """The History tab: the versions above, the label moves below (a splitter between)."""
+    """The History tab: the versions above, their lineage graph, the label moves below
+    (splitters between)."""
     lower = QWidget()
     layout = QVBoxLayout(lower)
     layout.setContentsMargins(0, 6, 0, 0)
@@ -241,7 +323,9 @@ def history_page(versions: HistoryTab, moves: LabelMoves) -> QWidget:
     layout.addWidget(moves)
     split = QSplitter(Qt.Orientation.Vertical)
     split.addWidget(versions)
+    split.addWidget(_lineage_box(versions))
     split.addWidget(lower)
     split.setStretchFactor(0, 3)
-    split.setStretchFactor(1, 2)
+    split.setStretchFactor(1, 0)
+    split.setStretchFactor(2, 2)
     return split
