@@ -7,7 +7,14 @@ import sys
 from typing import TextIO
 
 from modelmanager.cli.output import human_bytes, human_count, print_json, print_table, shown
-from modelmanager.core.analysis.structure import Node, mix_text, percent, structure
+from modelmanager.core.analysis.structure import (
+    Graph,
+    Node,
+    Port,
+    mix_text,
+    percent,
+    structure,
+)
 from modelmanager.core.repo.manifest import Manifest
 
 
@@ -15,7 +22,24 @@ def add_structure_option(parser: argparse.ArgumentParser) -> None:
     """The ``--structure`` flag of ``show``."""
     parser.add_argument("--structure", action="store_true",
                         help="the module tree from tensor names: runs of identical blocks "
-                        "folded, parameter shares (embedding, attention, MLP, norm)")  # fmt: skip
+                        "folded, parameter shares (embedding, attention, MLP, norm); an ONNX "
+                        "graph's inputs, outputs and operators; a Keras file's layers")  # fmt: skip
+
+
+def _ports(ports: tuple[Port, ...], total: int) -> str:
+    more = f" (+{total - len(ports)} more)" if total > len(ports) else ""
+    return "; ".join(p.text for p in ports) + more or "none"
+
+
+def graph_lines(g: Graph) -> list[str]:
+    """An ONNX graph in three lines: inputs, outputs, operator counts (most used first)."""
+    shown_ops = sum(n for _op, n in g.operators)
+    ops = ", ".join(f"{op} {n}" for op, n in g.operators)
+    if g.nodes > shown_ops:
+        ops += f" (+{g.nodes - shown_ops} more)"
+    return [f"{g.file} inputs: {_ports(g.inputs, g.inputs_total)}",
+            f"{g.file} outputs: {_ports(g.outputs, g.outputs_total)}",
+            f"{g.file} operators ({g.nodes} nodes): {ops or 'none'}"]  # fmt: skip
 
 
 def _rows(node: Node, depth: int, total: int, rows: list[list[object]]) -> None:
@@ -47,6 +71,9 @@ def print_structure(m: Manifest, as_json: bool = False, out: TextIO | None = Non
               + "\n")  # fmt: skip
     for path, facts in s.facts:
         out.write(shown(f"  {path}: " + ", ".join(f"{k} {v}" for k, v in facts.items())) + "\n")
+    for g in s.graphs:
+        for line in graph_lines(g):
+            out.write(shown(f"  {line}") + "\n")
     for path, run in s.runs():
         if run.run is not None:
             out.write(shown(f"  run {path}: {human_count(run.run.each_parameters)} parameters "

@@ -8,12 +8,17 @@ Parameters are also split into shares (embedding, attention, MLP, norm, other) b
 heuristics, see :func:`category`. A file whose tensor names clash with names already placed
 (a folder holding the same weights as .bin and .safetensors) gets its own root, named
 ``[path]``, so the counts always add up to the version's parameter count.
+
+An ONNX file's graph (inputs and outputs with dtype and shape, operator counts) and a Keras
+HDF5 file's layers (in the model's order, weightless layers included, as module nodes) come
+from the summaries its index stored in the file's metadata; a malformed one is left out.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +43,12 @@ GGUF_KEYS = (("general.architecture", "architecture"), ("general.name", "name"),
              ("{arch}.embedding_length", "hidden size"), ("tokenizer.ggml.model", "tokenizer"),
              ("general.file_type", "file type"))  # fmt: skip
 ONNX_KEYS = (("producer", "producer"), ("opset", "opset"), ("ir_version", "IR version"))
+#: A Keras HDF5 file's root attributes worth showing.
+HDF5_KEYS = (("keras_version", "Keras version"), ("backend", "backend"))
+#: The file metadata keys of the ONNX graph summary and the Keras layer order (see
+#: ``core/formats/onnx_index.GRAPH_KEYS`` and ``sandbox.KERAS_LAYERS``).
+ONNX_INPUTS, ONNX_OUTPUTS, ONNX_OPERATORS = "graph.inputs", "graph.outputs", "graph.operators"
+KERAS_LAYERS = "keras.layers"
 
 
 def category(name: str) -> str:
@@ -113,14 +124,58 @@ class Run:
                 "each_parameters": self.each_parameters, "each_bytes": self.each_bytes}  # fmt: skip
 
 
+Dim = int | str  # a size, or a symbolic one ("batch"), or "?"
+
+
+@dataclass(frozen=True)
+class Port:
+    """An ONNX graph input or output: name, dtype and shape (None: rank unknown)."""
+
+    name: str
+    dtype: str
+    shape: tuple[Dim, ...] | None
+
+    @property
+    def text(self) -> str:
+        """As read: "input_ids I64 [batch x 128]"."""
+        dims = "?" if self.shape is None else " x ".join(map(str, self.shape)) or "scalar"
+        return f"{self.name} {self.dtype} [{dims}]"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype,
+                "shape": None if self.shape is None else list(self.shape)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Graph:
+    """An ONNX file's graph: inputs, outputs and operator counts (most used first). The
+    totals count what the index left out to keep its summary short."""
+
+    file: str
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    operators: tuple[tuple[str, int], ...]
+    inputs_total: int
+    outputs_total: int
+    nodes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "inputs": [p.to_json() for p in self.inputs],
+                "outputs": [p.to_json() for p in self.outputs],
+                "operators": dict(self.operators), "inputs_total": self.inputs_total,
+                "outputs_total": self.outputs_total, "nodes": self.nodes}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Structure:
-    """A version's module tree, parameter shares and the format facts its files state."""
+    """A version's module tree, parameter shares, the format facts its files state and the
+    graphs of its ONNX files."""
 
     ref: str
     root: Node
     shares: dict[str, int]  # parameters per category, every category present
     facts: tuple[tuple[str, dict[str, str]], ...] = field(default=())  # (file path, facts)
+    graphs: tuple[Graph, ...] = ()
 
     @property
     def parameters(self) -> int:
@@ -144,7 +199,8 @@ class Structure:
         """``show --structure --json``: the tree, the shares and each file's facts."""
         return {"ref": self.ref, "parameters": self.parameters, "bytes": self.root.bytes,
                 "shares": self.shares, "tree": self.root.to_json(),
-                "facts": [{"file": path, **f} for path, f in self.facts]}  # fmt: skip
+                "facts": [{"file": path, **f} for path, f in self.facts],
+                "graphs": [g.to_json() for g in self.graphs]}  # fmt: skip
 
 
 class _Trie:
@@ -156,11 +212,13 @@ class _Trie:
         self.own: list[TensorRecord] = []
         self.kids: dict[str, _Trie] = {}
 
-    def add(self, parts: list[str], t: TensorRecord) -> None:
+    def add(self, parts: list[str], t: TensorRecord | None = None) -> None:
+        """Place ``t`` at ``parts``; without a tensor, only make the (empty) module."""
         node = self
         for p in parts:
             node = node.kids.setdefault(p, _Trie())
-        node.own.append(t)
+        if t is not None:
+            node.own.append(t)
 
 
 def _leaf(name: str, t: TensorRecord) -> Node:
@@ -233,16 +291,82 @@ def _parts(name: str) -> list[str]:
 
 
 def _facts(f: FileRecord) -> dict[str, str]:
-    """The format facts a file's index recorded (GGUF metadata keys, ONNX opset, producer)."""
+    """The format facts a file's index recorded (GGUF metadata keys, ONNX opset, producer,
+    a Keras file's version, backend and layer count)."""
     meta = f.metadata
     if f.format == "gguf":
         arch = meta.get("general.architecture", "")
         keys = [(k.replace("{arch}", arch), n) for k, n in GGUF_KEYS]
     elif f.format == "onnx":
         keys = list(ONNX_KEYS)
+    elif f.format == "hdf5":
+        keys = list(HDF5_KEYS)
     else:
         return {}
-    return {n: meta[k] for k, n in keys if meta.get(k)}
+    out = {n: meta[k] for k, n in keys if meta.get(k)}
+    if f.format == "hdf5" and (layers := _summary(meta, KERAS_LAYERS)) is not None:
+        out["layers"] = str(layers[1])
+    return out
+
+
+def _summary(meta: dict[str, str], key: str) -> tuple[list[Any], int, dict[str, Any]] | None:
+    """(items, total, the whole document) of a summary an index stored as JSON under ``key``
+    (see ``formats.base.fitted``); None when absent or malformed (a hostile manifest)."""
+    try:
+        doc = json.loads(meta.get(key, ""))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    items, total = doc.get("items"), doc.get("total")
+    if not isinstance(items, list) or type(total) is not int or total < len(items):
+        return None
+    return items, total, doc
+
+
+def _port(item: Any) -> Port | None:
+    if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+            and isinstance(item[1], str)):  # fmt: skip
+        return None
+    shape = item[2]
+    if shape is None:
+        return Port(item[0], item[1], None)
+    if not isinstance(shape, list) or not all(
+        (type(d) is int and d >= 0) or isinstance(d, str) for d in shape
+    ):
+        return None
+    return Port(item[0], item[1], tuple(shape))
+
+
+def _graph(f: FileRecord) -> Graph | None:
+    """The graph summary an ONNX file's index stored; None when absent or malformed."""
+    if f.format != "onnx":
+        return None
+    keys = (ONNX_INPUTS, ONNX_OUTPUTS, ONNX_OPERATORS)
+    found_in, found_out, found_ops = (_summary(f.metadata, k) for k in keys)
+    if found_in is None or found_out is None or found_ops is None:
+        return None
+    (ins, n_in, _), (outs, n_out, _), (ops, nodes, _) = found_in, found_out, found_ops
+    inputs, outputs = [_port(i) for i in ins], [_port(o) for o in outs]
+    operators = [(o[0], o[1]) for o in ops if isinstance(o, list) and len(o) == 2
+                 and isinstance(o[0], str) and type(o[1]) is int and o[1] > 0]  # fmt: skip
+    if None in inputs or None in outputs or len(operators) != len(ops):
+        return None
+    return Graph(f.path, tuple(p for p in inputs if p), tuple(p for p in outputs if p),
+                 tuple(operators), n_in, n_out, nodes)  # fmt: skip
+
+
+def _keras_layers(f: FileRecord) -> list[list[str]]:
+    """The module path of each layer of a Keras HDF5 file, in the model's order (weightless
+    layers included); none for other files."""
+    found = _summary(f.metadata, KERAS_LAYERS) if f.format == "hdf5" else None
+    if found is None:
+        return []
+    items, _total, doc = found
+    group = doc.get("group", "")
+    if not isinstance(group, str) or not all(isinstance(n, str) and n for n in items):
+        return []
+    return [_parts(f"{group}/{name}" if group else name) for name in items]
 
 
 def structure(m: Manifest) -> Structure:
@@ -252,10 +376,14 @@ def structure(m: Manifest) -> Structure:
     own_roots: list[tuple[str, _Trie]] = []
     shares = dict.fromkeys(CATEGORIES, 0)
     facts: list[tuple[str, dict[str, str]]] = []
+    graphs: list[Graph] = []
     for f in m.files:
         if fact := _facts(f):
             facts.append((f.path, fact))
-        if not f.tensors:
+        if graph := _graph(f):
+            graphs.append(graph)
+        layers = _keras_layers(f)
+        if not f.tensors and not layers:
             continue
         names = {t.name for t in f.tensors}
         target = main
@@ -264,6 +392,8 @@ def structure(m: Manifest) -> Structure:
             own_roots.append((f"[{f.path}]", target))
         else:
             placed |= names
+        for parts in layers:  # first, so the layers keep the model's order
+            target.add(parts)
         for t in f.tensors:
             target.add(_parts(t.name), t)
             shares[category(t.name)] += t.numel
@@ -273,7 +403,7 @@ def structure(m: Manifest) -> Structure:
     if own_roots:
         extra = tuple(_freeze(n, t) for n, t in own_roots)
         top = _total(m.ref, top.children + extra)
-    return Structure(m.ref, top, shares, tuple(facts))
+    return Structure(m.ref, top, shares, tuple(facts), tuple(graphs))
 
 
 def mix_text(dtypes: dict[str, int]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import math
 import struct
 import zipfile
@@ -11,7 +12,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from modelmanager.errors import FormatError
 
@@ -72,6 +73,23 @@ def merge_facts(indexes: Iterable[FileIndex]) -> dict[str, str | int]:
             for key, value in index.facts.items():
                 out.setdefault(key, value)
     return out
+
+
+#: Characters one metadata value of a file keeps (longer values are cut by the sandbox).
+MAX_META_VALUE = 4096
+
+
+def fitted(items: list[Any], total: int, limit: int = MAX_META_VALUE, **extra: Any) -> str:
+    """``{**extra, "total": total, "items": items}`` as compact JSON of at most ``limit``
+    characters: the last items are left out until it fits (``total`` still counts them), so a
+    summary stored as a metadata value is never cut into invalid JSON."""
+    keep = len(items)
+    while True:
+        text = json.dumps({**extra, "total": total, "items": items[:keep]}, ensure_ascii=False,
+                          separators=(",", ":"))  # fmt: skip
+        if len(text) <= limit or keep == 0:
+            return text
+        keep = min(keep - 1, keep * limit // len(text))
 
 
 #: Members one zip may hold: torch.save writes one per storage plus a few records, np.savez

@@ -3,14 +3,19 @@
 The onnx package validates the model and gives its metadata (loaded without external data).
 It does not say where bytes lie, so a small protobuf walker follows ModelProto.graph (field 7)
 to GraphProto.initializer (field 5) and records each TensorProto's raw_data (field 9) range.
+The graph's inputs and outputs (name, dtype, shape) and how often each operator is used are
+read from the loaded protobuf (nothing is run) into the metadata as JSON (:data:`GRAPH_KEYS`).
 Runs inside the sandbox child (see sandbox.py): never in the app process.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from modelmanager.core.formats.base import fitted
 
 #: ONNX TensorProto.DataType -> our dtype spelling.
 DTYPES = {
@@ -18,6 +23,14 @@ DTYPES = {
     10: "F16", 11: "F64", 12: "U32", 13: "U64", 16: "BF16",
 }  # fmt: skip
 MAX_DEPTH = 8
+#: Metadata keys of the graph summary: inputs and outputs are ``{"total": n, "items":
+#: [[name, dtype, shape], ...]}`` (a dim is a size, a symbolic name, or "?"), operators
+#: ``{"total": nodes, "items": [[op, count], ...]}`` most used first (``domain:op`` outside the
+#: default domain), subgraphs of If/Loop/Scan included. Items that would not fit one metadata
+#: value are left out; ``total`` still counts them (:func:`base.fitted`).
+GRAPH_KEYS = ("graph.inputs", "graph.outputs", "graph.operators")
+#: Characters of an input's or an operator's name kept.
+MAX_SHOWN_NAME = 200
 
 
 def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
@@ -107,7 +120,51 @@ def index(path: Path) -> dict[str, Any]:
         "opset": ",".join(f"{o.domain or 'ai.onnx'}:{o.version}" for o in model.opset_import),
         "ir_version": str(model.ir_version),
     }
+    metadata.update(graph_summary(model.graph))
     return {"tensors": _initializers(buf), "metadata": metadata}
+
+
+def _port(value: Any) -> list[Any]:
+    """[name, dtype, shape] of a graph input or output (a ValueInfoProto)."""
+    kind = value.type.WhichOneof("value")
+    if kind != "tensor_type":
+        return [value.name[:MAX_SHOWN_NAME], (kind or "?").removesuffix("_type"), None]
+    t = value.type.tensor_type
+    dtype = DTYPES.get(t.elem_type, f"ONNX{t.elem_type}")
+    if not t.HasField("shape"):
+        return [value.name[:MAX_SHOWN_NAME], dtype, None]  # rank unknown
+    dims: list[Any] = [d.dim_value if d.HasField("dim_value")
+                       else d.dim_param[:MAX_SHOWN_NAME] if d.HasField("dim_param") else "?"
+                       for d in t.shape.dim]  # fmt: skip
+    return [value.name[:MAX_SHOWN_NAME], dtype, dims]
+
+
+def _count_ops(graph: Any, counts: Counter[str], depth: int = 0) -> None:
+    """Count every node's operator in ``graph`` and its subgraphs (If, Loop, Scan bodies)."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"subgraphs nested over {MAX_DEPTH} deep")
+    for node in graph.node:
+        domain = "" if node.domain in ("", "ai.onnx") else f"{node.domain}:"
+        counts[(domain + node.op_type)[:MAX_SHOWN_NAME]] += 1
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                _count_ops(attr.g, counts, depth + 1)
+            for sub in attr.graphs:
+                _count_ops(sub, counts, depth + 1)
+
+
+def graph_summary(graph: Any) -> dict[str, str]:
+    """The metadata of :data:`GRAPH_KEYS` for a GraphProto: its inputs (initializers listed
+    as inputs by older exporters left out), outputs and operator counts."""
+    weights = {t.name for t in graph.initializer}
+    inputs = [_port(v) for v in graph.input if v.name not in weights]
+    outputs = [_port(v) for v in graph.output]
+    counts: Counter[str] = Counter()
+    _count_ops(graph, counts)
+    ops = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {"graph.inputs": fitted(inputs, len(inputs)),
+            "graph.outputs": fitted(outputs, len(outputs)),
+            "graph.operators": fitted([list(kv) for kv in ops], sum(counts.values()))}  # fmt: skip
 
 
 def facts(metadata: dict[str, str]) -> dict[str, str]:

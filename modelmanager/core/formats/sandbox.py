@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from modelmanager.core.formats import gguf_index, onnx_index, rules
-from modelmanager.core.formats.base import FileIndex, TensorEntry
+from modelmanager.core.formats.base import MAX_META_VALUE, FileIndex, TensorEntry, fitted
 from modelmanager.core.formats.gguf_index import MAX_SHOWN, Refused
 from modelmanager.errors import FormatError
 
 MEMORY_LIMIT = 2 << 30
 CPU_SECONDS = 60
 WALL_SECONDS = 120
-MAX_META_CHARS = 4096
+MAX_META_CHARS = MAX_META_VALUE
 #: Metadata entries kept for display (a GGUF may hold thousands; the file is stored whole).
 MAX_META_KEYS = MAX_SHOWN
 #: How a frozen app (PyInstaller, which has no ``python -m``) asks its own program for a child.
@@ -181,7 +181,31 @@ def _hdf5(path: Path) -> dict[str, Any]:
 
         h.visititems(visit)
         metadata = {k: v.decode() if isinstance(v, bytes) else v for k, v in h.attrs.items()}
+        metadata.update(_keras_layers(h))
     return {"tensors": tensors, "metadata": metadata, "disjoint": False}
+
+
+#: Metadata key of a Keras HDF5 file's layers: ``{"group": where the layer groups are
+#: ("model_weights" in a saved model, "" in saved weights), "total": n, "items": [names in
+#: the model's order]}``; names past the metadata value cap are left out (total counts them).
+KERAS_LAYERS = "keras.layers"
+
+
+def _keras_layers(h: Any) -> dict[str, str]:
+    """The Keras layer order (attribute ``layer_names``) of a model's or weights' HDF5 file,
+    weightless layers included; nothing for other HDF5 files."""
+    import h5py
+
+    for group in ("model_weights", ""):
+        obj = h.get(group) if group else h
+        if not isinstance(obj, h5py.Group) or "layer_names" not in obj.attrs:
+            continue
+        raw = obj.attrs["layer_names"]
+        names = [n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+                 for n in getattr(raw, "flat", [raw])]  # fmt: skip
+        names = [n[: onnx_index.MAX_SHOWN_NAME] for n in names]
+        return {KERAS_LAYERS: fitted(names, len(names), group=group)}
+    return {}
 
 
 def _child(kind: str, path: Path) -> dict[str, Any]:

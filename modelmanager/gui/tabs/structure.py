@@ -1,14 +1,24 @@
 """The Structure tab: the shown version's module tree (runs of identical blocks folded), with
-parameters, bytes, dtypes and share per module, and the embedding/attention/MLP/norm shares."""
+parameters, bytes, dtypes and share per module, and the embedding/attention/MLP/norm shares;
+for an ONNX file its graph's inputs, outputs and operator counts (a Keras file's layers are
+module nodes of the tree)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtWidgets import QHeaderView, QTreeView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QSplitter,
+    QTreeView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from modelmanager.core.analysis.structure import Node, Structure, percent
+from modelmanager.core.analysis.structure import Graph, Node, Structure, percent
 from modelmanager.core.units import human_bytes, human_count
 from modelmanager.gui.models import dtype_mix
 from modelmanager.gui.tabs.overview import plain_label
@@ -119,13 +129,47 @@ class StructureModel(QAbstractItemModel):
                 "one block")  # fmt: skip
 
 
+GRAPH_COLUMNS = ("Graph", "Dtype", "Shape or count")
+
+
+def _graph_items(g: Graph) -> QTreeWidgetItem:
+    """One ONNX file's graph as a tree item: inputs, outputs and operators under it (item
+    text is plain text: names from a file are never rendered)."""
+    top = QTreeWidgetItem([g.file, "", f"{g.nodes:,} nodes"])
+    for title, ports, total in (("Inputs", g.inputs, g.inputs_total),
+                                ("Outputs", g.outputs, g.outputs_total)):  # fmt: skip
+        group = QTreeWidgetItem(top, [title, "", str(total)])
+        for p in ports:
+            dims = "?" if p.shape is None else " x ".join(map(str, p.shape)) or "scalar"
+            QTreeWidgetItem(group, [p.name, p.dtype, dims])
+        if total > len(ports):
+            QTreeWidgetItem(group, [f"... {total - len(ports)} more", "", ""])
+    ops = QTreeWidgetItem(top, ["Operators", "", f"{len(g.operators)} kinds"])
+    for op, n in g.operators:
+        QTreeWidgetItem(ops, [op, "", f"{n:,}"])
+    left = g.nodes - sum(n for _op, n in g.operators)
+    if left > 0:
+        QTreeWidgetItem(ops, ["... others", "", f"{left:,}"])
+    return top
+
+
 class StructureTab(QWidget):
-    """The parameter shares and format facts on top, the module tree below."""
+    """The parameter shares and format facts on top, an ONNX file's graph (inputs, outputs,
+    operators) when the version has one, the module tree below."""
 
     def __init__(self) -> None:
         super().__init__()
         self.summary = plain_label("")
         self.summary.setWordWrap(True)
+        self.graph = QTreeWidget()
+        self.graph.setColumnCount(len(GRAPH_COLUMNS))
+        self.graph.setHeaderLabels(list(GRAPH_COLUMNS))
+        self.graph.setUniformRowHeights(True)
+        gheader = self.graph.header()
+        gheader.setStretchLastSection(False)
+        gheader.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        gheader.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.graph.hide()
         self.model = StructureModel()
         self.view = QTreeView()
         self.view.setModel(self.model)
@@ -134,18 +178,27 @@ class StructureTab(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.graph)
+        split.addWidget(self.view)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 2)
         v = QVBoxLayout(self)
         v.addWidget(self.summary)
-        v.addWidget(self.view)
+        v.addWidget(split)
         self.structure: Structure | None = None
 
     def show_structure(self, s: Structure | None) -> None:
         """Show ``s`` (computed off the UI thread), the first levels open."""
         self.structure = s
         self.model.set_structure(s)
+        self.graph.clear()
+        self.graph.setVisible(bool(s and s.graphs))
         if s is None:
             self.summary.setText("")
             return
+        self.graph.addTopLevelItems([_graph_items(g) for g in s.graphs])
+        self.graph.expandToDepth(1)  # each file's inputs, outputs and operators open
         total = s.parameters
         lines = [f"{s.ref}: {human_count(total)} parameters, {human_bytes(s.root.bytes)}",
                  "Shares: " + " · ".join(f"{k.capitalize() if k != 'mlp' else 'MLP'} "
