@@ -227,3 +227,36 @@ def test_the_card_front_matter_states_license_and_base_model(
     card: str, facts: dict[str, str]
 ) -> None:
     assert card_facts(card) == facts
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("license:apache-2.0", {"org/llama-bf16@1"}),
+        ("--license APACHE-2.0", {"org/llama-bf16@1"}),
+        ("--license=apache", set()),  # a license is named exactly
+        ("license:mit", set()),
+        ("base:base-7b", {"org/llama-bf16@1"}),
+        ("--base ORG/BASE", {"org/llama-bf16@1"}),
+        ("base:other", set()),
+        ("llama base:org/base-7b license:apache-2.0", {"org/llama-bf16@1"}),
+        ("tiny license:apache-2.0", set()),
+        ("arch:llama format:gguf", {"org/tiny-gguf@1"}),
+        ("size:>400KiB", {"org/tiny@2"}),
+    ],
+)
+def test_license_and_base_model_filter_as_options_or_name_colon_value(
+    repo: Path, line: str, expected: set[str]
+) -> None:
+    ws = open_workspace(repo)
+    try:
+        text, f = parse_query(line)
+        assert {f"{v.model}@{v.seq}" for v in ws.catalog.search(text, f)} == expected
+    finally:
+        ws.close()
+
+
+def test_a_word_with_a_colon_that_names_no_filter_is_text() -> None:
+    assert parse_query("ratio:3 license:MIT") == ("ratio:3", build({"--license": "mit"}))
+    with pytest.raises(UsageError, match="--base: needs a value"):
+        parse_query("--base ''")

@@ -1,0 +1,109 @@
+"""The catalog's content index (schema 6): stats totals, models' stored bytes and an old file.
+
+Every figure is checked against what reading every manifest and listing the devices finds
+(services.maintenance.stats with the manifests given), on a repository of two devices."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from modelmanager.core.catalog import SCHEMA_VERSION
+from modelmanager.services import Workspace, open_workspace
+from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.importing import import_paths
+from modelmanager.services.lineage import related
+from modelmanager.services.maintenance import Stats, stats
+from tests.support.builders import small_model, write_safetensors
+
+
+def _populate(ws: Workspace, tmp_path: Path) -> None:
+    """a@1, a@2 (one tensor changed: most chunks shared), b@1 (shares a tensor with a), and a
+    text-only model; two devices."""
+    add_device(ws, tmp_path / "second")
+    rng = np.random.default_rng(4)
+    a = small_model(rng, n=4)
+    a2 = dict(a, **{"layer.1.weight": a["layer.1.weight"] + 1})
+    b = {"layer.0.weight": a["layer.0.weight"], "other": np.ones((64, 64), np.float32)}
+    for model, tensors in (("a", a), ("a", a2), ("b", b)):
+        path = write_safetensors(tmp_path / "src" / model / "model.safetensors", tensors)
+        import_paths(ws, [path], model)
+    text = tmp_path / "src" / "text"
+    text.mkdir()
+    (text / "notes.txt").write_text("words " * 20_000)
+    import_paths(ws, [text], "text")
+
+
+def _figures(s: Stats) -> tuple[object, ...]:
+    return (s.models, s.versions, s.logical_bytes, s.unique_bytes, s.stored_bytes, s.chunks,
+            {k: (v.logical, v.stored) for k, v in s.by_model.items()},
+            {k: (v.logical, v.stored) for k, v in s.by_version.items()},
+            {k: (v.logical, v.stored) for k, v in s.by_dtype.items()})  # fmt: skip
+
+
+def test_totals_are_what_reading_every_manifest_finds(ws: Workspace, tmp_path: Path) -> None:
+    _populate(ws, tmp_path)
+    set_policy(ws, "copies=2")
+    read = stats(ws, list(ws.repo.iter_manifests()))
+    t = ws.catalog.measure_stored()
+    got = (t.models, t.versions, t.logical_bytes, t.unique_bytes, t.stored_bytes, t.chunks,
+           t.by_model, t.by_version, t.by_dtype)  # fmt: skip
+    assert got == _figures(read)
+    assert (t.models, t.versions) == (3, 4)
+    assert t.unique_bytes < t.logical_bytes  # a@1 and a@2 share chunks: counted once
+    assert set(t.by_dtype) == {"F32", "other"}
+
+
+def test_stored_bytes_are_unknown_until_measured_and_count_every_copy(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    _populate(ws, tmp_path)
+    assert [m.stored_bytes for m in ws.catalog.models()] == [None, None, None]
+    ws.catalog.measure_stored()
+    one = {m.name: m.stored_bytes for m in ws.catalog.models()}
+    read = stats(ws, list(ws.repo.iter_manifests()))
+    assert one == {k: v.stored for k, v in read.by_model.items()}
+    a1, a2 = read.by_version["a@1"].stored, read.by_version["a@2"].stored
+    assert max(a1, a2) < (one["a"] or 0) < a1 + a2  # shared chunks once per model
+    assert ws.catalog.models()[0].to_json()["stored_bytes"] == one["a"]
+
+    set_policy(ws, "copies=2")  # every chunk gets a second copy on the other device
+    ws.catalog.forget_stored()
+    assert {m.stored_bytes for m in ws.catalog.models()} == {None}
+    ws.catalog.measure_stored()
+    two = {m.name: m.stored_bytes for m in ws.catalog.models()}
+    assert two == {k: 2 * (v or 0) for k, v in one.items()}
+
+    # A new version of b: b's figure is unknown again (its new chunks were not measured),
+    # the others' stay.
+    path = write_safetensors(tmp_path / "b2" / "model.safetensors", {"x": np.zeros(999)})
+    import_paths(ws, [path], "b")
+    after = {m.name: m.stored_bytes for m in ws.catalog.models()}
+    assert after == {**two, "b": None}
+
+
+def test_a_schema_5_catalog_is_rebuilt_with_the_index(ws: Workspace, tmp_path: Path) -> None:
+    _populate(ws, tmp_path)
+    expected = related(ws, "a@2").to_json()
+    path = ws.catalog.path
+    ws.close()
+    with sqlite3.connect(path) as db:  # what schema 5 had: no index, no license column
+        for table in ("tensor_digests", "version_chunks", "model_stored"):
+            db.execute(f"DROP TABLE {table}")
+        db.execute("ALTER TABLE versions DROP COLUMN license")
+        db.execute("PRAGMA user_version=5")
+    db.close()
+    again = open_workspace(ws.repo.root)
+    try:
+        assert again.catalog.path == path
+        assert related(again, "a@2").to_json() == expected
+        assert expected["related"][0]["ref"] == "a@1"
+        assert again.catalog.sharing("a", 2) is not None
+    finally:
+        again.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("SELECT COUNT(*) FROM version_chunks").fetchone()[0] > 0
+    db.close()
