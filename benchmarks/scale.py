@@ -9,6 +9,11 @@ and at each size prints:
 
 - ``import``: median seconds of the last model's imports (one per version), in process;
 - ``rebuild``: ``Catalog.rebuild`` in process (forget every row, read every manifest again);
+- ``stats index`` / ``stats read``: in process, ``stats``'s figures from the catalog's index
+  (``Catalog.measure_stored``: one listing of the pieces, no manifest read) against reading
+  every manifest (``services.maintenance.stats`` given them);
+- ``related index`` / ``related scan``: in process, ``show --related``'s lookup from the
+  catalog's digest index (every version) against reading manifests (up to 500);
 - ``cold X``: the command ``X`` as a subprocess right after the catalog file is deleted;
 - ``warm X``: the median of ``--repeat`` runs of ``X`` as a subprocess;
 - ``floor``: ``modelmanager --version`` as a subprocess (what any command costs at least);
@@ -47,8 +52,10 @@ from modelmanager import paths
 from modelmanager.core.catalog import catalog_path
 from modelmanager.services import Workspace, init_repository, open_workspace
 from modelmanager.services.importing import import_paths
+from modelmanager.services.lineage import related, scan_related
+from modelmanager.services.maintenance import stats
 
-COMMANDS = ("ls", "log", "search", "show", "stats")
+COMMANDS = ("ls", "log", "search", "show", "related", "stats")
 #: Whole-repository jobs, timed once each (they read every chunk or list every piece).
 JOBS = ("verify", "scrub", "gc")
 
@@ -85,7 +92,8 @@ def command(name: str, n: int) -> list[str]:
     """The arguments of command ``name`` on a repository of ``n`` models."""
     middle = model_name(n // 2)
     return {"ls": ["ls"], "log": ["log", middle], "search": ["search", "epoch 3"],
-            "show": ["show", f"{middle}@3"], "stats": ["stats"], "verify": ["verify"],
+            "show": ["show", f"{middle}@3"], "related": ["show", f"{middle}@3", "--related"],
+            "stats": ["stats"], "verify": ["verify"],
             "scrub": ["scrub"], "gc": ["gc"]}[name]  # fmt: skip
 
 
@@ -96,6 +104,12 @@ def measure(
     # none imported here when the repository was already this size (--keep)
     rows: dict[str, float] = {"import": sorted(imports)[len(imports) // 2] if imports else math.nan}
     rows["rebuild"] = median_seconds(ws.catalog.rebuild, 1)[0]
+    rows["stats index"] = median_seconds(ws.catalog.measure_stored, repeat)[0]
+    rows["stats read"] = median_seconds(lambda: stats(ws, list(ws.repo.iter_manifests())),
+                                        repeat)[0]  # fmt: skip
+    ref = f"{model_name(n // 2)}@3"
+    rows["related index"] = median_seconds(lambda: related(ws, ref), repeat)[0]
+    rows["related scan"] = median_seconds(lambda: scan_related(ws, ref), repeat)[0]
     catalog = catalog_path(paths.cache_dir(), ws.repo)
 
     def drop_catalog() -> None:
@@ -113,6 +127,9 @@ def measure(
     return rows
 
 
+#: Rows measured in this process (no floor to take off).
+INSIDE = ("import", "rebuild", "floor", "stats index", "stats read", "related index",
+          "related scan")  # fmt: skip
 #: Below this (seconds above the floor), a subprocess row is noise, and has no exponent.
 NOISE = 0.03
 
@@ -163,11 +180,11 @@ def main() -> None:
             print(f"\nN = {n} models ({n * args.versions} versions; built in {build:.1f} s)")
             for name, seconds in rows.items():
                 line = f"  {name:12} {seconds:8.3f}"
-                if name not in ("import", "rebuild", "floor"):
+                if name not in INSIDE:
                     line += f"  (+{seconds - rows['floor']:.3f} over the floor)"
                 if previous is not None:
                     n0, before = previous
-                    inside = name in ("import", "rebuild", "floor")  # no process started
+                    inside = name in INSIDE  # no process started
                     floor0 = 0.0 if inside else before["floor"]
                     floor1 = 0.0 if inside else rows["floor"]
                     noise = 0.0 if inside else NOISE

@@ -466,6 +466,7 @@ class Catalog:
         Keeping them needs the write lock at once; when another process holds it, the figures
         are returned but not kept (the next measurement keeps them).
         """
+        self.sync()  # warm: only the change record is read
         with self._lock:
             before = content.snapshot(self._db)
         on_disk = dict(self.repo.chunks.iter_stored())
