@@ -86,3 +86,40 @@ def test_show_structure_through_the_command(tmp_path: Path) -> None:
     doc = json.loads(mm("show", "minilm", "--structure", "--json").stdout)
     assert doc["parameters"] == 22713216 + 512  # the weights and the I64 position_ids
     assert doc["shares"]["attention"] == 6 * 4 * (384 * 384 + 384)
+
+
+def test_show_structure_gives_an_onnx_graph_and_keras_layers(tmp_path: Path) -> None:
+    """The command, on real files written by onnx and h5py: the graph's inputs, outputs and
+    operator counts in the text and the JSON, and a Keras file's layers as tree rows."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("h5py")
+    from tests.support.graph_models import write_keras_h5, write_onnx_graph
+
+    env = subprocess_env(tmp_path)
+    repo = str(tmp_path / "repo")
+
+    def mm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "modelmanager", "--repo", repo, *args],
+                              capture_output=True, text=True, env=env)  # fmt: skip
+
+    assert mm("init").returncode == 0
+    assert mm("import", str(write_onnx_graph(tmp_path / "m.onnx")), "--model", "g").returncode == 0
+    assert mm("import", str(write_keras_h5(tmp_path / "k.h5")), "--model", "k").returncode == 0
+    shown = mm("show", "g", "--structure")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "  m.onnx inputs: input_ids I64 [batch x seq]; mask F32 [batch x seq]" in lines
+    assert ("  m.onnx outputs: logits F32 [batch x seq x 4]; flag BOOL [scalar]; "
+            "fancy F32 [batch x seq x 4]") in lines  # fmt: skip
+    assert ("  m.onnx operators (12 nodes): MatMul 2, Cast 1, Greater 1, Identity 1, If 1, Mul 1, "
+            "Not 1, ReduceMax 1, Relu 1, Unsqueeze 1, com.example:Fancy 1") in lines  # fmt: skip
+    (graph,) = json.loads(mm("show", "g", "--structure", "--json").stdout)["graphs"]
+    assert (graph["file"], graph["nodes"], graph["operators"]["If"]) == ("m.onnx", 12, 1)
+    assert graph["outputs"][1] == {"name": "flag", "dtype": "BOOL", "shape": []}
+    keras = mm("show", "k", "--structure")
+    assert keras.returncode == 0, keras.stderr
+    out = keras.stdout.splitlines()
+    table = out[next(i for i, r in enumerate(out) if r.startswith("MODULE")) + 1 :]
+    layers = [r.split()[0] for r in table if r.startswith("  ") and not r.startswith("   ")]
+    assert layers == ["input_1", "dense", "dropout", "dense_1"]
+    assert "  k.h5: Keras version 2.15.0, backend tensorflow, layers 4" in keras.stdout
