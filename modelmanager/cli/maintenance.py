@@ -42,7 +42,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     result = collect_garbage(workspace(args), dry_run=args.dry_run, lock_timeout=args.wait)
     plan = result.plan
     if args.json:
-        print_json({"dry_run": args.dry_run, **result.to_json()})
+        print_json(result.to_json())
         return EXIT_OK
     verb, freeing = ("Would delete", "freeing") if args.dry_run else ("Deleted", "freed")
     size = plan.bytes if args.dry_run else result.freed_bytes

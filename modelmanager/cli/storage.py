@@ -184,13 +184,13 @@ def cmd_policy(args: argparse.Namespace) -> int:
         print("Nothing was changed (dry run).")
         return EXIT_OK
     with ProgressLine("converting", enabled=not args.json) as ctx:
-        policy, report = devices.set_policy(ws, text, model, ctx=ctx,
-                                            lock_timeout=args.wait)  # fmt: skip
+        changed = devices.set_policy(ws, text, model, ctx=ctx, lock_timeout=args.wait)
+    report = changed.report
     if args.json:
-        print_json({"policy": str(policy), "model": model, **report.to_json()})
+        print_json(changed.to_json())
     else:
         print(
-            f"Policy of {model or 'the repository'} is now {policy}: converted "
+            f"Policy of {model or 'the repository'} is now {changed.policy}: converted "
             f"{report.repaired_chunks} chunks ({human_bytes(report.written_bytes)} written)"
         )
         _print_repair_problems(report)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer
 
@@ -57,11 +57,17 @@ class Stamp:
     taken_ns: int = field(compare=False)  # when it was taken: not part of what it saw
 
 
-def changes_of(result: Any, fallback: Changes = Changes()) -> Changes:  # noqa: B008 - frozen
-    """The ``changes`` a service's result carries, else ``fallback`` (services not yet
-    returning Changes: the caller says what they change)."""
-    changes = getattr(result, "changes", None)
-    return changes if isinstance(changes, Changes) else fallback
+def merged(changes: Iterable[Changes]) -> Changes:
+    """One ``Changes`` naming everything ``changes`` name (several results of one job: the
+    window then refreshes once, not once per result)."""
+    models: set[str] = set()
+    versions: dict[str, None] = {}
+    storage = False
+    for c in changes:
+        models |= c.models
+        versions.update(dict.fromkeys(c.versions))
+        storage = storage or c.storage
+    return Changes(frozenset(models), tuple(versions), storage)
 
 
 def _names(root: Path) -> frozenset[str]:

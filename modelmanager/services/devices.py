@@ -7,8 +7,10 @@ device runs the engine's move plans (:mod:`modelmanager.core.redundancy.moves`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.codecs import CodecSettings
@@ -381,6 +383,26 @@ def _refuse_stuck(plan: MovePlan, chunks: PlacedChunkStore, device: Device) -> N
         )
 
 
+@dataclass(frozen=True)
+class PolicyChange:
+    """A policy set: the policy, for ``model`` (None: the repository's default), what the
+    conversion did, and what to refresh: the models whose policy it is now (their Overview
+    shows it), the storage survey when chunks were converted (health is judged against it)."""
+
+    policy: Policy
+    model: str | None
+    report: RepairReport
+    changes: Changes
+
+    def __iter__(self) -> Iterator[Policy | RepairReport]:
+        """Unpacks as ``(policy, report)``, what ``set_policy`` returned before it said what
+        changed (a few callers still unpack it)."""
+        return iter((self.policy, self.report))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"policy": str(self.policy), "model": self.model, **self.report.to_json()}
+
+
 def set_policy(
     ws: Workspace,
     policy: str,
@@ -389,7 +411,7 @@ def set_policy(
     ctx: JobContext | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     new_model: bool = False,
-) -> tuple[Policy, RepairReport]:
+) -> PolicyChange:
     """Set the default (or one model's) policy and convert stored chunks to it (repair job).
 
     ``new_model`` allows naming a model that has no versions yet (the import dialog sets the
@@ -401,14 +423,19 @@ def set_policy(
         policies, exists = _policies_with(ws, parsed, model, new_model)
         if model is not None and not exists:
             repo.save_policies(policies)
-            return parsed, RepairReport(0, 0, 0, 0, (), ())
+            nothing = RepairReport(0, 0, 0, 0, (), ())
+            return PolicyChange(parsed, model, nothing, Changes(frozenset({model})))
         # Converting removes pieces: not while metadata or a device's identity is in doubt.
         refuse_on_doubt(ws, f"convert to {parsed}", writes=False, unmounted=False)
         plan = plan_policy(ws, policies, parsed)  # refused before the policy is saved
         repo.chunks.require_room(plan.write_bytes, f"converting to {parsed}")
         repo.save_policies(policies)
         report = repair(ws, ctx=ctx, lock_timeout=lock_timeout)
-    return parsed, report
+        # The default is the policy of every model without its own.
+        governed = {model} if model is not None else set(repo.model_names()) - set(policies.models)
+    done = report.changes
+    changes = Changes(frozenset(governed) | done.models, done.versions, storage=True)
+    return PolicyChange(parsed, model, report, changes)
 
 
 def preview_policy(ws: Workspace, policy: str, model: str | None = None) -> PolicyPlan:

@@ -181,18 +181,22 @@ class GcPlan:
 
 @dataclass(frozen=True)
 class GcResult:
+    """What garbage collection found (``plan``) and, unless a dry run, deleted and freed."""
+
     plan: GcPlan
     deleted_chunks: int
     freed_bytes: int
     changes: Changes = field(default_factory=Changes)
+    dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """Counts and bytes, then every unused chunk and leftover temporary file (a dry run
         deletes none: ``deleted_chunks`` and ``freed_bytes`` are 0)."""
         plan = self.plan
-        return {"chunks": len(plan.chunks), "temp_files": len(plan.temp_files),
-                "bytes": plan.bytes, "deleted_chunks": self.deleted_chunks,
-                "freed_bytes": self.freed_bytes, "hot_copies": len(plan.hot),
+        return {"dry_run": self.dry_run, "chunks": len(plan.chunks),
+                "temp_files": len(plan.temp_files), "bytes": plan.bytes,
+                "deleted_chunks": self.deleted_chunks, "freed_bytes": self.freed_bytes,
+                "hot_copies": len(plan.hot),
                 "unused_hot_copies": [{"chunk": c, "device": d.name, "bytes": n}
                                       for d, c, n in plan.hot],
                 "unused_chunks": [{"chunk": c, "stored_bytes": n} for c, n in plan.chunks],
@@ -277,7 +281,7 @@ def collect_garbage(
         refuse_on_doubt(ws, GC, writes=not dry_run)  # every device probed before a deletion
         plan = _plan_gc(ws)
         if dry_run:
-            return GcResult(plan, 0, 0)
+            return GcResult(plan, 0, 0, dry_run=True)
         freed = deleted = 0
 
         def done() -> str:

@@ -102,7 +102,8 @@ def recompress(
         chunks.flush()
         after = sum(chunks.stored_size(cid) or 0 for cid in work)
     return RecompressReport(
-        manifest.ref, settings.name, len(work), rewritten, before, after, Changes(storage=True)
+        manifest.ref, settings.name, len(work), rewritten, before, after,
+        Changes(frozenset({manifest.model}), storage=True),  # its stored size changed
     )
 
 

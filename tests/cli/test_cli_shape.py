@@ -166,7 +166,7 @@ def test_cli_json_is_the_result_to_json(
     try:
         assert cli.json("verify") == maintenance.verify(ws).to_json()
         gc = cli.json("gc", "--dry-run")
-        assert gc == {"dry_run": True, **maintenance.collect_garbage(ws, dry_run=True).to_json()}
+        assert gc == maintenance.collect_garbage(ws, dry_run=True).to_json()
         listed = [{**d, "free": 0} for d in cli.json("device", "ls")]  # free space moves
         assert listed == [{**i.to_json(), "free": 0} for i in devices.list_devices(ws)]
         warm = loading.warm(ws, "org/tiny@2")
@@ -180,6 +180,9 @@ def test_cli_json_is_the_result_to_json(
     second = tmp_path / "second"
     second.mkdir()
     cli("device", "add", str(second), "--name", "second")
+    policy = cli.json("policy", "set", "copies=1")  # what PolicyChange.to_json gives
+    assert list(policy)[:3] == ["policy", "model", "ok"]
+    assert (policy["policy"], policy["model"], policy["ok"]) == ("copies=1", None, True)
     removed = cli.json("device", "rm", "second", "--drain")
     assert removed == {"removed": "second", "moved_pieces": removed["moved_pieces"],
                        "moved_bytes": removed["moved_bytes"]}  # fmt: skip

@@ -7,17 +7,17 @@ job (a folder may hold many files) and filled in before the user starts the impo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtWidgets import QDialog, QFileDialog, QWidget
 
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
-from modelmanager.gui.changes import changes_of
+from modelmanager.gui.changes import merged
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.dialogs import ImportDialog
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.gui.models import RepoTreeModel
+from modelmanager.services import Changes
 from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths
 
@@ -117,15 +117,18 @@ class ImportsController:
         labels, codec = dialog.label_list(), CodecSettings(dialog.codec.currentText())
         policy = dialog.chosen_policy()
 
-        def run(ctx: JobContext) -> Any:
+        def run(ctx: JobContext) -> Changes:
+            done = []
             if policy is not None and str(ws.repo.policy_for(model)) != policy:
-                set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT, new_model=True)
-            return import_paths(ws, paths, model, message=message, labels=labels, codec=codec,
-                                ctx=ctx, lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
+                done.append(set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT,
+                                       new_model=True).changes)  # fmt: skip
+            imported = import_paths(ws, paths, model, message=message, labels=labels,
+                                    codec=codec, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
+            return merged([*done, imported.changes])
 
         return self.context.runner.submit(
             f"Import {model}",
             run,
             writes=ws.repo.root,
-            on_done=lambda r: context.apply_changes(ws, changes_of(r)),
+            on_done=lambda changes: context.apply_changes(ws, changes),
         )

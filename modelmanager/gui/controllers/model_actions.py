@@ -21,20 +21,20 @@ from modelmanager.core.redundancy.plans import PolicyPlan
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import ModelManagerError
+from modelmanager.gui.changes import merged
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.gui.policy_dialogs import CodecDialog, PolicyDialog
 from modelmanager.gui.recompress_dialog import RecompressDialog
 from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.gui.reports import Report, repair_report
-from modelmanager.services import Changes, Workspace, devices
+from modelmanager.services import Workspace, devices
 from modelmanager.services.recompress import (
     RecompressPreview,
     RecompressReport,
     preview_recompress,
     recompress,
 )
-from modelmanager.services.redundancy import RepairReport
 
 
 def _preview(ws: Workspace, policy: str, model: str | None) -> PolicyPlan | str:
@@ -104,19 +104,16 @@ class ModelActions:
         """Set the policy and convert the stored chunks to it (``policy set``), as a job."""
         what = shown(model) if model else "the repository"
 
-        def run(ctx: JobContext) -> RepairReport:
-            return devices.set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)[1]
+        def run(ctx: JobContext) -> devices.PolicyChange:
+            return devices.set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)
 
-        def done(r: RepairReport) -> None:
-            base = repair_report(r)
+        def done(r: devices.PolicyChange) -> None:
+            base = repair_report(r.report)
             report = Report(f"Redundancy policy {policy}",
-                            f"{what} now keeps {policy}. {base.summary}", r.ok,
+                            f"{what} now keeps {policy}. {base.summary}", r.report.ok,
                             base.sections)  # fmt: skip
             self._show(report)
-            names = frozenset({model} if model else ws.repo.model_names())
-            self.context.apply_changes(ws, Changes(models=names | r.changes.models,
-                                                   versions=r.changes.versions,
-                                                   storage=True))  # fmt: skip
+            self.context.apply_changes(ws, r.changes)
 
         return self.context.runner.submit(f"Set {what} to {policy}", run, done,
                                           writes=ws.repo.root)  # fmt: skip
@@ -232,7 +229,7 @@ class ModelActions:
                 summary += f" Stored {human_bytes(before)} -> {human_bytes(after)}."
             self._show(Report(f"Recompress {shown(model)}", summary, True,
                               (("Versions", lines),)))  # fmt: skip
-            self.context.apply_changes(ws, Changes(models=frozenset({model}), storage=True))
+            self.context.apply_changes(ws, merged(r.changes for r in reports))
 
         return self.context.runner.submit(
             f"Recompress {model} with {settings.name}", run, done, writes=ws.repo.root

@@ -9,12 +9,12 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
 from modelmanager.core.units import plural
 from modelmanager.errors import ModelManagerError
-from modelmanager.gui.changes import changes_of
+from modelmanager.gui.changes import merged
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.gui.models import REMOTE_ROLE, RepoTreeModel
 from modelmanager.gui.remote_dialog import RemoteDialog
-from modelmanager.services import Changes, remotes
+from modelmanager.services import remotes
 
 
 class RemotesController:
@@ -134,8 +134,7 @@ class RemotesController:
             context.notify(shown(f"Pulled everything from {remote_name}: "
                                  f"{plural(new, 'new version')}, "
                                  f"{len(results) - new} already here"), 0)  # fmt: skip
-            for r in results:
-                context.apply_changes(ws, changes_of(r))
+            context.apply_changes(ws, merged(r.changes for r in results))
 
         return context.runner.submit(f"Pull everything from {remote_name}", run, done,
                                      writes=ws.repo.root)  # fmt: skip
@@ -154,9 +153,7 @@ class RemotesController:
             context.notify(told(
                 f"Pushed {r.ref} to {remote_name}{where}: {plural(r.chunks_sent, 'chunk')} "
                 f"sent, {r.chunks_skipped} already there", r), 0)  # fmt: skip
-            model = r.ref.rsplit("@", 1)[0]  # labels brought back change this model's rows
-            back = Changes(models=frozenset({model})) if r.labels_back else Changes()
-            context.apply_changes(ws, changes_of(r, back))
+            context.apply_changes(ws, r.changes)  # labels brought back change its rows
             self.refresh()
 
         return context.runner.submit(f"Push {ref} to {remote_name}", run, done,
@@ -173,7 +170,7 @@ class RemotesController:
         def done(r: remotes.TransferResult) -> None:
             where = f" as {r.stored_ref}" if r.stored_ref and r.stored_ref != r.ref else ""
             context.notify(told(f"Pulled {r.ref} from {remote_name}{where}", r), 0)
-            context.apply_changes(ws, changes_of(r))
+            context.apply_changes(ws, r.changes)
 
         return self.context.runner.submit(
             f"Pull {ref} from {remote_name}", run, writes=ws.repo.root, on_done=done
