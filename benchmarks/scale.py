@@ -179,7 +179,7 @@ def main() -> None:
             ws = open_workspace(repo)
             print(f"\nN = {n} models ({n * args.versions} versions; built in {build:.1f} s)")
             for name, seconds in rows.items():
-                line = f"  {name:12} {seconds:8.3f}"
+                line = f"  {name:13} {seconds:8.3f}"
                 if name not in INSIDE:
                     line += f"  (+{seconds - rows['floor']:.3f} over the floor)"
                 if previous is not None:
@@ -196,7 +196,7 @@ def main() -> None:
         if len(sizes) > 1:
             print(f"\ngrowth exponent k between N = {sizes[-2]} and N = {sizes[-1]}:")
             for name, k in exponents.items():
-                print(f"  {name:12} " + ("-, at the floor" if math.isnan(k) else f"{k:.2f}"))
+                print(f"  {name:13} " + ("-, at the floor" if math.isnan(k) else f"{k:.2f}"))
     finally:
         ws.close()
         if not args.keep:

@@ -75,6 +75,7 @@ def test_stored_bytes_are_unknown_until_measured_and_count_every_copy(
     ws.catalog.measure_stored()
     two = {m.name: m.stored_bytes for m in ws.catalog.models()}
     assert two == {k: 2 * (v or 0) for k, v in one.items()}
+    assert ws.catalog.stored_bytes() == two
 
     # A new version of b: b's figure is unknown again (its new chunks were not measured),
     # the others' stay.
@@ -82,6 +83,7 @@ def test_stored_bytes_are_unknown_until_measured_and_count_every_copy(
     import_paths(ws, [path], "b")
     after = {m.name: m.stored_bytes for m in ws.catalog.models()}
     assert after == {**two, "b": None}
+    assert "b" not in ws.catalog.stored_bytes()
 
 
 def test_a_schema_5_catalog_is_rebuilt_with_the_index(ws: Workspace, tmp_path: Path) -> None:

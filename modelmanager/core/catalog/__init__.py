@@ -476,6 +476,12 @@ class Catalog:
             if_free(self._db, lambda db: content.keep_stored(db, totals, before, at))
         return totals
 
+    def stored_bytes(self) -> dict[str, int]:
+        """Each model's kept stored bytes (models not measured since they changed are absent):
+        what a view showing :attr:`ModelRow.stored_bytes` re-reads after a measurement."""
+        with self._lock:
+            return dict(self._db.execute("SELECT model, bytes FROM model_stored"))
+
     def forget_stored(self) -> None:
         """Forget every kept stored size: call after a job that changes the pieces of chunks
         still in use (recompress, a redundancy change, a device removed or rebalanced)."""

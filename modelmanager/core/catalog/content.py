@@ -123,9 +123,23 @@ class Sharing:
     shared: tuple[Shared, ...]
 
 
+#: Every other version sharing a tensor digest or a chunk with version ``:vid``: its identity,
+#: and the shown version's tensors, tensor bytes and chunk bytes it shares (index rows left by a
+#: versions row deleted by hand join nothing).
+_SHARED = """
+SELECT v.model, v.seq, v.parent, v.created, SUM(s.n), SUM(s.tb), SUM(s.cb) FROM (
+    SELECT o.vid AS vid, m.count AS n, m.bytes AS tb, 0 AS cb FROM tensor_digests m
+    JOIN tensor_digests o ON o.digest8=m.digest8 WHERE m.vid=:vid AND o.vid<>:vid
+    UNION ALL
+    SELECT o.vid, 0, 0, m.length FROM version_chunks m
+    JOIN version_chunks o ON o.chunk8=m.chunk8 WHERE m.vid=:vid AND o.vid<>:vid
+) s JOIN versions v ON v.rowid=s.vid GROUP BY s.vid ORDER BY s.vid
+"""
+
+
 def shared_with(db: sqlite3.Connection, model: str, seq: int) -> Sharing | None:
     """The versions sharing tensor digests or chunks with ``model@seq`` (None when the catalog
-    has no such version): two indexed joins, no manifest read."""
+    has no such version): one query over two indexed joins, no manifest read."""
     row = db.execute(
         "SELECT rowid, parent, created, logical_bytes FROM versions WHERE model=? AND seq=?",
         (model, seq),
@@ -137,24 +151,7 @@ def shared_with(db: sqlite3.Connection, model: str, seq: int) -> Sharing | None:
                               (vid,)).fetchone()[0]  # fmt: skip
     chunk_bytes = db.execute("SELECT COALESCE(SUM(length), 0) FROM version_chunks WHERE vid=?",
                              (vid,)).fetchone()[0]  # fmt: skip
-    by_tensor = {o: (n, b) for o, n, b in db.execute(
-        "SELECT o.vid, SUM(m.count), SUM(m.bytes) FROM tensor_digests m "
-        "JOIN tensor_digests o ON o.digest8=m.digest8 WHERE m.vid=? AND o.vid<>? GROUP BY o.vid",
-        (vid, vid))}  # fmt: skip
-    by_chunk = dict(db.execute(
-        "SELECT o.vid, SUM(m.length) FROM version_chunks m "
-        "JOIN version_chunks o ON o.chunk8=m.chunk8 WHERE m.vid=? AND o.vid<>? GROUP BY o.vid",
-        (vid, vid)).fetchall())  # fmt: skip
-    shared = []
-    for o in sorted(by_tensor.keys() | by_chunk.keys()):
-        who = db.execute("SELECT model, seq, parent, created FROM versions WHERE rowid=?",
-                         (o,)).fetchone()  # fmt: skip
-        if who is None:
-            continue  # index rows of a versions row deleted by hand
-        other, other_seq, other_parent, other_created = who
-        count, tbytes = by_tensor.get(o, (0, 0))
-        shared.append(Shared(other, other_seq, other_parent, other_created, count, tbytes,
-                             by_chunk.get(o, 0)))  # fmt: skip
+    shared = tuple(Shared(*row) for row in db.execute(_SHARED, {"vid": vid}))
     others = db.execute("SELECT COUNT(*) FROM versions").fetchone()[0] - 1
     return Sharing(model, seq, parent, created, logical, tensor_bytes, chunk_bytes, others,
                    tuple(shared))  # fmt: skip
