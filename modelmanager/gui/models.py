@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import accumulate
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
@@ -422,16 +424,75 @@ def _codec_name(codec: int) -> str:
         return "?"
 
 
-def tensor_rows(details: VersionDetails) -> list[tuple[Any, ...]]:
-    """One row per tensor, as the Tensors tab shows it (in the job that read the version:
-    about 0.3 s at 100,000 tensors, a few codec names looked up once each)."""
-    codecs: dict[int, str] = {}
-    storage = details.tensor_storage()
-    return [
-        (t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", t.numel, t.nbytes, stored,
-         codecs.get(codec) or codecs.setdefault(codec, _codec_name(codec)), f.path)
-        for (f, t), (stored, codec) in zip(details.manifest.tensors, storage, strict=True)
-    ]  # fmt: skip
+class TensorRows:
+    """The Tensors tab's rows: a list of ready tuples (a store's model), or one version's
+    tensors formatted on demand (:class:`VersionTensorRows`). The table asks a row's cells
+    when it draws them, and a column's raw values when it sorts or filters by it."""
+
+    def __init__(self, rows: Sequence[tuple[Any, ...]] = ()) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def row(self, i: int) -> tuple[Any, ...]:
+        """Row ``i``'s raw values, one per :data:`COLUMNS`."""
+        return tuple(self._rows[i])
+
+    def column(self, c: int) -> Sequence[Any]:
+        """Every row's raw value in column ``c`` (what it sorts by)."""
+        return [r[c] for r in self._rows]
+
+
+class VersionTensorRows(TensorRows):
+    """One version's tensors as rows, made when asked: a 100,000-tensor version is shown
+    without making 100,000 tuples first (0.2 s); only the name column is read to sort by
+    name, and a row is made when it is drawn."""
+
+    def __init__(self, details: VersionDetails) -> None:
+        super().__init__()
+        self._files = [f for f in details.manifest.files if f.tensors]
+        self._starts = list(accumulate((len(f.tensors) for f in self._files), initial=0))
+        self._storage = details.tensor_storage()  # one sweep over the chunks: 0.02 s
+        self._codecs: dict[int, str] = {}
+        self._columns: dict[int, Sequence[Any]] = {}
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def _codec(self, codec: int) -> str:
+        name = self._codecs.get(codec)
+        if name is None:
+            name = self._codecs[codec] = _codec_name(codec)
+        return name
+
+    def row(self, i: int) -> tuple[Any, ...]:
+        k = bisect_right(self._starts, i) - 1  # the file tensor ``i`` is in
+        f = self._files[k]
+        t = f.tensors[i - self._starts[k]]
+        stored, codec = self._storage[i]
+        return (t.name, t.dtype, "x".join(map(str, t.shape)) or "scalar", t.numel, t.nbytes,
+                stored, self._codec(codec), f.path)  # fmt: skip
+
+    def column(self, c: int) -> Sequence[Any]:
+        found = self._columns.get(c)
+        if found is None:
+            if c == 0:
+                found = [t.name for f in self._files for t in f.tensors]
+            elif c == 5:
+                found = [stored for stored, _codec in self._storage]
+            else:
+                found = [self.row(i)[c] for i in range(len(self))]
+            self._columns[c] = found
+        return found
+
+
+def tensor_rows(details: VersionDetails) -> VersionTensorRows:
+    """The rows of the Tensors tab for one version (in the job that read it; their cells are
+    formatted when the table draws them)."""
+    rows = VersionTensorRows(details)
+    rows.column(0)  # the names, which the table sorts by first
+    return rows
 
 
 class TensorTableModel(QAbstractTableModel):
@@ -444,28 +505,31 @@ class TensorTableModel(QAbstractTableModel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[tuple[Any, ...]] = []
+        self.rows: TensorRows = TensorRows()
         self.visible: list[int] = []  # indices into rows, in display order
+        self._cached: tuple[int, tuple[Any, ...]] = (-1, ())  # the row drawn last
         self.filter_text = ""
         self.sort_column, self.sort_order = 0, Qt.SortOrder.AscendingOrder
 
-    def set_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        """Show rows made by :func:`tensor_rows` (cheap: only sorting and filtering)."""
+    def set_rows(self, rows: TensorRows | Sequence[tuple[Any, ...]]) -> None:
+        """Show rows made by :func:`tensor_rows` (or ready tuples, one per tensor): cheap,
+        only sorting and filtering; cells are formatted when drawn."""
         self.beginResetModel()
-        self.rows = rows
+        self.rows = rows if isinstance(rows, TensorRows) else TensorRows(rows)
+        self._cached = (-1, ())
         self._arrange()
         self.endResetModel()
 
     def _arrange(self) -> None:
         text = self.filter_text.lower()
-        keep = (
-            [i for i, r in enumerate(self.rows) if text in r[0].lower()]
-            if text
-            else list(range(len(self.rows)))
-        )
-        col = self.sort_column
-        keep.sort(key=lambda i: self.rows[i][col],
-                  reverse=self.sort_order == Qt.SortOrder.DescendingOrder)  # fmt: skip
+        n = len(self.rows)
+        if text:
+            names = self.rows.column(0)
+            keep = [i for i in range(n) if text in names[i].lower()]
+        else:
+            keep = list(range(n))
+        keys = self.rows.column(self.sort_column)
+        keep.sort(key=keys.__getitem__, reverse=self.sort_order == Qt.SortOrder.DescendingOrder)
         self.visible = keep
 
     def set_filter(self, text: str) -> None:
@@ -496,7 +560,10 @@ class TensorTableModel(QAbstractTableModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        value = self.rows[self.visible[index.row()]][index.column()]
+        i = self.visible[index.row()]
+        if self._cached[0] != i:  # a row's cells are asked one after another: make it once
+            self._cached = (i, self.rows.row(i))
+        value = self._cached[1][index.column()]
         if role == Qt.ItemDataRole.DisplayRole:
             col = index.column()
             if col == 3:

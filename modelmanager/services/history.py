@@ -18,10 +18,12 @@ from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.faults import crash_point
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.hints import did_you_mean
-from modelmanager.core.repo.manifest import Manifest
+from modelmanager.core.repo.manifest import Manifest, ManifestCache
 from modelmanager.core.repo.names import check_label, parse_ref
+from modelmanager.core.repo.records import unseal
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
 from modelmanager.core.repo.versions import manifest_key
+from modelmanager.core.storage import BlobNotFound
 from modelmanager.errors import ModelManagerError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.maintenance import all_manifests
@@ -175,9 +177,49 @@ class VersionDetails:
         return found
 
 
+#: Manifests read for the window, by their bytes' hash (see :func:`cached_manifest`).
+MANIFESTS = ManifestCache()
+
+
+def cached_manifest(ws: Workspace, ref: str) -> Manifest:
+    """The manifest ``ref`` names, as :meth:`Repository.resolve` reads it; parsed and checked
+    once per content: when the primary copy's bytes hash as they did, the manifest made from
+    them then is given again (a 100,000-tensor version selected again, or re-read after a
+    label moved, costs a read and a hash). Anything unusual (a damaged primary, a missing
+    version or label) goes the ordinary way, which reads the best copy or says what is wrong."""
+    r = parse_ref(ref)
+    seqs = ws.repo.version_numbers(r.model)
+    if r.seq is not None:
+        seq: int | None = r.seq
+    elif r.label is not None:
+        seq = ws.repo.read_labels(r.model).get(r.label)
+    else:
+        seq = seqs[-1] if seqs else None
+    if seq is None or seq not in seqs:
+        return ws.repo.resolve(ref)  # says what exists
+    key = manifest_key(r.model, seq)
+    try:
+        data = ws.repo.blobs.get(key)
+    except (BlobNotFound, OSError):
+        return ws.repo.resolve(ref)
+    place, digest = f"{ws.repo.root}\0{key}", MANIFESTS.digest(data)
+    manifest = MANIFESTS.get(place, digest)
+    if manifest is not None:
+        return manifest
+    try:
+        manifest = Manifest.from_doc(unseal(data, key, legacy=ws.repo.legacy), key)
+    except ModelManagerError:
+        return ws.repo.resolve(ref)  # the primary copy is damaged: the best intact one
+    if manifest_key(manifest.model, manifest.seq) != key:
+        return ws.repo.resolve(ref)  # says it is stored under another name
+    MANIFESTS.put(place, digest, manifest)
+    return manifest
+
+
 def version_details(ws: Workspace, ref: str) -> VersionDetails:
-    """Everything the GUI's Overview and Tensors tabs need about one version (reads chunks)."""
-    manifest = ws.repo.resolve(ref)
+    """Everything the GUI's Overview and Tensors tabs need about one version (reads chunks;
+    the manifest from :data:`MANIFESTS` when read before)."""
+    manifest = cached_manifest(ws, ref)
     stored: dict[str, int] = {}
     codec: dict[str, int] = {}
     for cid in manifest.chunk_ids():

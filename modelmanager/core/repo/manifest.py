@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import operator
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -18,7 +19,7 @@ from modelmanager.core.formats import rules
 from modelmanager.core.formats.base import TensorEntry
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.gcpause import paused_gc
-from modelmanager.core.ids import DIGEST_HEX_LEN, is_content_id
+from modelmanager.core.ids import DIGEST_HEX_LEN, content_id, is_content_id
 from modelmanager.core.repo.names import check_model_name, check_relpath
 from modelmanager.errors import IntegrityError, RepositoryError, UserError
 
@@ -151,6 +152,52 @@ class Manifest:
             raise
         except (ValueError, TypeError, KeyError, UserError) as e:
             raise IntegrityError(f"invalid manifest ({e})", path=source) from None
+
+
+class ManifestCache:
+    """Manifests already parsed and checked, by where they were read and the hash of the exact
+    bytes read: the same bytes make the same manifest, so a version selected again costs a
+    read and a hash (about 20 ms for 100,000 tensors) instead of a parse and a check (0.8 s).
+    Bounded: the least recently used go once the manifests held pass ``max_tensors`` tensors
+    (about 0.5 KB each) or ``max_entries`` manifests. Safe to share between threads."""
+
+    def __init__(self, max_tensors: int = 400_000, max_entries: int = 64) -> None:
+        self.max_tensors, self.max_entries = max_tensors, max_entries
+        self._lock = threading.Lock()
+        self._held: OrderedDict[tuple[str, str], tuple[Manifest, int]] = OrderedDict()
+        self._tensors = 0
+
+    @staticmethod
+    def digest(data: bytes) -> str:
+        """The hash the cache knows ``data``'s manifest by."""
+        return content_id(data)
+
+    def get(self, place: str, digest: str) -> Manifest | None:
+        """The manifest read at ``place`` from bytes of hash ``digest``, if still held."""
+        with self._lock:
+            found = self._held.get((place, digest))
+            if found is None:
+                return None
+            self._held.move_to_end((place, digest))
+            return found[0]
+
+    def put(self, place: str, digest: str, manifest: Manifest) -> None:
+        """Hold ``manifest``, read at ``place`` from bytes of hash ``digest``."""
+        size = sum(len(f.tensors) for f in manifest.files) + 1
+        if size > self.max_tensors:
+            return  # one manifest over the bound is not held at all
+        with self._lock:
+            old = self._held.pop((place, digest), None)
+            if old is not None:
+                self._tensors -= old[1]
+            self._held[(place, digest)] = (manifest, size)
+            self._tensors += size
+            while self._tensors > self.max_tensors or len(self._held) > self.max_entries:
+                _key, (_m, n) = self._held.popitem(last=False)
+                self._tensors -= n
+
+    def __len__(self) -> int:
+        return len(self._held)
 
 
 # The rules an import checks every parser's index with (core/formats/rules.py): one set of
