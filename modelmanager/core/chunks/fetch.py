@@ -8,6 +8,12 @@ window is refilled per device from whichever finishes first. A chunk whose first
 (missing, corrupt, erasure-coded) is read by the store's full path, which falls back to other
 copies or rebuilds from parity, and counts as degraded.
 
+An erasure-coded chunk (no whole copy) has its K data fragments read at once, each on the pool
+of the device holding it, and joined and decoded on the decode pool: a cold load of a version
+spread as fragments over several devices reads them all in parallel, not one fragment after the
+other in one reader thread (``FRAGMENT_LANES``; any failed fragment sends the chunk to the full
+path).
+
 A pinned chunk's hot copy (its plain bytes on a hot-tier device) is read first, on that
 device's pool, straight into the destination buffer: no decode, only the hash check. A hot copy
 that fails it is passed over for the policy's pieces (it never counts toward the policy).
@@ -15,6 +21,8 @@ that fails it is passed over for the policy's pieces (it never counts toward the
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, Protocol
@@ -27,7 +35,7 @@ from modelmanager.core.chunks.store import HEADER, chunk_key, decode_object, par
 from modelmanager.core.ids import BytesLike, content_id
 from modelmanager.core.jobs import InFlight, JobContext, default_workers
 from modelmanager.core.placement import Device
-from modelmanager.core.redundancy import Policy
+from modelmanager.core.redundancy import Fragment, Policy, decode_fragments
 from modelmanager.core.storage import BlobNotFound
 from modelmanager.errors import IntegrityError
 
@@ -36,6 +44,9 @@ from modelmanager.errors import IntegrityError
 MAX_IN_FLIGHT = 16
 #: Reader threads per device by default: enough to keep one disk's queue busy.
 IO_THREADS = 2
+#: Read an erasure-coded chunk's data fragments on their devices' pools at once (False: one
+#: reader reads them one after the other, as before; benchmarks/load_devices.py compares).
+FRAGMENT_LANES = True
 
 Sink = Callable[[int, BytesLike], None]
 
@@ -68,10 +79,13 @@ class _Chunk(Future[int]):
         self.set_running_or_notify_cancel()  # ends only when its work does
         self.length = length
         self.stage: Future[None] | Future[tuple[str, BytesLike]] | None = None
+        self.parts: list[Future[Fragment]] = []  # fragment reads, one per device pool
         self.stopped = False
 
     def cancel(self) -> bool:
         self.stopped = True
+        for part in self.parts:
+            part.cancel()  # the last one's callback ends this future
         stage = self.stage
         if stage is not None:
             stage.cancel()  # its callback ends this future
@@ -87,6 +101,17 @@ class _Chunk(Future[int]):
             self.set_exception(error)
             return True
         return False
+
+
+def data_fragments(layout: Layout) -> tuple[int, int, dict[int, Device]] | None:
+    """(K, M, data fragment index -> the device its read starts from) of an erasure-coded chunk
+    with no whole copy and all K data fragments present, else None (read by the full path)."""
+    if layout.copies:
+        return None
+    for (k, m), frags in sorted(layout.fragments.items()):
+        if all(frags.get(i) for i in range(k)):
+            return k, m, {i: frags[i][0] for i in range(k)}
+    return None
 
 
 def _decode_into(blob: BytesLike, chunk_id: str, length: int, dest: memoryview) -> None:
@@ -115,8 +140,10 @@ class Fetcher:
     def __init__(
         self, chunks: PlacedChunkStore, policy: Policy, ctx: JobContext, *, total: int,
         text: str, threads: int | None = None, selector: Selector | None = None,
+        fragment_lanes: bool | None = None,
     ) -> None:  # fmt: skip
         self.chunks = chunks
+        self.fragment_lanes = FRAGMENT_LANES if fragment_lanes is None else fragment_lanes
         self.policy = policy
         self.ctx = ctx
         self.total, self.text, self.done = total, text, 0
@@ -205,11 +232,74 @@ class Fetcher:
         if kind != "placed":
             sink(offset, raw)
 
+    def _join(
+        self, parts: dict[int, Future[Fragment]], k: int, m: int, chunk_id: str, length: int,
+        layout: Layout, sink: Sink, offset: int, dest: memoryview | None,
+    ) -> None:  # fmt: skip
+        """Decode stage of an erasure-coded chunk: join its data fragments (checked by the
+        chunk's own hash), or read it by the full path when one could not be read."""
+        try:
+            obj: BytesLike = decode_fragments({i: f.result() for i, f in parts.items()}, k, m)
+            kind = "object"
+        except (IntegrityError, BlobNotFound, OSError):
+            obj, kind = b"", "failed"  # the full path tries the other pieces, or parity
+        self._decode(kind, obj, chunk_id, length, layout, sink, offset, dest)
+
+    def _start_fragments(
+        self, plan: tuple[int, int, dict[int, Device]], chunk_id: str, length: int,
+        offset: int, layout: Layout, sink: Sink, dest: memoryview | None,
+    ) -> _Chunk:  # fmt: skip
+        """Read the K data fragments on their devices' pools at once, then join them."""
+        k, m, devices = plan
+        chunk = _Chunk(length)
+        waiting = [len(devices)]
+        lock = threading.Lock()
+
+        def decoded(stage: Future[None]) -> None:
+            if not chunk.fail(stage):
+                chunk.set_result(length)
+
+        def arrived(_part: Future[Fragment]) -> None:
+            with lock:
+                waiting[0] -= 1
+                if waiting[0]:
+                    return
+            if chunk.stopped or any(p.cancelled() for p in chunk.parts):
+                chunk.set_exception(CancelledError())
+                return
+            parts = dict(zip(devices, chunk.parts, strict=True))
+            try:
+                job = self.decode.submit(self._join, parts, k, m, chunk_id, length, layout,
+                                         sink, offset, dest)  # fmt: skip
+            except RuntimeError as e:  # the pool was shut down meanwhile
+                chunk.set_exception(e)
+                return
+            chunk.stage = job
+            job.add_done_callback(decoded)
+
+        try:
+            for i, device in devices.items():
+                read = functools.partial(self.chunks.read_fragment, verify=False)  # the hash checks
+                chunk.parts.append(self.devices.submit(device.name, read, device, k, m,
+                                                       chunk_id, i))  # fmt: skip
+        except RuntimeError as e:  # shut down meanwhile: nothing is left to wait for
+            for part in chunk.parts:
+                part.cancel()
+            chunk.set_exception(e)
+            return chunk
+        for part in list(chunk.parts):
+            part.add_done_callback(arrived)
+        return chunk
+
     def _start(
         self, lane: str, chunk_id: str, length: int, offset: int, layout: Layout, sink: Sink,
         dest: memoryview | None, hot: Device | None = None,
     ) -> _Chunk:  # fmt: skip
         """Read the chunk on its device's pool, then decode it on the shared pool."""
+        if hot is None and self.fragment_lanes:
+            plan = data_fragments(layout)
+            if plan is not None:
+                return self._start_fragments(plan, chunk_id, length, offset, layout, sink, dest)
         chunk = _Chunk(length)
 
         def decoded(stage: Future[None]) -> None:
