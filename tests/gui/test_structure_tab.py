@@ -66,6 +66,7 @@ def test_selecting_a_version_shows_its_tree_with_the_run_folded(  # type: ignore
         top = _texts(model, root)
         assert [r[0] for r in top] == ["embeddings", "encoder", "pooler"]
         assert [r[4] for r in top] == ["52.5 %", "46.9 %", "0.7 %"]
+        assert win.details is not None
         assert sum(model.index(r, 1, root).data(Qt.ItemDataRole.UserRole)
                    for r in range(3)) == win.details.manifest.parameters  # fmt: skip
         layer = _child(model, _child(model, root, "encoder"), "layer")
@@ -82,3 +83,52 @@ def test_selecting_a_version_shows_its_tree_with_the_run_folded(  # type: ignore
         assert [r[:2] for r in _texts(model, QModelIndex())] == [["head", "12"]]
         win.clear_details()
         assert model.rowCount() == 0
+
+
+def _items(item) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    return [[item.child(i).text(c) for c in range(3)] for i in range(item.childCount())]
+
+
+def test_an_onnx_version_shows_its_graph_and_a_keras_one_its_layers(  # type: ignore[no-untyped-def]
+    qtbot, ws: Workspace, tmp_path: Path
+) -> None:
+    """Selecting an ONNX version fills the graph view (inputs, outputs, operators); a Keras
+    version shows no graph view and its layers, weightless ones too, in the model's order."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("h5py")
+    from tests.support.graph_models import KERAS_LAYERS, write_keras_h5, write_onnx_graph
+
+    import_paths(ws, [write_onnx_graph(tmp_path / "m.onnx")], "graph")
+    import_paths(ws, [write_keras_h5(tmp_path / "k.h5")], "keras")
+    with shown_window(qtbot, ws) as win:
+        tab = win.structure_tab
+        _select(qtbot, win, "graph@1")
+        assert tab.graph.isVisibleTo(tab)
+        top = tab.graph.topLevelItem(0)
+        assert top is not None
+        assert tab.graph.topLevelItemCount() == 1
+        assert [top.text(c) for c in range(3)] == ["m.onnx", "", "12 nodes"]
+        inputs, outputs, ops = (top.child(i) for i in range(3))
+        assert inputs is not None
+        assert outputs is not None
+        assert ops is not None
+        assert _items(inputs) == [
+            ["input_ids", "I64", "batch x seq"],
+            ["mask", "F32", "batch x seq"],
+        ]
+        assert _items(outputs)[1] == ["flag", "BOOL", "scalar"]
+        assert _items(ops)[0] == ["MatMul", "", "2"]
+        assert ["com.example:Fancy", "", "1"] in _items(ops)
+        assert inputs.isExpanded()
+        assert "m.onnx: producer graph-test" in tab.summary.text()
+
+        _select(qtbot, win, "keras@1")
+        assert not tab.graph.isVisibleTo(tab)
+        assert tab.graph.topLevelItemCount() == 0
+        model = tab.model
+        (weights,) = _texts(model, QModelIndex())
+        assert weights[:2] == ["model_weights", "58"]
+        layers = _texts(model, model.index(0, 0, QModelIndex()))
+        assert [(r[0], r[1]) for r in layers] == list(zip(KERAS_LAYERS, ["0", "40", "0", "18"],
+                                                          strict=True))  # fmt: skip
+        assert "Keras version 2.15.0" in tab.summary.text()
