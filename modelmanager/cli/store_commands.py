@@ -26,14 +26,16 @@ def _when(stamp: float) -> str:
 
 
 def _model_json(m: StoreModel, summaries: bool = False) -> dict[str, Any]:
+    """A store's model as ``stores ls`` and ``stores show`` print it: ``files`` is a count,
+    as everywhere, and ``file_list`` the files (as ``show`` names them)."""
     doc: dict[str, Any] = {
         "name": m.name, "revision": m.revision, "refs": list(m.refs), "ref": m.ref,
-        "size": m.size, "modified": m.modified, "errors": m.errors,
-        "files": [{"name": f.name, "path": str(f.path), "size": f.size, "weights": f.weights}
-                  for f in m.files],
+        "size": m.size, "modified": m.modified, "errors": m.errors, "files": len(m.files),
+        "file_list": [{"name": f.name, "path": str(f.path), "size": f.size,
+                       "weights": f.weights} for f in m.files],
     }  # fmt: skip
     if summaries:
-        for entry, f in zip(doc["files"], m.files, strict=True):
+        for entry, f in zip(doc["file_list"], m.files, strict=True):
             if f.weights:
                 s = stores.summarize(f)
                 entry.update(format=s.format, tensors=s.tensors, parameters=s.parameters,

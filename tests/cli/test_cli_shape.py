@@ -194,3 +194,40 @@ def test_show_is_log_row_plus_details(cli: Cli, capsys: pytest.CaptureFixture[st
     assert {k: shown[k] for k in row} == row  # files and tensors: counts, as log says
     assert len(shown["file_list"]) == row["files"]
     assert len(shown["tensor_list"]) == row["tensors"]
+
+
+def _counts(doc: Any, key: str) -> list[object]:
+    """Every value of ``key`` anywhere in a JSON document."""
+    if isinstance(doc, list):
+        return [v for item in doc for v in _counts(item, key)]
+    if not isinstance(doc, dict):
+        return []
+    here = [doc[key]] if key in doc else []
+    return here + [v for value in doc.values() for v in _counts(value, key)]
+
+
+def test_files_is_a_count_in_every_document(cli: Cli, tmp_path: Path) -> None:
+    """``files`` counts (a list of files is ``file_list``, of paths ``file_paths``)."""
+    plain = tmp_path / "plain"
+    (plain / "tuned").mkdir(parents=True)
+    for f in (tmp_path / "v1").glob("*.safetensors"):
+        (plain / "tuned" / f.name).write_bytes(f.read_bytes())
+    cli("stores", "add", str(plain))
+    listed = cli.json("stores", "ls")
+    [store] = [s for s in listed if s["root"] == str(plain)]
+    [model] = store["models"]
+    docs = {
+        "log": cli.json("log", "org/tiny"),
+        "show": cli.json("show", "org/tiny@1"),
+        "export": cli.json("export", "org/tiny@1", str(tmp_path / "out")),
+        "stores ls": listed,
+        "stores show": cli.json("stores", "show", store["name"], model["ref"]),
+        "stores adopt --dry-run": cli.json("stores", "adopt", store["name"], model["ref"],
+                                           "--dry-run"),
+    }  # fmt: skip
+    for name, doc in docs.items():
+        found = _counts(doc, "files")
+        assert found, name
+        assert all(isinstance(n, int) for n in found), (name, found)
+    shown = docs["stores show"]
+    assert shown["files"] == len(shown["file_list"]) > 0
