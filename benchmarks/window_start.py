@@ -64,6 +64,10 @@ def models_listed(win: MainWindow) -> int:
     return model.item(row, 0).rowCount() if row is not None else 0
 
 
+#: --jobs: after each start, print how long its slowest jobs took (what "full tree" waits for).
+SHOW_JOBS = False
+
+
 def start(app: QApplication, root: Path, models: int) -> tuple[float, float]:
     """Seconds to the window shown, and to the full tree."""
     t0 = time.perf_counter()
@@ -74,6 +78,10 @@ def start(app: QApplication, root: Path, models: int) -> tuple[float, float]:
     appear = time.perf_counter() - t0
     wait(app, lambda: models_listed(win) == models and not win.runner.running())
     full = time.perf_counter() - t0
+    if SHOW_JOBS:
+        took = sorted(((j.ended or j.started) - j.started, j.title)
+                      for j in win.runner.jobs.values())  # fmt: skip
+        print("   jobs:", "; ".join(f"{title} {s:.2f} s" for s, title in took[::-1][:6]))
     win.runner.cancel_all_and_wait()
     win.ws.close()
     win.close()
@@ -123,7 +131,10 @@ def main() -> None:
     parser.add_argument("--tensors", type=int, default=100_000)
     parser.add_argument("--keep", type=Path, default=None,
                         help="make (or reuse) the repositories in this folder and keep them")
+    parser.add_argument("--jobs", action="store_true", help="print the slowest start-up jobs")
     args = parser.parse_args()
+    global SHOW_JOBS
+    SHOW_JOBS = args.jobs
     app = QApplication.instance()
     if not isinstance(app, QApplication):
         app = QApplication([])

@@ -130,6 +130,11 @@ def test_a_changes_naming_one_model_updates_that_row_alone(  # type: ignore[no-u
         win.repositories.watches[key].stop()
         select_ref(qtbot, win, "acme/a@1")
         qtbot.waitUntil(lambda: not win.runner.running())
+        # The window measured what each model takes on disk (a job at start) and shows it.
+        stored = ws.catalog.stored_bytes()
+        assert stored["acme/a"] > 0
+        a = find_row(win.tree, ("repo", key, "acme/a"))
+        assert a.siblingAtColumn(ON_DISK).data() == human_bytes(stored["acme/a"])
         a_item, b_item = _source_item(win, "acme/a"), _source_item(win, "acme/b")
         src = write_safetensors(tmp_path / "b2" / "m.safetensors", small_model(rng, n=3))
         import_paths(ws, [src], "acme/b")

@@ -162,11 +162,30 @@ class Repositories:
             self.context.notify("", 1)
             if changed and key in self.workspaces:
                 self.read(key, ws)
+            if key in self.workspaces:
+                self.measure(key, ws)
 
         job = self.context.runner.submit(f"Read the catalog of {Path(key).name}", sync, done,
                                          unit="manifest")  # fmt: skip
         self.syncing[job.id] = Path(key).name
         return job
+
+    def measure(self, key: str, ws: Workspace) -> JobRecord:
+        """Measure what each model takes on disk, every copy (a job listing every piece once:
+        :meth:`Catalog.measure_stored`); the tree is read again when a model's figure moved,
+        its On disk column showing "…" until then."""
+
+        def run(_ctx: JobContext) -> bool:
+            before = ws.catalog.stored_bytes()
+            ws.catalog.measure_stored()
+            return ws.catalog.stored_bytes() != before
+
+        def done(changed: bool) -> None:
+            if changed and key in self.workspaces:
+                self.read(key, ws)
+
+        return self.context.runner.submit(f"Measure sizes on disk of {Path(key).name}", run,
+                                          done)  # fmt: skip
 
     def show_progress(self, job_id: object) -> None:
         """A catalog catching up tells how far it read (on the status line)."""
@@ -186,6 +205,8 @@ class Repositories:
             watch.check()
         for key, ws in self.workspaces.items():
             self.read(key, ws)
+            if key in self.model_counts:  # listed already: its sizes are measured again too
+                self.measure(key, ws)
 
     def choose(self) -> None:
         """File > Open repository: pick a folder, then open it."""
@@ -215,6 +236,7 @@ class Repositories:
             self.watches[key] = self._watch(ws)
         self._save()
         self.read(key, ws)
+        self.measure(key, ws)
 
     def close(self, key: str, activate: Callable[[str], None]) -> None:
         """Stop listing a repository opened besides the default one (nothing is deleted);
