@@ -129,7 +129,10 @@ class ReplicatedRecords:
         self.legacy = legacy
 
     def _holding(self, key: str) -> list[Copy]:
-        return [c for c in self.copies if c.holds(key)]
+        """The copies that keep ``key`` and are there now (the primary always; a replica
+        whose device folder has gone, e.g. a disk unplugged while the repository is open, is
+        left alone: writing it would make the folder on the disk below the mount point)."""
+        return [c for i, c in enumerate(self.copies) if c.holds(key) and (i == 0 or _present(c))]
 
     def _load(self, copy: Copy, key: str) -> tuple[bytes | None, dict[str, Any] | None, str]:
         """(bytes, record, problem) of one copy: record None and a problem when not intact."""
@@ -187,6 +190,8 @@ class ReplicatedRecords:
     def keys(self, prefix: str) -> Iterator[tuple[str, int]]:
         seen: dict[str, int] = {}
         for copy in self.copies:
+            if copy is not self.copies[0] and not _present(copy):
+                continue
             try:
                 for key, size in copy.store.list(prefix):
                     if copy.holds(key):
@@ -204,6 +209,8 @@ class ReplicatedRecords:
     def folders(self, prefix: str) -> set[str]:
         found: set[str] = set()
         for copy in self.copies:
+            if copy is not self.copies[0] and not _present(copy):
+                continue
             try:
                 found |= {n for n in _folders(copy.store, prefix) if copy.holds(f"{prefix}/{n}")}
             except OSError:
@@ -251,7 +258,7 @@ class ReplicatedRecords:
         """Rewrite every copy ``problems`` names from the record's current content; returns
         the problems that could not be healed (no intact copy, or the write failed)."""
         left: list[CopyProblem] = []
-        by_name = {c.name: c for c in self.copies}
+        by_name = {c.name: c for i, c in enumerate(self.copies) if i == 0 or _present(c)}
         for p in problems:
             copy = by_name.get(p.copy)
             if p.what == LEFT_BEHIND and copy is not None:
@@ -298,6 +305,11 @@ def _folders(store: BlobStore, prefix: str) -> set[str]:
             return set()
     start = len(prefix) + 1
     return {key[start:].split("/", 1)[0] for key, _size in store.list(prefix) if "/" in key[start:]}
+
+
+def _present(copy: Copy) -> bool:
+    """True when the folder holding ``copy``'s ``meta/`` (the device's own) is there."""
+    return os.path.isdir(os.path.dirname(copy.where.rstrip("/")))
 
 
 def _where(copy: Copy, key: str) -> str:
