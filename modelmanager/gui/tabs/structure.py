@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QHeaderView,
     QSplitter,
@@ -178,14 +179,12 @@ class StructureTab(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(self.graph)
-        split.addWidget(self.view)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 2)
+        self.split = QSplitter(Qt.Orientation.Vertical)
+        self.split.addWidget(self.graph)
+        self.split.addWidget(self.view)
         v = QVBoxLayout(self)
         v.addWidget(self.summary)
-        v.addWidget(split)
+        v.addWidget(self.split)
         self.structure: Structure | None = None
 
     def show_structure(self, s: Structure | None) -> None:
@@ -199,6 +198,7 @@ class StructureTab(QWidget):
             return
         self.graph.addTopLevelItems([_graph_items(g) for g in s.graphs])
         self.graph.expandToDepth(1)  # each file's inputs, outputs and operators open
+        self._fit_graph()
         total = s.parameters
         lines = [f"{s.ref}: {human_count(total)} parameters, {human_bytes(s.root.bytes)}",
                  "Shares: " + " · ".join(f"{k.capitalize() if k != 'mlp' else 'MLP'} "
@@ -207,6 +207,26 @@ class StructureTab(QWidget):
                   for path, facts in s.facts]  # fmt: skip
         self.summary.setText("\n".join(lines))
         self.view.expandToDepth(OPEN_LEVELS - 1)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Fit the graph view once the tab has its size (a version may be chosen while
+        another tab is in front)."""
+        super().showEvent(event)
+        self._fit_graph()
+
+    def _fit_graph(self) -> None:
+        """Give the graph view the height its open rows need, at most two thirds."""
+        total = sum(self.split.sizes())
+        if not self.graph.isVisibleTo(self) or total <= 0:
+            return
+        rows, item = 0, self.graph.topLevelItem(0)
+        while item is not None:
+            rows += 1
+            item = self.graph.itemBelow(item)
+        row = self.graph.sizeHintForRow(0) or self.fontMetrics().height() + 4
+        need = rows * row + self.graph.header().height() + 2 * self.graph.frameWidth() + 2
+        graph = min(need, total * 2 // 3)
+        self.split.setSizes([graph, total - graph])
 
     def clear(self) -> None:
         """Show no version."""
