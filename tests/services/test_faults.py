@@ -9,10 +9,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 
+from modelmanager.core.storage import StoreFactory
 from modelmanager.core.storage.atomic import TEMP_PREFIX
 from modelmanager.errors import DeviceError
 from modelmanager.services import init_repository, open_workspace
@@ -130,21 +132,25 @@ def test_read_only_device_refuses_rm_gc_rebalance_and_drain_up_front(tmp_path: P
             ws.close()
 
 
-def _eio_cluster(tmp_path: Path) -> tuple[FaultyFolders, Path]:
+def _eio_cluster(tmp_path: Path) -> tuple[StoreFactory, FaultyFolders, Path]:
+    """Main (offline) and device d0 behind fault-injecting stores; versions m@1 and m@2.
+    Also the faults as a StoreFactory (FaultyBlobStore.root is a property, the protocol's a
+    plain attribute: mypy needs the cast)."""
     faults = FaultyFolders()
+    stores = cast(StoreFactory, faults)
     ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024,
-                         blob_stores=faults)  # fmt: skip
+                         blob_stores=stores)  # fmt: skip
     add_device(ws, tmp_path / "dev", name="d0")
     set_device(ws, "main", state="offline")
     for n in (1, 2):
         import_paths(ws, [_model(tmp_path / f"src{n}", n)], "m")
     ws.close()
-    return faults, tmp_path / "dev"
+    return stores, faults, tmp_path / "dev"
 
 
 def test_eio_on_a_device_probe_refuses_gc_and_rm_with_nothing_deleted(tmp_path: Path) -> None:
-    faults, dev = _eio_cluster(tmp_path)
-    ws = open_workspace(tmp_path / "repo", blob_stores=faults)
+    stores, faults, dev = _eio_cluster(tmp_path)
+    ws = open_workspace(tmp_path / "repo", blob_stores=stores)
     before = sorted(dev.rglob("*"))
     faults[dev].fail(errno.EIO, op="put", key=lambda k: k.startswith(TEMP_PREFIX))
     for run in (lambda: collect_garbage(ws), lambda: remove_versions(ws, ["m@1"])):
@@ -160,8 +166,8 @@ def test_eio_on_a_device_probe_refuses_gc_and_rm_with_nothing_deleted(tmp_path: 
 
 
 def test_eio_half_way_through_rm_says_what_was_done(tmp_path: Path) -> None:
-    faults, dev = _eio_cluster(tmp_path)
-    ws = open_workspace(tmp_path / "repo", blob_stores=faults)
+    stores, faults, dev = _eio_cluster(tmp_path)
+    ws = open_workspace(tmp_path / "repo", blob_stores=stores)
     faults[dev].fail(errno.EIO, op="delete", key="chunks", times=1)  # the probe passes
     with pytest.raises(DeviceError) as caught:
         remove_versions(ws, ["m@1"])
@@ -201,3 +207,39 @@ def test_interrupted_adopt_with_remove_original_resumes_without_a_partial_versio
     finally:
         ws.close()
     assert not any(p.is_file() for p in src.rglob("*"))  # the rest removed after the check
+
+
+def test_adopt_with_remove_original_checks_every_folder_it_writes_before_importing(
+    tmp_path: Path,
+) -> None:
+    """A read-only model store, then a read-only device: adopt --remove-original refuses in one
+    line before the first change (no version imported, every original kept)."""
+    repo = tmp_path / "repo"
+    init_repository(repo, chunk_size=CHUNK, group_size=1024).close()
+    adopt = ["stores", "adopt", "folder", "tiny", "--into", "tiny", "--remove-original"]
+    with mounted(tmp_path / "shelf", "8m") as shelf:
+        src = _model(shelf / "tiny", 5)
+        original = tree_bytes(src)
+        assert _mm(tmp_path, repo, "stores", "add", str(shelf), "--kind", "folder").returncode == 0
+        _remount(shelf, "ro")
+        try:
+            _one_line(_mm(tmp_path, repo, *adopt), f"folder {src}", "read-only", "EROFS",
+                      "nothing was changed")  # fmt: skip
+        finally:
+            _remount(shelf, "rw")
+        with mounted(tmp_path / "ro", "8m") as ro:
+            ws = open_workspace(repo)
+            add_device(ws, ro, name="slow")
+            ws.close()
+            _remount(ro, "ro")
+            try:
+                _one_line(_mm(tmp_path, repo, *adopt), f"device slow ({ro})", "read-only",
+                          "EROFS", "nothing was changed")  # fmt: skip
+            finally:
+                _remount(ro, "rw")
+        assert tree_bytes(src) == original
+    ws = open_workspace(repo)
+    try:
+        assert ws.repo.model_names() == []
+    finally:
+        ws.close()
