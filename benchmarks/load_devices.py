@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.synthetic import write_checkpoint
 from benchmarks.timing import median_seconds
 from modelmanager.core.chunks import fetch
-from modelmanager.core.chunks.layout import fragment_key
 from modelmanager.core.storage import page_cache
 from modelmanager.services import Workspace, init_repository
+from modelmanager.services.bench_aggregate import stored_read_bytes
 from modelmanager.services.devices import add_device, set_device, set_policy
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import evict_version, load_version
@@ -104,18 +104,8 @@ def read_file(path: Path) -> int:
 
 
 def stored_bytes(ws: Workspace, ref: str) -> int:
-    """Bytes of the pieces a load reads: whole copies, or K of K+M fragments."""
-    chunks = ws.repo.chunks
-    total = 0
-    for cid in ws.repo.resolve(ref).chunk_ids():
-        layout = chunks.locate(cid)
-        if layout.copies:
-            total += chunks.stored_size(cid) or 0
-            continue
-        (k, m), frags = sorted(layout.fragments.items())[0]
-        total += sum(chunks.stores[frags[i][0].id].size(fragment_key(k, m, cid, i)) or 0
-                     for i in range(k))  # fmt: skip
-    return total
+    """Bytes of the pieces a load reads: a whole copy, or K of K+M fragments, of each chunk."""
+    return stored_read_bytes(ws, ws.repo.resolve(ref))
 
 
 def cold(fn: Callable[[], object], evict: Callable[[], object], repeat: int) -> float:
