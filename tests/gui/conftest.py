@@ -11,8 +11,10 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import Generator, Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
@@ -20,6 +22,13 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import QMessageLogContext, QtMsgType, qInstallMessageHandler
 
 from modelmanager.gui.gc_guard import MainThreadGarbageCollector
+from modelmanager.services import Workspace
+from modelmanager.services.importing import import_paths
+from tests.gui.windows import shown_window
+from tests.support.builders import small_model, write_safetensors
+
+if TYPE_CHECKING:
+    from modelmanager.gui.main_window import MainWindow
 
 _QUIET = (QtMsgType.QtDebugMsg, QtMsgType.QtInfoMsg)
 _TEARDOWN_WARNINGS = pytest.StashKey[list[str]]()
@@ -32,6 +41,17 @@ def ui_thread_garbage_collection(qapp) -> Iterator[None]:  # type: ignore[no-unt
     yield
     collector.stop()
     gc.collect()
+
+
+@pytest.fixture
+def one_model_window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
+    """A shown window on ``ws`` holding one small model, ``m`` (two tensors): for the tests of
+    the window's jobs, which need a repository but nothing particular in it."""
+    src = write_safetensors(tmp_path / "m" / "model.safetensors",
+                            small_model(np.random.default_rng(0), n=2))  # fmt: skip
+    import_paths(ws, [src], "m")
+    with shown_window(qtbot, ws) as win:
+        yield win
 
 
 @pytest.hookimpl(wrapper=True)

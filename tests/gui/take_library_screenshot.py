@@ -1,29 +1,23 @@
 """The library screenshots for docs/gui.md: models of several architectures and dtypes with
 their columns, sorted by size, one model open; and a search that found one version.
 
-Run: QT_QPA_PLATFORM=offscreen .venv/bin/python -m tests.gui.take_library_screenshot \
-docs/screenshots (a throwaway repository in a temporary folder).
+Run: ``QT_QPA_PLATFORM=offscreen .venv/bin/python -m tests.gui.take_library_screenshot [OUT_DIR]``
+(a throwaway repository).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
-import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 
-from modelmanager import paths
-from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.models import REF_ROLE
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.importing import import_paths
-from tests.gui.take_screenshots import _save, _wait
+from tests.gui import shots
 from tests.support.builders import hf_folder, write_gguf, write_safetensors
 
 
@@ -47,7 +41,9 @@ def build(base: Path) -> Workspace:
     import_paths(ws, [hf("b1", "BertModel", 4)], "google/bert-mini", message="pretrained",
                  labels=["prod"])  # fmt: skip
     import_paths(ws, [hf("m1", "MistralForCausalLM", 5)], "mistral/mini", message="import")
-    half = {f"layers.{i}.w": np.ones((64, 64), dtype=np.float16) for i in range(4)}
+    half: dict[str, np.ndarray[Any, Any]] = {
+        f"layers.{i}.w": np.ones((64, 64), dtype=np.float16) for i in range(4)
+    }
     half["norm"] = np.ones(64, dtype=np.float32)
     import_paths(ws, [write_safetensors(base / "h.safetensors", half)], "lab/half-precision",
                  message="fp16 export")  # fmt: skip
@@ -56,33 +52,24 @@ def build(base: Path) -> Workspace:
 
 
 def main(out: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="mm-library-shot-"))
-    os.environ[paths.ENV_DATA], os.environ[paths.ENV_CACHE] = str(tmp / "data"), str(tmp / "c")
-    os.environ["HF_HUB_CACHE"], os.environ["OLLAMA_MODELS"] = str(tmp / "hf"), str(tmp / "ol")
-    app = QApplication.instance() or QApplication(sys.argv)
-    ws = build(tmp)
-    win = MainWindow(ws, remember=False)
-    win.ask_before_close = False
-    win.show()
-    _wait(app, lambda: win.tree_model.rowCount() > 2 and not win.runner.running())
-    flags = Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly
-    win.tree.sortByColumn(2, Qt.SortOrder.DescendingOrder)  # by size, largest first
-    llama = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, "meta/llama-tiny", 1, flags)[0]
-    win.tree.expand(llama)
-    version = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, "meta/llama-tiny@3", 1, flags)
-    win.tree.setCurrentIndex(version[0])
-    _wait(app, lambda: win.details is not None and not win.runner.running())
-    _save(win, out, "library.png")
-    win.search.setText("chat")
-    _wait(app, lambda: win.proxy.text == "chat" and not win.runner.running())
-    for _ in range(10):
-        app.processEvents()
-    _save(win, out, "library-search.png")
-    win.runner.cancel_all_and_wait()
-    win.close()
-    ws.close()
-    shutil.rmtree(tmp, ignore_errors=True)
+    with shots.throwaway("mm-library-shot-", stores=True) as tmp:
+        app = shots.application()
+        ws = build(tmp)
+        win = shots.open_window(app, ws, ready=lambda w: w.tree_model.rowCount() > 2)
+        flags = Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly
+        win.tree.sortByColumn(2, Qt.SortOrder.DescendingOrder)  # by size, largest first
+        llama = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, "meta/llama-tiny", 1, flags)[0]
+        win.tree.expand(llama)
+        version = win.proxy.match(win.proxy.index(0, 0), REF_ROLE, "meta/llama-tiny@3", 1, flags)
+        win.tree.setCurrentIndex(version[0])
+        shots.wait(app, lambda: win.details is not None and not win.runner.running())
+        shots.save(win, out, "library.png")
+        win.search.setText("chat")
+        shots.wait(app, lambda: win.proxy.text == "chat" and not win.runner.running())
+        shots.settle(app, 10)
+        shots.save(win, out, "library-search.png")
+        shots.close(win, ws)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))
+    main(shots.out_dir())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +19,15 @@ from modelmanager.gui.main_window import MainWindow
 from modelmanager.services import Workspace, history
 from modelmanager.services.importing import import_paths
 from tests.conftest import subprocess_env
-from tests.gui.windows import shown_window
 from tests.support.builders import small_model, tree_state, write_safetensors
 from tests.support.lock_holder import writer_lock_held
 
 
-@pytest.fixture
-def window(qtbot, ws: Workspace, tmp_path: Path) -> Iterator[MainWindow]:  # type: ignore[no-untyped-def]
-    src = write_safetensors(tmp_path / "m" / "model.safetensors",
-                            small_model(np.random.default_rng(0), n=2))  # fmt: skip
-    import_paths(ws, [src], "m")
-    with shown_window(qtbot, ws) as win:
-        yield win
+def _state(win: MainWindow, row: int) -> str:
+    """The state cell of the Jobs table's ``row``."""
+    item = win.jobs_table.item(row, 3)
+    assert item is not None
+    return item.text()
 
 
 def _click_cancel(qtbot, win: MainWindow, job_id: int) -> None:  # type: ignore[no-untyped-def]
@@ -42,7 +38,7 @@ def _click_cancel(qtbot, win: MainWindow, job_id: int) -> None:  # type: ignore[
 
 
 def test_a_queued_write_cancelled_in_the_jobs_tab_never_runs(  # type: ignore[no-untyped-def]
-    qtbot, window: MainWindow, ws: Workspace
+    qtbot, one_model_window: MainWindow, ws: Workspace
 ) -> None:
     go = threading.Event()
     ran: list[str] = []
@@ -52,42 +48,46 @@ def test_a_queued_write_cancelled_in_the_jobs_tab_never_runs(  # type: ignore[no
         assert go.wait(30)
 
     root = ws.repo.root
-    busy = window.runner.submit("Write first", first, writes=root)
+    busy = one_model_window.runner.submit("Write first", first, writes=root)
     qtbot.waitUntil(lambda: ran == ["first"])
-    queued = window.runner.submit("Write second", lambda _ctx: ran.append("second"), writes=root)
-    row = window.jobs_table.rows[queued.id]
+    queued = one_model_window.runner.submit(
+        "Write second", lambda _ctx: ran.append("second"), writes=root
+    )
+    row = one_model_window.jobs_table.rows[queued.id]
     assert queued.state == QUEUED
-    assert window.jobs_table.item(row, 3).text() == QUEUED
-    bar = window.jobs_table.cellWidget(row, 1)
+    assert _state(one_model_window, row) == QUEUED
+    bar = one_model_window.jobs_table.cellWidget(row, 1)
     assert isinstance(bar, QProgressBar)
     assert bar.text() == "waiting for Write first…"  # the write it queues behind on the lane
-    _click_cancel(qtbot, window, queued.id)
+    _click_cancel(qtbot, one_model_window, queued.id)
     qtbot.waitUntil(lambda: queued.state == CANCELLED)
-    assert window.jobs_table.item(row, 3).text() == CANCELLED
+    assert _state(one_model_window, row) == CANCELLED
     assert bar.text() == "0%"
-    third = window.runner.submit("Write third", lambda _ctx: ran.append("third"), writes=root)
+    third = one_model_window.runner.submit(
+        "Write third", lambda _ctx: ran.append("third"), writes=root
+    )
     go.set()
     qtbot.waitUntil(lambda: busy.state == DONE and third.state == DONE)
     assert ran == ["first", "third"]  # the lane went on past the dropped job
 
 
 def test_a_write_waiting_for_another_process_says_so_and_cancel_stops_it(  # type: ignore[no-untyped-def]
-    qtbot, window: MainWindow, ws: Workspace, tmp_path: Path
+    qtbot, one_model_window: MainWindow, ws: Workspace, tmp_path: Path
 ) -> None:
     src = write_safetensors(tmp_path / "n" / "model.safetensors",
                             small_model(np.random.default_rng(1), n=2))  # fmt: skip
     with writer_lock_held(ws.repo.root, subprocess_env(tmp_path)) as holder:
         before = tree_state(ws.repo.root)
-        job = window.runner.submit(
+        job = one_model_window.runner.submit(
             "Import n", lambda ctx: import_paths(ws, [src], "m", ctx=ctx, lock_timeout=600),
             writes=ws.repo.root,
         )  # fmt: skip
-        qtbot.waitUntil(lambda: job.id in window.jobs_table.rows and job.waiting != "")
-        bar = window.jobs_table.cellWidget(window.jobs_table.rows[job.id], 1)
+        qtbot.waitUntil(lambda: job.id in one_model_window.jobs_table.rows and job.waiting != "")
+        bar = one_model_window.jobs_table.cellWidget(one_model_window.jobs_table.rows[job.id], 1)
         assert isinstance(bar, QProgressBar)
         assert bar.text() == "waiting for another writer…"
         assert "waiting for the writer lock held by process" in bar.toolTip()
-        _click_cancel(qtbot, window, job.id)
+        _click_cancel(qtbot, one_model_window, job.id)
         qtbot.waitUntil(lambda: job.state == CANCELLED)  # while the lock is still held
         assert bar.text() != "waiting for another writer…"
         holder.release()
