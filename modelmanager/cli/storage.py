@@ -270,15 +270,16 @@ def cmd_rebalance(args: argparse.Namespace) -> int:
 def cmd_codec(args: argparse.Namespace) -> int:
     ws = workspace(args)
     if args.codec_command == "show":
-        current = {k: f"{v.name}:{v.level}" for k, v in ws.repo.policies.codecs.items()}
+        own = {k: v for k, v in ws.repo.policies.codecs.items() if k != "*"}
         base = ws.repo.codec_for("-")
-        if args.json:
-            print_json({"default": f"{base.name}:{base.level}", "overrides": current})
+        if args.json:  # shaped as policy show, each codec as codec set says it
+            print_json({"default": {"codec": base.name, "level": base.level},
+                        "models": {k: {"codec": v.name, "level": v.level}
+                                   for k, v in own.items()}})  # fmt: skip
         else:
             print(f"repository: {base.name} (level {base.level})")
-            for name, value in sorted(current.items()):
-                if name != "*":
-                    print(f"{shown(name)}: {value}")
+            for name, value in sorted(own.items()):
+                print(f"{shown(name)}: {value.name}:{value.level}")
         return EXIT_OK
     model, name = _model_and_value(args.words, "codec set [MODEL] CODEC")
     changed = devices.set_codec(ws, CodecSettings(name, args.level), model,

@@ -320,8 +320,10 @@ def test_devices_policy_scrub_repair_rebalance_through_the_command_line(
 def test_codec_recompress_and_stats_breakdowns_through_the_command_line(
     cli: Cli, tmp_path: Path
 ) -> None:
-    cli("codec", "set", "zstd", "--level", "3")
-    assert cli.json("codec", "show")["default"] == "zstd:3"
+    set_to = cli.json("codec", "set", "zstd", "--level", "3")
+    shown = cli.json("codec", "show")
+    assert shown == {"default": {"codec": "zstd", "level": 3}, "models": {}}
+    assert {k: set_to[k] for k in ("codec", "level")} == shown["default"]  # one shape
     rng = np.random.default_rng(2)
     write_safetensors(tmp_path / "src" / "m.safetensors",
                       {f"w{i}": random_weights(rng, (16384,)) for i in range(4)})  # fmt: skip
@@ -338,7 +340,7 @@ def test_codec_recompress_and_stats_breakdowns_through_the_command_line(
     assert cli.json("recompress", "m", "--codec", "bytegroup")["rewritten"] == 0
     assert cli.json("verify")["ok"] is True
     cli("codec", "set", "m", "raw")
-    assert cli.json("codec", "show")["overrides"]["m"] == "raw:1"
+    assert cli.json("codec", "show")["models"] == {"m": {"codec": "raw", "level": 1}}
     out, _ = cli("stats")
     assert "DTYPE" in out
     assert "F32" in out
