@@ -58,7 +58,7 @@ class Node:
     detail: str  # labels and share ("prod · 100 %"), or "@2 · likely its base"
     own: bool  # a version of the shown model
     current: bool = False  # the version the tabs show
-    tip: str = ""
+    tip: str = ""  # lines, each escaped (names and messages come from files)
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,12 @@ def _best_per_model(lin: Lineage, model: str) -> list[tuple[Relation, list[Relat
     return sorted(best, key=lambda b: (-b[0].share, b[0].ref))
 
 
+def _lines(parts: Sequence[str]) -> str:
+    """A tooltip of the non-empty ``parts``, one a line, each escaped: a message or a name
+    read from a file never splits or reorders a line."""
+    return "\n".join(shown(part) for part in parts if part)
+
+
 def kind(r: Relation) -> str:
     """What the other version is to the shown one, in two words (the wording's thresholds)."""
     if r.share >= SAME:
@@ -133,8 +139,7 @@ def build_graph(
         ref = f"{model}@{v.seq}"
         r = shares.get(ref)
         detail = " · ".join([*v.labels[:2], *([percent(r.share)] if r else [])])
-        tip = "\n".join(filter(None, [ref, v.created[:19].replace("T", " "), v.message,
-                                      r.wording if r else ""]))  # fmt: skip
+        tip = _lines([ref, v.created[:19].replace("T", " "), v.message, r.wording if r else ""])
         nodes.append(Node(ref, f"@{v.seq}", detail, True, v.seq == seq, tip))
     at = {v.seq: i for i, v in enumerate(kept)}
     edges = [Edge(at[v.parent], at[v.seq], "parent") for v in kept if v.parent in at]
@@ -146,7 +151,7 @@ def build_graph(
         for best, rs in groups[:MAX_MODELS]:
             name, _, other = best.ref.rpartition("@")
             nodes.append(Node(best.ref, name, f"@{other} · {kind(best)}", False,
-                              tip="\n".join(r.wording for r in rs)))  # fmt: skip
+                              tip=_lines([r.wording for r in rs])))  # fmt: skip
             pair = (len(nodes) - 1, at[seq]) if best.older else (at[seq], len(nodes) - 1)
             edges.append(Edge(*pair, "shares", percent(best.share)))
         if len(groups) > MAX_MODELS:
@@ -251,7 +256,7 @@ class LineageView(QWidget):
         if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
             node = self.node_at(event.pos().x(), event.pos().y())
             if node is not None and node.tip:
-                QToolTip.showText(event.globalPos(), shown(node.tip), self)
+                QToolTip.showText(event.globalPos(), node.tip, self)
             else:
                 QToolTip.hideText()
                 event.ignore()

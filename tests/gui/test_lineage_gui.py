@@ -160,14 +160,17 @@ def test_history_lineage_graph_links_the_fine_tune_and_its_base_and_opens_them( 
         assert _graph_of(qtbot, win, f"{BASE}@1").nodes[0].current
 
 
-def _row(seq: int, parent: int | None, labels: tuple[str, ...] = ()) -> VersionRow:
-    return VersionRow("m", seq, parent, f"2026-01-{seq:02}T00:00:00", f"v{seq}", {}, 1, 1, 1,
-                      1, {}, labels)  # fmt: skip
+def _row(
+    seq: int, parent: int | None, labels: tuple[str, ...] = (), message: str = ""
+) -> VersionRow:
+    return VersionRow("m", seq, parent, f"2026-01-{seq:02}T00:00:00", message or f"v{seq}", {},
+                      1, 1, 1, 1, {}, labels)  # fmt: skip
 
 
 def test_a_long_history_draws_the_versions_nearest_the_shown_one_and_says_so(qtbot) -> None:  # type: ignore[no-untyped-def]
     versions = [_row(s, s - 1 if s > 1 else None) for s in range(1, 21)]
     versions[4] = _row(5, 2, ("prod",))  # @5 was made from @2: an arc over @3 and @4
+    versions[2] = _row(3, 2, message="two\nlines")  # a message read from a file
     others = [Relation(f"other{i}@1", 1, 10, 10, 0.5 + i / 100, True, False) for i in range(8)]
     own = Relation("m@2", 1, 10, 10, 0.95, True, True)
     lin = Lineage("m@5", 100, 100, (own, *others), 27, 27)
@@ -177,6 +180,8 @@ def test_a_long_history_draws_the_versions_nearest_the_shown_one_and_says_so(qtb
     assert graph.nodes[1].detail == "95 %"  # @2's share of @5's bytes
     assert graph.nodes[4].detail == "prod"
     assert graph.nodes[4].current
+    assert graph.nodes[2].tip.splitlines() == ["m@3", "2026-01-03 00:00:00", "two\\nlines"]
+    assert graph.nodes[1].tip.splitlines()[-1].endswith(": likely fine-tuned from it")
     assert Edge(1, 4, "parent") in graph.edges
     assert Edge(2, 3, "parent") in graph.edges
     assert [n.title for n in graph.nodes if not n.own] == [f"other{i}" for i in (7, 6, 5, 4, 3, 2)]
