@@ -8,7 +8,14 @@ from modelmanager.cli.common import Commands, workspace
 from modelmanager.cli.output import ProgressLine, plural, print_json, print_table, shown
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import EXIT_OK, UserError
-from modelmanager.services.pinning import fill_limit, pin, pins, set_fill_limit, unpin
+from modelmanager.services.pinning import (
+    fill_limit,
+    pin,
+    pins,
+    plan_pin,
+    set_fill_limit,
+    unpin,
+)
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
@@ -34,6 +41,14 @@ def cmd_pin(args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.ref:
         raise UserError("pin needs a version (NAME[@ref]), or --list")
+    if args.dry_run:
+        plan = plan_pin(ws.repo, args.ref)
+        if args.json:
+            print_json(plan.to_json())
+        else:
+            print(shown(plan.text()) + ".")
+            print("Nothing was changed (dry run).")
+        return EXIT_OK
     with ProgressLine("pinning", enabled=not args.json) as ctx:
         r = pin(ws, args.ref, ctx=ctx)
     if args.json:
@@ -64,6 +79,11 @@ def add_parsers(commands: Commands) -> None:
                      "on a hot-tier device, read first by loads")  # fmt: skip
     p.add_argument("ref", nargs="?", help="NAME[@VERSION|@LABEL] (default: the latest)")
     p.add_argument("--list", action="store_true", help="list the pinned versions")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only say what pinning would write, and which versions it demotes",
+    )
     p.add_argument("--fill-limit", type=float, metavar="SHARE",
                    help="set the share of a hot device pins may fill (default 0.9); past it "
                    "the least recently used pinned versions are demoted")  # fmt: skip

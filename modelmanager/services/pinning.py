@@ -38,7 +38,7 @@ from modelmanager.core.storage import BlobNotFound
 from modelmanager.core.storage.atomic import atomic_write
 from modelmanager.core.storage.base import capacity_of
 from modelmanager.core.units import human_bytes
-from modelmanager.errors import IntegrityError, NotFoundError, UserError
+from modelmanager.errors import DoubtError, IntegrityError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.safety import reporting
 
@@ -229,6 +229,25 @@ class PinPlan:
     def freed(self) -> int:
         return sum(n for _c, n in self.drop)
 
+    def to_json(self) -> dict[str, Any]:
+        """``pin --dry-run --json``."""
+        return {"version": self.ref, "device": self.device.name, "chunks": self.chunks,
+                "write": len(self.write), "write_bytes": self.write_bytes,
+                "demote": [d.ref for d in self.demote], "drop": len(self.drop),
+                "freed_bytes": self.freed, "limit": self.limit, "used": self.used}  # fmt: skip
+
+    def text(self) -> str:
+        """The plan in a sentence, for the CLI's dry run and the window's question."""
+        out = (f"Pinning {self.ref} writes {len(self.write)} hot copies "
+               f"({human_bytes(self.write_bytes)}) on {self.device.name}")  # fmt: skip
+        if self.demote:
+            out += (f" and demotes {', '.join(d.ref for d in self.demote)} (least recently "
+                    f"used), dropping {human_bytes(self.freed)} of hot copies; their pieces "
+                    "stay, so they still load")  # fmt: skip
+        elif self.drop:
+            out += f", after deleting {human_bytes(self.freed)} of hot copies no pin needs"
+        return out
+
 
 def _use_of(p: Pin, uses: dict[str, str]) -> str:
     return max(p.since, uses.get(p.ref, ""))
@@ -304,16 +323,26 @@ def plan_pin(repo: Repository, ref: str, *, promoted_at: str | None = None) -> P
 def pin(
     ws: Workspace, ref: str, *, ctx: JobContext | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT, promoted_at: str | None = None,
+    previewed: PinPlan | None = None,
 ) -> PinResult:  # fmt: skip
     """Pin the version ``ref`` hot: a hot copy of each chunk (read verified from its pieces)
     on one hot-tier device, then the pin record. Chunks already hot anywhere are kept; past the
-    fill limit the least recently used pinned versions are demoted first (:func:`plan_pin`)."""
+    fill limit the least recently used pinned versions are demoted first (:func:`plan_pin`).
+    With ``previewed`` (the plan shown to the user), a plan that now demotes other versions
+    is refused (DoubtError) rather than executed."""
     ctx = ctx or JobContext()
     repo = ws.repo
     with repo.writer(lock_timeout):
         chunks = repo.chunks
         chunks.refresh()
         plan = plan_pin(repo, ref, promoted_at=promoted_at)
+        shown_refs = {d.ref for d in previewed.demote} if previewed is not None else None
+        if shown_refs is not None and {d.ref for d in plan.demote} - shown_refs:
+            raise DoubtError(
+                f"pinning {plan.ref} now demotes {', '.join(d.ref for d in plan.demote)}, "
+                "not what was previewed (something changed meanwhile); nothing was done: "
+                "look at the plan again"
+            )
         device, need = plan.device, plan.write_bytes
         now = utc_now()
         for d in plan.demote:  # the records first: a crash leaves garbage, never a broken pin

@@ -21,11 +21,12 @@ from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.services import Workspace, history, remotes
 from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
-from modelmanager.services.pinning import pin_key, pins
+from modelmanager.services.pinning import pin, pin_key, pins
 from modelmanager.services.remotes import add_remote
 from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder, tree_bytes
+from tests.support.mounts import small_tmpfs
 
 
 @pytest.fixture
@@ -258,3 +259,36 @@ def test_pin_hot_and_unpin_from_the_version_menu(  # type: ignore[no-untyped-def
     assert ws.repo.records.read(pin_key("acme/tiny", 1))["pinned"] is False
     qtbot.waitUntil(lambda: pin_act.text() == "Pin &hot")  # type: ignore[attr-defined]
     assert not pin_act.isChecked()  # type: ignore[attr-defined]
+
+
+def test_pin_past_the_fill_limit_asks_before_demoting(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, ws: Workspace, tmp_path: Path
+) -> None:
+    """A 512 KiB hot device (a real tmpfs) holds one version: pinning the other asks, names
+    the version it demotes, and does nothing until "Pin and demote" is pressed."""
+    with small_tmpfs(tmp_path / "fast", "512k") as fast:
+        set_device(ws, "main", tier="cold")
+        add_device(ws, fast, name="fast", tier="hot")
+        pin(ws, "acme/tiny@1")
+        _select(qtbot, window, "acme/tiny@2")
+
+        def question() -> QMessageBox:
+            before = window.versions.box
+            _action(window, "Pin hot").trigger()  # type: ignore[attr-defined]
+            qtbot.waitUntil(lambda: window.versions.box not in (None, before))
+            box = window.versions.box
+            assert box is not None
+            assert "demotes acme/tiny@1 (least recently used)" in box.text()
+            return box
+
+        question().button(QMessageBox.StandardButton.Cancel).click()
+        qtbot.waitUntil(lambda: not window.runner.running())
+        assert [p.ref for p in pins(ws.repo)] == ["acme/tiny@1"]  # the preview changed nothing
+        [go] = [b for b in question().buttons() if b.text() == "Pin and demote"]
+        go.click()
+        qtbot.waitUntil(lambda: [p.ref for p in pins(ws.repo)] == ["acme/tiny@2"], timeout=30_000)
+        assert ws.repo.records.read(pin_key("acme/tiny", 1))["demoted"]
+        hot = {p.name for p in (fast / "hot").rglob("*") if p.is_file()}
+        assert hot == ws.repo.resolve("acme/tiny@2").chunk_ids()
+        qtbot.waitUntil(lambda: not window.runner.running())
+        assert "demoted acme/tiny@1" in window.statusBar().currentMessage()

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -267,12 +268,19 @@ def test_a_pin_past_the_fill_limit_demotes_the_least_recently_used(tmp_path: Pat
         assert set(last_uses(ws.repo)) == {"a@1"}
         plan = plan_pin(ws.repo, "c@1")  # the preview: nothing done yet
         assert [d.ref for d in plan.demote] == ["b@1"]
+        dry = _cli("pin", "c@1", "--dry-run", "--json", repo=repo)
+        assert json.loads(dry.stdout)["demote"] == ["b@1"], dry.stderr
+        text = _cli("pin", "c@1", "--dry-run", repo=repo).stdout
+        assert "and demotes b@1 (least recently used)" in text
         only_b = (
             set(_chunk_ids(ws, "b@1")) - set(_chunk_ids(ws, "a@1")) - set(_chunk_ids(ws, "c@1"))
         )
         assert {c for c, _n in plan.drop} == only_b  # config.json's chunk is c's too: kept
         assert _hot_on(fast) == set(_chunk_ids(ws, "a@1")) | set(_chunk_ids(ws, "b@1"))
-        r = pin(ws, "c@1")
+        pin(ws, "a@1")  # a's pin is renewed: c's plan as shown still holds
+        with pytest.raises(DoubtError, match="not what was previewed"):
+            pin(ws, "c@1", previewed=replace(plan, demote=()))
+        r = pin(ws, "c@1", previewed=plan)
         assert r.demoted == ("b@1",)
         assert r.freed_bytes == sum(n for c, n in _chunk_ids(ws, "b@1").items() if c in only_b)
         assert [p.ref for p in pins(ws.repo)] == ["a@1", "c@1"]

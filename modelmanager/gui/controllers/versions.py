@@ -246,15 +246,37 @@ class VersionActions:
     # -- pin hot, unpin ---------------------------------------------------------------------
 
     def pin(self, ref: str | None = None) -> JobRecord | None:
-        """Version > Pin hot: a hot copy of every chunk on a hot-tier device (``pin REF``), as
-        a writing job with progress; past the fill limit the least recently used are demoted."""
+        """Version > Pin hot (``pin REF``): the plan is read first (a job); when it demotes
+        other pinned versions (the hot device's fill limit) the user is asked, then the same
+        plan runs as a writing job with progress."""
         target = self._ref(ref)
         if target is None:
             return None
         ws = self.context.ws
 
+        def ask(plan: pinning.PinPlan) -> None:
+            if not plan.demote:
+                self.run_pin(target, plan)
+                return
+            box = QMessageBox(QMessageBox.Icon.Question, "Demote pinned versions?",
+                              shown(plan.text() + "."), QMessageBox.StandardButton.Cancel,
+                              self.parent)  # fmt: skip
+            go = box.addButton("Pin and demote", QMessageBox.ButtonRole.AcceptRole)
+            go.clicked.connect(lambda: self.run_pin(target, plan))
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            self.box = box
+            box.open()
+
+        return self.context.runner.submit(
+            f"Plan pinning {target}", lambda _ctx: pinning.plan_pin(ws.repo, target), ask
+        )
+
+    def run_pin(self, ref: str, plan: pinning.PinPlan) -> JobRecord:
+        """Execute a previewed pin (refused if it now demotes other versions than shown)."""
+        ws = self.context.ws
+
         def run(ctx: JobContext) -> pinning.PinResult:
-            return pinning.pin(ws, target, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)
+            return pinning.pin(ws, ref, ctx=ctx, lock_timeout=GUI_LOCK_WAIT, previewed=plan)
 
         def done(r: pinning.PinResult) -> None:
             note = (f"; demoted {', '.join(r.demoted)} ({human_bytes(r.freed_bytes)} of hot "
@@ -264,7 +286,7 @@ class VersionActions:
             self.context.apply_changes(ws, r.changes)
             self.read_pin(r.ref)
 
-        return self.context.runner.submit(f"Pin {target} hot", run, done, writes=ws.repo.root)
+        return self.context.runner.submit(f"Pin {ref} hot", run, done, writes=ws.repo.root)
 
     def unpin(self, ref: str | None = None) -> JobRecord | None:
         """Version > Unpin: the version is no longer kept hot (``unpin REF``); Free unused
