@@ -10,12 +10,13 @@ keep their place: before each sort they are given their own row number as that r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtWidgets import QHeaderView, QTreeView
 
+from modelmanager.core.catalog import VersionRow
 from modelmanager.core.catalog.filters import parse_query
 from modelmanager.core.jobs import JobContext
 from modelmanager.errors import UserError
@@ -29,9 +30,11 @@ from modelmanager.gui.models import (
     RepoTreeModel,
     sort_role,
 )
-from modelmanager.services import Workspace
+from modelmanager.services import Workspace, history
 
 Index = QModelIndex | QPersistentModelIndex
+#: Some models' versions, newest first, by model name.
+Found = Mapping[str, Sequence[VersionRow]]
 #: What identifies a tree row across a re-read (its items are new objects each time).
 RowKey = tuple[Any, ...]
 #: Columns whose figures read right-aligned (versions, on disk, size, parameters).
@@ -127,12 +130,14 @@ class LibraryProxy(QSortFilterProxyModel):
         if self.column >= 0:
             self._place_top_rows(self.sortRole(), self.sortOrder())
 
-    def fetch_models(self, key: str | None, names: Iterable[str]) -> None:
+    def fetch_models(
+        self, key: str | None, names: Iterable[str], versions: Found | None = None
+    ) -> None:
         """Make the version rows of these models (of repository ``key``; None: any) in the
-        tree under this proxy, which makes them only when asked."""
+        tree under this proxy, which makes them only when asked (from ``versions`` if given)."""
         source = self.sourceModel()
         if isinstance(source, RepoTreeModel):
-            source.fetch_models(key, names)
+            source.fetch_models(key, names, versions)
 
     def match(
         self, start: Index, role: int, value: Any, hits: int = 1,
@@ -321,12 +326,18 @@ class LibrarySearch:
             return
         self._problem("")
 
-        def search(_ctx: JobContext) -> dict[str, frozenset[str]]:
-            return {key: frozenset(f"{v.model}@{v.seq}" for v in ws.catalog.search(text, filters))
-                    for key, ws in spaces.items()}  # fmt: skip
+        def search(_ctx: JobContext) -> tuple[dict[str, frozenset[str]], dict[str, Found]]:
+            hits: dict[str, frozenset[str]] = {}
+            versions: dict[str, Found] = {}
+            for key, ws in spaces.items():
+                rows = ws.catalog.search(text, filters)
+                hits[key] = frozenset(f"{v.model}@{v.seq}" for v in rows)
+                # The versions of the models found, so their rows are made without a read.
+                versions[key] = history.versions_of(ws, (v.model for v in rows))
+            return hits, versions
 
-        def show(hits: dict[str, frozenset[str]]) -> None:
-            self.show(asked, hits, text, filters.active)
+        def show(answer: tuple[dict[str, frozenset[str]], dict[str, Found]]) -> None:
+            self.show(asked, answer[0], text, filters.active, answer[1])
 
         self.runner.submit(f"Read search {line}", search, show)
 
@@ -338,15 +349,17 @@ class LibrarySearch:
 
     def show(
         self, asked: int, hits: dict[str, frozenset[str]], words: str | None = None,
-        filtered: bool = False,
+        filtered: bool = False, versions: dict[str, Found] | None = None,
     ) -> None:  # fmt: skip
-        """Show the answer to search number ``asked`` (unless a newer one was asked since)."""
+        """Show the answer to search number ``asked`` (unless a newer one was asked since);
+        ``versions``: per repository, the versions of the models found (read with them)."""
         if asked != self.asked or not self.text:
             return
         if self.before is None:
             self.before = TreeState(self.view)
         for key, refs in hits.items():  # the versions found must have rows to be shown
-            self.proxy.fetch_models(key, {ref.rpartition("@")[0] for ref in refs})
+            names = {ref.rpartition("@")[0] for ref in refs}
+            self.proxy.fetch_models(key, names, (versions or {}).get(key))
         self.proxy.search(self.text, hits, words, filtered)
         self.view.expandToDepth(0)
         found = {(key, ref.rpartition("@")[0]) for key, refs in hits.items() for ref in refs}

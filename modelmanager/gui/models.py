@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import accumulate
 from typing import Any
@@ -65,9 +65,10 @@ ON_DISK, SIZE = 2, 3
 #: On a row's first item: the texts of its other columns (the proxy shows them; one item per
 #: row, not one per cell, so 50,000 versions fill the tree in a fraction of a second).
 TEXTS_ROLE = Qt.ItemDataRole.UserRole + 5
-#: On a model's first item while its versions are not made yet: a :class:`Pending` holding
-#: them. Version rows are made when the model is expanded, searched or selected
-#: (:meth:`RepoTreeModel.fetchMore`): 10,000 models list without making 50,000 version items.
+#: On a model's first item while its versions are not made yet: a :class:`Pending` (holding
+#: them, or None when they are to be read). Version rows are made when the model is expanded,
+#: searched or selected (:meth:`RepoTreeModel.fetchMore`): 10,000 models list without
+#: reading 50,000 versions or making their items.
 PENDING_ROLE = Qt.ItemDataRole.UserRole + 6
 #: On a row's first item, the value column ``c`` sorts by is at role SORT_BASE + c; the name
 #: column has one role per order (NAME_ASC, NAME_DESC), so versions stay newest first.
@@ -133,12 +134,17 @@ def _size(item: QStandardItem, size: int, on_disk: bool) -> QStandardItem:
 
 
 class Pending:
-    """The versions of a model whose rows are not made yet (on its item, PENDING_ROLE)."""
+    """The versions of a model whose rows are not made yet (on its item, PENDING_ROLE); None:
+    not read yet (the tree's loader reads them when they are wanted)."""
 
     __slots__ = ("versions",)
 
-    def __init__(self, versions: Sequence[VersionRow]) -> None:
+    def __init__(self, versions: Sequence[VersionRow] | None) -> None:
         self.versions = versions
+
+
+#: Reads some models' versions, newest first (the catalog's, for the repository listed).
+Loader = Callable[[Sequence[str]], Mapping[str, Sequence[VersionRow]]]
 
 
 def version_item(key: str, model: str, v: VersionRow) -> QStandardItem:
@@ -152,27 +158,29 @@ def version_item(key: str, model: str, v: VersionRow) -> QStandardItem:
     return child
 
 
-def model_item(key: str, m: ModelRow, versions: Sequence[VersionRow]) -> QStandardItem:
-    """The row of model ``m`` (in repository ``key``), its versions kept to be made on demand."""
+def model_item(key: str, m: ModelRow, versions: Sequence[VersionRow] | None) -> QStandardItem:
+    """The row of model ``m`` (in repository ``key``), its versions (None: not read yet) kept
+    to be made on demand."""
     item = _item(m.name, key, m.name, f"{plural(m.versions, 'version')}, newest @{m.latest}")
     name = m.name.lower()
     item.setData(name, NAME_ASC)
     item.setData(name, NAME_DESC)
     _figures(item, m.versions, m.stored_bytes, m.logical_bytes, m.parameters, m.architecture,
              m.dtypes, sorted(m.labels), m.updated)  # fmt: skip
-    if versions:
+    if versions or (versions is None and m.versions):
         item.setData(Pending(versions), PENDING_ROLE)
     item.setColumnCount(len(TREE_COLUMNS))  # its versions' rows, when made, have every column
     return item
 
 
 def repository_rows(key: str, repo_name: str, models: list[ModelRow],
-                    versions: dict[str, list[VersionRow]]) -> QStandardItem:  # fmt: skip
+                    versions: Mapping[str, Sequence[VersionRow]]) -> QStandardItem:  # fmt: skip
     """A repository's row with its models under it, in no model yet: a job can make it, the UI
-    thread only places it. Versions' rows are made when a model is opened (fetchMore)."""
+    thread only places it. Versions' rows are made when a model is opened (fetchMore), from
+    ``versions`` when they hold the model's, else read then by the tree's loader."""
     root = _item(repo_name, key, tip=key)
     root.setData((plural(len(models), "model"),), TEXTS_ROLE)
-    root.appendRows([model_item(key, m, versions.get(m.name, ())) for m in models])
+    root.appendRows([model_item(key, m, versions.get(m.name)) for m in models])
     root.setColumnCount(len(TREE_COLUMNS))
     return root
 
@@ -197,6 +205,8 @@ class RepoTreeModel(QStandardItemModel):
         #: Per repository: its models' rows by name (see :meth:`model_items`).
         self._named: dict[str, dict[str, QStandardItem]] = {}
         self._busy = 0  # rows are being inserted or removed (see _changing)
+        #: Per repository: what reads the versions of models whose rows are wanted.
+        self.loaders: dict[str, Loader] = {}
 
     def repo_row(self, key: str) -> int | None:
         """The top-level row of the repository ``key``, if it is listed."""
@@ -209,6 +219,7 @@ class RepoTreeModel(QStandardItemModel):
         """Stop showing the repository ``key``."""
         row = self.repo_row(key)
         self._named.pop(key, None)
+        self.loaders.pop(key, None)
         if row is not None:
             self.removeRow(row)
 
@@ -274,13 +285,26 @@ class RepoTreeModel(QStandardItemModel):
         except RuntimeError:  # its row was removed meanwhile (the item with it)
             return
 
-    def _make_versions(self, item: QStandardItem) -> None:
+    def _make_versions(self, item: QStandardItem,
+                       versions: Sequence[VersionRow] | None = None) -> None:  # fmt: skip
+        """Make the version rows of a model's ``item`` from ``versions``, else from those its
+        Pending holds, else from what the loader reads (one model: a short indexed read)."""
         pending = item.data(PENDING_ROLE)
         if not isinstance(pending, Pending):
             return
-        item.setData(None, PENDING_ROLE)
         key, model = item.data(REPO_ROLE), item.data(REF_ROLE)
-        item.appendRows([version_item(key, model, v) for v in pending.versions])
+        if versions is None:
+            versions = pending.versions
+        if versions is None:
+            loader = self.loaders.get(key)
+            versions = loader([model]).get(model, ()) if loader is not None else ()
+        item.setData(None, PENDING_ROLE)
+        item.appendRows([version_item(key, model, v) for v in versions])
+
+    def made_models(self, key: str) -> list[str]:
+        """The models of repository ``key`` whose version rows are made (opened, searched):
+        a re-read reads their versions too, so they are made again at once."""
+        return [name for name, item in self.model_items(key).items() if item.rowCount()]
 
     def model_items(self, key: str) -> dict[str, QStandardItem]:
         """The rows of repository ``key``'s models by name (kept until its rows change)."""
@@ -296,15 +320,26 @@ class RepoTreeModel(QStandardItemModel):
         """The keys of the repositories listed, in their order."""
         return [self.item(r, 0).data(REPO_ROLE) for r in range(self.rowCount() - FIXED_ROWS)]
 
-    def fetch_models(self, key: str | None, names: Iterable[str]) -> None:
+    def fetch_models(
+        self, key: str | None, names: Iterable[str],
+        versions: Mapping[str, Sequence[VersionRow]] | None = None,
+    ) -> None:  # fmt: skip
         """Make the versions' rows of the models ``names`` in repository ``key`` (every one
-        listed when None), e.g. before a search shows the versions it found."""
+        listed when None), e.g. before a search shows the versions it found; from ``versions``
+        (read in a job) where it has them, the others read in one call of the loader."""
+        names = list(names)
         for k in [key] if key is not None else self.listed_keys():
             items = self.model_items(k)
-            for name in names:
-                item = items.get(name)
-                if item is not None:
-                    self._make_versions(item)
+            todo = [(n, items[n]) for n in names
+                    if n in items and items[n].data(PENDING_ROLE) is not None]  # fmt: skip
+            given = dict(versions or {})
+            unread = [n for n, item in todo
+                      if n not in given and item.data(PENDING_ROLE).versions is None]  # fmt: skip
+            loader = self.loaders.get(k)
+            if unread and loader is not None:
+                given.update(loader(unread))
+            for name, item in todo:
+                self._make_versions(item, given.get(name))
 
     def update_models(
         self, key: str, models: Mapping[str, ModelRow | None],

@@ -56,6 +56,20 @@ def read_models(ws: Workspace, names: Iterable[str]) -> ModelsRead:
     return ModelsRead(found, versions, len(rows))
 
 
+#: Reading more models' versions than this reads every version in one query instead.
+ONE_QUERY_FROM = 20
+
+
+def versions_of(ws: Workspace, names: Iterable[str]) -> dict[str, list[VersionRow]]:
+    """The versions of the models ``names``, newest first (the library tree reads them for the
+    models it opens or a search found, not for all 10,000)."""
+    wanted = list(dict.fromkeys(names))
+    if len(wanted) > ONE_QUERY_FROM:
+        every = ws.catalog.all_versions()
+        return {name: every.get(name, []) for name in wanted}
+    return {name: ws.catalog.versions(name) for name in wanted}
+
+
 def log(ws: Workspace, model: str) -> list[VersionRow]:
     """Versions of ``model``, newest first; NotFoundError for an unknown model."""
     ref = parse_ref(model)

@@ -173,3 +173,35 @@ def test_a_changes_naming_one_model_updates_that_row_alone(  # type: ignore[no-u
         assert win.proxy.index(0, 1).data() == "2 models"
         assert win.tree.currentIndex().siblingAtColumn(0).data(REF_ROLE) == "acme/a@1"
         assert not find_row(win.tree, ("repo", key, "acme/c")).isValid()
+
+
+def test_versions_not_read_with_the_models_are_read_when_wanted(qtbot) -> None:  # type: ignore[no-untyped-def]
+    """A re-read lists the models alone; a model opened reads its own versions (one call of
+    the loader), a search's models come with theirs, and models open stay made across a
+    re-read from versions read with it."""
+    models, versions = _rows(500)
+    asked: list[list[str]] = []
+
+    def loader(names: Any) -> dict[str, Any]:
+        asked.append(list(names))
+        return {n: versions[n] for n in names}
+
+    tree = RepoTreeModel()
+    tree.loaders["/r"] = loader
+    tree.populate("/r", "r", models, {})  # no version read
+    view, proxy = _view(qtbot, tree)
+    m7 = find_row(view, ("repo", "/r", "m0007"))
+    assert proxy.hasChildren(m7)
+    view.expand(m7)
+    qtbot.waitUntil(lambda: proxy.rowCount(m7) == 3)
+    assert asked == [["m0007"]]
+    proxy.fetch_models("/r", ["m0001", "m0002"], {"m0001": versions["m0001"]})
+    assert asked == [["m0007"], ["m0002"]]  # m0001's came with the search
+    assert sorted(tree.made_models("/r")) == ["m0001", "m0002", "m0007"]
+    state = TreeState(view)
+    made = tree.made_models("/r")
+    tree.place("/r", repository_rows("/r", "r", models, {n: versions[n] for n in made}))
+    state.restore()
+    assert len(asked) == 2  # the re-read brought the open models' versions
+    assert view.isExpanded(find_row(view, ("repo", "/r", "m0007")))
+    assert sorted(tree.made_models("/r")) == ["m0001", "m0002", "m0007"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -91,12 +92,15 @@ class Repositories:
             QSettings("ModelManager", "ModelManager").setValue("repositories", others)
 
     def read(self, key: str, ws: Workspace) -> None:
-        """Read a repository's models and versions (a job) into the tree."""
+        """Read a repository's models (a job) into the tree. Versions are read for the models
+        whose rows are open (or searched), so they show again at once; any other model's are
+        read when it is opened (one short query): 10,000 models list without 50,000 versions."""
+        made = self.tree_model.made_models(key)
+        self.tree_model.loaders[key] = functools.partial(history.versions_of, ws)
 
         def load(_ctx: JobContext) -> tuple[int, QStandardItem]:
             models = history.list_models(ws)
-            everything = ws.catalog.all_versions()
-            versions = {m.name: everything.get(m.name, []) for m in models}
+            versions = history.versions_of(ws, made)
             # The rows are made here, in no model yet: the UI thread only places them.
             return len(models), repository_rows(key, Path(key).name, models, versions)
 
