@@ -188,7 +188,7 @@ class Repositories:
             if changed and key in self.workspaces:
                 self.read(key, ws)
 
-        return self.context.runner.submit(f"Measure sizes on disk of {Path(key).name}", run,
+        return self.context.runner.submit(f"Read sizes on disk of {Path(key).name}", run,
                                           done)  # fmt: skip
 
     def show_progress(self, job_id: object) -> None:
