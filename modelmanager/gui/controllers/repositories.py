@@ -174,13 +174,17 @@ class Repositories:
         self.syncing[job.id] = Path(key).name
         return job
 
-    def measure(self, key: str, ws: Workspace) -> JobRecord:
+    def measure(self, key: str, ws: Workspace, *, again: bool = False) -> JobRecord:
         """Measure what each model takes on disk, every copy (a job listing every piece once:
-        :meth:`Catalog.measure_stored`); the tree is read again when a model's figure moved,
-        its On disk column showing "…" until then."""
+        :meth:`Catalog.measure_stored`) unless the catalog keeps a figure for every model
+        listed (it forgets a model's when its versions or pieces change) or ``again``; the
+        tree is read again when a figure moved, its On disk column showing "…" until then."""
+        listed = self.model_counts.get(key)
 
         def run(_ctx: JobContext) -> bool:
             before = ws.catalog.stored_bytes()
+            if not again and listed is not None and len(before) >= listed:
+                return False  # every model's figure is kept: nothing to list
             ws.catalog.measure_stored()
             return ws.catalog.stored_bytes() != before
 
@@ -210,7 +214,7 @@ class Repositories:
         for key, ws in self.workspaces.items():
             self.read(key, ws)
             if key in self.model_counts:  # listed already: its sizes are measured again too
-                self.measure(key, ws)
+                self.measure(key, ws, again=True)
 
     def choose(self) -> None:
         """File > Open repository: pick a folder, then open it."""
