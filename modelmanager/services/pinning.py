@@ -286,9 +286,10 @@ def plan_pin(repo: Repository, ref: str, *, promoted_at: str | None = None) -> P
         uses = last_uses(repo)
         others = [p for p in pins(repo, strict=True)
                   if (p.model, p.version) != (manifest.model, manifest.seq)]  # fmt: skip
+        marked = [(p, _explicit(repo, p)) for p in others]
         candidates = sorted(
-            ((p, _explicit(repo, p)) for p in others
-             if promoted_at is None or not (_explicit(repo, p) and p.since > promoted_at)),
+            ((p, explicit) for p, explicit in marked
+             if promoted_at is None or not (explicit and p.since > promoted_at)),
             key=lambda c: _use_of(c[0], uses),
         )  # fmt: skip
         keep_pins = {(p.model, p.version) for p in others}
