@@ -12,10 +12,15 @@ DIR`` builds there and reuses it), then prints the least CPU seconds (of ``--rep
 - ``validate``: ``Manifest.from_doc`` on the parsed record (every field checked);
 - ``read_manifest``: both, as ``Repository.read_manifest`` does them;
 - ``details``: ``services.history.version_details`` (manifest, labels, each chunk's stored size
-  and codec);
+  and codec), its manifest cache emptied first (a version selected the first time);
+- ``details again``: the same with the cache holding the manifest (a version selected again,
+  or re-read after a label moved: a read and a hash, no parse);
 - ``layout``: ``services.redundancy.version_layout`` with the manifest already read;
 - ``tensor_storage``: the Tensors tab's per-tensor stored bytes and codec;
-- ``selection``: details + layout + tensor_storage, what selecting the version costs.
+- ``tensor_rows``: the Tensors tab's rows (``gui.models.tensor_rows``: storage and names; each
+  row's cells are formatted when drawn), when PySide6 is installed;
+- ``selection``: details + layout + tensor_storage, what selecting the version costs the first
+  time.
 
 ``--profile`` prints the top of a cProfile of ``read_manifest``.
 """
@@ -68,8 +73,12 @@ def rows(ws: Workspace, repeat: int) -> dict[str, float]:
     manifest = repo.read_manifest(MODEL, 1)
     details = history.version_details(ws, f"{MODEL}@1")
 
+    def fresh_details() -> history.VersionDetails:
+        history.MANIFESTS.clear()  # a first selection
+        return history.version_details(ws, f"{MODEL}@1")
+
     def selection() -> None:
-        d = history.version_details(ws, f"{MODEL}@1")
+        d = fresh_details()
         version_layout(ws, d.manifest)
         d.tensor_storage()
 
@@ -77,11 +86,18 @@ def rows(ws: Workspace, repeat: int) -> dict[str, float]:
         "unseal": lambda: repo.records.read(key),
         "validate": lambda: Manifest.from_doc(doc, key),
         "read_manifest": lambda: repo.read_manifest(MODEL, 1),
-        "details": lambda: history.version_details(ws, f"{MODEL}@1"),
+        "details": fresh_details,
+        "details again": lambda: history.version_details(ws, f"{MODEL}@1"),
         "layout": lambda: version_layout(ws, manifest),
         "tensor_storage": details.tensor_storage,
         "selection": selection,
     }
+    try:
+        from modelmanager.gui.models import tensor_rows
+    except ImportError:  # no PySide6: the GUI's row is left out
+        pass
+    else:
+        steps["tensor_rows"] = lambda: tensor_rows(details)
     return {name: best_cpu_seconds(fn, repeat) for name, fn in steps.items()}
 
 

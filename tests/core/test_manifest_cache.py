@@ -51,3 +51,6 @@ def test_the_cache_holds_at_most_its_tensors_and_entries_least_recent_first() ->
         small.put(str(seq), str(seq), _manifest(seq, 1))
     assert len(small) == 2
     assert small.get("4", "4") is not None
+    small.clear()
+    assert len(small) == 0
+    assert small.get("4", "4") is None

@@ -196,6 +196,12 @@ class ManifestCache:
                 _key, (_m, n) = self._held.popitem(last=False)
                 self._tensors -= n
 
+    def clear(self) -> None:
+        """Hold nothing (a benchmark's first read)."""
+        with self._lock:
+            self._held.clear()
+            self._tensors = 0
+
     def __len__(self) -> int:
         return len(self._held)
 
