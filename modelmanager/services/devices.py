@@ -7,7 +7,6 @@ device runs the engine's move plans (:mod:`modelmanager.core.redundancy.moves`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -393,11 +392,6 @@ class PolicyChange:
     model: str | None
     report: RepairReport
     changes: Changes
-
-    def __iter__(self) -> Iterator[Policy | RepairReport]:
-        """Unpacks as ``(policy, report)``, what ``set_policy`` returned before it said what
-        changed (a few callers still unpack it)."""
-        return iter((self.policy, self.report))
 
     def to_json(self) -> dict[str, Any]:
         return {"policy": str(self.policy), "model": self.model, **self.report.to_json()}

@@ -372,7 +372,7 @@ def test_force_removal_counts_pieces_missing_until_repaired(tmp_path: Path) -> N
 def test_policy_change_converts_copies_to_erasure_coding(tmp_path: Path) -> None:
     ws, roots = make_cluster(tmp_path, 6, "copies=1")
     before = stats(ws).stored_bytes
-    _policy, report = set_policy(ws, "ec=4+2")
+    report = set_policy(ws, "ec=4+2").report
     assert report.ok
     assert all("fragment" in what for r in roots for _c, what in _pieces_under(r))
     assert scrub(ws).ok
@@ -617,13 +617,13 @@ def test_a_policy_change_is_previewed_with_what_it_writes_and_removes(tmp_path: 
     assert str(ws.repo.policies.default) == "copies=1"
     pieces = sum(len(b) for b in before)
     assert (grow.write_pieces, grow.remove_pieces, grow.chunks) == (pieces, 0, pieces)
-    _policy, report = set_policy(ws, "copies=2")
+    report = set_policy(ws, "copies=2").report
     assert (report.written_pieces, report.written_bytes) == (grow.write_pieces, grow.write_bytes)
 
     shrink = preview_policy(ws, "copies=1")
     assert (shrink.write_pieces, shrink.remove_pieces, shrink.tolerates) == (0, pieces, 0)
     stored = stats(ws).stored_bytes
-    _policy, report = set_policy(ws, "copies=1")
+    report = set_policy(ws, "copies=1").report
     assert report.removed_pieces == shrink.remove_pieces
     assert stored - stats(ws).stored_bytes == shrink.remove_bytes
     assert scrub(ws).ok

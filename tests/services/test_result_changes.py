@@ -37,8 +37,6 @@ def test_a_default_policy_names_the_models_it_governs_and_the_storage(
     assert default.changes.models == frozenset({"b"})
     assert default.changes.storage
     assert str(ws.repo.policy_for("b")) == "copies=2"
-    policy, report = default  # unpacks as (policy, report), as it returned before
-    assert (policy, report) == (default.policy, default.report)
 
 
 def test_a_policy_for_a_model_about_to_be_imported_names_it(ws: Workspace) -> None:

@@ -361,7 +361,7 @@ def test_stores_commands(stores, tmp_path: Path, capsys, monkeypatch) -> None:  
     cli("stores", "add", str(stores["lm"].root), "--kind", "lmstudio")
     listed = cli.json("stores", "ls", "--tensors")
     assert [s["kind"] for s in listed] == ["huggingface", "ollama", "lmstudio"]
-    gguf = next(f for f in listed[1]["models"][0]["files"] if f["name"] == "model.gguf")
+    gguf = next(f for f in listed[1]["models"][0]["file_list"] if f["name"] == "model.gguf")
     assert (gguf["format"], gguf["tensors"]) == ("gguf", 2)
     out, _ = cli("stores", "show", "ollama", "tiny:latest")
     assert "gguf, 2 tensors, F32" in out
