@@ -215,7 +215,7 @@ class StructureTab(QWidget):
         self._fit_graph()
 
     def _fit_graph(self) -> None:
-        """Give the graph view the height its open rows need, at most two thirds."""
+        """Give the graph view the height its open rows need, at most half the room."""
         total = sum(self.split.sizes())
         if not self.graph.isVisibleTo(self) or total <= 0:
             return
@@ -225,7 +225,7 @@ class StructureTab(QWidget):
             item = self.graph.itemBelow(item)
         row = self.graph.sizeHintForRow(0) or self.fontMetrics().height() + 4
         need = rows * row + self.graph.header().height() + 2 * self.graph.frameWidth() + 2
-        graph = min(need, total * 2 // 3)
+        graph = min(need, total // 2)
         self.split.setSizes([graph, total - graph])
 
     def clear(self) -> None:
