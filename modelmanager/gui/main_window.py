@@ -42,6 +42,7 @@ from modelmanager.gui.controllers.versions import VersionActions
 from modelmanager.gui.dialogs import LogDialog
 from modelmanager.gui.jobs_bridge import JobRunner
 from modelmanager.gui.library import LibraryProxy, LibrarySearch, TreeState, library_view
+from modelmanager.gui.lineage_graph import select_in_tree
 from modelmanager.gui.menus import build_menus
 from modelmanager.gui.models import (
     REF_ROLE,
@@ -154,7 +155,9 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.overview_tab = OverviewTab(self)
         self.tabs.addTab(self.overview_tab, "Overview")
-        self.history = HistoryTab(self, self.cleanup.ask_remove)
+        self.history = HistoryTab(
+            self, self.cleanup.ask_remove, lambda ref: select_in_tree(self.tree, ref)
+        )
         self.label_moves = LabelMoves()
         self.tabs.addTab(history_page(self.history, self.label_moves), "History")
         self.tensors_tab = TensorsTab()
@@ -268,6 +271,7 @@ class MainWindow(QMainWindow):
             mount = menu.addAction("Mount…", lambda: self.mounts.ask_mount(ref))
             mount.setEnabled(self.mounts.problem is None)
             mount.setToolTip(self.mounts.problem or "")
+            v.add_pin_actions(menu, ref)
             menu.addSeparator()
             push_menu = menu.addMenu(f"Push {ref} to")
             for name in self.remotes.names:

@@ -104,10 +104,6 @@ def build_menus(win: Any) -> None:
         tip="Show every version as read-only folders (MODEL/@N, MODEL/latest, MODEL/LABEL) "
             "that any tool can read in place",
     )  # fmt: skip
-    if win.mounts.problem is not None:  # greyed out, saying what to install
-        mount.setEnabled(False)
-        mount.setToolTip(win.mounts.problem)
-        mount.setStatusTip(win.mounts.problem)
     win.mount_action = mount
     quit_ = _action(win, "&Quit", win.close, shortcut=QKeySequence.StandardKey.Quit)
     for act in (imp, imp_dir, open_repo, win.close_repo_action, recover, add_remote, mount,

@@ -23,7 +23,6 @@ from modelmanager.gui.lineage_graph import (
     Graph,
     LineageView,
     build_graph,
-    select_in_tree,
 )
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.models import REF_ROLE
@@ -123,8 +122,7 @@ def test_history_lineage_graph_links_the_fine_tune_and_its_base_and_opens_them( 
 ) -> None:
     with shown_window(qtbot, minilm_ws) as win:
         win.resize(1100, 760)
-        if win.history.select is None:  # the window does not hand its tree's selection (yet)
-            win.history.select = lambda ref: select_in_tree(win.tree, ref)
+        assert win.history.select is not None  # the window hands the graph its tree
         _select(qtbot, win, f"{TUNED}@1")
         assert win.history.graph.graph is None  # not read while its tab is hidden
         win.tabs.setCurrentIndex(1)  # History: the graph is read once it is visible

@@ -56,7 +56,7 @@ def test_version_model_and_remote_rows_offer_their_actions(
         version = _row(win, REF_ROLE, "acme/tiny@2")
         assert _texts(win, version) == [
             "Export…", "Verify", "Copy reference", "Label…", "Diff with…", "Mount…",
-            "Push acme/tiny@2 to",
+            "Pin &hot", "Unpin", "Push acme/tiny@2 to",
             "Remove acme/tiny@2…",
         ]  # fmt: skip
         model = _row(win, REF_ROLE, "acme/tiny")
@@ -104,11 +104,6 @@ def test_remove_all_versions_from_the_tree_previews_then_removes_the_model(
     assert ws.repo.model_names() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MainWindow.tree_menu does not offer Pin hot / Unpin until the lead wires "
-    "VersionActions.add_pin_actions into it (then drop this mark)",
-)
 def test_pin_hot_from_a_version_row_shows_the_pin_and_unpins(
     qtbot, two_versions: Workspace, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
