@@ -64,30 +64,33 @@ def test_one_flip_in_each_kind_of_metadata_file_is_named_by_verify_and_healed_by
     repo, dev = tmp_path / "repo", tmp_path / "dev0"
     journal = sorted((repo / "journal").glob("*.json"))
     label_journal = sorted((repo / "models" / "m" / "journal").glob("*.json"))
+    # the file, and what verify must call it
     files = {
-        "config": repo / "config.json",
-        "device list": repo / "devices.json",
-        "policy": repo / "policy.json",
-        "manifest": repo / "models/m/versions/00000002.json",
-        "label": repo / "models/m/labels/prod.json",
-        "removal record": repo / "models/m/removed/00000001.json",
-        "label journal entry": label_journal[-1],
-        "repository journal entry": journal[-1],
-        "main's second copy of config": repo / "meta/config.json",
-        "main's second copy of the policy": repo / "meta/policy.json",
-        "device copy of a manifest": dev / "meta/models/n/versions/00000001.json",
-        "device copy of a label": dev / "meta/models/m/labels/prod.json",
-        "device copy of the device list": dev / "meta/devices.json",
-        "device identity": dev / IDENTITY_FILE,
+        repo / "config.json": "repository config",
+        repo / "devices.json": "device list",
+        repo / "policy.json": "redundancy policy",
+        repo / "models/m/versions/00000002.json": "manifest of m@2",
+        repo / "models/m/labels/prod.json": "label m@prod",
+        repo / "models/m/removed/00000001.json": "removal record of m@1",
+        label_journal[-1]: "label journal entry of m",
+        journal[-1]: "repository journal entry",
+        repo / "meta/config.json": "repository config",  # main's second copies
+        repo / "meta/policy.json": "redundancy policy",
+        dev / "meta/models/n/versions/00000001.json": "manifest of n@1",  # the device's copies
+        dev / "meta/models/m/labels/prod.json": "label m@prod",
+        dev / "meta/devices.json": "device list",
+        dev / IDENTITY_FILE: "identity of device d0",
     }
-    for kind, path in files.items():
+    for path, kind in files.items():
         original = path.read_bytes()
         flipped = bytearray(original)
         flipped[len(flipped) // 2] ^= 0x01
         path.write_bytes(bytes(flipped))
         done = _cli(tmp_path, "verify")
         assert done.returncode == 1, (kind, done.stdout, done.stderr)
-        assert str(path) in done.stderr, (kind, done.stderr)
+        named = [line for line in done.stderr.splitlines() if str(path) in line]
+        assert named, (kind, done.stderr)
+        assert kind in named[0], (kind, named)
         assert "Traceback" not in done.stderr
         done = _cli(tmp_path, "repair")
         assert done.returncode == 0, (kind, done.stdout, done.stderr)

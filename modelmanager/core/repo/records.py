@@ -91,3 +91,23 @@ def written(doc: dict[str, Any]) -> str:
     Of two intact copies of one record the later is the current one."""
     value = doc.get("written", "")
     return value if isinstance(value, str) else ""
+
+
+def record_kind(key: str) -> str:
+    """What the record under ``key`` is, as a user reads it ("manifest of org/m@2", "device
+    list"): messages about a damaged copy say what was lost, not only the file."""
+    fixed = {"config.json": "repository config", "devices.json": "device list",
+             "policy.json": "redundancy policy"}  # fmt: skip
+    if key in fixed:
+        return fixed[key]
+    parts = key.split("/")
+    if parts[0] == "journal" and len(parts) == 2:
+        return "repository journal entry"
+    if parts[0] != "models" or len(parts) != 4:
+        return "metadata record"
+    model, folder, name = parts[1].replace("~", "/"), parts[2], parts[3].removesuffix(".json")
+    number = str(int(name)) if name.isdigit() else name
+    kinds = {"versions": f"manifest of {model}@{number}", "labels": f"label {model}@{name}",
+             "removed": f"removal record of {model}@{number}",
+             "journal": f"label journal entry of {model}"}  # fmt: skip
+    return kinds.get(folder, "metadata record")

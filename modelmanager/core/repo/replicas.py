@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from modelmanager.core.ids import BytesLike
-from modelmanager.core.repo.records import RecordDamaged, seal, unseal, written
+from modelmanager.core.repo.records import RecordDamaged, record_kind, seal, unseal, written
 from modelmanager.core.storage import BlobNotFound, BlobStore
 from modelmanager.errors import IntegrityError
 
@@ -145,7 +145,10 @@ class ReplicatedRecords:
         try:
             return data, unseal(data, key, legacy=self.legacy), ""
         except IntegrityError as e:
-            return data, None, f"damaged ({e.message})"
+            why = e.message.removeprefix("damaged record").lstrip(": ")
+            if why.startswith("(") and why.endswith(")"):
+                why = why[1:-1]
+            return data, None, f"damaged {record_kind(key)}: {why}"
 
     def best(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
         """The current content of ``key``: the primary's when intact, else the latest intact
