@@ -49,10 +49,11 @@ def cmd_device_ls(args: argparse.Namespace) -> int:
         print_json([i.to_json() for i in infos])
         return EXIT_OK
     print_table(
-        ["DEVICE", "STATE", "TIER", "WEIGHT", "USED", "FREE", "CAPACITY", "CHUNKS", "PATH"],
+        ["DEVICE", "STATE", "TIER", "WEIGHT", "USED", "FREE", "CAPACITY", "CHUNKS", "HOT", "PATH"],
         [[i.device.name, i.status, i.device.tier, f"{i.device.weight:g}", human_bytes(i.used),
           human_bytes(i.free) if i.free is not None else "-",
-          human_bytes(i.capacity) if i.capacity is not None else "-", i.chunks, str(i.root)]
+          human_bytes(i.capacity) if i.capacity is not None else "-", i.chunks,
+          human_bytes(i.hot) if i.hot else "-", str(i.root)]
          for i in infos],
     )  # fmt: skip
     warning = sharing_warning(shared_file_systems(ws))

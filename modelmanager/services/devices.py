@@ -42,6 +42,7 @@ from modelmanager.services.device_plans import (
     shared_file_systems,
     sharing_with,
 )
+from modelmanager.services.pinning import hot_bytes_of
 from modelmanager.services.redundancy import PolicyPlan, RepairReport, plan_policy, repair
 from modelmanager.services.safety import refuse_on_doubt, reporting
 
@@ -60,6 +61,8 @@ class DeviceInfo:
     chunks: int
     #: Other devices on this one's file system: copies on them are not independent.
     shares_with: tuple[str, ...] = ()
+    #: Bytes of pinned versions' uncompressed hot copies (beside the policy's pieces).
+    hot: int = 0
 
     @property
     def status(self) -> str:
@@ -72,7 +75,7 @@ class DeviceInfo:
         return {"name": d.name, "id": d.id, "path": str(self.root), "weight": d.weight,
                 "tier": d.tier, "state": self.status, "capacity": self.capacity,
                 "free": self.free, "used": self.used, "pieces": self.pieces,
-                "chunks": self.chunks,
+                "chunks": self.chunks, "hot_bytes": self.hot,
                 "shares_file_system_with": list(self.shares_with)}  # fmt: skip
 
 
@@ -124,8 +127,9 @@ def list_devices(ws: Workspace) -> list[DeviceInfo]:
             if space is not None:
                 capacity, free = space.total, space.free
         shares = next((tuple(n for n in g if n != d.name) for g in groups if d.name in g), ())
+        hot = hot_bytes_of(chunks, d) if mounted else 0
         out.append(DeviceInfo(d, root, mounted and d.state != OFFLINE, capacity, free, used,
-                              pieces, len(ids), shares))  # fmt: skip
+                              pieces, len(ids), shares, hot))  # fmt: skip
     return out
 
 

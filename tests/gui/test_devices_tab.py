@@ -16,10 +16,11 @@ from PySide6.QtWidgets import QMessageBox, QProgressBar
 from modelmanager.core.placement import Device, read_identity
 from modelmanager.core.units import human_bytes
 from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.tabs.devices import BAR_STEPS, FREE, OURS, SHARED, USAGE, usage_bar
+from modelmanager.gui.tabs.devices import BAR_STEPS, FREE, HOT, OURS, SHARED, USAGE, usage_bar
 from modelmanager.services import Workspace
 from modelmanager.services.devices import DeviceInfo, add_device, set_device, set_policy
 from modelmanager.services.importing import import_paths
+from modelmanager.services.pinning import pin
 from modelmanager.services.redundancy import scrub
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder
@@ -214,3 +215,18 @@ def test_removing_the_only_copies_needs_an_explicit_confirmation(
         _idle(qtbot, win, lambda: len(tab.infos) == 3)
         assert "d0" not in [d.name for d in cluster.repo.devices.devices]
         assert len(scrub(cluster).lost) == len(only)
+
+
+def test_hot_column_shows_the_bytes_a_pin_keeps_on_the_hot_device(
+    qtbot, ws: Workspace, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import_paths(ws, [hf_folder(tmp_path / "src", np.random.default_rng(1))], "m")
+    set_device(ws, "main", tier="cold")
+    add_device(ws, tmp_path / "fast", name="fast", tier="hot")
+    pin(ws, "m@1")
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "fast" / "hot").rglob("*") if p.is_file())
+    with _window(qtbot, ws) as win:
+        table = win.devices_tab.table
+        assert table.horizontalHeaderItem(HOT).text() == "Hot"
+        assert table.item(_row(win, "fast"), HOT).text() == human_bytes(on_disk)
+        assert table.item(_row(win, "main"), HOT).text() == "-"

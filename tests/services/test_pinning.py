@@ -189,6 +189,22 @@ def _cli(*args: str, repo: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
+def test_device_ls_shows_each_devices_hot_bytes(tmp_path: Path) -> None:
+    """``device ls`` counts the hot copies a pin wrote on the hot device, and nothing elsewhere."""
+    ws = _workspace(tmp_path)
+    pin(ws, "m@1")
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "fast" / "hot").rglob("*") if p.is_file())
+    ws.close()
+    listed = _cli("device", "ls", "--json", repo=tmp_path / "repo")
+    hot = {d["name"]: d["hot_bytes"] for d in json.loads(listed.stdout)}
+    assert on_disk > 0
+    assert hot == {"main": 0, "w0": 0, "w1": 0, "fast": on_disk}
+    table = _cli("device", "ls", repo=tmp_path / "repo").stdout.splitlines()
+    assert table[0].split()[8] == "HOT"
+    fast = next(line.split() for line in table if line.startswith("fast"))
+    assert fast[8] != "-"
+
+
 def test_cli_pin_list_unpin(tmp_path: Path) -> None:
     ws = _workspace(tmp_path)
     repo = tmp_path / "repo"

@@ -31,9 +31,9 @@ from modelmanager.gui.notices import FAILED_COLOR
 from modelmanager.services import devices, redundancy
 from modelmanager.services.device_plans import ForgetPlan, sharing_warning
 
-COLUMNS = ("Device", "State", "Tier", "Weight", "Usage", "Free", "Ours", "Chunks", "File system",
-           "Path")  # fmt: skip
-USAGE, FREE, OURS, SHARED = 4, 5, 6, 8
+COLUMNS = ("Device", "State", "Tier", "Weight", "Usage", "Free", "Ours", "Chunks", "Hot",
+           "File system", "Path")  # fmt: skip
+USAGE, FREE, OURS, HOT, SHARED = 4, 5, 6, 8, 9
 #: Bar steps: a percentage with one decimal (byte counts never reach Qt's 32-bit ints).
 BAR_STEPS = 1000
 
@@ -124,8 +124,9 @@ class DevicesTab(QWidget):
             shared = (f"shared with {', '.join(info.shares_with)}" if info.shares_with
                       else "own")  # fmt: skip
             ours = human_bytes(info.used) if info.available or info.used else "-"
+            hot = human_bytes(info.hot) if info.hot else "-"  # pinned versions' plain copies
             cells = [d.name, info.status, d.tier, f"{d.weight:g}", "", free, ours,
-                     str(info.chunks), shared, str(info.root)]  # fmt: skip
+                     str(info.chunks), hot, shared, str(info.root)]  # fmt: skip
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))
             item = self.table.item(row, SHARED)
