@@ -16,14 +16,18 @@ from modelmanager.cli.output import (
 from modelmanager.core.catalog import BenchRow
 from modelmanager.core.chunks.selection import STRATEGIES
 from modelmanager.errors import EXIT_OK, UserError
+from modelmanager.services.bench_aggregate import aggregate
 from modelmanager.services.benchmark import run_benchmark
 from modelmanager.services.loading import load_version, warm
+from modelmanager.services.pinning import note_use
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    ws = workspace(args)
     with ProgressLine("loading", enabled=not args.json) as ctx:
-        r = load_version(workspace(args), args.ref, strategy=args.strategy, threads=args.threads,
+        r = load_version(ws, args.ref, strategy=args.strategy, threads=args.threads,
                          cold=args.cold, ctx=ctx)  # fmt: skip
+    note_use(ws.repo, r.manifest.model, r.manifest.seq)  # the hot tier's least recently used
     if args.json:
         print_json(r.to_json())
     else:
@@ -74,6 +78,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print_json([r.to_json() for r in rows])
     else:
         _bench_table(rows)
+        if not args.history and (total := aggregate(ws, rows)) is not None:
+            print(total.text())
         if not args.history:
             print(f"\nStored in the catalog; loads now use strategy "
                   f"{ws.catalog.best_strategy()} (the fastest measured).")  # fmt: skip

@@ -356,6 +356,8 @@ def test_load_warm_and_bench_commands(cli: Cli, tmp_path: Path) -> None:
     assert loaded["bytes"] == (tmp_path / "m.safetensors").stat().st_size
     assert loaded["tensors"] == 1
     assert sum(loaded["device_bytes"].values()) == loaded["bytes"]
+    uses = json.loads((cli.repo / "hot-use.json").read_text())
+    assert list(uses) == ["m@1"]  # a load is a use: the hot tier demotes the least recently used
     warmed = cli.json("warm", "m")
     assert warmed["bytes_read"] > 0
     rows = cli.json("bench", "--threads", "1,2")
@@ -367,6 +369,9 @@ def test_load_warm_and_bench_commands(cli: Cli, tmp_path: Path) -> None:
     out, _err = cli("bench", "--history")
     assert "strategy" in out
     assert "MB/S" in out
+    if sys.platform == "linux":  # the page cache can be emptied: cold rows, so an aggregate
+        out, _err = cli("bench", "--threads", "1")
+        assert "aggregate: 1 device read at once, " in out
     _out, err = cli("bench", "--threads", "two", code=2)
     assert "--threads takes numbers" in err
 
