@@ -141,3 +141,36 @@ def test_scrub_names_a_device_copy_that_is_missing_damaged_or_stale_and_repair_r
     assert [line.split()[2:5] for line in log[1:]] == [["prod", "-", "2"], ["prod", "2", "3"],
                                                        ["prod", "3", "2"]]  # fmt: skip
     _exports_exactly(tmp_path, sources, "out")
+
+
+def _pieces(tmp_path: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for root in (tmp_path / "repo", tmp_path / "dev0")
+            for folder in ("chunks", "fragments") for p in (root / folder).rglob("*")
+            if p.is_file()}  # fmt: skip
+
+
+def test_with_no_intact_copy_of_the_policy_nothing_runs_on_a_guess(tmp_path: Path) -> None:
+    """Every copy of policy.json damaged: a guessed (weaker) policy would make repair delete
+    good copies, so every command that relies on it stops in one line; one intact copy put
+    back anywhere is enough for repair to heal the rest."""
+    sources = _repository(tmp_path)
+    assert _cli(tmp_path, "policy", "set", "copies=2").returncode == 0  # main and d0 each
+    copies = [tmp_path / "repo/policy.json", tmp_path / "repo/meta/policy.json",
+              tmp_path / "dev0/meta/policy.json"]  # fmt: skip
+    good = copies[2].read_bytes()
+    assert b'"default":"copies=2"' in good
+    for path in copies:  # lowered to one copy by a flipped byte: well-formed, seal broken
+        path.write_bytes(good.replace(b"copies=2", b"copies=1"))
+    pieces = _pieces(tmp_path)
+    for command in (["gc"], ["rm", "m@2", "--force"], ["repair"], ["rebalance"], ["verify"]):
+        done = _cli(tmp_path, *command)
+        assert done.returncode == 2, (command, done.stdout, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, (command, done.stderr)
+        assert "policy" in lines[0], (command, lines[0])
+    assert _pieces(tmp_path) == pieces
+    copies[2].write_bytes(good)  # the device's copy restored (from a backup, say)
+    assert _cli(tmp_path, "repair").returncode == 0
+    assert all(path.read_bytes() == good for path in copies)
+    assert _cli(tmp_path, "verify").returncode == 0
+    _exports_exactly(tmp_path, sources, "out")
