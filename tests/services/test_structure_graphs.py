@@ -83,3 +83,50 @@ def test_a_keras_file_gives_its_layers_in_model_order_weightless_ones_included(
     assert s.parameters == m.parameters == 58
     assert s.facts == (("k.h5", {"Keras version": "2.15.0", "backend": "tensorflow",
                                  "layers": "4"}),)  # fmt: skip
+
+
+def test_an_exported_encoder_folds_its_blocks_and_adds_up(ws: Workspace, tmp_path: Path) -> None:
+    """A BERT-shaped ONNX export: initializers named as Hugging Face's fold into one run of
+    six blocks; the graph counts every node the builder wrote."""
+    pytest.importorskip("onnx")
+    from tests.support.graph_models import write_bert_onnx
+
+    m = import_paths(ws, [write_bert_onnx(tmp_path / "model.onnx")], "bert").manifest
+    s = structure(m)
+    assert [p for p, _n in s.runs()] == ["encoder.layer.0-5 x 6"]
+    assert s.parameters == m.parameters == sum(s.shares.values())
+    (g,) = s.graphs
+    assert [p.name for p in g.inputs] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert g.outputs[0] == Port("last_hidden_state", "F32", ("batch", "sequence", 32))
+    assert dict(g.operators)["Softmax"] == 6
+    assert g.nodes == sum(n for _op, n in g.operators) == 222
+
+
+def test_deeply_nested_subgraphs_are_all_counted(tmp_path: Path) -> None:
+    """An If inside an If, 20 deep: every level's nodes are counted (a recursion cap would
+    have refused the whole file)."""
+    pytest.importorskip("onnx")
+    import onnx
+    from onnx import TensorProto, helper
+
+    def out(name: str) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, TensorProto.BOOL, [])
+
+    def leaf(name: str) -> onnx.GraphProto:
+        return helper.make_graph([helper.make_node("Not", ["c"], [name])], name, [], [out(name)])
+
+    body = leaf("o0")
+    for level in range(1, 20):
+        body = helper.make_graph(
+            [helper.make_node("If", ["c"], [f"o{level}"], then_branch=body,
+                              else_branch=leaf(f"e{level}"))],
+            f"b{level}", [], [out(f"o{level}")],
+        )  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], then_branch=body, else_branch=leaf("e20"))], "g",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, [])], [out("y")],
+    )  # fmt: skip
+    path = tmp_path / "deep.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    doc = json.loads(index_file(path, path.stat().st_size).metadata["graph.operators"])
+    assert dict(doc["items"]) == {"If": 20, "Not": 21}  # a Not in each else and at the bottom

@@ -139,18 +139,18 @@ def _port(value: Any) -> list[Any]:
     return [value.name[:MAX_SHOWN_NAME], dtype, dims]
 
 
-def _count_ops(graph: Any, counts: Counter[str], depth: int = 0) -> None:
-    """Count every node's operator in ``graph`` and its subgraphs (If, Loop, Scan bodies)."""
-    if depth > MAX_DEPTH:
-        raise ValueError(f"subgraphs nested over {MAX_DEPTH} deep")
-    for node in graph.node:
-        domain = "" if node.domain in ("", "ai.onnx") else f"{node.domain}:"
-        counts[(domain + node.op_type)[:MAX_SHOWN_NAME]] += 1
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                _count_ops(attr.g, counts, depth + 1)
-            for sub in attr.graphs:
-                _count_ops(sub, counts, depth + 1)
+def _count_ops(graph: Any, counts: Counter[str]) -> None:
+    """Count every node's operator in ``graph`` and its subgraphs (If, Loop, Scan bodies),
+    walked with a stack: protobuf's own recursion limit bounds the nesting, not Python's."""
+    stack = [graph]
+    while stack:
+        for node in stack.pop().node:
+            domain = "" if node.domain in ("", "ai.onnx") else f"{node.domain}:"
+            counts[(domain + node.op_type)[:MAX_SHOWN_NAME]] += 1
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    stack.append(attr.g)
+                stack.extend(attr.graphs)
 
 
 def graph_summary(graph: Any) -> dict[str, str]:
