@@ -331,9 +331,9 @@ def pin(
     fill limit the least recently used pinned versions are demoted first (:func:`plan_pin`).
     With ``previewed`` (the plan shown to the user), a plan that now demotes other versions
     is refused (DoubtError) rather than executed."""
-    ctx = ctx or JobContext()
+    given, ctx = ctx, ctx or JobContext()  # the caller's own ctx is watched while waiting
     repo = ws.repo
-    with repo.writer(lock_timeout):
+    with repo.writer(lock_timeout, ctx=given):
         chunks = repo.chunks
         chunks.refresh()
         plan = plan_pin(repo, ref, promoted_at=promoted_at)

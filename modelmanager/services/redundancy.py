@@ -160,9 +160,9 @@ def repair(
     Chunks are repaired as the survey streams them, :data:`REPAIR_BATCH` at a time, each
     batch's room checked before it is written: memory holds a batch, never every chunk.
     """
-    ctx = ctx or JobContext()
+    given, ctx = ctx, ctx or JobContext()  # the caller's own ctx is watched while waiting
     repo = ws.repo
-    with repo.writer(lock_timeout):
+    with repo.writer(lock_timeout, ctx=given):
         chunks = repo.chunks
         chunks.refresh()
         # Metadata first: every copy that is missing, damaged or stale is rewritten from an
@@ -241,7 +241,7 @@ def rebalance(
     planned (:func:`stream_moves`): memory does not grow with the pieces.
     """
     repo = ws.repo
-    with repo.writer(lock_timeout):
+    with repo.writer(lock_timeout, ctx=ctx):
         repo.chunks.refresh()
         refuse_on_doubt(ws, "rebalance")  # before the first move: every device writable
         with reporting("rebalance", lambda: "some moves; run 'rebalance' again"):

@@ -18,7 +18,9 @@ from modelmanager.services import Workspace
 from modelmanager.services.devices import add_device, remove_device, set_policy
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage
+from modelmanager.services.pinning import pin
 from modelmanager.services.recompress import recompress
+from modelmanager.services.redundancy import rebalance, repair
 from modelmanager.services.remotes import RemoteSpec, open_remote, pull, push
 from tests.conftest import subprocess_env
 from tests.support.builders import small_model, tree_state, write_safetensors
@@ -48,6 +50,9 @@ CALLS: dict[str, Call] = {
     "push": lambda ws, ctx, t: push(ws, "m@1", open_remote(_remote(t)), ctx=ctx,
                                     lock_timeout=WAIT),
     "pull": _pull,
+    "repair": lambda ws, ctx, _t: repair(ws, ctx=ctx, lock_timeout=WAIT),
+    "rebalance": lambda ws, ctx, _t: rebalance(ws, ctx=ctx, lock_timeout=WAIT),
+    "pin": lambda ws, ctx, _t: pin(ws, "m@1", ctx=ctx, lock_timeout=WAIT),
 }  # fmt: skip
 
 
