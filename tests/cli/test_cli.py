@@ -85,11 +85,12 @@ def test_full_workflow_through_the_command_line(cli: Cli, tmp_path: Path) -> Non
     assert sum(t["parameters"] for t in shown["tensor_list"]) == shown["parameters"]
 
     d = cli.json("diff", "org/tiny@1", "org/tiny@2")
-    assert {t["name"]: t["status"] for t in d["tensors"]} == {
+    assert {t["name"]: t["status"] for t in d["changed_tensors"]} == {
         "model.layers.1.attn.weight": "changed",
         "model.layers.1.mlp.weight": "changed",
     }
-    assert [f["path"] for f in d["files"]] == ["model-00002-of-00002.safetensors"]
+    assert [f["path"] for f in d["changed_files"]] == ["model-00002-of-00002.safetensors"]
+    assert "files" not in d and "tensors" not in d  # a count elsewhere, never a list
 
     moved = cli.json("label", "org/tiny@2", "prod")
     assert (moved["version"], moved["previous"]) == (2, 1)

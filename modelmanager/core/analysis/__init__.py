@@ -47,13 +47,14 @@ class VersionDiff:
         return sum(1 for t in self.tensors if t.status == status)
 
     def to_json(self) -> dict[str, Any]:
-        """``diff --json``: the two refs, the size change, and each changed file and tensor."""
+        """``diff --json``: the two refs, the size change, and each changed file and tensor
+        (``changed_files``/``changed_tensors``: ``files`` is a count in every document)."""
         return {
             "a": self.a, "b": self.b, "logical_delta": self.logical_delta,
             "unchanged_tensors": self.unchanged_tensors,
-            "files": [{"path": f.path, "status": f.status, "old_size": f.old_size,
+            "changed_files": [{"path": f.path, "status": f.status, "old_size": f.old_size,
                        "new_size": f.new_size} for f in self.files],
-            "tensors": [{"name": t.name, "status": t.status, "byte_delta": t.byte_delta,
+            "changed_tensors": [{"name": t.name, "status": t.status, "byte_delta": t.byte_delta,
                          "old": t.old and {"dtype": t.old.dtype, "shape": list(t.old.shape),
                                            "bytes": t.old.nbytes},
                          "new": t.new and {"dtype": t.new.dtype, "shape": list(t.new.shape),
