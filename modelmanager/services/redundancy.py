@@ -52,10 +52,10 @@ from modelmanager.services.safety import refuse_on_doubt, reporting
 
 #: Public names; the engine's (ChunkHealth, MovePlan, ...) are re-exported for the CLI and GUI.
 __all__ = [
-    "ChunkHealth", "Move", "MovePlan", "NotMoved", "PolicyPlan", "RebalanceReport",
-    "RepairReport", "ScrubReport", "VersionLayout", "execute_moves", "plan_moves",
-    "plan_policy", "preview_moves", "rebalance", "repair", "scrub", "stream_survey", "survey",
-    "version_layout",
+    "ChunkHealth", "Move", "MovePlan", "NotMoved", "PolicyPlan", "Rebalanced",
+    "RebalanceReport", "RepairReport", "ScrubReport", "VersionLayout", "execute_moves",
+    "plan_moves", "plan_policy", "preview_moves", "rebalance", "repair", "scrub",
+    "stream_survey", "survey", "version_layout",
 ]  # fmt: skip
 
 
@@ -231,9 +231,16 @@ def preview_moves(ws: Workspace, draining: str | None = None) -> MovePlan:
     return plan_moves(chunks, ids)
 
 
+@dataclass(frozen=True)
+class Rebalanced(RebalanceReport):
+    """A rebalance's report and what it changed: where pieces live (storage), if any moved."""
+
+    changes: Changes = field(default_factory=Changes)
+
+
 def rebalance(
     ws: Workspace, *, ctx: JobContext | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
-) -> RebalanceReport:
+) -> Rebalanced:
     """Move pieces onto the devices placement now prefers (after devices came or went).
 
     The moves are planned against each device's free space (:func:`iter_moves`), so a device
@@ -245,7 +252,9 @@ def rebalance(
         repo.chunks.refresh()
         refuse_on_doubt(ws, "rebalance")  # before the first move: every device writable
         with reporting("rebalance", lambda: "some moves; run 'rebalance' again"):
-            return stream_moves(repo.chunks, ctx or JobContext())
+            report = stream_moves(repo.chunks, ctx or JobContext())
+    return Rebalanced(report.moved_pieces, report.moved_bytes, report.failed,
+                      Changes(storage=bool(report.moved_pieces)))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from modelmanager.services.devices import add_device, set_codec, set_device, set
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage
 from modelmanager.services.recompress import recompress
+from modelmanager.services.redundancy import rebalance
 from tests.support.builders import small_model, write_safetensors
 
 
@@ -70,3 +71,12 @@ def test_a_dry_run_gc_says_it_was_one_and_changes_nothing(ws: Workspace, tmp_pat
     done = collect_garbage(ws)
     assert not done.dry_run
     assert done.to_json()["dry_run"] is False
+
+
+def test_a_rebalance_that_moves_pieces_names_the_storage(ws: Workspace, tmp_path: Path) -> None:
+    _two_models(ws, tmp_path)  # every piece on main; d1 came after
+    moved = rebalance(ws)
+    assert moved.moved_pieces > 0
+    assert moved.changes == Changes(storage=True)
+    again = rebalance(ws)  # nothing left to move: nothing to refresh
+    assert (again.moved_pieces, again.changes) == (0, Changes())

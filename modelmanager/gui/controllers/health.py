@@ -24,11 +24,10 @@ from modelmanager.gui.reports import (
     scrub_report,
     verify_report,
 )
-from modelmanager.services import Changes
 from modelmanager.services.maintenance import VerifyReport, verify
 from modelmanager.services.redundancy import (
     MovePlan,
-    RebalanceReport,
+    Rebalanced,
     RepairReport,
     ScrubReport,
     preview_moves,
@@ -115,11 +114,11 @@ class Health:
         """Move pieces to where placement now puts them."""
         ws = self.context.ws
 
-        def run(ctx: JobContext) -> RebalanceReport:
+        def run(ctx: JobContext) -> Rebalanced:
             return rebalance(ws, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)
 
-        def done(r: RebalanceReport) -> None:
+        def done(r: Rebalanced) -> None:
             self.show_report(rebalance_report(r))
-            self.context.apply_changes(ws, Changes(storage=True))
+            self.context.apply_changes(ws, r.changes)
 
         return self.context.runner.submit("Rebalance", run, done, writes=ws.repo.root)
