@@ -211,7 +211,7 @@ def import_paths(
 
     ``names`` stores given files under other names (relative paths) than their own;
     ``symlinks`` and ``confine`` say which links are followed (see :func:`collect_files`)."""
-    ctx = ctx or JobContext()
+    given, ctx = ctx, ctx or JobContext()  # the caller's own ctx is watched while waiting
     check_model_name(model)
     labels = tuple(dict.fromkeys(check_label(label) for label in labels))
     sources = scan_sources(paths, names, symlinks=symlinks, confine=confine)
@@ -219,7 +219,7 @@ def import_paths(
     meta.update(metadata or {})
     repo = ws.repo
     total = sum(s.size for s in sources)
-    with repo.writer(lock_timeout):
+    with repo.writer(lock_timeout, ctx=given):
         existing = repo.existing_model_name(model)
         if existing is not None and existing != model:
             raise UserError(f"a model named {existing!r} exists; names may not differ only in case")

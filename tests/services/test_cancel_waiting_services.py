@@ -53,6 +53,7 @@ CALLS: dict[str, Call] = {
     "repair": lambda ws, ctx, _t: repair(ws, ctx=ctx, lock_timeout=WAIT),
     "rebalance": lambda ws, ctx, _t: rebalance(ws, ctx=ctx, lock_timeout=WAIT),
     "pin": lambda ws, ctx, _t: pin(ws, "m@1", ctx=ctx, lock_timeout=WAIT),
+    "import": lambda ws, ctx, t: import_paths(ws, [t / "src"], "m", ctx=ctx, lock_timeout=WAIT),
 }  # fmt: skip
 
 
