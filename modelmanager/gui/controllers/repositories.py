@@ -75,6 +75,8 @@ class Repositories:
         self.model_counts: dict[str, int] = {}
         self.watches = {self.default_key: self._watch(ws)}
         self.syncing: dict[int, str] = {}  # catalog catch-up jobs -> the repository's name
+        #: Repositories whose sizes on disk are measured once their models are listed.
+        self.unmeasured: set[str] = set()
         context.runner.changed.connect(self.show_progress)
 
     def _watch(self, ws: Workspace) -> RepositoryWatch:
@@ -113,6 +115,9 @@ class Repositories:
             with self.keeping():
                 self.tree_model.place(key, rows)
             self.listed(key, first)
+            if key in self.unmeasured:
+                self.unmeasured.discard(key)
+                self.measure(key, ws)
 
         self.context.runner.submit("Read the catalog", load, show)
 
@@ -167,12 +172,21 @@ class Repositories:
             if changed and key in self.workspaces:
                 self.read(key, ws)
             if key in self.workspaces:
-                self.measure(key, ws)
+                self.measure_when_listed(key, ws)
 
         job = self.context.runner.submit(f"Read the catalog of {Path(key).name}", sync, done,
                                          unit="manifest")  # fmt: skip
         self.syncing[job.id] = Path(key).name
         return job
+
+    def measure_when_listed(self, key: str, ws: Workspace) -> None:
+        """Measure sizes on disk now if the repository's models are listed, else once they
+        are (knowing how many there are lets the measurement be skipped when every model's
+        figure is kept)."""
+        if key in self.model_counts:
+            self.measure(key, ws)
+        else:
+            self.unmeasured.add(key)
 
     def measure(self, key: str, ws: Workspace, *, again: bool = False) -> JobRecord:
         """Measure what each model takes on disk, every copy (a job listing every piece once:
@@ -244,7 +258,7 @@ class Repositories:
             self.watches[key] = self._watch(ws)
         self._save()
         self.read(key, ws)
-        self.measure(key, ws)
+        self.measure_when_listed(key, ws)
 
     def close(self, key: str, activate: Callable[[str], None]) -> None:
         """Stop listing a repository opened besides the default one (nothing is deleted);
@@ -256,6 +270,7 @@ class Repositories:
         ws = self.workspaces.pop(key)
         self.watches.pop(key).stop()
         self.model_counts.pop(key, None)
+        self.unmeasured.discard(key)
         self.tree_model.remove_repository(key)
         self._save()
         self.context.runner.submit(f"Close repository {key}", lambda _ctx: ws.close())
