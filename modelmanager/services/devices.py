@@ -369,6 +369,8 @@ def remove_device(
                     "(see 'scrub'); it stays registered as draining"
                 )
         repo.save_devices(repo.devices.without(device.id))
+        if forgotten is not None:  # its pieces no longer count: sizes are measured again
+            ws.catalog.forget_stored()
     models = frozenset(forgotten.models_lost + forgotten.models_under) if forgotten else frozenset()
     return RemoveResult(device, moved, moved_bytes, Changes(models, storage=True), forgotten)
 

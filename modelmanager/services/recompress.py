@@ -93,16 +93,24 @@ def recompress(
         before = sum(chunks.stored_size(cid) or 0 for cid in work)
         total = sum(length for length, _hint in work.values())
         done = rewritten = 0
-        for cid, (length, hint) in work.items():
-            ctx.check()
-            if _recompress_chunk(chunks, cid, length, hint, settings, policy):
-                rewritten += 1
-            done += length
-            ctx.report(done, total, cid[:12])
-        chunks.flush()
+        try:
+            for cid, (length, hint) in work.items():
+                ctx.check()
+                if _recompress_chunk(chunks, cid, length, hint, settings, policy):
+                    rewritten += 1
+                done += length
+                ctx.report(done, total, cid[:12])
+            chunks.flush()
+        finally:  # pieces rewritten: the kept sizes on disk are measured again
+            ws.catalog.forget_stored()
         after = sum(chunks.stored_size(cid) or 0 for cid in work)
     return RecompressReport(
-        manifest.ref, settings.name, len(work), rewritten, before, after,
+        manifest.ref,
+        settings.name,
+        len(work),
+        rewritten,
+        before,
+        after,
         Changes(frozenset({manifest.model}), storage=True),  # its stored size changed
     )
 

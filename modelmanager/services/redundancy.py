@@ -171,8 +171,11 @@ def repair(
         repo.sync_replicas()
         refuse_on_doubt(ws, "repair", metadata=False, writes=False, unmounted=False)
         doubts = repo.metadata_problems()
-        with reporting("repair", lambda: "rebuilding what it could; run 'repair' again"):
-            done = _repair_stream(chunks, stream_survey(ws, ctx), ctx, keep=bool(doubts))
+        try:
+            with reporting("repair", lambda: "rebuilding what it could; run 'repair' again"):
+                done = _repair_stream(chunks, stream_survey(ws, ctx), ctx, keep=bool(doubts))
+        finally:  # pieces written or deleted: the kept sizes on disk are measured again
+            ws.catalog.forget_stored()
         problems = chunks.write_problems()
         held_back = ""
         if doubts:  # exit 1 until the records are healed: the repository is not whole

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from modelmanager.core.catalog import SCHEMA_VERSION
+from modelmanager.core.codecs import CodecSettings
 from modelmanager.services import Workspace, open_workspace
-from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.devices import add_device, remove_device, set_policy
 from modelmanager.services.importing import import_paths
 from modelmanager.services.lineage import related
 from modelmanager.services.maintenance import Stats, stats
+from modelmanager.services.recompress import recompress
 from tests.support.builders import small_model, write_safetensors
 
 
@@ -70,7 +72,7 @@ def test_stored_bytes_are_unknown_until_measured_and_count_every_copy(
     assert ws.catalog.models()[0].to_json()["stored_bytes"] == one["a"]
 
     set_policy(ws, "copies=2")  # every chunk gets a second copy on the other device
-    ws.catalog.forget_stored()
+    # The conversion (a repair) forgot the kept figures: none is shown stale.
     assert {m.stored_bytes for m in ws.catalog.models()} == {None}
     ws.catalog.measure_stored()
     two = {m.name: m.stored_bytes for m in ws.catalog.models()}
@@ -84,6 +86,20 @@ def test_stored_bytes_are_unknown_until_measured_and_count_every_copy(
     after = {m.name: m.stored_bytes for m in ws.catalog.models()}
     assert after == {**two, "b": None}
     assert "b" not in ws.catalog.stored_bytes()
+
+
+def test_jobs_that_change_pieces_forget_the_kept_sizes(ws: Workspace, tmp_path: Path) -> None:
+    """Recompress and forgetting a device change what models take on disk: the window's On
+    disk column shows "…" until measured again, never the old figure."""
+    _populate(ws, tmp_path)
+    for change in (
+        lambda: recompress(ws, "a@1", CodecSettings("raw")),
+        lambda: remove_device(ws, "second", drain=False, force=True, allow_loss=True),
+    ):
+        ws.catalog.measure_stored()
+        assert None not in {m.stored_bytes for m in ws.catalog.models()}
+        change()
+        assert ws.catalog.stored_bytes() == {}
 
 
 def test_a_schema_5_catalog_is_rebuilt_with_the_index(ws: Workspace, tmp_path: Path) -> None:
