@@ -12,10 +12,8 @@ import pytest
 
 from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.placement import DEVICES_FILE, IDENTITY_FILE, write_identity
-from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo.records import seal, unseal
-from modelmanager.core.repo.repository import Repository
-from modelmanager.core.repo.versions import CONFIG_KEY, RecordProblem
+from modelmanager.core.repo.versions import CONFIG_KEY
 from modelmanager.errors import DoubtError, UserError
 from modelmanager.services import Workspace, init_repository, open_workspace
 from modelmanager.services.devices import add_device, remove_device, set_device, set_policy
@@ -206,33 +204,40 @@ def test_a_device_folder_that_lost_its_identity_is_registered_again_not_emptied(
     assert "choose an empty or new folder" in str(caught.value)
 
 
-def test_metadata_in_doubt_stops_every_deletion_and_repair_only_adds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_metadata_in_doubt_stops_every_deletion_and_repair_only_adds(tmp_path: Path) -> None:
+    """Every copy of m@1's manifest damaged (no intact one to heal it from): nothing deletes,
+    and repair, with a surplus copy and a corrupt piece in front of it, only adds."""
     ws, roots, _sources = _cluster(tmp_path)
-    set_policy(ws, "copies=2")
-    problems = [RecordProblem(str(tmp_path / "repo" / "policy.json"), "fails its checksum")]
-    monkeypatch.setattr(Repository, "metadata_problems", lambda self: problems)
+    key = "models/m/versions/00000001.json"
+    for copy in (tmp_path / "repo" / key, *(r / "meta" / key for r in roots)):
+        body = bytearray(copy.read_bytes())
+        body[len(body) // 2] ^= 0x01
+        copy.write_bytes(bytes(body))
+    # A surplus copy (copies=1: a second copy of an m@2 chunk) and a corrupt piece: repair
+    # would delete both if it trusted the metadata.
+    surplus, corrupt = sorted(ws.repo.resolve("m@2").chunk_ids())[:2]
+    held = next(r for r in roots if (r / chunk_key(surplus)).is_file())
+    other = roots[1] if held == roots[0] else roots[0]
+    (other / chunk_key(surplus)).parent.mkdir(parents=True, exist_ok=True)
+    (other / chunk_key(surplus)).write_bytes((held / chunk_key(surplus)).read_bytes())
+    bad = next(r for r in roots if (r / chunk_key(corrupt)).is_file()) / chunk_key(corrupt)
+    bad.write_bytes(bad.read_bytes()[:-1] + bytes([bad.read_bytes()[-1] ^ 0x10]))
     before = _files(roots)
     for run in (lambda: collect_garbage(ws), lambda: plan_gc(ws),
-                lambda: remove_versions(ws, ["m@1"]), lambda: rebalance(ws),
+                lambda: remove_versions(ws, ["m@2"]), lambda: rebalance(ws),
                 lambda: remove_device(ws, "d1", drain=False, force=True),
-                lambda: set_policy(ws, "copies=1")):  # fmt: skip
-        with pytest.raises(DoubtError, match=r"policy.json: fails its checksum.*modelmanager "
-                           "repair"):  # fmt: skip
+                lambda: set_policy(ws, "copies=2")):  # fmt: skip
+        with pytest.raises(DoubtError, match=r"00000001.json: damaged manifest of m@1.*"
+                           "modelmanager repair"):  # fmt: skip
             run()
     assert _files(roots) == before
-    # A surplus copy (as a flipped copies=2 -> 1 would make every second copy look): kept.
-    monkeypatch.setattr(type(ws.repo.policies), "for_model", lambda self, m: _one_copy())
     report = repair(ws)
     assert report.removed_pieces == 0
     assert "kept, not deleted" in report.held_back
     assert not report.ok
-    assert _files(roots) == before
-
-
-def _one_copy() -> Policy:
-    return Policy.parse("copies=1")
+    after = dict(_files(roots))
+    assert {k: after.get(k) for k, _v in before} == dict(before)  # nothing removed or changed
+    assert ws.repo.version_numbers("m") == [1, 2]
 
 
 def test_gc_refuses_when_needed_chunks_are_missing_everywhere(tmp_path: Path) -> None:
