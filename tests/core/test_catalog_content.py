@@ -9,9 +9,11 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from modelmanager.core.catalog import SCHEMA_VERSION
 from modelmanager.core.codecs import CodecSettings
+from modelmanager.errors import ModelManagerError
 from modelmanager.services import Workspace, open_workspace
 from modelmanager.services.devices import add_device, remove_device, set_policy
 from modelmanager.services.importing import import_paths
@@ -125,3 +127,20 @@ def test_a_schema_5_catalog_is_rebuilt_with_the_index(ws: Workspace, tmp_path: P
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
         assert db.execute("SELECT COUNT(*) FROM version_chunks").fetchone()[0] > 0
     db.close()
+
+
+def test_stats_answers_from_the_index_without_reading_a_manifest(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """Every manifest is zeroed in place (same size): the warm catalog's change record says
+    nothing changed, so ``stats`` gives the same figures; reading the manifests cannot."""
+    _populate(ws, tmp_path)
+    read = _figures(stats(ws, list(ws.repo.iter_manifests())))
+    assert _figures(stats(ws)) == read
+    manifests = sorted(tmp_path.glob("**/versions/*.json"))  # main's and every device copy
+    assert len(manifests) >= 8
+    for path in manifests:
+        path.write_bytes(b"\0" * path.stat().st_size)
+    assert _figures(stats(ws)) == read
+    with pytest.raises(ModelManagerError):
+        stats(ws, list(ws.repo.iter_manifests()))
