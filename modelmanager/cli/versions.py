@@ -29,7 +29,7 @@ from modelmanager.cli.output import (
 from modelmanager.cli.structure import add_structure_option, print_structure
 from modelmanager.core.catalog import VersionRow
 from modelmanager.core.catalog.facts import dtype_name
-from modelmanager.core.catalog.filters import OPTIONS as FILTER_OPTIONS
+from modelmanager.core.catalog.filters import ALL_OPTIONS as FILTER_OPTIONS
 from modelmanager.core.catalog.filters import SORTS, UsageError
 from modelmanager.core.catalog.filters import build as build_filter
 from modelmanager.core.chunks.selection import STRATEGIES
@@ -273,7 +273,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     text = " ".join(args.text)
     if not text.strip() and not filters.active:
         raise UsageError("search: give TEXT, a filter (--arch, --params, --dtype, --format, "
-                         "--label, --size, --older, --newer), or both")  # fmt: skip
+                         "--label, --size, --older, --newer, --license, --base), "
+                         "or both")  # fmt: skip
     rows = workspace(args).catalog.search(text, filters)
     if args.json:
         print_json([v.to_json() for v in rows])
@@ -389,6 +390,8 @@ def add_parsers(commands: Commands) -> None:
     p.add_argument("--size", metavar="RANGE", help="size of its files: '>4GB', 1GiB..8GiB")
     p.add_argument("--older", metavar="AGE", help="made more than AGE ago: 30d, 12h, 2w")
     p.add_argument("--newer", metavar="AGE", help="made less than AGE ago: 30d, 12h, 2w")
+    p.add_argument("--license", help="the model card's license, exactly: apache-2.0, mit")
+    p.add_argument("--base", help="the model card's base model contains this")
     p.add_argument(
         "--sort",
         choices=SORTS,

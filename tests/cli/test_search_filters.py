@@ -82,6 +82,9 @@ def test_each_version_carries_the_facts_its_files_state(
         (["tiny", "--label", "prod"], {"org/tiny@2"}),
         (["--arch", "llama", "--format", "safetensors", "--label", "prod"], {"org/llama-bf16@1"}),
         (["bigger"], {"org/tiny@2"}),  # text alone: as before
+        (["--license", "apache-2.0"], {"org/llama-bf16@1"}),
+        (["--license", "mit"], set()),
+        (["--base", "org/base"], {"org/llama-bf16@1"}),
     ],
 )
 def test_each_filter_keeps_exactly_the_versions_with_that_fact(
