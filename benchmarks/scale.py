@@ -1,13 +1,19 @@
 """Does ModelManager feel the same with 10 or 10,000 models? (issue 18)
 
     python benchmarks/scale.py [--sizes 10,100,1000] [--versions 5] [--repeat 3] [--work DIR]
-                               [--keep DIR]
+                               [--keep DIR] [--probe 7]
 
 Grows ONE repository through the real import path (``services.importing.import_paths``, a tiny
 safetensors file per version, each version different) to every size in ``--sizes`` in turn,
 and at each size prints:
 
 - ``import``: median seconds of the last model's imports (one per version), in process;
+- ``import probe``: median seconds of ``--probe`` single imports of a fresh probe model (the
+  same tiny file each time, different values) made right after the repository reached this
+  size, in process; the same probe made when the repository held 10 models (about 50
+  versions) is printed once as ``import probe at #51``, and every size's probe as a ratio to
+  it (the issue's "import #50,001 within 1.5x import #50"). Probe models are named
+  ``probe/...`` and are not counted as models of the build;
 - ``rebuild``: ``Catalog.rebuild`` in process (forget every row, read every manifest again);
 - ``stats index`` / ``stats read``: in process, ``stats``'s figures from the catalog's index
   (``Catalog.measure_stored``: one listing of the pieces, no manifest read) against reading
@@ -15,7 +21,9 @@ and at each size prints:
 - ``related index`` / ``related scan``: in process, ``show --related``'s lookup from the
   catalog's digest index (every version) against reading manifests (up to 500);
 - ``cold X``: the command ``X`` as a subprocess right after the catalog file is deleted;
-- ``warm X``: the median of ``--repeat`` runs of ``X`` as a subprocess;
+- ``warm X``: the median of ``--repeat`` runs of ``X`` as a subprocess; ``search`` is the broad
+  query ``epoch 3`` (one version of every model: N rows printed), ``search one`` a selective
+  one (``run<middle>``, the middle model's metadata: its 5 versions);
 - ``floor``: ``modelmanager --version`` as a subprocess (what any command costs at least);
 - ``verify``, ``scrub``, ``gc``: the whole-repository jobs, once each, as subprocesses.
 
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import os
 import shutil
@@ -55,7 +64,7 @@ from modelmanager.services.importing import import_paths
 from modelmanager.services.lineage import related, scan_related
 from modelmanager.services.maintenance import stats
 
-COMMANDS = ("ls", "log", "search", "show", "related", "stats")
+COMMANDS = ("ls", "log", "search", "search one", "show", "related", "stats")
 #: Whole-repository jobs, timed once each (they read every chunk or list every piece).
 JOBS = ("verify", "scrub", "gc")
 
@@ -63,6 +72,32 @@ JOBS = ("verify", "scrub", "gc")
 def model_name(i: int) -> str:
     """The i-th model's name: 37 organisations, so names sort and search like real ones."""
     return f"org{i % 37}/model-{i:05d}"
+
+
+#: Probe models (timed single imports) are named under this, and not counted as built models.
+PROBE = "probe/"
+#: The start probe is made when the build holds this many models (about 50 versions).
+PROBE_AT = 10
+
+
+def built_models(ws: Workspace) -> int:
+    """Models of the build in the repository (probe models left out)."""
+    return sum(1 for row in ws.catalog.models() if not row.name.startswith(PROBE))
+
+
+def probe_imports(ws: Workspace, scratch: Path, tag: int, count: int) -> float:
+    """Median seconds of ``count`` single imports of a fresh probe model (same size as every
+    build import, different values): one import's cost at the repository's current size."""
+    seconds = []
+    for seq in range(1, count + 1):
+        path = scratch / "probe.safetensors"
+        weights = np.full((4, 4), -(tag * 100 + seq), dtype=np.float32)
+        save_file({"weight": weights, "bias": np.arange(4, dtype=np.float32)}, str(path))
+        start = time.perf_counter()
+        import_paths(ws, [path], f"{PROBE}at-{tag:06d}", message=f"probe {seq}",
+                     metadata={"run": "probe"})  # fmt: skip
+        seconds.append(time.perf_counter() - start)
+    return sorted(seconds)[len(seconds) // 2]
 
 
 def import_model(ws: Workspace, scratch: Path, i: int, versions: int) -> list[float]:
@@ -92,17 +127,19 @@ def command(name: str, n: int) -> list[str]:
     """The arguments of command ``name`` on a repository of ``n`` models."""
     middle = model_name(n // 2)
     return {"ls": ["ls"], "log": ["log", middle], "search": ["search", "epoch 3"],
-            "show": ["show", f"{middle}@3"], "related": ["show", f"{middle}@3", "--related"],
+            "search one": ["search", f"run{n // 2}"], "show": ["show", f"{middle}@3"],
+            "related": ["show", f"{middle}@3", "--related"],
             "stats": ["stats"], "verify": ["verify"],
             "scrub": ["scrub"], "gc": ["gc"]}[name]  # fmt: skip
 
 
 def measure(
-    repo: Path, ws: Workspace, n: int, repeat: int, imports: list[float]
+    repo: Path, ws: Workspace, n: int, repeat: int, imports: list[float], probe: float
 ) -> dict[str, float]:
-    """Every row's seconds at size ``n``."""
+    """Every row's seconds at size ``n`` (``probe``: the probe imports' median, made first)."""
     # none imported here when the repository was already this size (--keep)
     rows: dict[str, float] = {"import": sorted(imports)[len(imports) // 2] if imports else math.nan}
+    rows["import probe"] = probe
     rows["rebuild"] = median_seconds(ws.catalog.rebuild, 1)[0]
     rows["stats index"] = median_seconds(ws.catalog.measure_stored, repeat)[0]
     rows["stats read"] = median_seconds(lambda: stats(ws, list(ws.repo.iter_manifests())),
@@ -128,8 +165,8 @@ def measure(
 
 
 #: Rows measured in this process (no floor to take off).
-INSIDE = ("import", "rebuild", "floor", "stats index", "stats read", "related index",
-          "related scan")  # fmt: skip
+INSIDE = ("import", "import probe", "rebuild", "floor", "stats index", "stats read",
+          "related index", "related scan")  # fmt: skip
 #: Below this (seconds above the floor), a subprocess row is noise, and has no exponent.
 NOISE = 0.03
 
@@ -148,6 +185,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--work", type=Path, help="folder to build in (default: a temp folder)")
     parser.add_argument("--keep", type=Path, help="build in this folder, reuse it, keep it")
+    parser.add_argument("--probe", type=int, default=7, help="single imports per import probe")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.keep:
@@ -160,7 +198,10 @@ def main() -> None:
     repo, scratch = work / "repo", work / "scratch"
     scratch.mkdir(exist_ok=True)
     ws = open_workspace(repo) if (repo / "config.json").exists() else init_repository(repo)
-    built = len(ws.catalog.models())
+    built = built_models(ws)
+    # the start probe is kept beside the repository, so a --keep run that resumes still has it
+    probe_file = work / "import-probe.json"
+    start_probe = json.loads(probe_file.read_text())["seconds"] if probe_file.exists() else None
     if built > sizes[0]:
         parser.error(f"{work} already holds {built} models, more than {sizes[0]}")
     previous: tuple[int, dict[str, float]] | None = None
@@ -172,14 +213,25 @@ def main() -> None:
             start = time.perf_counter()
             imports: list[float] = []
             while built < n:
+                if built == PROBE_AT and start_probe is None:
+                    start_probe = probe_imports(ws, scratch, built * args.versions, args.probe)
+                    probe_file.write_text(json.dumps({"versions": built * args.versions,
+                                                      "seconds": start_probe}))  # fmt: skip
+                    print(f"import probe at #{built * args.versions + 1}: "
+                          f"{start_probe:.4f} s (median of {args.probe})", flush=True)  # fmt: skip
                 imports = import_model(ws, scratch, built, args.versions)
                 built += 1
             build = time.perf_counter() - start
-            rows = measure(repo, ws, n, args.repeat, imports)
+            probe = probe_imports(ws, scratch, n * args.versions, args.probe)
+            rows = measure(repo, ws, n, args.repeat, imports, probe)
             ws = open_workspace(repo)
             print(f"\nN = {n} models ({n * args.versions} versions; built in {build:.1f} s)")
+            if start_probe is not None:
+                print(f"  import probe at #{n * args.versions + 1}: {probe:.4f} s = "
+                      f"{probe / start_probe:.2f}x the probe at #{PROBE_AT * args.versions + 1} "
+                      f"({start_probe:.4f} s; the issue: within 1.5x)", flush=True)  # fmt: skip
             for name, seconds in rows.items():
-                line = f"  {name:13} {seconds:8.3f}"
+                line = f"  {name:16} {seconds:8.3f}"
                 if name not in INSIDE:
                     line += f"  (+{seconds - rows['floor']:.3f} over the floor)"
                 if previous is not None:
@@ -196,7 +248,7 @@ def main() -> None:
         if len(sizes) > 1:
             print(f"\ngrowth exponent k between N = {sizes[-2]} and N = {sizes[-1]}:")
             for name, k in exponents.items():
-                print(f"  {name:13} " + ("-, at the floor" if math.isnan(k) else f"{k:.2f}"))
+                print(f"  {name:16} " + ("-, at the floor" if math.isnan(k) else f"{k:.2f}"))
     finally:
         ws.close()
         if not args.keep:
