@@ -205,3 +205,49 @@ def test_versions_not_read_with_the_models_are_read_when_wanted(qtbot) -> None: 
     assert len(asked) == 2  # the re-read brought the open models' versions
     assert view.isExpanded(find_row(view, ("repo", "/r", "m0007")))
     assert sorted(tree.made_models("/r")) == ["m0001", "m0002", "m0007"]
+
+
+def test_a_label_moved_while_the_window_was_closed_shows_after_the_catch_up(  # type: ignore[no-untyped-def]
+    qtbot, ws: Workspace, tmp_path: Path
+) -> None:
+    """The catch-up compares its labels with what the listing showed (not a read of every
+    model before the sync): a label the catalog did not know yet is shown once it does."""
+    from modelmanager.gui.controllers.repositories import open_unsynced
+    from modelmanager.gui.main_window import MainWindow
+
+    rng = np.random.default_rng(6)
+    for seq in (1, 2):
+        src = write_safetensors(tmp_path / f"v{seq}" / "m.safetensors", small_model(rng, n=2))
+        import_paths(ws, [src], "acme/a", labels=["prod"] if seq == 1 else [])
+    root = ws.repo.root
+    with ws.repo.writer():
+        ws.repo.set_label("acme/a", "prod", 2)  # the catalog is not told (another process)
+    ws.close()
+    stale = open_unsynced(root)
+    try:
+        assert stale.catalog.models()[0].labels == {"prod": 1}
+        win = MainWindow(stale, remember=False)
+        win.ask_before_close = False
+        qtbot.addWidget(win)
+        key = str(root)
+        win.repositories.watches[key].stop()  # the catch-up alone must bring the label
+        win.show()
+        qtbot.waitUntil(lambda: not win.runner.running() and key in win.repositories.model_counts)
+        a = find_row(win.tree, ("repo", key, "acme/a"))
+        assert a.siblingAtColumn(TREE_COLUMNS.index("Labels")).data() == "prod"
+        assert win.repositories.listed_labels[key] == {"acme/a": {"prod": 2}}
+        win.tree.expand(a)
+        qtbot.waitUntil(lambda: win.proxy.rowCount(find_row(win.tree, ("repo", key, "acme/a")))
+                        == 2)  # fmt: skip
+        assert find_row(win.tree, ("repo", key, "acme/a@2")).data().startswith("@2  [prod]")
+        # Moved back behind the catalog's back, the window listing it: the catch-up's labels
+        # differ from the listing's, so the tree is read again.
+        with stale.repo.writer():
+            stale.repo.set_label("acme/a", "prod", 1)
+        job = win.repositories.catch_up(key, stale)
+        qtbot.waitUntil(lambda: not job.active and not win.runner.running())
+        assert win.repositories.listed_labels[key] == {"acme/a": {"prod": 1}}
+        assert find_row(win.tree, ("repo", key, "acme/a@1")).data().startswith("@1  [prod]")
+        win.runner.cancel_all_and_wait()
+    finally:
+        stale.close()

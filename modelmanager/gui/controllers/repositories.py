@@ -12,7 +12,7 @@ from PySide6.QtGui import QStandardItem
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from modelmanager import paths
-from modelmanager.core.catalog import Catalog, catalog_path
+from modelmanager.core.catalog import Catalog, ModelRow, catalog_path
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.repository import Repository
 from modelmanager.core.storage import LocalBlobStore
@@ -41,6 +41,14 @@ def open_unsynced(path: Path | None) -> Workspace:
     else:
         repo = Repository.open(path)
     return Workspace(repo, Catalog(catalog_path(paths.cache_dir(), repo), repo))
+
+
+#: Every model's labels (label -> version), by model name.
+Labels = dict[str, dict[str, int]]
+
+
+def _labels(models: list[ModelRow]) -> Labels:
+    return {m.name: m.labels for m in models}
 
 
 def _settings_list(name: str) -> list[str]:
@@ -77,6 +85,10 @@ class Repositories:
         self.syncing: dict[int, str] = {}  # catalog catch-up jobs -> the repository's name
         #: Repositories whose sizes on disk are measured once their models are listed.
         self.unmeasured: set[str] = set()
+        #: Per repository, the labels its last full listing showed, and those its catalog's
+        #: catch-up found when it ended before the listing landed (compared then).
+        self.listed_labels: dict[str, Labels] = {}
+        self.synced_labels: dict[str, Labels] = {}
         context.runner.changed.connect(self.show_progress)
 
     def _watch(self, ws: Workspace) -> RepositoryWatch:
@@ -100,21 +112,26 @@ class Repositories:
         made = self.tree_model.made_models(key)
         self.tree_model.loaders[key] = functools.partial(history.versions_of, ws)
 
-        def load(_ctx: JobContext) -> tuple[int, QStandardItem]:
+        def load(_ctx: JobContext) -> tuple[int, QStandardItem, Labels]:
             models = history.list_models(ws)
             versions = history.versions_of(ws, made)
             # The rows are made here, in no model yet: the UI thread only places them.
-            return len(models), repository_rows(key, Path(key).name, models, versions)
+            rows = repository_rows(key, Path(key).name, models, versions)
+            return len(models), rows, _labels(models)
 
-        def show(result: tuple[int, QStandardItem]) -> None:
+        def show(result: tuple[int, QStandardItem, Labels]) -> None:
             if key not in self.workspaces:
                 return  # closed while it was being read
-            count, rows = result
+            count, rows, labels = result
             first = key not in self.model_counts
             self.model_counts[key] = count
+            self.listed_labels[key] = labels
             with self.keeping():
                 self.tree_model.place(key, rows)
             self.listed(key, first)
+            synced = self.synced_labels.pop(key, None)
+            if synced is not None and synced != labels:
+                self.read(key, ws)  # read before the catch-up moved a label: read again
             if key in self.unmeasured:
                 self.unmeasured.discard(key)
                 self.measure(key, ws)
@@ -155,24 +172,29 @@ class Repositories:
     def catch_up(self, key: str, ws: Workspace) -> JobRecord:
         """Bring the catalog in line with the repository (a job: the whole catalog is read
         again when it was lost), its progress on the status line; the tree, which showed what
-        the catalog had, is read again if anything was added or removed."""
+        the catalog had, is read again if anything was added or removed, or a label differs
+        from what the listing showed (compared with the listing, not a second read of every
+        model before the sync)."""
 
-        def sync(ctx: JobContext) -> bool:
+        def sync(ctx: JobContext) -> tuple[bool, Labels]:
             def progress(done: int, total: int) -> None:
                 ctx.report(done, total, "manifests")
                 ctx.check()  # closing the window need not wait for a long rebuild
 
-            labels = {m.name: m.labels for m in ws.catalog.models()}
             result = ws.catalog.sync(progress)
-            moved = labels != {m.name: m.labels for m in ws.catalog.models()}
-            return bool(result.added or result.removed or moved)
+            return bool(result.added or result.removed), _labels(ws.catalog.models())
 
-        def done(changed: bool) -> None:
+        def done(answer: tuple[bool, Labels]) -> None:
+            changed, labels = answer
             self.context.notify("", 1)
-            if changed and key in self.workspaces:
-                self.read(key, ws)
-            if key in self.workspaces:
-                self.measure_when_listed(key, ws)
+            if key not in self.workspaces:
+                return
+            shown = self.listed_labels.get(key)
+            if changed or (shown is not None and shown != labels):
+                self.read(key, ws)  # versions came or went, or a label moved meanwhile
+            elif shown is None:  # not listed yet: compared when the listing lands
+                self.synced_labels[key] = labels
+            self.measure_when_listed(key, ws)
 
         job = self.context.runner.submit(f"Read the catalog of {Path(key).name}", sync, done,
                                          unit="manifest")  # fmt: skip
@@ -271,6 +293,8 @@ class Repositories:
         self.watches.pop(key).stop()
         self.model_counts.pop(key, None)
         self.unmeasured.discard(key)
+        self.listed_labels.pop(key, None)
+        self.synced_labels.pop(key, None)
         self.tree_model.remove_repository(key)
         self._save()
         self.context.runner.submit(f"Close repository {key}", lambda _ctx: ws.close())
