@@ -20,13 +20,14 @@ from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.ids import content_id
 from modelmanager.errors import DoubtError, IntegrityError, UserError
 from modelmanager.services import Workspace, init_repository
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import remove_versions
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage, stats
 from modelmanager.services.pinning import (
     DEFAULT_FILL_LIMIT,
+    apply_hot_tier,
     fill_limit,
     hot_bytes_of,
     last_uses,
@@ -35,11 +36,14 @@ from modelmanager.services.pinning import (
     pin_key,
     pin_summary,
     pins,
+    plan_hot_tier,
     plan_pin,
     promote,
+    release_pin,
     set_fill_limit,
     unpin,
 )
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import repair, scrub
 from tests.support.builders import random_weights, write_safetensors
 from tests.support.mounts import small_tmpfs
@@ -346,3 +350,134 @@ def test_a_lower_fill_limit_is_kept_and_applies(tmp_path: Path) -> None:
         with pytest.raises(UserError, match="above 0 and at most 1"):
             set_fill_limit(ws, 1.5)
         assert _hot_on(fast) == set(_chunk_ids(ws, "b@1"))
+
+
+def _auto(ws: Workspace, model: str) -> bool:
+    return ws.repo.records.read(pin_key(model, 1)).get("auto") is True
+
+
+def test_the_hot_tier_job_promotes_recent_loads_and_demotes_the_least_recently_used(
+    tmp_path: Path,
+) -> None:
+    """A 1 MiB hot device (a real tmpfs) holds two of the three versions under its fill limit:
+    a is pinned by the user; the job promotes the latest load and leaves the older one cold;
+    after another load it demotes the automatic promotion used least recently, never a."""
+    with small_tmpfs(tmp_path / "fast", "1m") as fast:
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        pin(ws, "a@1")
+        note_use(ws.repo, "b", 1)
+        note_use(ws.repo, "c", 1)  # c loaded last
+        plan = plan_hot_tier(ws.repo)  # the preview: nothing done yet
+        assert [m.ref for m in plan.promote] == ["c@1"]
+        assert [m.ref for m in plan.left_out] == ["b@1"]
+        assert plan.demote == ()
+        only_c = set(_chunk_ids(ws, "c@1")) - set(_chunk_ids(ws, "a@1"))
+        (dev,) = plan.devices
+        assert {c for c, _n in dev.write} == only_c
+        assert dev.write_bytes == plan.promote[0].write_bytes == sum(
+            n for c, n in _chunk_ids(ws, "c@1").items() if c in only_c)  # fmt: skip
+        assert _hot_on(fast) == set(_chunk_ids(ws, "a@1"))
+        r = apply_hot_tier(ws, previewed=plan)
+        assert (r.written, r.written_bytes) == (len(only_c), dev.write_bytes)
+        assert [p.ref for p in pins(ws.repo)] == ["a@1", "c@1"]
+        assert _auto(ws, "c")  # a promotion, told from the user's pin
+        assert not _auto(ws, "a")
+        assert _hot_on(fast) == set(_chunk_ids(ws, "a@1")) | set(_chunk_ids(ws, "c@1"))
+        assert pin_summary(ws.repo, "c", 1).startswith("promoted hot (loaded ")
+        assert scrub(ws).ok
+        # b is loaded again, now the most recent: c (automatic) goes, a (the user's) stays.
+        note_use(ws.repo, "b", 1)
+        plan = plan_hot_tier(ws.repo)
+        assert [m.ref for m in plan.promote] == ["b@1"]
+        assert [m.ref for m in plan.demote] == ["c@1"]
+        assert plan.kept == ("a@1",)
+        r = apply_hot_tier(ws, previewed=plan)
+        assert r.dropped_bytes == plan.devices[0].drop_bytes > 0
+        assert [p.ref for p in pins(ws.repo)] == ["a@1", "b@1"]
+        record = ws.repo.records.read(pin_key("c", 1))
+        assert (record["pinned"], record["for"]) == (False, "b@1")
+        assert _hot_on(fast) == set(_chunk_ids(ws, "a@1")) | set(_chunk_ids(ws, "b@1"))
+        space = shutil.disk_usage(fast)
+        assert space.used <= DEFAULT_FILL_LIMIT * space.total
+        assert not plan_hot_tier(ws.repo).changes_anything  # settled: a second run does nothing
+        expected = load_file(tmp_path / "src-c" / "model.safetensors")
+        got = mm.load("c@1", repo=tmp_path / "repo")  # from its policy pieces
+        for name, arr in expected.items():
+            np.testing.assert_array_equal(got[name], arr)
+        assert scrub(ws).ok
+        # That load makes c the most recent again: the next run would swap it back for b.
+        assert [m.ref for m in plan_hot_tier(ws.repo).promote] == ["c@1"]
+
+
+def test_the_hot_tier_job_never_demotes_an_explicit_pin(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "fast", "1m") as fast:
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        pin(ws, "a@1")
+        pin(ws, "b@1")
+        note_use(ws.repo, "c", 1)  # loaded after both pins
+        before = _hot_on(fast)
+        plan = plan_hot_tier(ws.repo)
+        assert ([m.ref for m in plan.left_out], plan.promote, plan.demote) == (["c@1"], (), ())
+        assert plan.kept == ("a@1", "b@1")
+        apply_hot_tier(ws, previewed=plan)
+        assert [p.ref for p in pins(ws.repo)] == ["a@1", "b@1"]
+        assert _hot_on(fast) == before
+
+
+def test_the_hot_tier_job_refuses_a_plan_that_changed_since_its_preview(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "fast", "1m") as fast:
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        note_use(ws.repo, "a", 1)
+        plan = plan_hot_tier(ws.repo)
+        assert [m.ref for m in plan.promote] == ["a@1"]
+        note_use(ws.repo, "b", 1)  # a load meanwhile: b now comes first
+        with pytest.raises(DoubtError, match="changed since it was previewed"):
+            apply_hot_tier(ws, previewed=plan)
+        assert pins(ws.repo) == []
+        assert _hot_on(fast) == set()
+        # Loads older than the window are not recent: nothing to promote.
+        assert plan_hot_tier(ws.repo, since="2999-01-01T00:00:00.000000Z").promote == ()
+
+
+def test_rm_of_a_pinned_version_marks_its_pin_record_unpinned(tmp_path: Path) -> None:
+    """rm calls release_pin for each version it removes; the hot-tier job sweeps any left."""
+    ws = _workspace(tmp_path)
+    pin(ws, "m@1")
+    pin(ws, "m@2")
+    remove_versions(ws, ["m@1", "m@2"])
+    with ws.repo.writer():  # what rm does for each version it removes
+        assert release_pin(ws.repo, "m", 1)
+        assert not release_pin(ws.repo, "m", 1)  # once
+    record = ws.repo.records.read(pin_key("m", 1))
+    assert record["pinned"] is False
+    assert "removed" in record
+    plan = plan_hot_tier(ws.repo)
+    assert plan.released == ("m@2",)
+    apply_hot_tier(ws, previewed=plan)
+    assert ws.repo.records.read(pin_key("m", 2))["pinned"] is False
+    assert _hot_files(tmp_path) == {}  # the job dropped the hot copies no pin needs
+    assert scrub(ws).ok
+
+
+def test_cli_hot_tier_previews_then_applies(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "fast", "1m") as fast:
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        note_use(ws.repo, "b", 1)
+        ws.close()
+        repo = tmp_path / "repo"
+        dry = _cli("hot-tier", "--dry-run", "--json", repo=repo)
+        assert dry.returncode == 0, dry.stderr
+        doc = json.loads(dry.stdout)
+        assert [m["version"] for m in doc["promote"]] == ["b@1"]
+        assert doc["devices"][0]["device"] == "fast"
+        assert doc["devices"][0]["write_bytes"] == doc["promote"][0]["write_bytes"] > 0
+        text = _cli("hot-tier", "--dry-run", repo=repo).stdout
+        assert "Promote b@1 (loaded " in text
+        assert "Nothing was changed (dry run)." in text
+        assert _hot_on(fast) == set()
+        done = _cli("hot-tier", repo=repo)
+        assert done.returncode == 0, done.stderr
+        assert "Promoted b@1" in done.stdout
+        listed = json.loads(_cli("pin", "--list", "--json", repo=repo).stdout)["pins"]
+        assert [p["version"] for p in listed] == ["b@1"]
+        assert len(_hot_on(fast)) == doc["devices"][0]["write"]
