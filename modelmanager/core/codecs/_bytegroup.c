@@ -1,8 +1,10 @@
-/* The byte-plane loops of the bytegroup codec (codecs/bytegroup.py) in C.
+/* The byte-plane loops of the bytegroup codec (codecs/bytegroup.py) in C, both ways.
  *
  * numpy does each step of a decode as its own pass over the chunk (widen every plane, shift, or
- * them together, rotate; for a pair-coded plane a table gather, then two scans for escapes);
- * here each is one pass, with the GIL released so decode threads run in parallel. Plain
+ * them together, rotate; for a pair-coded plane a table gather, then two scans for escapes),
+ * and of an encode likewise (rotate, transpose; a rank gather, an escape mask, a gather of the
+ * escapes, two strided slices to pack); here each is one pass into the caller's buffers, with
+ * the GIL released so coding threads run in parallel. Plain
  * CPython API and buffers only: no numpy headers, any C99 compiler. bytegroup.py falls back to
  * its numpy code, giving the same bytes, when this module was not built.
  */
@@ -374,14 +376,227 @@ done:
     return PyLong_FromSsize_t(used);
 }
 
+/* ---- Encoding: the reverse loops. ------------------------------------------------------ */
+
+/* Plane j of element i from the input: the little-endian word rotated left by one bit is
+ * byte-wise (byte j << 1) | (byte j-1 >> 7), wrapping (byte 0 takes the sign from the top). */
+static void
+split_any(uint8_t *restrict o, const uint8_t *restrict x, int s, Py_ssize_t n)
+{
+    for (int j = 0; j < s; j++) {
+        uint8_t *restrict p = o + (Py_ssize_t)j * n;
+        const int prev = (j + s - 1) % s;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            p[i] = (uint8_t)((x[i * s + j] << 1) | (x[i * s + prev] >> 7));
+        }
+    }
+}
+
+/* bf16 and fp16; fp32: vectors where the baseline has them (SSE2 on x86-64: rotate the words,
+ * then pack byte j of each with saturating packs of values that cannot saturate; NEON's
+ * de-interleaving loads on arm64), the scalar loop for the last few elements. */
+static void
+split_2(uint8_t *restrict p0, uint8_t *restrict p1, const uint8_t *restrict x, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+#if BG_SSE2
+    const __m128i low = _mm_set1_epi16(0x00FF);
+    for (; i + 16 <= n; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(x + 2 * i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(x + 2 * i + 16));
+        a = _mm_or_si128(_mm_slli_epi16(a, 1), _mm_srli_epi16(a, 15));
+        b = _mm_or_si128(_mm_slli_epi16(b, 1), _mm_srli_epi16(b, 15));
+        _mm_storeu_si128((__m128i *)(p0 + i),
+                         _mm_packus_epi16(_mm_and_si128(a, low), _mm_and_si128(b, low)));
+        _mm_storeu_si128((__m128i *)(p1 + i),
+                         _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8)));
+    }
+#elif BG_NEON
+    for (; i + 16 <= n; i += 16) {
+        uint8x16x2_t v = vld2q_u8(x + 2 * i);
+        vst1q_u8(p0 + i, vorrq_u8(vshlq_n_u8(v.val[0], 1), vshrq_n_u8(v.val[1], 7)));
+        vst1q_u8(p1 + i, vorrq_u8(vshlq_n_u8(v.val[1], 1), vshrq_n_u8(v.val[0], 7)));
+    }
+#endif
+    for (; i < n; i++) {
+        p0[i] = (uint8_t)((x[2 * i] << 1) | (x[2 * i + 1] >> 7));
+        p1[i] = (uint8_t)((x[2 * i + 1] << 1) | (x[2 * i] >> 7));
+    }
+}
+
+#if BG_SSE2
+static inline __m128i
+byte_at(__m128i w, int shift)  /* byte (shift / 8) of each 32-bit word, as a 32-bit value */
+{
+    return _mm_and_si128(_mm_srli_epi32(w, shift), _mm_set1_epi32(0xFF));
+}
+
+static inline __m128i
+plane_of(const __m128i w[4], int shift)  /* that byte of 16 words, packed into 16 bytes */
+{
+    return _mm_packus_epi16(_mm_packs_epi32(byte_at(w[0], shift), byte_at(w[1], shift)),
+                            _mm_packs_epi32(byte_at(w[2], shift), byte_at(w[3], shift)));
+}
+#endif
+
+static void
+split_4(uint8_t *restrict p0, uint8_t *restrict p1, uint8_t *restrict p2, uint8_t *restrict p3,
+        const uint8_t *restrict x, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+#if BG_SSE2
+    for (; i + 16 <= n; i += 16) {
+        __m128i w[4];
+        for (int k = 0; k < 4; k++) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(x + 4 * i + 16 * k));
+            w[k] = _mm_or_si128(_mm_slli_epi32(v, 1), _mm_srli_epi32(v, 31));
+        }
+        _mm_storeu_si128((__m128i *)(p0 + i), plane_of(w, 0));
+        _mm_storeu_si128((__m128i *)(p1 + i), plane_of(w, 8));
+        _mm_storeu_si128((__m128i *)(p2 + i), plane_of(w, 16));
+        _mm_storeu_si128((__m128i *)(p3 + i), plane_of(w, 24));
+    }
+#elif BG_NEON
+    for (; i + 16 <= n; i += 16) {
+        uint8x16x4_t v = vld4q_u8(x + 4 * i);
+        vst1q_u8(p0 + i, vorrq_u8(vshlq_n_u8(v.val[0], 1), vshrq_n_u8(v.val[3], 7)));
+        vst1q_u8(p1 + i, vorrq_u8(vshlq_n_u8(v.val[1], 1), vshrq_n_u8(v.val[0], 7)));
+        vst1q_u8(p2 + i, vorrq_u8(vshlq_n_u8(v.val[2], 1), vshrq_n_u8(v.val[1], 7)));
+        vst1q_u8(p3 + i, vorrq_u8(vshlq_n_u8(v.val[3], 1), vshrq_n_u8(v.val[2], 7)));
+    }
+#endif
+    for (; i < n; i++) {
+        const uint8_t *w = x + 4 * i;
+        p0[i] = (uint8_t)((w[0] << 1) | (w[3] >> 7));
+        p1[i] = (uint8_t)((w[1] << 1) | (w[0] >> 7));
+        p2[i] = (uint8_t)((w[2] << 1) | (w[1] >> 7));
+        p3[i] = (uint8_t)((w[3] << 1) | (w[2] >> 7));
+    }
+}
+
+PyDoc_STRVAR(split_doc,
+"split(out, n, itemsize, data): the planes of n elements of itemsize bytes into out.\n\n"
+"Each little-endian word of data is rotated left by one bit; plane j (byte j of every\n"
+"element) is written at out[j * n : (j + 1) * n].");
+
+static PyObject *
+split(PyObject *self, PyObject *args)
+{
+    Py_buffer out, data;
+    Py_ssize_t n, s;
+
+    if (!PyArg_ParseTuple(args, "w*nny*", &out, &n, &s, &data)) {
+        return NULL;
+    }
+    if (n < 0 || s < 1 || s > MAX_PLANES || out.len / s < n || data.len / s < n) {
+        PyErr_SetString(PyExc_ValueError, "split: bad sizes");
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    uint8_t *o = (uint8_t *)out.buf;
+    const uint8_t *x = (const uint8_t *)data.buf;
+    if (s == 2) {
+        split_2(o, o + n, x, n);
+    } else if (s == 4) {
+        split_4(o, o + n, o + 2 * n, o + 3 * n, x, n);
+    } else {
+        split_any(o, x, (int)s, n);
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
+/* Codes of plane bytes [k0, k1) (k1 <= n / 2) packed two to a byte, high nibble first, escapes
+ * appended in order. Returns 0, or -1 once there are more escapes than fit. */
+static int
+pair_scalar(uint8_t *restrict o, const uint8_t *restrict in, Py_ssize_t k0, Py_ssize_t k1,
+            const uint8_t *restrict rank, uint8_t *restrict esc, Py_ssize_t cap, Py_ssize_t *used)
+{
+    for (Py_ssize_t k = k0; k < k1; k++) {
+        uint8_t a = in[2 * k], b = in[2 * k + 1];
+        uint8_t ca = rank[a], cb = rank[b];
+        o[k] = (uint8_t)((ca << 4) | cb);
+        if ((ca == ESCAPE) | (cb == ESCAPE)) {
+            if (ca == ESCAPE) {
+                if (*used >= cap) {
+                    return -1;
+                }
+                esc[(*used)++] = a;
+            }
+            if (cb == ESCAPE) {
+                if (*used >= cap) {
+                    return -1;
+                }
+                esc[(*used)++] = b;
+            }
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(pair_doc,
+"pair(packed, escapes, plane, n, rank) -> int: code plane[:n] as 4-bit ranks, two a byte.\n\n"
+"Byte v gets code rank[v] (15: escaped, its value appended to escapes in order); codes are\n"
+"packed high nibble first into packed[:(n + 1) // 2], an odd last code with a 0 low nibble.\n"
+"Returns the number of escapes, or -1 when there are more than len(escapes).");
+
+static PyObject *
+pair(PyObject *self, PyObject *args)
+{
+    Py_buffer packed, escapes, plane, rank;
+    Py_ssize_t n, used = 0;
+    int status = 0;
+
+    if (!PyArg_ParseTuple(args, "w*w*y*ny*", &packed, &escapes, &plane, &n, &rank)) {
+        return NULL;
+    }
+    if (n < 0 || plane.len < n || packed.len < (n + 1) / 2 || rank.len != 256) {
+        PyErr_SetString(PyExc_ValueError, "pair: bad sizes");
+        status = -2;
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    uint8_t *o = (uint8_t *)packed.buf, *esc = (uint8_t *)escapes.buf;
+    const uint8_t *in = (const uint8_t *)plane.buf, *r = (const uint8_t *)rank.buf;
+    Py_ssize_t cap = escapes.len, full = n / 2;
+    status = pair_scalar(o, in, 0, full, r, esc, cap, &used);
+    if (status == 0 && n % 2) {  /* the last code is alone: a 0 low nibble pads it */
+        uint8_t a = in[n - 1], ca = r[a];
+        o[full] = (uint8_t)(ca << 4);
+        if (ca == ESCAPE) {
+            if (used >= cap) {
+                status = -1;
+            } else {
+                esc[used++] = a;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&rank);
+    PyBuffer_Release(&plane);
+    PyBuffer_Release(&escapes);
+    PyBuffer_Release(&packed);
+    if (status == -2) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(status < 0 ? -1 : used);
+}
+
 static PyMethodDef methods[] = {
     {"interleave", interleave, METH_VARARGS, interleave_doc},
     {"unpair", unpair, METH_VARARGS, unpair_doc},
+    {"split", split, METH_VARARGS, split_doc},
+    {"pair", pair, METH_VARARGS, pair_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_bytegroup", "The bytegroup codec's byte-plane loops in C.", -1,
+    PyModuleDef_HEAD_INIT, "_bytegroup", "The bytegroup codec's byte-plane loops (decode and encode) in C.", -1,
     methods,
 };
 

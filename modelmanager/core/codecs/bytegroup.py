@@ -17,9 +17,11 @@ Payload: u8 version (1), u8 item size, then per plane u8 method and u32 length a
 then the trailing bytes that do not fill an element, raw. Every length is checked against the
 chunk's known size before anything is allocated.
 
-Decoding runs the byte-plane loops (pair expansion, interleave and rotation) in C when the
-optional extension ``_bytegroup`` was built at install (2-3x faster than numpy on a chunk),
-and in numpy otherwise; both give the same bytes. Either writes into a caller's buffer.
+The byte-plane loops run in C when the optional extension ``_bytegroup`` was built at
+install, and in numpy otherwise; both give the same bytes, both ways. Decoding (pair expansion,
+interleave and rotation) writes into a caller's buffer; encoding (rotation and split into
+planes, rank coding and packing of pairs, escapes) writes into per-thread scratch buffers, so a
+chunk allocates only its entropy-coded planes and its payload.
 """
 
 from __future__ import annotations
@@ -89,12 +91,14 @@ def _rotr(words: np.ndarray, bits: int) -> np.ndarray:
     return out
 
 
-def _pairs(plane: np.ndarray) -> bytes | None:
-    """The plane as 4-bit frequency ranks packed in pairs, Huffman-coded; None if unsuitable.
+def _pairs(plane: np.ndarray, j: int = 0) -> list[BytesLike] | None:
+    """Plane ``j`` as 4-bit frequency ranks packed in pairs, Huffman-coded, in payload parts
+    (header, value table, escapes, codes); None if unsuitable.
 
     The rank table comes from a sample (a full histogram costs more than the coding); values
     the sample missed are escaped, so the result is exact whatever the sample saw.
     """
+    n = len(plane)
     sample = plane[:SAMPLE]
     counts = np.bincount(sample, minlength=256)
     order = np.argsort(counts)[::-1]
@@ -103,17 +107,26 @@ def _pairs(plane: np.ndarray) -> bytes | None:
         return None  # too many distinct values: pairs would not pay
     rank = np.full(256, ESCAPE, dtype=np.uint8)
     rank[common] = np.arange(len(common), dtype=np.uint8)
-    codes = np.take(rank, plane)
-    escapes = plane[codes == ESCAPE]
-    if len(escapes) > len(plane) // 32:
-        return None
-    if len(codes) % 2:
-        codes = np.append(codes, np.uint8(0))
-    packed = (codes[0::2] << np.uint8(4)) | codes[1::2]
+    escaped: BytesLike
+    if _native is not None:
+        packed = _scratch(("packed", 0), (n + 1) // 2)
+        escapes = _scratch(("escapes", j), n // 32)
+        count = _native.pair(packed, escapes, plane, n, rank)
+        if count < 0:
+            return None  # more escapes than n // 32, as below
+        escaped = escapes[:count].data
+    else:
+        codes = np.take(rank, plane)
+        escapes = plane[codes == ESCAPE]
+        if len(escapes) > n // 32:
+            return None
+        if len(codes) % 2:
+            codes = np.append(codes, np.uint8(0))
+        packed = (codes[0::2] << np.uint8(4)) | codes[1::2]
+        count, escaped = len(escapes), escapes.data
     body: bytes = _huffman()[0].compress(packed.data)
     table: bytes = common.astype(np.uint8).tobytes()
-    escaped: bytes = escapes.tobytes()
-    return _PAIRS_HEAD.pack(len(common), len(escapes)) + table + escaped + body
+    return [_PAIRS_HEAD.pack(len(common), count), table, escaped, body]
 
 
 def _pairs_parts(blob: memoryview, n: int) -> tuple[memoryview, memoryview, np.ndarray]:
@@ -196,29 +209,41 @@ def _scratch(slot: tuple[str, str | int], n: int) -> np.ndarray:
 def encode(data: BytesLike, itemsize: int) -> bytes:
     """Code ``data`` as elements of ``itemsize`` bytes (1, 2, 4 or 8); see the module doc."""
     n = len(data) // itemsize
-    bits = 8 * itemsize
-    words = np.frombuffer(data, dtype=f"<u{itemsize}", count=n)
-    rotated = _rotl(words, bits).astype(f"<u{itemsize}", copy=False)
-    # One transposing copy gives every plane contiguous (3x faster than a copy per plane).
-    planes = np.ascontiguousarray(rotated.view(np.uint8).reshape(n, itemsize).T)
-    out = [_HEAD.pack(VERSION, itemsize)]
+    planes = _split(data, n, itemsize)
+    out: list[BytesLike] = [_HEAD.pack(VERSION, itemsize)]
     huffman = _huffman()[0]
     for j in range(itemsize):
         plane = planes[j]
-        best: tuple[int, bytes | memoryview] = (RAW, plane.data)
+        parts: list[BytesLike] = [plane.data]
+        method, size = RAW, n
         # A plane of few common values (an exponent) is coded in pairs; only the others are
         # tried with plain Huffman: one entropy-coding pass per plane, not two.
-        paired = _pairs(plane)
-        if paired is not None and len(paired) < PLANE_PAYS * n:
-            best = (PAIRS, paired)
+        paired = _pairs(plane, j)
+        paired_size = sum(len(p) for p in paired) if paired is not None else n
+        if paired is not None and paired_size < PLANE_PAYS * n:
+            parts, method, size = paired, PAIRS, paired_size
         else:
             coded = huffman.compress(plane.data)
             if len(coded) < PLANE_PAYS * n:
-                best = (HUFFMAN, coded)
-        out.append(_PLANE.pack(best[0], len(best[1])))
-        out.append(bytes(best[1]))
-    out.append(bytes(memoryview(data)[n * itemsize :]))
+                parts, method, size = [coded], HUFFMAN, len(coded)
+            del coded  # a plane-sized attempt that did not pay is not kept until the join
+        out.append(_PLANE.pack(method, size))
+        out.extend(parts)
+    out.append(memoryview(data)[n * itemsize :])
+    # One copy of every part into the payload (the planes live in this thread's scratch).
     return b"".join(out)
+
+
+def _split(data: BytesLike, n: int, itemsize: int) -> np.ndarray:
+    """The rotated elements' byte planes, one row each (C: in this thread's scratch buffer)."""
+    if _native is not None:
+        planes = _scratch(("split", 0), n * itemsize)
+        _native.split(planes, n, itemsize, data)
+        return planes.reshape(itemsize, n)
+    words = np.frombuffer(data, dtype=f"<u{itemsize}", count=n)
+    rotated = _rotl(words, 8 * itemsize).astype(f"<u{itemsize}", copy=False)
+    # One transposing copy gives every plane contiguous (3x faster than a copy per plane).
+    return np.ascontiguousarray(rotated.view(np.uint8).reshape(n, itemsize).T)
 
 
 def decode(payload: BytesLike, length: int, out: memoryview | None = None) -> BytesLike:
