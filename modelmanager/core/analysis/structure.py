@@ -304,12 +304,12 @@ def _facts(f: FileRecord) -> dict[str, str]:
     else:
         return {}
     out = {n: meta[k] for k, n in keys if meta.get(k)}
-    if f.format == "hdf5" and (layers := _summary(meta, KERAS_LAYERS)) is not None:
+    if f.format == "hdf5" and (layers := summary(meta, KERAS_LAYERS)) is not None:
         out["layers"] = str(layers[1])
     return out
 
 
-def _summary(meta: dict[str, str], key: str) -> tuple[list[Any], int, dict[str, Any]] | None:
+def summary(meta: dict[str, str], key: str) -> tuple[list[Any], int, dict[str, Any]] | None:
     """(items, total, the whole document) of a summary an index stored as JSON under ``key``
     (see ``formats.base.fitted``); None when absent or malformed (a hostile manifest)."""
     try:
@@ -343,7 +343,7 @@ def _graph(f: FileRecord) -> Graph | None:
     if f.format != "onnx":
         return None
     keys = (ONNX_INPUTS, ONNX_OUTPUTS, ONNX_OPERATORS)
-    found_in, found_out, found_ops = (_summary(f.metadata, k) for k in keys)
+    found_in, found_out, found_ops = (summary(f.metadata, k) for k in keys)
     if found_in is None or found_out is None or found_ops is None:
         return None
     (ins, n_in, _), (outs, n_out, _), (ops, nodes, _) = found_in, found_out, found_ops
@@ -359,7 +359,7 @@ def _graph(f: FileRecord) -> Graph | None:
 def _keras_layers(f: FileRecord) -> list[list[str]]:
     """The module path of each layer of a Keras HDF5 file, in the model's order (weightless
     layers included); none for other files."""
-    found = _summary(f.metadata, KERAS_LAYERS) if f.format == "hdf5" else None
+    found = summary(f.metadata, KERAS_LAYERS) if f.format == "hdf5" else None
     if found is None:
         return []
     items, _total, doc = found

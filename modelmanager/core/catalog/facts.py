@@ -4,7 +4,10 @@ What search filters on and lists: architecture, layer count, hidden size, vocabu
 context length, weight formats, quantization, framework, license and base model. Each comes
 from the version's metadata when the import recorded it (config.json, the model card, a GGUF
 file's own keys), else from the tensor names and shapes every manifest holds, so ``reindex``
-fills them for versions imported before they existed.
+fills them for versions imported before they existed: the token embedding gives vocabulary
+and hidden size (GGUF's ``token_embd`` too, whose files rarely state a vocabulary size), the
+numbered blocks the layer count (a Keras file's: its layers), a learned position embedding
+the context length (the positions it has rows for: OPT's has two more than its config says).
 """
 
 from __future__ import annotations
@@ -15,10 +18,15 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from modelmanager.core.analysis.structure import KERAS_LAYERS, summary
 from modelmanager.core.repo.manifest import Manifest
 
 #: Tensor names that hold the token embedding (its shape is vocabulary x hidden size).
 _EMBEDDING = re.compile(r"(^|\.)(embed_tokens|word_embeddings|wte|embed|tok_embeddings)\.weight$")
+#: GGUF's token embedding (llama.cpp's name; its shape is vocabulary x hidden size too).
+_GGUF_EMBEDDING = "token_embd.weight"
+#: Learned absolute position embeddings (positions x hidden size): BERT, GPT-2, OPT, BART.
+_POSITIONS = re.compile(r"(^|\.)(position_embeddings|embed_positions|wpe)\.weight$")
 #: The block index in a tensor name: ``model.layers.12.``, ``transformer.h.3.``, ``blk.0.``.
 _BLOCK = re.compile(r"(?:^|\.)(?:layers|layer|h|blk|blocks|block)\.(\d+)\.")
 #: GGUF tensor types that are quantized (llama.cpp's names): Q4_K, Q8_0, IQ2_XS, TQ1_0, ...
@@ -87,17 +95,32 @@ def _gguf_keys(m: Manifest) -> dict[str, str]:
     return out
 
 
-def _from_tensors(m: Manifest) -> tuple[int, int, int]:
-    """(layers, hidden size, vocabulary size) read off tensor names and shapes."""
+def _keras_layers(m: Manifest) -> int:
+    """The layers of the version's first Keras HDF5 file with a layer list (0: none)."""
+    for f in m.files:
+        if f.format == "hdf5" and (found := summary(f.metadata, KERAS_LAYERS)) is not None:
+            return found[1]
+    return 0
+
+
+def _from_tensors(m: Manifest) -> tuple[int, int, int, int]:
+    """(layers, hidden size, vocabulary size, positions) read off tensor names and shapes."""
     blocks: set[int] = set()
-    hidden = vocab = 0
+    hidden = vocab = positions = 0
     for f, t in m.tensors:
         found = _BLOCK.search(t.name)
         if found:
             blocks.add(int(found.group(1)))
-        if not vocab and f.format != "gguf" and _EMBEDDING.search(t.name) and len(t.shape) == 2:
+        if len(t.shape) != 2:
+            continue
+        embedding = (t.name == _GGUF_EMBEDDING if f.format == "gguf"
+                     else bool(_EMBEDDING.search(t.name)))  # fmt: skip
+        if not vocab and embedding:
             vocab, hidden = int(t.shape[0]), int(t.shape[1])
-    return (max(blocks) + 1 if blocks else 0), hidden, vocab
+        if not positions and f.format != "gguf" and _POSITIONS.search(t.name):
+            positions = int(t.shape[0])
+    layers = max(blocks) + 1 if blocks else _keras_layers(m)
+    return layers, hidden, vocab, positions
 
 
 def facts_of(m: Manifest) -> Facts:
@@ -110,7 +133,7 @@ def facts_of(m: Manifest) -> Facts:
     def stated(hf_key: str, gguf_key: str) -> int:
         return _int(meta.get(hf_key)) or _int(gguf.get(f"{arch}.{gguf_key}"))
 
-    layers, hidden, vocab = _from_tensors(m)
+    layers, hidden, vocab, positions = _from_tensors(m)
     quant: Counter[str] = Counter()
     for f, t in m.tensors:
         if f.format == "gguf" and _QUANTIZED.match(t.dtype):
@@ -121,7 +144,7 @@ def facts_of(m: Manifest) -> Facts:
         layers=stated("num_hidden_layers", "block_count") or layers,
         hidden_size=stated("hidden_size", "embedding_length") or hidden,
         vocab_size=stated("vocab_size", "vocab_size") or vocab,
-        context_length=stated("max_position_embeddings", "context_length"),
+        context_length=stated("max_position_embeddings", "context_length") or positions,
         formats=tuple(sorted({f.format for f in m.files} - NOT_WEIGHTS)),
         quantization=tuple(q for q, _n in sorted(quant.items(), key=lambda kv: (-kv[1], kv[0]))),
         framework=_text(meta.get("framework")),
