@@ -31,9 +31,10 @@ from benchmarks.timing import median_seconds
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.redundancy import decode_fragments, encode_fragments, parse_fragment
 from modelmanager.services import Workspace, init_repository
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 
 OBJ = 4 << 20
 

@@ -41,9 +41,10 @@ from modelmanager.core.chunks import fetch
 from modelmanager.core.storage import page_cache
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.bench_aggregate import stored_read_bytes
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import evict_version, load_version
+from modelmanager.services.policies import set_policy
 
 CGROUP = Path("/sys/fs/cgroup")
 

@@ -18,7 +18,7 @@ from modelmanager.cli.output import (
 )
 from modelmanager.core.codecs import CODEC_NAMES, CodecSettings
 from modelmanager.errors import EXIT_OK, EXIT_PROBLEMS, UserError
-from modelmanager.services import devices, redundancy
+from modelmanager.services import devices, policies, redundancy
 from modelmanager.services.device_plans import ForgetPlan, shared_file_systems, sharing_warning
 from modelmanager.services.recompress import recompress
 from modelmanager.services.redundancy import RepairReport
@@ -165,7 +165,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         return EXIT_OK
     model, text = _model_and_value(args.words, "policy set [MODEL] copies=N|ec=K+M")
     if args.dry_run:
-        plan = devices.preview_policy(ws, text, model)
+        plan = policies.preview_policy(ws, text, model)
         if args.json:
             print_json({"dry_run": True, "model": model, **plan.to_json()})
             return EXIT_OK
@@ -185,7 +185,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         print("Nothing was changed (dry run).")
         return EXIT_OK
     with ProgressLine("converting", enabled=not args.json) as ctx:
-        changed = devices.set_policy(ws, text, model, ctx=ctx, lock_timeout=args.wait)
+        changed = policies.set_policy(ws, text, model, ctx=ctx, lock_timeout=args.wait)
     report = changed.report
     if args.json:
         print_json(changed.to_json())
@@ -283,7 +283,7 @@ def cmd_codec(args: argparse.Namespace) -> int:
                 print(f"{shown(name)}: {value.name}:{value.level}")
         return EXIT_OK
     model, name = _model_and_value(args.words, "codec set [MODEL] CODEC")
-    changed = devices.set_codec(ws, CodecSettings(name, args.level), model,
+    changed = policies.set_codec(ws, CodecSettings(name, args.level), model,
                                 lock_timeout=args.wait)  # fmt: skip
     settings = changed.settings
     if args.json:

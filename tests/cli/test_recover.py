@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from modelmanager.services import init_repository
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.history import set_label
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 from tests.conftest import subprocess_env
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
 

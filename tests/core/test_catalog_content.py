@@ -15,10 +15,11 @@ from modelmanager.core.catalog import SCHEMA_VERSION
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.errors import ModelManagerError
 from modelmanager.services import Workspace, open_workspace
-from modelmanager.services.devices import add_device, remove_device, set_policy
+from modelmanager.services.devices import add_device, remove_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.lineage import related
 from modelmanager.services.maintenance import Stats, stats
+from modelmanager.services.policies import set_policy
 from modelmanager.services.recompress import recompress
 from tests.support.builders import small_model, write_safetensors
 

@@ -14,8 +14,9 @@ import numpy as np
 from modelmanager.core.chunks.store import chunk_key
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.services import history, init_repository
-from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import version_layout
 from tests.gui import shots
 from tests.support.builders import hf_folder, write_safetensors

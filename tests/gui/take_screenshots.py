@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from modelmanager.services import init_repository
-from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 from modelmanager.tabs import TABS
 from tests.gui import shots
 from tests.support.builders import hf_folder, raw_safetensors

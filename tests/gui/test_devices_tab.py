@@ -18,9 +18,10 @@ from modelmanager.core.units import human_bytes
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.tabs.devices import BAR_STEPS, FREE, HOT, OURS, SHARED, USAGE, usage_bar
 from modelmanager.services import Workspace
-from modelmanager.services.devices import DeviceInfo, add_device, set_device, set_policy
+from modelmanager.services.devices import DeviceInfo, add_device, set_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.pinning import pin
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import scrub
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder

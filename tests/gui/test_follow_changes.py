@@ -113,7 +113,7 @@ def test_stamps_name_the_models_and_storage_that_changed(ws: Workspace, tmp_path
     assert stamp_changes(after, metadata_stamp(ws.repo.root)) == Changes(
         frozenset({"b"}), storage=True
     )
-    from modelmanager.services.devices import set_policy
+    from modelmanager.services.policies import set_policy
 
     now = metadata_stamp(ws.repo.root)
     set_policy(ws, "copies=1", "b")  # a policy file written: every model's policy may differ

@@ -18,9 +18,10 @@ from modelmanager.core.units import human_bytes
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.menus import menu_actions
 from modelmanager.services import Workspace
-from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder, tree_bytes
 

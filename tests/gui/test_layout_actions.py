@@ -19,8 +19,9 @@ from modelmanager.core.chunks.store import chunk_key
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.services import Workspace
 from modelmanager.services.chunk_info import chunk_details
-from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import scrub, version_layout
 from tests.gui.test_main_window import _select
 from tests.gui.windows import shown_window

@@ -286,7 +286,8 @@ def test_shard_layout_shows_which_device_holds_what_and_health(
 ) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
-    from modelmanager.services.devices import add_device, set_policy
+    from modelmanager.services.devices import add_device
+    from modelmanager.services.policies import set_policy
 
     ws = window.ws
     add_device(ws, tmp_path / "disk1", name="disk1")

@@ -22,9 +22,10 @@ from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.menus import menu_actions
 from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.services import Workspace
-from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import plan_gc, verify
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import scrub
 from tests.conftest import subprocess_env
 from tests.gui.windows import shown_window

@@ -21,10 +21,11 @@ from modelmanager.gui.menus import menu_actions
 from modelmanager.gui.policy_dialogs import CodecDialog, PolicyDialog, plan_text
 from modelmanager.gui.recompress_dialog import RecompressDialog
 from modelmanager.services import Workspace, history
-from modelmanager.services.devices import add_device, preview_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats, verify
+from modelmanager.services.policies import preview_policy
 from modelmanager.services.recompress import preview_recompress
 from modelmanager.services.redundancy import scrub
 from tests.gui.windows import select_ref as _select

@@ -21,10 +21,11 @@ from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.models import REF_ROLE
 from modelmanager.gui.recover_dialog import RecoverDialog
 from modelmanager.services import Workspace, init_repository
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import set_label
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 from tests.gui.windows import shown_window
 from tests.support.builders import hf_folder, tree_bytes
 

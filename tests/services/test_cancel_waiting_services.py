@@ -15,10 +15,11 @@ from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.jobs import JobContext
 from modelmanager.errors import Cancelled
 from modelmanager.services import Workspace
-from modelmanager.services.devices import add_device, remove_device, set_policy
+from modelmanager.services.devices import add_device, remove_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage
 from modelmanager.services.pinning import pin
+from modelmanager.services.policies import set_policy
 from modelmanager.services.recompress import recompress
 from modelmanager.services.redundancy import rebalance, repair
 from modelmanager.services.remotes import RemoteSpec, open_remote, pull, push

@@ -7,9 +7,10 @@ from pathlib import Path
 from modelmanager.core.codecs import CodecSettings, codec_by_id
 from modelmanager.services import Workspace
 from modelmanager.services.chunk_info import chunk_details
-from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats
+from modelmanager.services.policies import set_policy
 from modelmanager.services.recompress import preview_recompress, recompress
 from tests.services.test_recompress import _model
 

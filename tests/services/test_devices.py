@@ -22,16 +22,11 @@ from modelmanager.core.placement import IDENTITY_FILE
 from modelmanager.core.storage import LocalBlobStore, StoreFactory
 from modelmanager.errors import Cancelled, IntegrityError, UserError
 from modelmanager.services import Workspace, init_repository
-from modelmanager.services.devices import (
-    add_device,
-    list_devices,
-    remove_device,
-    set_device,
-    set_policy,
-)
+from modelmanager.services.devices import add_device, list_devices, remove_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats, verify
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import rebalance, repair, scrub
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
 from tests.support.faulty import READS, FaultyFolders
@@ -608,7 +603,7 @@ def test_devices_on_one_file_system_count_its_free_space_once(tmp_path: Path) ->
 
 
 def test_a_policy_change_is_previewed_with_what_it_writes_and_removes(tmp_path: Path) -> None:
-    from modelmanager.services.devices import preview_policy
+    from modelmanager.services.policies import preview_policy
 
     ws, roots = make_cluster(tmp_path, 3, "copies=1")
     before = [_pieces_under(r) for r in roots]

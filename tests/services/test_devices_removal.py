@@ -17,11 +17,11 @@ from modelmanager.services.devices import (
     add_device,
     list_devices,
     preview_forget,
-    preview_policy,
     remove_device,
     set_device,
 )
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import preview_policy
 from modelmanager.services.redundancy import repair, scrub
 from tests.services.test_devices import CHUNK, _export_is_exact, _model, _pieces_under, make_cluster
 from tests.support.filesystems import other_fs

@@ -13,9 +13,10 @@ from modelmanager.core.chunks.layout import fragment_key
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.services import Workspace, init_repository
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import LoadResult, load_version
+from modelmanager.services.policies import set_policy
 from tests.support.builders import random_weights, write_safetensors
 from tests.support.faulty import FaultyFolders
 

@@ -12,9 +12,10 @@ from modelmanager.core.codecs import CodecSettings, bytegroup
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.services import Workspace, init_repository
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import Fetcher, load_version
+from modelmanager.services.policies import set_policy
 from tests.support.builders import random_weights, write_safetensors
 from tests.support.faulty import FaultyFolders
 

@@ -9,8 +9,9 @@ import collections
 from pathlib import Path
 
 from modelmanager.services import Workspace
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import preview_moves, rebalance, repair, scrub
 from tests.services.test_devices import (
     _export_is_exact,

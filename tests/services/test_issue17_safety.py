@@ -18,17 +18,12 @@ from modelmanager.core.storage import StoreFactory
 from modelmanager.core.storage.atomic import TEMP_PREFIX
 from modelmanager.errors import DeviceError, DoubtError
 from modelmanager.services import Workspace, init_repository, open_workspace
-from modelmanager.services.devices import (
-    add_device,
-    remove_device,
-    set_codec,
-    set_device,
-    set_policy,
-)
+from modelmanager.services.devices import add_device, remove_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import remove_versions, set_label
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage, verify
+from modelmanager.services.policies import set_codec, set_policy
 from modelmanager.services.recovery import recover_repository
 from modelmanager.services.redundancy import rebalance, repair
 from tests.support.builders import random_weights, tree_bytes, write_safetensors

@@ -22,9 +22,10 @@ from modelmanager.core.storage import LocalBlobStore, StoreFactory, page_cache
 from modelmanager.errors import Cancelled
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.benchmark import run_benchmark
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import evict_version, load_version, warm_version
+from modelmanager.services.policies import set_policy
 from tests.support.builders import random_weights, write_safetensors
 from tests.support.faulty import READS, FaultyFolders
 

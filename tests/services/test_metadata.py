@@ -19,11 +19,12 @@ from modelmanager.core.repo.recovery import recover
 from modelmanager.core.repo.repository import Repository
 from modelmanager.errors import IntegrityError
 from modelmanager.services import Workspace, init_repository, open_workspace
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import remove_versions, set_label
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import verify
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import repair
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
 

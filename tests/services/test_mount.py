@@ -28,9 +28,10 @@ from modelmanager.core.storage import LocalBlobStore
 from modelmanager.errors import NotFoundError
 from modelmanager.services import Workspace, init_repository, open_workspace
 from modelmanager.services import mount_fuse as binding
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.mount import Dir, File, Link, MountView
+from modelmanager.services.policies import set_policy
 from tests.conftest import TEST_CHUNK, TEST_GROUP, subprocess_env
 from tests.support.builders import hf_folder, random_weights, write_safetensors
 

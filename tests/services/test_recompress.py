@@ -12,10 +12,11 @@ from modelmanager.core.codecs import CodecSettings, codec_by_name
 from modelmanager.core.codecs.bytegroup import ID as BYTEGROUP
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services import recompress as recompress_module
-from modelmanager.services.devices import add_device, set_codec, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import stats, verify
+from modelmanager.services.policies import set_codec, set_policy
 from modelmanager.services.recompress import recompress
 from modelmanager.services.redundancy import repair, scrub
 from tests.support.builders import tree_bytes, write_safetensors

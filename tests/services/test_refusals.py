@@ -16,11 +16,12 @@ from modelmanager.core.repo.records import seal, unseal
 from modelmanager.core.repo.versions import CONFIG_KEY
 from modelmanager.errors import DoubtError, UserError
 from modelmanager.services import Workspace, init_repository, open_workspace
-from modelmanager.services.devices import add_device, remove_device, set_device, set_policy
+from modelmanager.services.devices import add_device, remove_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import remove_versions
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage, plan_gc
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import rebalance, repair, scrub
 from tests.conftest import subprocess_env
 from tests.support.builders import random_weights, tree_bytes, write_safetensors

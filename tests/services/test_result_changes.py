@@ -9,9 +9,10 @@ import numpy as np
 
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.services import Changes, Workspace
-from modelmanager.services.devices import add_device, set_codec, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage
+from modelmanager.services.policies import set_codec, set_policy
 from modelmanager.services.recompress import recompress
 from modelmanager.services.redundancy import rebalance
 from tests.support.builders import small_model, write_safetensors

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from modelmanager.services import Workspace, init_repository
-from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import repair, scrub
 from tests.support.builders import write_safetensors
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.redundancy.plans import worst_tolerance
-from modelmanager.services.devices import add_device, preview_policy, set_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import preview_policy, set_policy
 from modelmanager.services.redundancy import preview_moves, rebalance, scrub
 from tests.services.test_devices import _model, _pieces_under, _repo_without_main
 from tests.services.test_file_system_placement import _cluster, _holders

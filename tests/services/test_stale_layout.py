@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from modelmanager.services import Workspace, open_workspace
-from modelmanager.services.devices import add_device, set_policy
+from modelmanager.services.devices import add_device
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 from tests.support.builders import small_model, write_safetensors
 
 

@@ -18,10 +18,11 @@ from modelmanager.core.redundancy import health, moves, table
 from modelmanager.core.redundancy.plans import to_repair
 from modelmanager.errors import UserError
 from modelmanager.services import Workspace, init_repository, redundancy
-from modelmanager.services.devices import add_device, set_device, set_policy
+from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage, plan_gc, verify
+from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import plan_moves, preview_moves, rebalance, repair, scrub
 from modelmanager.services.redundancy import survey as full_survey
 

@@ -18,8 +18,8 @@ from modelmanager.gui.dialogs import ImportDialog
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.gui.models import RepoTreeModel
 from modelmanager.services import Changes
-from modelmanager.services.devices import set_policy
 from modelmanager.services.importing import import_paths
+from modelmanager.services.policies import set_policy
 
 
 def source_size(paths: list[Path]) -> tuple[int, int]:

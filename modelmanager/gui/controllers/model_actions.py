@@ -28,7 +28,7 @@ from modelmanager.gui.policy_dialogs import CodecDialog, PolicyDialog
 from modelmanager.gui.recompress_dialog import RecompressDialog
 from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.gui.reports import Report, repair_report
-from modelmanager.services import Workspace, devices
+from modelmanager.services import Workspace, policies
 from modelmanager.services.recompress import (
     RecompressPreview,
     RecompressReport,
@@ -40,7 +40,7 @@ from modelmanager.services.recompress import (
 def _preview(ws: Workspace, policy: str, model: str | None) -> PolicyPlan | str:
     """The plan, or the service's one-line refusal (shown in the dialog, not as a failure)."""
     try:
-        return devices.preview_policy(ws, policy, model)
+        return policies.preview_policy(ws, policy, model)
     except ModelManagerError as exc:
         return str(exc)
 
@@ -104,10 +104,10 @@ class ModelActions:
         """Set the policy and convert the stored chunks to it (``policy set``), as a job."""
         what = shown(model) if model else "the repository"
 
-        def run(ctx: JobContext) -> devices.PolicyChange:
-            return devices.set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)
+        def run(ctx: JobContext) -> policies.PolicyChange:
+            return policies.set_policy(ws, policy, model, ctx=ctx, lock_timeout=GUI_LOCK_WAIT)
 
-        def done(r: devices.PolicyChange) -> None:
+        def done(r: policies.PolicyChange) -> None:
             base = repair_report(r.report)
             report = Report(f"Redundancy policy {policy}",
                             f"{what} now keeps {policy}. {base.summary}", r.report.ok,
@@ -148,14 +148,14 @@ class ModelActions:
         """Set the codec new chunks get (``codec set``), as a job; refresh what it names."""
         what = shown(model) if model else "the repository"
 
-        def done(r: devices.CodecChange) -> None:
+        def done(r: policies.CodecChange) -> None:
             self.context.notify(f"New chunks of {what} get {r.settings.name} "
                                 f"(level {r.settings.level})")  # fmt: skip
             self.context.apply_changes(ws, r.changes)
 
         return self.context.runner.submit(
             f"Set the codec of {what} to {settings.name}",
-            lambda _ctx: devices.set_codec(ws, settings, model, lock_timeout=GUI_LOCK_WAIT),
+            lambda _ctx: policies.set_codec(ws, settings, model, lock_timeout=GUI_LOCK_WAIT),
             done, writes=ws.repo.root,
         )  # fmt: skip
 
