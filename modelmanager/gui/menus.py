@@ -260,7 +260,14 @@ def build_menus(win: Any) -> None:
         icon_name="free",
         tip="Delete chunks no version uses (garbage collection), after a preview",
     )
-    for act in (quick, full, scrub, repair, rebal, gc):
+    hot_tier = _action(
+        win,
+        "Apply &hot tier…",
+        v.ask_hot_tier,
+        tip="Promote recently loaded versions hot and demote the least recently used "
+        "promotions past each hot device's fill limit, after a preview",
+    )
+    for act in (quick, full, scrub, repair, rebal, hot_tier, gc):
         maint.addAction(act)
     mtools = _toolbar(win, "Maintenance")
     for act in (full, scrub, repair, gc):

@@ -445,7 +445,7 @@ def pin_summary(repo: Repository, model: str, seq: int) -> str:
         demoted = doc.get("demoted")
         if not isinstance(demoted, str):
             return "not pinned"
-        return f"not pinned (demoted {_minute(demoted)} UTC for {doc.get('for', '?')})"
+        return f"not pinned (demoted {utc_minute(demoted)} UTC for {doc.get('for', '?')})"
     wanted = _unique_chunks(repo.read_manifest(model, seq))
     hot = repo.chunks.hot_devices()
     on: dict[str, int] = {}
@@ -453,15 +453,16 @@ def pin_summary(repo: Repository, model: str, seq: int) -> str:
         for d in repo.chunks.hot_holders(cid, hot)[:1]:
             on[d.name] = on.get(d.name, 0) + 1
     where = ", ".join(f"{n} on {name}" for name, n in sorted(on.items())) or "none hot yet"
-    since = _minute(str(doc.get("set", "")))
+    since = utc_minute(str(doc.get("set", "")))
     if doc.get("auto") is True:
-        loaded = _minute(str(doc.get("loaded", "")))
+        loaded = utc_minute(str(doc.get("loaded", "")))
         return (f"promoted hot (loaded {loaded} UTC) since {since} UTC; {sum(on.values())} of "
                 f"{len(wanted)} chunks hot ({where})")  # fmt: skip
     return f"pinned hot since {since} UTC; {sum(on.values())} of {len(wanted)} chunks hot ({where})"
 
 
-def _minute(iso: str) -> str:
+def utc_minute(iso: str) -> str:
+    """A recorded time to the minute, as shown ("2026-12-01 10:58"; UTC)."""
     return iso[:16].replace("T", " ")
 
 
@@ -562,13 +563,13 @@ class HotTierPlan:
         """The plan in sentences, for the CLI's dry run and the window's preview."""
         out = []
         for m in self.promote:
-            out.append(f"Promote {m.ref} (loaded {_minute(m.last_use)} UTC): "
+            out.append(f"Promote {m.ref} (loaded {utc_minute(m.last_use)} UTC): "
                        f"{human_bytes(m.write_bytes)} of new hot copies")  # fmt: skip
         for m in self.demote:
-            out.append(f"Demote {m.ref} (last used {_minute(m.last_use)} UTC): its hot copies "
+            out.append(f"Demote {m.ref} (last used {utc_minute(m.last_use)} UTC): its hot copies "
                        "go, its pieces stay, so it still loads")  # fmt: skip
         for m in self.left_out:
-            out.append(f"Leave {m.ref} (loaded {_minute(m.last_use)} UTC) cold: its "
+            out.append(f"Leave {m.ref} (loaded {utc_minute(m.last_use)} UTC) cold: its "
                        f"{human_bytes(m.hot_bytes)} do not fit under the fill limit")  # fmt: skip
         for d in self.devices:
             limit = f" of {human_bytes(d.limit)} allowed" if d.limit else ""

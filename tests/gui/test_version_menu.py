@@ -11,17 +11,19 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import QDialogButtonBox, QMenu, QMessageBox
 
 from modelmanager.core.ids import content_id
+from modelmanager.gui.hot_tier_dialog import HotTierDialog
 from modelmanager.gui.jobs_bridge import DONE
 from modelmanager.gui.main_window import MainWindow
 from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.services import Workspace, history, remotes
 from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
-from modelmanager.services.pinning import pin, pin_key, pins
+from modelmanager.services.pinning import note_use, pin, pin_key, pins
+from modelmanager.services.redundancy import scrub
 from modelmanager.services.remotes import add_remote
 from tests.gui.windows import select_ref as _select
 from tests.gui.windows import shown_window
@@ -135,7 +137,7 @@ def test_label_adds_moves_and_removes(qtbot, window: MainWindow, ws: Workspace) 
     qtbot.waitUntil(lambda: ws.repo.read_labels("acme/tiny") == {"prod": 2, "rc1": 2})
     d3 = dialog_after(d2)
     d3.name.setCurrentText("prod")  # type: ignore[attr-defined]
-    assert not d3.set_button.isEnabled()  # already here  # type: ignore[attr-defined]
+    assert not d3.set_button.isEnabled()  # type: ignore[attr-defined]  # already here
     d3.remove_button.click()  # type: ignore[attr-defined]
     qtbot.waitUntil(lambda: ws.repo.read_labels("acme/tiny") == {"rc1": 2})
     last = ws.repo.label_log("acme/tiny")[-1]  # the removal is journaled, as the CLI's is
@@ -152,8 +154,9 @@ def _choose(qtbot, win: MainWindow, text: str) -> None:  # type: ignore[no-untyp
     assert box is not None
     qtbot.waitUntil(box.isVisible)
     box.setTextValue(text)
-    ok = box.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
-    ok.click()
+    buttons = box.findChild(QDialogButtonBox)
+    assert buttons is not None
+    buttons.button(QDialogButtonBox.StandardButton.Ok).click()
 
 
 def test_diff_with_another_version_shows_the_diff_in_history(  # type: ignore[no-untyped-def]
@@ -292,3 +295,71 @@ def test_pin_past_the_fill_limit_asks_before_demoting(  # type: ignore[no-untype
         assert hot == ws.repo.resolve("acme/tiny@2").chunk_ids()
         qtbot.waitUntil(lambda: not window.runner.running())
         assert "demoted acme/tiny@1" in window.statusBar().currentMessage()
+
+
+def _maintenance_action(win: MainWindow, text: str) -> QAction:
+    menu = next(a.menu() for a in win.menuBar().actions() if a.text() == "&Maintenance")
+    assert isinstance(menu, QMenu)
+    found = [a for a in menu.actions() if a.text().replace("&", "") == text]
+    assert found, [a.text() for a in menu.actions()]
+    return found[0]
+
+
+def test_apply_hot_tier_previews_then_promotes_the_recent_load(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, ws: Workspace, tmp_path: Path
+) -> None:
+    """Maintenance > Apply hot tier…: the dialog shows the plan (the version loaded recently
+    promoted, bytes per device) and Cancel changes nothing; Apply runs it as a job that makes
+    the hot copies and an automatic pin record, beside the user's pin."""
+    with small_tmpfs(tmp_path / "fast", "4m") as fast:
+        set_device(ws, "main", tier="cold")
+        add_device(ws, fast, name="fast", tier="hot")
+        pin(ws, "acme/tiny@1")
+        note_use(ws.repo, "acme", 1)  # not a model here: ignored
+        note_use(ws.repo, "acme/tiny", 2)
+        act = _maintenance_action(window, "Apply hot tier…")
+
+        def preview() -> HotTierDialog:
+            before = window.versions.hot_tier_dialog
+            act.trigger()
+            qtbot.waitUntil(lambda: window.versions.hot_tier_dialog not in (None, before))
+            dialog = window.versions.hot_tier_dialog
+            assert dialog is not None
+            assert dialog.isVisible()
+            return dialog
+
+        dialog = preview()
+        rows = [[getattr(dialog.versions.item(r, c), "text", str)() for c in range(4)]
+                for r in range(dialog.versions.rowCount())]  # fmt: skip
+        assert [r[:2] for r in rows] == [["Promote", "acme/tiny@2"], ["Keep hot", "acme/tiny@1"]]
+        new = (
+            ws.repo.resolve("acme/tiny@2").chunk_ids() - ws.repo.resolve("acme/tiny@1").chunk_ids()
+        )
+        assert dialog.plan.devices[0].write_bytes > 0
+        device, copied = (getattr(dialog.devices.item(0, c), "text", str)() for c in (0, 1))
+        assert device == "fast"
+        assert copied.startswith(f"{len(new)} (")
+        assert dialog.apply_button.isEnabled()
+        dialog.reject()
+        qtbot.waitUntil(lambda: not window.runner.running())
+        assert [p.ref for p in pins(ws.repo)] == ["acme/tiny@1"]  # the preview changed nothing
+        preview().apply_button.click()
+        qtbot.waitUntil(lambda: any(j.title == "Apply hot tier" and j.state == DONE
+                                    for j in window.runner.jobs.values()),
+                        timeout=30_000)  # fmt: skip
+        job = next(j for j in window.runner.jobs.values() if j.title == "Apply hot tier")
+        assert job.done == job.total > 0  # progress in bytes, to the end
+        assert [p.ref for p in pins(ws.repo)] == ["acme/tiny@1", "acme/tiny@2"]
+        assert ws.repo.records.read(pin_key("acme/tiny", 2))["auto"] is True
+        assert "auto" not in ws.repo.records.read(pin_key("acme/tiny", 1))
+        hot = {p.name: p.read_bytes() for p in (fast / "hot").rglob("*") if p.is_file()}
+        wanted = (
+            ws.repo.resolve("acme/tiny@1").chunk_ids() | ws.repo.resolve("acme/tiny@2").chunk_ids()
+        )
+        assert set(hot) == wanted
+        assert all(content_id(data) == cid for cid, data in hot.items())
+        qtbot.waitUntil(lambda: not window.runner.running())
+        assert "Hot tier applied: promoted acme/tiny@2" in window.statusBar().currentMessage()
+        assert scrub(ws).ok
+        # Settled: a second preview offers nothing to apply.
+        assert not preview().apply_button.isEnabled()

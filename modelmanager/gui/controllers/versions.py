@@ -1,5 +1,6 @@
 """The Version menu and the version's context menu: Export…, Verify, Diff with…, Copy
-reference, Label…, Push to…, Pin hot / Unpin.
+reference, Label…, Push to…, Pin hot / Unpin; and Maintenance > Apply hot tier… (the pins of
+every version, so it lives beside Pin hot).
 
 Each runs the service the CLI runs (``export``, ``verify REF``, ``diff``, ``label``, ``push``,
 ``pin``, ``unpin``) as a job on the window's runner, with progress and Cancel in the Jobs tab,
@@ -21,6 +22,7 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes
 from modelmanager.gui.context import WindowContext
+from modelmanager.gui.hot_tier_dialog import HotTierDialog
 from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.gui.label_dialog import LabelDialog
 from modelmanager.gui.report_dialog import ReportDialog
@@ -61,6 +63,7 @@ class VersionActions:
         self.pin_actions: tuple[QAction, QAction] | None = None
         #: The pin state last read, by ref (None: not pinned).
         self.pinned: dict[str, pinning.Pin | None] = {}
+        self.hot_tier_dialog: HotTierDialog | None = None  # the last hot-tier preview
 
     def _ref(self, ref: str | None) -> str | None:
         ref = ref or self.shown_ref()
@@ -307,6 +310,51 @@ class VersionActions:
             lambda _ctx: pinning.unpin(ws, target, lock_timeout=GUI_LOCK_WAIT),
             done, writes=ws.repo.root,
         )  # fmt: skip
+
+    # -- the hot-tier job (Maintenance > Apply hot tier…) -----------------------------------
+
+    def ask_hot_tier(self) -> JobRecord:
+        """Maintenance > Apply hot tier… (``hot-tier``): the plan is read first (a job,
+        nothing written) and shown in a dialog; Apply runs that plan as a writing job."""
+        ws = self.context.ws
+
+        def read(_ctx: JobContext) -> tuple[pinning.HotTierPlan, float]:
+            return pinning.plan_hot_tier(ws.repo), pinning.fill_limit(ws.repo)
+
+        def ask(found: tuple[pinning.HotTierPlan, float]) -> None:
+            plan, limit = found
+            dialog = HotTierDialog(plan, limit, self.parent)
+            dialog.accepted.connect(lambda: self.run_hot_tier(plan))
+            self.hot_tier_dialog = dialog
+            dialog.open()
+
+        return self.context.runner.submit("Read the hot tier's plan", read, ask)
+
+    def run_hot_tier(self, plan: pinning.HotTierPlan) -> JobRecord:
+        """Execute a previewed hot-tier plan (refused if the plan changed since)."""
+        ws = self.context.ws
+
+        def run(ctx: JobContext) -> pinning.HotTierResult:
+            return pinning.apply_hot_tier(ws, previewed=plan, ctx=ctx,
+                                          lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
+
+        def done(r: pinning.HotTierResult) -> None:
+            parts = []
+            if r.plan.promote:
+                parts.append("promoted " + ", ".join(m.ref for m in r.plan.promote))
+            if r.plan.demote:
+                parts.append("demoted " + ", ".join(m.ref for m in r.plan.demote))
+            what = "; ".join(parts) or "no version promoted or demoted"
+            self.context.notify(shown(
+                f"Hot tier applied: {what} ({human_bytes(r.written_bytes)} copied, "
+                f"{human_bytes(r.dropped_bytes)} dropped)"
+            ))  # fmt: skip
+            self.context.apply_changes(ws, r.changes)
+            self.pinned.clear()  # pin states changed: read again when shown
+            if self.shown_ref() is not None:
+                self.read_pin()
+
+        return self.context.runner.submit("Apply hot tier", run, done, writes=ws.repo.root)
 
     def read_pin(
         self, ref: str | None = None, actions: tuple[QAction, QAction] | None = None
