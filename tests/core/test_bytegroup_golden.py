@@ -180,7 +180,7 @@ def _encode_with_every_loop(natives: dict[str, ModuleType], data: bytes, itemsiz
     return expected
 
 
-_KINDS = ("weights", "bytes", "exponents with late rare values", "fp16 weights")
+_KINDS = ("weights", "bytes", "exponents with late rare values", "fp16 weights", "spread values")
 _FLOAT = {1: ml_dtypes.float8_e4m3fn, 2: ml_dtypes.bfloat16, 4: np.float32, 8: np.float64}
 
 
@@ -204,6 +204,8 @@ def test_c_encodes_give_the_numpy_payload_for_every_dtype_and_length(
         data = (rng.standard_normal(n * itemsize // 2) * 0.02).astype(np.float16).tobytes()
     elif kind == "bytes":
         data = rng.bytes(n * itemsize)
+    elif kind == "spread values":  # 8 values, their planes over more high nibbles than C shuffles
+        data = rng.choice(np.arange(3, 128, 17, dtype=np.uint8), n * itemsize).tobytes()
     else:  # 15 common exponents, then values the sample of 65,536 elements never saw: escapes
         top = rng.integers(100, 115, n).astype(np.uint16)
         late = np.flatnonzero(rng.random(n) < 0.01)

@@ -538,6 +538,74 @@ pair_scalar(uint8_t *restrict o, const uint8_t *restrict in, Py_ssize_t k0, Py_s
     return 0;
 }
 
+/* The rank lookup of 32 plane bytes at once, where the common values have at most MAX_HIGHS
+ * distinct high nibbles (an exponent plane's span: two for weights): per high nibble h, one
+ * byte shuffle of the 16 codes of values h0..hF by the low nibble, kept where the high nibble
+ * is h; every other value is an escape. SSSE3 (checked at run time, as for unpair). Returns
+ * how many whole packed bytes it did (the scalar loop does the rest), or -1 as pair_scalar. */
+#define MAX_HIGHS 4
+#if BG_SSSE3
+BG_SSSE3_TARGET static inline __m128i
+codes_of(__m128i x, const __m128i *tables, const __m128i *highs, int n_highs)
+{
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), nibble), lo = _mm_and_si128(x, nibble);
+    __m128i acc = _mm_setzero_si128(), seen = _mm_setzero_si128();
+    for (int h = 0; h < n_highs; h++) {
+        __m128i m = _mm_cmpeq_epi8(hi, highs[h]);
+        acc = _mm_or_si128(acc, _mm_and_si128(m, _mm_shuffle_epi8(tables[h], lo)));
+        seen = _mm_or_si128(seen, m);
+    }
+    return _mm_or_si128(acc, _mm_andnot_si128(seen, _mm_set1_epi8(ESCAPE)));
+}
+
+BG_SSSE3_TARGET static Py_ssize_t
+pair_vector(uint8_t *restrict o, const uint8_t *restrict in, Py_ssize_t full,
+            const uint8_t *restrict rank, uint8_t *restrict esc, Py_ssize_t cap,
+            Py_ssize_t *used)
+{
+    __m128i tables[MAX_HIGHS], highs[MAX_HIGHS];
+    int n_highs = 0;
+    for (int h = 0; h < 16; h++) {
+        int common = 0;
+        for (int l = 0; l < 16; l++) {
+            common |= rank[h * 16 + l] != ESCAPE;
+        }
+        if (!common) {
+            continue;
+        }
+        if (n_highs == MAX_HIGHS) {
+            return 0;  /* too spread for shuffles to pay: all scalar */
+        }
+        tables[n_highs] = _mm_loadu_si128((const __m128i *)(rank + h * 16));
+        highs[n_highs++] = _mm_set1_epi8((char)h);
+    }
+    const __m128i low_byte = _mm_set1_epi16(0x00FF), escape = _mm_set1_epi8(ESCAPE);
+    Py_ssize_t k = 0;
+    for (; k + 16 <= full; k += 16) {
+        __m128i x0 = _mm_loadu_si128((const __m128i *)(in + 2 * k));
+        __m128i x1 = _mm_loadu_si128((const __m128i *)(in + 2 * k + 16));
+        __m128i c0 = codes_of(x0, tables, highs, n_highs);
+        __m128i c1 = codes_of(x1, tables, highs, n_highs);
+        /* each 16-bit lane holds an even code (low byte) and the odd one after it */
+        __m128i p0 = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(c0, low_byte), 4),
+                                  _mm_srli_epi16(c0, 8));
+        __m128i p1 = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(c1, low_byte), 4),
+                                  _mm_srli_epi16(c1, 8));
+        _mm_storeu_si128((__m128i *)(o + k), _mm_packus_epi16(p0, p1));
+        unsigned marks = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(c0, escape))
+                         | ((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(c1, escape)) << 16);
+        for (; marks; marks &= marks - 1) {  /* in order: escapes are stored in order */
+            if (*used >= cap) {
+                return -1;
+            }
+            esc[(*used)++] = in[2 * k + lowest_bit(marks)];
+        }
+    }
+    return k;
+}
+#endif
+
 PyDoc_STRVAR(pair_doc,
 "pair(packed, escapes, plane, n, rank) -> int: code plane[:n] as 4-bit ranks, two a byte.\n\n"
 "Byte v gets code rank[v] (15: escaped, its value appended to escapes in order); codes are\n"
@@ -563,7 +631,13 @@ pair(PyObject *self, PyObject *args)
     uint8_t *o = (uint8_t *)packed.buf, *esc = (uint8_t *)escapes.buf;
     const uint8_t *in = (const uint8_t *)plane.buf, *r = (const uint8_t *)rank.buf;
     Py_ssize_t cap = escapes.len, full = n / 2;
-    status = pair_scalar(o, in, 0, full, r, esc, cap, &used);
+    Py_ssize_t k = 0;
+#if BG_SSSE3
+    if (vector_ok) {
+        k = pair_vector(o, in, full, r, esc, cap, &used);
+    }
+#endif
+    status = k < 0 ? -1 : pair_scalar(o, in, k, full, r, esc, cap, &used);
     if (status == 0 && n % 2) {  /* the last code is alone: a 0 low nibble pads it */
         uint8_t a = in[n - 1], ca = r[a];
         o[full] = (uint8_t)(ca << 4);
