@@ -18,7 +18,7 @@ from modelmanager.cli.output import (
 )
 from modelmanager.core.stores import Store, StoreModel, disk_size
 from modelmanager.errors import EXIT_OK
-from modelmanager.services import stores
+from modelmanager.services import store_duplicates, stores
 
 
 def _when(stamp: float) -> str:
@@ -112,7 +112,7 @@ def cmd_stores_dups(args: argparse.Namespace) -> int:
     found = stores.all_stores()
     spaces = [workspace(args)]
     with ProgressLine("comparing", enabled=not args.json) as ctx:
-        groups = stores.find_duplicates(found, spaces, ctx)
+        groups = store_duplicates.find_duplicates(found, spaces, ctx)
     freeable = sum(g.freeable for g in groups)
     if args.json:
         print_json({"freeable": freeable, "groups": [g.to_json() for g in groups]})

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes, plural
-from modelmanager.services.stores import DuplicateGroup
+from modelmanager.services.store_duplicates import DuplicateGroup
 
 COLUMNS = ("Frees", "Copies", "Size", "Content and where it is kept")
 WHERE = 3  # the column that names the content and its places (the widest: last)

@@ -18,7 +18,7 @@ from modelmanager.core.units import human_bytes, plural
 from modelmanager.errors import ModelManagerError
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.duplicates_dialog import DuplicatesDialog, total_text
-from modelmanager.services import Workspace, stores
+from modelmanager.services import Workspace, store_duplicates, stores
 
 if TYPE_CHECKING:
     from modelmanager.gui.jobs_bridge import JobRecord
@@ -52,7 +52,7 @@ class StoresView:
         self.listing: Listing = []
         self.delete_box: QMessageBox | None = None  # the open deletion preview
         self.duplicates_box: DuplicatesDialog | None = None  # the last duplicates shown
-        self.last_duplicates: list[stores.DuplicateGroup] = []
+        self.last_duplicates: list[store_duplicates.DuplicateGroup] = []
 
     def refresh(self) -> JobRecord:
         """List every store found, off the UI thread (a store can be large or slow)."""
@@ -241,11 +241,11 @@ class StoresView:
         listed = [s for s, _models in self.listing]
         spaces = self.host.open_workspaces
 
-        def run(ctx: JobContext) -> list[stores.DuplicateGroup]:
+        def run(ctx: JobContext) -> list[store_duplicates.DuplicateGroup]:
             # Not listed yet: find the stores here, off the UI thread (it reads the disk).
-            return stores.find_duplicates(listed or stores.all_stores(), spaces, ctx)
+            return store_duplicates.find_duplicates(listed or stores.all_stores(), spaces, ctx)
 
-        def show(groups: list[stores.DuplicateGroup]) -> None:
+        def show(groups: list[store_duplicates.DuplicateGroup]) -> None:
             self.last_duplicates = groups
             box = DuplicatesDialog(groups, self.parent)
             box.open()

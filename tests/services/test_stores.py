@@ -18,13 +18,8 @@ from modelmanager.core.stores import Store, default_locations, discover, disk_si
 from modelmanager.errors import UserError
 from modelmanager.services import Workspace
 from modelmanager.services.exporting import export_ref
-from modelmanager.services.stores import (
-    adopt,
-    find_duplicates,
-    find_model,
-    removal_preview,
-    summarize,
-)
+from modelmanager.services.store_duplicates import find_duplicates
+from modelmanager.services.stores import adopt, find_model, removal_preview, summarize
 from tests.cli.test_cli import Cli
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
 
