@@ -138,3 +138,30 @@ def test_an_onnx_version_shows_its_graph_and_a_keras_one_its_layers(  # type: ig
         assert [(r[0], r[1]) for r in layers] == list(zip(KERAS_LAYERS, ["0", "40", "0", "18"],
                                                           strict=True))  # fmt: skip
         assert "Keras version 2.15.0" in tab.summary.text()
+
+
+def test_a_gguf_version_shows_its_tokenizer_and_each_blocks_quantization_mix(  # type: ignore[no-untyped-def]
+    qtbot, ws: Workspace, tmp_path: Path
+) -> None:
+    """The summary names the tokenizer kind and context length from the GGUF metadata; the
+    folded run's dtype column gives one block's quantization mix by bytes."""
+    from tests.services.test_issue21_structure import BLOCK_MIX, _quantized_gguf
+
+    import_paths(ws, [_quantized_gguf(tmp_path / "q.gguf")], "q")
+    with shown_window(qtbot, ws) as win:
+        _select(qtbot, win, "q@1")
+        tab = win.structure_tab
+        summary = tab.summary.text()
+        assert "q.gguf: architecture llama" in summary
+        assert "tokenizer gpt2" in summary
+        assert "context length 4096" in summary
+        model = tab.model
+        blk = _child(model, QModelIndex(), "blk")
+        rows = _texts(model, blk)
+        assert [r[0] for r in rows] == ["0", "1-3 x 3  (1.3k each)"]
+        assert rows[0][3] == "Q8_0"
+        assert rows[1][3] == "F32 59% · Q6_K 24% …"  # the column: the two largest
+        tip = model.index(1, 3, blk).data(Qt.ItemDataRole.ToolTipRole)
+        assert tip.endswith(f"one block\nDtypes by bytes: {BLOCK_MIX}")  # the tip: all three
+        attn_q = _child(model, model.index(1, 0, blk), "attn_q")
+        assert attn_q.siblingAtColumn(3).data() == "Q4_K"

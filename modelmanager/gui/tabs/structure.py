@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from modelmanager.core.analysis.structure import Graph, Node, Structure, percent
+from modelmanager.core.analysis.structure import Graph, Node, Structure, mix_text, percent
 from modelmanager.core.units import human_bytes, human_count
 from modelmanager.gui.models import dtype_mix
 from modelmanager.gui.tabs.overview import plain_label
@@ -122,12 +122,15 @@ class StructureModel(QAbstractItemModel):
 
     @staticmethod
     def _tip(node: Node) -> str:
+        """Its figures, and its whole dtype mix (the column names the two largest shares: a
+        GGUF block's third quantization type is read here)."""
+        mix = f"\nDtypes by bytes: {mix_text(node.dtypes)}" if len(node.dtypes) > 1 else ""
         if node.run is None:
-            return f"{node.parameters:,} parameters in {node.tensors} tensors"
+            return f"{node.parameters:,} parameters in {node.tensors} tensors{mix}"
         r = node.run
         return (f"{r.count} identical blocks ({r.first} to {r.last}), {r.each_parameters:,} "
                 f"parameters and {human_bytes(r.each_bytes)} each; the rows below describe "
-                "one block")  # fmt: skip
+                f"one block{mix}")  # fmt: skip
 
 
 GRAPH_COLUMNS = ("Graph", "Dtype", "Shape or count")
