@@ -1,7 +1,7 @@
 """Lossless compression of model weights: our codecs against ZipNN and zstd, in one run.
 
     python benchmarks/compression.py [--bf16-mib 256] [--repeat 3] [--threads 1 2]
-        [--peers "ours (auto)" zstd-1 zstd-3] [--inputs bf16 minilm]
+        [--peers "ours (auto)" zstd-1 zstd-3] [--inputs bf16 minilm chunks]
 
 Needs zipnn (a benchmark-only dependency, never a runtime one). zipnn imports torch, so pin
 the CPU build first, or pip resolves an unpinned torch with gigabytes of CUDA packages:
@@ -23,11 +23,16 @@ peers run in turn, ``--repeat`` rounds, so a noisy moment on a shared machine hi
 them; the median is printed, and ``dec/zipnn`` is the decode speed over zipnn's. On a shared
 machine wall time also counts waiting for a core: ``dec MB/cpu-s`` divides by the process's
 CPU time instead (all threads, system time included), and ``cpu/zipnn`` compares that.
+
+``--inputs chunks`` times the encode of one 4 MiB chunk per dtype (N(0, 0.02) bf16, fp16, fp32),
+one thread: bytegroup with its C loops and with its numpy loops (the encode before the C one;
+both give the same bytes, checked), and zipnn compressing the same 4 MiB, all in turn.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import tempfile
@@ -176,6 +181,63 @@ def report(path: Path, zipnn_dtype: str, repeat: int, threads_list: list[int],
                   f" {per_cpu[label] / per_cpu['zipnn 0.5.4']:10.3f}")  # fmt: skip
 
 
+def chunk_encode_report(repeat: int) -> None:
+    """Milliseconds to encode one 4 MiB chunk per float dtype: C loops, numpy loops, zipnn."""
+    import ml_dtypes
+    import zipnn
+
+    rng = np.random.default_rng(0)
+    size = DEFAULT_CHUNK_SIZE
+    inputs = {
+        "bf16": (ml_dtypes.bfloat16, "BF16", "bfloat16"),
+        "fp16": (np.float16, "F16", "float16"),
+        "fp32": (np.float32, "F32", "float32"),
+    }
+    native = getattr(bytegroup, "_native", None)
+    loops = {"C": native, "numpy": None} if native is not None else {"numpy": None}
+    print(f"\nencode of one {size >> 20} MiB chunk, 1 thread, median of {repeat} (ms)")
+    print(f"  {'dtype':6} {'ratio':>7}" + "".join(f" {label:>8}" for label in loops)
+          + f" {'zipnn':>8} {'numpy/C':>8} {'zipnn/C':>8}")  # fmt: skip
+    for name, (np_dtype, hint, zipnn_dtype) in inputs.items():
+        data = rng.standard_normal(size // np.dtype(np_dtype).itemsize) * 0.02
+        chunk = data.astype(np_dtype).tobytes()
+        itemsize = bytegroup.FLOAT_ITEMSIZE[hint]
+        z = zipnn.ZipNN(bytearray_dtype=zipnn_dtype, threads=1)
+        runs: dict[str, Callable[[], Any]] = {
+            label: functools.partial(_encode_with, module, chunk, itemsize)
+            for label, module in loops.items()
+        }
+        runs["zipnn"] = functools.partial(_zipnn_compress, z, chunk)
+        times: dict[str, list[float]] = {label: [] for label in runs}
+        payloads: dict[str, bytes] = {}
+        for _round in range(repeat):  # in turn, so a noisy moment hits all of them
+            for label, run in runs.items():
+                started = time.perf_counter()
+                payloads[label] = run()
+                times[label].append(time.perf_counter() - started)
+        assert all(payloads[label] == payloads["numpy"] for label in loops), "C != numpy"
+        ms = {label: statistics.median(t) * 1e3 for label, t in times.items()}
+        cells = "".join(f" {ms[label]:8.2f}" for label in runs)
+        c = ms.get("C", ms["numpy"])
+        print(f"  {name:6} {len(payloads['numpy']) / size:7.4f}{cells}"
+              f" {ms['numpy'] / c:8.2f} {ms['zipnn'] / c:8.2f}")  # fmt: skip
+
+
+def _zipnn_compress(z: Any, chunk: bytes) -> bytes:
+    """zipnn's compress of a fresh copy (zipnn 0.5.4 overwrites its input)."""
+    return bytes(z.compress(bytearray(chunk)))
+
+
+def _encode_with(native: Any, chunk: bytes, itemsize: int) -> bytes:
+    """bytegroup's encode of ``chunk`` with these loops (None: numpy)."""
+    saved = getattr(bytegroup, "_native", None)
+    setattr(bytegroup, "_native", native)  # noqa: B010 (a private switch, for this benchmark)
+    try:
+        return bytegroup.encode(chunk, itemsize)
+    finally:
+        setattr(bytegroup, "_native", saved)  # noqa: B010
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bf16-mib", type=int, default=256)
@@ -185,9 +247,11 @@ def main() -> None:
     parser.add_argument("--peers", nargs="+", default=labels, choices=labels,
                         help="which of ours to run (zipnn always runs)")  # fmt: skip
     parser.add_argument(
-        "--inputs", nargs="+", default=["bf16", "minilm"], choices=["bf16", "minilm"]
+        "--inputs", nargs="+", default=["bf16", "minilm"], choices=["bf16", "minilm", "chunks"]
     )
     args = parser.parse_args()
+    if "chunks" in args.inputs:
+        chunk_encode_report(max(args.repeat, 5))
     if "bf16" in args.inputs:
         with tempfile.TemporaryDirectory(prefix="mm-compress-") as tmp:
             report(generate_bf16(Path(tmp) / "generated-bf16.safetensors", args.bf16_mib),
