@@ -33,6 +33,7 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> QTable
     table.verticalHeader().setVisible(False)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+    table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             item = QTableWidgetItem(shown(text))
@@ -51,7 +52,7 @@ def version_rows(plan: HotTierPlan) -> list[list[str]]:
     """(action, version, last use, bytes) of every version the plan decides about."""
     rows = [["Promote", m.ref, utc_minute(m.last_use), f"+{human_bytes(m.write_bytes)}"]
             for m in plan.promote]  # fmt: skip
-    rows += [["Demote", m.ref, utc_minute(m.last_use), f"-{human_bytes(m.hot_bytes)}"]
+    rows += [["Demote", m.ref, utc_minute(m.last_use), f"-{human_bytes(m.drop_bytes)}"]
              for m in plan.demote]  # fmt: skip
     rows += [["Leave cold (does not fit)", m.ref, utc_minute(m.last_use), human_bytes(m.hot_bytes)]
              for m in plan.left_out]  # fmt: skip
@@ -63,7 +64,7 @@ def device_rows(plan: HotTierPlan) -> list[list[str]]:
     """(device, copied, dropped, hot copies before -> after, volume after / fill limit)."""
     out = []
     for d in plan.devices:
-        limit = human_bytes(d.limit) if d.limit else "unknown"
+        limit = f"{human_bytes(d.limit)} allowed" if d.limit else "an unknown size"
         out.append([d.device.name, f"{len(d.write)} ({human_bytes(d.write_bytes)})",
                     f"{len(d.drop)} ({human_bytes(d.drop_bytes)})",
                     f"{human_bytes(d.hot_before)} → {human_bytes(d.hot_after)}",

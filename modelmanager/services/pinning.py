@@ -25,7 +25,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelmanager.core.chunks.placed import HOT, PlacedChunkStore
@@ -480,10 +480,11 @@ class TierMove:
     last_use: str
     write_bytes: int = 0  # hot copies written for it (a promotion)
     hot_bytes: int = 0  # bytes of hot copies it needs in all
+    drop_bytes: int = 0  # its hot copies dropped (a demotion; shared ones kept are not)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.ref, "last_use": self.last_use,
-                "write_bytes": self.write_bytes, "hot_bytes": self.hot_bytes}  # fmt: skip
+        return {"version": self.ref, "last_use": self.last_use, "write_bytes": self.write_bytes,
+                "hot_bytes": self.hot_bytes, "drop_bytes": self.drop_bytes}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -566,8 +567,9 @@ class HotTierPlan:
             out.append(f"Promote {m.ref} (loaded {utc_minute(m.last_use)} UTC): "
                        f"{human_bytes(m.write_bytes)} of new hot copies")  # fmt: skip
         for m in self.demote:
-            out.append(f"Demote {m.ref} (last used {utc_minute(m.last_use)} UTC): its hot copies "
-                       "go, its pieces stay, so it still loads")  # fmt: skip
+            out.append(f"Demote {m.ref} (last used {utc_minute(m.last_use)} UTC): "
+                       f"{human_bytes(m.drop_bytes)} of its hot copies go, its pieces stay, so "
+                       "it still loads")  # fmt: skip
         for m in self.left_out:
             out.append(f"Leave {m.ref} (loaded {utc_minute(m.last_use)} UTC) cold: its "
                        f"{human_bytes(m.hot_bytes)} do not fit under the fill limit")  # fmt: skip
@@ -704,6 +706,7 @@ def plan_hot_tier(
         candidates.append((at, ref, model, seq, True))
     promote: list[TierMove] = []
     demote: list[TierMove] = []
+    demoted_chunks: dict[str, dict[str, int]] = {}
     left_out: list[TierMove] = []
     for at, ref, model, seq, new in sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True):
         wanted = _unique_chunks(repo.read_manifest(model, seq))
@@ -711,6 +714,7 @@ def plan_hot_tier(
         total = sum(wanted.values())
         if made is None:
             (left_out if new else demote).append(TierMove(ref, at, 0, total))
+            demoted_chunks[ref] = wanted
         elif new:
             writes[ref] = tuple((c, by_id[dev].name, n) for c, dev, n in made)
             promote.append(TierMove(ref, at, sum(n for _c, _d, n in made), total))
@@ -724,6 +728,9 @@ def plan_hot_tier(
             drop = ()
         limit, used = limits[d.id]
         devices.append(DeviceTier(d, write, drop, sum(held[d.id].values()), limit, used))
+    dropped = {c for d in devices for c, _n in d.drop}
+    demote = [replace(m, drop_bytes=sum(n for c, n in demoted_chunks[m.ref].items()
+                                        if c in dropped)) for m in demote]  # fmt: skip
     released = tuple(f"{m}@{s}" for m, s in removed_pins(repo))
     return HotTierPlan(tuple(promote), tuple(reversed(demote)), tuple(left_out),
                        tuple(sorted(kept)), tuple(devices), since, writes,

@@ -391,6 +391,10 @@ def test_the_hot_tier_job_promotes_recent_loads_and_demotes_the_least_recently_u
         assert [m.ref for m in plan.promote] == ["b@1"]
         assert [m.ref for m in plan.demote] == ["c@1"]
         assert plan.kept == ("a@1",)
+        only_c = set(_chunk_ids(ws, "c@1")) - set(_chunk_ids(ws, "a@1"))
+        only_c -= set(_chunk_ids(ws, "b@1"))
+        assert {c for c, _n in plan.devices[0].drop} == only_c  # the shared config.json stays
+        assert plan.demote[0].drop_bytes == plan.devices[0].drop_bytes
         r = apply_hot_tier(ws, previewed=plan)
         assert r.dropped_bytes == plan.devices[0].drop_bytes > 0
         assert [p.ref for p in pins(ws.repo)] == ["a@1", "b@1"]
@@ -473,6 +477,7 @@ def test_cli_hot_tier_previews_then_applies(tmp_path: Path) -> None:
         assert doc["devices"][0]["write_bytes"] == doc["promote"][0]["write_bytes"] > 0
         text = _cli("hot-tier", "--dry-run", repo=repo).stdout
         assert "Promote b@1 (loaded " in text
+        assert f"fast: copy {doc['devices'][0]['write']} chunks (" in text  # bytes per device
         assert "Nothing was changed (dry run)." in text
         assert _hot_on(fast) == set()
         done = _cli("hot-tier", repo=repo)
