@@ -39,8 +39,10 @@ try:
     from modelmanager.core.codecs import _bytegroup as _native
 except ImportError:  # built without a C compiler: the numpy loops below do the same work
     _native = None  # type: ignore[assignment]
+if _native is not None and not hasattr(_native, "pair"):
+    _native = None  # type: ignore[assignment]  # built from a source without the C encode
 
-#: Whether the C loops are in use (benchmarks and tests report it).
+#: Whether the C loops are in use, decoding and encoding (benchmarks and tests report it).
 NATIVE = _native is not None
 
 ID = 2
