@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from modelmanager.core.catalog import content, position
 from modelmanager.core.catalog.bench import BENCH_KINDS as BENCH_KINDS
@@ -28,8 +26,8 @@ from modelmanager.core.catalog.bench import device_speeds as device_speeds
 from modelmanager.core.catalog.content import Sharing as Sharing
 from modelmanager.core.catalog.content import Totals as Totals
 from modelmanager.core.catalog.db import busy_is_locked, connect, if_free, immediate, is_damaged
-from modelmanager.core.catalog.facts import Facts, dtype_name, facts_of
-from modelmanager.core.catalog.filters import ORDER, SearchFilter, where
+from modelmanager.core.catalog.facts import dtype_name, facts_of
+from modelmanager.core.catalog.queries import Queries
 from modelmanager.core.catalog.rows import ModelRow as ModelRow
 from modelmanager.core.catalog.rows import SyncResult as SyncResult
 from modelmanager.core.catalog.rows import VersionRow as VersionRow
@@ -88,12 +86,7 @@ def _spaced(words: Iterable[str]) -> str:
     return " " + " ".join(sorted(set(words))) + " "
 
 
-def _fts_query(text: str) -> str:
-    words = re.findall(r"\w+", text)
-    return " AND ".join(f'"{w}"*' for w in words)
-
-
-class Catalog:
+class Catalog(Queries):
     """The catalog of one repository. Safe to share between threads, and between processes
     (see :mod:`modelmanager.core.catalog.db`): reads never block, writes take turns."""
 
@@ -403,53 +396,6 @@ class Catalog:
         """See :func:`device_speeds` (over every stored row)."""
         return device_speeds(self.bench_rows())
 
-    # -- queries ----------------------------------------------------------------------
-
-    def _labels_by_version(self, model: str | None = None) -> dict[tuple[str, int], list[str]]:
-        sql = "SELECT model, label, seq FROM labels"
-        rows = self._db.execute(
-            sql + (" WHERE model=?" if model else ""), (model,) if model else ()
-        )
-        out: dict[tuple[str, int], list[str]] = {}
-        for m, label, seq in rows:
-            out.setdefault((m, seq), []).append(label)
-        return out
-
-    def _version_row(self, row: tuple[Any, ...], labels: list[str]) -> VersionRow:
-        (model, seq, parent, created, message, metadata, files, tensors, params, size, dtypes,
-         facts) = row  # fmt: skip
-        stated = json.loads(facts)
-        stated["formats"] = tuple(stated.get("formats", ()))
-        stated["quantization"] = tuple(stated.get("quantization", ()))
-        return VersionRow(
-            model, seq, parent, created, message, json.loads(metadata), files, tensors, params,
-            size, json.loads(dtypes), tuple(sorted(labels)), Facts(**stated),
-        )  # fmt: skip
-
-    _VERSION_COLS = (
-        "v.model, v.seq, v.parent, v.created, v.message, v.metadata, v.files, v.tensors, "
-        "v.parameters, v.logical_bytes, v.dtypes, v.facts"
-    )
-
-    def models(self) -> list[ModelRow]:
-        """Every model, sorted by name, with its newest version's figures."""
-        with self._lock:
-            labels: dict[str, dict[str, int]] = {}
-            for model, label, seq in self._db.execute("SELECT model, label, seq FROM labels"):
-                labels.setdefault(model, {})[label] = seq
-            rows = self._db.execute(
-                "SELECT v.model, c.n, v.seq, v.created, v.logical_bytes, v.parameters, "
-                "v.metadata, v.dtypes, s.bytes "
-                "FROM versions v JOIN (SELECT model, COUNT(*) n, MAX(seq) top FROM versions "
-                "GROUP BY model) c ON v.model=c.model AND v.seq=c.top "
-                "LEFT JOIN model_stored s ON s.model=v.model ORDER BY v.model"
-            ).fetchall()
-        return [
-            ModelRow(name, n, seq, created, size, params, labels.get(name, {}),
-                     str(json.loads(meta).get("architecture", "")), json.loads(dtypes), stored)
-            for name, n, seq, created, size, params, meta, dtypes, stored in rows
-        ]  # fmt: skip
-
     # -- content: lineage and sizes without a manifest read (core/catalog/content.py) -----
 
     def sharing(self, model: str, seq: int) -> Sharing | None:
@@ -487,57 +433,3 @@ class Catalog:
         still in use (recompress, a redundancy change, a device removed or rebalanced)."""
         with self._tx() as db:
             db.execute("DELETE FROM model_stored")
-
-    def versions(self, model: str) -> list[VersionRow]:
-        """The versions of ``model``, newest first."""
-        with self._lock:
-            labels = self._labels_by_version(model)
-            rows = self._db.execute(
-                f"SELECT {self._VERSION_COLS} FROM versions v WHERE model=? ORDER BY seq DESC",
-                (model,),
-            ).fetchall()
-        return [self._version_row(r, labels.get((model, r[1]), [])) for r in rows]
-
-    def all_versions(self) -> dict[str, list[VersionRow]]:
-        """Every model's versions, newest first, in one query (the library tree of 10,000
-        models asked ``versions`` 10,000 times: 0.8 s)."""
-        with self._lock:
-            labels = self._labels_by_version()
-            rows = self._db.execute(
-                f"SELECT {self._VERSION_COLS} FROM versions v ORDER BY model, seq DESC"
-            ).fetchall()
-        out: dict[str, list[VersionRow]] = {}
-        for r in rows:
-            out.setdefault(r[0], []).append(self._version_row(r, labels.get((r[0], r[1]), [])))
-        return out
-
-    def search(self, text: str, filters: SearchFilter | None = None) -> list[VersionRow]:
-        """Versions whose model name, message, metadata or labels match every word of ``text``
-        (any version when ``text`` is blank and a filter is set) and that ``filters`` keep,
-        in the filter's order (by name when none)."""
-        filters = filters or SearchFilter()
-        query = _fts_query(text)
-        if not query and not filters.active:
-            return []
-        words = [w.lower() for w in re.findall(r"\w+", text)]
-        cond, args = where(filters)
-        with self._lock:
-            labelled: dict[tuple[str, int], list[str]] = self._labels_by_version()
-            keys: set[str] | None = None
-            if query:
-                keys = {k for (k,) in self._db.execute(
-                    "SELECT v.key FROM search JOIN versions v ON v.rowid=search.rowid "
-                    "WHERE search MATCH ?", (query,)
-                )}  # fmt: skip
-                for (model, seq), names in labelled.items():
-                    if all(any(w in n for n in names) for w in words):
-                        keys.add(f"{model}\0{seq}")
-            rows = self._db.execute(
-                f"SELECT v.key, {self._VERSION_COLS} FROM versions v WHERE {cond} "
-                f"ORDER BY {ORDER[filters.sort]}", args
-            ).fetchall()  # fmt: skip
-        return [
-            self._version_row(r[1:], labelled.get((r[1], r[2]), []))
-            for r in rows
-            if keys is None or r[0] in keys or f"{r[1]}\0{r[2]}" in keys
-        ]
