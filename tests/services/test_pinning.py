@@ -18,7 +18,8 @@ import modelmanager as mm
 from modelmanager.core.chunks.store import hot_key
 from modelmanager.core.codecs import CodecSettings
 from modelmanager.core.ids import content_id
-from modelmanager.errors import DoubtError, IntegrityError, UserError
+from modelmanager.core.jobs import JobContext
+from modelmanager.errors import Cancelled, DoubtError, IntegrityError, UserError
 from modelmanager.services import Workspace, init_repository
 from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.exporting import export_ref
@@ -486,3 +487,64 @@ def test_cli_hot_tier_previews_then_applies(tmp_path: Path) -> None:
         listed = json.loads(_cli("pin", "--list", "--json", repo=repo).stdout)["pins"]
         assert [p["version"] for p in listed] == ["b@1"]
         assert len(_hot_on(fast)) == doc["devices"][0]["write"]
+
+
+def test_a_cancelled_hot_tier_run_leaves_no_pin_without_its_copies(tmp_path: Path) -> None:
+    """Cancelled while writing the second promotion: the first is pinned with every copy,
+    the second has no record (its copies so far are garbage the next run reuses)."""
+    with small_tmpfs(tmp_path / "fast", "1m") as fast:
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        note_use(ws.repo, "a", 1)
+        note_use(ws.repo, "b", 1)  # b first, then a
+        plan = plan_hot_tier(ws.repo)
+        assert [m.ref for m in plan.promote] == ["b@1", "a@1"]
+        first = plan.promote[0].write_bytes
+        ctx = JobContext()
+
+        def progress(done: int, _total: int, _text: str) -> None:
+            if done > first:
+                ctx.cancel()
+
+        ctx.on_progress = progress
+        with pytest.raises(Cancelled):
+            apply_hot_tier(ws, previewed=plan, ctx=ctx)
+        assert [p.ref for p in pins(ws.repo)] == ["b@1"]
+        assert set(_chunk_ids(ws, "b@1")) <= _hot_on(fast)
+        partial = _hot_on(fast) - set(_chunk_ids(ws, "b@1"))
+        assert partial
+        assert scrub(ws).ok
+        again = plan_hot_tier(ws.repo)
+        assert [m.ref for m in again.promote] == ["a@1"]
+        assert again.promote[0].write_bytes == plan.promote[1].write_bytes - sum(
+            n for c, n in _chunk_ids(ws, "a@1").items() if c in partial)  # fmt: skip
+        apply_hot_tier(ws, previewed=again)
+        assert [p.ref for p in pins(ws.repo)] == ["a@1", "b@1"]
+        assert scrub(ws).ok
+
+
+def test_the_hot_tier_spreads_hot_copies_over_two_small_hot_devices(tmp_path: Path) -> None:
+    """Two 512 KiB hot devices (real tmpfs), neither able to hold two versions under its fill
+    limit: two recent loads are promoted across both, the third is left cold, and each device
+    ends under its own limit."""
+    with (small_tmpfs(tmp_path / "fast", "512k") as fast,
+          small_tmpfs(tmp_path / "fast2", "512k") as fast2):  # fmt: skip
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        add_device(ws, fast2, name="fast2", tier="hot")
+        for name in "abc":
+            note_use(ws.repo, name, 1)
+        plan = plan_hot_tier(ws.repo)
+        assert [m.ref for m in plan.promote] == ["c@1", "b@1"]
+        assert [m.ref for m in plan.left_out] == ["a@1"]
+        assert sorted(d.device.name for d in plan.devices if d.write) == ["fast", "fast2"]
+        apply_hot_tier(ws, previewed=plan)
+        both = _hot_on(fast) | _hot_on(fast2)
+        assert both == set(_chunk_ids(ws, "b@1")) | set(_chunk_ids(ws, "c@1"))
+        for folder in (fast, fast2):
+            space = shutil.disk_usage(folder)
+            assert space.used <= DEFAULT_FILL_LIMIT * space.total
+        for name in "bc":  # each loads right, reading hot copies from both devices
+            expected = load_file(tmp_path / f"src-{name}" / "model.safetensors")
+            got = mm.load(f"{name}@1", repo=tmp_path / "repo")
+            for tensor, arr in expected.items():
+                np.testing.assert_array_equal(got[tensor], arr)
+        assert scrub(ws).ok
