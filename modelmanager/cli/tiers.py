@@ -37,7 +37,9 @@ def cmd_pin(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"pins": [p.to_json() for p in found]})
         elif found:
-            print_table(["VERSION", "PINNED"], [[shown(p.ref), p.since] for p in found])
+            print_table(["VERSION", "PINNED", "BY"],
+                        [[shown(p.ref), p.since, "hot-tier" if p.auto else "you"]
+                         for p in found])  # fmt: skip
         else:
             print("No version is pinned.")
         if not args.json:
@@ -83,7 +85,8 @@ def cmd_hot_tier(args: argparse.Namespace) -> int:
             print("Nothing was changed (dry run).")
         return EXIT_OK
     with ProgressLine("hot tier", enabled=not args.json) as ctx:
-        r = apply_hot_tier(ws, previewed=plan, within_days=args.within, ctx=ctx)
+        r = apply_hot_tier(ws, previewed=plan, within_days=args.within, ctx=ctx,
+                           lock_timeout=args.wait)  # fmt: skip
     if args.json:
         print_json(r.to_json())
         return EXIT_OK

@@ -17,6 +17,14 @@ is the later of the pin and the last load, ``hot-use.json`` on main, a hint like
 ``changes.json``): their records say ``"pinned": false, "demoted"`` and their hot copies go,
 their policy pieces stay. A promotion never demotes a version pinned explicitly after the
 promoted version's use. The plan (:func:`plan_pin`) is computed first and executed as computed.
+
+The hot-tier job (``modelmanager hot-tier``, Maintenance > Apply hot tier…) promotes on its
+own: from last uses, versions loaded recently (default the last 7 days) get hot copies and a
+record with ``"auto": true, "loaded"`` (an automatic promotion, told from the user's pins);
+automatic promotions used least recently are demoted to keep every hot device under its fill
+limit, and explicit pins are never demoted for them (:func:`plan_hot_tier`, then
+:func:`apply_hot_tier` runs the previewed plan or refuses). ``rm`` marks the pin of each version
+it removes unpinned (:func:`release_pin`, ``"removed"``), so records agree with versions.
 """
 
 from __future__ import annotations
