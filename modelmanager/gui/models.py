@@ -343,14 +343,14 @@ class RepoTreeModel(QStandardItemModel):
 
     def update_models(
         self, key: str, models: Mapping[str, ModelRow | None],
-        versions: Mapping[str, Sequence[VersionRow]], count: int,
-    ) -> None:  # fmt: skip
+        versions: Mapping[str, Sequence[VersionRow]],
+    ) -> int:  # fmt: skip
         """Show a few re-read models of repository ``key`` (None: it is gone) without touching
         the others' rows: each row is updated in place (so its expansion and selection stay),
-        a new model's row added; ``count`` is how many models the repository now has."""
+        a new model's row added. Returns how many models the repository now lists."""
         row = self.repo_row(key)
         if row is None:
-            return
+            return 0
         root = self.item(row, 0)
         items = self.model_items(key)
         for name, m in models.items():
@@ -374,7 +374,9 @@ class RepoTreeModel(QStandardItemModel):
                 self._update_versions(old, key, name, versions.get(name, ()))
             else:
                 old.setData(new.data(PENDING_ROLE), PENDING_ROLE)
+        count = root.rowCount()
         root.setData((plural(count, "model"),), TEXTS_ROLE)
+        return count
 
     def _update_versions(self, item: QStandardItem, key: str, model: str,
                          versions: Sequence[VersionRow]) -> None:  # fmt: skip

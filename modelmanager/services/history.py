@@ -37,23 +37,31 @@ def list_models(ws: Workspace) -> list[ModelRow]:
 
 @dataclass(frozen=True)
 class ModelsRead:
-    """Some models as the catalog now has them (None: gone), their versions newest first, and
-    how many models the repository has: what a front needs to refresh only those models."""
+    """Some models as the catalog now has them (None: gone) and their versions newest first:
+    what a front needs to refresh only those models."""
 
     models: dict[str, ModelRow | None]
     versions: dict[str, list[VersionRow]]
-    count: int
+
+
+def model_row(versions: Sequence[VersionRow], stored: int | None = None) -> ModelRow:
+    """The row :meth:`Catalog.models` gives a model, made from its versions (newest first)
+    and its kept size on disk: a few models re-read without listing all 10,000."""
+    top = versions[0]
+    labels = {label: v.seq for v in versions for label in v.labels}
+    return ModelRow(top.model, len(versions), top.seq, top.created, top.logical_bytes,
+                    top.parameters, labels, str(top.metadata.get("architecture", "")),
+                    top.dtypes, stored)  # fmt: skip
 
 
 def read_models(ws: Workspace, names: Iterable[str]) -> ModelsRead:
     """The catalog's rows of the models ``names`` (a job's Changes name them), for a refresh
-    of those rows alone."""
-    wanted = set(names)
-    rows = ws.catalog.models()
-    found: dict[str, ModelRow | None] = dict.fromkeys(wanted)
-    found.update((m.name, m) for m in rows if m.name in wanted)
-    versions = {name: ws.catalog.versions(name) for name, m in found.items() if m is not None}
-    return ModelsRead(found, versions, len(rows))
+    of those rows alone: one query per model, not a listing of every model."""
+    versions = {name: ws.catalog.versions(name) for name in set(names)}
+    stored = ws.catalog.stored_bytes() if versions else {}
+    found = {name: model_row(vs, stored.get(name)) if vs else None
+             for name, vs in versions.items()}  # fmt: skip
+    return ModelsRead(found, {name: vs for name, vs in versions.items() if vs})
 
 
 #: Reading more models' versions than this reads every version in one query instead.

@@ -163,8 +163,8 @@ class Repositories:
             if key not in self.workspaces:
                 return
             first = key not in self.model_counts
-            self.model_counts[key] = read.count
-            self.tree_model.update_models(key, read.models, read.versions, read.count)
+            self.model_counts[key] = self.tree_model.update_models(key, read.models,
+                                                                   read.versions)  # fmt: skip
             self.listed(key, first)
 
         self.context.runner.submit("Read the catalog", load, show)
