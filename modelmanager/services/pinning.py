@@ -163,7 +163,7 @@ def pin_state(repo: Repository, model: str, seq: int) -> Pin | None:
         return None
     if doc.get("pinned") is not True or seq not in repo.version_numbers(model):
         return None
-    return Pin(model, seq, str(doc.get("set", "")))
+    return Pin(model, seq, str(doc.get("set", "")), doc.get("auto") is True)
 
 
 def fill_limit(repo: Repository) -> float:

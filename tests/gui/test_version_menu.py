@@ -318,6 +318,7 @@ def test_apply_hot_tier_previews_then_promotes_the_recent_load(  # type: ignore[
         note_use(ws.repo, "acme", 1)  # not a model here: ignored
         note_use(ws.repo, "acme/tiny", 2)
         act = _maintenance_action(window, "Apply hot tier…")
+        pin_act = _action(window, "Pin hot")
 
         def preview() -> HotTierDialog:
             before = window.versions.hot_tier_dialog
@@ -363,3 +364,7 @@ def test_apply_hot_tier_previews_then_promotes_the_recent_load(  # type: ignore[
         assert scrub(ws).ok
         # Settled: a second preview offers nothing to apply.
         assert not preview().apply_button.isEnabled()
+        # The Version menu tells the promotion from a pin of the user's.
+        _select(qtbot, window, "acme/tiny@2")
+        _opened(qtbot, window)
+        qtbot.waitUntil(lambda: pin_act.text().startswith("Pinned &hot (promoted since "))  # type: ignore[attr-defined]

@@ -487,6 +487,12 @@ def test_cli_hot_tier_previews_then_applies(tmp_path: Path) -> None:
         listed = json.loads(_cli("pin", "--list", "--json", repo=repo).stdout)["pins"]
         assert [p["version"] for p in listed] == ["b@1"]
         assert len(_hot_on(fast)) == doc["devices"][0]["write"]
+        assert "hot-tier" in _cli("pin", "--list", repo=repo).stdout  # who pinned it
+        assert _cli("device", "set", "fast", "--tier", "cold", repo=repo).returncode == 0
+        refused = _cli("hot-tier", "--dry-run", repo=repo)
+        assert refused.returncode == 2
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert "no online hot-tier device" in refused.stderr
 
 
 def test_a_cancelled_hot_tier_run_leaves_no_pin_without_its_copies(tmp_path: Path) -> None:

@@ -396,10 +396,16 @@ def show_pin_state(actions: tuple[QAction, QAction], state: pinning.Pin | None) 
     pin_act.setCheckable(True)
     pin_act.setChecked(state is not None)
     since = state.since[:16].replace("T", " ") if state is not None else ""
-    pin_act.setText(f"Pinned &hot (since {since} UTC)" if state is not None else "Pin &hot")
+    how = "promoted " if state is not None and state.auto else ""
+    pin_act.setText(f"Pinned &hot ({how}since {since} UTC)" if state is not None else "Pin &hot")
     tip = ("Pinned: a plain copy of each chunk is kept on a hot-tier device and read first by "
            "loads; choose again to restore missing hot copies" if state is not None else
            "Keep a plain copy of each chunk on a hot-tier device, read first by loads")  # fmt: skip
+    if how:
+        tip = (
+            "Promoted by Apply hot tier for a recent load (demoted again when least recently "
+            "used); choose Pin hot to pin it yourself, so it is never demoted for a load"
+        )
     pin_act.setToolTip(tip)
     pin_act.setStatusTip(tip)
     unpin_act.setEnabled(state is not None)
