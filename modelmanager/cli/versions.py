@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -30,8 +31,7 @@ from modelmanager.cli.structure import add_structure_option, print_structure
 from modelmanager.core.catalog import VersionRow
 from modelmanager.core.catalog.facts import dtype_name
 from modelmanager.core.catalog.filters import ALL_OPTIONS as FILTER_OPTIONS
-from modelmanager.core.catalog.filters import SORTS, UsageError
-from modelmanager.core.catalog.filters import build as build_filter
+from modelmanager.core.catalog.filters import SORTS, UsageError, parse_query
 from modelmanager.core.chunks.selection import STRATEGIES
 from modelmanager.core.codecs import CODEC_NAMES, CodecSettings
 from modelmanager.core.localfiles import SYMLINK_RULES
@@ -269,8 +269,9 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     given = {option: getattr(args, option[2:]) for option in FILTER_OPTIONS}
-    filters = build_filter(given)
-    text = " ".join(args.text)
+    # The window's parser reads the same line: ``arch:llama`` is a filter in both.
+    line = shlex.join([*args.text, *(f"{o}={v}" for o, v in given.items() if v is not None)])
+    text, filters = parse_query(line)
     if not text.strip() and not filters.active:
         raise UsageError("search: give TEXT, a filter (--arch, --params, --dtype, --format, "
                          "--label, --size, --older, --newer, --license, --base), "

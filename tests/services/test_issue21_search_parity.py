@@ -2,9 +2,8 @@
 
 The window reads its line with ``filters.parse_query`` and searches the catalog (gui/library.py);
 this compares that with the real command line over a repository of known facts, for every
-filter. ``name:value`` words (``license:mit``) are filters in the bar but were plain text to the
-command line: those cases are strict xfails until cmd_search reads its words with the same
-parser (the hook is in the issue 21 report), when they pass and the marks go.
+filter. ``name:value`` words (``license:mit``) are filters in both: ``search`` reads its line
+with the same parser.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ SAME = [
     "--arch llama --format safetensors --label prod", "bigger", "--sort size --size '>0'",
 ]  # fmt: skip
 WORDS = ["arch:llama format:gguf", "size:>400KiB", "params:<1K", "label:prod", "format:gguf"]
-HOOK = "cmd_search reads name:value words as text; the window reads them as filters"
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +50,7 @@ def _bar(repo: Path, query: str) -> set[str]:
         ws.close()
 
 
-@pytest.mark.parametrize(
-    "query",
-    SAME + [pytest.param(q, marks=pytest.mark.xfail(strict=True, reason=HOOK)) for q in WORDS],
-)
+@pytest.mark.parametrize("query", SAME + WORDS)
 def test_the_filter_bar_and_the_command_line_find_the_same_versions(
     repo: Path, query: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
