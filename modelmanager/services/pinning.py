@@ -15,8 +15,8 @@ default :data:`DEFAULT_FILL_LIMIT`). A pin or promotion that would pass it first
 copies no pinned version needs, then demotes the least recently used pinned versions (last use
 is the later of the pin and the last load, ``hot-use.json`` on main, a hint like
 ``changes.json``): their records say ``"pinned": false, "demoted"`` and their hot copies go,
-their policy pieces stay. A promotion never demotes a version pinned explicitly after the
-promoted version's use. The plan (:func:`plan_pin`) is computed first and executed as computed.
+their policy pieces stay. A promotion never demotes a version pinned explicitly, only other
+promotions. The plan (:func:`plan_pin`) is computed first and executed as computed.
 
 The hot-tier job (``modelmanager hot-tier``, Maintenance > Apply hot tier…) promotes on its
 own: from last uses, versions loaded recently (default the last 7 days) get hot copies and a
@@ -272,8 +272,9 @@ def _explicit(repo: Repository, p: Pin) -> bool:
 
 def plan_pin(repo: Repository, ref: str, *, promoted_at: str | None = None) -> PinPlan:
     """Plan pinning ``ref`` hot (``promoted_at``: an automatic promotion for a load at that
-    time, which never demotes a version pinned explicitly later). Refuses (UserError) when even
-    demoting every candidate leaves the hot copies past the fill limit or the free space."""
+    time, which never demotes a version pinned explicitly, only other promotions). Refuses
+    (UserError) when even demoting every candidate leaves the hot copies past the fill limit
+    or the free space."""
     chunks = repo.chunks
     manifest = repo.resolve(ref)
     targets = hot_targets(chunks)
@@ -298,8 +299,7 @@ def plan_pin(repo: Repository, ref: str, *, promoted_at: str | None = None) -> P
                   if (p.model, p.version) != (manifest.model, manifest.seq)]  # fmt: skip
         marked = [(p, _explicit(repo, p)) for p in others]
         candidates = sorted(
-            ((p, explicit) for p, explicit in marked
-             if promoted_at is None or not (explicit and p.since > promoted_at)),
+            ((p, explicit) for p, explicit in marked if promoted_at is None or not explicit),
             key=lambda c: _use_of(c[0], uses),
         )  # fmt: skip
         keep_pins = {(p.model, p.version) for p in others}
@@ -386,8 +386,8 @@ def pin(
 
 def promote(ws: Workspace, ref: str, *, ctx: JobContext | None = None,
             lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> PinResult:  # fmt: skip
-    """Pin ``ref`` hot because it was loaded (its last use, or now): demotes only versions
-    used less recently and never one pinned explicitly after that use."""
+    """Pin ``ref`` hot because it was loaded (its last use, or now): demotes only automatic
+    promotions, least recently used first, never a version pinned explicitly."""
     manifest = ws.repo.resolve(ref)
     at = last_uses(ws.repo).get(manifest.ref) or utc_now()
     return pin(ws, manifest.ref, ctx=ctx, lock_timeout=lock_timeout, promoted_at=at)

@@ -341,6 +341,24 @@ def test_a_promotion_never_demotes_a_version_pinned_explicitly_after_its_use(
         assert pin_summary(ws.repo, "c", 1).endswith(f"; {n} of {n} chunks hot ({n} on fast)")
 
 
+def test_a_promotion_demotes_only_promotions_never_an_older_explicit_pin(tmp_path: Path) -> None:
+    with small_tmpfs(tmp_path / "fast", "1m") as fast:
+        ws = _tiny_hot_workspace(tmp_path, fast)
+        pin(ws, "a@1")  # the user's, before any load
+        note_use(ws.repo, "b", 1)
+        promote(ws, "b@1")
+        note_use(ws.repo, "c", 1)  # loaded after a's pin: still never demotes it
+        assert promote(ws, "c@1").demoted == ("b@1",)
+        assert [p.ref for p in pins(ws.repo)] == ["a@1", "c@1"]
+        assert _hot_on(fast) == set(_chunk_ids(ws, "a@1")) | set(_chunk_ids(ws, "c@1"))
+        unpin(ws, "c@1")
+        pin(ws, "b@1")  # b now the user's too: a load of c finds nothing it may demote
+        note_use(ws.repo, "c", 1)
+        with pytest.raises(UserError, match="do not fit"):
+            promote(ws, "c@1")
+        assert [p.ref for p in pins(ws.repo)] == ["a@1", "b@1"]
+
+
 def test_a_lower_fill_limit_is_kept_and_applies(tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "fast", "1m") as fast:
         ws = _tiny_hot_workspace(tmp_path, fast)
