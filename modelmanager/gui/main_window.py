@@ -1,11 +1,12 @@
 """The main window: repository tree on the left, tabs on the right, jobs on a thread pool.
 
 Every repository read or write runs through the JobRunner; the UI thread only shows results.
+The tree's context menu is built by gui/row_menu.py, and what a selected version's tabs show
+is read by gui/shown_version.py; the window keeps the layout, menus and wiring.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,6 @@ from modelmanager import __version__
 from modelmanager.core.analysis.structure import structure
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.units import human_bytes, plural
-from modelmanager.errors import NotFoundError
 from modelmanager.gui.controllers.health import Health
 from modelmanager.gui.controllers.imports import ImportsController
 from modelmanager.gui.controllers.maintenance import Cleanup
@@ -44,17 +44,10 @@ from modelmanager.gui.jobs_bridge import JobRunner
 from modelmanager.gui.library import LibraryProxy, LibrarySearch, TreeState, library_view
 from modelmanager.gui.lineage_graph import select_in_tree
 from modelmanager.gui.menus import build_menus
-from modelmanager.gui.models import (
-    REF_ROLE,
-    REMOTE_ROLE,
-    REMOTES,
-    REPO_ROLE,
-    STORE_ROLE,
-    RepoTreeModel,
-    tensor_rows,
-)
+from modelmanager.gui.models import REF_ROLE, REPO_ROLE, STORE_ROLE, RepoTreeModel
 from modelmanager.gui.notices import FailureNotice
-from modelmanager.gui.remote_dialog import remote_actions
+from modelmanager.gui.row_menu import row_menu
+from modelmanager.gui.shown_version import ShownVersion, read_shown
 from modelmanager.gui.stores_view import Listing, StoresView
 from modelmanager.gui.tabs.devices import DevicesTab
 from modelmanager.gui.tabs.history import HistoryTab, LabelMoves, history_page
@@ -66,7 +59,6 @@ from modelmanager.gui.tabs.structure import StructureTab
 from modelmanager.gui.tabs.tensors import TensorsTab
 from modelmanager.services import Changes, Workspace, history
 from modelmanager.services.maintenance import stats
-from modelmanager.services.redundancy import version_layout
 
 
 class MainWindow(QMainWindow):
@@ -251,44 +243,8 @@ class MainWindow(QMainWindow):
             menu.popup(self.tree.viewport().mapToGlobal(pos))
 
     def tree_menu(self, index: QModelIndex) -> QMenu:
-        """The context menu of a tree row (empty for none): what can be done to that version,
-        model, store entry or remote."""
-        index = index.siblingAtColumn(0)  # the row's roles are on its name
-        menu = QMenu(self)
-        if not index.isValid():
-            return menu
-        ref, remote_item = index.data(REF_ROLE), index.data(REMOTE_ROLE)
-        store_item = index.data(STORE_ROLE)
-        if store_item:
-            self.stores_view.add_actions(menu, *store_item)
-        elif ref and "@" in ref and index.data(REPO_ROLE):
-            v = self.versions
-            menu.addAction("Export…", lambda: v.choose_export(ref))
-            menu.addAction("Verify", lambda: v.verify(ref))
-            menu.addAction("Copy reference", lambda: v.copy_reference(ref))
-            menu.addAction("Label…", lambda: v.ask_label(ref))
-            menu.addAction("Diff with…", lambda: v.ask_diff(ref))
-            mount = menu.addAction("Mount…", lambda: self.mounts.ask_mount(ref))
-            mount.setEnabled(self.mounts.problem is None)
-            mount.setToolTip(self.mounts.problem or "")
-            v.add_pin_actions(menu, ref)
-            menu.addSeparator()
-            push_menu = menu.addMenu(f"Push {ref} to")
-            for name in self.remotes.names:
-                push_menu.addAction(name, functools.partial(self.remotes.push, ref, name))
-            push_menu.setEnabled(bool(self.remotes.names))
-            menu.addSeparator()
-            menu.addAction(f"Remove {ref}…", lambda: self.cleanup.ask_remove([ref]))
-        elif ref and index.data(REPO_ROLE):
-            m = self.model_actions
-            menu.addAction("Redundancy policy…", lambda: m.ask_policy(ref))
-            menu.addAction("Codec…", lambda: m.ask_codec(ref))
-            menu.addAction("Recompress…", lambda: m.ask_recompress(ref))
-            menu.addSeparator()
-            menu.addAction(f"Remove all versions of {ref}…", lambda: m.ask_remove_all(ref))
-        elif remote_item or index.data() == REMOTES:
-            remote_actions(menu, self.remotes, remote_item)
-        return menu
+        """The context menu of a tree row (empty for none): see :func:`row_menu`."""
+        return row_menu(self, index, self)
 
     def _listed(self, key: str, first: bool) -> None:
         """A repository's models reached the tree: open it the first time, search it again if
@@ -401,18 +357,7 @@ class MainWindow(QMainWindow):
         self.current_ref = ref
         self.set_version_enabled(True)
         ws = self.ws
-
-        def load(_ctx: JobContext) -> tuple[Any, ...] | None:
-            try:
-                details = history.version_details(ws, ref)
-            except NotFoundError:
-                return None  # removed meanwhile (by another process): nothing to show
-            layout = version_layout(ws, details.manifest)  # the manifest read once
-            rows = tensor_rows(details)
-            model = details.manifest.model
-            return details, ws.catalog.versions(model), layout, rows, ws.repo.label_log(model)
-
-        self.runner.submit(f"Read {ref}", load, self._show_details)
+        self.runner.submit(f"Read {ref}", lambda _ctx: read_shown(ws, ref), self._show_details)
 
     def clear_details(self) -> None:
         """Show no version (the one shown was removed); History goes on listing its model's
@@ -439,19 +384,18 @@ class MainWindow(QMainWindow):
 
         self.runner.submit(f"Read history of {model}", read, show)
 
-    def _show_details(self, result: tuple[Any, ...] | None) -> None:
-        if result is None:
+    def _show_details(self, shown: ShownVersion | None) -> None:
+        if shown is None:
             self.clear_details()
             return
-        details, versions, layout, rows, moves = result
         # The Tensors tab first: Overview starts the relatives' lookup (up to 500 manifests
         # read on a worker), which would hold the GIL while a 100,000-row table fills.
-        self.tensors_tab.set_rows(rows)
-        self.layout_tab.set_layout(layout)
-        model = details.manifest.model
+        self.tensors_tab.set_rows(shown.rows)
+        self.layout_tab.set_layout(shown.layout)
+        details, model = shown.details, shown.details.manifest.model
         self.overview_tab.show_details(details, str(self.ws.repo.policy_for(model)))
-        self.history.show_versions(model, versions)
-        self.label_moves.show_moves(model, moves)
+        self.history.show_versions(model, shown.versions)
+        self.label_moves.show_moves(model, shown.moves)
         self._read_structure(details.manifest)
 
     def _read_structure(self, manifest: Any) -> None:
