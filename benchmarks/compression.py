@@ -47,7 +47,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.synthetic import minilm_path, write_checkpoint
-from benchmarks.timing import median_seconds
 from modelmanager.core import codecs
 from modelmanager.core.chunks.plan import plan_chunks
 from modelmanager.core.codecs import CodecSettings, bytegroup
@@ -82,12 +81,26 @@ Encoded = list[tuple[int, BytesLike]]
 
 
 def ours_encode(chunks: list[tuple[bytes, str | None]], name: str, level: int,
-                pool: ThreadPoolExecutor, repeat: int) -> tuple[float, Encoded]:  # fmt: skip
-    """(median seconds, payloads) of coding every chunk on the pool."""
+                pool: ThreadPoolExecutor, repeat: int) -> tuple[float, float, Encoded]:  # fmt: skip
+    """(median seconds, median CPU seconds, payloads) of coding every chunk on the pool."""
     settings = CodecSettings(name, level)
-    return median_seconds(
+    return median_wall_and_cpu(
         lambda: list(pool.map(lambda c: codecs.encode(c[0], settings, c[1]), chunks)), repeat
     )
+
+
+def median_wall_and_cpu(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
+    """(median seconds, median CPU seconds of this process, the last result) of ``fn``.
+
+    On a shared machine wall time counts waiting for a core; CPU time does not.
+    """
+    walls, cpus, result = [], [], None
+    for _ in range(repeat):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = fn()
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu_started)
+    return statistics.median(walls), statistics.median(cpus), result
 
 
 def ours_decoder(encoded: Encoded, lengths: list[int], pool: ThreadPoolExecutor,
@@ -139,28 +152,35 @@ def report(path: Path, zipnn_dtype: str, repeat: int, threads_list: list[int],
     lengths = [len(c) for c, _h in chunks]
     print(f"\n{path.name}: {len(raw) / 1e6:.1f} MB, median of {repeat}, bytegroup loops in "
           f"{'C' if bytegroup.NATIVE else 'numpy'}")  # fmt: skip
-    print(f"  {'codec':20} {'threads':>7} {'ratio':>7} {'comp MB/s':>10} {'dec MB/s':>9}"
+    print(f"  {'codec':20} {'threads':>7} {'ratio':>7} {'comp MB/s':>10} {'comp MB/cpu-s':>14}"
+          f" {'dec MB/s':>9}"
           f" {'size/zipnn':>11} {'dec/zipnn':>10} {'dec MB/cpu-s':>13}"
           f" {'cpu/zipnn':>10}")  # fmt: skip
     for threads in threads_list:
         sizes: dict[str, int] = {}
         comp: dict[str, float] = {}
+        comp_cpu: dict[str, float] = {}
         decoders: dict[str, Callable[[], Any]] = {}
         z = zipnn.ZipNN(bytearray_dtype=zipnn_dtype, threads=threads)
         # zipnn 0.5.4 overwrites its input: a fresh copy each time.
-        t_comp, zipped = median_seconds(lambda: z.compress(bytearray(raw)), repeat)  # noqa: B023
+        t_comp, c_comp, zipped = median_wall_and_cpu(
+            lambda: z.compress(bytearray(raw)),  # noqa: B023
+            repeat,
+        )
         sizes["zipnn 0.5.4"], comp["zipnn 0.5.4"] = len(zipped), len(raw) / t_comp / 1e6
+        comp_cpu["zipnn 0.5.4"] = len(raw) / c_comp / 1e6
         decoders["zipnn 0.5.4"] = lambda: z.decompress(zipped)  # noqa: B023
         with ThreadPoolExecutor(threads) as pool:
             for label, name, level in PEERS:
                 if label not in peers:
                     continue
-                t_comp, encoded = ours_encode(chunks, name, level, pool, repeat)
+                t_comp, c_comp, encoded = ours_encode(chunks, name, level, pool, repeat)
                 sizes[label] = sum(len(payload) for _cid, payload in encoded)
-                comp[label] = len(raw) / t_comp / 1e6
+                comp[label], comp_cpu[label] = len(raw) / t_comp / 1e6, len(raw) / c_comp / 1e6
                 decoders[label] = ours_decoder(encoded, lengths, pool, huge_pages=False)
                 if label == OURS:
                     sizes[LOADER], comp[LOADER] = sizes[label], comp[label]
+                    comp_cpu[LOADER] = comp_cpu[label]
                     decoders[LOADER] = ours_decoder(encoded, lengths, pool, huge_pages=True)
             times: dict[str, list[float]] = {label: [] for label in decoders}
             cpu: dict[str, list[float]] = {label: [] for label in decoders}
@@ -176,6 +196,7 @@ def report(path: Path, zipnn_dtype: str, repeat: int, threads_list: list[int],
         per_cpu = {label: len(raw) / statistics.median(t) / 1e6 for label, t in cpu.items()}
         for label in decoders:
             print(f"  {label:20} {threads:7} {sizes[label] / len(raw):7.4f} {comp[label]:10.0f}"
+                  f" {comp_cpu[label]:14.0f}"
                   f" {dec[label]:9.0f} {sizes[label] / sizes['zipnn 0.5.4']:11.4f}"
                   f" {dec[label] / dec['zipnn 0.5.4']:10.3f} {per_cpu[label]:13.0f}"
                   f" {per_cpu[label] / per_cpu['zipnn 0.5.4']:10.3f}")  # fmt: skip
@@ -195,9 +216,12 @@ def chunk_encode_report(repeat: int) -> None:
     }
     native = getattr(bytegroup, "_native", None)
     loops = {"C": native, "numpy": None} if native is not None else {"numpy": None}
-    print(f"\nencode of one {size >> 20} MiB chunk, 1 thread, median of {repeat} (ms)")
-    print(f"  {'dtype':6} {'ratio':>7}" + "".join(f" {label:>8}" for label in loops)
-          + f" {'zipnn':>8} {'numpy/C':>8} {'zipnn/C':>8}")  # fmt: skip
+    labels = [*loops, "zipnn"]
+    print(f"\nencode of one {size >> 20} MiB chunk, 1 thread, median of {repeat}: wall ms, then"
+          " CPU ms (a shared machine's waits left out), then ratios of CPU time")  # fmt: skip
+    print(f"  {'dtype':6} {'ratio':>7}" + "".join(f" {label:>8}" for label in labels)
+          + "".join(f" {label + ' cpu':>10}" for label in labels)
+          + f" {'numpy/C':>8} {'zipnn/C':>8}")  # fmt: skip
     for name, (np_dtype, hint, zipnn_dtype) in inputs.items():
         data = rng.standard_normal(size // np.dtype(np_dtype).itemsize) * 0.02
         chunk = data.astype(np_dtype).tobytes()
@@ -209,18 +233,22 @@ def chunk_encode_report(repeat: int) -> None:
         }
         runs["zipnn"] = functools.partial(_zipnn_compress, z, chunk)
         times: dict[str, list[float]] = {label: [] for label in runs}
+        cpu: dict[str, list[float]] = {label: [] for label in runs}
         payloads: dict[str, bytes] = {}
         for _round in range(repeat):  # in turn, so a noisy moment hits all of them
             for label, run in runs.items():
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 payloads[label] = run()
                 times[label].append(time.perf_counter() - started)
+                cpu[label].append(time.process_time() - cpu_started)
         assert all(payloads[label] == payloads["numpy"] for label in loops), "C != numpy"
         ms = {label: statistics.median(t) * 1e3 for label, t in times.items()}
-        cells = "".join(f" {ms[label]:8.2f}" for label in runs)
-        c = ms.get("C", ms["numpy"])
+        cpu_ms = {label: statistics.median(t) * 1e3 for label, t in cpu.items()}
+        cells = "".join(f" {ms[label]:8.2f}" for label in labels)
+        cells += "".join(f" {cpu_ms[label]:10.2f}" for label in labels)
+        c = cpu_ms.get("C", cpu_ms["numpy"])
         print(f"  {name:6} {len(payloads['numpy']) / size:7.4f}{cells}"
-              f" {ms['numpy'] / c:8.2f} {ms['zipnn'] / c:8.2f}")  # fmt: skip
+              f" {cpu_ms['numpy'] / c:8.2f} {cpu_ms['zipnn'] / c:8.2f}")  # fmt: skip
 
 
 def _zipnn_compress(z: Any, chunk: bytes) -> bytes:
