@@ -195,9 +195,11 @@ def _decode_huffman(blob: memoryview, expected: int, slot: str | int) -> np.ndar
 def _scratch(slot: tuple[str, str | int], n: int) -> np.ndarray:
     """This thread's reusable buffer ``slot``, ``n`` bytes: no allocation per chunk.
 
-    Planes live only while one chunk decodes (they are interleaved into its output before
-    :func:`decode` returns), so each thread needs one buffer per slot, kept at the largest size
-    seen: a few plane-sized buffers per decode thread.
+    Planes live only while one chunk decodes or encodes (interleaved into its output, or joined
+    into its payload, before :func:`decode` or :func:`encode` returns), so each thread needs
+    one buffer per slot, kept at the largest size seen: a few plane-sized buffers per thread
+    (an encode: the chunk's size for its planes, half a plane for packed codes, and n / 32
+    bytes of escapes per plane).
     """
     buffers: dict[tuple[str, str | int], np.ndarray] | None = getattr(_local, "scratch", None)
     if buffers is None:
