@@ -59,6 +59,10 @@ def _listed_refs(win: MainWindow, key: str) -> set[str]:
     if row is None:
         return set()
     repo = model.item(row, 0)
+    for m in range(repo.rowCount()):  # version rows are made when a model is opened
+        index = repo.child(m, 0).index()
+        if model.canFetchMore(index):
+            model.fetchMore(index)
     versions = (repo.child(m, 0).child(v, 0) for m in range(repo.rowCount())
                 for v in range(repo.child(m, 0).rowCount()))  # fmt: skip
     return {str(item.data(REF_ROLE)) for item in versions}
