@@ -104,7 +104,7 @@ def load(
     per file, as ``safetensors.numpy.load_file``'s do not need to: nothing is copied twice.
     """
     from modelmanager.services.loading import load_version
-    from modelmanager.services.pinning import note_use
+    from modelmanager.services.pin_records import note_use
     from modelmanager.services.tensors import FileTensors
 
     convert = _converter(_framework(framework))
@@ -138,7 +138,7 @@ class Version:
     """One version opened for lazy reads (see :func:`open`); use it in a ``with`` block."""
 
     def __init__(self, ws: Workspace, ref: str, framework: str, threads: int | None) -> None:
-        from modelmanager.services.pinning import note_use
+        from modelmanager.services.pin_records import note_use
         from modelmanager.services.reading import VersionReader
 
         self._ws = ws

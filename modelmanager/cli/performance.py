@@ -19,7 +19,7 @@ from modelmanager.errors import EXIT_OK, UserError
 from modelmanager.services.bench_aggregate import aggregate
 from modelmanager.services.benchmark import run_benchmark
 from modelmanager.services.loading import load_version, warm
-from modelmanager.services.pinning import note_use
+from modelmanager.services.pin_records import note_use
 
 
 def cmd_load(args: argparse.Namespace) -> int:

@@ -9,17 +9,13 @@ from modelmanager.cli.common import Commands, workspace
 from modelmanager.cli.output import ProgressLine, plural, print_json, print_table, shown
 from modelmanager.core.units import human_bytes
 from modelmanager.errors import EXIT_OK, UserError
-from modelmanager.services.pinning import (
+from modelmanager.services.hot_tier import (
     DEFAULT_PROMOTE_WITHIN_DAYS,
     apply_hot_tier,
-    fill_limit,
-    pin,
-    pins,
     plan_hot_tier,
-    plan_pin,
-    set_fill_limit,
-    unpin,
 )
+from modelmanager.services.pin_records import fill_limit, pins, set_fill_limit
+from modelmanager.services.pinning import pin, plan_pin, unpin
 
 
 def cmd_pin(args: argparse.Namespace) -> int:

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
 
 from modelmanager.core.text import shown
 from modelmanager.core.units import human_bytes
-from modelmanager.services.pinning import HotTierPlan, utc_minute
+from modelmanager.services.hot_tier import HotTierPlan
+from modelmanager.services.pin_records import utc_minute
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> QTableWidget:

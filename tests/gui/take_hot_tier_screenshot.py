@@ -13,8 +13,10 @@ import numpy as np
 
 from modelmanager.services import init_repository
 from modelmanager.services.devices import add_device, set_device
+from modelmanager.services.hot_tier import apply_hot_tier
 from modelmanager.services.importing import import_paths
-from modelmanager.services.pinning import apply_hot_tier, note_use, pin
+from modelmanager.services.pin_records import note_use
+from modelmanager.services.pinning import pin
 from tests.gui.shots import application, close, open_window, out_dir, save, throwaway, wait
 from tests.support.builders import random_weights, write_safetensors
 from tests.support.mounts import small_tmpfs

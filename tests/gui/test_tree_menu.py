@@ -23,7 +23,7 @@ from modelmanager.gui.remote_dialog import FOLDER
 from modelmanager.services import Workspace
 from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
-from modelmanager.services.pinning import pin_key, pins
+from modelmanager.services.pin_records import pin_key, pins
 from modelmanager.services.remotes import list_remotes
 from tests.gui.windows import shown_window
 from tests.support.builders import write_safetensors

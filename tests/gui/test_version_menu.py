@@ -22,7 +22,8 @@ from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.services import Workspace, history, remotes
 from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.importing import import_paths
-from modelmanager.services.pinning import note_use, pin, pin_key, pins
+from modelmanager.services.pin_records import note_use, pin_key, pins
+from modelmanager.services.pinning import pin
 from modelmanager.services.redundancy import scrub
 from modelmanager.services.remotes import add_remote
 from tests.gui.windows import select_ref as _select

@@ -24,26 +24,20 @@ from modelmanager.services import Workspace, init_repository
 from modelmanager.services.devices import add_device, set_device
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.history import remove_versions
+from modelmanager.services.hot_tier import apply_hot_tier, plan_hot_tier
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage, stats
-from modelmanager.services.pinning import (
+from modelmanager.services.pin_records import (
     DEFAULT_FILL_LIMIT,
-    apply_hot_tier,
     fill_limit,
-    hot_bytes_of,
     last_uses,
     note_use,
-    pin,
     pin_key,
-    pin_summary,
     pins,
-    plan_hot_tier,
-    plan_pin,
-    promote,
     release_pin,
     set_fill_limit,
-    unpin,
 )
+from modelmanager.services.pinning import hot_bytes_of, pin, pin_summary, plan_pin, promote, unpin
 from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import repair, scrub
 from tests.support.builders import random_weights, write_safetensors

@@ -27,7 +27,7 @@ from modelmanager.gui.jobs_bridge import GUI_LOCK_WAIT, JobRecord
 from modelmanager.gui.label_dialog import LabelDialog
 from modelmanager.gui.report_dialog import ReportDialog
 from modelmanager.gui.reports import export_report, verify_report
-from modelmanager.services import Changes, history, pinning, remotes
+from modelmanager.services import Changes, history, hot_tier, pin_records, pinning, remotes
 from modelmanager.services.exporting import ExportResult, export_ref
 from modelmanager.services.maintenance import VerifyReport, verify
 
@@ -62,7 +62,7 @@ class VersionActions:
         #: The Version menu's Pin hot and Unpin (build_menus sets them).
         self.pin_actions: tuple[QAction, QAction] | None = None
         #: The pin state last read, by ref (None: not pinned).
-        self.pinned: dict[str, pinning.Pin | None] = {}
+        self.pinned: dict[str, pin_records.Pin | None] = {}
         self.hot_tier_dialog: HotTierDialog | None = None  # the last hot-tier preview
 
     def _ref(self, ref: str | None) -> str | None:
@@ -318,10 +318,10 @@ class VersionActions:
         nothing written) and shown in a dialog; Apply runs that plan as a writing job."""
         ws = self.context.ws
 
-        def read(_ctx: JobContext) -> tuple[pinning.HotTierPlan, float]:
-            return pinning.plan_hot_tier(ws.repo), pinning.fill_limit(ws.repo)
+        def read(_ctx: JobContext) -> tuple[hot_tier.HotTierPlan, float]:
+            return hot_tier.plan_hot_tier(ws.repo), pin_records.fill_limit(ws.repo)
 
-        def ask(found: tuple[pinning.HotTierPlan, float]) -> None:
+        def ask(found: tuple[hot_tier.HotTierPlan, float]) -> None:
             plan, limit = found
             dialog = HotTierDialog(plan, limit, self.parent)
             dialog.accepted.connect(lambda: self.run_hot_tier(plan))
@@ -330,15 +330,15 @@ class VersionActions:
 
         return self.context.runner.submit("Read the hot tier's plan", read, ask)
 
-    def run_hot_tier(self, plan: pinning.HotTierPlan) -> JobRecord:
+    def run_hot_tier(self, plan: hot_tier.HotTierPlan) -> JobRecord:
         """Execute a previewed hot-tier plan (refused if the plan changed since)."""
         ws = self.context.ws
 
-        def run(ctx: JobContext) -> pinning.HotTierResult:
-            return pinning.apply_hot_tier(ws, previewed=plan, ctx=ctx,
+        def run(ctx: JobContext) -> hot_tier.HotTierResult:
+            return hot_tier.apply_hot_tier(ws, previewed=plan, ctx=ctx,
                                           lock_timeout=GUI_LOCK_WAIT)  # fmt: skip
 
-        def done(r: pinning.HotTierResult) -> None:
+        def done(r: hot_tier.HotTierResult) -> None:
             parts = []
             if r.plan.promote:
                 parts.append("promoted " + ", ".join(m.ref for m in r.plan.promote))
@@ -370,13 +370,13 @@ class VersionActions:
         if acts is not None and target in self.pinned:
             show_pin_state(acts, self.pinned[target])  # the last known state meanwhile
 
-        def show(state: pinning.Pin | None) -> None:
+        def show(state: pin_records.Pin | None) -> None:
             self.pinned[target] = state
             if acts is not None and (actions is not None or self.shown_ref() == target):
                 show_pin_state(acts, state)
 
         return self.context.runner.submit(
-            f"Read pin of {target}", lambda _ctx: pinning.pin_state(ws.repo, model, int(seq)),
+            f"Read pin of {target}", lambda _ctx: pin_records.pin_state(ws.repo, model, int(seq)),
             show,
         )  # fmt: skip
 
@@ -390,7 +390,7 @@ class VersionActions:
         return acts
 
 
-def show_pin_state(actions: tuple[QAction, QAction], state: pinning.Pin | None) -> None:
+def show_pin_state(actions: tuple[QAction, QAction], state: pin_records.Pin | None) -> None:
     """Pin hot checked and saying since when while the version is pinned; Unpin only then."""
     pin_act, unpin_act = actions
     pin_act.setCheckable(True)
