@@ -207,14 +207,60 @@ def expanded_keys(view: QTreeView, parent: QModelIndex | None = None) -> set[Row
     return found
 
 
+def _depth(key: RowKey) -> int:
+    """0 for a repository's row, 1 for a model's, 2 for a version's (parents come first)."""
+    ref = key[2] if key[0] == "repo" else None
+    return 0 if not ref else 2 if "@" in ref else 1
+
+
+def repository_row(view: QTreeView, key: RowKey) -> QModelIndex | None:
+    """The index of a repository's, model's or version's row found directly (the model's row by
+    its name, then its few versions, made if need be), not by visiting 10,000 rows; None when
+    ``key`` names no such row or the view is not over the library's tree (invalid: not there)."""
+    model = view.model()
+    if key[0] != "repo" or not isinstance(model, LibraryProxy):
+        return None
+    source = model.sourceModel()
+    if not isinstance(source, RepoTreeModel):
+        return None
+    _kind, repo, ref = key
+    if not ref:
+        row = source.repo_row(repo)
+        return model.mapFromSource(source.index(row, 0)) if row is not None else QModelIndex()
+    name, at, _seq = ref.partition("@")
+    item = source.model_items(repo).get(name)
+    if item is None:
+        return QModelIndex()
+    if at:
+        source.fetch_models(repo, [name])  # its version rows, if not made yet
+        found = (item.child(r, 0) for r in range(item.rowCount()))
+        item = next((c for c in found if c.data(REF_ROLE) == ref), None)
+        if item is None:
+            return QModelIndex()
+    return model.mapFromSource(item.index())
+
+
 def expand_keys(view: QTreeView, keys: set[RowKey], parent: QModelIndex | None = None) -> None:
-    """Expand the rows of ``view`` whose keys are in ``keys`` (and collapse no other)."""
+    """Expand the rows of ``view`` whose keys are in ``keys`` (and collapse no other): rows of
+    repositories found directly, parents first; the others (stores', remotes') by a walk that
+    goes only into rows it expands."""
     if not keys:
         return
     model = view.model()
-    for index in _children(view, parent or QModelIndex()):
-        if row_key(index) in keys:
+    rest = set()
+    for key in sorted(keys, key=_depth) if parent is None else ():
+        index = repository_row(view, key)
+        if index is None:
+            rest.add(key)
+        elif index.isValid():
             if model.canFetchMore(index):  # a hidden view makes them only when laid out
+                model.fetchMore(index)
+            view.expand(index)
+    if parent is None:
+        keys = rest
+    for index in _children(view, parent or QModelIndex()) if keys else ():
+        if row_key(index) in keys:
+            if model.canFetchMore(index):
                 model.fetchMore(index)
             view.expand(index)
             expand_keys(view, keys, index)
@@ -222,9 +268,10 @@ def expand_keys(view: QTreeView, keys: set[RowKey], parent: QModelIndex | None =
 
 def find_row(view: QTreeView, key: RowKey) -> QModelIndex:
     """The index of the row ``key`` names in ``view`` (invalid if it is not there)."""
+    direct = repository_row(view, key)
+    if direct is not None:
+        return direct
     model = view.model()
-    if key[0] == "repo" and key[2] and "@" in key[2] and isinstance(model, LibraryProxy):
-        model.fetch_models(key[1], [key[2].partition("@")[0]])  # its version rows, if not made
     if key[0] == "repo" and key[2]:
         matches = model.match(model.index(0, 0), REF_ROLE, key[2], -1,
                               Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchExactly)  # fmt: skip
@@ -232,9 +279,13 @@ def find_row(view: QTreeView, key: RowKey) -> QModelIndex:
             if index.data(REPO_ROLE) == key[1]:
                 return QModelIndex(index)
         return QModelIndex()
-    for index in _children(view, QModelIndex()):  # a top row, or a remote or store item
+    tops = list(_children(view, QModelIndex()))
+    for index in tops:  # a top row
         if row_key(index) == key:
             return index
+    for index in tops:  # a remote or store item (a repository's rows are found above)
+        if index.data(REPO_ROLE) and key[0] != "repo":
+            continue
         for child in _children(view, index):
             if row_key(child) == key:
                 return child
