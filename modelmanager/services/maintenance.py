@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmanager.core.catalog import SyncResult
+from modelmanager.core.catalog.content import Sizes, Totals, ratio
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.chunks.store import ChunkMissing, chunk_key
 from modelmanager.core.formats import DtypeHints, FileIndex
@@ -314,38 +315,10 @@ def reindex(ws: Workspace) -> SyncResult:
 
 
 @dataclass(frozen=True)
-class Sizes:
-    """Logical bytes (as users see them) against the bytes their chunks take on disk."""
+class Stats(Totals):
+    """Sizes of a repository: what users stored, what is unique, what is on disk (the catalog's
+    :class:`Totals`), and the hot copies beside them."""
 
-    logical: int
-    stored: int
-
-    @property
-    def ratio(self) -> float:
-        return _ratio(self.stored, self.logical)
-
-    def to_json(self) -> dict[str, float | int]:
-        return {"logical_bytes": self.logical, "stored_bytes": self.stored, "ratio": self.ratio}
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Sizes of a repository: what users stored, what is unique, what is on disk.
-
-    The breakdowns count each version's (or model's) distinct chunks in full, so a chunk
-    shared by two versions counts in both; per dtype, each distinct chunk counts once, under
-    the dtype of the tensor it lies in ("other" for headers, small grouped tensors, files).
-    """
-
-    models: int
-    versions: int
-    logical_bytes: int
-    unique_bytes: int
-    stored_bytes: int
-    chunks: int
-    by_model: dict[str, Sizes] = field(default_factory=dict)
-    by_version: dict[str, Sizes] = field(default_factory=dict)
-    by_dtype: dict[str, Sizes] = field(default_factory=dict)
     #: Bytes of hot copies of pinned versions per device (services/pinning.py): beside
     #: ``stored_bytes``, which counts the policy's pieces only.
     hot_bytes: dict[str, int] = field(default_factory=dict)
@@ -358,17 +331,13 @@ class Stats:
             "unique_bytes": self.unique_bytes,
             "stored_bytes": self.stored_bytes,
             "chunks": self.chunks,
-            "dedup_ratio": _ratio(self.unique_bytes, self.logical_bytes),
-            "compression_ratio": _ratio(self.stored_bytes, self.unique_bytes),
+            "dedup_ratio": ratio(self.unique_bytes, self.logical_bytes),
+            "compression_ratio": ratio(self.stored_bytes, self.unique_bytes),
             "by_model": {k: v.to_json() for k, v in sorted(self.by_model.items())},
             "by_version": {k: v.to_json() for k, v in sorted(self.by_version.items())},
             "by_dtype": {k: v.to_json() for k, v in sorted(self.by_dtype.items())},
             "hot_bytes": dict(sorted(self.hot_bytes.items())),
         }
-
-
-def _ratio(a: int, b: int) -> float:
-    return round(a / b, 4) if b else 1.0
 
 
 def stats(ws: Workspace, manifests: Iterable[Manifest] | None = None) -> Stats:
@@ -378,11 +347,7 @@ def stats(ws: Workspace, manifests: Iterable[Manifest] | None = None) -> Stats:
     manifest read: 10,000 models took seconds of manifest reads); given them, they are read."""
     if manifests is None:
         t = ws.catalog.measure_stored()
-        return Stats(t.models, t.versions, t.logical_bytes, t.unique_bytes, t.stored_bytes,
-                     t.chunks, {k: Sizes(*v) for k, v in t.by_model.items()},
-                     {k: Sizes(*v) for k, v in t.by_version.items()},
-                     {k: Sizes(*v) for k, v in t.by_dtype.items()},
-                     hot_bytes(ws.repo.chunks))  # fmt: skip
+        return Stats(**vars(t), hot_bytes=hot_bytes(ws.repo.chunks))
     on_disk = dict(ws.repo.chunks.iter_stored())
     unique: dict[str, int] = {}
     dtype_of: dict[str, str] = {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from modelmanager.core.formats.base import DtypeHints, FileIndex
 from modelmanager.core.repo.manifest import Manifest
@@ -160,10 +161,34 @@ def shared_with(db: sqlite3.Connection, model: str, seq: int) -> Sharing | None:
 # -- sizes -----------------------------------------------------------------------------------
 
 
+def ratio(part: int, whole: int) -> float:
+    """``part / whole`` to four places, 1.0 when ``whole`` is 0: the ratios ``stats`` prints."""
+    return round(part / whole, 4) if whole else 1.0
+
+
+class Sizes(NamedTuple):
+    """Logical bytes (as users see them) against the bytes their chunks take on disk."""
+
+    logical: int
+    stored: int
+
+    @property
+    def ratio(self) -> float:
+        return ratio(self.stored, self.logical)
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"logical_bytes": self.logical, "stored_bytes": self.stored, "ratio": self.ratio}
+
+
 @dataclass(frozen=True)
 class Totals:
-    """``stats``'s figures from the index and one listing of the pieces: (logical, stored)
-    bytes per model, per version (``model@seq``) and per dtype (each distinct chunk once)."""
+    """``stats``'s figures from the index and one listing of the pieces (or from manifests,
+    services/maintenance.py): sizes per model, per version (``model@seq``) and per dtype.
+
+    The breakdowns count each version's (or model's) distinct chunks in full, so a chunk
+    shared by two versions counts in both; per dtype, each distinct chunk counts once, under
+    the dtype of the tensor it lies in ("other" for headers, small grouped tensors, files).
+    """
 
     models: int
     versions: int
@@ -171,9 +196,9 @@ class Totals:
     unique_bytes: int
     stored_bytes: int
     chunks: int
-    by_model: dict[str, tuple[int, int]] = field(default_factory=dict)
-    by_version: dict[str, tuple[int, int]] = field(default_factory=dict)
-    by_dtype: dict[str, tuple[int, int]] = field(default_factory=dict)
+    by_model: dict[str, Sizes] = field(default_factory=dict)
+    by_version: dict[str, Sizes] = field(default_factory=dict)
+    by_dtype: dict[str, Sizes] = field(default_factory=dict)
 
 
 #: What each model's rows were when a measurement began: (key, manifest size) of its versions.
@@ -213,16 +238,16 @@ def totals(db: sqlite3.Connection, on_disk: Mapping[str, int]) -> Totals:
         unique.setdefault(chunk, (length, dtype))
         model_chunks[versions[vid][0]].add(chunk)
         version_stored[vid] += stored.get(chunk, 0)
-    by_dtype: dict[str, tuple[int, int]] = {}
+    by_dtype: dict[str, Sizes] = {}
     for chunk, (length, dtype) in unique.items():
         lo, st = by_dtype.get(dtype, (0, 0))
-        by_dtype[dtype] = (lo + length, st + stored.get(chunk, 0))
+        by_dtype[dtype] = Sizes(lo + length, st + stored.get(chunk, 0))
     return Totals(
         len(model_logical), len(versions), sum(model_logical.values()),
         sum(length for length, _d in unique.values()), sum(on_disk.values()), len(on_disk),
-        {m: (model_logical[m], sum(stored.get(c, 0) for c in ids))
+        {m: Sizes(model_logical[m], sum(stored.get(c, 0) for c in ids))
          for m, ids in model_chunks.items()},
-        {ref: (logical, version_stored[vid]) for vid, (_m, ref, logical) in versions.items()},
+        {ref: Sizes(logical, version_stored[vid]) for vid, (_m, ref, logical) in versions.items()},
         by_dtype,
     )  # fmt: skip
 
