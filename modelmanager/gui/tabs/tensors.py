@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from modelmanager.gui.models import TensorTableModel
+from modelmanager.gui.models import TensorRows, TensorTableModel
 
 
 class TensorsTab(QWidget):
@@ -32,6 +33,6 @@ class TensorsTab(QWidget):
         v.addWidget(self.tensor_filter)
         v.addWidget(self.tensor_view)
 
-    def set_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        """Show ``rows`` (from models.tensor_rows)."""
+    def set_rows(self, rows: TensorRows | Sequence[tuple[Any, ...]]) -> None:
+        """Show ``rows`` (models.tensor_rows: formatted when drawn; or ready tuples)."""
         self.tensor_model.set_rows(rows)
