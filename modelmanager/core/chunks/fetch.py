@@ -102,6 +102,21 @@ class _Chunk(Future[int]):
             return True
         return False
 
+    def decode_on(self, pool: ThreadPoolExecutor, fn: Callable[..., None], *args: Any) -> None:
+        """Run the decode stage ``fn(*args)`` on ``pool``; done with the chunk's length when it
+        is, failed with its error, or with the pool's when it was shut down meanwhile."""
+        try:
+            job = pool.submit(fn, *args)
+        except RuntimeError as e:  # the pool was shut down meanwhile
+            self.set_exception(e)
+            return
+        self.stage = job
+        job.add_done_callback(self._decoded)
+
+    def _decoded(self, stage: Future[None]) -> None:
+        if not self.fail(stage):
+            self.set_result(self.length)
+
 
 def data_fragments(layout: Layout) -> tuple[int, int, dict[int, Device]] | None:
     """(K, M, data fragment index -> the device its read starts from) of an erasure-coded chunk
@@ -255,10 +270,6 @@ class Fetcher:
         waiting = [len(devices)]
         lock = threading.Lock()
 
-        def decoded(stage: Future[None]) -> None:
-            if not chunk.fail(stage):
-                chunk.set_result(length)
-
         def arrived(_part: Future[Fragment]) -> None:
             with lock:
                 waiting[0] -= 1
@@ -268,14 +279,8 @@ class Fetcher:
                 chunk.set_exception(CancelledError())
                 return
             parts = dict(zip(devices, chunk.parts, strict=True))
-            try:
-                job = self.decode.submit(self._join, parts, k, m, chunk_id, length, layout,
-                                         sink, offset, dest)  # fmt: skip
-            except RuntimeError as e:  # the pool was shut down meanwhile
-                chunk.set_exception(e)
-                return
-            chunk.stage = job
-            job.add_done_callback(decoded)
+            chunk.decode_on(self.decode, self._join, parts, k, m, chunk_id, length, layout,
+                            sink, offset, dest)  # fmt: skip
 
         try:
             for i, device in devices.items():
@@ -302,10 +307,6 @@ class Fetcher:
                 return self._start_fragments(plan, chunk_id, length, offset, layout, sink, dest)
         chunk = _Chunk(length)
 
-        def decoded(stage: Future[None]) -> None:
-            if not chunk.fail(stage):
-                chunk.set_result(length)
-
         def read(stage: Future[tuple[str, BytesLike]]) -> None:
             if chunk.fail(stage):
                 return
@@ -313,14 +314,8 @@ class Fetcher:
                 chunk.set_exception(CancelledError())
                 return
             kind, raw = stage.result()
-            try:
-                job = self.decode.submit(self._decode, kind, raw, chunk_id, length, layout,
-                                         sink, offset, dest)  # fmt: skip
-            except RuntimeError as e:  # the pool was shut down meanwhile
-                chunk.set_exception(e)
-                return
-            chunk.stage = job
-            job.add_done_callback(decoded)
+            chunk.decode_on(self.decode, self._decode, kind, raw, chunk_id, length, layout,
+                            sink, offset, dest)  # fmt: skip
 
         stage = self.devices.submit(lane, self._read, chunk_id, length, layout, dest, hot)
         chunk.stage = stage
