@@ -7,7 +7,6 @@ import contextlib
 import errno
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -26,6 +25,7 @@ from modelmanager.services.maintenance import collect_garbage, verify
 from tests.conftest import subprocess_env
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
 from tests.support.faulty import FaultyFolders
+from tests.support.mounts import small_tmpfs
 
 CHUNK = 16 * 1024
 
@@ -36,20 +36,6 @@ def _model(folder: Path, seed: int, tensors: int = 6) -> Path:
     write_safetensors(folder / "model.safetensors", data)
     (folder / "config.json").write_text('{"architectures": ["Tiny"]}')
     return folder
-
-
-@contextlib.contextmanager
-def mounted(path: Path, size: str) -> Iterator[Path]:
-    """A real tmpfs of ``size`` at ``path``, unmounted afterwards (skips without root)."""
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def _remount(path: Path, mode: str) -> None:
@@ -76,7 +62,7 @@ def _one_line(done: subprocess.CompletedProcess[str], *words: str) -> str:
 
 def test_full_main_gives_one_line_and_half_writes_nothing(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    with mounted(repo, "1m"):
+    with small_tmpfs(repo, "1m"):
         init_repository(repo, chunk_size=CHUNK, group_size=1024).close()
         src = _model(tmp_path / "src", 1)
         first = _mm(tmp_path, repo, "import", str(src), "--model", "m", "--label", "prod")
@@ -103,7 +89,7 @@ def test_full_main_gives_one_line_and_half_writes_nothing(tmp_path: Path) -> Non
 
 def test_read_only_device_refuses_rm_gc_rebalance_and_drain_up_front(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
-    with mounted(tmp_path / "ro", "8m") as ro:
+    with small_tmpfs(tmp_path / "ro", "8m") as ro:
         ws = init_repository(repo, chunk_size=CHUNK, group_size=1024)
         add_device(ws, ro, name="slow")
         set_device(ws, "main", state="offline")  # every piece goes to the device
@@ -217,7 +203,7 @@ def test_adopt_with_remove_original_checks_every_folder_it_writes_before_importi
     repo = tmp_path / "repo"
     init_repository(repo, chunk_size=CHUNK, group_size=1024).close()
     adopt = ["stores", "adopt", "folder", "tiny", "--into", "tiny", "--remove-original"]
-    with mounted(tmp_path / "shelf", "8m") as shelf:
+    with small_tmpfs(tmp_path / "shelf", "8m") as shelf:
         src = _model(shelf / "tiny", 5)
         original = tree_bytes(src)
         assert _mm(tmp_path, repo, "stores", "add", str(shelf), "--kind", "folder").returncode == 0
@@ -227,7 +213,7 @@ def test_adopt_with_remove_original_checks_every_folder_it_writes_before_importi
                       "nothing was changed")  # fmt: skip
         finally:
             _remount(shelf, "rw")
-        with mounted(tmp_path / "ro", "8m") as ro:
+        with small_tmpfs(tmp_path / "ro", "8m") as ro:
             ws = open_workspace(repo)
             add_device(ws, ro, name="slow")
             ws.close()
