@@ -11,13 +11,10 @@ import numpy as np
 
 from modelmanager.core.chunks.layout import fragment_key
 from modelmanager.core.chunks.placed import PlacedChunkStore
-from modelmanager.core.codecs import CodecSettings
-from modelmanager.services import Workspace, init_repository
-from modelmanager.services.devices import add_device, set_device
-from modelmanager.services.importing import import_paths
+from modelmanager.services import Workspace
 from modelmanager.services.loading import LoadResult, load_version
-from modelmanager.services.policies import set_policy
-from tests.support.builders import random_weights, write_safetensors
+from tests.support.builders import random_weights
+from tests.support.device_folders import devices_holding
 from tests.support.faulty import FaultyFolders
 
 CHUNK = 64 * 1024
@@ -25,18 +22,10 @@ CHUNK = 64 * 1024
 
 def _ec_cluster(tmp_path: Path, faults: FaultyFolders) -> tuple[Workspace, bytes]:
     """Three devices holding a model as 2+1 fragments (main offline), through fault seams."""
-    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024,
-                         codec=CodecSettings("zstd"), blob_stores=faults)  # fmt: skip
-    set_device(ws, "main", state="offline")
-    for i in range(3):
-        add_device(ws, tmp_path / f"dev{i}", name=f"d{i}")
-    set_policy(ws, "ec=2+1")
     rng = np.random.default_rng(5)
-    src = tmp_path / "src"
-    write_safetensors(src / "model.safetensors",
-                      {f"w{i}": random_weights(rng, (128, 256)) for i in range(4)})  # fmt: skip
-    import_paths(ws, [src], "m")
-    return ws, (src / "model.safetensors").read_bytes()
+    tensors = {f"w{i}": random_weights(rng, (128, 256)) for i in range(4)}
+    return devices_holding(tmp_path, faults, tensors, devices=3, policy="ec=2+1", codec="zstd",
+                           chunk_size=CHUNK)  # fmt: skip
 
 
 def _largest_chunk(ws: Workspace) -> str:

@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 
 from modelmanager.core.chunks.store import HEADER, chunk_key
-from modelmanager.core.codecs import CodecSettings, bytegroup
+from modelmanager.core.codecs import bytegroup
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
-from modelmanager.services import Workspace, init_repository
-from modelmanager.services.devices import add_device, set_device
-from modelmanager.services.importing import import_paths
+from modelmanager.services import Workspace
 from modelmanager.services.loading import Fetcher, load_version
-from modelmanager.services.policies import set_policy
-from tests.support.builders import random_weights, write_safetensors
+from tests.support.builders import random_weights
+from tests.support.device_folders import devices_holding
 from tests.support.faulty import FaultyFolders
 
 CHUNK = 64 * 1024
@@ -24,20 +22,11 @@ CHUNK = 64 * 1024
 
 def _workspace(tmp_path: Path, faults: FaultyFolders) -> tuple[Workspace, bytes]:
     """Two devices holding two copies of a bf16/fp32 model stored with bytegroup."""
-    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024,
-                         codec=CodecSettings("bytegroup"), blob_stores=faults)  # fmt: skip
-    set_device(ws, "main", state="offline")
-    for i in range(2):
-        add_device(ws, tmp_path / f"dev{i}", name=f"d{i}")
-    set_policy(ws, "copies=2")
     rng = np.random.default_rng(3)
     tensors = {f"w{i}": random_weights(rng, (96, 256)) for i in range(4)}
     tensors["half"] = random_weights(rng, (301,), "float16")  # an odd length: a tail
-    src = tmp_path / "src"
-    src.mkdir()
-    write_safetensors(src / "model.safetensors", tensors)
-    import_paths(ws, [src], "m")
-    return ws, (src / "model.safetensors").read_bytes()
+    return devices_holding(tmp_path, faults, tensors, devices=2, policy="copies=2",
+                           codec="bytegroup", chunk_size=CHUNK)  # fmt: skip
 
 
 def _fetch(ws: Workspace) -> tuple[bytes, list[int]]:

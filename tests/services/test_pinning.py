@@ -54,14 +54,20 @@ def _source(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def _workspace(tmp_path: Path) -> Workspace:
-    """main (cold) plus two warm devices holding copies=2, and one hot device."""
+def _warm_pair(tmp_path: Path) -> Workspace:
+    """main (cold) plus two warm devices, under copies=2, holding nothing yet."""
     ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024,
                          codec=CodecSettings("zstd"))  # fmt: skip
     set_device(ws, "main", tier="cold")
     for i in range(2):
         add_device(ws, tmp_path / f"warm{i}", name=f"w{i}", tier="warm")
     set_policy(ws, "copies=2")
+    return ws
+
+
+def _workspace(tmp_path: Path) -> Workspace:
+    """main (cold) plus two warm devices holding copies=2, and one hot device."""
+    ws = _warm_pair(tmp_path)
     import_paths(ws, [_source(tmp_path / "src")], "m")
     import_paths(ws, [_source(tmp_path / "src2", seed=1)], "m")
     add_device(ws, tmp_path / "fast", name="fast", tier="hot")  # after: holds no policy piece
@@ -253,12 +259,7 @@ def test_export_of_a_pinned_version_reads_the_hot_copies(tmp_path: Path) -> None
 def _tiny_hot_workspace(tmp_path: Path, hot: Path) -> Workspace:
     """main (cold) and two warm devices with copies=2 holding models a, b and c (about 390 KB
     each, no chunk shared), and ``hot`` (a small real file system) as the hot device."""
-    ws = init_repository(tmp_path / "repo", chunk_size=CHUNK, group_size=1024,
-                         codec=CodecSettings("zstd"))  # fmt: skip
-    set_device(ws, "main", tier="cold")
-    for i in range(2):
-        add_device(ws, tmp_path / f"warm{i}", name=f"w{i}", tier="warm")
-    set_policy(ws, "copies=2")
+    ws = _warm_pair(tmp_path)
     for seed, name in enumerate("abc"):
         import_paths(ws, [_source(tmp_path / f"src-{name}", seed=seed)], name)
     add_device(ws, hot, name="fast", tier="hot")
