@@ -145,6 +145,8 @@ class Pending:
 
 #: Reads some models' versions, newest first (the catalog's, for the repository listed).
 Loader = Callable[[Sequence[str]], Mapping[str, Sequence[VersionRow]]]
+#: A model's versions: as read, or their rows made already (in a job).
+Made = Sequence[VersionRow] | Sequence[QStandardItem]
 
 
 def version_item(key: str, model: str, v: VersionRow) -> QStandardItem:
@@ -158,18 +160,27 @@ def version_item(key: str, model: str, v: VersionRow) -> QStandardItem:
     return child
 
 
+def version_items(key: str, model: str, versions: Sequence[VersionRow]) -> list[QStandardItem]:
+    """The rows of ``versions`` of ``model``, in no model yet: a job makes them (50,000 of them
+    take seconds), the UI thread only appends them."""
+    return [version_item(key, model, v) for v in versions]
+
+
 def model_item(key: str, m: ModelRow, versions: Sequence[VersionRow] | None) -> QStandardItem:
-    """The row of model ``m`` (in repository ``key``), its versions (None: not read yet) kept
-    to be made on demand."""
+    """The row of model ``m`` (in repository ``key``) with its versions' rows when they are
+    given (read with it: a model open, or found by a search), else (None) a Pending: they are
+    read and made when the model is opened."""
     item = _item(m.name, key, m.name, f"{plural(m.versions, 'version')}, newest @{m.latest}")
     name = m.name.lower()
     item.setData(name, NAME_ASC)
     item.setData(name, NAME_DESC)
     _figures(item, m.versions, m.stored_bytes, m.logical_bytes, m.parameters, m.architecture,
              m.dtypes, sorted(m.labels), m.updated)  # fmt: skip
-    if versions or (versions is None and m.versions):
-        item.setData(Pending(versions), PENDING_ROLE)
     item.setColumnCount(len(TREE_COLUMNS))  # its versions' rows, when made, have every column
+    if versions is None and m.versions:
+        item.setData(Pending(None), PENDING_ROLE)
+    elif versions:
+        item.appendRows(version_items(key, m.name, versions))
     return item
 
 
@@ -285,10 +296,10 @@ class RepoTreeModel(QStandardItemModel):
         except RuntimeError:  # its row was removed meanwhile (the item with it)
             return
 
-    def _make_versions(self, item: QStandardItem,
-                       versions: Sequence[VersionRow] | None = None) -> None:  # fmt: skip
-        """Make the version rows of a model's ``item`` from ``versions``, else from those its
-        Pending holds, else from what the loader reads (one model: a short indexed read)."""
+    def _make_versions(self, item: QStandardItem, versions: Made | None = None) -> None:
+        """Make the version rows of a model's ``item`` from ``versions`` (read, or made in a
+        job), else from those its Pending holds, else from what the loader reads (one model:
+        a short indexed read)."""
         pending = item.data(PENDING_ROLE)
         if not isinstance(pending, Pending):
             return
@@ -299,7 +310,8 @@ class RepoTreeModel(QStandardItemModel):
             loader = self.loaders.get(key)
             versions = loader([model]).get(model, ()) if loader is not None else ()
         item.setData(None, PENDING_ROLE)
-        item.appendRows([version_item(key, model, v) for v in versions])
+        item.appendRows([v if isinstance(v, QStandardItem) else version_item(key, model, v)
+                         for v in versions])  # fmt: skip
 
     def made_models(self, key: str) -> list[str]:
         """The models of repository ``key`` whose version rows are made (opened, searched):
@@ -321,8 +333,7 @@ class RepoTreeModel(QStandardItemModel):
         return [self.item(r, 0).data(REPO_ROLE) for r in range(self.rowCount() - FIXED_ROWS)]
 
     def fetch_models(
-        self, key: str | None, names: Iterable[str],
-        versions: Mapping[str, Sequence[VersionRow]] | None = None,
+        self, key: str | None, names: Iterable[str], versions: Mapping[str, Made] | None = None,
     ) -> None:  # fmt: skip
         """Make the versions' rows of the models ``names`` in repository ``key`` (every one
         listed when None), e.g. before a search shows the versions it found; from ``versions``
@@ -372,8 +383,8 @@ class RepoTreeModel(QStandardItemModel):
                     old.setData(new.data(role), role)
             if old.rowCount() or old.data(PENDING_ROLE) is None:
                 self._update_versions(old, key, name, versions.get(name, ()))
-            else:
-                old.setData(new.data(PENDING_ROLE), PENDING_ROLE)
+            else:  # not open: its versions are read afresh when it is
+                old.setData(Pending(None), PENDING_ROLE)
         count = root.rowCount()
         root.setData((plural(count, "model"),), TEXTS_ROLE)
         return count

@@ -54,7 +54,8 @@ def _view(qtbot, tree: RepoTreeModel) -> tuple[QTreeView, LibraryProxy]:  # type
 def test_version_rows_are_made_only_when_their_model_is_opened(qtbot, qtmodeltester) -> None:  # type: ignore[no-untyped-def]
     models, versions = _rows(2000)
     tree = RepoTreeModel()
-    tree.populate("/r", "r", models, versions)
+    tree.loaders["/r"] = lambda names: {n: versions[n] for n in names}
+    tree.populate("/r", "r", models, {})  # the models listed, no version read
     root = tree.item(0, 0)
     assert root.rowCount() == 2000
     assert sum(root.child(r, 0).rowCount() for r in range(2000)) == 0  # no version item made
@@ -76,12 +77,14 @@ def test_version_rows_are_made_only_when_their_model_is_opened(qtbot, qtmodeltes
 def test_a_re_read_makes_again_the_versions_that_were_open(qtbot) -> None:  # type: ignore[no-untyped-def]
     models, versions = _rows(300)
     tree = RepoTreeModel()
-    tree.populate("/r", "r", models, versions)
+    tree.loaders["/r"] = lambda names: {n: versions[n] for n in names}
+    tree.populate("/r", "r", models, {})
     view, _proxy = _view(qtbot, tree)
     view.expand(find_row(view, ("repo", "/r", "m0150")))
     view.setCurrentIndex(find_row(view, ("repo", "/r", "m0150@1")))
     state = TreeState(view)
-    tree.place("/r", repository_rows("/r", "r", models, versions))  # a re-read
+    made = {n: versions[n] for n in tree.made_models("/r")}  # read with the models, as a job does
+    tree.place("/r", repository_rows("/r", "r", models, made))  # a re-read
     state.restore()
     assert view.isExpanded(find_row(view, ("repo", "/r", "m0150")))
     assert view.currentIndex().data(REF_ROLE) == "m0150@1"
