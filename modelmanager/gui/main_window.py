@@ -212,8 +212,7 @@ class MainWindow(QMainWindow):
     def apply_changes(self, ws: Workspace, changes: Changes) -> None:
         """Refresh only what ``changes`` names (a job's, or another process's writes)."""
         key = str(ws.repo.root)
-        if (changes.models or changes.versions) and key in self.repositories.workspaces:
-            self.repositories.read(key, ws)
+        self.repositories.apply(key, ws, changes)  # only the models it names are read again
         if ws is not self.ws:
             return
         if changes.storage:

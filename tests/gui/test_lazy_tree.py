@@ -144,7 +144,7 @@ def test_a_changes_naming_one_model_updates_that_row_alone(  # type: ignore[no-u
         src = write_safetensors(tmp_path / "c" / "m.safetensors", small_model(rng, n=1))
         import_paths(ws, [src], "acme/c")
         before = set(win.runner.jobs)
-        win.repositories.apply(key, ws, Changes(models=frozenset({"acme/b", "acme/c"})))
+        win.apply_changes(ws, Changes(models=frozenset({"acme/b", "acme/c"})))  # as a job's
         qtbot.waitUntil(lambda: "acme/c" in win.tree_model.models_of(key)
                         and not win.runner.running())  # fmt: skip
         new = [win.runner.jobs[i].title for i in set(win.runner.jobs) - before]
