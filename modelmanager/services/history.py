@@ -27,6 +27,7 @@ from modelmanager.core.storage import BlobNotFound
 from modelmanager.errors import ModelManagerError, NotFoundError, UserError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.maintenance import all_manifests
+from modelmanager.services.pin_records import release_pin
 from modelmanager.services.safety import refuse_on_doubt, reporting
 
 
@@ -359,8 +360,8 @@ def remove_versions(
     "prod" say). Each version goes as :meth:`Repository.remove_version` orders it, then its
     catalog row; its chunks go last, so a crash leaves at worst unused chunks for gc.
     """
-    ctx = ctx or JobContext()
-    with ws.repo.writer(lock_timeout):
+    given, ctx = ctx, ctx or JobContext()  # the caller's own ctx is watched while waiting
+    with ws.repo.writer(lock_timeout, ctx=given):
         ws.repo.chunks.refresh()
         # Before the first change: metadata and devices trusted, every device writable.
         refuse_on_doubt(ws, REMOVE)
@@ -382,6 +383,7 @@ def remove_versions(
         with reporting("removal", done):
             for manifest in going:
                 ws.repo.remove_version(manifest)
+                release_pin(ws.repo, manifest.model, manifest.seq)  # its hot copies go at gc
                 removed.append(manifest.ref)
                 ws.catalog.remove_version(manifest_key(manifest.model, manifest.seq),
                                           manifest.model)  # fmt: skip

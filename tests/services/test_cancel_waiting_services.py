@@ -16,6 +16,7 @@ from modelmanager.core.jobs import JobContext
 from modelmanager.errors import Cancelled
 from modelmanager.services import Workspace
 from modelmanager.services.devices import add_device, remove_device
+from modelmanager.services.history import remove_versions
 from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import collect_garbage
 from modelmanager.services.pinning import pin
@@ -54,6 +55,7 @@ CALLS: dict[str, Call] = {
     "repair": lambda ws, ctx, _t: repair(ws, ctx=ctx, lock_timeout=WAIT),
     "rebalance": lambda ws, ctx, _t: rebalance(ws, ctx=ctx, lock_timeout=WAIT),
     "pin": lambda ws, ctx, _t: pin(ws, "m@1", ctx=ctx, lock_timeout=WAIT),
+    "remove_versions": lambda ws, ctx, _t: remove_versions(ws, ["m@1"], ctx=ctx, lock_timeout=WAIT),
     "import": lambda ws, ctx, t: import_paths(ws, [t / "src"], "m", ctx=ctx, lock_timeout=WAIT),
 }  # fmt: skip
 
