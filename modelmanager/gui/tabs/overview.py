@@ -1,10 +1,11 @@
-"""The Overview tab: the shown version's figures, its memory estimate in a chosen dtype, and
-the versions that share its weights (found by a read job of its own, from manifests only)."""
+"""The Overview tab: the shown version's figures, its memory estimate in a chosen dtype, the
+versions that share its weights, whether it is kept hot, and its model card (each of the last
+three found by a read job of its own)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QPlainTextEdit, QWidget
 
 from modelmanager.core.analysis.lineage import Lineage
 from modelmanager.core.analysis.memory import TARGETS, estimate
@@ -14,11 +15,11 @@ from modelmanager.core.units import human_bytes, human_count
 from modelmanager.errors import ModelManagerError
 from modelmanager.gui.context import WindowContext
 from modelmanager.gui.jobs_bridge import JobRecord
-from modelmanager.services import history, lineage
+from modelmanager.services import history, lineage, model_card, pinning
 
 FIELDS = ("Version", "Created", "Message", "Labels", "Files", "Logical size", "Stored size",
           "Stored / logical", "Redundancy", "Parameters", "Dtype mix", "Memory: inference",
-          "Memory: training (Adam)", "Architecture", "Related")  # fmt: skip
+          "Memory: training (Adam)", "Architecture", "Related", "Hot tier")  # fmt: skip
 #: Relations the Related line lists (the rest are counted).
 RELATED_SHOWN = 3
 
@@ -54,6 +55,11 @@ class OverviewTab(QWidget):
         )
         self.estimate_dtype.currentTextChanged.connect(lambda _t: self._show_memory())
         form.insertRow(11, "Estimate memory as:", self.estimate_dtype)
+        # The card (README.md of the folder imported) as plain text: never rendered, escaped.
+        self.card = QPlainTextEdit()
+        self.card.setReadOnly(True)
+        self.card.setPlaceholderText("—")
+        form.addRow("Model card:", self.card)
 
     def clear(self) -> None:
         """Show no version."""
@@ -61,6 +67,7 @@ class OverviewTab(QWidget):
         self.lineage = None
         for label in self.ov.values():
             label.setText("—")
+        self.card.setPlainText("")
 
     def show_details(self, details: history.VersionDetails, policy: str) -> None:
         """Fill every line from ``details``; ``policy`` is the model's redundancy policy."""
@@ -89,8 +96,42 @@ class OverviewTab(QWidget):
         self._show_memory()
         self.lineage = None
         self.ov["Related"].setText("—")
+        self.card.setPlainText("")
         if self.context is not None:
             self.find_related(self.context)
+            self.find_extras(self.context)
+
+    def find_extras(self, context: WindowContext) -> JobRecord | None:
+        """Read the shown version's hot state and model card in a read job; the Hot tier line
+        and the card show them (ignored when another version is shown by then)."""
+        if self.details is None:
+            return None
+        m, ws = self.details.manifest, context.ws
+        ref = m.ref
+        self.ov["Hot tier"].setText("looking…")
+
+        def run(_ctx: JobContext) -> tuple[str, str]:
+            try:
+                hot = pinning.pin_summary(ws.repo, m.model, m.seq)
+            except ModelManagerError as e:
+                hot = f"not read: {e.message}"
+            try:
+                card = model_card.read_card(ws, ref)
+            except ModelManagerError as e:  # a missing chunk: say so, never a traceback
+                return hot, f"not read: {e.message}"
+            if card is None:
+                return hot, ""
+            return hot, card.text + ("\n[… cut: only the card's start is shown]"
+                                     if card.truncated else "")  # fmt: skip
+
+        def done(result: tuple[str, str]) -> None:
+            if self.details is None or self.details.manifest.ref != ref:
+                return
+            hot, card = result
+            self.ov["Hot tier"].setText(shown(hot))
+            self.card.setPlainText(card)  # read_card escaped it line by line
+
+        return context.runner.submit(f"Read the hot state and card of {ref}", run, done)
 
     def find_related(self, context: WindowContext) -> JobRecord | None:
         """Look up the shown version's relatives in a read job; the Related line shows them."""
