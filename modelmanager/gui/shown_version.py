@@ -11,7 +11,7 @@ from typing import Any
 
 from modelmanager.core.catalog import VersionRow
 from modelmanager.errors import NotFoundError
-from modelmanager.gui.models import tensor_rows
+from modelmanager.gui.tensor_table import VersionTensorRows, tensor_rows
 from modelmanager.services import Workspace, history
 from modelmanager.services.redundancy import VersionLayout, version_layout
 
@@ -23,8 +23,8 @@ class ShownVersion:
     details: history.VersionDetails
     versions: list[VersionRow]  # its model's, newest first (History)
     layout: VersionLayout  # which device holds which piece (Shard layout)
-    #: The Tensors tab's rows, a VersionTensorRows (Any: TensorsTab.set_rows is typed as a list).
-    rows: Any
+    #: The Tensors tab's rows, formatted when drawn.
+    rows: VersionTensorRows
     moves: list[dict[str, Any]]  # its model's label moves, oldest first (History)
 
 

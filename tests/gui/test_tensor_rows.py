@@ -13,7 +13,7 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import Qt
 
 from modelmanager.core.units import human_bytes
-from modelmanager.gui.models import COLUMNS, TensorTableModel, VersionTensorRows, tensor_rows
+from modelmanager.gui.tensor_table import COLUMNS, TensorTableModel, VersionTensorRows, tensor_rows
 from modelmanager.services import Workspace
 from modelmanager.services.history import version_details
 from modelmanager.services.importing import import_paths

@@ -13,7 +13,8 @@ from PySide6.QtCore import QModelIndex, Qt
 
 from modelmanager.gui.jobs_bridge import DONE
 from modelmanager.gui.main_window import MainWindow
-from modelmanager.gui.models import COLUMNS, REF_ROLE
+from modelmanager.gui.models import REF_ROLE
+from modelmanager.gui.tensor_table import COLUMNS
 from modelmanager.services import Workspace
 from modelmanager.services.importing import import_paths
 from tests.gui.windows import shown_window

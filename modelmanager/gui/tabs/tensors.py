@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from modelmanager.gui.models import TensorRows, TensorTableModel
+from modelmanager.gui.tensor_table import TensorRows, TensorTableModel
 
 
 class TensorsTab(QWidget):
@@ -34,5 +34,5 @@ class TensorsTab(QWidget):
         v.addWidget(self.tensor_view)
 
     def set_rows(self, rows: TensorRows | Sequence[tuple[Any, ...]]) -> None:
-        """Show ``rows`` (models.tensor_rows: formatted when drawn; or ready tuples)."""
+        """Show ``rows`` (tensor_table.tensor_rows: formatted when drawn; or ready tuples)."""
         self.tensor_model.set_rows(rows)
