@@ -126,6 +126,11 @@ class MainWindow(QMainWindow):
         self.search.setPlaceholderText(
             "Search, or filter: --arch llama --params 6B..9B --dtype bf16 --size '>4GB'"
         )
+        self.search.setToolTip(
+            "Words search names, labels, messages and metadata. Filters, as in "
+            "'modelmanager search': --arch, --params, --dtype, --format, --label, --size, "
+            "--older, --newer, --license, --base, --sort; or name:value (license:apache-2.0)."
+        )
         self.search.setClearButtonEnabled(True)
         self.tree = library_view(self.proxy)
         self.library_search = LibrarySearch(
