@@ -36,6 +36,7 @@ def test_overview_shows_the_model_card_and_the_hot_state(
         select_ref(qtbot, win, "acme/tiny@1")
         qtbot.waitUntil(lambda: "A test card." in tab.card.toPlainText())
         card = tab.card.toPlainText()
+        assert tab.card.isVisible()
         assert "# Tiny" in card
         assert "\u202e" not in card  # a bidi override from the file is shown escaped
         qtbot.waitUntil(lambda: tab.ov["Hot tier"].text().startswith("pinned hot"))
@@ -43,6 +44,7 @@ def test_overview_shows_the_model_card_and_the_hot_state(
         select_ref(qtbot, win, "acme/tiny@2")
         qtbot.waitUntil(lambda: tab.ov["Hot tier"].text() == "not pinned")
         assert tab.card.toPlainText() == ""  # no README.md in @2: no card
+        assert tab.card.isHidden()
 
 
 def test_minilm_card_is_shown(qtbot, ws: Workspace) -> None:  # type: ignore[no-untyped-def]

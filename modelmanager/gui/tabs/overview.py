@@ -40,7 +40,7 @@ class OverviewTab(QWidget):
         self.context = context  # with one, each shown version's relatives are looked up
         self.details: history.VersionDetails | None = None
         self.lineage: Lineage | None = None
-        form = QFormLayout(self)
+        form = self.form = QFormLayout(self)
         self.ov: dict[str, QLabel] = {}
         for key in FIELDS:
             self.ov[key] = plain_label("—")
@@ -60,6 +60,7 @@ class OverviewTab(QWidget):
         self.card.setReadOnly(True)
         self.card.setPlaceholderText("—")
         form.addRow("Model card:", self.card)
+        form.setRowVisible(self.card, False)  # shown once a version with a card is
 
     def clear(self) -> None:
         """Show no version."""
@@ -68,6 +69,7 @@ class OverviewTab(QWidget):
         for label in self.ov.values():
             label.setText("—")
         self.card.setPlainText("")
+        self.form.setRowVisible(self.card, False)
 
     def show_details(self, details: history.VersionDetails, policy: str) -> None:
         """Fill every line from ``details``; ``policy`` is the model's redundancy policy."""
@@ -130,6 +132,7 @@ class OverviewTab(QWidget):
             hot, card = result
             self.ov["Hot tier"].setText(shown(hot))
             self.card.setPlainText(card)  # read_card escaped it line by line
+            self.form.setRowVisible(self.card, bool(card))
 
         return context.runner.submit(f"Read the hot state and card of {ref}", run, done)
 
