@@ -13,7 +13,9 @@ and at each size prints:
   size, in process; the same probe made when the repository held 10 models (about 50
   versions) is printed once as ``import probe at #51``, and every size's probe as a ratio to
   it (the issue's "import #50,001 within 1.5x import #50"). Probe models are named
-  ``probe/...`` and are not counted as models of the build;
+  ``probe/...`` and are not counted as models of the build. The two probes run minutes apart,
+  so on a shared machine their ratio mostly says how the load changed:
+  ``benchmarks/import_flat.py --work DIR`` on a kept build gives the ratio side by side;
 - ``rebuild``: ``Catalog.rebuild`` in process (forget every row, read every manifest again);
 - ``stats index`` / ``stats read``: in process, ``stats``'s figures from the catalog's index
   (``Catalog.measure_stored``: one listing of the pieces, no manifest read) against reading
