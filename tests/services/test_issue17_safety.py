@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 from typing import cast
 
-import numpy as np
 import pytest
 
 from modelmanager.core.chunks.store import chunk_key
@@ -26,17 +25,17 @@ from modelmanager.services.maintenance import collect_garbage, verify
 from modelmanager.services.policies import set_codec, set_policy
 from modelmanager.services.recovery import recover_repository
 from modelmanager.services.redundancy import rebalance, repair
-from tests.support.builders import random_weights, tree_bytes, write_safetensors
+from tests.support.builders import (
+    chunk_sized_model,
+    tree_bytes,
+)
 from tests.support.faulty import FaultyFolders
 
 CHUNK = 4096
 
 
 def _model(folder: Path, seed: int, tensors: int = 3) -> Path:
-    rng = np.random.default_rng(seed)
-    data = {f"t{i}": random_weights(rng, (CHUNK // 4,)) for i in range(tensors)}
-    write_safetensors(folder / "model.safetensors", data)
-    return folder
+    return chunk_sized_model(folder, seed, tensors, CHUNK)
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -10,7 +10,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from modelmanager.core.placement import IDENTITY_FILE
@@ -26,16 +25,16 @@ from modelmanager.services.importing import import_paths
 from modelmanager.services.maintenance import verify
 from modelmanager.services.policies import set_policy
 from modelmanager.services.redundancy import repair
-from tests.support.builders import random_weights, tree_bytes, write_safetensors
+from tests.support.builders import (
+    chunk_sized_model,
+    tree_bytes,
+)
 
 CHUNK = 4096
 
 
 def _model(folder: Path, seed: int, tensors: int = 3) -> Path:
-    rng = np.random.default_rng(seed)
-    data = {f"t{i}": random_weights(rng, (CHUNK // 4,)) for i in range(tensors)}
-    write_safetensors(folder / "model.safetensors", data)
-    return folder
+    return chunk_sized_model(folder, seed, tensors, CHUNK)
 
 
 def _small_repository(tmp_path: Path, devices: int = 1) -> tuple[Workspace, dict[str, Path]]:

@@ -47,6 +47,15 @@ def small_model(
     return tensors
 
 
+def chunk_sized_model(folder: Path, seed: int, tensors: int = 3, chunk: int = 4096) -> Path:
+    """``folder`` with a model.safetensors of ``tensors`` float32 tensors of ``chunk`` bytes
+    each (with a chunk size of ``chunk``, about one chunk a tensor)."""
+    rng = np.random.default_rng(seed)
+    data = {f"t{i}": random_weights(rng, (chunk // 4,)) for i in range(tensors)}
+    write_safetensors(folder / "model.safetensors", data)
+    return folder
+
+
 def hf_folder(root: Path, rng: np.random.Generator, shards: int = 2) -> Path:
     """A Hugging Face style folder: config, tokenizer, sharded safetensors with an index."""
     root.mkdir(parents=True, exist_ok=True)
