@@ -68,7 +68,11 @@ class DevicesTab(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(USAGE, QHeaderView.ResizeMode.Stretch)
+        # The bar's text ("70 % of 252.0 GiB") needs its room: a cell widget is not measured
+        # by ResizeToContents, and a stretched column got only what the others left.
+        header.setSectionResizeMode(USAGE, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(USAGE, 170)
+        header.setStretchLastSection(True)
         buttons = QHBoxLayout()
         self.add_button = QPushButton("Add device…")
         self.add_button.clicked.connect(self.choose_device)

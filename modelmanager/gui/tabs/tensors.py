@@ -25,6 +25,8 @@ class TensorsTab(QWidget):
         self.tensor_view.setSortingEnabled(True)
         self.tensor_view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.tensor_view.verticalHeader().setVisible(False)
+        # One text line a row, as the tree's (the style's default row is twice that).
+        self.tensor_view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         header = self.tensor_view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
