@@ -139,8 +139,12 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--versions", type=int, default=5)
     parser.add_argument("--tensors", type=int, default=100_000)
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="make (or reuse) the repositories in this folder and keep them")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="make (or reuse) the repositories in this folder and keep them",
+    )
     parser.add_argument("--jobs", action="store_true", help="print the slowest start-up jobs")
     args = parser.parse_args()
     global SHOW_JOBS
