@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from modelmanager.core.analysis.structure import KERAS_LAYERS, summary
@@ -64,10 +64,15 @@ class Facts:
     base_model: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        """The facts as the fronts' JSON names them."""
-        out = asdict(self)
+        """The facts as the fronts' JSON names them (field by field: ``asdict`` deep-copies
+        and took 3 s of a 10,000-model rebuild)."""
+        out = {name: getattr(self, name) for name in _FIELDS}
         out["formats"], out["quantization"] = list(self.formats), list(self.quantization)
         return out
+
+
+#: The names of :class:`Facts`' fields, in order (what ``to_json`` writes).
+_FIELDS = tuple(f.name for f in fields(Facts))
 
 
 def _int(value: Any) -> int:
