@@ -34,7 +34,8 @@ from modelmanager.core.storage.atomic import atomic_write, temp_path_for
 from modelmanager.errors import DeviceError, IntegrityError
 
 CHANGES_FILE = "changes.json"
-#: How many (generation, model) entries the record keeps: a catalog further behind reads all.
+#: How many (generation, model) entries the record keeps, one per model (its newest): a
+#: catalog further behind reads all.
 KEEP = 1000
 #: A session that touched more models than this is recorded as "anything changed".
 MANY = 200
@@ -168,7 +169,10 @@ class ChangeRecorder:
         self._touched = set()
         log = read_log(self.root) or new_log()
         generation = log.generation + 1
-        recent = log.recent + tuple((generation, m) for m in log.pending)
+        # One entry per model, its newest: ``since`` needs no older one, so the KEEP entries
+        # name KEEP different models (a model changed in every session filled them alone).
+        newest = {m: g for g, m in (*log.recent, *((generation, m) for m in log.pending))}
+        recent = tuple(sorted((g, m) for m, g in newest.items()))
         complete_after = log.complete_after
         while len(recent) > KEEP:
             cut = recent[0][0]
