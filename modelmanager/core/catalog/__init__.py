@@ -32,8 +32,15 @@ from modelmanager.core.catalog.rows import ModelRow as ModelRow
 from modelmanager.core.catalog.rows import SyncResult as SyncResult
 from modelmanager.core.catalog.rows import VersionRow as VersionRow
 from modelmanager.core.ids import content_id
-from modelmanager.core.repo.changes import ChangeLog, models_stamp, read_log, start_log
+from modelmanager.core.repo.changes import (
+    EVERYTHING,
+    ChangeLog,
+    models_stamp,
+    read_log,
+    start_log,
+)
 from modelmanager.core.repo.manifest import Manifest
+from modelmanager.core.repo.names import model_key
 from modelmanager.core.repo.repository import Repository
 from modelmanager.errors import ModelManagerError
 
@@ -271,6 +278,31 @@ class Catalog(Queries):
         except ModelManagerError:
             return {}, {}
 
+    def _listed_again(
+        self, listed: dict[str, int], log: ChangeLog | None, stamp: int
+    ) -> dict[str, int]:
+        """The manifests on disk now (inside the write transaction), given ``listed``, made
+        after ``log`` was read and ``models/`` had time ``stamp``. A writer names a model in
+        the record before changing it: when the record and ``models/`` are as they were, only
+        the models then pending may have changed, and only they are listed again (a second
+        listing of 10,000 models took 1.3 s); otherwise everything is."""
+        root = self.repo.root
+        if (
+            log is None
+            or EVERYTHING in log.pending
+            or read_log(root) != log
+            or models_stamp(root) != stamp
+        ):
+            return dict(self.repo.manifest_keys())
+        pending: set[str] = set()
+        for model in log.pending:
+            with contextlib.suppress(ModelManagerError):  # no model has such a name
+                pending.add(model_key(model))
+        out = {k: s for k, s in listed.items() if k.rsplit("/", 2)[0] not in pending}
+        for model in log.pending:
+            out.update(self._model_state(model)[0])
+        return out
+
     def _rows_of(self, db: sqlite3.Connection, model: str) -> tuple[dict[str, int], dict[str, int]]:
         """(manifest sizes by key, labels) of ``model`` as the rows hold them."""
         sizes = dict(db.execute("SELECT key, size FROM versions WHERE model=?", (model,)))
@@ -347,7 +379,7 @@ class Catalog(Queries):
                     position.store_if_free(self._db, log, layout, stamp)
             return SyncResult(0, 0)
         with self._tx() as db:
-            on_disk = dict(self.repo.manifest_keys())
+            on_disk = self._listed_again(on_disk, log, stamp)
             known = {k: s for k, s in db.execute("SELECT key, size FROM versions")}
             gone = [k for k in known if k not in on_disk]
             self._delete(db, gone)
