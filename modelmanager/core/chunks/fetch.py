@@ -17,6 +17,9 @@ path).
 A pinned chunk's hot copy (its plain bytes on a hot-tier device) is read first, on that
 device's pool, straight into the destination buffer: no decode, only the hash check. A hot copy
 that fails it is passed over for the policy's pieces (it never counts toward the policy).
+Plain bytes read straight into place (a hot copy, an uncompressed copy) are hashed by the
+reader thread that read them ("verified"): handing ~1 MiB chunks to the decode pool only to
+hash them cost about a fifth of a warm load's time.
 """
 
 from __future__ import annotations
@@ -189,23 +192,24 @@ class Fetcher:
         self, chunk_id: str, length: int, layout: Layout, dest: memoryview | None,
         hot: Device | None = None,
     ) -> tuple[str, BytesLike]:  # fmt: skip
-        """Reader stage: ("hot", b"") or ("hot", bytes) from the hot copy on ``hot`` (into
-        ``dest`` where given); ("placed", b"") when an uncompressed copy went straight into
-        ``dest``; ("object", the first copy's chunk object); or ("plain", bytes) from the full
-        path."""
+        """Reader stage: ("verified", b"") when plain bytes went straight into ``dest`` and
+        match the chunk's hash; ("hot", b"") or ("hot", bytes) from the hot copy on ``hot``
+        (into ``dest`` where given, unchecked or failing); ("placed", b"") when an uncompressed
+        copy went straight into ``dest`` but failed its hash; ("object", the first copy's
+        chunk object); or ("plain", bytes) from the full path."""
         if hot is not None:
             try:
                 if dest is None:
                     return "hot", self.chunks.read_hot(hot, chunk_id)
                 if self.chunks.read_hot_into(hot, chunk_id, dest):
-                    return "hot", b""
+                    return ("verified" if content_id(dest) == chunk_id else "hot"), b""
             except (BlobNotFound, OSError):
                 pass  # gone since it was found: the policy's pieces below
         if layout.copies:
             try:
                 if dest is not None and self.chunks.read_raw_copy_into(layout.copies[0],
                                                                        chunk_id, dest):  # fmt: skip
-                    return "placed", b""
+                    return ("verified" if content_id(dest) == chunk_id else "placed"), b""
                 return "object", self.chunks.read_copy(layout.copies[0], chunk_id)
             except (BlobNotFound, IntegrityError, OSError):
                 pass  # the full path falls back to other copies or parity
@@ -314,6 +318,11 @@ class Fetcher:
                 chunk.set_exception(CancelledError())
                 return
             kind, raw = stage.result()
+            if kind == "verified":
+                if layout.tolerance() < self.policy.tolerates:
+                    self.chunks.note_degraded()  # right bytes, but the policy's pieces lack
+                chunk.set_result(length)
+                return
             chunk.decode_on(self.decode, self._decode, kind, raw, chunk_id, length, layout,
                             sink, offset, dest)  # fmt: skip
 
