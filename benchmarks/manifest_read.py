@@ -9,18 +9,22 @@ DIR`` builds there and reuses it), then prints the least CPU seconds (of ``--rep
 
 - ``unseal``: the sealed record read from disk and checked (strict JSON, canonical form,
   BLAKE3);
-- ``validate``: ``Manifest.from_doc`` on the parsed record (every field checked);
+- ``validate``: ``Manifest.from_doc`` on the parsed record (every field checked; the tensors
+  are held as checked columns, no record made);
 - ``read_manifest``: both, as ``Repository.read_manifest`` does them;
 - ``details``: ``services.history.version_details`` (manifest, labels, each chunk's stored size
   and codec), its manifest cache emptied first (a version selected the first time);
 - ``details again``: the same with the cache holding the manifest (a version selected again,
   or re-read after a label moved: a read and a hash, no parse);
+- ``records``: making the tensors' records from the columns, which the first walk over them
+  does (the Structure tab's job, ``show --tensors``); nothing on the selection path does;
+- ``overview``: the Overview tab's figures (parameters, dtype mix), from the columns;
 - ``layout``: ``services.redundancy.version_layout`` with the manifest already read;
 - ``tensor_storage``: the Tensors tab's per-tensor stored bytes and codec;
-- ``tensor_rows``: the Tensors tab's rows (``gui.models.tensor_rows``: storage and names; each
-  row's cells are formatted when drawn), when PySide6 is installed;
-- ``selection``: details + layout + tensor_storage, what selecting the version costs the first
-  time.
+- ``tensor_rows``: the Tensors tab's rows (``gui.tensor_table.tensor_rows``: storage, names
+  and their order; each row's cells are formatted when drawn), when PySide6 is installed;
+- ``selection``: details + layout + tensor rows (tensor_storage without PySide6), what the
+  job that reads a version selected the first time does (gui/shown_version.py).
 
 ``--profile`` prints the top of a cProfile of ``read_manifest``.
 """
@@ -77,39 +81,58 @@ def rows(ws: Workspace, repeat: int) -> dict[str, float]:
         history.MANIFESTS.clear()  # a first selection
         return history.version_details(ws, f"{MODEL}@1")
 
+    try:
+        from modelmanager.gui.tensor_table import tensor_rows
+    except ImportError:  # no PySide6: the GUI's row is left out
+        rows_of: Callable[[history.VersionDetails], object] = history.VersionDetails.tensor_storage
+    else:
+        rows_of = tensor_rows
+
     def selection() -> None:
         d = fresh_details()
         version_layout(ws, d.manifest)
-        d.tensor_storage()
+        rows_of(d)
+
+    def records() -> object:
+        walked = Manifest.from_doc(doc, key)
+        start = time.thread_time()
+        for f in walked.files:
+            list(f.tensors)  # the first walk makes the records
+        return time.thread_time() - start
+
+    def overview() -> None:
+        manifest.parameters  # noqa: B018
+        manifest.dtype_bytes()
 
     steps = {
         "unseal": lambda: repo.records.read(key),
         "validate": lambda: Manifest.from_doc(doc, key),
         "read_manifest": lambda: repo.read_manifest(MODEL, 1),
+        "records": records,
         "details": fresh_details,
         "details again": lambda: history.version_details(ws, f"{MODEL}@1"),
+        "overview": overview,
         "layout": lambda: version_layout(ws, manifest),
         "tensor_storage": details.tensor_storage,
-        "selection": selection,
     }
-    try:
-        from modelmanager.gui.models import tensor_rows
-    except ImportError:  # no PySide6: the GUI's row is left out
-        pass
-    else:
-        steps["tensor_rows"] = lambda: tensor_rows(details)
+    if rows_of is not history.VersionDetails.tensor_storage:
+        steps["tensor_rows"] = lambda: rows_of(details)
+    steps["selection"] = selection
     return {name: best_cpu_seconds(fn, repeat) for name, fn in steps.items()}
 
 
 def best_cpu_seconds(fn: Callable[[], object], repeat: int) -> float:
     """The least CPU time of ``repeat`` runs of ``fn`` in this thread: on a shared machine
     wall time measures the neighbours (every step here is one thread, computing, on files
-    in the page cache)."""
+    in the page cache). What ``fn`` returns is freed after the clock is read (the window
+    keeps what it read); a step that returns a float timed itself."""
     times = []
     for _ in range(repeat):
         start = time.thread_time()
-        fn()
-        times.append(time.thread_time() - start)
+        made = fn()
+        took = time.thread_time() - start
+        times.append(made if isinstance(made, float) else took)
+        del made
     return min(times)
 
 

@@ -8,12 +8,14 @@ file sizes, tensor ranges must lie inside their file.
 from __future__ import annotations
 
 import json
+import math
 import operator
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
-from typing import Any
+from itertools import chain, compress
+from typing import Any, NamedTuple, cast, overload
 
 from modelmanager.core.formats import rules
 from modelmanager.core.formats.base import TensorEntry
@@ -45,16 +47,132 @@ class TensorRecord(TensorEntry):
     digest: str = ""
 
 
+class Columns(NamedTuple):
+    """A file's tensors field by field, in file order (one tuple per field)."""
+
+    names: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    digests: tuple[str, ...]
+
+
+#: Held while a file's records are made from its columns, so every thread sees one set of
+#: records (code such as services/lineage.py keys tensors by ``id``).
+_MAKING = threading.Lock()
+
+
+class TensorColumns(Sequence[TensorRecord]):
+    """A file's tensors: a tuple of :class:`TensorRecord` to every reader, held as columns.
+
+    A manifest read from JSON keeps its checked fields column by column and makes the records
+    the first time something walks them (then keeps them: the same objects every time). Making
+    100,000 records took 0.1 s of a first selection that needs none of them: the window's
+    Overview, Tensors tab and stored sizes read the columns (:attr:`columns`). Equal to a
+    tuple of the same records, as the tuple it replaces was."""
+
+    __slots__ = ("_columns", "_records")
+
+    def __init__(self, records: Iterable[TensorRecord] = ()) -> None:
+        self._records: tuple[TensorRecord, ...] | None = tuple(records)
+        self._columns: Columns | None = None
+
+    @classmethod
+    def from_columns(cls, *columns: tuple[Any, ...]) -> TensorColumns:
+        """Tensors given as the six :class:`Columns` (already checked); no record is made."""
+        made = cls.__new__(cls)
+        made._records, made._columns = None, Columns(*columns)
+        return made
+
+    @property
+    def columns(self) -> Columns:
+        """Every field of every tensor, one tuple per field (no record made)."""
+        found = self._columns
+        if found is None:
+            records = cast(tuple[TensorRecord, ...], self._records)
+            get = operator.attrgetter
+            found = self._columns = Columns(*(tuple(map(get(name), records))
+                                              for name in ("name", "dtype", "shape", "start",
+                                                           "end", "digest")))  # fmt: skip
+        return found
+
+    def records(self) -> tuple[TensorRecord, ...]:
+        """The tensors as records, made once (under a lock: one set of objects)."""
+        found = self._records
+        if found is None:
+            with _MAKING:
+                found = self._records
+                if found is None:
+                    with paused_gc():  # 100,000 acyclic records: see core/gcpause.py
+                        found = self._records = tuple(map(TensorRecord, *self.columns))
+        return found
+
+    def __len__(self) -> int:
+        found = self._records
+        return len(found) if found is not None else len(self.columns.names)
+
+    @overload
+    def __getitem__(self, i: int) -> TensorRecord: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[TensorRecord, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> TensorRecord | tuple[TensorRecord, ...]:
+        """A record (made for the asking when the records are not made: an equal one)."""
+        found = self._records
+        if found is not None:
+            return found[i]
+        c = self.columns
+        if isinstance(i, slice):
+            return tuple(map(TensorRecord, *(column[i] for column in c)))
+        return TensorRecord(c.names[i], c.dtypes[i], c.shapes[i], c.starts[i], c.ends[i],
+                            c.digests[i])  # fmt: skip
+
+    def __iter__(self) -> Iterator[TensorRecord]:
+        return iter(self.records())
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if isinstance(other, TensorColumns):
+            if self._records is None or other._records is None:
+                return self.columns == other.columns
+            return self._records == other._records
+        if isinstance(other, tuple):
+            return self.records() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.records())
+
+    def __repr__(self) -> str:
+        return f"TensorColumns({self.records()!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return TensorColumns.from_columns, tuple(self.columns)
+
+
 @dataclass(frozen=True)
 class FileRecord:
-    """One file of a version: relative path, size, format, chunks covering it, tensors in it."""
+    """One file of a version: relative path, size, format, chunks covering it, tensors in it
+    (any sequence of records given is held as :class:`TensorColumns`)."""
 
     path: str
     size: int
     format: str
     chunks: tuple[ChunkRef, ...]
-    tensors: tuple[TensorRecord, ...] = ()
+    tensors: Sequence[TensorRecord] = ()
     metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if type(self.tensors) is not TensorColumns:
+            object.__setattr__(self, "tensors", TensorColumns(self.tensors))
+
+    @property
+    def tensor_columns(self) -> Columns:
+        """The file's tensors field by field (what a walk over 100,000 tensors should read)."""
+        return cast(TensorColumns, self.tensors).columns
 
 
 @dataclass(frozen=True)
@@ -85,15 +203,22 @@ class Manifest:
 
     @property
     def parameters(self) -> int:
-        """Number of tensor elements across all files."""
-        return sum(t.numel for f in self.files for t in f.tensors)
+        """Number of tensor elements across all files (from the columns: no record made)."""
+        return sum(sum(map(math.prod, f.tensor_columns.shapes)) for f in self.files)
 
     def dtype_bytes(self) -> dict[str, int]:
-        """Bytes of tensor data per dtype (the dtype mix)."""
+        """Bytes of tensor data per dtype (the dtype mix), in the order dtypes first appear;
+        summed column by column, one pass per dtype (a file has few)."""
         mix: Counter[str] = Counter()
         for f in self.files:
-            for t in f.tensors:
-                mix[t.dtype] += t.nbytes
+            c = f.tensor_columns
+            kinds = dict.fromkeys(c.dtypes)
+            for dtype in kinds:
+                if len(kinds) == 1:
+                    mix[dtype] += sum(c.ends) - sum(c.starts)
+                else:
+                    mask = list(map(dtype.__eq__, c.dtypes))
+                    mix[dtype] += sum(compress(c.ends, mask)) - sum(compress(c.starts, mask))
         return dict(mix)
 
     def chunk_ids(self) -> set[str]:
@@ -118,8 +243,10 @@ class Manifest:
                     "metadata": f.metadata,
                     "chunks": [[c.id, c.length] for c in f.chunks],
                     "tensors": [
-                        [t.name, t.dtype, list(t.shape), t.start, t.end, t.digest]
-                        for t in f.tensors
+                        [name, dtype, list(shape), start, end, digest]
+                        for name, dtype, shape, start, end, digest in zip(
+                            *f.tensor_columns, strict=True
+                        )
                     ],
                 }
                 for f in self.files
@@ -230,15 +357,16 @@ def _fast_chunks(entries: Any, size: int) -> tuple[ChunkRef, ...] | None:
     return tuple(map(ChunkRef, ids, lengths))
 
 
-def _fast_tensors(entries: Any, size: int) -> tuple[TensorRecord, ...] | None:
+def _fast_tensors(entries: Any, size: int) -> TensorColumns | None:
     """The tensors when every entry passes every rule :func:`_file` applies one by one (UTF-8
     name, known dtype spelling, shape of sizes >= 0, 0 <= start <= end <= file size, digest
     length), checked column by column in C loops; None when any does not (or an entry has an
-    unusual shape), so the per-entry loop finds it and names it exactly as before."""
+    unusual shape), so the per-entry loop finds it and names it exactly as before. The checked
+    columns are kept as they are: no record is made until one is read."""
     if type(entries) is not list or not set(map(type, entries)) <= {list}:
         return None
     if not entries:
-        return ()
+        return TensorColumns()
     if set(map(len, entries)) != {6}:
         return None
     names, dtypes, shapes, starts, ends, digests = zip(*entries, strict=True)
@@ -259,7 +387,8 @@ def _fast_tensors(entries: Any, size: int) -> tuple[TensorRecord, ...] | None:
             rules.dtype(dtype, "")
     except (UnicodeEncodeError, ValueError):
         return None
-    return tuple(map(TensorRecord, names, dtypes, map(tuple, shapes), starts, ends, digests))
+    shapes = tuple(map(tuple, shapes))
+    return TensorColumns.from_columns(names, dtypes, shapes, starts, ends, digests)
 
 
 def _file(doc: Any) -> FileRecord:
@@ -269,9 +398,10 @@ def _file(doc: Any) -> FileRecord:
     size = _int(doc["size"], f"size of {path}")
     fast = _fast_chunks(doc["chunks"], size)
     chunk_refs = fast if fast is not None else _checked_chunks(doc["chunks"], path, size)
-    tensors = _fast_tensors(doc["tensors"], size)
-    if tensors is None:
-        tensors = _checked_tensors(doc["tensors"], path, size)
+    fast_tensors = _fast_tensors(doc["tensors"], size)
+    tensors = (
+        fast_tensors if fast_tensors is not None else _checked_tensors(doc["tensors"], path, size)
+    )
     fmt = doc["format"]
     if not isinstance(fmt, str):
         raise ValueError(f"bad format of {path}")
