@@ -76,7 +76,7 @@ def tensor_table(base: Path, n: int) -> None:
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QTableView
 
-    from modelmanager.gui.models import TensorTableModel, tensor_rows
+    from modelmanager.gui.tensor_table import TensorTableModel, tensor_rows
     from modelmanager.services.importing import import_paths
     from tests.support.builders import write_safetensors
 

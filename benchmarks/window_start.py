@@ -152,6 +152,9 @@ def main() -> None:
     app = QApplication.instance()
     if not isinstance(app, QApplication):
         app = QApplication([])
+    from modelmanager.gui.gc_guard import MainThreadGarbageCollector
+
+    _collector = MainThreadGarbageCollector()  # as the app runs: collections on the UI thread
     base = args.keep or Path(tempfile.mkdtemp(prefix="mm-window-"))
     base.mkdir(parents=True, exist_ok=True)
     os.environ[paths.ENV_CACHE] = str(base / "cache")

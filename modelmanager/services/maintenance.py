@@ -361,7 +361,7 @@ def stats(ws: Workspace, manifests: Iterable[Manifest] | None = None) -> Stats:
         model_logical[m.model] = model_logical.get(m.model, 0) + m.logical_bytes
         mine = model_chunks.setdefault(m.model, set())
         for f in m.files:
-            hints = DtypeHints(FileIndex(f.format, f.tensors))
+            hints = DtypeHints(FileIndex(f.format, tuple(f.tensors)))
             pos = 0
             for c in f.chunks:
                 unique[c.id] = c.length

@@ -120,7 +120,7 @@ def _work(manifests: list[Manifest]) -> dict[str, tuple[int, str | None]]:
     work: dict[str, tuple[int, str | None]] = {}
     for manifest in manifests:
         for f in manifest.files:
-            hints = DtypeHints(FileIndex(f.format, f.tensors))
+            hints = DtypeHints(FileIndex(f.format, tuple(f.tensors)))
             pos = 0
             for c in f.chunks:
                 work.setdefault(c.id, (c.length, hints.of(pos, pos + c.length)))

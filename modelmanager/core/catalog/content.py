@@ -65,7 +65,7 @@ def chunk_rows(m: Manifest) -> list[tuple[int, int, str]]:
     files it."""
     out: dict[int, tuple[int, str]] = {}
     for f in m.files:
-        hints = DtypeHints(FileIndex(f.format, f.tensors))
+        hints = DtypeHints(FileIndex(f.format, tuple(f.tensors)))
         pos = 0
         for c in f.chunks:
             key = id8(c.id)
