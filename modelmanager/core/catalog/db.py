@@ -11,8 +11,10 @@ made it meanwhile. A busy or locked file is never mistaken for a damaged one.
 
 from __future__ import annotations
 
+import random
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,7 +112,7 @@ def connect(
     """
     db = sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT, isolation_level=None)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         if user_version(db) != version:
             with immediate(db):
@@ -120,6 +122,30 @@ def connect(
         db.close()
         raise
     return db
+
+
+#: Between two tries at switching a new file to WAL (a little random, so racing processes part).
+_WAL_RETRY = (0.005, 0.05)
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL, trying again for up to :data:`BUSY_TIMEOUT` while it is busy.
+
+    On a new file (still in rollback mode) the switch needs the exclusive lock. When two
+    processes each hold the shared lock and want it, SQLite answers "database is locked" at
+    once instead of calling its busy handler (the wait could deadlock), so several commands
+    started together on a new cache failed with a false "written for more than 60 s".
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as e:
+            if not is_busy(e) or time.monotonic() >= deadline:
+                raise
+        else:
+            return
+        time.sleep(random.uniform(*_WAL_RETRY))
 
 
 def _made(statement: str) -> str:
