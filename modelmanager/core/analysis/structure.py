@@ -19,11 +19,12 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmanager.core.repo.manifest import FileRecord, Manifest, TensorRecord
+from modelmanager.core.repo.manifest import FileRecord, Manifest
 
 CATEGORIES = ("embedding", "attention", "mlp", "norm", "other")
 #: Levels of the tree: the parts of a longer name past this are kept whole in the last one
@@ -55,8 +56,13 @@ def category(name: str) -> str:
     """The share a tensor counts in, from its name: norms first (``attn_norm`` is a norm),
     then embeddings and the output head (``lm_head``, GGUF ``output``), attention, MLP
     (BERT's ``layer.N.output`` is the feed-forward's second half), else "other"."""
+    return _category_of([p for p in _SPLIT.split(name) if p])
+
+
+def _category_of(parts: list[str]) -> str:
+    """:func:`category` of a name already split (empty parts dropped)."""
     # blocks repeat: one answer per name with its numbers zeroed (layers.0 ~ layers.31)
-    return _category(tuple("0" if p.isdigit() else p.lower() for p in _SPLIT.split(name) if p))
+    return _category(tuple("0" if p.isdigit() else p.lower() for p in parts))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -75,7 +81,7 @@ def _category(parts: tuple[str, ...]) -> str:
     return "other"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Node:
     """A module (or a tensor, where ``shape`` is set) with its totals; ``run`` when folded."""
 
@@ -203,35 +209,47 @@ class Structure:
                 "graphs": [g.to_json() for g in self.graphs]}  # fmt: skip
 
 
+#: A tensor while the tree is built: (dtype, shape, parameters, bytes).
+_Tensor = tuple[str, tuple[int, ...], int, int]
+
+
 class _Trie:
     """A mutable module node while the tree is built."""
 
     __slots__ = ("kids", "own")
 
     def __init__(self) -> None:
-        self.own: list[TensorRecord] = []
+        self.own: list[_Tensor] = []
         self.kids: dict[str, _Trie] = {}
 
-    def add(self, parts: list[str], t: TensorRecord | None = None) -> None:
+    def add(self, parts: list[str], t: _Tensor | None = None) -> None:
         """Place ``t`` at ``parts``; without a tensor, only make the (empty) module."""
         node = self
         for p in parts:
-            node = node.kids.setdefault(p, _Trie())
+            kid = node.kids.get(p)
+            if kid is None:
+                kid = node.kids[p] = _Trie()
+            node = kid
         if t is not None:
             node.own.append(t)
 
 
-def _leaf(name: str, t: TensorRecord) -> Node:
-    return Node(name, t.numel, t.nbytes, {t.dtype: t.nbytes}, 1, shape=tuple(t.shape))
+def _leaf(name: str, t: _Tensor) -> Node:
+    dtype, shape, parameters, nbytes = t
+    return Node(name, parameters, nbytes, {dtype: nbytes}, 1, shape=shape)
 
 
 def _total(name: str, children: tuple[Node, ...], run: Run | None = None) -> Node:
+    """A module over ``children`` with their sums (one pass: 100,000 modules per big model)."""
     dtypes: dict[str, int] = {}
+    parameters = nbytes = tensors = 0
     for c in children:
+        parameters += c.parameters
+        nbytes += c.bytes
+        tensors += c.tensors
         for d, n in c.dtypes.items():
             dtypes[d] = dtypes.get(d, 0) + n
-    return Node(name, sum(c.parameters for c in children), sum(c.bytes for c in children),
-                dtypes, sum(c.tensors for c in children), children, run=run)  # fmt: skip
+    return Node(name, parameters, nbytes, dtypes, tensors, children, run=run)
 
 
 def _signature(node: Node) -> tuple[Any, ...]:
@@ -243,6 +261,8 @@ def _signature(node: Node) -> tuple[Any, ...]:
 
 def _fold(children: list[Node]) -> list[Node]:
     """Fold runs (2 or more) of consecutive numbered siblings with equal signatures."""
+    if len(children) < 2:
+        return children
     out: list[Node] = []
     i = 0
     while i < len(children):
@@ -277,16 +297,21 @@ def _freeze(name: str, trie: _Trie) -> Node:
     leaves = [_leaf(name if not trie.kids else "(tensor)", t) for t in trie.own]
     if not trie.kids and len(leaves) == 1:
         return leaves[0]
-    keys = sorted(trie.kids, key=_order)  # stable: names keep their first-seen order
+    keys = list(trie.kids)
+    if len(keys) > 1:
+        keys.sort(key=_order)  # stable: names keep their first-seen order
     kids = _fold([_freeze(k, trie.kids[k]) for k in keys])
     return _total(name, tuple(leaves + kids))
 
 
-def _parts(name: str) -> list[str]:
-    """The path of a tensor in the tree, at most MAX_DEPTH parts (the rest kept whole)."""
-    parts = [p for p in _SPLIT.split(name) if p] or [name]
+def _parts(name: str, split: list[str] | None = None) -> list[str]:
+    """The path of a tensor in the tree, at most MAX_DEPTH parts (the rest kept whole);
+    ``split``: the name's non-empty parts when already split."""
+    if split is None:
+        split = [p for p in _SPLIT.split(name) if p]
+    parts = split or [name]
     if len(parts) > MAX_DEPTH:
-        parts[MAX_DEPTH - 1 :] = [".".join(parts[MAX_DEPTH - 1 :])]
+        parts = [*parts[: MAX_DEPTH - 1], ".".join(parts[MAX_DEPTH - 1 :])]
     return parts
 
 
@@ -385,7 +410,8 @@ def structure(m: Manifest) -> Structure:
         layers = _keras_layers(f)
         if not f.tensors and not layers:
             continue
-        names = {t.name for t in f.tensors}
+        c = f.tensor_columns  # read field by field: no record made for 100,000 tensors
+        names = set(c.names)
         target = main
         if names & placed:  # the same weights again in another file: a root of its own
             target = _Trie()
@@ -394,9 +420,12 @@ def structure(m: Manifest) -> Structure:
             placed |= names
         for parts in layers:  # first, so the layers keep the model's order
             target.add(parts)
-        for t in f.tensors:
-            target.add(_parts(t.name), t)
-            shares[category(t.name)] += t.numel
+        for name, dtype, shape, start, end in zip(c.names, c.dtypes, c.shapes, c.starts, c.ends,
+                                                  strict=True):  # fmt: skip
+            split = [p for p in _SPLIT.split(name) if p]  # once, for the path and the share
+            parameters = math.prod(shape)
+            target.add(_parts(name, split), (dtype, tuple(shape), parameters, end - start))
+            shares[_category_of(split)] += parameters
     top = _freeze(m.ref, main) if main.kids or main.own else _total(m.ref, ())
     if top.shape is not None:  # a single tensor: still a root above it
         top = _total(m.ref, (top,))
