@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QModelIndex, QSettings, Qt, QTimer
+from PySide6.QtCore import QEvent, QModelIndex, QPersistentModelIndex, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
     QLineEdit,
@@ -346,6 +346,9 @@ class MainWindow(QMainWindow):
         index = index.siblingAtColumn(0)  # a click in any column selects the row
         if not index.isValid():
             return
+        if self.tree_model.pruning:  # the shown row is gone: Qt moved the current row
+            self._drop_current(QPersistentModelIndex(index))
+            return
         store_item = index.data(STORE_ROLE)
         if store_item and store_item[1]:
             self.stores_view.show_model(*store_item)
@@ -356,6 +359,17 @@ class MainWindow(QMainWindow):
         ref = index.data(REF_ROLE)
         if ref and not (self._restoring and ref == self.current_ref):
             self._load(ref)
+
+    def _drop_current(self, moved_to: QPersistentModelIndex) -> None:
+        """Leave the tree with no current row where Qt moved it to ``moved_to`` from a removed
+        row (after the removal: not from inside the model's signal), unless someone chose a
+        row meanwhile. The window then shows no version, as the remover asked."""
+
+        def drop() -> None:
+            if QPersistentModelIndex(self.tree.currentIndex().siblingAtColumn(0)) == moved_to:
+                self.tree.selectionModel().clear()
+
+        QTimer.singleShot(0, drop)
 
     def _load(self, ref: str) -> None:
         self.current_ref = ref

@@ -210,6 +210,7 @@ class RepoTreeModel(QStandardItemModel):
         #: Per repository: its models' rows by name (see :meth:`model_items`).
         self._named: dict[str, dict[str, QStandardItem]] = {}
         self._busy = 0  # rows are being inserted or removed (see _changing)
+        self._pruning = 0  # rows of gone models or versions are being removed (see pruning)
         #: Per repository: what reads the versions of models whose rows are wanted.
         self.loaders: dict[str, Loader] = {}
 
@@ -261,6 +262,21 @@ class RepoTreeModel(QStandardItemModel):
             yield
         finally:
             self._busy -= 1
+
+    @property
+    def pruning(self) -> bool:
+        """True while rows of models or versions that are gone are removed in place. Qt then
+        moves a view's current row from a removed row to a neighbour: no user chose that
+        row, so the window does not show it (it says the shown version is gone instead)."""
+        return self._pruning > 0
+
+    @contextmanager
+    def _prune(self) -> Iterator[None]:
+        self._pruning += 1
+        try:
+            yield
+        finally:
+            self._pruning -= 1
 
     # -- versions made on demand ----------------------------------------------------------
 
@@ -363,7 +379,7 @@ class RepoTreeModel(QStandardItemModel):
             if m is None:
                 if old is not None:
                     del items[name]
-                    with self._changing():
+                    with self._changing(), self._prune():
                         root.removeRow(old.row())
                 continue
             new = model_item(key, m, versions.get(name, ()))
@@ -392,7 +408,8 @@ class RepoTreeModel(QStandardItemModel):
             child = item.child(r, 0)
             v = wanted.pop(child.data(REF_ROLE), None)
             if v is None:
-                item.removeRow(r)
+                with self._prune():
+                    item.removeRow(r)
                 continue
             new = version_item(key, model, v)
             for role in _ROW_ROLES:
