@@ -11,7 +11,6 @@ from modelmanager.core.catalog import SyncResult
 from modelmanager.core.catalog.content import Sizes, Totals, ratio
 from modelmanager.core.chunks.placed import PlacedChunkStore
 from modelmanager.core.chunks.store import ChunkMissing, chunk_key
-from modelmanager.core.formats import DtypeHints, FileIndex
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import Device
 from modelmanager.core.redundancy.health import in_window
@@ -361,7 +360,7 @@ def stats(ws: Workspace, manifests: Iterable[Manifest] | None = None) -> Stats:
         model_logical[m.model] = model_logical.get(m.model, 0) + m.logical_bytes
         mine = model_chunks.setdefault(m.model, set())
         for f in m.files:
-            hints = DtypeHints(FileIndex(f.format, tuple(f.tensors)))
+            hints = f.dtype_hints()
             pos = 0
             for c in f.chunks:
                 unique[c.id] = c.length

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from modelmanager.core.chunks.placed import Layout, PlacedChunkStore, fragment_key
 from modelmanager.core.chunks.store import chunk_key, decode_object, encode_object
 from modelmanager.core.codecs import CodecSettings
-from modelmanager.core.formats import DtypeHints, FileIndex
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.placement import Device
@@ -120,7 +119,7 @@ def _work(manifests: list[Manifest]) -> dict[str, tuple[int, str | None]]:
     work: dict[str, tuple[int, str | None]] = {}
     for manifest in manifests:
         for f in manifest.files:
-            hints = DtypeHints(FileIndex(f.format, tuple(f.tensors)))
+            hints = f.dtype_hints()
             pos = 0
             for c in f.chunks:
                 work.setdefault(c.id, (c.length, hints.of(pos, pos + c.length)))

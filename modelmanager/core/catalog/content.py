@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from modelmanager.core.formats.base import DtypeHints, FileIndex
 from modelmanager.core.repo.manifest import Manifest
 
 #: The tables (and indexes) of this module, part of the catalog's schema.
@@ -65,7 +64,7 @@ def chunk_rows(m: Manifest) -> list[tuple[int, int, str]]:
     files it."""
     out: dict[int, tuple[int, str]] = {}
     for f in m.files:
-        hints = DtypeHints(FileIndex(f.format, tuple(f.tensors)))
+        hints = f.dtype_hints()
         pos = 0
         for c in f.chunks:
             key = id8(c.id)

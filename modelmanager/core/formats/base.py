@@ -249,11 +249,26 @@ class DtypeHints:
     """
 
     def __init__(self, index: FileIndex) -> None:
-        self.tensors = sorted(index.tensors, key=lambda t: t.start)
-        self.starts = [t.start for t in self.tensors]
+        self._ranges((t.start for t in index.tensors), (t.end for t in index.tensors),
+                     (t.dtype for t in index.tensors))  # fmt: skip
+
+    @classmethod
+    def of_ranges(
+        cls, starts: Iterable[int], ends: Iterable[int], dtypes: Iterable[str]
+    ) -> DtypeHints:
+        """Hints from tensors given field by field (a manifest's columns: no record made)."""
+        made = cls.__new__(cls)
+        made._ranges(starts, ends, dtypes)
+        return made
+
+    def _ranges(self, starts: Iterable[int], ends: Iterable[int], dtypes: Iterable[str]) -> None:
+        ordered = sorted(zip(starts, ends, dtypes, strict=True), key=lambda r: r[0])
+        self.starts = [r[0] for r in ordered]
+        self.ends = [r[1] for r in ordered]
+        self.dtypes = [r[2] for r in ordered]
 
     def of(self, start: int, end: int) -> str | None:
         i = bisect.bisect_right(self.starts, start) - 1
-        if i >= 0 and self.tensors[i].end >= end > start:
-            return self.tensors[i].dtype
+        if i >= 0 and self.ends[i] >= end > start:
+            return self.dtypes[i]
         return None

@@ -18,7 +18,7 @@ from itertools import chain, compress
 from typing import Any, NamedTuple, cast, overload
 
 from modelmanager.core.formats import rules
-from modelmanager.core.formats.base import TensorEntry
+from modelmanager.core.formats.base import DtypeHints, TensorEntry
 from modelmanager.core.formats.jsonstrict import loads_strict
 from modelmanager.core.gcpause import paused_gc
 from modelmanager.core.ids import DIGEST_HEX_LEN, content_id, is_content_id
@@ -173,6 +173,12 @@ class FileRecord:
     def tensor_columns(self) -> Columns:
         """The file's tensors field by field (what a walk over 100,000 tensors should read)."""
         return cast(TensorColumns, self.tensors).columns
+
+    def dtype_hints(self) -> DtypeHints:
+        """The dtype of the tensor each byte range of the file lies in (for a codec's choice),
+        from the columns."""
+        c = self.tensor_columns
+        return DtypeHints.of_ranges(c.starts, c.ends, c.dtypes)
 
 
 @dataclass(frozen=True)
