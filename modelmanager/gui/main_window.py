@@ -369,7 +369,7 @@ class MainWindow(QMainWindow):
             if QPersistentModelIndex(self.tree.currentIndex().siblingAtColumn(0)) == moved_to:
                 self.tree.selectionModel().clear()
 
-        QTimer.singleShot(0, drop)
+        QTimer.singleShot(0, self.tree, drop)  # dropped with the tree if it goes first
 
     def _load(self, ref: str) -> None:
         self.current_ref = ref
