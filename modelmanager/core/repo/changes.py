@@ -120,6 +120,13 @@ def write_log(root: Path, log: ChangeLog, *, exclusive: bool = False, durable: b
         tmp.unlink(missing_ok=True)
 
 
+def pending_models(root: Path) -> set[str]:
+    """The models a writer named as being changed and has not settled (a live writer's, or a
+    killed one's; ``*``: any model). Empty when the record is absent or damaged."""
+    log = read_log(root)
+    return set() if log is None else set(log.pending)
+
+
 def start_log(root: Path) -> ChangeLog | None:
     """Make the record of a repository that has none (a reader may: it changes no model, and
     a writer's record always wins); the record now there, None when it cannot be written."""

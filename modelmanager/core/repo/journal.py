@@ -4,9 +4,9 @@ Each change is one sealed record with a unique name (``<time>-<random>.json``): 
 ``models/<model-dir>/journal/`` for a label, under ``journal/`` for the repository's policy and
 device list. Records are never changed, so they replicate and merge like manifests, and
 history survives whatever copy is lost. A label's current record must agree with the last
-journal entry about it; verify reports a label that does not, and repair sets it from the
-journal (the journal entry is written first, so a crash between the two leaves the journal
-right).
+journal entry about it. The journal entry is written first, so a writer killed between the two
+leaves the journal right and its model pending (core/repo/changes.py): the next writer sets
+the record from the journal. Verify reports any other label that disagrees; repair sets it.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from modelmanager.core.placement import (
 )
 from modelmanager.core.redundancy import Policy
 from modelmanager.core.repo import journal
-from modelmanager.core.repo.changes import ChangeRecorder
+from modelmanager.core.repo.changes import EVERYTHING, ChangeRecorder, pending_models
 from modelmanager.core.repo.lock import WriterLock
 from modelmanager.core.repo.manifest import Manifest
 from modelmanager.core.repo.names import ModelIndex, check_label
@@ -238,11 +238,29 @@ class Repository(VersionStore):
         doc = {"version": seq, "set": now, "previous": previous, "written": now}
         self.records.write(label_key(model, label), doc)
 
-    def _labels_off_journal(self) -> list[tuple[str, str, int | None, int | None]]:
+    def _finish_label_moves(self) -> None:
+        """Finish the label moves a killed writer left half done (its journal entry written,
+        the label's record not yet): the journal says what was decided. Only the models that
+        writer named as pending are read (all of them after a crash of a very large session);
+        a move that cannot be finished now stays for verify to report and repair to finish."""
+        pending = pending_models(self.root)
+        if not pending:
+            return
+        models = None if EVERYTHING in pending else pending
+        try:
+            for model, label, wanted, current in self._labels_off_journal(models):
+                self.apply_label_move(model, label, wanted, current)
+        except (UserError, OSError):
+            return
+
+    def _labels_off_journal(
+        self, models: set[str] | None = None
+    ) -> list[tuple[str, str, int | None, int | None]]:
         """(model, label, what the journal says, what the label record says) for every label
-        whose record disagrees with the last journal entry about it."""
+        of ``models`` (None: of every model) whose record disagrees with the last journal
+        entry about it."""
         off = []
-        for model in self._models_on_any_copy():
+        for model in self._models_on_any_copy() if models is None else sorted(models):
             records = self.label_records(model)
             for label, wanted in journal.last_label_moves(self.records, model).items():
                 if label not in records and self.records.exists(label_key(model, label)):
@@ -371,6 +389,8 @@ class Repository(VersionStore):
             # them (a CLI beside the window): a write must never follow a stale policy.
             if outermost and self._layout_stamp() != self._layout_seen:
                 self.reload_layout()
+            if outermost:
+                self._finish_label_moves()
             yield
         finally:
             if outermost:
@@ -397,7 +417,14 @@ class Repository(VersionStore):
             for p in self.survey()
             if copies or p.copy == MAIN or p.what not in ("missing", "stale")
         ]
-        for model, label, wanted, current in self._labels_off_journal():
+        # A model a writer named as pending is being changed now, or was by a writer that was
+        # killed: its label move is finished by the next writer (_finish_label_moves), not
+        # damage. With "anything pending" every label is left to that writer.
+        pending = pending_models(self.root)
+        off = [] if EVERYTHING in pending else self._labels_off_journal()
+        for model, label, wanted, current in off:
+            if model in pending:
+                continue
             problems.append(RecordProblem(
                 str(self.root / label_key(model, label)),
                 f"label {model}@{label} points at {_version(current)}, its journal says "
@@ -473,6 +500,7 @@ class Repository(VersionStore):
         now = utc_now()
         entry = {"kind": "label", "label": label, "old": previous, "new": seq, "why": why}
         journal.append(self.records, model, entry, now)
+        crash_point("after-label-journal")
         doc: dict[str, Any] = {"version": seq, "set": now, "previous": previous, "written": now}
         self.records.write(label_key(model, label), doc)
 
