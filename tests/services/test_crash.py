@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from modelmanager.core import faults
+from modelmanager.core.repo.changes import pending_models
 from modelmanager.services import Workspace, history, init_repository, open_workspace
 from modelmanager.services.exporting import export_ref
 from modelmanager.services.maintenance import collect_garbage, verify
@@ -126,13 +127,21 @@ def test_import_killed_at_each_durability_boundary(
     seqs = _check_consistent(repo, src, tmp_path / "out")
     assert seqs == ([1] if version_survives else [])
     ws: Workspace = open_workspace(repo)
+    killed_in = pending_models(repo)  # what the killed writer was changing
     if event == "after-label-journal":
         # The move is decided (journalled) but its record was not written: not damage, so
         # verify passed above; the next writer finishes it before doing anything else.
         assert ws.repo.read_labels("crashy") == {}
-        with ws.repo.writer():
-            assert ws.repo.read_labels("crashy") == {"prod": 1}
-        assert ws.repo.metadata_problems(copies=True) == []
+    with ws.repo.writer():
+        assert ws.repo.read_labels("crashy") == (
+            {} if event == "after-manifest" or not version_survives else {"prod": 1}
+        )
+    assert ws.repo.metadata_problems(copies=True) == []
+    # That writer settled what the killed one left pending: no later writer checks it again.
+    assert (killed_in, pending_models(repo)) == (
+        {"crashy"} if event != "chunk-written:5" else set(),
+        set(),
+    )
     if version_survives and event != "after-manifest":
         assert ws.repo.read_labels("crashy") == {"prod": 1}
     subprocess.run(_import_cmd(repo, src), env=subprocess_env(tmp_path), check=True,

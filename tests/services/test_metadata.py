@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from modelmanager.core.placement import IDENTITY_FILE
+from modelmanager.core.repo.changes import EVERYTHING, pending_models, read_log, write_log
 from modelmanager.core.repo.records import seal, unseal
 from modelmanager.core.repo.recovery import recover
 from modelmanager.core.repo.repository import Repository
@@ -240,6 +242,42 @@ def test_label_moves_and_policy_changes_are_journalled_and_a_label_off_its_journ
         repo.sync_replicas()
     assert repo.read_labels("m") == {"prod": 1}
     assert repo.metadata_problems(copies=True) == []
+
+
+def test_a_label_move_left_half_done_by_a_killed_large_session_is_finished_by_the_next_writer(
+    tmp_path: Path,
+) -> None:
+    """A session that touched very many models names "*" as pending: a label off its journal
+    is then not damage; the next writer sets it from the journal and settles the record."""
+    ws, _sources = _small_repository(tmp_path)
+    root = ws.repo.root
+    label = root / "models" / "m" / "labels" / "prod.json"
+    doc = unseal(label.read_bytes(), str(label))
+    set_label(ws, "m@1", "prod")  # journal: prod -> 1
+    for copy in (label, tmp_path / "dev0" / "meta" / "models" / "m" / "labels" / "prod.json"):
+        copy.write_bytes(seal(doc))  # its record as it was before: says 2
+    log = read_log(root)
+    assert log is not None
+    write_log(root, replace(log, pending=(EVERYTHING,)))  # the killed session's record
+    repo = Repository.open(root)
+    assert repo.metadata_problems() == []  # a move being made, not damage
+    assert repo.read_labels("m") == {"prod": 2}
+    with repo.writer():
+        assert repo.read_labels("m") == {"prod": 1}
+    assert pending_models(root) == set()
+    assert repo.metadata_problems(copies=True) == []
+    # A killed session whose labels were all right is settled too: checked once, not by
+    # every later writer (with "*", a read of every model's journal).
+    write_log(root, replace(log, pending=(EVERYTHING,)))
+    with repo.writer():
+        pass
+    assert pending_models(root) == set()
+    # Without a pending record the same disagreement is damage: reported, refused, repaired.
+    for copy in (label, tmp_path / "dev0" / "meta" / "models" / "m" / "labels" / "prod.json"):
+        copy.write_bytes(seal(doc))
+    assert [p.what for p in repo.metadata_problems()] == [
+        "label m@prod points at 2, its journal says 1"
+    ]
 
 
 def test_a_repository_written_by_the_previous_release_is_upgraded_in_place(

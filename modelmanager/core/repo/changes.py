@@ -168,6 +168,11 @@ class ChangeRecorder:
             ) from None
         self._touched.add(name)
 
+    def adopt(self, models: set[str]) -> None:
+        """Take models a killed writer left pending (already named in the record) as this
+        session's own, so its end settles them: a later writer need not check them again."""
+        self._touched |= models
+
     def settle(self) -> None:
         """End a session that touched models: its pending models (and any a crashed writer
         left) become the next generation. A failure leaves them pending, which is safe."""

@@ -242,7 +242,8 @@ class Repository(VersionStore):
         """Finish the label moves a killed writer left half done (its journal entry written,
         the label's record not yet): the journal says what was decided. Only the models that
         writer named as pending are read (all of them after a crash of a very large session);
-        a move that cannot be finished now stays for verify to report and repair to finish."""
+        a move that cannot be finished now is left for verify to report and repair to finish.
+        Either way this session settles those models, so no later writer reads them again."""
         pending = pending_models(self.root)
         if not pending:
             return
@@ -251,7 +252,8 @@ class Repository(VersionStore):
             for model, label, wanted, current in self._labels_off_journal(models):
                 self.apply_label_move(model, label, wanted, current)
         except (UserError, OSError):
-            return
+            pass
+        self.changes.adopt(pending)
 
     def _labels_off_journal(
         self, models: set[str] | None = None
