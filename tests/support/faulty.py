@@ -36,8 +36,9 @@ from modelmanager.core.storage import (
 )
 from modelmanager.core.storage.atomic import as_parts
 
-OPS = ("put", "get", "get_range", "read_into", "size", "list", "delete", "flush", "capacity")
-READS = ("get", "get_range", "read_into")
+OPS = ("put", "get", "get_range", "read_into", "read_resident", "size", "list", "delete",
+       "flush", "capacity")  # fmt: skip
+READS = ("get", "get_range", "read_into", "read_resident")
 KeyMatch = str | Callable[[str], bool] | None
 
 
@@ -228,6 +229,19 @@ class FaultyBlobStore:
         data = self._damage(rules, "read_into", key, self.inner.get_range(key, offset, len(dest)))
         dest[: len(data)] = data
         return len(data)
+
+    def read_resident(self, key: str, parts: Sequence[memoryview]) -> bool:
+        rules = self._enter("read_resident", key)
+        if not rules:
+            return cast(FolderStore, self.inner).read_resident(key, parts)
+        data = self._damage(rules, "read_resident", key, self.inner.get(key))
+        if len(data) != sum(len(p) for p in parts):
+            return False
+        at = 0
+        for part in parts:
+            part[:] = data[at : at + len(part)]
+            at += len(part)
+        return True
 
     def size(self, key: str) -> int | None:
         self._enter("size", key)

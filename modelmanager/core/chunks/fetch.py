@@ -20,6 +20,12 @@ that fails it is passed over for the policy's pieces (it never counts toward the
 Plain bytes read straight into place (a hot copy, an uncompressed copy) are hashed by the
 reader thread that read them ("verified"): handing ~1 MiB chunks to the decode pool only to
 hash them cost about a fifth of a warm load's time.
+
+A load into memory first takes what is already in the page cache (:meth:`Fetcher._resident`):
+one worker per decode thread takes chunk after chunk, reads its first piece only if the OS can
+answer from memory (``RWF_NOWAIT``: no disk wait, Linux), and decodes and verifies it in the
+same thread. A warm load so skips the device queues and three thread hand-offs per chunk;
+what was not resident goes through the queues above, so cold reads still run per device.
 """
 
 from __future__ import annotations
@@ -27,19 +33,26 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 from modelmanager.core import codecs
 from modelmanager.core.chunks.layout import Layout
 from modelmanager.core.chunks.placed import DevicePools, PlacedChunkStore
 from modelmanager.core.chunks.selection import Selector
-from modelmanager.core.chunks.store import HEADER, chunk_key, decode_object, parse_header
+from modelmanager.core.chunks.store import (
+    HEADER,
+    chunk_key,
+    decode_object,
+    hot_key,
+    parse_header,
+)
 from modelmanager.core.ids import BytesLike, content_id
 from modelmanager.core.jobs import InFlight, JobContext, default_workers
 from modelmanager.core.placement import Device
 from modelmanager.core.redundancy import Fragment, Policy, decode_fragments
 from modelmanager.core.storage import BlobNotFound
+from modelmanager.core.storage.local import CAN_READ_RESIDENT
 from modelmanager.errors import IntegrityError
 
 #: Chunks between "read requested" and "handed to the sink" (about 16 x 4 MiB chunks plus their
@@ -51,7 +64,13 @@ IO_THREADS = 2
 #: reader reads them one after the other, as before; benchmarks/load_devices.py compares).
 FRAGMENT_LANES = True
 
+#: Take chunks already in the page cache first, without the device queues (see the module doc);
+#: where the OS cannot read "only from memory" every chunk goes through the queues.
+RESIDENT_FIRST = CAN_READ_RESIDENT
+
 Sink = Callable[[int, BytesLike], None]
+#: A chunk to fetch: (lane, chunk id, length, offset in the file, layout, hot device or None).
+Todo = tuple[str, str, int, int, Layout, Device | None]
 
 
 class ChunkRefLike(Protocol):
@@ -158,9 +177,11 @@ class Fetcher:
     def __init__(
         self, chunks: PlacedChunkStore, policy: Policy, ctx: JobContext, *, total: int,
         text: str, threads: int | None = None, selector: Selector | None = None,
-        fragment_lanes: bool | None = None,
+        fragment_lanes: bool | None = None, resident_first: bool = True,
     ) -> None:  # fmt: skip
         self.chunks = chunks
+        #: Take chunks in the page cache first (module doc); False: every chunk via the queues.
+        self.resident_first = resident_first
         self.fragment_lanes = FRAGMENT_LANES if fragment_lanes is None else fragment_lanes
         self.policy = policy
         self.ctx = ctx
@@ -331,6 +352,104 @@ class Fetcher:
         stage.add_done_callback(read)
         return chunk
 
+    def _plan(self, chunk_id: str, length: int, offset: int) -> Todo:
+        """Where a chunk is read from: its hot copy's device, else its pieces' first."""
+        lane, layout = self.devices.plan(chunk_id)
+        held = self.chunks.hot_holders(chunk_id, self.hot) if self.hot else []
+        hot = held[0] if held else None
+        return (hot.name if hot else lane, chunk_id, length, offset, layout, hot)
+
+    def _resident(
+        self, chunks: list[tuple[str, int, int]], into: memoryview, sink: Sink
+    ) -> list[Todo]:
+        """Load the ``chunks`` (id, length, offset) whose first piece (the hot copy, else the
+        first whole copy) is all in the page cache, one worker per decode thread, each
+        planning, reading, decoding and verifying a chunk in one go; returns the others,
+        planned, for the queues."""
+        taken = iter(enumerate(chunks))
+        take = threading.Lock()
+        missed: list[tuple[int, Todo]] = []
+        done = [0]
+        halt = threading.Event()  # a worker failed: the others stop at their next chunk
+
+        def next_chunk() -> tuple[int, tuple[str, int, int]] | None:
+            with take:
+                if halt.is_set() or self.ctx.cancel_event.is_set():
+                    return None
+                return next(taken, None)
+
+        def worker() -> None:
+            scratch = bytearray()
+            try:
+                while (item := next_chunk()) is not None:
+                    t = self._plan(*item[1])
+                    resident = self._one_resident(t, into, sink, scratch)
+                    with take:
+                        if not resident:
+                            missed.append((item[0], t))
+                            continue
+                        done[0] += t[2]
+                        self.device_bytes[t[0]] = self.device_bytes.get(t[0], 0) + t[2]
+            except BaseException:
+                halt.set()
+                raise
+
+        workers = [self.decode.submit(worker) for _ in range(min(self.threads, len(chunks)))]
+        reported = 0
+        while workers:
+            running = wait(workers, timeout=0.1).not_done
+            if done[0] != reported:
+                reported = done[0]
+                self.ctx.report(self.done + reported, self.total, self.text)
+            if not running:
+                break
+        for w in workers:
+            w.result()  # a worker's error (a chunk lost on every copy) ends the load here
+        self.done += done[0]
+        self.ctx.check()
+        return [t for _i, t in sorted(missed, key=lambda m: m[0])]
+
+    def _one_resident(self, t: Todo, into: memoryview, sink: Sink, scratch: bytearray) -> bool:
+        """Load one chunk if its first piece is all in memory (see :meth:`_resident`)."""
+        _lane, cid, length, at, layout, hot = t
+        dest = into[at : at + length]
+        try:
+            if hot is not None:
+                store = self.chunks.stores[hot.id]
+                if not store.read_resident(hot_key(cid), [dest]) or content_id(dest) != cid:
+                    return False  # not in memory, or a bad hot copy: the queues (degraded)
+            elif not layout.copies:
+                return False  # fragments: read on their devices' queues
+            else:
+                store, key = self.chunks.stores[layout.copies[0].id], chunk_key(cid)
+                size = store.size(key)
+                if size is None:
+                    return False
+                if len(scratch) < size:
+                    scratch.extend(bytes(size - len(scratch)))
+                if size == HEADER.size + length:  # stored as is, most likely: read into place
+                    head = memoryview(scratch)[: HEADER.size]
+                    if not store.read_resident(key, [head, dest]):
+                        return False
+                    info = parse_header(head, key)
+                    if info.codec_id != codecs.RAW_ID or info.length != length:
+                        return False  # coded after all (a payload as long as its plain bytes)
+                    kind = "verified" if content_id(dest) == cid else "placed"
+                    if kind == "placed":  # a bad copy: _decode reads the others
+                        self._decode(kind, b"", cid, length, layout, sink, at, dest)
+                        return True
+                else:
+                    raw = memoryview(scratch)[:size]
+                    if not store.read_resident(key, [raw]):
+                        return False
+                    self._decode("object", raw, cid, length, layout, sink, at, dest)
+                    return True
+        except (OSError, BlobNotFound, IntegrityError):
+            return False  # the queues read it again, and report what is wrong
+        if layout.tolerance() < self.policy.tolerates:
+            self.chunks.note_degraded()  # right bytes, but the policy's pieces lack
+        return True
+
     def fetch(self, f: ChunkedFile, sink: Sink, into: memoryview | None = None) -> None:
         """Every chunk of ``f`` handed to ``sink(offset, plain bytes)``, in any order.
 
@@ -338,23 +457,24 @@ class Fetcher:
         be read, and compressed ones decoded, straight into place (the sink is then skipped
         for them; it still writes the chunks the full path had to rebuild).
         """
-        todo: list[tuple[str, str, int, int, Layout, Device | None]] = []
+        chunks: list[tuple[str, int, int]] = []
         offset = 0
         for ref in f.chunks:
-            lane, layout = self.devices.plan(ref.id)
-            held = self.chunks.hot_holders(ref.id, self.hot) if self.hot else []
-            hot = held[0] if held else None
-            todo.append((hot.name if hot else lane, ref.id, ref.length, offset, layout, hot))
+            chunks.append((ref.id, ref.length, offset))
             offset += ref.length
+        if into is not None and RESIDENT_FIRST and self.resident_first:
+            todo = self._resident(chunks, into, sink)
+        else:
+            todo = [self._plan(*c) for c in chunks]
         share = max(2, MAX_IN_FLIGHT // max(1, len({t[0] for t in todo})))
 
-        def start(t: tuple[str, str, int, int, Layout, Device | None]) -> _Chunk:
+        def start(t: Todo) -> _Chunk:
             lane, cid, length, at, layout, hot = t
             dest = into[at : at + length] if into is not None else None
             return self._start(lane, cid, length, at, layout, sink, dest, hot)
 
-        with InFlight(todo, start, share, ctx=self.ctx, lane=lambda t: t[0]) as chunks:
-            for (lane, _cid, length, _at, _layout, _hot), fut in chunks:
+        with InFlight(todo, start, share, ctx=self.ctx, lane=lambda t: t[0]) as running:
+            for (lane, _cid, length, _at, _layout, _hot), fut in running:
                 fut.result()
                 self.device_bytes[lane] = self.device_bytes.get(lane, 0) + length
                 self.done += length

@@ -105,6 +105,12 @@ class FolderStore(BlobStore, Protocol):
         the end); BlobNotFound when absent."""
         ...
 
+    def read_resident(self, key: str, parts: Sequence[memoryview]) -> bool:
+        """Fill ``parts``, in order, with the whole blob only if it is exactly that long and
+        the OS can answer from memory (the page cache), without waiting for the disk; False
+        otherwise (``parts`` may be partly written), and always where the OS cannot tell."""
+        ...
+
     def capacity(self) -> Capacity | None:
         """Size and free space of the folder's volume; None when it cannot be read."""
         ...

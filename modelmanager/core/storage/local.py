@@ -16,6 +16,9 @@ from modelmanager.core.storage.atomic import REPLACE_SUFFIX, TEMP_PREFIX, fsync_
 from modelmanager.core.storage.base import BlobNotFound, Capacity, check_key
 from modelmanager.errors import DeviceError
 
+#: Whether this OS can read "only from the page cache, never waiting for a disk" (Linux).
+CAN_READ_RESIDENT = hasattr(os, "RWF_NOWAIT") and hasattr(os, "preadv")
+
 
 def disk_capacity(folder: Path) -> Capacity | None:
     """Size and free space (for an unprivileged user) of the volume holding ``folder``, on
@@ -143,6 +146,36 @@ class LocalBlobStore:
             raise BlobNotFound("no such blob", path=path) from None
         except IsADirectoryError:
             raise BlobNotFound("a folder stands where a blob should be", path=path) from None
+
+    def read_resident(self, key: str, parts: Sequence[memoryview]) -> bool:
+        """See :meth:`FolderStore.read_resident` (Linux: ``preadv`` with ``RWF_NOWAIT``)."""
+        if not CAN_READ_RESIDENT:
+            return False
+        try:
+            fd = os.open(self.path(key), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return False  # absent or unreadable: the caller's usual read says which
+        total = sum(len(p) for p in parts)
+        done = 0
+        try:
+            if os.fstat(fd).st_size != total:
+                return False
+            left = [p for p in parts if len(p)]
+            while left:
+                n = os.preadv(fd, left, done, os.RWF_NOWAIT)
+                if n <= 0:
+                    break
+                done += n
+                while left and n >= len(left[0]):  # drop the parts filled, cut the next
+                    n -= len(left[0])
+                    left.pop(0)
+                if left and n:
+                    left[0] = left[0][n:]
+        except OSError:
+            return False  # EAGAIN: not all in memory (or an error the usual read reports)
+        finally:
+            os.close(fd)
+        return done == total
 
     def size(self, key: str) -> int | None:
         try:
