@@ -16,6 +16,11 @@ from typing import Any
 from modelmanager.core.catalog.facts import facts_from_json
 from modelmanager.core.catalog.filters import ORDER, SearchFilter, where
 from modelmanager.core.catalog.rows import ModelRow, VersionRow
+from modelmanager.core.gcpause import paused_gc
+
+#: JSON the catalog wrote itself (no whitespace around it), parsed without ``json.loads``'s
+#: two whitespace scans: 0.8 against 2.2 us a value, two values a row of 10,000 in a search.
+_parse = json.JSONDecoder().raw_decode
 
 
 def fts_query(text: str) -> str:
@@ -44,8 +49,8 @@ class Queries:
         (model, seq, parent, created, message, metadata, files, tensors, params, size, dtypes,
          facts) = row  # fmt: skip
         return VersionRow(
-            model, seq, parent, created, message, json.loads(metadata), files, tensors, params,
-            size, json.loads(dtypes), tuple(sorted(labels)), facts_from_json(facts),
+            model, seq, parent, created, message, _parse(metadata)[0], files, tensors, params,
+            size, _parse(dtypes)[0], tuple(sorted(labels)), facts_from_json(facts),
         )  # fmt: skip
 
     _VERSION_COLS = (
@@ -55,7 +60,7 @@ class Queries:
 
     def models(self) -> list[ModelRow]:
         """Every model, sorted by name, with its newest version's figures."""
-        with self._lock:
+        with self._lock, paused_gc():  # 10,000 rows of acyclic tuples, dicts and records
             labels: dict[str, dict[str, int]] = {}
             for model, label, seq in self._db.execute("SELECT model, label, seq FROM labels"):
                 labels.setdefault(model, {})[label] = seq
@@ -66,11 +71,12 @@ class Queries:
                 "GROUP BY model) c ON v.model=c.model AND v.seq=c.top "
                 "LEFT JOIN model_stored s ON s.model=v.model ORDER BY v.model"
             ).fetchall()
-        return [
-            ModelRow(name, n, seq, created, size, params, labels.get(name, {}),
-                     str(json.loads(meta).get("architecture", "")), json.loads(dtypes), stored)
-            for name, n, seq, created, size, params, meta, dtypes, stored in rows
-        ]  # fmt: skip
+            return [
+                ModelRow(name, n, seq, created, size, params, labels.get(name, {}),
+                         str(_parse(meta)[0].get("architecture", "")), _parse(dtypes)[0],
+                         stored)
+                for name, n, seq, created, size, params, meta, dtypes, stored in rows
+            ]  # fmt: skip
 
     def versions(self, model: str) -> list[VersionRow]:
         """The versions of ``model``, newest first."""
@@ -85,14 +91,15 @@ class Queries:
     def all_versions(self) -> dict[str, list[VersionRow]]:
         """Every model's versions, newest first, in one query (the library tree of 10,000
         models asked ``versions`` 10,000 times: 0.8 s)."""
-        with self._lock:
+        with self._lock, paused_gc():  # 50,000 rows of acyclic tuples, dicts and records
             labels = self._labels_by_version()
             rows = self._db.execute(
                 f"SELECT {self._VERSION_COLS} FROM versions v ORDER BY model, seq DESC"
             ).fetchall()
-        out: dict[str, list[VersionRow]] = {}
-        for r in rows:
-            out.setdefault(r[0], []).append(self._version_row(r, labels.get((r[0], r[1]), [])))
+            out: dict[str, list[VersionRow]] = {}
+            for r in rows:
+                row = self._version_row(r, labels.get((r[0], r[1]), []))
+                out.setdefault(r[0], []).append(row)
         return out
 
     def search(self, text: str, filters: SearchFilter | None = None) -> list[VersionRow]:
@@ -105,22 +112,25 @@ class Queries:
             return []
         words = [w.lower() for w in re.findall(r"\w+", text)]
         cond, args = where(filters)
-        with self._lock:
-            labelled: dict[tuple[str, int], list[str]] = self._labels_by_version()
+        with self._lock, paused_gc():  # 10,000 rows of acyclic tuples, dicts and records
             if query:
-                # The matches are picked inside the one query that reads them, by rowid (the
-                # full-text table's rows are the versions'): collecting their keys first and
-                # passing them back as JSON took 60% of a broad search's SQL (10,000 rows).
+                # The matches are picked inside the one query that reads them: by rowid (the
+                # full-text table's rows are the versions'), or as versions whose labels hold
+                # every word, asked only when every word is in some label (one quick look
+                # each). Collecting their keys and every label in Python first, and passing
+                # the keys back as JSON, was half of a broad search (10,000 rows).
                 found = "v.rowid IN (SELECT rowid FROM search WHERE search MATCH ?)"
-                named = [[model, seq] for (model, seq), names in labelled.items()
-                         if all(any(w in n for n in names) for w in words)]  # fmt: skip
-                if named:  # versions with a label matching every word match too
-                    found += (" OR (v.model, v.seq) IN (SELECT json_extract(value, '$[0]'), "
-                              "json_extract(value, '$[1]') FROM json_each(?))")  # fmt: skip
+                args = [*args, query]
+                if all(self._db.execute("SELECT 1 FROM labels WHERE instr(label, ?) LIMIT 1",
+                                        (w,)).fetchone() for w in words):  # fmt: skip
+                    having = " AND ".join("max(instr(label, ?))" for _w in words)
+                    found += (" OR (v.model, v.seq) IN (SELECT model, seq FROM labels "
+                              f"GROUP BY model, seq HAVING {having})")  # fmt: skip
+                    args += words
                 cond += f" AND ({found})"
-                args = [*args, query, *([json.dumps(named)] if named else [])]
             rows = self._db.execute(
-                f"SELECT {self._VERSION_COLS} FROM versions v WHERE {cond} "
+                f"SELECT {self._VERSION_COLS}, (SELECT group_concat(label, ' ') FROM labels l "
+                f"WHERE l.model=v.model AND l.seq=v.seq) FROM versions v WHERE {cond} "
                 f"ORDER BY {ORDER[filters.sort]}", args
             ).fetchall()  # fmt: skip
-        return [self._version_row(r, labelled.get((r[0], r[1]), [])) for r in rows]
+            return [self._version_row(r[:-1], r[-1].split() if r[-1] else []) for r in rows]
