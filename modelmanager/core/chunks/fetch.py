@@ -31,6 +31,7 @@ what was not resident goes through the queues above, so cold reads still run per
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
@@ -394,7 +395,11 @@ class Fetcher:
                 halt.set()
                 raise
 
-        workers = [self.decode.submit(worker) for _ in range(min(self.threads, len(chunks)))]
+        # One worker per core: a chunk in memory is all CPU work (copy, decode, hash), so more
+        # workers only take turns (MiniLM, 2 cores: 46 ms with 2 workers, 57 ms with 4).
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        count = min(self.threads, cores or os.cpu_count() or 1, len(chunks))
+        workers = [self.decode.submit(worker) for _ in range(count)]
         reported = 0
         while workers:
             running = wait(workers, timeout=0.1).not_done
