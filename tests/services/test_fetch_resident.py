@@ -93,11 +93,14 @@ def test_a_cold_load_sends_what_is_not_in_memory_through_the_device_queues(
     reads = _chunk_reads(faults, ws)
     assert reads["read_resident"] == set(manifest.chunk_ids())  # each is asked once
     assert reads["get"] == set(cold)  # only the evicted ones were read by the queues
-    # All of it cold: the queues read everything, and nothing was read twice from memory.
+    # All of it cold: after a few misses the pass stops asking (each miss starts the disk's
+    # readahead), and the queues read everything.
     evict_version(ws, manifest)
     _forget_calls(faults, ws)
-    assert load_version(ws, "m").files["model.safetensors"].bytes() == original
-    assert _chunk_reads(faults, ws)["get"] == set(manifest.chunk_ids())
+    assert load_version(ws, "m", threads=2).files["model.safetensors"].bytes() == original
+    reads = _chunk_reads(faults, ws)
+    assert reads["get"] == set(manifest.chunk_ids())
+    assert len(reads["read_resident"]) <= fetch.COLD_AFTER + 2 < len(manifest.chunk_ids())
 
 
 @needs_nowait

