@@ -4,8 +4,8 @@
 
 On a shared virtual machine a load's speed moves by a factor of two to three between runs (the
 first touch of fresh memory), so loaders timed one block after the other are not compared
-fairly (docs/benchmarks.md). Here every round runs each loader once, each round starting one
-loader later, and the figure is each loader's median over the rounds, with its ratio to
+fairly (docs/benchmarks.md). Here every round runs each loader once, in a new (seeded random)
+order, and the figure is each loader's median over the rounds, with its ratio to
 ``safetensors.numpy.load_file``:
   safetensors      safetensors.numpy.load_file of the original file
   load             services.loading.load_version from a repository with the default codec
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -86,11 +87,13 @@ def bench(src: Path, work: Path, rounds: int) -> None:
         fn()  # thread pools, allocator, codec tables
     for cache in ("warm", "cold"):
         times: dict[str, list[float]] = {name: [] for name in loaders}
-        names = list(loaders)
-        for r in range(rounds):
-            # Each round starts one loader later: no loader always follows the same one (what
-            # the previous loader freed decides how costly this one's fresh memory is).
-            for name in names[r % len(names) :] + names[: r % len(names)]:
+        order = random.Random(20261202)
+        for _ in range(rounds):
+            # A new order each round: no loader always follows the same one. On this virtual
+            # machine the memory a loader frees is handed back to the host, so whichever runs
+            # next pays to get it again (up to 4x slower); a fixed order, even rotated, always
+            # charged the same loader.
+            for name in order.sample(list(loaders), len(loaders)):
                 fn = loaders[name]
                 if cache == "cold":
                     _evict_all(src, [plain, hot])
