@@ -30,10 +30,11 @@ The repository is on the same disk folder as the original file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -192,21 +193,29 @@ def report(name: str, rows: list[tuple[str, float]]) -> None:
         )
 
 
+@contextlib.contextmanager
+def load_inputs(size_mib: int, folder: Path | None) -> Iterator[tuple[Path, list[Path]]]:
+    """(work folder, inputs) of the load benchmarks: a generated bf16 checkpoint of
+    ``size_mib`` and the real MiniLM when installed, in a temp folder under ``folder``."""
+    if not page_cache.SUPPORTED:
+        print("this platform cannot empty the page cache: cold figures are warm ones")
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        work = Path(tmp)
+        print(f"cores: {os.cpu_count()}, work folder: {work}")
+        inputs = [write_checkpoint(work / "synthetic.safetensors", size_mib, "BF16",
+                                   rows=(1024, 2048, 4096), cols=1024)]  # fmt: skip
+        if (mini := minilm_path()) is not None:
+            inputs.append(mini)
+        yield work, inputs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp)")
     args = parser.parse_args()
-    if not page_cache.SUPPORTED:
-        print("this platform cannot empty the page cache: cold figures are warm ones")
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        work = Path(tmp)
-        print(f"cores: {os.cpu_count()}, work folder: {work}")
-        inputs = [write_checkpoint(work / "synthetic.safetensors", args.size_mib, "BF16",
-                                   rows=(1024, 2048, 4096), cols=1024)]  # fmt: skip
-        if (mini := minilm_path()) is not None:
-            inputs.append(mini)
+    with load_inputs(args.size_mib, args.dir) as (work, inputs):
         for src in inputs:
             report(f"{src.name}: {src.stat().st_size / 1e6:.0f} MB", bench(src, work, args.repeat))
 

@@ -27,7 +27,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +36,7 @@ from safetensors.numpy import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import modelmanager as mm
-from benchmarks.synthetic import minilm_path, write_checkpoint
+from benchmarks.load import load_inputs
 from modelmanager.core.chunks import fetch
 from modelmanager.core.chunks.store import hot_key
 from modelmanager.core.storage import page_cache
@@ -120,15 +119,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp)")
     args = parser.parse_args()
-    if not page_cache.SUPPORTED:
-        print("this platform cannot empty the page cache: cold figures are warm ones")
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        work = Path(tmp)
-        print(f"cores: {os.cpu_count()}, work folder: {work}")
-        inputs = [write_checkpoint(work / "synthetic.safetensors", args.size_mib, "BF16",
-                                   rows=(1024, 2048, 4096), cols=1024)]  # fmt: skip
-        if (mini := minilm_path()) is not None:
-            inputs.append(mini)
+    with load_inputs(args.size_mib, args.dir) as (work, inputs):
         for src in inputs:
             bench(src, work, args.rounds)
 
