@@ -22,10 +22,10 @@ reader thread that read them ("verified"): handing ~1 MiB chunks to the decode p
 hash them cost about a fifth of a warm load's time.
 
 A load into memory first takes what is already in the page cache (:meth:`Fetcher._resident`):
-one worker per decode thread takes chunk after chunk, reads its first piece only if the OS can
-answer from memory (``RWF_NOWAIT``: no disk wait, Linux), and decodes and verifies it in the
-same thread. A warm load so skips the device queues and three thread hand-offs per chunk;
-what was not resident goes through the queues above, so cold reads still run per device.
+one worker per core takes chunk after chunk, reads its first piece only if the OS can answer
+from memory (``RWF_NOWAIT``: no disk wait, Linux), and decodes and verifies it in the same
+thread. A warm load so skips the device queues and three thread hand-offs per chunk; what was
+not resident goes through the queues above, so cold reads still run per device.
 """
 
 from __future__ import annotations
@@ -181,11 +181,9 @@ class Fetcher:
     def __init__(
         self, chunks: PlacedChunkStore, policy: Policy, ctx: JobContext, *, total: int,
         text: str, threads: int | None = None, selector: Selector | None = None,
-        fragment_lanes: bool | None = None, resident_first: bool = True,
+        fragment_lanes: bool | None = None,
     ) -> None:  # fmt: skip
         self.chunks = chunks
-        #: Take chunks in the page cache first (module doc); False: every chunk via the queues.
-        self.resident_first = resident_first
         self.fragment_lanes = FRAGMENT_LANES if fragment_lanes is None else fragment_lanes
         self.policy = policy
         self.ctx = ctx
@@ -367,8 +365,8 @@ class Fetcher:
         self, chunks: list[tuple[str, int, int]], into: memoryview, sink: Sink
     ) -> list[Todo]:
         """Load the ``chunks`` (id, length, offset) whose first piece (the hot copy, else the
-        first whole copy) is all in the page cache, one worker per decode thread, each
-        planning, reading, decoding and verifying a chunk in one go; returns the others,
+        first whole copy) is all in the page cache, one worker per core (on the decode pool),
+        each planning, reading, decoding and verifying a chunk in one go; returns the others,
         planned, for the queues. Once clearly more chunks were missed than found (a cold
         load), the pass stops and leaves the rest to the queues: a read "only from memory"
         of a chunk that is not there still starts the disk's readahead, and 286 of them cost
@@ -477,7 +475,7 @@ class Fetcher:
         for ref in f.chunks:
             chunks.append((ref.id, ref.length, offset))
             offset += ref.length
-        if into is not None and RESIDENT_FIRST and self.resident_first:
+        if into is not None and RESIDENT_FIRST:
             todo = self._resident(chunks, into, sink)
         else:
             todo = [self._plan(*c) for c in chunks]
