@@ -407,14 +407,12 @@ class Fetcher:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         count = min(self.threads, cores or os.cpu_count() or 1, len(chunks))
         workers = [self.decode.submit(worker) for _ in range(count)]
-        reported = 0
-        while workers:
-            running = wait(workers, timeout=0.1).not_done
+        running, reported = True, 0
+        while running:
+            running = bool(wait(workers, timeout=0.1).not_done)
             if done[0] != reported:
                 reported = done[0]
                 self.ctx.report(self.done + reported, self.total, self.text)
-            if not running:
-                break
         for w in workers:
             w.result()  # a worker's error (a chunk lost on every copy) ends the load here
         self.done += done[0]
@@ -447,9 +445,8 @@ class Fetcher:
                     info = parse_header(head, key)
                     if info.codec_id != codecs.RAW_ID or info.length != length:
                         return False  # coded after all (a payload as long as its plain bytes)
-                    kind = "verified" if content_id(dest) == cid else "placed"
-                    if kind == "placed":  # a bad copy: _decode reads the others
-                        self._decode(kind, b"", cid, length, layout, sink, at, dest)
+                    if content_id(dest) != cid:  # a bad copy: _decode reads the others
+                        self._decode("placed", b"", cid, length, layout, sink, at, dest)
                         return True
                 else:
                     raw = memoryview(scratch)[:size]

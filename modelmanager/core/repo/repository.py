@@ -72,7 +72,13 @@ from modelmanager.core.storage import (
     LocalBlobStore,
     StoreFactory,
 )
-from modelmanager.errors import IntegrityError, NotFoundError, RepositoryError, UserError
+from modelmanager.errors import (
+    IntegrityError,
+    ModelManagerError,
+    NotFoundError,
+    RepositoryError,
+    UserError,
+)
 
 #: Seconds a writer waits for another writer before giving up with a clear message.
 DEFAULT_LOCK_TIMEOUT = 10.0
@@ -251,8 +257,8 @@ class Repository(VersionStore):
         try:
             for model, label, wanted, current in self._labels_off_journal(models):
                 self.apply_label_move(model, label, wanted, current)
-        except (UserError, OSError):
-            pass
+        except (ModelManagerError, OSError):
+            pass  # left as it is: verify names it once this session has settled the models
         self.changes.adopt(pending)
 
     def _labels_off_journal(
@@ -423,10 +429,9 @@ class Repository(VersionStore):
         # killed: its label move is finished by the next writer (_finish_label_moves), not
         # damage. With "anything pending" every label is left to that writer.
         pending = pending_models(self.root)
-        off = [] if EVERYTHING in pending else self._labels_off_journal()
+        off = ([] if EVERYTHING in pending
+               else self._labels_off_journal(self._models_on_any_copy() - pending))  # fmt: skip
         for model, label, wanted, current in off:
-            if model in pending:
-                continue
             problems.append(RecordProblem(
                 str(self.root / label_key(model, label)),
                 f"label {model}@{label} points at {_version(current)}, its journal says "
