@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from modelmanager.core.placement import IDENTITY_FILE
+from modelmanager.core.placement import IDENTITY_FILE, MAIN
 from modelmanager.core.repo.changes import EVERYTHING, pending_models, read_log, write_log
 from modelmanager.core.repo.records import seal, unseal
 from modelmanager.core.repo.recovery import recover
+from modelmanager.core.repo.replicas import ReplicatedRecords
 from modelmanager.core.repo.repository import Repository
+from modelmanager.core.repo.versions import manifest_key
 from modelmanager.errors import IntegrityError
 from modelmanager.services import Workspace, init_repository, open_workspace
 from modelmanager.services.devices import add_device, set_device
@@ -138,6 +140,32 @@ def test_deleted_records_on_main_are_read_from_a_copy_and_rewritten(tmp_path: Pa
         assert repo.sync_replicas() == []
     assert repo.metadata_problems(copies=True) == []
     _exports_exactly(open_workspace(root), sources, tmp_path / "out")
+
+
+def test_a_record_is_read_from_the_primary_alone_while_it_checks(tmp_path: Path) -> None:
+    """Reading a manifest reads one copy, not one per device (a catalog rebuild reads every
+    manifest); a primary that fails its check is passed over for the latest intact copy."""
+    ws, _sources = _small_repository(tmp_path, devices=2)
+    repo = Repository.open(ws.repo.root)
+    records = repo.records
+    assert isinstance(records, ReplicatedRecords)
+    assert len(records.copies) == 4
+    read: list[str] = []
+    for copy in records.copies:
+        get = copy.store.get
+        copy.store.get = (  # type: ignore[method-assign]
+            lambda key, _get=get, _name=copy.name: read.append(_name) or _get(key)
+        )
+    key = manifest_key("m", 2)
+    intact = repo.read_manifest_key(key)
+    assert read == [MAIN]
+    read.clear()
+    primary = ws.repo.root / key
+    body = bytearray(primary.read_bytes())
+    body[len(body) // 2] ^= 0x20
+    primary.write_bytes(bytes(body))
+    assert repo.read_manifest_key(key) == intact
+    assert read == [MAIN, "d0", "d1"]  # every replica holds manifests; the latest wins
 
 
 def test_a_copy_left_on_a_device_that_was_away_brings_nothing_back(tmp_path: Path) -> None:

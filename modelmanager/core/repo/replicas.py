@@ -152,8 +152,15 @@ class ReplicatedRecords:
 
     def best(self, key: str) -> tuple[bytes, dict[str, Any]] | None:
         """The current content of ``key``: the primary's when intact, else the latest intact
-        replica's; None when no copy is intact."""
-        return _choose([self._load(c, key) for c in self._holding(key)])
+        replica's; None when no copy is intact. The replicas are read only when the primary
+        is not intact (a catalog rebuild reads every manifest: once, not once per device)."""
+        holders = self._holding(key)
+        if not holders:
+            return None
+        first = self._load(holders[0], key)
+        if first[0] is not None and first[1] is not None:
+            return first[0], first[1]
+        return _choose([first, *(self._load(c, key) for c in holders[1:])])
 
     def read(self, key: str) -> dict[str, Any]:
         chosen = self.best(key)
