@@ -116,7 +116,7 @@ def load(
             raise NotFoundError(f"{manifest.ref} has no file {missing[0]!r}")
         wanted = {f.path for f in manifest.files
                   if f.tensors and (files is None or f.path in files)}  # fmt: skip
-        result = load_version(ws, manifest.ref, threads=threads, paths=wanted)
+        result = load_version(ws, manifest, threads=threads, paths=wanted)
         note_use(ws.repo, manifest.model, manifest.seq)  # the hot tier's least-recently-used
     out: dict[str, Any] = {}
     for f in manifest.files:

@@ -175,14 +175,15 @@ def warm_version(ws: Workspace, ref: str, ctx: JobContext | None = None) -> int:
 
 
 def load_version(
-    ws: Workspace, ref: str, *, strategy: str | None = None, threads: int | None = None,
+    ws: Workspace, ref: str | Manifest, *, strategy: str | None = None, threads: int | None = None,
     cold: bool = False, ctx: JobContext | None = None, paths: Collection[str] | None = None,
 ) -> LoadResult:  # fmt: skip
     """Load the version ``ref`` names into memory (see the module text); ``cold`` empties the
     page cache of its chunks first, so the time includes reading the devices. ``paths``, when
-    given, loads only those files (``files`` then holds only them)."""
+    given, loads only those files (``files`` then holds only them). ``ref`` may be the
+    manifest itself, already resolved (the Python API's: not read twice)."""
     ctx = ctx or JobContext()
-    manifest = ws.repo.resolve(ref)
+    manifest = ref if isinstance(ref, Manifest) else ws.repo.resolve(ref)
     wanted = [f for f in manifest.files if paths is None or f.path in paths]
     if cold:
         evict_version(ws, manifest)

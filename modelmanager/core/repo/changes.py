@@ -30,7 +30,7 @@ from typing import Any
 
 from modelmanager.core.placement import MAIN
 from modelmanager.core.repo.records import seal, unseal
-from modelmanager.core.storage.atomic import atomic_write, temp_path_for
+from modelmanager.core.storage.atomic import atomic_write, replace_unsynced
 from modelmanager.errors import DeviceError, IntegrityError
 
 CHANGES_FILE = "changes.json"
@@ -112,12 +112,7 @@ def write_log(root: Path, log: ChangeLog, *, exclusive: bool = False, durable: b
     if durable:
         atomic_write(path, seal(log.to_doc()), exclusive=exclusive)
         return
-    tmp = temp_path_for(path)
-    try:
-        tmp.write_bytes(seal(log.to_doc()))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_unsynced(path, seal(log.to_doc()))
 
 
 def pending_models(root: Path) -> set[str]:

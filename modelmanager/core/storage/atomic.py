@@ -94,6 +94,18 @@ def atomic_write(
     return size
 
 
+def replace_unsynced(path: Path, data: BytesLike) -> None:
+    """Replace ``path`` atomically but not durably: readers see the old content or the new;
+    a power loss may leave either, or a damaged file. For records whose loss costs a re-read
+    (a hint, a position), not data: it saves the two syncs of :func:`atomic_write`."""
+    tmp = temp_path_for(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def link_exclusive(tmp: Path, path: Path) -> None:
     """Give ``tmp`` the name ``path`` only if nothing has that name yet (FileExistsError)."""
     try:
