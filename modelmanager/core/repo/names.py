@@ -5,6 +5,7 @@ Each rule keeps names portable (Windows, macOS, Linux) and safe to use as path c
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Protocol
@@ -13,6 +14,7 @@ from modelmanager.errors import UserError
 
 _COMPONENT = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
 _MODEL_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LABEL_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _WINDOWS_RESERVED = {
     "con", "prn", "aux", "nul",
@@ -27,9 +29,15 @@ def _portable(component: str) -> bool:
     return not component.endswith(".") and component.split(".")[0].lower() not in _WINDOWS_RESERVED
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _valid_model_name(name: str) -> bool:
+    """Remembered: a catalog rebuild checks every manifest's model name twice."""
+    return bool(_MODEL_RE.fullmatch(name)) and all(_portable(c) for c in name.split("/"))
+
+
 def check_model_name(name: str) -> str:
     """``name`` if it is a valid model name (``name`` or ``org/name``), else UserError."""
-    if not _MODEL_RE.fullmatch(name) or not all(_portable(c) for c in name.split("/")):
+    if not isinstance(name, str) or not _valid_model_name(name):
         raise UserError(
             f"invalid model name {name!r}: use letters, digits, '.', '_' and '-' "
             "(optionally 'org/name'), starting with a letter or digit"
@@ -103,7 +111,7 @@ def check_relpath(path: str) -> str:
     """
     if not path or path.startswith("/") or "\\" in path or len(path) > 4096:
         raise ValueError(f"unsafe file path {path!r}")
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in path):
+    if _CONTROL.search(path):
         raise ValueError(f"unsafe file path {path!r} (control character)")
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts) or re.match(r"[A-Za-z]:", parts[0]):
