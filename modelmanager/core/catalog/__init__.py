@@ -81,6 +81,9 @@ _VERSION_COLUMNS = (
     "logical_bytes, dtypes, size, facts, architecture, model_type, dtype_names, formats, "
     "license, base_model"
 )
+#: ``json.dumps(doc, sort_keys=True)`` without making an encoder per call (a rebuild makes
+#: 50,000 rows).
+_sorted_json = json.JSONEncoder(sort_keys=True).encode
 #: Versions written per statement by a sync or rebuild (bounds the rows held at once).
 INSERT_BATCH = 2000
 #: A sync or rebuild reports (versions read, versions to read) at most this often.
@@ -195,7 +198,7 @@ class Catalog(Queries):
             dtypes = m.dtype_bytes()
             rows.append((
                 vid, key, m.model, m.seq, m.parent, m.created, m.message,
-                json.dumps(m.metadata, sort_keys=True), len(m.files),
+                _sorted_json(m.metadata), len(m.files),
                 sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
                 json.dumps(dtypes), size, json.dumps(facts.to_json()), facts.architecture,
                 facts.model_type, _spaced(dtype_name(d) for d in dtypes),

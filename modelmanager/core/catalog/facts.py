@@ -153,9 +153,11 @@ def facts_of(m: Manifest) -> Facts:
 
     layers, hidden, vocab, positions = _from_tensors(m)
     quant: Counter[str] = Counter()
-    for f, t in m.tensors:
-        if f.format == "gguf" and _QUANTIZED.match(t.dtype):
-            quant[t.dtype.upper()] += t.end - t.start
+    for f in m.files:
+        if f.format == "gguf":
+            for t in f.tensors:
+                if _QUANTIZED.match(t.dtype):
+                    quant[t.dtype.upper()] += t.end - t.start
     return Facts(
         architecture=_text(meta.get("architecture")),
         model_type=_text(meta.get("model_type")) or arch,
