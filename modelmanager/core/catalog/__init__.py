@@ -31,6 +31,7 @@ from modelmanager.core.catalog.queries import Queries
 from modelmanager.core.catalog.rows import ModelRow as ModelRow
 from modelmanager.core.catalog.rows import SyncResult as SyncResult
 from modelmanager.core.catalog.rows import VersionRow as VersionRow
+from modelmanager.core.gcpause import paused_gc
 from modelmanager.core.ids import content_id
 from modelmanager.core.repo.changes import (
     EVERYTHING,
@@ -267,7 +268,11 @@ class Catalog(Queries):
             pos = position.load(self._db)
         models = None if log is None else position.to_read(pos, log, layout, root)
         if models is None:
-            return self._sync_all(log, layout, progress)
+            # Every manifest read and every row made is acyclic: the collector walking them
+            # all again and again cost a fifth of a 10,000-model rebuild (cold ls 9.5-10.0 s
+            # with it paused, 11.7-11.9 s without, in turn on one machine).
+            with paused_gc():
+                return self._sync_all(log, layout, progress)
         if not models:
             return SyncResult(0, 0)
         assert log is not None
