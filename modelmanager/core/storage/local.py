@@ -9,6 +9,7 @@ import stat
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
 from modelmanager.core.ids import BytesLike
 from modelmanager.core.storage.atomic import REPLACE_SUFFIX, TEMP_PREFIX, fsync_dir, replace_file
@@ -66,7 +67,7 @@ class _Faults:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> Literal[False]:
         if not isinstance(e, OSError) or isinstance(e, (DeviceError, *_KEY_ANSWERS)):
             return False  # no error, or an answer about keys, which callers handle
         raise DeviceError.of(e, describe_folder(self.root), self.doing) from e
