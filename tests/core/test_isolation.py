@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -22,8 +23,12 @@ from pathlib import Path
 import pytest
 
 from modelmanager.cli.main import build_parser
+from modelmanager.core import children
+from modelmanager.core.catalog import reader
 from modelmanager.core.formats import index_file, sandbox
 from modelmanager.errors import EXIT_BUG
+from modelmanager.services import init_repository
+from modelmanager.services.importing import import_paths
 from tests.conftest import subprocess_env
 from tests.support.hostile_folder import MODEL_FILES, canaries_fired, hostile_folder
 
@@ -70,6 +75,50 @@ def test_both_frozen_entry_points_answer_the_sandbox_child_flag(
         "token_embd.weight",
         "blk.0.attn_q.weight",
     ]
+    assert canaries_fired(canaries) == []
+
+
+@pytest.mark.parametrize("entry", ["entry.py", "entry_gui.py"])
+def test_both_frozen_entry_points_answer_the_catalog_child_flag(
+    tmp_path: Path, hostile: tuple[Path, Path], entry: str
+) -> None:
+    """A frozen app's catalog child (a rebuild's second reader) is ``sys.executable`` with
+    CATALOG_FLAG: both programs answer it with the rows, not the window or the command line."""
+    folder, canaries = hostile
+    ws = init_repository(tmp_path / "repo")
+    import_paths(ws, [folder / "weights.safetensors"], "tiny", message="m")
+    keys = list(ws.repo.manifest_keys())
+    ws.close()
+    script = ROOT / "packaging" / entry
+    done = subprocess.run([sys.executable, "-I", script, children.CATALOG_FLAG,
+                           str(tmp_path / "repo")], input=marshal.dumps(keys), cwd=folder,
+                          env=subprocess_env(tmp_path), capture_output=True, timeout=120,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    size = int.from_bytes(done.stdout[:8], "little")
+    rows, skipped = marshal.loads(done.stdout[8 : 8 + size])
+    assert [r[0] for r in rows] == [keys[0][0]]
+    assert skipped == []
+    assert canaries_fired(canaries) == []
+
+
+def test_a_catalog_child_runs_no_code_from_the_repository_folder_or_pythonpath(
+    tmp_path: Path, hostile: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repository sits inside the hostile folder, which is also the working folder and on
+    PYTHONPATH: the child (``-I``, a neutral folder) still imports nothing from it."""
+    folder, canaries = hostile
+    ws = init_repository(folder / "repo")
+    import_paths(ws, [folder / "weights.safetensors"], "tiny", message="m")
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    monkeypatch.setenv("PYTHONSTARTUP", str(folder / "numpy.py"))
+    child = reader._Child.start(ws.repo, list(ws.repo.manifest_keys()))
+    assert child is not None
+    assert child.proc.wait(timeout=120) == 0
+    child.stop()
+    assert len(child.rows) == 1
+    ws.close()
     assert canaries_fired(canaries) == []
 
 

@@ -10,7 +10,6 @@ record (core/repo/changes.py) and re-reads only the models named after that.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -26,8 +25,9 @@ from modelmanager.core.catalog.bench import device_speeds as device_speeds
 from modelmanager.core.catalog.content import Sharing as Sharing
 from modelmanager.core.catalog.content import Totals as Totals
 from modelmanager.core.catalog.db import busy_is_locked, connect, if_free, immediate, is_damaged
-from modelmanager.core.catalog.facts import dtype_name, facts_of
+from modelmanager.core.catalog.prepared import Prepared, prepare
 from modelmanager.core.catalog.queries import Queries
+from modelmanager.core.catalog.reader import read_rows
 from modelmanager.core.catalog.rows import ModelRow as ModelRow
 from modelmanager.core.catalog.rows import SyncResult as SyncResult
 from modelmanager.core.catalog.rows import VersionRow as VersionRow
@@ -82,9 +82,6 @@ _VERSION_COLUMNS = (
     "logical_bytes, dtypes, size, facts, architecture, model_type, dtype_names, formats, "
     "license, base_model"
 )
-#: ``json.dumps(doc, sort_keys=True)`` without making an encoder per call (a rebuild makes
-#: 50,000 rows).
-_sorted_json = json.JSONEncoder(sort_keys=True).encode
 #: Versions written per statement by a sync or rebuild (bounds the rows held at once).
 INSERT_BATCH = 2000
 #: A sync or rebuild reports (versions read, versions to read) at most this often.
@@ -98,11 +95,6 @@ def catalog_path(cache_dir: Path, repo: Repository) -> Path:
     """Where the catalog of ``repo`` lives: per repository id and folder, in the cache."""
     where = content_id(str(repo.root).encode())[:12]
     return cache_dir / "catalogs" / f"{repo.config.id}-{where}.sqlite"
-
-
-def _spaced(words: Iterable[str]) -> str:
-    """Words between spaces (`` a b ``), so ``LIKE '% a %'`` finds one exactly."""
-    return " " + " ".join(sorted(set(words))) + " "
 
 
 def _model_names(manifest_keys: Iterable[str]) -> list[str]:
@@ -177,47 +169,34 @@ class Catalog(Queries):
             )
         db.executemany("DELETE FROM versions WHERE key=?", rows)
 
-    def _insert(self, db: sqlite3.Connection, versions: list[tuple[str, Manifest, int]]) -> None:
-        """Record versions (key, manifest, manifest size), replacing rows of the same keys: one
-        statement per table for each :data:`INSERT_BATCH` versions (a statement per version and
-        table made a 10,000-model rebuild take 17 s)."""
+    def _insert(self, db: sqlite3.Connection, versions: list[Prepared]) -> None:
+        """Record versions (their rows made by :func:`prepare`), replacing rows of the same
+        keys: one statement per table for each :data:`INSERT_BATCH` versions (a statement per
+        version and table made a 10,000-model rebuild take 17 s)."""
         for start in range(0, len(versions), INSERT_BATCH):
             self._insert_batch(db, versions[start : start + INSERT_BATCH])
 
-    def _insert_batch(
-        self, db: sqlite3.Connection, versions: list[tuple[str, Manifest, int]]
-    ) -> None:
-        self._delete(db, [key for key, _m, _size in versions])
+    def _insert_batch(self, db: sqlite3.Connection, versions: list[Prepared]) -> None:
+        self._delete(db, [p[0] for p in versions])
         (top,) = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM versions").fetchone()
         # Search and index rows left by a versions row deleted on its own (by hand, say) may
         # hold the rowids given out next: they are stale, and in the way.
         db.execute("DELETE FROM search WHERE rowid>?", (top,))
         content.forget_above(db, top)
-        rows, texts = [], []
-        for vid, (key, m, size) in enumerate(versions, top + 1):
-            facts = facts_of(m)
-            dtypes = m.dtype_bytes()
-            rows.append((
-                vid, key, m.model, m.seq, m.parent, m.created, m.message,
-                _sorted_json(m.metadata), len(m.files),
-                sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
-                json.dumps(dtypes), size, json.dumps(facts.to_json()), facts.architecture,
-                facts.model_type, _spaced(dtype_name(d) for d in dtypes),
-                _spaced(facts.formats), facts.license.lower(), facts.base_model.lower(),
-            ))  # fmt: skip
-            meta_text = " ".join(f"{k} {v}" for k, v in m.metadata.items())
-            texts.append((vid, m.model.replace("/", " "), m.message, meta_text))
+        numbered = list(enumerate(versions, top + 1))
         db.executemany(
             f"INSERT INTO versions(rowid, {_VERSION_COLUMNS}) "
-            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(vid, *p[3]) for vid, p in numbered],
         )  # fmt: skip
-        db.executemany("INSERT INTO search(rowid, name, message, metadata) VALUES(?,?,?,?)", texts)
-        content.insert(db, [(vid, m) for vid, (_k, m, _s) in enumerate(versions, top + 1)])
+        db.executemany("INSERT INTO search(rowid, name, message, metadata) VALUES(?,?,?,?)",
+                       [(vid, *p[4]) for vid, p in numbered])  # fmt: skip
+        content.insert(db, [(vid, p[5], p[6], p[2]) for vid, p in numbered])
 
     def add_version(self, key: str, manifest: Manifest, size: int) -> None:
         """Record a version just committed (the writer calls this last)."""
         with self._tx() as db:
-            self._insert(db, [(key, manifest, size)])
+            self._insert(db, [prepare(key, manifest, size)])
             self._sync_labels(db, [manifest.model])
 
     def remove_version(self, key: str, model: str) -> None:
@@ -346,13 +325,13 @@ class Catalog(Queries):
                 gone = [k for k in known if k not in on_disk]
                 self._delete(db, gone)
                 removed += len(gone)
-                todo: list[tuple[str, Manifest, int]] = []
+                todo: list[Prepared] = []
                 for key, size in on_disk.items():
                     if known.get(key) == size:
                         continue
                     with contextlib.suppress(ModelManagerError):  # verify reports it
                         manifest = fresh.get((key, size)) or self.repo.read_manifest_key(key)
-                        todo.append((key, manifest, size))
+                        todo.append(prepare(key, manifest, size))
                 self._insert(db, todo)
                 added += len(todo)
                 self._sync_labels(db, [model])
@@ -372,14 +351,9 @@ class Catalog(Queries):
         stamp = models_stamp(self.repo.root)
         on_disk = dict(self.repo.manifest_keys())
         known, known_labels = self._stored()
-        fresh: dict[str, tuple[Manifest, int]] = {}
         todo = [(k, s) for k, s in on_disk.items() if known.get(k) != s]
-        for done, (key, size) in enumerate(todo, 1):
-            # verify reports damaged manifests; listing shows the rest
-            with contextlib.suppress(ModelManagerError):
-                fresh[key] = (self.repo.read_manifest_key(key), size)
-            if progress is not None and (done % PROGRESS_EVERY == 0 or done == len(todo)):
-                progress(done, len(todo))
+        # verify reports damaged manifests; listing shows the rest
+        fresh = read_rows(self.repo, todo, progress, PROGRESS_EVERY)
         stale = [k for k in known if k not in on_disk]
         if not fresh and not stale and self._on_disk_labels() == known_labels:
             with self._lock:
@@ -391,8 +365,8 @@ class Catalog(Queries):
             known = {k: s for k, s in db.execute("SELECT key, size FROM versions")}
             gone = [k for k in known if k not in on_disk]
             self._delete(db, gone)
-            new = [(key, manifest, size) for key, (manifest, size) in fresh.items()
-                   if on_disk.get(key) == size and known.get(key) != size]  # fmt: skip
+            new = [p for key, p in fresh.items()
+                   if on_disk.get(key) == p[1] and known.get(key) != p[1]]  # fmt: skip
             self._insert(db, new)
             db.execute("DELETE FROM labels")
             self._sync_labels(db, _model_names(on_disk))

@@ -74,16 +74,20 @@ def chunk_rows(m: Manifest) -> list[tuple[int, int, str]]:
     return [(c, length, dtype) for c, (length, dtype) in out.items()]
 
 
-def insert(db: sqlite3.Connection, versions: Iterable[tuple[int, Manifest]]) -> None:
-    """Index each version (vid, manifest) in one statement per table (a statement per version
-    made a 10,000-model rebuild slow); the caller has dropped any rows a stale vid left."""
+def insert(
+    db: sqlite3.Connection,
+    versions: Iterable[tuple[int, list[tuple[int, int, int]], list[tuple[int, int, str]], str]],
+) -> None:
+    """Index each version (vid, its :func:`digest_rows`, its :func:`chunk_rows`, its model) in
+    one statement per table (a statement per version made a 10,000-model rebuild slow); the
+    caller has dropped any rows a stale vid left."""
     digests: list[tuple[int, int, int, int]] = []
     chunks: list[tuple[int, int, int, str]] = []
     models: set[str] = set()
-    for vid, m in versions:
-        digests.extend((vid, *r) for r in digest_rows(m))
-        chunks.extend((vid, *r) for r in chunk_rows(m))
-        models.add(m.model)
+    for vid, digest_list, chunk_list, model in versions:
+        digests.extend((vid, *r) for r in digest_list)
+        chunks.extend((vid, *r) for r in chunk_list)
+        models.add(model)
     db.executemany("INSERT INTO tensor_digests VALUES(?,?,?,?)", digests)
     db.executemany("INSERT INTO version_chunks VALUES(?,?,?,?)", chunks)
     db.executemany("DELETE FROM model_stored WHERE model=?", [(m,) for m in sorted(models)])

@@ -31,13 +31,13 @@ not resident goes through the queues above, so cold reads still run per device.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 from modelmanager.core import codecs
+from modelmanager.core.children import usable_cores
 from modelmanager.core.chunks.layout import Layout
 from modelmanager.core.chunks.placed import DevicePools, PlacedChunkStore
 from modelmanager.core.chunks.selection import Selector
@@ -404,8 +404,7 @@ class Fetcher:
 
         # One worker per core: a chunk in memory is all CPU work (copy, decode, hash), so more
         # workers only take turns (MiniLM, 2 cores: 46 ms with 2 workers, 57 ms with 4).
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        count = min(self.threads, cores or os.cpu_count() or 1, len(chunks))
+        count = min(self.threads, usable_cores(), len(chunks))
         workers = [self.decode.submit(worker) for _ in range(count)]
         running, reported = True, 0
         while running:

@@ -18,6 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from modelmanager.core.children import (
+    NEUTRAL_FOLDER,
+    SANDBOX_FLAG,
+    child_environment,
+    python_child,
+)
 from modelmanager.core.formats import gguf_index, onnx_index, rules
 from modelmanager.core.formats.base import MAX_META_VALUE, FileIndex, TensorEntry, fitted
 from modelmanager.core.formats.gguf_index import MAX_SHOWN, Refused
@@ -30,7 +36,7 @@ MAX_META_CHARS = MAX_META_VALUE
 #: Metadata entries kept for display (a GGUF may hold thousands; the file is stored whole).
 MAX_META_KEYS = MAX_SHOWN
 #: How a frozen app (PyInstaller, which has no ``python -m``) asks its own program for a child.
-CHILD_FLAG = "--modelmanager-sandbox-child"
+CHILD_FLAG = SANDBOX_FLAG
 GGUF_MAGIC = b"GGUF"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -45,13 +51,6 @@ def _limits() -> None:  # pragma: no cover - runs in the child before exec
         resource.setrlimit(which, (limit, limit))
 
 
-#: Where children run: a folder no model lives in, so nothing beside the input is a module.
-NEUTRAL_FOLDER = os.path.abspath(os.sep)
-#: Variables that would make a child import or run something the user's files could name.
-_UNSAFE_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE",
-                     "PYTHONSAFEPATH", "PYTHONINSPECT", "PYTHONPLATLIBDIR")  # fmt: skip
-
-
 #: The child's program. Not ``-m modelmanager.core.formats.sandbox``: the package imports this
 #: module first, and runpy then warns on stderr, which became the reason shown for a failure.
 _CHILD_CODE = (
@@ -64,16 +63,8 @@ def child_command(kind: str, path: Path) -> list[str]:
     """The argument list of a sandbox child for ``path``: Python in isolated mode (``-I``: no
     working folder, script folder, PYTHONPATH or user site-packages on ``sys.path``), so a
     ``gguf.py`` or ``modelmanager/`` beside the model can never shadow a module."""
-    target = os.path.abspath(path)  # the child runs in NEUTRAL_FOLDER
-    if getattr(sys, "frozen", False):  # packaging/entry.py dispatches it; PyInstaller's
-        return [sys.executable, CHILD_FLAG, kind, target]  # sys.path is the bundle alone
-    return [sys.executable, "-I", "-c", _CHILD_CODE, kind, target]
-
-
-def child_environment() -> dict[str, str]:
-    """The parent's environment less what could point a child at other code (a frozen app's
-    bootloader reads some of these; ``-I`` already ignores them in a plain interpreter)."""
-    return {k: v for k, v in os.environ.items() if k not in _UNSAFE_VARIABLES}
+    # the child runs in NEUTRAL_FOLDER: the path is made absolute
+    return python_child(CHILD_FLAG, _CHILD_CODE, kind, os.path.abspath(path))
 
 
 def read_index(kind: str, path: Path, size: int) -> FileIndex:

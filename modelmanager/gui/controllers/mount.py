@@ -31,7 +31,7 @@ from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from modelmanager import paths
-from modelmanager.core.formats.sandbox import NEUTRAL_FOLDER, child_environment
+from modelmanager.core.children import NEUTRAL_FOLDER, child_environment
 from modelmanager.core.text import shown
 from modelmanager.errors import ModelManagerError
 from modelmanager.gui.context import WindowContext
