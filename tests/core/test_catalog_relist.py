@@ -73,3 +73,28 @@ def test_a_version_added_while_a_rebuild_reads_is_caught_up_with(
     assert "bravo@3" not in _refs(ws)
     ws.catalog.sync()
     assert _refs(ws) == ["bravo@1", "bravo@2", "bravo@3", "org/alpha@1", "org/alpha@2"]
+
+
+def _labels(ws: Workspace) -> dict[str, dict[str, int]]:
+    return {m.name: dict(m.labels) for m in ws.catalog.models() if m.labels}
+
+
+def test_labels_set_and_moved_while_a_rebuild_reads_are_catalogued(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The label records' keys come from the one listing made before the rebuild reads; a
+    label another process sets meanwhile (a new record) and one it moves are in the rows
+    all the same: the record changed, so everything is listed again inside the transaction."""
+    _populate(ws, tmp_path)
+    _mm(tmp_path, ws.repo.root, "label", "org/alpha@1", "prod")
+    done: list[int] = []
+
+    def meanwhile(read: int, total: int) -> None:
+        if read == total and not done:
+            done.append(read)
+            _mm(tmp_path, ws.repo.root, "label", "bravo@2", "prod")  # a new record
+            _mm(tmp_path, ws.repo.root, "label", "org/alpha@2", "prod")  # moved
+
+    ws.catalog.rebuild(meanwhile)
+    assert done == [4]
+    assert _labels(ws) == {"bravo": {"prod": 2}, "org/alpha": {"prod": 2}}

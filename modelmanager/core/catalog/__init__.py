@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,6 +87,8 @@ INSERT_BATCH = 2000
 #: A sync or rebuild reports (versions read, versions to read) at most this often.
 PROGRESS_EVERY = 100
 
+#: Each model's label record keys, from one listing (``Repository.listing``).
+Listed = Mapping[str, list[str]]
 #: ``progress(done, total)``: how far a sync or rebuild has read the manifests it needs.
 Progress = Callable[[int, int], None]
 
@@ -205,10 +207,13 @@ class Catalog(Queries):
             self._delete(db, [key])
             self._sync_labels(db, [model])
 
-    def _sync_labels(self, db: sqlite3.Connection, models: list[str]) -> None:
-        """Re-read the labels of ``models``: one statement per table for all of them."""
+    def _sync_labels(
+        self, db: sqlite3.Connection, models: list[str], listed: Listed | None = None
+    ) -> None:
+        """Re-read the labels of ``models`` (their record keys from ``listed`` when given,
+        else listed per model): one statement per table for all of them."""
         rows = [(model, label, seq) for model in models
-                for label, seq in self.repo.read_labels(model).items()]  # fmt: skip
+                for label, seq in self._labels_of(model, listed).items()]  # fmt: skip
         db.executemany("DELETE FROM labels WHERE model=?", [(model,) for model in models])
         db.executemany("INSERT INTO labels VALUES(?,?,?)", rows)
 
@@ -226,8 +231,11 @@ class Catalog(Queries):
                 labels.setdefault(model, {})[label] = seq
         return sizes, labels
 
-    def _on_disk_labels(self) -> dict[str, dict[str, int]]:
-        found = {model: self.repo.read_labels(model) for model in self.repo.model_names()}
+    def _labels_of(self, model: str, listed: Listed | None) -> dict[str, int]:
+        return self.repo.read_labels(model, None if listed is None else listed.get(model, []))
+
+    def _on_disk_labels(self, listed: Listed) -> dict[str, dict[str, int]]:
+        found = {model: self.repo.read_labels(model, keys) for model, keys in listed.items()}
         return {model: labels for model, labels in found.items() if labels}
 
     def sync(self, progress: Progress | None = None) -> SyncResult:
@@ -266,13 +274,14 @@ class Catalog(Queries):
             return {}, {}
 
     def _listed_again(
-        self, listed: dict[str, int], log: ChangeLog | None, stamp: int
-    ) -> dict[str, int]:
-        """The manifests on disk now (inside the write transaction), given ``listed``, made
-        after ``log`` was read and ``models/`` had time ``stamp``. A writer names a model in
-        the record before changing it: when the record and ``models/`` are as they were, only
-        the models then pending may have changed, and only they are listed again (a second
-        listing of 10,000 models took 1.3 s); otherwise everything is."""
+        self, listed: dict[str, int], labels: Listed, log: ChangeLog | None, stamp: int
+    ) -> tuple[dict[str, int], Listed]:
+        """The manifests (and label record keys) on disk now, inside the write transaction,
+        given ``listed`` and ``labels``, made after ``log`` was read and ``models/`` had time
+        ``stamp``. A writer names a model in the record before changing it: when the record
+        and ``models/`` are as they were, only the models then pending may have changed, and
+        only they are listed again (a second listing of 10,000 models took 1.3 s); otherwise
+        everything is."""
         root = self.repo.root
         if (
             log is None
@@ -280,15 +289,19 @@ class Catalog(Queries):
             or read_log(root) != log
             or models_stamp(root) != stamp
         ):
-            return dict(self.repo.manifest_keys())
+            versions, label_keys = self.repo.listing()
+            return dict(versions), label_keys
         pending: set[str] = set()
         for model in log.pending:
             with contextlib.suppress(ModelManagerError):  # no model has such a name
                 pending.add(model_key(model))
         out = {k: s for k, s in listed.items() if k.rsplit("/", 2)[0] not in pending}
+        out_labels = {m: keys for m, keys in labels.items() if m not in log.pending}
         for model in log.pending:
-            out.update(self._model_state(model)[0])
-        return out
+            with contextlib.suppress(ModelManagerError):
+                out.update(self.repo.model_manifest_keys(model))
+                out_labels[model] = self.repo.label_keys(model)
+        return out, out_labels
 
     def _rows_of(self, db: sqlite3.Connection, model: str) -> tuple[dict[str, int], dict[str, int]]:
         """(manifest sizes by key, labels) of ``model`` as the rows hold them."""
@@ -349,19 +362,21 @@ class Catalog(Queries):
         the rows then reflect at least.
         """
         stamp = models_stamp(self.repo.root)
-        on_disk = dict(self.repo.manifest_keys())
+        versions, found = self.repo.listing()
+        on_disk = dict(versions)
+        labels: Listed = found
         known, known_labels = self._stored()
         todo = [(k, s) for k, s in on_disk.items() if known.get(k) != s]
         # verify reports damaged manifests; listing shows the rest
         fresh = read_rows(self.repo, todo, progress, PROGRESS_EVERY)
         stale = [k for k in known if k not in on_disk]
-        if not fresh and not stale and self._on_disk_labels() == known_labels:
+        if not fresh and not stale and self._on_disk_labels(labels) == known_labels:
             with self._lock:
                 if log is not None or position.load(self._db) is not None:
                     position.store_if_free(self._db, log, layout, stamp)
             return SyncResult(0, 0)
         with self._tx() as db:
-            on_disk = self._listed_again(on_disk, log, stamp)
+            on_disk, labels = self._listed_again(on_disk, labels, log, stamp)
             known = {k: s for k, s in db.execute("SELECT key, size FROM versions")}
             gone = [k for k in known if k not in on_disk]
             self._delete(db, gone)
@@ -369,7 +384,7 @@ class Catalog(Queries):
                    if on_disk.get(key) == p[1] and known.get(key) != p[1]]  # fmt: skip
             self._insert(db, new)
             db.execute("DELETE FROM labels")
-            self._sync_labels(db, _model_names(on_disk))
+            self._sync_labels(db, _model_names(on_disk), labels)
             position.store(db, log, layout, stamp)
         return SyncResult(len(new), len(gone))
 

@@ -9,7 +9,7 @@ lock.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,21 +182,32 @@ class VersionStore:
     def manifest_keys(self) -> Iterator[tuple[str, int]]:
         """Every manifest of a version that exists, as (key, size): one listing of the
         records, and the removal records read only for models that have some."""
+        yield from self.listing()[0]
+
+    def listing(self) -> tuple[list[tuple[str, int]], dict[str, list[str]]]:
+        """From one listing of ``models/``: what :meth:`manifest_keys` yields, and the label
+        record keys of each model that has a version (what :meth:`label_keys` lists), so a
+        catalog sync need not list 10,000 ``labels/`` folders one by one."""
         versions: list[tuple[str, int]] = []
         removed: set[str] = set()
+        labels: dict[str, list[str]] = {}
         for key, size in self.records.keys("models"):
             parts = key.split("/")
-            if len(parts) == 4 and parts[3].endswith(".json"):
+            if len(parts) >= 4 and parts[2] == "labels":
+                labels.setdefault(parts[1], []).append(key)
+            elif len(parts) == 4 and parts[3].endswith(".json"):
                 if parts[2] == "versions":
                     versions.append((key, size))
                 elif parts[2] == "removed":
                     removed.add(parts[1])
         gone = {m: set(self._left_behind(m.replace("~", "/"))) for m in removed}
+        kept = []
         for key, size in versions:
             model_dir, stem = key.split("/")[1], key.rsplit("/", 1)[-1].removesuffix(".json")
-            if model_dir in gone and stem.isdigit() and int(stem) in gone[model_dir]:
-                continue
-            yield key, size
+            if not (model_dir in gone and stem.isdigit() and int(stem) in gone[model_dir]):
+                kept.append((key, size))
+        having = {key.split("/")[1] for key, _size in kept}
+        return kept, {d.replace("~", "/"): keys for d, keys in labels.items() if d in having}
 
     def model_manifest_keys(self, model: str) -> list[tuple[str, int]]:
         """Every manifest of a version of ``model`` that exists, as (key, size): one listing of
@@ -267,11 +278,18 @@ class VersionStore:
             raise NotFoundError(f"model {model!r} has no version {seq}")
         return self.read_manifest_key(manifest_key(model, seq))
 
-    def label_records(self, model: str) -> dict[str, dict[str, Any]]:
+    def label_keys(self, model: str) -> list[str]:
+        """The keys of every label record of ``model``, listed."""
+        return [key for key, _size in self.records.keys(f"{model_key(model)}/labels")]
+
+    def label_records(
+        self, model: str, keys: Iterable[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Every label record of ``model`` (a removed label is a record whose version is
-        null, so a copy left on a device that was away cannot bring it back)."""
+        null, so a copy left on a device that was away cannot bring it back); ``keys``: its
+        record keys when already listed (:meth:`listing`)."""
         out = {}
-        for key, _size in self.records.keys(f"{model_key(model)}/labels"):
+        for key in self.label_keys(model) if keys is None else keys:
             name = key.rsplit("/", 1)[-1].removesuffix(".json")
             try:
                 out[name] = self.records.read(key)
@@ -279,10 +297,11 @@ class VersionStore:
                 continue  # a damaged label is reported by verify, not fatal to reading
         return out
 
-    def read_labels(self, model: str) -> dict[str, int]:
-        """The labels of ``model`` and the versions they point at."""
+    def read_labels(self, model: str, keys: Iterable[str] | None = None) -> dict[str, int]:
+        """The labels of ``model`` and the versions they point at (``keys`` as for
+        :meth:`label_records`)."""
         labels = {}
-        for name, doc in self.label_records(model).items():
+        for name, doc in self.label_records(model, keys).items():
             version = doc.get("version")
             if isinstance(version, int) and not isinstance(version, bool):
                 labels[name] = version
