@@ -56,3 +56,23 @@ def test_range_reads(tmp_path: Path) -> None:
     assert store.get_range("k", 3, -1) == b"3456789"
     with pytest.raises(BlobNotFound):
         store.get_range("missing", 0, 1)
+
+
+def test_a_listing_gives_a_folders_files_then_its_subfolders_and_follows_no_folder_link(
+    tmp_path: Path,
+) -> None:
+    """The order os.walk gave (files in name order, then each subfolder in name order), which
+    the faster scandir walk keeps; a link to a folder outside is not followed, and its files
+    are not listed as blobs."""
+    store = LocalBlobStore(tmp_path / "s")
+    for key in ("m/b/2", "m/a/1", "m/z", "m/c", "m/b/1"):
+        store.put(key, b"xy")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"s")
+    (tmp_path / "s" / "m" / "link").symlink_to(outside, target_is_directory=True)
+    (tmp_path / "s" / "m" / "a" / f"{TEMP_PREFIX}partial").write_bytes(b"p")
+    assert list(store.list("m")) == [("m/c", 2), ("m/z", 2), ("m/a/1", 2), ("m/b/1", 2),
+                                     ("m/b/2", 2)]  # fmt: skip
+    assert list(store.list()) == list(store.list("m"))
+    assert list(store.list("m/b")) == [("m/b/1", 2), ("m/b/2", 2)]
