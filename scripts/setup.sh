@@ -106,8 +106,11 @@ ensure_test_tools() {
   command -v apt-get >/dev/null || return 0
   local missing="" tool
   # fusermount3 (Debian's fuse3): the mount tests mount a real repository (issue 20).
+  # An arm64 cross compiler and qemu-aarch64: the decoder's NEON loops are checked under
+  # emulation (tests/core/test_bytegroup_native.py).
   for tool in makensis:nsis shellcheck:shellcheck desktop-file-validate:desktop-file-utils \
-              appstreamcli:appstream fusermount3:fuse3; do
+              appstreamcli:appstream fusermount3:fuse3 \
+              aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu qemu-aarch64:qemu-user; do
     command -v "${tool%%:*}" >/dev/null || missing="$missing ${tool#*:}"
   done
   # shellcheck disable=SC2086  # one word per package

@@ -8,8 +8,15 @@
  * CPython API and buffers only: no numpy headers, any C99 compiler. bytegroup.py falls back to
  * its numpy code, giving the same bytes, when this module was not built.
  */
+#if defined(BG_KERNELS_ONLY)
+/* The loops alone, without Python: tests/native/bytegroup_kernels.c runs them natively and, for
+ * NEON, cross-compiled under qemu-aarch64 (the one arm64 machine CI has). */
+#include <stddef.h>
+typedef ptrdiff_t Py_ssize_t;
+#else
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 
@@ -19,9 +26,6 @@
 
 #define MAX_PLANES 8
 #define ESCAPE 15
-
-/* Whether the CPU has the vector instructions unpair uses (set once at import). */
-static int vector_ok = 0;
 
 /* Output byte j of element i from the planes: the little-endian word of the plane bytes,
  * rotated right by one bit, is byte-wise (plane j >> 1) | (plane j+1 << 7), wrapping. */
@@ -136,6 +140,20 @@ interleave_any(uint8_t *restrict o, const uint8_t **p, int s, Py_ssize_t n)
     }
 }
 
+/* n elements of s planes into o: the vector loops for 2 and 4 planes, the scalar one else. */
+static void
+interleave_planes(uint8_t *restrict o, const uint8_t **p, int s, Py_ssize_t n)
+{
+    if (s == 2) {
+        interleave_2(o, p[0], p[1], n);
+    } else if (s == 4) {
+        interleave_4(o, p[0], p[1], p[2], p[3], n);
+    } else {
+        interleave_any(o, p, s, n);
+    }
+}
+
+#ifndef BG_KERNELS_ONLY
 PyDoc_STRVAR(interleave_doc,
 "interleave(out, n, planes): write n elements of len(planes) bytes into out.\n\n"
 "Element i is the little-endian word of planes[j][i], rotated right by one bit.");
@@ -173,14 +191,7 @@ interleave(PyObject *self, PyObject *args)
         p[got] = (const uint8_t *)bufs[got].buf;
     }
     Py_BEGIN_ALLOW_THREADS
-    uint8_t *o = (uint8_t *)out.buf;
-    if (s == 2) {
-        interleave_2(o, p[0], p[1], n);
-    } else if (s == 4) {
-        interleave_4(o, p[0], p[1], p[2], p[3], n);
-    } else {
-        interleave_any(o, p, (int)s, n);
-    }
+    interleave_planes((uint8_t *)out.buf, p, (int)s, n);
     Py_END_ALLOW_THREADS
     result = Py_None;
     Py_INCREF(result);
@@ -192,6 +203,7 @@ done:
     PyBuffer_Release(&out);
     return result;
 }
+#endif
 
 /* Escape fix-up of packed bytes [k0, k1): each code 15 takes the next escape, in order.
  * Counts past the last escape (writing 0) so the caller can refuse the plane. */
@@ -240,6 +252,9 @@ has_ssse3(void)
 #endif
 
 #if BG_SSSE3
+/* Whether the CPU has the SSSE3 instructions unpair and pair use (set once at import). */
+static int vector_ok = 0;
+
 static inline unsigned
 lowest_bit(unsigned x)
 {
@@ -308,39 +323,21 @@ unpair_vector(uint8_t *restrict o, const uint8_t *restrict in, Py_ssize_t full,
 }
 #endif
 
-PyDoc_STRVAR(unpair_doc,
-"unpair(out, n, packed, table, escapes) -> int: expand a pair-coded plane into out[:n].\n\n"
-"Each packed byte holds two 4-bit codes, high nibble first: code c < 15 is table[c] (0 past\n"
-"the table), 15 takes the next of escapes in order. Returns the escapes the codes asked for\n"
-"(the caller refuses the plane unless that is len(escapes)).");
-
-static PyObject *
-unpair(PyObject *self, PyObject *args)
+/* Expand a pair-coded plane (packed, 4-bit codes high nibble first) into o[:n]: code c < 15
+ * is table[c] (0 past the table's table_len <= 15 entries), 15 the next escape. Returns the
+ * escapes the codes asked for (more than n_esc: the caller refuses the plane). */
+static Py_ssize_t
+unpair_plane(uint8_t *restrict o, Py_ssize_t n, const uint8_t *restrict in, const uint8_t *table,
+             Py_ssize_t table_len, const uint8_t *restrict esc, Py_ssize_t n_esc)
 {
-    Py_buffer out, packed, table, escapes;
-    Py_ssize_t n, used = 0;
     uint8_t lookup[16];
     uint16_t pairs[256];
-    int ok = 1;
-
-    if (!PyArg_ParseTuple(args, "w*ny*y*y*", &out, &n, &packed, &table, &escapes)) {
-        return NULL;
-    }
-    if (n < 0 || out.len < n || packed.len < (n + 1) / 2 || table.len > ESCAPE) {
-        PyErr_SetString(PyExc_ValueError, "unpair: bad sizes");
-        ok = 0;
-        goto done;
-    }
+    Py_ssize_t used = 0, full = n / 2, k = 0;
     memset(lookup, 0, sizeof lookup);
-    memcpy(lookup, table.buf, (size_t)table.len);
+    memcpy(lookup, table, (size_t)table_len);
     for (int b = 0; b < 256; b++) {
         pairs[b] = (uint16_t)(lookup[b >> 4] | (lookup[b & 15] << 8));
     }
-    Py_BEGIN_ALLOW_THREADS
-    const uint8_t *in = (const uint8_t *)packed.buf;
-    const uint8_t *esc = (const uint8_t *)escapes.buf;
-    uint8_t *o = (uint8_t *)out.buf;
-    Py_ssize_t n_esc = escapes.len, full = n / 2, k = 0;
 #if BG_SSSE3
     if (vector_ok) {
         k = unpair_vector(o, in, full, lookup, esc, n_esc, &used);
@@ -364,6 +361,35 @@ unpair(PyObject *self, PyObject *args)
             used++;
         }
     }
+    return used;
+}
+
+#ifndef BG_KERNELS_ONLY
+PyDoc_STRVAR(unpair_doc,
+"unpair(out, n, packed, table, escapes) -> int: expand a pair-coded plane into out[:n].\n\n"
+"Each packed byte holds two 4-bit codes, high nibble first: code c < 15 is table[c] (0 past\n"
+"the table), 15 takes the next of escapes in order. Returns the escapes the codes asked for\n"
+"(the caller refuses the plane unless that is len(escapes)).");
+
+static PyObject *
+unpair(PyObject *self, PyObject *args)
+{
+    Py_buffer out, packed, table, escapes;
+    Py_ssize_t n, used = 0;
+    int ok = 1;
+
+    if (!PyArg_ParseTuple(args, "w*ny*y*y*", &out, &n, &packed, &table, &escapes)) {
+        return NULL;
+    }
+    if (n < 0 || out.len < n || packed.len < (n + 1) / 2 || table.len > ESCAPE) {
+        PyErr_SetString(PyExc_ValueError, "unpair: bad sizes");
+        ok = 0;
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    used = unpair_plane((uint8_t *)out.buf, n, (const uint8_t *)packed.buf,
+                        (const uint8_t *)table.buf, table.len, (const uint8_t *)escapes.buf,
+                        escapes.len);
     Py_END_ALLOW_THREADS
 done:
     PyBuffer_Release(&escapes);
@@ -375,6 +401,7 @@ done:
     }
     return PyLong_FromSsize_t(used);
 }
+#endif
 
 /* ---- Encoding: the reverse loops. ------------------------------------------------------ */
 
@@ -474,6 +501,21 @@ split_4(uint8_t *restrict p0, uint8_t *restrict p1, uint8_t *restrict p2, uint8_
     }
 }
 
+/* The planes of n elements of s bytes into o (plane j at o + j * n): the vector loops for 2
+ * and 4 bytes, the scalar one else. */
+static void
+split_planes(uint8_t *restrict o, const uint8_t *restrict x, int s, Py_ssize_t n)
+{
+    if (s == 2) {
+        split_2(o, o + n, x, n);
+    } else if (s == 4) {
+        split_4(o, o + n, o + 2 * n, o + 3 * n, x, n);
+    } else {
+        split_any(o, x, s, n);
+    }
+}
+
+#ifndef BG_KERNELS_ONLY
 PyDoc_STRVAR(split_doc,
 "split(out, n, itemsize, data): the planes of n elements of itemsize bytes into out.\n\n"
 "Each little-endian word of data is rotated left by one bit; plane j (byte j of every\n"
@@ -495,20 +537,13 @@ split(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-    uint8_t *o = (uint8_t *)out.buf;
-    const uint8_t *x = (const uint8_t *)data.buf;
-    if (s == 2) {
-        split_2(o, o + n, x, n);
-    } else if (s == 4) {
-        split_4(o, o + n, o + 2 * n, o + 3 * n, x, n);
-    } else {
-        split_any(o, x, (int)s, n);
-    }
+    split_planes((uint8_t *)out.buf, (const uint8_t *)data.buf, (int)s, n);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
     PyBuffer_Release(&out);
     Py_RETURN_NONE;
 }
+#endif
 
 /* Codes of plane bytes [k0, k1) (k1 <= n / 2) packed two to a byte, high nibble first, escapes
  * appended in order. Returns 0, or -1 once there are more escapes than fit. */
@@ -606,38 +641,19 @@ pair_vector(uint8_t *restrict o, const uint8_t *restrict in, Py_ssize_t full,
 }
 #endif
 
-PyDoc_STRVAR(pair_doc,
-"pair(packed, escapes, plane, n, rank) -> int: code plane[:n] as 4-bit ranks, two a byte.\n\n"
-"Byte v gets code rank[v] (15: escaped, its value appended to escapes in order); codes are\n"
-"packed high nibble first into packed[:(n + 1) // 2], an odd last code with a 0 low nibble.\n"
-"Returns the number of escapes, or -1 when there are more than len(escapes).");
-
-static PyObject *
-pair(PyObject *self, PyObject *args)
+/* Code plane in[:n] as 4-bit ranks two a byte into o (escaped values appended to esc, at most
+ * cap). Returns the number of escapes, or -1 when there are more than cap. */
+static Py_ssize_t
+pair_plane(uint8_t *restrict o, uint8_t *restrict esc, Py_ssize_t cap, const uint8_t *restrict in,
+           Py_ssize_t n, const uint8_t *restrict r)
 {
-    Py_buffer packed, escapes, plane, rank;
-    Py_ssize_t n, used = 0;
-    int status = 0;
-
-    if (!PyArg_ParseTuple(args, "w*w*y*ny*", &packed, &escapes, &plane, &n, &rank)) {
-        return NULL;
-    }
-    if (n < 0 || plane.len < n || packed.len < (n + 1) / 2 || rank.len != 256) {
-        PyErr_SetString(PyExc_ValueError, "pair: bad sizes");
-        status = -2;
-        goto done;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    uint8_t *o = (uint8_t *)packed.buf, *esc = (uint8_t *)escapes.buf;
-    const uint8_t *in = (const uint8_t *)plane.buf, *r = (const uint8_t *)rank.buf;
-    Py_ssize_t cap = escapes.len, full = n / 2;
-    Py_ssize_t k = 0;
+    Py_ssize_t used = 0, full = n / 2, k = 0;
 #if BG_SSSE3
     if (vector_ok) {
         k = pair_vector(o, in, full, r, esc, cap, &used);
     }
 #endif
-    status = k < 0 ? -1 : pair_scalar(o, in, k, full, r, esc, cap, &used);
+    int status = k < 0 ? -1 : pair_scalar(o, in, k, full, r, esc, cap, &used);
     if (status == 0 && n % 2) {  /* the last code is alone: a 0 low nibble pads it */
         uint8_t a = in[n - 1], ca = r[a];
         o[full] = (uint8_t)(ca << 4);
@@ -649,16 +665,43 @@ pair(PyObject *self, PyObject *args)
             }
         }
     }
+    return status < 0 ? -1 : used;
+}
+
+#ifndef BG_KERNELS_ONLY
+PyDoc_STRVAR(pair_doc,
+"pair(packed, escapes, plane, n, rank) -> int: code plane[:n] as 4-bit ranks, two a byte.\n\n"
+"Byte v gets code rank[v] (15: escaped, its value appended to escapes in order); codes are\n"
+"packed high nibble first into packed[:(n + 1) // 2], an odd last code with a 0 low nibble.\n"
+"Returns the number of escapes, or -1 when there are more than len(escapes).");
+
+static PyObject *
+pair(PyObject *self, PyObject *args)
+{
+    Py_buffer packed, escapes, plane, rank;
+    Py_ssize_t n, used = 0;
+
+    if (!PyArg_ParseTuple(args, "w*w*y*ny*", &packed, &escapes, &plane, &n, &rank)) {
+        return NULL;
+    }
+    if (n < 0 || plane.len < n || packed.len < (n + 1) / 2 || rank.len != 256) {
+        PyErr_SetString(PyExc_ValueError, "pair: bad sizes");
+        used = -2;
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    used = pair_plane((uint8_t *)packed.buf, (uint8_t *)escapes.buf, escapes.len,
+                      (const uint8_t *)plane.buf, n, (const uint8_t *)rank.buf);
     Py_END_ALLOW_THREADS
 done:
     PyBuffer_Release(&rank);
     PyBuffer_Release(&plane);
     PyBuffer_Release(&escapes);
     PyBuffer_Release(&packed);
-    if (status == -2) {
+    if (used == -2) {
         return NULL;
     }
-    return PyLong_FromSsize_t(status < 0 ? -1 : used);
+    return PyLong_FromSsize_t(used);
 }
 
 static PyMethodDef methods[] = {
@@ -682,3 +725,4 @@ PyInit__bytegroup(void)
 #endif
     return PyModule_Create(&module);
 }
+#endif
