@@ -78,7 +78,7 @@ class JobRecord:
 
 class _Signals(QObject):
     # Only numbers and strings cross threads: results stay in Python (JobRunner.results). Every
-    # number travels as a Python int (``object``): a Signal(int) is a 32-bit C++ int, and a
+    # number travels as a Python int (``object``): a signal typed ``int`` is a 32-bit C++ int; a
     # 2 GiB shard overflowed it; job ids go the same way, so no 32-bit int crosses at all.
     progress = Signal(object, object, object, str)
     started = Signal(object)

@@ -38,7 +38,7 @@ class LayoutGrid(QWidget):
     """Draws one row per device; a filled cell where the device holds a piece of the chunk."""
 
     #: The chunk column clicked.
-    chunk_clicked = Signal(object)  # a chunk index as a Python int: no 32-bit Signal(int) anywhere
+    chunk_clicked = Signal(object)  # a chunk index as a Python int (64-bit safe)
 
     def __init__(self) -> None:
         super().__init__()
