@@ -9,10 +9,13 @@ cache of what is read first, with posix_fadvise DONTNEED; "warm" has it in the p
   mm.load         services.loading.load_version of the version (decode on the thread pool)
   mount           a plain read of the mounted file, by a fresh 'modelmanager mount' each run
                   (its chunk cache and the kernel's cache of the mounted file empty)
+  mount 8 MiB     the same, read as cp and sha256sum read: 8 MiB at a time into one buffer
   mount again     the same file read again in the same mount (the kernel's page cache)
   fuse zeros      a plain read of a file of zeros from a bare mfusepy mount that does nothing
                   else: the ceiling of a Python FUSE read on this machine
 Ratios are to the plain read and to mm.load in the same cache state. Needs FUSE (fuse3, mfusepy).
+Both mounts raise the kernel's read-ahead on themselves where they may (root): the line
+"read-ahead" says what it was.
 """
 
 from __future__ import annotations
@@ -37,7 +40,27 @@ from modelmanager.core.storage import page_cache
 from modelmanager.services import init_repository
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import evict_version, load_version
-from modelmanager.services.mount_fuse import fuse_problem
+from modelmanager.services.mount_fuse import fuse_problem, mount_device_number, raise_read_ahead
+
+STREAM_BLOCK = 8 << 20
+
+
+def stream_file(path: Path, block: int = STREAM_BLOCK) -> int:
+    """Read ``path`` as cp and sha256sum do: ``block`` bytes at a time into one buffer."""
+    buf, total = bytearray(block), 0
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            total += n
+    return total
+
+
+def read_ahead_kb(where: Path) -> str:
+    """The kernel's read-ahead on the mount at ``where`` (KiB), as sysfs says."""
+    device = mount_device_number(where)
+    try:
+        return Path(f"/sys/class/bdi/{device}/read_ahead_kb").read_text().strip()
+    except OSError:
+        return "unknown"
 
 
 def _mounted(where: Path) -> bool:
@@ -70,6 +93,11 @@ def serve_zeros(where: str, size: int) -> None:
 
         def read(self, path: str, n: int, offset: int, fi: object) -> bytes:
             return zeros[: max(0, min(n, size - offset))]
+
+        def init_with_config(self, conn: object, config: object) -> None:
+            kb = raise_read_ahead(Path(where))  # as the real mount does
+            if kb is not None:
+                conn.max_readahead = max(conn.max_readahead, kb * 1024)  # type: ignore[attr-defined]
 
     mfusepy.FUSE(Zeros(), where, raw_fi=True, foreground=True, ro=True, max_idle_threads=8)
 
@@ -128,22 +156,26 @@ def main() -> None:
             page_cache.evict(src)
             evict_version(ws, manifest)
 
-        def fresh_mount_read() -> None:
+        seen_read_ahead: set[str] = set()
+
+        def fresh_mount_read(reader: Callable[[Path], object]) -> float:
             m = Mounted(work / "repo", where, env)
             try:
+                seen_read_ahead.add(read_ahead_kb(where))
                 start = time.perf_counter()
-                read_file(mounted_file)
-                fresh_mount_read.seconds = time.perf_counter() - start  # type: ignore[attr-defined]
+                reader(mounted_file)
+                return time.perf_counter() - start
             finally:
                 m.close()
 
-        def timed_fresh(before: Callable[[], None] | None) -> float:
+        def timed_fresh(
+            before: Callable[[], None] | None, reader: Callable[[Path], object]
+        ) -> float:
             times = []
             for _ in range(args.repeat):
                 if before is not None:
                     before()
-                fresh_mount_read()
-                times.append(fresh_mount_read.seconds)  # type: ignore[attr-defined]
+                times.append(fresh_mount_read(reader))
             return sorted(times)[len(times) // 2]
 
         rows: dict[str, float] = {}
@@ -152,7 +184,8 @@ def main() -> None:
             rows[f"read {cache}"] = median_seconds(lambda: read_file(src), args.repeat, before)[0]
             rows[f"mm.load {cache}"] = median_seconds(lambda: load_version(ws, "m"), args.repeat,
                                                       before)[0]  # fmt: skip
-            rows[f"mount {cache}"] = timed_fresh(before)
+            rows[f"mount {cache}"] = timed_fresh(before, read_file)
+            rows[f"mount 8 MiB {cache}"] = timed_fresh(before, stream_file)
         m = Mounted(work / "repo", where, env)
         try:
             read_file(mounted_file)
@@ -169,7 +202,8 @@ def main() -> None:
         finally:
             m.close()
         ws.close()
-        print(f"cores: {os.cpu_count()}, {src.name}: {size / 1e6:.0f} MB (bf16, codec auto)")
+        print(f"cores: {os.cpu_count()}, {src.name}: {size / 1e6:.0f} MB (bf16, codec auto); "
+              f"read-ahead on the mount: {', '.join(sorted(seen_read_ahead))} KiB")  # fmt: skip
         for label, seconds in rows.items():
             cache = label.rsplit(" ", 1)[1]
             speed = size / seconds

@@ -161,6 +161,30 @@ def test_mmap_of_a_mounted_file_reads_the_original_bytes(
 
 
 @needs_fuse
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="only root may set a mount's read-ahead")  # fmt: skip
+def test_the_mount_reads_ahead_a_mebibyte_where_root(mounted: Mount) -> None:
+    # The kernel gives a FUSE mount 128 KiB and keeps the smaller of sysfs and the INIT reply:
+    # a mount that raised only one of the two would read 128 here.
+    device = binding.mount_device_number(mounted.where)
+    assert device is not None
+    assert device != binding.mount_device_number(Path("/"))
+    knob = Path("/sys/class/bdi") / device / "read_ahead_kb"
+    deadline = time.monotonic() + 10  # the kernel's INIT may finish just after it is listed
+    while int(knob.read_text()) != binding.READ_AHEAD_KB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert int(knob.read_text()) == binding.READ_AHEAD_KB
+    f = mounted.model / "latest" / "model-00001-of-00002.safetensors"
+    with open(f, "rb", buffering=0) as one:
+        assert one.read() == (mounted.where.parent / "v2" / f.name).read_bytes()
+
+
+def test_read_ahead_is_left_alone_where_nothing_is_mounted(tmp_path: Path) -> None:
+    assert binding.mount_device_number(tmp_path) is None
+    assert binding.raise_read_ahead(tmp_path) is None
+
+
+@needs_fuse
 def test_writes_are_refused(mounted: Mount) -> None:
     version = mounted.model / "@1"
     attempts = [
