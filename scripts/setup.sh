@@ -113,6 +113,8 @@ ensure_test_tools() {
               aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu qemu-aarch64:qemu-user; do
     command -v "${tool%%:*}" >/dev/null || missing="$missing ${tool#*:}"
   done
+  # The cross compiler alone builds nothing: its C library's headers come separately.
+  [ -e /usr/aarch64-linux-gnu/include/stdint.h ] || missing="$missing libc6-dev-arm64-cross"
   # shellcheck disable=SC2086  # one word per package
   [ -z "$missing" ] || apt_install $missing
 }

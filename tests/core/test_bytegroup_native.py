@@ -29,6 +29,11 @@ def _tool(*names: str) -> str:
     pytest.skip(f"none of {names} here")
 
 
+def _compile(command: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr  # the compiler's own words
+
+
 def _check(command: list[str]) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -42,8 +47,7 @@ def _check(command: list[str]) -> str:
 def test_the_c_loops_match_their_definition_natively(tmp_path: Path, flags: list[str]) -> None:
     cc = _tool("cc", "gcc", "clang")
     exe = tmp_path / "kernels"
-    subprocess.run([cc, "-O2", "-Wall", "-Werror", *flags, "-o", str(exe), str(HARNESS)],
-                   check=True, capture_output=True)  # fmt: skip
+    _compile([cc, "-O2", "-Wall", "-Werror", *flags, "-o", str(exe), str(HARNESS)])
     paths = _check([str(exe)])
     if flags:
         assert paths == "scalar"
@@ -59,6 +63,5 @@ def test_the_neon_loops_match_their_definition_under_qemu(tmp_path: Path) -> Non
     cc = _tool("aarch64-linux-gnu-gcc")
     qemu = _tool("qemu-aarch64", "qemu-aarch64-static")
     exe = tmp_path / "kernels-arm64"
-    subprocess.run([cc, "-O2", "-Wall", "-Werror", "-static", "-o", str(exe), str(HARNESS)],
-                   check=True, capture_output=True)  # fmt: skip
+    _compile([cc, "-O2", "-Wall", "-Werror", "-static", "-o", str(exe), str(HARNESS)])
     assert _check([qemu, str(exe)]) == "neon"
