@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from modelmanager.core.ids import BytesLike
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.repo.manifest import ChunkRef, FileRecord, Manifest
 from modelmanager.errors import NotFoundError
@@ -274,19 +275,20 @@ class MountView:
 
     # -- reading ------------------------------------------------------------------------
 
-    def read(self, f: File, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes of ``f`` from ``offset`` (fewer at its end)."""
+    def read(self, f: File, offset: int, size: int) -> BytesLike:
+        """Up to ``size`` bytes of ``f`` from ``offset`` (fewer at its end): a view of the
+        cached chunk when they lie in one (no copy; the cache never changes a chunk's bytes)."""
         end = min(f.size, offset + size)
         if offset >= end:
             return b""
         refs = f.record.chunks
         j = bisect.bisect_right(f.starts, offset) - 1
-        pieces: list[bytes] = []
+        pieces: list[memoryview] = []
         while j < len(refs) and f.starts[j] < end:
             data = self._chunk(f.manifest, refs, j)
             start = f.starts[j]
             lo, hi = max(offset, start) - start, min(end, start + len(data)) - start
-            pieces.append(data if (lo, hi) == (0, len(data)) else data[lo:hi])
+            pieces.append(memoryview(data)[lo:hi])
             j += 1
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 

@@ -9,6 +9,7 @@ missing. Files open with the kernel's page cache kept (``keep_cache``; no ``dire
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import importlib
 import logging
@@ -23,7 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from modelmanager import logs
+from modelmanager.core.ids import BytesLike
 from modelmanager.errors import ModelManagerError, NotFoundError, UserError
 from modelmanager.services import Workspace
 from modelmanager.services.mount import Dir, File, Link, MountView
@@ -166,7 +170,7 @@ class Operations:
         fi.direct_io = 0  # mmap needs the page cache
         return 0
 
-    def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+    def read(self, path: str, size: int, offset: int, fi: Any) -> BytesLike:
         node = self._open.get(fi.fh)
         if node is None:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
@@ -179,6 +183,27 @@ class Operations:
 
     def statfs(self, path: str) -> dict[str, int]:
         return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
+
+
+def _fuse_class(fuse: Any) -> Any:
+    """mfusepy's FUSE, reading straight from the chunk cache into the kernel's buffer.
+
+    mfusepy's own ``read`` takes only ``bytes``, so each 1 MiB request would first be sliced
+    out of its chunk (a copy, holding the GIL) and then copied again; here it is one copy,
+    made by ``memmove`` without the GIL (docs/benchmarks.md)."""
+
+    class Fuse(fuse.FUSE):  # type: ignore[misc]
+        def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+            data = self.operations.read(None, size, offset, fip.contents)
+            n = len(data)
+            if n > size:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            if n:
+                held = np.frombuffer(data, np.uint8)  # its address; keeps the bytes alive
+                ctypes.memmove(buf, held.ctypes.data, n)
+            return n
+
+    return Fuse
 
 
 def _check_mountpoint(where: Path) -> None:
@@ -219,7 +244,7 @@ def mount(
     elif platform.system() == "Darwin":
         options["volname"] = "ModelManager"
     try:
-        fuse.FUSE(ops, str(where), raw_fi=True, **options)
+        _fuse_class(fuse)(ops, str(where), raw_fi=True, **options)
     except RuntimeError as e:
         # libfuse 3 ends its loop with 8 when a signal (Ctrl+C, SIGTERM) stopped it: after it
         # was mounted, that is the way out asked for. Before, libfuse said why on stderr.
