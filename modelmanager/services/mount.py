@@ -137,9 +137,9 @@ class ChunkCache:
     def __init__(self, limit: int) -> None:
         self.limit = max(0, limit)
         self.size = 0
-        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._items: OrderedDict[str, BytesLike] = OrderedDict()
 
-    def get(self, cid: str) -> bytes | None:
+    def get(self, cid: str) -> BytesLike | None:
         data = self._items.get(cid)
         if data is not None:
             self._items.move_to_end(cid)
@@ -148,7 +148,7 @@ class ChunkCache:
     def __contains__(self, cid: str) -> bool:
         return cid in self._items
 
-    def put(self, cid: str, data: bytes) -> None:
+    def put(self, cid: str, data: BytesLike) -> None:
         if cid in self._items or len(data) > self.limit:
             return
         self._items[cid] = data
@@ -177,7 +177,7 @@ class MountView:
         self._meta = threading.Lock()  # one reader of the repository's lists at a time
         self._listings: dict[str, _Listing] = {}
         self._versions: OrderedDict[tuple[str, int], _Version] = OrderedDict()
-        self._pending: dict[str, Future[bytes]] = {}
+        self._pending: dict[str, Future[BytesLike]] = {}
         self._fetchers: dict[str, Fetcher] = {}
         self._pool = ThreadPoolExecutor(4, "mm-mount")
         self._closed = False
@@ -292,7 +292,7 @@ class MountView:
             j += 1
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
-    def _chunk(self, m: Manifest, refs: Sequence[ChunkRef], j: int) -> bytes:
+    def _chunk(self, m: Manifest, refs: Sequence[ChunkRef], j: int) -> BytesLike:
         """Chunk ``j`` of a file, decoded: from the cache, a read already under way, or a
         new read; a read that follows the previous chunk also starts reading ahead."""
         cid = refs[j].id
@@ -350,8 +350,9 @@ class MountView:
             at_offset[at] = ref.id
             at += ref.length
 
-        def arrived(offset: int, data: object) -> None:
-            self._done(at_offset[offset], bytes(data))  # type: ignore[call-overload]
+        def arrived(offset: int, data: BytesLike) -> None:
+            # kept as handed over, no copy (see Sink); as bytes, whatever the buffer's format
+            self._done(at_offset[offset], memoryview(data).cast("B"))
 
         try:
             fetcher = self._fetcher(m)
@@ -362,7 +363,7 @@ class MountView:
         except BaseException as e:  # every waiter gets the error (it becomes EIO there)
             self._fail(unique, e)
 
-    def _done(self, cid: str, data: bytes) -> None:
+    def _done(self, cid: str, data: BytesLike) -> None:
         with self._lock:
             self.cache.put(cid, data)
             waiting = self._pending.pop(cid, None)

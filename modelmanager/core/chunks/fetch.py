@@ -72,6 +72,8 @@ RESIDENT_FIRST = CAN_READ_RESIDENT
 #: The page-cache pass stops once this many more chunks were missed than found (cold).
 COLD_AFTER = 4
 
+#: Takes (offset in the file, a chunk's plain bytes). The bytes are the sink's to keep: the
+#: fetcher hands each buffer over once and never writes to it again (the mount caches them).
 Sink = Callable[[int, BytesLike], None]
 #: A chunk to fetch: (lane, chunk id, length, offset in the file, layout, hot device or None).
 Todo = tuple[str, str, int, int, Layout, Device | None]
