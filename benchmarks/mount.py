@@ -40,7 +40,7 @@ from modelmanager.core.storage import page_cache
 from modelmanager.services import init_repository
 from modelmanager.services.importing import import_paths
 from modelmanager.services.loading import evict_version, load_version
-from modelmanager.services.mount_fuse import fuse_problem, mount_device_number, raise_read_ahead
+from modelmanager.services.mount_fuse import fuse_problem, raise_read_ahead_at_init, read_ahead_kb
 
 STREAM_BLOCK = 8 << 20
 
@@ -52,15 +52,6 @@ def stream_file(path: Path, block: int = STREAM_BLOCK) -> int:
         while n := f.readinto(buf):
             total += n
     return total
-
-
-def read_ahead_kb(where: Path) -> str:
-    """The kernel's read-ahead on the mount at ``where`` (KiB), as sysfs says."""
-    device = mount_device_number(where)
-    try:
-        return Path(f"/sys/class/bdi/{device}/read_ahead_kb").read_text().strip()
-    except OSError:
-        return "unknown"
 
 
 def _mounted(where: Path) -> bool:
@@ -95,9 +86,7 @@ def serve_zeros(where: str, size: int) -> None:
             return zeros[: max(0, min(n, size - offset))]
 
         def init_with_config(self, conn: object, config: object) -> None:
-            kb = raise_read_ahead(Path(where))  # as the real mount does
-            if kb is not None:
-                conn.max_readahead = max(conn.max_readahead, kb * 1024)  # type: ignore[attr-defined]
+            raise_read_ahead_at_init(Path(where), conn)  # as the real mount does
 
     mfusepy.FUSE(Zeros(), where, raw_fi=True, foreground=True, ro=True, max_idle_threads=8)
 
@@ -161,7 +150,7 @@ def main() -> None:
         def fresh_mount_read(reader: Callable[[Path], object]) -> float:
             m = Mounted(work / "repo", where, env)
             try:
-                seen_read_ahead.add(read_ahead_kb(where))
+                seen_read_ahead.add(str(read_ahead_kb(where) or "unknown"))
                 start = time.perf_counter()
                 reader(mounted_file)
                 return time.perf_counter() - start

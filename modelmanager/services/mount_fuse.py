@@ -9,6 +9,7 @@ missing. Files open with the kernel's page cache kept (``keep_cache``; no ``dire
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import importlib
@@ -119,10 +120,8 @@ class Operations:
         The kernel sets the mount's read-ahead to the smaller of the sysfs value and the one
         this INIT answers with, so both are raised (see :func:`raise_read_ahead`)."""
         self.mounted = True
-        if self.where is not None and conn is not None:
-            kb = raise_read_ahead(self.where)
-            if kb is not None and hasattr(conn, "max_readahead"):
-                conn.max_readahead = max(conn.max_readahead, kb * 1024)
+        if self.where is not None:
+            raise_read_ahead_at_init(self.where, conn)
         self.ready()
 
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
@@ -279,19 +278,37 @@ def raise_read_ahead(where: Path, kb: int = READ_AHEAD_KB) -> int | None:
     long read of a mounted file arrives as 128 KiB requests, each a round trip through
     Python; 1 MiB requests cut those eightfold (docs/benchmarks.md). Anyone else keeps 128.
     """
-    device = mount_device_number(where)
-    if device is None:
+    knob = _read_ahead_knob(where)
+    if knob is None:
         return None
-    knob = Path("/sys/class/bdi") / device / "read_ahead_kb"
-    try:
-        if int(knob.read_text()) < kb:
+    now = read_ahead_kb(where)
+    if now is not None and now < kb:
+        with contextlib.suppress(OSError):  # not root: the kernel's default stays
             knob.write_text(f"{kb}\n")
-    except (OSError, ValueError):
-        pass  # not root, or no such knob: the kernel's default stays
+    return read_ahead_kb(where)
+
+
+def _read_ahead_knob(where: Path) -> Path | None:
+    """The sysfs file holding the read-ahead of the mount at ``where`` (Linux)."""
+    device = mount_device_number(where)
+    return None if device is None else Path("/sys/class/bdi") / device / "read_ahead_kb"
+
+
+def read_ahead_kb(where: Path) -> int | None:
+    """The kernel's read-ahead on the mount at ``where`` (KiB), or None where unknown."""
+    knob = _read_ahead_knob(where)
     try:
-        return int(knob.read_text())
+        return None if knob is None else int(knob.read_text())
     except (OSError, ValueError):
         return None
+
+
+def raise_read_ahead_at_init(where: Path, conn: Any) -> None:
+    """In a FUSE INIT callback: raise the read-ahead both in sysfs and in the INIT reply
+    (``conn``), as the kernel keeps the smaller of the two."""
+    kb = raise_read_ahead(where)
+    if kb is not None and conn is not None and hasattr(conn, "max_readahead"):
+        conn.max_readahead = max(conn.max_readahead, kb * 1024)
 
 
 def mounted_here(where: Path) -> bool:
