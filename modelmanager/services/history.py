@@ -85,7 +85,7 @@ def log(ws: Workspace, model: str) -> list[VersionRow]:
     ref = parse_ref(model)
     rows = ws.catalog.versions(ref.model)
     if not rows:
-        hint = did_you_mean(ref.model, ws.repo.model_names())
+        hint = did_you_mean(ref.model, ws.repo.hint_names())
         raise NotFoundError(f"no model named {ref.model!r}{hint}")
     return rows
 

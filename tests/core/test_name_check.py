@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from modelmanager.core.repo.hints import did_you_mean
 from modelmanager.errors import UserError
 from modelmanager.services import Workspace, history
 from modelmanager.services.devices import add_device
@@ -52,3 +53,33 @@ def test_a_removed_model_or_a_stray_folder_is_no_model(ws: Workspace, tmp_path: 
     assert ws.repo.existing_model_name("BAD NAME!") is None
     import_paths(ws, [_file(tmp_path, 2)], "Tiny")  # the name is free again, in any case
     assert ws.repo.existing_model_name("tiny") == "Tiny"
+
+
+def test_a_not_found_hint_comes_from_the_index_not_a_listing(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import_paths(ws, [_file(tmp_path)], "org/tiny")
+    import_paths(ws, [_file(tmp_path)], "other/tinny")
+
+    def no_listing() -> list[str]:
+        raise AssertionError("a not-found message listed every model's folder")
+
+    monkeypatch.setattr(ws.repo, "model_names", no_listing)
+    with pytest.raises(
+        UserError, match=r"no model named 'org/tinyy' \(did you mean 'org/tiny'\?\)"
+    ):
+        ws.repo.resolve("org/tinyy")  # the same org's close name first, not other/tinny
+    with pytest.raises(UserError, match=r"no model named 'tiny' \(did you mean 'org/tiny'\?\)"):
+        history.log(ws, "tiny")
+    with pytest.raises(UserError, match=r"\(did you mean 'org/tiny' or 'other/tinny'\?\)"):
+        ws.repo.resolve("orgg/tiny")  # no model in that org: every org's names
+
+
+def test_did_you_mean_picks_the_orgs_own_names_first() -> None:
+    names = ["a/model-1", "b/model-1", "b/model-2"]
+    same_org = did_you_mean("b/model-3", names)
+    assert "'b/model-1'" in same_org
+    assert "'b/model-2'" in same_org
+    assert "a/" not in same_org
+    assert all(f"'{n}'" in did_you_mean("c/model-3", names) for n in names)
+    assert did_you_mean("zzz", names) == ""

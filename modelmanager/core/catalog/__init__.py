@@ -423,6 +423,12 @@ class Catalog(Queries):
             ).fetchone()
         return str(row[0]) if row else None
 
+    def model_names(self) -> list[str]:
+        """Every model's name, sorted, as of the last sync (the versions table's index)."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT model FROM versions ORDER BY model")
+            return [str(r[0]) for r in rows]
+
     # -- benchmark history --------------------------------------------------------------
 
     def add_bench(self, rows: list[BenchRow]) -> None:

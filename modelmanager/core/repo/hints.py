@@ -11,7 +11,14 @@ def did_you_mean(word: str, names: Iterable[str]) -> str:
     """' (did you mean 'a' or 'b'?)' for the names closest to ``word``; '' when none is close."""
     pool = list(names)
     folded = {n.casefold(): n for n in pool}
-    close = [folded[n] for n in difflib.get_close_matches(word.casefold(), folded, n=3, cutoff=0.6)]
+    key = word.casefold()
+    # difflib takes a third of a second over 10,000 names: a word with an org is looked up
+    # among that org's names first, and among all only when none of them is close.
+    org = key.rpartition("/")[0]
+    same_org = [n for n in folded if n.startswith(org + "/")] if org else []
+    found = difflib.get_close_matches(key, same_org, n=3, cutoff=0.6)
+    found = found or difflib.get_close_matches(key, folded, n=3, cutoff=0.6)
+    close = [folded[n] for n in found]
     # A name that ends like the word (the ORG/ left out) is as good a guess as a close one.
     close += [n for n in pool if n.rsplit("/", 1)[-1] == word and n not in close]
     if not close:

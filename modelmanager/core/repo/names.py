@@ -131,3 +131,7 @@ class ModelIndex(Protocol):
     def existing_model_name(self, model: str) -> str | None:
         """The stored spelling of a model whose name equals ``model`` ignoring case."""
         ...
+
+    def model_names(self) -> list[str]:
+        """Every model's name, sorted (for a not-found message's close names)."""
+        ...

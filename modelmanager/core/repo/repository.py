@@ -451,6 +451,12 @@ class Repository(VersionStore):
 
     # -- writing (under the writer lock) ------------------------------------------------
 
+    def hint_names(self) -> list[str]:
+        """The index's model names when there is one (one query), else the folders'."""
+        if self.model_index is not None:
+            return self.model_index.model_names()
+        return self.model_names()
+
     def existing_model_name(self, model: str) -> str | None:
         """The stored spelling of a model whose name equals ``model`` ignoring case.
 

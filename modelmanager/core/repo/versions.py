@@ -179,6 +179,11 @@ class VersionStore:
             names.add(key.split("/")[1].replace("~", "/"))
         return sorted(names)
 
+    def hint_names(self) -> list[str]:
+        """The model names a not-found message picks close ones from (an indexed repository
+        answers from its index: listing 10,000 models' folders takes a second)."""
+        return self.model_names()
+
     def manifest_keys(self) -> Iterator[tuple[str, int]]:
         """Every manifest of a version that exists, as (key, size): one listing of the
         records, and the removal records read only for models that have some."""
@@ -312,7 +317,7 @@ class VersionStore:
         r = parse_ref(ref) if isinstance(ref, str) else ref
         seqs = self.version_numbers(r.model)
         if not seqs:
-            hint = did_you_mean(r.model, self.model_names())
+            hint = did_you_mean(r.model, self.hint_names())
             raise NotFoundError(f"no model named {r.model!r}{hint}")
         if r.seq is not None:
             if r.seq not in seqs:
