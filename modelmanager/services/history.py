@@ -52,7 +52,7 @@ def model_row(versions: Sequence[VersionRow], stored: int | None = None) -> Mode
     top = versions[0]
     labels = {label: v.seq for v in versions for label in v.labels}
     return ModelRow(top.model, len(versions), top.seq, top.created, top.logical_bytes,
-                    top.parameters, labels, str(top.metadata.get("architecture", "")),
+                    top.parameters, labels, top.facts.architecture,
                     top.dtypes, stored)  # fmt: skip
 
 

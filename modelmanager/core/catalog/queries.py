@@ -66,16 +66,15 @@ class Queries:
                 labels.setdefault(model, {})[label] = seq
             rows = self._db.execute(
                 "SELECT v.model, c.n, v.seq, v.created, v.logical_bytes, v.parameters, "
-                "v.metadata, v.dtypes, s.bytes "
+                "v.architecture, v.dtypes, s.bytes "
                 "FROM versions v JOIN (SELECT model, COUNT(*) n, MAX(seq) top FROM versions "
                 "GROUP BY model) c ON v.model=c.model AND v.seq=c.top "
                 "LEFT JOIN model_stored s ON s.model=v.model ORDER BY v.model"
             ).fetchall()
             return [
                 ModelRow(name, n, seq, created, size, params, labels.get(name, {}),
-                         str(_parse(meta)[0].get("architecture", "")), _parse(dtypes)[0],
-                         stored)
-                for name, n, seq, created, size, params, meta, dtypes, stored in rows
+                         arch, _parse(dtypes)[0], stored)
+                for name, n, seq, created, size, params, arch, dtypes, stored in rows
             ]  # fmt: skip
 
     def versions(self, model: str) -> list[VersionRow]:

@@ -58,7 +58,7 @@ class ModelRow:
     logical_bytes: int
     parameters: int
     labels: dict[str, int]
-    #: The newest version's architecture (from its config's facts; "" when none says) and
+    #: The newest version's architecture (its facts'; "" when none says) and
     #: bytes per dtype: what the library view shows and sorts by without opening a manifest.
     architecture: str = ""
     dtypes: dict[str, int] = field(default_factory=dict)
