@@ -25,7 +25,8 @@ and at each size prints:
 - ``cold X``: the command ``X`` as a subprocess right after the catalog file is deleted;
 - ``warm X``: the median of ``--repeat`` runs of ``X`` as a subprocess; ``search`` is the broad
   query ``epoch 3`` (one version of every model: N rows printed), ``search one`` a selective
-  one (``run<middle>``, the middle model's metadata: its 5 versions);
+  one (``run<middle>``, the middle model's metadata: its 5 versions); ``typo`` is ``show`` of
+  a misspelled name (``orgN/modl-...``), which fails naming the close ones;
 - ``floor``: ``modelmanager --version`` as a subprocess (what any command costs at least);
 - ``verify``, ``scrub``, ``gc``: the whole-repository jobs, once each, as subprocesses.
 
@@ -66,7 +67,7 @@ from modelmanager.services.importing import import_paths
 from modelmanager.services.lineage import related, scan_related
 from modelmanager.services.maintenance import stats
 
-COMMANDS = ("ls", "log", "search", "search one", "show", "related", "stats")
+COMMANDS = ("ls", "log", "search", "search one", "show", "related", "stats", "typo")
 #: Whole-repository jobs, timed once each (they read every chunk or list every piece).
 JOBS = ("verify", "scrub", "gc")
 
@@ -75,6 +76,9 @@ def model_name(i: int) -> str:
     """The i-th model's name: 37 organisations, so names sort and search like real ones."""
     return f"org{i % 37}/model-{i:05d}"
 
+
+#: A misspelled model name (``show`` of it fails with close names): the not-found path.
+TYPO = "/modl-"
 
 #: Probe models (timed single imports) are named under this, and not counted as built models.
 PROBE = "probe/"
@@ -118,11 +122,16 @@ def import_model(ws: Workspace, scratch: Path, i: int, versions: int) -> list[fl
 
 
 def run(args: list[str], repo: Path) -> float:
-    """Seconds of one ``modelmanager`` subprocess (which must succeed)."""
+    """Seconds of one ``modelmanager`` subprocess (which must succeed, or for ``typo`` fail
+    with the usage exit code and a hint)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "modelmanager", "--repo", str(repo), *args],
-                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    return time.perf_counter() - start
+    done = subprocess.run([sys.executable, "-m", "modelmanager", "--repo", str(repo), *args],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    seconds = time.perf_counter() - start
+    typo = TYPO in args[-1]
+    if done.returncode != (2 if typo else 0) or (typo and "did you mean" not in done.stderr):
+        raise SystemExit(f"{' '.join(args)}: exit {done.returncode}: {done.stderr.strip()}")
+    return seconds
 
 
 def command(name: str, n: int) -> list[str]:
@@ -131,7 +140,8 @@ def command(name: str, n: int) -> list[str]:
     return {"ls": ["ls"], "log": ["log", middle], "search": ["search", "epoch 3"],
             "search one": ["search", f"run{n // 2}"], "show": ["show", f"{middle}@3"],
             "related": ["show", f"{middle}@3", "--related"],
-            "stats": ["stats"], "verify": ["verify"],
+            "stats": ["stats"], "typo": ["show", middle.replace("/model-", TYPO)],
+            "verify": ["verify"],
             "scrub": ["scrub"], "gc": ["gc"]}[name]  # fmt: skip
 
 
