@@ -449,13 +449,13 @@ class Repository(VersionStore):
                 problems.append(RecordProblem(str(root / IDENTITY_FILE), what))
         return problems
 
-    # -- writing (under the writer lock) ------------------------------------------------
-
     def hint_names(self) -> list[str]:
         """The index's model names when there is one (one query), else the folders'."""
         if self.model_index is not None:
             return self.model_index.model_names()
         return self.model_names()
+
+    # -- writing (under the writer lock) ------------------------------------------------
 
     def existing_model_name(self, model: str) -> str | None:
         """The stored spelling of a model whose name equals ``model`` ignoring case.
