@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from modelmanager.core.repo.hints import did_you_mean
+from modelmanager.core.repo.hints import SHORTLIST, did_you_mean
 from modelmanager.errors import UserError
 from modelmanager.services import Workspace, history
 from modelmanager.services.devices import add_device
@@ -65,21 +67,24 @@ def test_a_not_found_hint_comes_from_the_index_not_a_listing(
         raise AssertionError("a not-found message listed every model's folder")
 
     monkeypatch.setattr(ws.repo, "model_names", no_listing)
-    with pytest.raises(
-        UserError, match=r"no model named 'org/tinyy' \(did you mean 'org/tiny'\?\)"
-    ):
-        ws.repo.resolve("org/tinyy")  # the same org's close name first, not other/tinny
+    closest_first = r"no model named 'org/tinyy' \(did you mean 'org/tiny' or 'other/tinny'\?\)"
+    with pytest.raises(UserError, match=closest_first):
+        ws.repo.resolve("org/tinyy")
     with pytest.raises(UserError, match=r"no model named 'tiny' \(did you mean 'org/tiny'\?\)"):
         history.log(ws, "tiny")
     with pytest.raises(UserError, match=r"\(did you mean 'org/tiny' or 'other/tinny'\?\)"):
-        ws.repo.resolve("orgg/tiny")  # no model in that org: every org's names
+        ws.repo.resolve("orgg/tiny")
 
 
-def test_did_you_mean_picks_the_orgs_own_names_first() -> None:
-    names = ["a/model-1", "b/model-1", "b/model-2"]
-    same_org = did_you_mean("b/model-3", names)
-    assert "'b/model-1'" in same_org
-    assert "'b/model-2'" in same_org
-    assert "a/" not in same_org
-    assert all(f"'{n}'" in did_you_mean("c/model-3", names) for n in names)
+def test_did_you_mean_over_many_names_finds_what_difflib_over_all_finds() -> None:
+    names = [f"org{i % 37}/model-{i:05d}" for i in range(3000)]
+    assert len(names) > SHORTLIST
+    rng = random.Random(7)
+    for _ in range(20):
+        name = rng.choice(names)
+        cut = rng.randrange(len(name))
+        typo = name[:cut] + name[cut + 1 :]  # one letter dropped, maybe in the org
+        best = difflib.get_close_matches(typo, names, n=1, cutoff=0.6)
+        assert f"'{best[0]}'" in did_you_mean(typo, names), typo
     assert did_you_mean("zzz", names) == ""
+    assert did_you_mean("model-00042", names).startswith(" (did you mean 'org5/model-00042'")
