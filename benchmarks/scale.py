@@ -121,14 +121,13 @@ def import_model(ws: Workspace, scratch: Path, i: int, versions: int) -> list[fl
     return seconds
 
 
-def run(args: list[str], repo: Path) -> float:
-    """Seconds of one ``modelmanager`` subprocess (which must succeed, or for ``typo`` fail
-    with the usage exit code and a hint)."""
+def run(args: list[str], repo: Path, typo: bool = False) -> float:
+    """Seconds of one ``modelmanager`` subprocess, which must succeed (``typo``: fail with the
+    usage exit code, naming close names)."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "modelmanager", "--repo", str(repo), *args],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     seconds = time.perf_counter() - start
-    typo = TYPO in args[-1]
     if done.returncode != (2 if typo else 0) or (typo and "did you mean" not in done.stderr):
         raise SystemExit(f"{' '.join(args)}: exit {done.returncode}: {done.stderr.strip()}")
     return seconds
@@ -168,7 +167,7 @@ def measure(
     ws.close()
     rows["floor"] = median_seconds(lambda: run(["--version"], repo), repeat)[0]
     for name in COMMANDS:
-        once = functools.partial(run, command(name, n), repo)
+        once = functools.partial(run, command(name, n), repo, typo=name == "typo")
         rows[f"cold {name}"] = median_seconds(once, 1, drop_catalog)[0]
         rows[f"warm {name}"] = median_seconds(once, repeat)[0]
     for name in JOBS:

@@ -18,14 +18,13 @@ from modelmanager.core.catalog import ModelRow, VersionRow
 from modelmanager.core.faults import crash_point
 from modelmanager.core.gcpause import paused_gc
 from modelmanager.core.jobs import JobContext
-from modelmanager.core.repo.hints import did_you_mean
 from modelmanager.core.repo.manifest import FileRecord, Manifest, ManifestCache
 from modelmanager.core.repo.names import check_label, parse_ref
 from modelmanager.core.repo.records import unseal
 from modelmanager.core.repo.repository import DEFAULT_LOCK_TIMEOUT
 from modelmanager.core.repo.versions import manifest_key
 from modelmanager.core.storage import BlobNotFound
-from modelmanager.errors import ModelManagerError, NotFoundError, UserError
+from modelmanager.errors import ModelManagerError, UserError
 from modelmanager.services import Changes, Workspace
 from modelmanager.services.maintenance import all_manifests
 from modelmanager.services.pin_records import release_pin
@@ -85,8 +84,7 @@ def log(ws: Workspace, model: str) -> list[VersionRow]:
     ref = parse_ref(model)
     rows = ws.catalog.versions(ref.model)
     if not rows:
-        hint = did_you_mean(ref.model, ws.repo.hint_names())
-        raise NotFoundError(f"no model named {ref.model!r}{hint}")
+        raise ws.repo.missing_model(ref.model)
     return rows
 
 

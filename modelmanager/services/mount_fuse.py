@@ -281,11 +281,11 @@ def raise_read_ahead(where: Path, kb: int = READ_AHEAD_KB) -> int | None:
     knob = _read_ahead_knob(where)
     if knob is None:
         return None
-    now = read_ahead_kb(where)
+    now = _knob_kb(knob)
     if now is not None and now < kb:
         with contextlib.suppress(OSError):  # not root: the kernel's default stays
             knob.write_text(f"{kb}\n")
-    return read_ahead_kb(where)
+    return _knob_kb(knob)
 
 
 def _read_ahead_knob(where: Path) -> Path | None:
@@ -294,13 +294,17 @@ def _read_ahead_knob(where: Path) -> Path | None:
     return None if device is None else Path("/sys/class/bdi") / device / "read_ahead_kb"
 
 
+def _knob_kb(knob: Path) -> int | None:
+    try:
+        return int(knob.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def read_ahead_kb(where: Path) -> int | None:
     """The kernel's read-ahead on the mount at ``where`` (KiB), or None where unknown."""
     knob = _read_ahead_knob(where)
-    try:
-        return None if knob is None else int(knob.read_text())
-    except (OSError, ValueError):
-        return None
+    return None if knob is None else _knob_kb(knob)
 
 
 def raise_read_ahead_at_init(where: Path, conn: Any) -> None:

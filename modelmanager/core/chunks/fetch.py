@@ -59,7 +59,7 @@ from modelmanager.errors import IntegrityError
 #: Chunks between "read requested" and "handed to the sink" (about 16 x 4 MiB chunks plus their
 #: decoded bytes; each device gets at least 2, so many devices may have a few more).
 MAX_IN_FLIGHT = 16
-#: Reader threads per device by default: enough to keep one disk's queue busy.
+#: Reader threads per device at least: enough to keep one disk's queue busy.
 IO_THREADS = 2
 #: Read an erasure-coded chunk's data fragments on their devices' pools at once (False: one
 #: reader reads them one after the other, as before; benchmarks/load_devices.py compares).
@@ -173,6 +173,12 @@ def _decode_into(blob: BytesLike, chunk_id: str, length: int, dest: memoryview) 
         raise IntegrityError("chunk content does not match its hash", path=key)
 
 
+def reader_threads(threads: int | None = None) -> int:
+    """Reader threads per device of a fetcher with ``threads`` decode threads (default:
+    :func:`default_workers`): never fewer than ``IO_THREADS``."""
+    return max(IO_THREADS, threads or default_workers())
+
+
 class Fetcher:
     """Per-device reader pools and one decode pool, shared by every file of one version.
 
@@ -191,7 +197,7 @@ class Fetcher:
         self.ctx = ctx
         self.total, self.text, self.done = total, text, 0
         self.threads = threads or default_workers()
-        self.devices = DevicePools(self.chunks, max(IO_THREADS, self.threads), selector)
+        self.devices = DevicePools(self.chunks, reader_threads(self.threads), selector)
         self.decode = ThreadPoolExecutor(self.threads, "mm-decode")
         self.device_bytes: dict[str, int] = {}  # bytes fetched per lane (device name)
         #: Hot-tier devices that hold any hot copy, looked at once per fetcher (see module doc).

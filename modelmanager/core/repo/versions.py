@@ -184,6 +184,10 @@ class VersionStore:
         answers from its index: listing 10,000 models' folders takes a second)."""
         return self.model_names()
 
+    def missing_model(self, model: str) -> NotFoundError:
+        """The error for ``model`` having no version here, naming the close ones."""
+        return NotFoundError(f"no model named {model!r}{did_you_mean(model, self.hint_names())}")
+
     def manifest_keys(self) -> Iterator[tuple[str, int]]:
         """Every manifest of a version that exists, as (key, size): one listing of the
         records, and the removal records read only for models that have some."""
@@ -317,8 +321,7 @@ class VersionStore:
         r = parse_ref(ref) if isinstance(ref, str) else ref
         seqs = self.version_numbers(r.model)
         if not seqs:
-            hint = did_you_mean(r.model, self.hint_names())
-            raise NotFoundError(f"no model named {r.model!r}{hint}")
+            raise self.missing_model(r.model)
         if r.seq is not None:
             if r.seq not in seqs:
                 has = f"version {seqs[0]}" if len(seqs) == 1 else f"versions {number_ranges(seqs)}"
