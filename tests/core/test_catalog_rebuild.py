@@ -120,7 +120,7 @@ def test_a_version_2_catalog_is_upgraded_and_keeps_benchmarks(
     finally:
         again.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
     db.close()
 
 

@@ -51,7 +51,14 @@ from modelmanager.errors import ModelManagerError
 #: 5: each version's structured facts (core/catalog/facts.py), as columns search filters on.
 #: 6: license and base model columns (filters); each version's tensor digests and chunks
 #: (core/catalog/content.py: lineage and stats without a manifest read); models' stored bytes.
-SCHEMA_VERSION = 6
+#: 7: an index holding what ``models()`` reads (ls and the library), added to a version 6 file
+#: in place (:data:`_UPGRADES`), not by a rebuild.
+SCHEMA_VERSION = 7
+#: Every column ``models()`` reads, in model and version order: one pass over it lists them.
+_NEWEST_INDEX = (
+    "CREATE INDEX versions_newest ON versions(model, seq, created, logical_bytes, parameters, "
+    "architecture, dtypes)"
+)
 _SCHEMA = """
 CREATE TABLE versions(
     key TEXT PRIMARY KEY, model TEXT NOT NULL, seq INTEGER NOT NULL, parent INTEGER,
@@ -73,9 +80,12 @@ CREATE TABLE bench(run TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL,
     seconds REAL NOT NULL);
 CREATE INDEX bench_run ON bench(run);
 """
-_SCHEMA += content.SCHEMA
+_SCHEMA += content.SCHEMA + _NEWEST_INDEX + ";\n"
 #: Tables kept across a schema change (when unchanged): benchmark history is in no manifest.
 _KEEP = ("bench",)
+#: What takes a file of the version key to the next one while keeping its rows (an index
+#: more needs no rebuild of 50,000 versions).
+_UPGRADES = {6: _NEWEST_INDEX}
 #: The columns of ``versions``, in order (inserts name them: the rowid is given explicitly).
 _VERSION_COLUMNS = (
     "key, model, seq, parent, created, message, metadata, files, tensors, parameters, "
@@ -116,13 +126,13 @@ class Catalog(Queries):
         path.parent.mkdir(parents=True, exist_ok=True)
         with busy_is_locked(path):
             try:
-                self._db = connect(path, _SCHEMA, SCHEMA_VERSION, _KEEP)
+                self._db = connect(path, _SCHEMA, SCHEMA_VERSION, _KEEP, _UPGRADES)
             except sqlite3.DatabaseError as e:
                 if not is_damaged(e):
                     raise  # busy is not damage: never throw away a file another process uses
                 # A damaged cache is thrown away and rebuilt: the manifests are the truth.
                 self._discard_files()
-                self._db = connect(path, _SCHEMA, SCHEMA_VERSION, _KEEP)
+                self._db = connect(path, _SCHEMA, SCHEMA_VERSION, _KEEP, _UPGRADES)
         repo.model_index = self
 
     @classmethod
@@ -409,7 +419,7 @@ class Catalog(Queries):
             with self._lock:
                 self._db.close()
                 self._discard_files()
-                self._db = connect(self.path, _SCHEMA, SCHEMA_VERSION, _KEEP)
+                self._db = connect(self.path, _SCHEMA, SCHEMA_VERSION, _KEEP, _UPGRADES)
             self.add_bench(bench)
         return self.sync(progress)
 

