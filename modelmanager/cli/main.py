@@ -8,6 +8,7 @@ traceback (70).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import traceback
@@ -67,7 +68,12 @@ def _command(argv: Sequence[str] | None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return its exit code."""
+    """Run one command; return its exit code (``argv`` None: this process's command line)."""
+    if argv is None:
+        # A process running one command: what the imports made lives as long as it does, so
+        # the collector stops walking it. Its first full collection (~39,000 objects) took
+        # 15-25 ms of ls or search at 10,000 rows. Not in a caller's process (argv given).
+        gc.freeze()
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = getattr(args, "func", None) or app.cmd_status
