@@ -11,9 +11,9 @@ from modelmanager.core.catalog.facts import Facts, facts_of
 from modelmanager.core.repo.manifest import Manifest
 
 
-#: The rows are values, never changed once made, but not ``frozen``: a frozen dataclass sets
-#: each field through ``object.__setattr__``, 5x the cost of a slotted one's plain init
-#: (11 against 2 ms for 10,000 rows; ls, search and the library tree make 10,000 to 50,000).
+# The rows are values, never changed once made, but not ``frozen``: a frozen dataclass sets
+# each field through ``object.__setattr__``, 5x the cost of a slotted one's plain init
+# (11 against 2 ms for 10,000 rows; ls, search and the library tree make 10,000 to 50,000).
 @dataclass(slots=True)
 class VersionRow:
     """A version as the catalog lists it (no file or tensor detail)."""
