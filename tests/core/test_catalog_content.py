@@ -144,6 +144,10 @@ def test_a_schema_6_catalog_gains_the_newest_index_in_place(ws: Workspace, tmp_p
         db.execute("INSERT INTO state(key, value) VALUES('kept', 'yes')")  # gone if rebuilt
         db.execute("PRAGMA user_version=6")
     db.close()
+    open_workspace(ws.repo.root).close()
+    with sqlite3.connect(path) as db:  # upgraded again, over an index already there
+        db.execute("PRAGMA user_version=6")
+    db.close()
     again = open_workspace(ws.repo.root)
     try:
         assert [m.to_json() for m in again.catalog.models()] == listed

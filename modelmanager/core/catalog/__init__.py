@@ -84,8 +84,8 @@ _SCHEMA += content.SCHEMA + _NEWEST_INDEX + ";\n"
 #: Tables kept across a schema change (when unchanged): benchmark history is in no manifest.
 _KEEP = ("bench",)
 #: What takes a file of the version key to the next one while keeping its rows (an index
-#: more needs no rebuild of 50,000 versions).
-_UPGRADES = {6: _NEWEST_INDEX}
+#: more needs no rebuild of 50,000 versions; one made by hand already is kept).
+_UPGRADES = {6: _NEWEST_INDEX.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1)}
 #: The columns of ``versions``, in order (inserts name them: the rowid is given explicitly).
 _VERSION_COLUMNS = (
     "key, model, seq, parent, created, message, metadata, files, tensors, parameters, "
