@@ -41,19 +41,18 @@ def print_table(
         if not "".join(col).isprintable():  # something in the column to escape
             cols[i] = tuple(map(shown, col))
     widths = [max([len(h), *map(len, col)]) for h, col in zip(headers, cols, strict=True)]
+    # Right-aligned when every cell is a number (subclasses too: bool, numpy's float64).
+    pads = [
+        str.rjust if all(issubclass(k, (int, float)) for k in kind) else str.ljust for kind in kinds
+    ]
     # Each column padded to its width by one ``map`` (str.format parsed its pattern again
     # for every line), then joined a line at a time.
-    pads = [str.rjust if kind <= _NUMBERS else str.ljust for kind in kinds]
     padded = [
         tuple(map(pad, col, repeat(w))) for pad, col, w in zip(pads, cols, widths, strict=True)
     ]
     head = "  ".join(pad(h, w) for pad, h, w in zip(pads, headers, widths, strict=True))
     text = [head.rstrip(), *map(str.rstrip, map("  ".join, zip(*padded, strict=True)))]
     out.write("\n".join(text) + "\n")
-
-
-#: The cell types a table right-aligns.
-_NUMBERS = {int, float, bool}
 
 
 class ProgressLine:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+
 from modelmanager.cli.output import print_table
 
 
@@ -32,3 +34,9 @@ def test_only_hidden_characters_are_escaped_and_lines_stay_aligned() -> None:
 
 def test_no_rows_prints_the_headers() -> None:
     assert _table(["MODEL", "SIZE"], []) == ["MODEL  SIZE", ""]
+
+
+def test_number_subclasses_are_right_aligned_as_numbers() -> None:
+    """numpy's float64 is a float: a column of them lines up on the right, as before."""
+    lines = _table(["S", "B"], [[np.float64(1.5), True], [np.float64(10.25), False]])
+    assert lines[:3] == ["    S      B", "  1.5   True", "10.25  False"]
