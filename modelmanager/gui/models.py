@@ -150,7 +150,7 @@ def version_item(key: str, model: str, v: VersionRow) -> QStandardItem:
     child.setData(-v.seq, NAME_ASC)  # newest first, whichever way names sort
     child.setData(v.seq, NAME_DESC)
     _figures(child, None, None, v.logical_bytes, v.parameters,
-             str(v.metadata.get("architecture", "")), v.dtypes, v.labels, v.created)  # fmt: skip
+             v.facts.architecture, v.dtypes, v.labels, v.created)  # fmt: skip
     return child
 
 

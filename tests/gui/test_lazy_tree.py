@@ -35,7 +35,7 @@ from tests.support.builders import small_model, write_safetensors
 def _rows(n: int, stored: list[int | None] | None = None) -> tuple[list[ModelRow], dict[str, Any]]:
     models = [ModelRow(f"m{i:04d}", 3, 3, "2026-01-01", i, i, {}, "A", '{"f32": 4}',
                        stored[i] if stored else None) for i in range(n)]  # fmt: skip
-    versions = {m.name: [VersionRow(m.name, s, None, "2026", f"v{s}", {}, 1, 1, 1, s, {}, ())
+    versions = {m.name: [VersionRow(m.name, s, None, "2026", f"v{s}", "{}", 1, 1, 1, s, {}, ())
                          for s in (3, 2, 1)] for m in models}  # fmt: skip
     return models, versions
 

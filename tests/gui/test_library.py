@@ -239,7 +239,7 @@ def test_a_large_tree_fills_and_sorts(qtbot) -> None:  # type: ignore[no-untyped
     models = [ModelRow(f"m{i:04d}", 3, 3, "2026-01-01", i * 7 % 500, i, {}, "A", '{"f32": 4}')
               for i in range(500)]  # fmt: skip
     versions: dict[str, list[Any]] = {
-        m.name: [VersionRow(m.name, s, None, "2026", "", {}, 1, 1, 1, s, {"f32": 4}, ())
+        m.name: [VersionRow(m.name, s, None, "2026", "", "{}", 1, 1, 1, s, {"f32": 4}, ())
                  for s in (3, 2, 1)] for m in models
     }  # fmt: skip
     tree = RepoTreeModel()
@@ -263,7 +263,7 @@ def test_a_re_read_keeps_the_scroll_position_expansion_and_current_row(qtbot) ->
 
     models = [ModelRow(f"m{i:03d}", 2, 2, "2026", i, i, {}, "A") for i in range(200)]
     versions: dict[str, list[Any]] = {
-        m.name: [VersionRow(m.name, s, None, "2026", "", {}, 1, 1, 1, s, {}, ()) for s in (2, 1)]
+        m.name: [VersionRow(m.name, s, None, "2026", "", "{}", 1, 1, 1, s, {}, ()) for s in (2, 1)]
         for m in models
     }
     tree = RepoTreeModel()

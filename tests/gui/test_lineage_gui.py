@@ -161,8 +161,8 @@ def test_history_lineage_graph_links_the_fine_tune_and_its_base_and_opens_them( 
 def _row(
     seq: int, parent: int | None, labels: tuple[str, ...] = (), message: str = ""
 ) -> VersionRow:
-    return VersionRow("m", seq, parent, f"2026-01-{seq:02}T00:00:00", message or f"v{seq}", {},
-                      1, 1, 1, 1, {}, labels)  # fmt: skip
+    return VersionRow("m", seq, parent, f"2026-01-{seq:02}T00:00:00", message or f"v{seq}",
+                      "{}", 1, 1, 1, 1, {}, labels)  # fmt: skip
 
 
 def test_a_long_history_draws_the_versions_nearest_the_shown_one_and_says_so(qtbot) -> None:  # type: ignore[no-untyped-def]

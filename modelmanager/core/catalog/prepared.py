@@ -24,8 +24,8 @@ Prepared = tuple[
 #: How many fields a ``versions`` row has after its rowid (``_VERSION_COLUMNS``).
 VERSION_FIELDS = 20
 #: ``json.dumps(doc, sort_keys=True)`` without making an encoder per call (a rebuild makes
-#: 50,000 rows).
-_sorted_json = json.JSONEncoder(sort_keys=True).encode
+#: 50,000 rows); the text a catalog row keeps of a version's metadata.
+sorted_json = json.JSONEncoder(sort_keys=True).encode
 
 
 def _spaced(words: Iterable[str]) -> str:
@@ -38,7 +38,7 @@ def prepare(key: str, m: Manifest, size: int) -> Prepared:
     facts = facts_of(m)
     dtypes = m.dtype_bytes()
     row = (
-        key, m.model, m.seq, m.parent, m.created, m.message, _sorted_json(m.metadata),
+        key, m.model, m.seq, m.parent, m.created, m.message, sorted_json(m.metadata),
         len(m.files), sum(len(f.tensors) for f in m.files), m.parameters, m.logical_bytes,
         json.dumps(dtypes), size, json.dumps(facts.to_json()), facts.architecture,
         facts.model_type, _spaced(dtype_name(d) for d in dtypes), _spaced(facts.formats),

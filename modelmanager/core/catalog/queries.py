@@ -49,7 +49,7 @@ class Queries:
         (model, seq, parent, created, message, metadata, files, tensors, params, size, dtypes,
          facts) = row  # fmt: skip
         return VersionRow(
-            model, seq, parent, created, message, _parse(metadata)[0], files, tensors, params,
+            model, seq, parent, created, message, metadata, files, tensors, params,
             size, _parse(dtypes)[0], tuple(sorted(labels)), facts_from_json(facts),
         )  # fmt: skip
 
