@@ -221,9 +221,17 @@ def test_the_window_appears_before_a_lost_catalog_is_rebuilt(qtbot, library: Wor
         win.ask_before_close = False
         qtbot.addWidget(win)
         win.show()
-        titles = [j.title for j in win.runner.jobs.values()]
-        assert f"Read the catalog of {root.name}" in titles  # the rebuild is a job
+
+        def titles() -> list[str]:
+            return [j.title for j in win.runner.jobs.values()]
+
+        # the tree is read first (what the catalog has: nothing), the rest after it
+        assert "Read the catalog" in titles()
+        assert not {"Read devices", f"Read the catalog of {root.name}"} & set(titles())
+        qtbot.waitUntil(lambda: f"Read the catalog of {root.name}" in titles())  # the rebuild
+        assert "Read devices" in titles()  # started with it, once the tree was listed
         qtbot.waitUntil(lambda: _row(win, "acme/llama").isValid() and not win.runner.running())
+        assert win.devices_tab.table.rowCount() == len(ws.repo.devices.devices)
         assert len(history.list_models(ws)) == 3
         win.runner.cancel_all_and_wait()
     finally:
