@@ -28,7 +28,13 @@ and at each size prints:
   one (``run<middle>``, the middle model's metadata: its 5 versions); ``typo`` is ``show`` of
   a misspelled name (``orgN/modl-...``), which fails naming the close ones;
 - ``floor``: ``modelmanager --version`` as a subprocess (what any command costs at least);
-- ``verify``, ``scrub``, ``gc``: the whole-repository jobs, once each, as subprocesses.
+- ``verify``, ``scrub``, ``gc``: the whole-repository jobs, once each, as subprocesses, and
+  ``X peak MiB``: the largest resident memory each reaches, run once more in a child that
+  reads its own ``VmHWM`` (``benchmarks/memory.py``'s measure; Linux);
+- ``window shown`` / ``window full tree``: the desktop window on the warm catalog, in a
+  subprocess (offscreen): seconds from making it to shown, and to every model listed
+  (``benchmarks/window_start.py``'s measure; the median of ``--repeat``; skipped where PySide6
+  is not installed).
 
 The last column is the growth exponent k (time ~ N^k) from the previous size, computed on the
 time above the floor for subprocess rows (none when that is under 30 ms, which is noise); a
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import math
 import os
@@ -59,6 +66,8 @@ from safetensors.numpy import save_file
 # Appended, not inserted: PYTHONPATH (another checkout being measured) comes first.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.memory import JOBS as MEMORY_JOBS
+from benchmarks.memory import peak_kib
 from benchmarks.timing import median_seconds
 from modelmanager import paths
 from modelmanager.core.catalog import catalog_path
@@ -133,6 +142,34 @@ def run(args: list[str], repo: Path, typo: bool = False) -> float:
     return seconds
 
 
+#: Run in a child by :func:`window_start`: the window on repository argv[1], until argv[2]
+#: models are listed; prints (shown, full tree, at rest) seconds as JSON.
+_WINDOW = """
+import json, sys
+from pathlib import Path
+from PySide6.QtWidgets import QApplication
+from benchmarks.window_start import start
+from modelmanager.gui.gc_guard import MainThreadGarbageCollector
+app = QApplication([])
+collector = MainThreadGarbageCollector()  # as the app runs: collections on the UI thread
+print(json.dumps(start(app, Path(sys.argv[1]), int(sys.argv[2]))))
+"""
+
+
+def window_start(repo: Path, models: int) -> tuple[float, float]:
+    """Seconds from making the window to shown, and to ``models`` models listed (a child,
+    offscreen, on the catalog as it is)."""
+    checkout = str(Path(__file__).resolve().parent.parent)  # where ``benchmarks`` is
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), checkout) if p)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=path)
+    done = subprocess.run([sys.executable, "-c", _WINDOW, str(repo), str(models)], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"window start: exit {done.returncode}: {done.stderr.strip()}")
+    shown, full, _rest = json.loads(done.stdout.strip().splitlines()[-1])
+    return shown, full
+
+
 def command(name: str, n: int) -> list[str]:
     """The arguments of command ``name`` on a repository of ``n`` models."""
     middle = model_name(n // 2)
@@ -164,6 +201,7 @@ def measure(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{catalog}{suffix}").unlink(missing_ok=True)
 
+    listed = len(ws.catalog.models())  # probe models too: the window lists them
     ws.close()
     rows["floor"] = median_seconds(lambda: run(["--version"], repo), repeat)[0]
     for name in COMMANDS:
@@ -172,12 +210,19 @@ def measure(
         rows[f"warm {name}"] = median_seconds(once, repeat)[0]
     for name in JOBS:
         rows[name] = run(command(name, n), repo)
+        if sys.platform == "linux":  # the child reads its own VmHWM
+            rows[f"{name} peak MiB"] = peak_kib(MEMORY_JOBS[name], repo) / 1024
+    if importlib.util.find_spec("PySide6") is not None:
+        starts = [window_start(repo, listed) for _ in range(repeat)]
+        rows["window shown"] = sorted(s for s, _f in starts)[len(starts) // 2]
+        rows["window full tree"] = sorted(f for _s, f in starts)[len(starts) // 2]
     return rows
 
 
-#: Rows measured in this process (no floor to take off).
+#: Rows measured in this process, or inside a child (no floor to take off), or in MiB.
 INSIDE = ("import", "import probe", "rebuild", "floor", "stats index", "stats read",
-          "related index", "related scan")  # fmt: skip
+          "related index", "related scan", "window shown", "window full tree",
+          *(f"{job} peak MiB" for job in JOBS))  # fmt: skip
 #: Below this (seconds above the floor), a subprocess row is noise, and has no exponent.
 NOISE = 0.03
 
