@@ -182,3 +182,24 @@ def test_stats_answers_from_the_index_without_reading_a_manifest(
     assert _figures(stats(ws)) == read
     with pytest.raises(ModelManagerError):
         stats(ws, list(ws.repo.iter_manifests()))
+
+
+def test_a_version_row_made_from_its_manifest_equals_the_catalogs(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The catalog keeps a version's metadata as text, parsed when asked; the row ``show`` and
+    remote listings make from a manifest holds the same text (keys sorted, as the catalog
+    writes them), so the two rows and their JSON are equal, nested values included."""
+    from modelmanager.core.catalog import VersionRow
+
+    path = write_safetensors(tmp_path / "m.safetensors", {"w": np.ones((4, 4), np.float32)})
+    import_paths(ws, [path], "m", labels=["prod"],
+                 metadata={"zeta": 1, "alpha": {"b": [1, 2], "a": "x"}, "mid": "é"})  # fmt: skip
+    (listed,) = ws.catalog.versions("m")
+    made = VersionRow.of(ws.repo.read_manifest("m", 1), {"prod": 1})
+    assert made == listed
+    assert listed.metadata["alpha"] == {"b": [1, 2], "a": "x"}
+    assert made.to_json() == listed.to_json()
+    (found,) = ws.catalog.search("m")
+    assert found.metadata == listed.metadata
+    assert found.metadata_json == listed.metadata_json
