@@ -59,6 +59,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 import numpy as np
 from safetensors.numpy import save_file
@@ -213,9 +214,8 @@ def measure(
         if sys.platform == "linux":  # the child reads its own VmHWM
             rows[f"{name} peak MiB"] = peak_kib(MEMORY_JOBS[name], repo) / 1024
     if importlib.util.find_spec("PySide6") is not None:
-        starts = [window_start(repo, listed) for _ in range(repeat)]
-        rows["window shown"] = sorted(s for s, _f in starts)[len(starts) // 2]
-        rows["window full tree"] = sorted(f for _s, f in starts)[len(starts) // 2]
+        shown, full = zip(*(window_start(repo, listed) for _ in range(repeat)), strict=True)
+        rows["window shown"], rows["window full tree"] = median(shown), median(full)
     return rows
 
 
